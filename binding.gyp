@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "retrograd",
+      "sources": [
+        "native/core/storage.cc",
+        "native/core/thread_pool.cc",
+        "native/core/queue.cc",
+        "native/cpu/gemm.cc",
+        "native/cpu/linear.cc",
+        "native/cpu/activations.cc",
+        "native/cpu/losses.cc",
+        "native/cpu/optim.cc",
+        "native/cpu/tensor_ops.cc",
+        "native/cpu/dropout.cc",
+        "native/addon/kernel_table.cc",
+        "native/addon/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread"]
+    }
+  ]
+}

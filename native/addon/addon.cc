@@ -1,0 +1,376 @@
+// The Node-API boundary of the CPU backend. It unpacks and checks every argument (types, dtypes, lengths,
+// null and disposed handles) against the kernel table, then queues the kernel on this environment's
+// command queue; reads wait for the queue. It never does arithmetic and never terminates the process: every
+// failure becomes a JavaScript RetrogradError with a stable `code`.
+//
+// Context-aware: each Node environment (the main thread, each worker thread) gets its own queue and thread
+// pool through Napi::Addon instance data, torn down with the environment.
+#include <napi.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/queue.h"
+#include "../core/storage.h"
+#include "../cpu/kernels.h"
+#include "kernel_table.h"
+
+namespace rg::addon {
+
+class RetrogradAddon;
+
+// Throws a RetrogradError (the class lib/ registers through setErrorClass) or, before that, an Error, with
+// `code` set.
+Napi::Error make_error(Napi::Env env, const char* code, const std::string& message);
+
+// A native storage as JavaScript sees it: { size, dtype, dispose() }.
+class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeStorage",
+                       {InstanceAccessor<&NativeStorage::size>("size"), InstanceAccessor<&NativeStorage::dtype>("dtype"),
+                        InstanceAccessor<&NativeStorage::disposed>("disposed"),
+                        InstanceMethod<&NativeStorage::dispose>("dispose")});
+  }
+
+  explicit NativeStorage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStorage>(info) {}
+  ~NativeStorage() override { release(Env()); }
+
+  void attach(Napi::Env env, StoragePtr s) {
+    storage_ = std::move(s);
+    size_ = storage_->size();
+    dtype_ = storage_->dtype();
+    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(storage_->bytes()));
+  }
+  const StoragePtr& storage() const { return storage_; }
+
+ private:
+  Napi::Value size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(size_)); }
+  Napi::Value dtype(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), dtype_ == DType::F32 ? "float32" : "int32");
+  }
+  Napi::Value disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !storage_); }
+  void dispose(const Napi::CallbackInfo& info) { release(info.Env()); }
+  void release(Napi::Env env) {
+    if (!storage_) return;
+    Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(storage_->bytes()));
+    storage_.reset();  // queued commands keep their own references
+  }
+
+  StoragePtr storage_;
+  size_t size_ = 0;
+  DType dtype_ = DType::F32;
+};
+
+// Waits, off the main thread, for the queue to reach a point, then copies a storage out (or just syncs).
+class ReadWorker : public Napi::AsyncWorker {
+ public:
+  ReadWorker(Napi::Env env, CommandQueue& queue, uint64_t seq, StoragePtr storage)
+      : Napi::AsyncWorker(env, "retrograd.read"), deferred_(Napi::Promise::Deferred::New(env)), queue_(queue),
+        seq_(seq), storage_(std::move(storage)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    queue_.wait_for(seq_);
+    status_ = queue_.take_error();
+    if (status_.ok() && storage_) {
+      bytes_.resize(storage_->bytes());
+      if (!bytes_.empty()) std::memcpy(bytes_.data(), storage_->raw(), bytes_.size());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!status_.ok()) {
+      deferred_.Reject(make_error(env, code_name(status_.code), status_.message).Value());
+      return;
+    }
+    if (!storage_) {
+      deferred_.Resolve(env.Undefined());
+      return;
+    }
+    size_t n = storage_->size();
+    auto ab = Napi::ArrayBuffer::New(env, n * 4);
+    if (n) std::memcpy(ab.Data(), bytes_.data(), n * 4);
+    if (storage_->dtype() == DType::F32) deferred_.Resolve(Napi::Float32Array::New(env, n, ab, 0));
+    else deferred_.Resolve(Napi::Int32Array::New(env, n, ab, 0));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  CommandQueue& queue_;
+  uint64_t seq_;
+  StoragePtr storage_;
+  Status status_;
+  std::vector<char> bytes_;
+};
+
+class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
+ public:
+  RetrogradAddon(Napi::Env env, Napi::Object exports) : queue_(default_thread_count()) {
+    storage_ctor_ = Napi::Persistent(NativeStorage::define(env));
+    auto names = Napi::Array::New(env, kernel_table().size());
+    for (size_t i = 0; i < kernel_table().size(); i++) names.Set(static_cast<uint32_t>(i), kernel_table()[i].name);
+    exports.Set("kernels", names);
+    exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+    DefineAddon(exports, {
+                             InstanceMethod<&RetrogradAddon::set_error_class>("setErrorClass"),
+                             InstanceMethod<&RetrogradAddon::alloc>("alloc"),
+                             InstanceMethod<&RetrogradAddon::from_host>("fromHost"),
+                             InstanceMethod<&RetrogradAddon::write>("write"),
+                             InstanceMethod<&RetrogradAddon::read>("read"),
+                             InstanceMethod<&RetrogradAddon::read_async>("readAsync"),
+                             InstanceMethod<&RetrogradAddon::sync>("sync"),
+                             InstanceMethod<&RetrogradAddon::sync_async>("syncAsync"),
+                             InstanceMethod<&RetrogradAddon::run>("run"),
+                             InstanceMethod<&RetrogradAddon::info>("info"),
+                             InstanceMethod<&RetrogradAddon::memory>("memory"),
+                         });
+  }
+
+  Napi::FunctionReference error_class;
+
+ private:
+  void set_error_class(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      throw make_error(info.Env(), "INVALID_ARGUMENT", "setErrorClass: expected a constructor");
+    }
+    error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  }
+
+  // Wraps a new storage in a NativeStorage object.
+  Napi::Value wrap(Napi::Env env, StoragePtr s) {
+    Napi::Object obj = storage_ctor_.New({});
+    NativeStorage::Unwrap(obj)->attach(env, std::move(s));
+    return obj;
+  }
+
+  StoragePtr create(Napi::Env env, DType dtype, double size, const char* where) {
+    if (!(size >= 0 && size <= 4e9 && std::floor(size) == size))
+      throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": size must be an integer in [0, 4e9], got " + std::to_string(size));
+    StoragePtr s = Storage::create(dtype, static_cast<size_t>(size));
+    if (!s)
+      throw make_error(env, "OUT_OF_MEMORY", std::string(where) + ": could not allocate " +
+                                                 std::to_string(static_cast<double>(size) * 4) + " bytes");
+    return s;
+  }
+
+  static DType parse_dtype(Napi::Env env, const Napi::Value& v, const char* where) {
+    if (v.IsString()) {
+      std::string d = v.As<Napi::String>();
+      if (d == "float32") return DType::F32;
+      if (d == "int32") return DType::I32;
+    }
+    throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": dtype must be 'float32' or 'int32'");
+  }
+
+  // alloc(dtype, size) -> NativeStorage, zero-filled.
+  Napi::Value alloc(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[1].IsNumber())
+      throw make_error(env, "INVALID_ARGUMENT", "alloc: expected (dtype, size)");
+    DType dtype = parse_dtype(env, info[0], "alloc");
+    return wrap(env, create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc"));
+  }
+
+  static void typed_array_of(Napi::Env env, const Napi::Value& v, const char* where, DType* dtype, const void** data,
+                             size_t* n) {
+    if (!v.IsTypedArray()) throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected a Float32Array or Int32Array");
+    auto ta = v.As<Napi::TypedArray>();
+    if (ta.TypedArrayType() == napi_float32_array) *dtype = DType::F32;
+    else if (ta.TypedArrayType() == napi_int32_array) *dtype = DType::I32;
+    else throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected a Float32Array or Int32Array");
+    *n = ta.ElementLength();
+    *data = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  }
+
+  // fromHost(typedArray) -> NativeStorage holding a copy (a new storage: nothing queued can touch it yet).
+  Napi::Value from_host(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DType dtype;
+    const void* data;
+    size_t n;
+    typed_array_of(env, info.Length() ? info[0] : env.Undefined(), "fromHost", &dtype, &data, &n);
+    StoragePtr s = create(env, dtype, static_cast<double>(n), "fromHost");
+    if (n) std::memcpy(s->raw(), data, n * 4);
+    return wrap(env, std::move(s));
+  }
+
+  StoragePtr storage_arg(Napi::Env env, const Napi::Value& v, const std::string& where) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(storage_ctor_.Value()))
+      throw make_error(env, "INVALID_ARGUMENT", where + ": expected a native storage");
+    const StoragePtr& s = NativeStorage::Unwrap(v.As<Napi::Object>())->storage();
+    if (!s) throw make_error(env, "INVALID_ARGUMENT", where + ": the tensor has been disposed");
+    return s;
+  }
+
+  // write(storage, typedArray): queued copy of host data (taken now) into the storage.
+  void write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2) throw make_error(env, "INVALID_ARGUMENT", "write: expected (storage, typedArray)");
+    StoragePtr s = storage_arg(env, info[0], "write");
+    DType dtype;
+    const void* data;
+    size_t n;
+    typed_array_of(env, info[1], "write", &dtype, &data, &n);
+    if (dtype != s->dtype() || n != s->size())
+      throw make_error(env, "INVALID_ARGUMENT", "write: expected " + std::to_string(s->size()) + " elements of the storage's dtype, got " + std::to_string(n));
+    auto bytes = std::make_shared<std::vector<char>>(static_cast<const char*>(data), static_cast<const char*>(data) + n * 4);
+    queue_.enqueue([s, bytes](ThreadPool&) {
+      if (!bytes->empty()) std::memcpy(s->raw(), bytes->data(), bytes->size());
+      return Status::Ok();
+    });
+  }
+
+  void throw_if_failed(Napi::Env env, const Status& s) {
+    if (!s.ok()) throw make_error(env, code_name(s.code), s.message);
+  }
+
+  // read(storage) -> a typed-array copy, after everything queued has run.
+  Napi::Value read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    StoragePtr s = storage_arg(env, info.Length() ? info[0] : env.Undefined(), "read");
+    throw_if_failed(env, queue_.sync());
+    size_t n = s->size();
+    auto ab = Napi::ArrayBuffer::New(env, n * 4);
+    if (n) std::memcpy(ab.Data(), s->raw(), n * 4);
+    if (s->dtype() == DType::F32) return Napi::Float32Array::New(env, n, ab, 0);
+    return Napi::Int32Array::New(env, n, ab, 0);
+  }
+
+  Napi::Value read_async(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    StoragePtr s = storage_arg(env, info.Length() ? info[0] : env.Undefined(), "readAsync");
+    auto* w = new ReadWorker(env, queue_, queue_.last(), std::move(s));
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  }
+
+  void sync(const Napi::CallbackInfo& info) { throw_if_failed(info.Env(), queue_.sync()); }
+
+  Napi::Value sync_async(const Napi::CallbackInfo& info) {
+    auto* w = new ReadWorker(info.Env(), queue_, queue_.last(), nullptr);
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  }
+
+  // run(kernelIndex, ...args): checks the arguments against the table entry, then queues the kernel.
+  void run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber())
+      throw make_error(env, "INVALID_ARGUMENT", "run: expected a kernel index first");
+    double ki = info[0].As<Napi::Number>().DoubleValue();
+    const auto& table = kernel_table();
+    if (!(ki >= 0 && ki < static_cast<double>(table.size()) && std::floor(ki) == ki))
+      throw make_error(env, "INVALID_ARGUMENT", "run: unknown kernel index " + std::to_string(ki));
+    const KernelDef& k = table[static_cast<size_t>(ki)];
+    const std::string name = k.name;
+    if (info.Length() - 1 != k.args.size())
+      throw make_error(env, "INVALID_ARGUMENT", name + ": expected " + std::to_string(k.args.size()) + " arguments, got " +
+                                                    std::to_string(info.Length() - 1));
+    auto call = std::make_shared<Call>();
+    std::vector<DType> want;
+    std::vector<bool> optional;
+    for (size_t a = 0; a < k.args.size(); a++) {
+      const Napi::Value v = info[a + 1];
+      const std::string where = name + ", argument " + std::to_string(a);
+      switch (k.args[a]) {
+        case Arg::F32:
+        case Arg::F32Opt:
+        case Arg::I32:
+        case Arg::Any32: {
+          StoragePtr s;
+          if (k.args[a] == Arg::F32Opt && (v.IsNull() || v.IsUndefined())) {
+            s = nullptr;
+          } else {
+            s = storage_arg(env, v, where);
+            bool is_f32 = s->dtype() == DType::F32;
+            if ((k.args[a] == Arg::I32 && is_f32) || ((k.args[a] == Arg::F32 || k.args[a] == Arg::F32Opt) && !is_f32))
+              throw make_error(env, "INVALID_ARGUMENT", where + ": expected a " + (k.args[a] == Arg::I32 ? "int32" : "float32") +
+                                                            " storage, got " + (is_f32 ? "float32" : "int32"));
+          }
+          call->buf[call->nbuf++] = std::move(s);
+          break;
+        }
+        case Arg::Bool:
+          if (!v.IsBoolean()) throw make_error(env, "INVALID_ARGUMENT", where + ": expected a boolean");
+          call->s[call->ns++] = v.As<Napi::Boolean>().Value() ? 1 : 0;
+          break;
+        default: {
+          if (!v.IsNumber()) throw make_error(env, "INVALID_ARGUMENT", where + ": expected a number");
+          double d = v.As<Napi::Number>().DoubleValue();
+          if (k.args[a] == Arg::Size && !(d >= 0 && d < 2147483648.0 && std::floor(d) == d))
+            throw make_error(env, "INVALID_ARGUMENT", where + ": expected an integer size in [0, 2^31), got " + std::to_string(d));
+          if (k.args[a] == Arg::Int && !(std::fabs(d) < 9007199254740992.0 && std::floor(d) == d))
+            throw make_error(env, "INVALID_ARGUMENT", where + ": expected an integer, got " + std::to_string(d));
+          call->s[call->ns++] = d;
+        }
+      }
+    }
+    std::vector<double> need = k.need(call->s);
+    for (int i = 0; i < call->nbuf; i++) {
+      if (!call->buf[i]) continue;
+      double have = static_cast<double>(call->buf[i]->size());
+      if (have < need[i])
+        throw make_error(env, "INVALID_ARGUMENT", name + ": buffer " + std::to_string(i) + " holds " +
+                                                      std::to_string(call->buf[i]->size()) + " elements, needs " +
+                                                      std::to_string(static_cast<int64_t>(need[i])));
+    }
+    auto fn = k.run;
+    queue_.enqueue([call, fn, name](ThreadPool& pool) {
+      Status s = fn(pool, *call);
+      if (!s.ok() && s.message.rfind(name, 0) != 0 && s.message.find(':') == std::string::npos)
+        s.message = name + ": " + s.message;
+      return s;
+    });
+  }
+
+  Napi::Value info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("threads", queue_.threads());
+    o.Set("isa", cpu::gemm_isa());
+    auto feats = Napi::Array::New(env);
+    uint32_t n = 0;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.2")) feats.Set(n++, "sse4.2");
+    if (__builtin_cpu_supports("avx2")) feats.Set(n++, "avx2");
+    if (__builtin_cpu_supports("fma")) feats.Set(n++, "fma");
+    if (__builtin_cpu_supports("avx512f")) feats.Set(n++, "avx512f");
+    o.Set("features", feats);
+    return o;
+  }
+
+  Napi::Value memory(const Napi::CallbackInfo& info) {
+    auto o = Napi::Object::New(info.Env());
+    o.Set("tensors", static_cast<double>(memory_stats().storages.load()));
+    o.Set("bytes", static_cast<double>(memory_stats().bytes.load()));
+    return o;
+  }
+
+  CommandQueue queue_;
+  Napi::FunctionReference storage_ctor_;
+};
+
+Napi::Error make_error(Napi::Env env, const char* code, const std::string& message) {
+  RetrogradAddon* addon = env.GetInstanceData<RetrogradAddon>();
+  Napi::Object err;
+  if (addon && !addon->error_class.IsEmpty()) {
+    err = addon->error_class.New({Napi::String::New(env, message), Napi::String::New(env, code)});
+  } else {
+    err = Napi::Error::New(env, message).Value();
+    err.Set("code", code);
+  }
+  return Napi::Error(env, err);
+}
+
+}  // namespace rg::addon
+
+using rg::addon::RetrogradAddon;
+NODE_API_ADDON(RetrogradAddon)

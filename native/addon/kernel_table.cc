@@ -1,0 +1,123 @@
+#include "kernel_table.h"
+
+#include "../cpu/kernels.h"
+
+namespace rg::addon {
+
+namespace {
+
+using A = Arg;
+
+// Accessors for a call's arguments: buffer i as float* (null when absent) or int32*; scalar i as a size,
+// float or bool.
+float* f(Call& c, int i) { return c.buf[i] ? c.buf[i]->f32() : nullptr; }
+int32_t* i32(Call& c, int i) { return c.buf[i]->i32(); }
+void* raw(Call& c, int i) { return c.buf[i]->raw(); }
+int64_t z(const Call& c, int i) { return static_cast<int64_t>(c.s[i]); }
+float x(const Call& c, int i) { return static_cast<float>(c.s[i]); }
+bool b(const Call& c, int i) { return c.s[i] != 0; }
+
+// A kernel that cannot fail at run time.
+template <typename F>
+Status ok(F&& f) {
+  f();
+  return Status::Ok();
+}
+
+#define RUN [](ThreadPool & pool, Call & c) -> Status
+#define NEED [](const double* s) -> std::vector<double>
+
+// Elementwise kernels over N = s[0] values, `nbuf` buffers of N each.
+#define ELEMENTWISE_NEED NEED { return {s[0], s[0], s[0], s[0]}; }
+
+const std::vector<KernelDef> kTable = {
+    // matmul(out[M,N], a, b, M, N, K, transA, transB, alpha, beta): out = alpha·op(a)·op(b) + beta·out
+    {"matmul", {A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool, A::Bool, A::Float, A::Float},
+     NEED { return {s[0] * s[1], s[0] * s[2], s[2] * s[1]}; },
+     RUN { return ok([&] { cpu::gemm(pool, b(c, 3), b(c, 4), z(c, 0), z(c, 1), z(c, 2), x(c, 5), f(c, 1), f(c, 2), x(c, 6), f(c, 0)); }); }},
+    // linear_forward(out[B,OC], inp[B,C], weight[OC,C], bias[OC]?, B, C, OC)
+    {"linear_forward", {A::F32, A::F32, A::F32, A::F32Opt, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[2], s[0] * s[1], s[2] * s[1], s[2]}; },
+     RUN { return ok([&] { cpu::linear_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), z(c, 2)); }); }},
+    // linear_backward(dinp[B,C]?, dweight[OC,C]?, dbias[OC]?, dout[B,OC], inp[B,C], weight[OC,C], B, C, OC)
+    {"linear_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1], s[2] * s[1], s[2], s[0] * s[2], s[0] * s[1], s[2] * s[1]}; },
+     RUN { return ok([&] { cpu::linear_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2)); }); }},
+
+    {"relu_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::relu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+    {"relu_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::relu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+    {"leaky_relu_forward", {A::F32, A::F32, A::Size, A::Float}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::leaky_relu_forward(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1)); }); }},
+    {"leaky_relu_backward", {A::F32, A::F32, A::F32, A::Size, A::Float}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::leaky_relu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1)); }); }},
+    {"sigmoid_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::sigmoid_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+    {"sigmoid_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::sigmoid_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+    {"tanh_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::tanh_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+    {"tanh_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::tanh_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+    {"gelu_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::gelu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+    {"gelu_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::gelu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+    // softmax_forward(out[B,C], inp[B,C], B, C); softmax_backward(dinp, dout, out, B, C)
+    {"softmax_forward", {A::F32, A::F32, A::Size, A::Size}, NEED { return {s[0] * s[1], s[0] * s[1]}; },
+     RUN { return ok([&] { cpu::softmax_forward(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1)); }); }},
+    {"softmax_backward", {A::F32, A::F32, A::F32, A::Size, A::Size},
+     NEED { return {s[0] * s[1], s[0] * s[1], s[0] * s[1]}; },
+     RUN { return ok([&] { cpu::softmax_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), z(c, 1)); }); }},
+
+    // mse_loss(loss[1], dpred[N], pred[N], target[N], N)
+    {"mse_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::mse_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+    // cross_entropy_loss(loss[1], dlogits[B,C,D], logits[B,C,D], target[B,D] int32, B, C, D, ignoreIndex)
+    {"cross_entropy_loss", {A::F32, A::F32, A::F32, A::I32, A::Size, A::Size, A::Size, A::Int},
+     NEED { return {1, s[0] * s[1] * s[2], s[0] * s[1] * s[2], s[0] * s[2]}; },
+     RUN { return cpu::cross_entropy_loss(pool, f(c, 0), f(c, 1), f(c, 2), i32(c, 3), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+    {"bce_with_logits_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::bce_with_logits_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+    {"bce_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
+     RUN { return cpu::bce_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }},
+
+    // sgd_step(param[N], momentumBuf[N]?, grad[N], N, lr, momentum, dampening, weightDecay, nesterov,
+    //          maximize, firstStep)
+    {"sgd_step", {A::F32, A::F32Opt, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Bool, A::Bool, A::Bool},
+     NEED { return {s[0], s[2] != 0 ? s[0] : 0, s[0]}; },
+     RUN { return ok([&] { cpu::sgd_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), b(c, 5), b(c, 6), b(c, 7)); }); }},
+    // adam_step(param, expAvg, expAvgSq, maxExpAvgSq?, grad, N, lr, beta1, beta2, eps, weightDecay, step,
+    //           amsgrad, decoupled, maximize)
+    {"adam_step", {A::F32, A::F32, A::F32, A::F32Opt, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Size, A::Bool, A::Bool, A::Bool},
+     NEED { return {s[0], s[0], s[0], s[7] != 0 ? s[0] : 0, s[0]}; },
+     RUN { return ok([&] { cpu::adam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7), b(c, 8), b(c, 9)); }); }},
+
+    // fill(out[N], N, value); copy(out[N], src[N], N); axpy(out[N], src[N], N, alpha): out += alpha·src
+    {"fill", {A::F32, A::Size, A::Float}, NEED { return {s[0]}; },
+     RUN { return ok([&] { cpu::fill(pool, f(c, 0), z(c, 0), x(c, 1)); }); }},
+    {"copy", {A::Any32, A::Any32, A::Size}, NEED { return {s[0], s[0]}; },
+     RUN { return ok([&] { cpu::copy(pool, raw(c, 0), raw(c, 1), z(c, 0)); }); }},
+    {"axpy", {A::F32, A::F32, A::Size, A::Float}, NEED { return {s[0], s[0]}; },
+     RUN { return ok([&] { cpu::axpy(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1)); }); }},
+    // gather_rows(out[rows,cols], src[srcRows,cols], index[indexOffset+rows] int32, rows, cols, srcRows, indexOffset)
+    {"gather_rows", {A::Any32, A::Any32, A::I32, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1], s[2] * s[1], s[3] + s[0]}; },
+     RUN { return cpu::gather_rows(pool, raw(c, 0), raw(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+    // accuracy_count(count[1], logits[B,C], target[B] int32, B, C): count += correct
+    {"accuracy_count", {A::F32, A::F32, A::I32, A::Size, A::Size}, NEED { return {1, s[0] * s[1], s[0]}; },
+     RUN { return ok([&] { cpu::accuracy_count(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1)); }); }},
+
+    // dropout_forward(out[N], mask[N], inp[N], N, p, seed); dropout_backward(dinp, dout, mask, N)
+    {"dropout_forward", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::dropout_forward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), static_cast<uint32_t>(c.s[2])); }); }},
+    {"dropout_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
+     RUN { return ok([&] { cpu::dropout_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+};
+
+}  // namespace
+
+const std::vector<KernelDef>& kernel_table() { return kTable; }
+
+}  // namespace rg::addon

@@ -1,0 +1,84 @@
+#include "queue.h"
+
+#include <exception>
+#include <utility>
+
+namespace rg {
+
+CommandQueue::CommandQueue(int threads) : pool_(threads), thread_([this] { run(); }) {}
+
+CommandQueue::~CommandQueue() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  has_work_.notify_all();
+  thread_.join();
+}
+
+uint64_t CommandQueue::enqueue(Command command) {
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    commands_.push_back(std::move(command));
+    seq = ++enqueued_;
+  }
+  has_work_.notify_one();
+  return seq;
+}
+
+uint64_t CommandQueue::last() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return enqueued_;
+}
+
+void CommandQueue::wait_for(uint64_t seq) {
+  std::unique_lock<std::mutex> lock(mu_);
+  progressed_.wait(lock, [&] { return completed_ >= seq; });
+}
+
+Status CommandQueue::sync() {
+  wait_for(last());
+  return take_error();
+}
+
+Status CommandQueue::take_error() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Status s = std::move(error_);
+  error_ = Status::Ok();
+  return s;
+}
+
+void CommandQueue::run() {
+  for (;;) {
+    Command command;
+    bool skip;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      has_work_.wait(lock, [&] { return stop_ || !commands_.empty(); });
+      if (commands_.empty()) return;  // stopping, and everything has run
+      command = std::move(commands_.front());
+      commands_.pop_front();
+      skip = !error_.ok();
+    }
+    Status s;
+    if (!skip) {
+      try {
+        s = command(pool_);
+      } catch (const std::bad_alloc&) {
+        s = Status::OutOfMemory("out of host memory while running a queued kernel");
+      } catch (const std::exception& e) {
+        s = {Code::Internal, e.what()};
+      }
+    }
+    command = nullptr;  // release the storages it holds before reporting progress
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!s.ok() && error_.ok()) error_ = std::move(s);
+      completed_++;
+    }
+    progressed_.notify_all();
+  }
+}
+
+}  // namespace rg

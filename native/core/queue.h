@@ -1,0 +1,58 @@
+// CommandQueue: the execution model of the native backends (DESIGN.md, "Execution model"). A kernel call
+// from JavaScript records one command (its storages held by shared_ptr, its sizes and scalars by value)
+// and returns; one native thread runs the commands in order, using the thread pool for the data-parallel
+// work. Reading a value waits for the commands enqueued before it.
+//
+// A command that fails records its Status; the commands after it are skipped (so a failed step cannot
+// go on to update weights with garbage) until a synchronisation takes the error and reports it.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "status.h"
+#include "thread_pool.h"
+
+namespace rg {
+
+class CommandQueue {
+ public:
+  using Command = std::function<Status(ThreadPool&)>;
+
+  explicit CommandQueue(int threads);
+  ~CommandQueue();  // runs what is queued, then stops the thread
+  CommandQueue(const CommandQueue&) = delete;
+  CommandQueue& operator=(const CommandQueue&) = delete;
+
+  // Queues a command; returns its sequence number (1, 2, ...).
+  uint64_t enqueue(Command command);
+  // Sequence number of the last command enqueued (0 when none).
+  uint64_t last() const;
+  // Blocks until every command with a sequence number <= seq has run (or been skipped).
+  void wait_for(uint64_t seq);
+  // Waits for everything queued so far, then returns and clears the first error since the last take.
+  Status sync();
+  // Returns and clears the recorded error without waiting.
+  Status take_error();
+
+  int threads() const { return pool_.size(); }
+
+ private:
+  void run();
+
+  ThreadPool pool_;
+  mutable std::mutex mu_;
+  std::condition_variable has_work_;
+  std::condition_variable progressed_;
+  std::deque<Command> commands_;
+  uint64_t enqueued_ = 0;
+  uint64_t completed_ = 0;
+  Status error_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace rg

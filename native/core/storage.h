@@ -1,0 +1,45 @@
+// Storage: one native buffer of 4-byte elements (float32 or int32), 64-byte aligned so that every SIMD
+// load of a row start is aligned when the row length is a multiple of 16. Owned through shared_ptr: the
+// JavaScript wrapper holds one reference and every queued command holds one more, so a tensor disposed
+// while its kernels are still queued stays alive until they have run.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace rg {
+
+enum class DType : uint8_t { F32 = 0, I32 = 1 };
+
+struct MemoryStats {
+  std::atomic<int64_t> storages{0};
+  std::atomic<int64_t> bytes{0};
+};
+MemoryStats& memory_stats();
+
+class Storage {
+ public:
+  // Returns nullptr when the allocation fails (the caller reports OUT_OF_MEMORY).
+  static std::shared_ptr<Storage> create(DType dtype, size_t size);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  DType dtype() const { return dtype_; }
+  size_t size() const { return size_; }
+  size_t bytes() const { return size_ * 4; }
+  float* f32() { return static_cast<float*>(data_); }
+  int32_t* i32() { return static_cast<int32_t*>(data_); }
+  void* raw() { return data_; }
+
+ private:
+  Storage(DType dtype, size_t size, void* data) : dtype_(dtype), size_(size), data_(data) {}
+  DType dtype_;
+  size_t size_;
+  void* data_;
+};
+
+using StoragePtr = std::shared_ptr<Storage>;
+
+}  // namespace rg

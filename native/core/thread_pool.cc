@@ -1,0 +1,102 @@
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace rg {
+
+namespace {
+thread_local bool in_parallel_region = false;
+}
+
+int default_thread_count() {
+  if (const char* env = std::getenv("RETROGRAD_NUM_THREADS")) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 1024) return static_cast<int>(v);
+  }
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(std::min(hw, 256u));
+}
+
+ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {
+  for (int i = 1; i < threads_; i++) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+int ThreadPool::ranges_for(int64_t n, int64_t grain) const {
+  if (n <= 0) return 0;
+  int64_t g = std::max<int64_t>(1, grain);
+  int64_t r = std::min<int64_t>(threads_, (n + g - 1) / g);
+  return static_cast<int>(std::max<int64_t>(1, r));
+}
+
+void ThreadPool::run_chunks(uint32_t job, const RangeFn* fn, int64_t n, int chunks) {
+  in_parallel_region = true;
+  uint64_t v = next_.load();
+  for (;;) {
+    if (static_cast<uint32_t>(v >> 32) != job || static_cast<int>(v & 0xffffffffu) >= chunks) break;
+    if (!next_.compare_exchange_weak(v, v + 1)) continue;
+    int c = static_cast<int>(v & 0xffffffffu);
+    (*fn)(n * c / chunks, n * (c + 1) / chunks);
+    if (remaining_.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_.notify_all();
+    }
+    v = next_.load();
+  }
+  in_parallel_region = false;
+}
+
+void ThreadPool::worker_loop() {
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t job;
+    const RangeFn* fn;
+    int64_t n;
+    int chunks;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || job_ != seen; });
+      if (stop_) return;
+      seen = job = job_;
+      fn = fn_;
+      n = n_;
+      chunks = chunks_;
+    }
+    run_chunks(job, fn, n, chunks);
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
+  int chunks = ranges_for(n, grain);
+  if (chunks == 0) return;
+  if (chunks == 1 || in_parallel_region) {
+    fn(0, n);
+    return;
+  }
+  uint32_t job;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job = ++job_;
+    fn_ = &fn;
+    n_ = n;
+    chunks_ = chunks;
+    remaining_.store(chunks);
+    next_.store(static_cast<uint64_t>(job) << 32);
+  }
+  wake_.notify_all();
+  run_chunks(job, &fn, n, chunks);
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [&] { return remaining_.load() == 0; });
+}
+
+}  // namespace rg

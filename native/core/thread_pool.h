@@ -1,0 +1,61 @@
+// ThreadPool: a fixed set of worker threads that the command queue's thread uses for data-parallel
+// kernels. Work is split statically into contiguous ranges (the same split for the same n, grain and
+// thread count), so every reduction that combines per-range partial results does so in a fixed order and
+// results are reproducible run to run.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace rg {
+
+class ThreadPool {
+ public:
+  using RangeFn = std::function<void(int64_t begin, int64_t end)>;
+
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return threads_; }
+
+  // Number of ranges parallel_for will use for n items when each range should hold at least `grain`.
+  int ranges_for(int64_t n, int64_t grain) const;
+
+  // Calls fn(begin, end) for ranges_for(n, grain) contiguous ranges covering [0, n) and returns when all
+  // are done. Called from inside a range, it runs serially on the calling thread.
+  void parallel_for(int64_t n, int64_t grain, const RangeFn& fn);
+
+ private:
+  void worker_loop();
+  // Claims and runs chunks of job `job` until none is left. A claim succeeds only while next_ still
+  // carries that job's number in its high 32 bits, so a worker that wakes late never runs a chunk of a
+  // later job with an earlier job's function.
+  void run_chunks(uint32_t job, const RangeFn* fn, int64_t n, int chunks);
+
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  bool stop_ = false;
+
+  // The current job, written under mu_.
+  uint32_t job_ = 0;
+  const RangeFn* fn_ = nullptr;
+  int64_t n_ = 0;
+  int chunks_ = 0;
+  std::atomic<uint64_t> next_{0};  // (job << 32) | next unclaimed chunk
+  std::atomic<int> remaining_{0};
+};
+
+// Thread count for a new pool: RETROGRAD_NUM_THREADS when set to a positive integer, else the number of
+// hardware threads.
+int default_thread_count();
+
+}  // namespace rg

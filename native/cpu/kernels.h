@@ -1,0 +1,80 @@
+// The CPU kernels of retrograd: raw pointers and sizes, no Node types. Every kernel takes the thread
+// pool first, then outputs, then inputs, then sizes, then scalars — the same order as the kernel contract
+// in lib/backend.ts and the reference kernels in lib/backends/reference/.
+//
+// Dimensions: B rows (batch, or every leading dimension flattened), C input features, OC output features,
+// N elements, K the reduced dimension of a matrix product.
+//
+// Gradient contract: parameter gradients (dweight, dbias) ACCUMULATE (+=); activation gradients (dinp)
+// and every forward output OVERWRITE (=). Every kernel is deterministic for a given thread count.
+#pragma once
+#include <cstdint>
+
+#include "../core/status.h"
+#include "../core/thread_pool.h"
+
+namespace rg::cpu {
+
+// ---- matrix products (gemm.cc) ----
+// C[M,N] = alpha · op(A) · op(B) + beta · C, op(A) [M,K] stored as A[M,K] or, transposed, A[K,M];
+// op(B) [K,N] stored as B[K,N] or, transposed, B[N,K]. beta == 0 never reads C (NaN in C is ignored).
+void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, const float* B, float beta, float* C);
+// The ISA the gemm micro-kernels were dispatched to at load: "avx512", "avx2" or "portable".
+const char* gemm_isa();
+
+// ---- linear.cc ----
+void linear_forward(ThreadPool& pool, float* out, const float* inp, const float* weight,
+                    const float* bias, int64_t B, int64_t C, int64_t OC);
+void linear_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int64_t B, int64_t C, int64_t OC);
+
+// ---- activations.cc ----
+void relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
+void relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N);
+void leaky_relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N, float slope);
+void leaky_relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N,
+                         float slope);
+void sigmoid_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
+void sigmoid_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t N);
+void tanh_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
+void tanh_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t N);
+void gelu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
+void gelu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N);
+void softmax_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C);
+void softmax_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t B,
+                      int64_t C);
+
+// ---- losses.cc: value and gradient of the mean in one pass ----
+void mse_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target,
+              int64_t N);
+Status cross_entropy_loss(ThreadPool& pool, float* loss, float* dlogits, const float* logits,
+                          const int32_t* target, int64_t B, int64_t C, int64_t D, int64_t ignore_index);
+void bce_with_logits_loss(ThreadPool& pool, float* loss, float* dpred, const float* logits,
+                          const float* target, int64_t N);
+Status bce_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target,
+                int64_t N);
+
+// ---- optim.cc: one pass over memory per parameter ----
+void sgd_step(ThreadPool& pool, float* param, float* momentum_buf, const float* grad, int64_t N,
+              float lr, float momentum, float dampening, float weight_decay, bool nesterov,
+              bool maximize, bool first_step);
+void adam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
+               const float* grad, int64_t N, float lr, float beta1, float beta2, float eps,
+               float weight_decay, int64_t step, bool amsgrad, bool decoupled, bool maximize);
+
+// ---- tensor_ops.cc ----
+void fill(ThreadPool& pool, float* out, int64_t N, float value);
+void copy(ThreadPool& pool, void* out, const void* src, int64_t N);  // N 4-byte elements
+void axpy(ThreadPool& pool, float* out, const float* src, int64_t N, float alpha);  // out += alpha·src
+Status gather_rows(ThreadPool& pool, void* out, const void* src, const int32_t* index, int64_t rows,
+                   int64_t cols, int64_t src_rows, int64_t index_offset);
+void accuracy_count(ThreadPool& pool, float* count, const float* logits, const int32_t* target,
+                    int64_t B, int64_t C);
+
+// ---- dropout.cc ----
+void dropout_forward(ThreadPool& pool, float* out, float* mask, const float* inp, int64_t N, float p,
+                     uint32_t seed);
+void dropout_backward(ThreadPool& pool, float* dinp, const float* dout, const float* mask, int64_t N);
+
+}  // namespace rg::cpu
