@@ -1,0 +1,184 @@
+// The kernel contract: every kernel once, with its shapes and semantics. Three implementations follow it:
+// `reference` (pure TypeScript, lib/backends/reference/), `cpu` (native C++, native/cpu/) and, later,
+// `cuda`. Each kernel writes into outputs the caller provides (outputs first, then inputs, then sizes, then
+// scalars), so a layer allocates its buffers once per batch shape.
+//
+// Gradient contract: parameter gradients (dweight, dbias) ACCUMULATE (+=); everything else OVERWRITES.
+// Dimensions: B rows, C input features, OC output features, N elements.
+import { RetrogradError } from './errors.js';
+
+/** A backend's storage handle: a typed array on `reference`, a native storage on `cpu`. */
+export type Buf = { readonly __brand: 'Buf' };
+export type DType = 'float32' | 'int32' | 'float64';
+type B = Buf;
+type Opt = Buf | null;
+
+export interface Kernels {
+  /** out[M,N] = alpha·op(a)·op(b) + beta·out; op(a) [M,K] is a[M,K] or (transA) a[K,M]; op(b) [K,N] is b[K,N] or (transB) b[N,K]. beta 0 ignores out. */
+  matmul(out: B, a: B, b: B, M: number, N: number, K: number, transA: boolean, transB: boolean, alpha: number, beta: number): void;
+  /** out[B,OC] = inp[B,C]·weight[OC,C]ᵀ + bias[OC] (bias null: none). */
+  linear_forward(out: B, inp: B, weight: B, bias: Opt, B: number, C: number, OC: number): void;
+  /** dinp[B,C] = dout·weight; dweight[OC,C] += doutᵀ·inp; dbias[OC] += Σ_b dout. A null output is skipped. */
+  linear_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: B, B: number, C: number, OC: number): void;
+
+  /** out = max(inp, 0). */
+  relu_forward(out: B, inp: B, N: number): void;
+  /** dinp = dout · (inp > 0). */
+  relu_backward(dinp: B, dout: B, inp: B, N: number): void;
+  /** out = inp > 0 ? inp : slope·inp. */
+  leaky_relu_forward(out: B, inp: B, N: number, slope: number): void;
+  /** dinp = dout · (inp > 0 ? 1 : slope). */
+  leaky_relu_backward(dinp: B, dout: B, inp: B, N: number, slope: number): void;
+  /** out = 1 / (1 + e^−inp). */
+  sigmoid_forward(out: B, inp: B, N: number): void;
+  /** dinp = dout · out · (1 − out), from the forward output. */
+  sigmoid_backward(dinp: B, dout: B, out: B, N: number): void;
+  /** out = tanh(inp). */
+  tanh_forward(out: B, inp: B, N: number): void;
+  /** dinp = dout · (1 − out²), from the forward output. */
+  tanh_backward(dinp: B, dout: B, out: B, N: number): void;
+  /** out = inp · Φ(inp), erf form. */
+  gelu_forward(out: B, inp: B, N: number): void;
+  /** dinp = dout · (Φ(inp) + inp·φ(inp)). */
+  gelu_backward(dinp: B, dout: B, inp: B, N: number): void;
+  /** out[B,C] = softmax over the last dimension. */
+  softmax_forward(out: B, inp: B, B: number, C: number): void;
+  /** dinp = out ⊙ (dout − Σ_c dout·out), per row. */
+  softmax_backward(dinp: B, dout: B, out: B, B: number, C: number): void;
+
+  /** loss[0] = mean((pred − target)²); dpred = 2 (pred − target) / N. */
+  mse_loss(loss: B, dpred: B, pred: B, target: B, N: number): void;
+  /** logits [B,C,D], int32 target [B,D]: loss[0] = mean over non-ignored of −log softmax; dlogits = (softmax − onehot)/count. A target outside [0, C) fails the kernel. */
+  cross_entropy_loss(loss: B, dlogits: B, logits: B, target: B, B: number, C: number, D: number, ignoreIndex: number): void;
+  /** loss[0] = mean(max(x,0) − x·t + log(1 + e^−|x|)); dpred = (σ(x) − t) / N. */
+  bce_with_logits_loss(loss: B, dpred: B, logits: B, target: B, N: number): void;
+  /** loss[0] = −mean(t·log p + (1−t)·log(1−p)), logs clamped at −100; dpred = (p − t) / max(p(1−p), 1e-12) / N. p outside [0,1] fails. */
+  bce_loss(loss: B, dpred: B, pred: B, target: B, N: number): void;
+
+  /** PyTorch SGD on one parameter, in place (momentumBuf null when momentum is 0). */
+  sgd_step(param: B, momentumBuf: Opt, grad: B, N: number, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean, firstStep: boolean): void;
+  /** PyTorch Adam (decoupled false) / AdamW (decoupled true) on one parameter, in place; step counts from 1. */
+  adam_step(param: B, expAvg: B, expAvgSq: B, maxExpAvgSq: Opt, grad: B, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
+
+  /** out[i] = value. */
+  fill(out: B, N: number, value: number): void;
+  /** out[i] = src[i] (4-byte elements of either dtype). */
+  copy(out: B, src: B, N: number): void;
+  /** out += alpha · src. */
+  axpy(out: B, src: B, N: number, alpha: number): void;
+  /** out[r,:] = src[index[indexOffset + r], :]; an index outside [0, srcRows) fails the kernel. */
+  gather_rows(out: B, src: B, index: B, rows: number, cols: number, srcRows: number, indexOffset: number): void;
+  /** count[0] += number of rows whose first largest logit is at the int32 target. */
+  accuracy_count(count: B, logits: B, target: B, B: number, C: number): void;
+
+  /** mask = keep ? 1/(1−p) : 0 with keep a hash of (seed, i); out = inp · mask. */
+  dropout_forward(out: B, mask: B, inp: B, N: number, p: number, seed: number): void;
+  /** dinp = dout · mask. */
+  dropout_backward(dinp: B, dout: B, mask: B, N: number): void;
+}
+
+export type KernelName = keyof Kernels;
+
+/** Every kernel name, in the native table's order. */
+export const KERNEL_NAMES = [
+  'matmul', 'linear_forward', 'linear_backward',
+  'relu_forward', 'relu_backward', 'leaky_relu_forward', 'leaky_relu_backward', 'sigmoid_forward',
+  'sigmoid_backward', 'tanh_forward', 'tanh_backward', 'gelu_forward', 'gelu_backward', 'softmax_forward',
+  'softmax_backward',
+  'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'bce_loss',
+  'sgd_step', 'adam_step',
+  'fill', 'copy', 'axpy', 'gather_rows', 'accuracy_count',
+  'dropout_forward', 'dropout_backward',
+] as const satisfies readonly KernelName[];
+
+export type HostArray = Float32Array | Int32Array | Float64Array;
+
+export interface BackendInfo {
+  name: string;
+  available: boolean;
+  reason?: string;
+  detail: Record<string, unknown>;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** dtype of floating tensors on this backend: float32, or float64 for gradient checks on the reference. */
+  readonly floatType: 'float32' | 'float64';
+  readonly k: Kernels;
+  /** A zero-filled buffer. */
+  alloc(dtype: DType, size: number): Buf;
+  /** A new buffer holding a copy of host data (float data takes the backend's float type). */
+  fromHost(data: HostArray): Buf;
+  /** Queued copy of host data (taken now) into a buffer of the same size and dtype. */
+  write(buf: Buf, data: HostArray): void;
+  /** A copy of the buffer, after everything queued before has run. */
+  read(buf: Buf): HostArray;
+  readAsync(buf: Buf): Promise<HostArray>;
+  sync(): void;
+  syncAsync(): Promise<void>;
+  dispose(buf: Buf): void;
+  memory(): { tensors: number; bytes: number };
+  info(): BackendInfo;
+}
+
+// ---- the registry ----
+
+type Loader = () => Backend;
+const loaders = new Map<string, { load: Loader; probe: () => BackendInfo }>();
+const loaded = new Map<string, Backend>();
+let current: Backend | undefined;
+let warned = false;
+
+export function registerBackend(name: string, load: Loader, probe: () => BackendInfo): void {
+  loaders.set(name, { load, probe });
+}
+
+/** The backend named `name`, loading it on first use. Throws when it cannot load. */
+export function backendByName(name: string): Backend {
+  const have = loaded.get(name);
+  if (have) return have;
+  const entry = loaders.get(name);
+  if (!entry) throw new RangeError(`setBackend: unknown backend '${String(name)}'; known: ${[...loaders.keys()].join(', ')}`);
+  const b = entry.load();
+  loaded.set(name, b);
+  return b;
+}
+
+/** Every backend with whether it can run here and why not. */
+export function backends(): BackendInfo[] {
+  return [...loaders.entries()].map(([, e]) => e.probe());
+}
+
+export function setBackend(name: 'cpu' | 'cuda' | 'reference'): void {
+  if (typeof name !== 'string') throw new TypeError(`setBackend: expected a backend name, got ${String(name)}`);
+  current = backendByName(name);
+}
+
+export function getBackend(): string {
+  return currentBackend().name;
+}
+
+/** The current backend: the one chosen, else RETROGRAD_BACKEND, else cpu, else reference with a warning. */
+export function currentBackend(): Backend {
+  if (current) return current;
+  const env = process.env.RETROGRAD_BACKEND;
+  if (env) {
+    current = backendByName(env);
+    return current;
+  }
+  try {
+    current = backendByName('cpu');
+  } catch (e) {
+    if (!warned) {
+      warned = true;
+      const why = e instanceof Error ? e.message : String(e);
+      process.emitWarning(`retrograd: the native CPU backend could not be loaded, using the slow reference backend.\n${why}`, 'RetrogradWarning');
+    }
+    current = backendByName('reference');
+  }
+  return current;
+}
+
+export function nativeLoadError(message: string): RetrogradError {
+  return new RetrogradError(message, 'NATIVE_LOAD_FAILED');
+}

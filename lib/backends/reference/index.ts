@@ -1,0 +1,86 @@
+// The reference backend: the kernel contract in plain TypeScript, on the main thread, synchronous. It is
+// the oracle the native backends are tested against; a float64 instance serves the gradient checks.
+import type { Backend, BackendInfo, Buf, DType, HostArray, Kernels } from '../../backend.js';
+import * as activations from './activations.js';
+import * as linear from './linear.js';
+import * as losses from './losses.js';
+import * as optim from './optim.js';
+import * as tensorOps from './tensor_ops.js';
+
+const { erf: _erf, ...activationKernels } = activations;
+const { fmix32: _fmix32, ...tensorKernels } = tensorOps;
+
+/** The reference kernels, every one of the contract (checked by `satisfies`). */
+export const referenceKernels = {
+  ...linear,
+  ...activationKernels,
+  ...losses,
+  ...optim,
+  ...tensorKernels,
+} satisfies Record<keyof Kernels, (...args: never[]) => void>;
+
+type FloatArray = Float32Array | Float64Array;
+
+let liveTensors = 0;
+let liveBytes = 0;
+const finalizer = new FinalizationRegistry<number>((bytes) => {
+  liveTensors--;
+  liveBytes -= bytes;
+});
+
+class ReferenceBackend implements Backend {
+  readonly k = referenceKernels as unknown as Kernels;
+  private readonly disposed = new WeakSet<object>();
+  constructor(
+    readonly name: string,
+    readonly floatType: 'float32' | 'float64',
+  ) {}
+
+  private track<T extends HostArray>(a: T): T {
+    liveTensors++;
+    liveBytes += a.byteLength;
+    finalizer.register(a, a.byteLength, a);
+    return a;
+  }
+  private floatArray(size: number): FloatArray {
+    return this.floatType === 'float64' ? new Float64Array(size) : new Float32Array(size);
+  }
+  alloc(dtype: DType, size: number): Buf {
+    return this.track(dtype === 'int32' ? new Int32Array(size) : this.floatArray(size)) as unknown as Buf;
+  }
+  fromHost(data: HostArray): Buf {
+    const copy = data instanceof Int32Array ? Int32Array.from(data) : this.floatArray(data.length);
+    if (!(data instanceof Int32Array)) copy.set(data);
+    return this.track(copy) as unknown as Buf;
+  }
+  write(buf: Buf, data: HostArray): void {
+    (buf as unknown as HostArray).set(data);
+  }
+  read(buf: Buf): HostArray {
+    const a = buf as unknown as HostArray;
+    return a.slice();
+  }
+  async readAsync(buf: Buf): Promise<HostArray> {
+    return this.read(buf);
+  }
+  sync(): void {}
+  async syncAsync(): Promise<void> {}
+  dispose(buf: Buf): void {
+    const a = buf as unknown as HostArray;
+    if (this.disposed.has(a)) return;
+    this.disposed.add(a);
+    finalizer.unregister(a);
+    liveTensors--;
+    liveBytes -= a.byteLength;
+  }
+  memory() {
+    return { tensors: liveTensors, bytes: liveBytes };
+  }
+  info(): BackendInfo {
+    return { name: this.name, available: true, detail: { language: 'TypeScript', threads: 1, float: this.floatType } };
+  }
+}
+
+export const referenceBackend: Backend = new ReferenceBackend('reference', 'float32');
+/** float64 twin of the reference backend, for gradient checks by central differences. */
+export const reference64Backend: Backend = new ReferenceBackend('reference64', 'float64');

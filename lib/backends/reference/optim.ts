@@ -1,0 +1,37 @@
+// Reference optimizer updates: PyTorch 1.13's single-tensor formulas (torch/optim/sgd.py, adam.py,
+// adamw.py), element by element, as native/cpu/optim.cc.
+import type { F } from './types.js';
+
+export function sgd_step(param: F, momentumBuf: F | null, grad: F, N: number, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean, firstStep: boolean): void {
+  for (let i = 0; i < N; i++) {
+    let g = maximize ? -grad[i] : grad[i];
+    if (weightDecay !== 0) g += weightDecay * param[i];
+    if (momentum !== 0) {
+      const buf = firstStep ? g : momentum * momentumBuf![i] + (1 - dampening) * g;
+      momentumBuf![i] = buf;
+      g = nesterov ? g + momentum * buf : buf;
+    }
+    param[i] -= lr * g;
+  }
+}
+
+export function adam_step(param: F, expAvg: F, expAvgSq: F, maxExpAvgSq: F | null, grad: F, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void {
+  const bc1 = 1 - beta1 ** step;
+  const bc2 = 1 - beta2 ** step;
+  const stepSize = lr / bc1;
+  const bc2Sqrt = Math.sqrt(bc2);
+  for (let i = 0; i < N; i++) {
+    let g = maximize ? -grad[i] : grad[i];
+    let p = param[i];
+    if (decoupled) p *= 1 - lr * weightDecay;
+    else if (weightDecay !== 0) g += weightDecay * p;
+    expAvg[i] = beta1 * expAvg[i] + (1 - beta1) * g;
+    expAvgSq[i] = beta2 * expAvgSq[i] + (1 - beta2) * g * g;
+    let v = expAvgSq[i];
+    if (amsgrad) {
+      maxExpAvgSq![i] = Math.max(maxExpAvgSq![i], v);
+      v = maxExpAvgSq![i];
+    }
+    param[i] = p - (stepSize * expAvg[i]) / (Math.sqrt(v) / bc2Sqrt + eps);
+  }
+}

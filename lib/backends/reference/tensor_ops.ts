@@ -1,0 +1,57 @@
+// Reference tensor utilities and dropout, as native/cpu/tensor_ops.cc and dropout.cc.
+import { RetrogradError } from '../../errors.js';
+import type { F, I } from './types.js';
+
+type Any = F | I;
+
+export function fill(out: F, N: number, value: number): void {
+  out.fill(value, 0, N);
+}
+export function copy(out: Any, src: Any, N: number): void {
+  for (let i = 0; i < N; i++) out[i] = src[i];
+}
+export function axpy(out: F, src: F, N: number, alpha: number): void {
+  for (let i = 0; i < N; i++) out[i] += alpha * src[i];
+}
+export function gather_rows(out: Any, src: Any, index: I, rows: number, cols: number, srcRows: number, indexOffset: number): void {
+  for (let r = 0; r < rows; r++) {
+    const s = index[indexOffset + r];
+    if (s < 0 || s >= srcRows) throw new RetrogradError(`gather_rows: row index ${s} is outside [0, ${srcRows})`, 'INVALID_ARGUMENT');
+    for (let c = 0; c < cols; c++) out[r * cols + c] = src[s * cols + c];
+  }
+}
+export function accuracy_count(count: F, logits: F, target: I, B: number, C: number): void {
+  let correct = 0;
+  for (let b = 0; b < B; b++) {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (logits[b * C + c] > logits[b * C + best]) best = c;
+    if (best === target[b]) correct++;
+  }
+  count[0] += correct;
+}
+
+/** The 32-bit finaliser of MurmurHash3; dropout's keep decision for element i hashes (seed, i) with it. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+export function dropout_forward(out: F, mask: F, inp: F, N: number, p: number, seed: number): void {
+  // p and the scale rounded as float32, as the native kernel computes them, so the masks agree exactly.
+  const pf = Math.fround(p);
+  const s = fmix32(seed);
+  const scale = pf < 1 ? Math.fround(1 / Math.fround(1 - pf)) : 0;
+  for (let i = 0; i < N; i++) {
+    const h = fmix32((Math.imul(i, 0x9e3779b9) ^ s) >>> 0);
+    const u = (h >>> 8) / 16777216;
+    mask[i] = u >= pf ? scale : 0;
+    out[i] = inp[i] * mask[i];
+  }
+}
+export function dropout_backward(dinp: F, dout: F, mask: F, N: number): void {
+  for (let i = 0; i < N; i++) dinp[i] = dout[i] * mask[i];
+}

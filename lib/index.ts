@@ -1,0 +1,38 @@
+// retrograd's public API (../shared/API.md is the contract). Exports only.
+import './backends/index.js';
+import { currentBackend } from './backend.js';
+
+export { backends, getBackend, setBackend, type BackendInfo } from './backend.js';
+export { RetrogradError, type ErrorCode } from './errors.js';
+export { manualSeed } from './random.js';
+export { Tensor, tensor, zeros, randn } from './tensor.js';
+export { Module, Parameter } from './nn/module.js';
+export { Sequential } from './nn/sequential.js';
+export { Linear, type LinearOptions } from './nn/linear.js';
+export { ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax } from './nn/activation.js';
+export { Flatten, Dropout } from './nn/shape.js';
+export { Loss, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, BCELoss, type CrossEntropyOptions } from './losses.js';
+export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';
+export { SGD, type SGDOptions } from './optim/sgd.js';
+export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
+export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
+export type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
+export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
+export { trainTestSplit, type Split } from './data/split.js';
+
+/** Live tensors and bytes of the current backend; device figures are 0 until a GPU backend is in use. */
+export function memory(): { tensors: number; bytes: number; deviceBytesInUse: number; deviceBytesCached: number } {
+  const m = currentBackend().memory();
+  return { tensors: m.tensors, bytes: m.bytes, deviceBytesInUse: 0, deviceBytesCached: 0 };
+}
+
+let matmulPrecision: 'highest' | 'tf32' = 'highest';
+/** Like torch.set_float32_matmul_precision: 'highest' (exact float32) or 'tf32' (tensor cores on GPUs that have them). */
+export function setMatmulPrecision(precision: 'highest' | 'tf32'): void {
+  if (precision !== 'highest' && precision !== 'tf32')
+    throw new RangeError(`setMatmulPrecision: expected 'highest' or 'tf32', got ${String(precision)}`);
+  matmulPrecision = precision;
+}
+export function getMatmulPrecision(): 'highest' | 'tf32' {
+  return matmulPrecision;
+}

@@ -1,0 +1,111 @@
+// Losses: forward(pred, target) returns a one-element tensor with PyTorch's reduction='mean', computed
+// together with its gradient in one fused kernel; backward() returns that gradient, dL/dpred.
+import type { Backend } from './backend.js';
+import { checkNumber, checkOptions } from './errors.js';
+import { checkTensor, type Tensor } from './tensor.js';
+import { fmtShape } from './nn/util.js';
+import { sameShape, Workspace } from './workspace.js';
+
+export abstract class Loss {
+  /** @internal */
+  readonly ws = new Workspace();
+  private dpred?: Tensor;
+  abstract readonly label: string;
+
+  forward(pred: Tensor, target: Tensor): Tensor {
+    checkTensor(this.label, pred, 'prediction');
+    checkTensor(this.label, target, 'target');
+    if (pred.dtype === 'int32') throw new TypeError(`${this.label}: prediction must be a float32 tensor, got int32`);
+    if (target.backend !== pred.backend)
+      throw new TypeError(`${this.label}: target is on '${target.device}' but the prediction is on '${pred.device}'`);
+    this.check(pred, target);
+    const b = pred.backend;
+    const loss = this.ws.get('loss', b, []);
+    const dpred = this.ws.get('dpred', b, pred.shape);
+    this.run(b, loss, dpred, pred, target);
+    this.dpred = dpred;
+    return loss;
+  }
+
+  /** dL/dpred of the mean loss of the last forward. */
+  backward(): Tensor {
+    if (!this.dpred) throw new Error(`${this.label}: backward called before forward`);
+    return this.dpred;
+  }
+
+  protected abstract check(pred: Tensor, target: Tensor): void;
+  protected abstract run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor): void;
+
+  /** pred and target: the same shape, both float. */
+  protected checkSameShape(pred: Tensor, target: Tensor): void {
+    if (target.dtype === 'int32') throw new TypeError(`${this.label}: target must be a float32 tensor, got int32`);
+    if (!sameShape(pred.shape, target.shape))
+      throw new RangeError(`${this.label}: target has shape ${fmtShape(target.shape)}, expected the prediction's shape ${fmtShape(pred.shape)}`);
+  }
+}
+
+export class MSELoss extends Loss {
+  readonly label = 'MSELoss';
+  protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
+  protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
+    b.k.mse_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size);
+  }
+}
+
+export interface CrossEntropyOptions {
+  ignoreIndex?: number;
+}
+
+/** Cross-entropy over logits [N, C] or [N, C, d…] with int32 class indices [N] or [N, d…]; log-softmax fused. */
+export class CrossEntropyLoss extends Loss {
+  readonly label = 'CrossEntropyLoss';
+  readonly ignoreIndex: number;
+  constructor(options: CrossEntropyOptions = {}) {
+    super();
+    checkOptions('CrossEntropyLoss', options, ['ignoreIndex']);
+    this.ignoreIndex = checkNumber('CrossEntropyLoss', 'ignoreIndex', options.ignoreIndex ?? -100, { integer: true });
+  }
+  private dims(pred: Tensor): [number, number, number] {
+    const s = pred.shape;
+    if (s.length === 1) return [1, s[0], 1];
+    const D = s.slice(2).reduce((a, d) => a * d, 1);
+    return [s[0], s[1], D];
+  }
+  protected check(pred: Tensor, target: Tensor) {
+    if (target.dtype !== 'int32') throw new TypeError(`CrossEntropyLoss: target must be int32 class indices (an Int32Array), got ${target.dtype}`);
+    if (pred.shape.length === 0) throw new RangeError('CrossEntropyLoss: logits must be [N, C] or [N, C, d…], got a scalar');
+    const expected = pred.shape.length === 1 ? [] : [pred.shape[0], ...pred.shape.slice(2)];
+    if (!sameShape(target.shape, expected))
+      throw new RangeError(`CrossEntropyLoss: target has shape ${fmtShape(target.shape)}, expected ${fmtShape(expected)} for logits ${fmtShape(pred.shape)}`);
+    const C = this.dims(pred)[1];
+    const r = target.intRange;
+    if (r && target.size > 0) {
+      if (r[1] >= C && r[1] !== this.ignoreIndex)
+        throw new RangeError(`CrossEntropyLoss: target ${r[1]} is out of range: class indices must be in [0, ${C})`);
+      if (r[0] < 0 && r[0] !== this.ignoreIndex)
+        throw new RangeError(`CrossEntropyLoss: target ${r[0]} is out of range: class indices must be in [0, ${C})`);
+    }
+  }
+  protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
+    const [N, C, D] = this.dims(pred);
+    b.k.cross_entropy_loss(loss.buf, dpred.buf, pred.buf, target.buf, N, C, D, this.ignoreIndex);
+  }
+}
+
+/** Binary cross-entropy on logits, stable for large |x|. */
+export class BCEWithLogitsLoss extends Loss {
+  readonly label = 'BCEWithLogitsLoss';
+  protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
+  protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
+    b.k.bce_with_logits_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size);
+  }
+}
+
+/** Binary cross-entropy on probabilities in [0, 1] (logs clamped at −100, as PyTorch). */
+export class BCELoss extends Loss {
+  readonly label = 'BCELoss';
+  protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
+  protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
+    b.k.bce_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size);
+  }
+}

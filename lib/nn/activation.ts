@@ -1,0 +1,88 @@
+// Activation layers: one elementwise forward kernel and its backward each. Sigmoid and Tanh differentiate
+// through their output, ReLU, LeakyReLU and GELU through their input; Softmax works over the last dimension.
+import type { Kernels } from '../backend.js';
+import { checkNumber } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+import { Module } from './module.js';
+import { checkFloat, checkGradShape } from './util.js';
+
+type Saved = 'input' | 'output';
+
+abstract class Elementwise extends Module {
+  private saved?: Tensor;
+  private yShape?: readonly number[];
+  protected abstract readonly uses: Saved;
+  abstract get label(): string;
+  protected abstract run(k: Kernels, y: Tensor, x: Tensor): void;
+  protected abstract grad(k: Kernels, dx: Tensor, dy: Tensor, saved: Tensor): void;
+
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, this.label);
+    checkFloat(this.label, x);
+    const y = this.ws.get('y', x.backend, x.shape);
+    this.run(x.backend.k, y, x);
+    this.saved = this.uses === 'input' ? x : y;
+    this.yShape = y.shape;
+    return y;
+  }
+  backward(dy: Tensor): Tensor {
+    checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
+    const dx = this.ws.get('dx', dy.backend, dy.shape);
+    this.grad(dy.backend.k, dx, dy, this.saved!);
+    return dx;
+  }
+}
+
+export class ReLU extends Elementwise {
+  protected readonly uses = 'input';
+  get label() { return 'ReLU'; }
+  protected run(k: Kernels, y: Tensor, x: Tensor) { k.relu_forward(y.buf, x.buf, x.size); }
+  protected grad(k: Kernels, dx: Tensor, dy: Tensor, x: Tensor) { k.relu_backward(dx.buf, dy.buf, x.buf, x.size); }
+}
+
+export class LeakyReLU extends Elementwise {
+  protected readonly uses = 'input';
+  readonly negativeSlope: number;
+  constructor(negativeSlope = 0.01) {
+    super();
+    this.negativeSlope = checkNumber('LeakyReLU', 'negativeSlope', negativeSlope);
+  }
+  get label() { return `LeakyReLU(${this.negativeSlope})`; }
+  protected run(k: Kernels, y: Tensor, x: Tensor) { k.leaky_relu_forward(y.buf, x.buf, x.size, this.negativeSlope); }
+  protected grad(k: Kernels, dx: Tensor, dy: Tensor, x: Tensor) { k.leaky_relu_backward(dx.buf, dy.buf, x.buf, x.size, this.negativeSlope); }
+}
+
+export class Sigmoid extends Elementwise {
+  protected readonly uses = 'output';
+  get label() { return 'Sigmoid'; }
+  protected run(k: Kernels, y: Tensor, x: Tensor) { k.sigmoid_forward(y.buf, x.buf, x.size); }
+  protected grad(k: Kernels, dx: Tensor, dy: Tensor, y: Tensor) { k.sigmoid_backward(dx.buf, dy.buf, y.buf, y.size); }
+}
+
+export class Tanh extends Elementwise {
+  protected readonly uses = 'output';
+  get label() { return 'Tanh'; }
+  protected run(k: Kernels, y: Tensor, x: Tensor) { k.tanh_forward(y.buf, x.buf, x.size); }
+  protected grad(k: Kernels, dx: Tensor, dy: Tensor, y: Tensor) { k.tanh_backward(dx.buf, dy.buf, y.buf, y.size); }
+}
+
+/** GELU, exact erf form (PyTorch's approximate='none'). */
+export class GELU extends Elementwise {
+  protected readonly uses = 'input';
+  get label() { return 'GELU'; }
+  protected run(k: Kernels, y: Tensor, x: Tensor) { k.gelu_forward(y.buf, x.buf, x.size); }
+  protected grad(k: Kernels, dx: Tensor, dy: Tensor, x: Tensor) { k.gelu_backward(dx.buf, dy.buf, x.buf, x.size); }
+}
+
+/** Softmax over the last dimension. */
+export class Softmax extends Elementwise {
+  protected readonly uses = 'output';
+  get label() { return 'Softmax'; }
+  private rows(t: Tensor): [number, number] {
+    if (t.shape.length === 0) throw new RangeError('Softmax: input must have at least one dimension, got a scalar');
+    const C = t.shape[t.shape.length - 1];
+    return [C === 0 ? 0 : t.size / C, C];
+  }
+  protected run(k: Kernels, y: Tensor, x: Tensor) { k.softmax_forward(y.buf, x.buf, ...this.rows(x)); }
+  protected grad(k: Kernels, dx: Tensor, dy: Tensor, y: Tensor) { k.softmax_backward(dx.buf, dy.buf, y.buf, ...this.rows(y)); }
+}

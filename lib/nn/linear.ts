@@ -1,0 +1,69 @@
+// Linear: y = x·Wᵀ + b over the last dimension, weight [out, in] as PyTorch lays it out, initialised as
+// PyTorch does (kaiming_uniform with a = √5, i.e. U(−1/√in, 1/√in), and the same bound for the bias).
+import { checkNumber, checkOptions } from '../errors.js';
+import { uniform } from '../random.js';
+import { currentBackend } from '../backend.js';
+import { fromHost, type Tensor } from '../tensor.js';
+import { Module, Parameter } from './module.js';
+import { checkFloat, checkGradShape, fmtShape } from './util.js';
+
+export interface LinearOptions {
+  bias?: boolean;
+}
+
+export class Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  private x?: Tensor;
+  private yShape?: readonly number[];
+
+  constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
+    super();
+    checkOptions('Linear', options, ['bias']);
+    this.inFeatures = checkNumber('Linear', 'inFeatures', inFeatures, { min: 1, integer: true });
+    this.outFeatures = checkNumber('Linear', 'outFeatures', outFeatures, { min: 1, integer: true });
+    const bound = 1 / Math.sqrt(inFeatures);
+    const init = (n: number) => Float32Array.from({ length: n }, () => (2 * uniform() - 1) * bound);
+    const b = currentBackend();
+    this.weight = this.registerParameter('weight', new Parameter(fromHost(b, init(outFeatures * inFeatures), [outFeatures, inFeatures])));
+    const useBias = options.bias ?? true;
+    if (typeof useBias !== 'boolean') throw new TypeError(`Linear: option bias must be a boolean, got ${typeof useBias}`);
+    this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, init(outFeatures), [outFeatures]))) : null;
+  }
+
+  get label(): string {
+    return `Linear(${this.inFeatures}→${this.outFeatures})`;
+  }
+
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, this.label);
+    checkFloat(this.label, x);
+    const last = x.shape[x.shape.length - 1];
+    if (x.shape.length === 0) throw new RangeError(`${this.label}: input must be [..., ${this.inFeatures}], got a scalar`);
+    if (last !== this.inFeatures)
+      throw new RangeError(`${this.label}: input has ${last} features, expected ${this.inFeatures} (input shape ${fmtShape(x.shape)})`);
+    const rows = x.size / this.inFeatures;
+    const y = this.ws.get('y', x.backend, [...x.shape.slice(0, -1), this.outFeatures]);
+    x.backend.k.linear_forward(y.buf, x.buf, this.weight.value.buf, this.bias ? this.bias.value.buf : null, rows, this.inFeatures, this.outFeatures);
+    this.x = x;
+    this.yShape = y.shape;
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
+    const x = this.x!;
+    const dx = this.ws.get('dx', x.backend, x.shape);
+    const w = this.weight, b = this.bias;
+    x.backend.k.linear_backward(
+      dx.buf,
+      w.requiresGrad ? w.grad.buf : null,
+      b && b.requiresGrad ? b.grad.buf : null,
+      dy.buf, x.buf, w.value.buf,
+      x.size / this.inFeatures, this.inFeatures, this.outFeatures,
+    );
+    return dx;
+  }
+}

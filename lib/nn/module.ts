@@ -1,0 +1,235 @@
+// Module and Parameter: PyTorch's shape of a layer. A module owns its parameters (value + grad, with
+// PyTorch's state-dict names), its buffers (running statistics) and what its backward needs from the last
+// forward. backward(dy) returns dL/dx and ACCUMULATES dL/dparam into each param.grad.
+import { backendByName, currentBackend, type Backend } from '../backend.js';
+import { describe } from '../errors.js';
+import { checkTensor, empty, Tensor } from '../tensor.js';
+import { Workspace } from '../workspace.js';
+import type { CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
+import { compileModel, evaluateModel, fitModel, predictModel, predictModelAsync, type Compiled } from '../train/fit.js';
+
+export class Parameter {
+  value: Tensor;
+  grad: Tensor;
+  /** false freezes the parameter: backward leaves its grad alone and optimizers skip it. */
+  requiresGrad = true;
+
+  constructor(t: Tensor) {
+    checkTensor('Parameter', t, 'value');
+    if (t.dtype === 'int32') throw new TypeError('Parameter: value must be a float tensor, got int32');
+    this.value = t;
+    this.grad = empty(t.backend, t.shape);
+  }
+
+  get shape(): readonly number[] {
+    return this.value.shape;
+  }
+
+  /** @internal Moves value and grad to another backend. */
+  moveTo(b: Backend): void {
+    if (this.value.backend === b) return;
+    const value = this.value.toBackend(b);
+    const grad = this.grad.toBackend(b);
+    this.value.dispose();
+    this.grad.dispose();
+    this.value = value;
+    this.grad = grad;
+  }
+}
+
+export abstract class Module {
+  training = true;
+  /** Set by a callback to end `fit` after the current epoch. */
+  stopTraining = false;
+  /** @internal */
+  compiled?: Compiled;
+  /** @internal true while fit / evaluate / predictAsync run, to refuse overlapping calls. */
+  busy = false;
+
+  private readonly _parameters = new Map<string, Parameter>();
+  private readonly _buffers = new Map<string, Tensor>();
+  private readonly _modules = new Map<string, Module>();
+  /** Output buffers, reused inside the training loop. */
+  protected readonly ws = new Workspace();
+
+  abstract forward(x: Tensor): Tensor;
+  abstract backward(dy: Tensor): Tensor;
+
+  protected registerParameter(name: string, p: Parameter): Parameter {
+    this._parameters.set(name, p);
+    return p;
+  }
+  protected registerBuffer(name: string, t: Tensor): Tensor {
+    this._buffers.set(name, t);
+    return t;
+  }
+  protected registerModule(name: string, m: Module): Module {
+    this._modules.set(name, m);
+    return m;
+  }
+  /** @internal Replaces a buffer tensor (running statistics are updated by swapping in place otherwise). */
+  protected getBuffer(name: string): Tensor {
+    return this._buffers.get(name)!;
+  }
+
+  children(): Module[] {
+    return [...this._modules.values()];
+  }
+
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [n, p] of this._parameters) out.push([prefix + n, p]);
+    for (const [n, m] of this._modules) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, t] of this._buffers) out.push([prefix + n, t]);
+    for (const [n, m] of this._modules) out.push(...m.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Parameters and buffers by PyTorch state-dict name (the live tensors), in PyTorch's order: each module's own
+   * parameters, then its buffers, then its children's. */
+  stateDict(): Record<string, Tensor> {
+    const sd: Record<string, Tensor> = {};
+    const visit = (m: Module, prefix: string) => {
+      for (const [n, p] of m._parameters) sd[prefix + n] = p.value;
+      for (const [n, t] of m._buffers) sd[prefix + n] = t;
+      for (const [n, c] of m._modules) visit(c, `${prefix}${n}.`);
+    };
+    visit(this, '');
+    return sd;
+  }
+
+  /** Loads every parameter and buffer; checks every key and shape first, and loads nothing on a mismatch. */
+  loadStateDict(sd: Record<string, Tensor | Float32Array>): void {
+    const where = `${this.constructor.name}.loadStateDict`;
+    if (sd === null || typeof sd !== 'object') throw new TypeError(`${where}: expected an object of tensors, got ${describe(sd)}`);
+    const own = this.stateDict();
+    for (const key of Object.keys(own)) if (!(key in sd)) throw new RangeError(`${where}: missing key '${key}'`);
+    for (const [key, v] of Object.entries(sd)) {
+      const target = own[key];
+      if (!target) throw new RangeError(`${where}: unknown key '${key}'; expected keys: ${Object.keys(own).join(', ')}`);
+      if (v instanceof Tensor) {
+        if (v.shape.length !== target.shape.length || v.shape.some((d, i) => d !== target.shape[i]))
+          throw new RangeError(`${where}: '${key}' has shape [${v.shape.join(', ')}], expected [${target.shape.join(', ')}]`);
+        if ((v.dtype === 'int32') !== (target.dtype === 'int32')) throw new TypeError(`${where}: '${key}' has dtype ${v.dtype}, expected ${target.dtype}`);
+      } else if (v instanceof Float32Array) {
+        if (v.length !== target.size) throw new RangeError(`${where}: '${key}' has ${v.length} values, expected ${target.size} (shape [${target.shape.join(', ')}])`);
+      } else {
+        throw new TypeError(`${where}: '${key}' must be a Tensor or a Float32Array, got ${describe(v)}`);
+      }
+    }
+    for (const [key, v] of Object.entries(sd)) own[key].assign(v);
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    for (const m of this._modules.values()) m.train(mode);
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad.backend.k.fill(p.grad.buf, p.grad.size, 0);
+  }
+
+  /** The backend the module's parameters live on (the current backend for a module without any). */
+  get backend(): Backend {
+    const p = this.parameters()[0];
+    return p ? p.value.backend : currentBackend();
+  }
+
+  /** Moves parameters and buffers to another backend ('cpu', 'reference', 'cuda'). */
+  to(backendName: string): this {
+    return this.moveTo(backendByName(backendName));
+  }
+  /** @internal */
+  moveTo(b: Backend): this {
+    for (const p of this._parameters.values()) p.moveTo(b);
+    for (const [n, t] of this._buffers) {
+      if (t.backend !== b) {
+        this._buffers.set(n, t.toBackend(b));
+        t.dispose();
+      }
+    }
+    this.ws.clear();
+    this.onMoved();
+    for (const m of this._modules.values()) m.moveTo(b);
+    return this;
+  }
+  /** @internal Runs fn with every parameter and buffer replaced by a copy on backend b (grads zeroed), then
+   * puts the original tensors back untouched. Used by gradient checks in float64. */
+  withStateOn<T>(b: Backend, fn: () => T): T {
+    const saved: [Parameter, Tensor, Tensor][] = [];
+    const savedBuffers: [Module, string, Tensor][] = [];
+    const visit = (m: Module) => {
+      for (const p of m._parameters.values()) {
+        saved.push([p, p.value, p.grad]);
+        p.value = p.value.toBackend(b);
+        p.grad = empty(b, p.value.shape);
+      }
+      for (const [n, t] of m._buffers) {
+        savedBuffers.push([m, n, t]);
+        m._buffers.set(n, t.toBackend(b));
+      }
+      for (const c of m._modules.values()) visit(c);
+    };
+    visit(this);
+    try {
+      return fn();
+    } finally {
+      for (const [p, value, grad] of saved) {
+        p.value.dispose();
+        p.grad.dispose();
+        p.value = value;
+        p.grad = grad;
+      }
+      for (const [m, n, t] of savedBuffers) {
+        m._buffers.get(n)?.dispose();
+        m._buffers.set(n, t);
+      }
+    }
+  }
+
+  /** @internal Switches output-buffer reuse on (+1) or off (−1) for this module and its children. */
+  reuseBuffers(delta: 1 | -1): void {
+    this.ws.reuse += delta;
+    for (const m of this._modules.values()) m.reuseBuffers(delta);
+  }
+
+  /** @internal Hook for modules that cache buffer references. */
+  protected onMoved(): void {}
+
+  /** Checks that x is a tensor on the module's backend; `label` names the layer in the message. */
+  protected checkInput(x: unknown, label: string): Tensor {
+    const t = checkTensor(label, x);
+    const b = this.backend;
+    if (t.backend !== b)
+      throw new TypeError(`${label}: input is on '${t.device}' but the layer is on '${b.name}'; move one of them with .to()`);
+    return t;
+  }
+
+  // ---- Keras-style training conveniences (lib/train/) ----
+  compile(options: CompileOptions): void {
+    compileModel(this, options);
+  }
+  fit(x: Tensor, y: Tensor, options?: FitOptions): Promise<History> {
+    return fitModel(this, x, y, options);
+  }
+  evaluate(x: Tensor, y: Tensor, options?: EvaluateOptions): Promise<Record<string, number>> {
+    return evaluateModel(this, x, y, options);
+  }
+  predict(x: Tensor, options?: PredictOptions): Tensor {
+    return predictModel(this, x, options);
+  }
+  predictAsync(x: Tensor, options?: PredictOptions): Promise<Tensor> {
+    return predictModelAsync(this, x, options);
+  }
+}

@@ -1,0 +1,60 @@
+// Layers without parameters or arithmetic: Flatten (a view), Dropout.
+import { checkNumber } from '../errors.js';
+import { nextSeed } from '../random.js';
+import type { Tensor } from '../tensor.js';
+import { Module } from './module.js';
+import { checkFloat, checkGradShape, fmtShape } from './util.js';
+
+/** Flattens every dimension after the first: [N, d1, d2, …] → [N, d1·d2·…] (PyTorch's start_dim = 1). */
+export class Flatten extends Module {
+  private xShape?: readonly number[];
+  private yShape?: readonly number[];
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, 'Flatten');
+    if (x.shape.length < 1) throw new RangeError(`Flatten: input must have a batch dimension, got shape ${fmtShape(x.shape)}`);
+    const n = x.shape[0];
+    const y = x.reshape([n, n === 0 ? 0 : x.size / n]);
+    this.xShape = x.shape;
+    this.yShape = y.shape;
+    return y;
+  }
+  backward(dy: Tensor): Tensor {
+    checkGradShape('Flatten', this.checkInput(dy, 'Flatten'), this.yShape);
+    return dy.reshape(this.xShape!);
+  }
+}
+
+/** Inverted dropout: in training, zeroes each element with probability p and scales the rest by 1/(1−p). */
+export class Dropout extends Module {
+  readonly p: number;
+  private mask?: Tensor;
+  private yShape?: readonly number[];
+  constructor(p = 0.5) {
+    super();
+    this.p = checkNumber('Dropout', 'p', p, { min: 0, max: 1 });
+  }
+  get label(): string {
+    return `Dropout(p=${this.p})`;
+  }
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, this.label);
+    checkFloat(this.label, x);
+    this.yShape = x.shape;
+    if (!this.training || this.p === 0) {
+      this.mask = undefined;
+      return x;
+    }
+    const y = this.ws.get('y', x.backend, x.shape);
+    const mask = this.ws.get('mask', x.backend, x.shape);
+    x.backend.k.dropout_forward(y.buf, mask.buf, x.buf, x.size, this.p, nextSeed());
+    this.mask = mask;
+    return y;
+  }
+  backward(dy: Tensor): Tensor {
+    checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
+    if (!this.mask) return dy;
+    const dx = this.ws.get('dx', dy.backend, dy.shape);
+    dy.backend.k.dropout_backward(dx.buf, dy.buf, this.mask.buf, dy.size);
+    return dx;
+  }
+}

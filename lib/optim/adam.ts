@@ -1,0 +1,63 @@
+// Adam and AdamW: torch.optim.Adam / AdamW's formulas — bias correction, eps outside the square root,
+// L2 weight decay added to the gradient (Adam) or decoupled decay of the weights (AdamW), AMSGrad.
+import { checkNumber, checkOptions } from '../errors.js';
+import type { Parameter } from '../nn/module.js';
+import { Optimizer, type ParamState } from './optimizer.js';
+
+export interface AdamOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  amsgrad?: boolean;
+  maximize?: boolean;
+}
+
+type Resolved = Required<AdamOptions> & { lr: number };
+
+function resolve(where: string, options: AdamOptions, defaultDecay: number): Resolved {
+  checkOptions(where, options, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize']);
+  const betas = options.betas ?? [0.9, 0.999];
+  if (!Array.isArray(betas) || betas.length !== 2) throw new TypeError(`${where}: betas must be a pair [beta1, beta2], got ${String(betas)}`);
+  const o: Resolved = {
+    lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-3, { min: 0 }),
+    betas: [
+      checkNumber(where, 'beta parameter at index 0', betas[0], { min: 0, max: 1, maxExclusive: true }),
+      checkNumber(where, 'beta parameter at index 1', betas[1], { min: 0, max: 1, maxExclusive: true }),
+    ],
+    eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
+    weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? defaultDecay, { min: 0 }),
+    amsgrad: options.amsgrad ?? false,
+    maximize: options.maximize ?? false,
+  };
+  if (typeof o.amsgrad !== 'boolean') throw new TypeError(`${where}: amsgrad must be a boolean, got ${typeof o.amsgrad}`);
+  if (typeof o.maximize !== 'boolean') throw new TypeError(`${where}: maximize must be a boolean, got ${typeof o.maximize}`);
+  return o;
+}
+
+export class Adam extends Optimizer<Resolved> {
+  protected readonly label: string = 'Adam';
+  protected readonly decoupled: boolean = false;
+  constructor(params: Iterable<Parameter>, options: AdamOptions = {}) {
+    super('Adam', params, resolve('Adam', options, 0));
+  }
+  protected update(p: Parameter, s: ParamState): void {
+    const o = this.options;
+    s.step = ((s.step as number | undefined) ?? 0) + 1;
+    const m = this.buffer(p, s, 'exp_avg');
+    const v = this.buffer(p, s, 'exp_avg_sq');
+    const vmax = o.amsgrad ? this.buffer(p, s, 'max_exp_avg_sq').buf : null;
+    p.value.backend.k.adam_step(
+      p.value.buf, m.buf, v.buf, vmax, p.grad.buf, p.value.size,
+      o.lr, o.betas[0], o.betas[1], o.eps, o.weightDecay, s.step, o.amsgrad, this.decoupled, o.maximize,
+    );
+  }
+}
+
+export class AdamW extends Adam {
+  protected override readonly label: string = 'AdamW';
+  protected override readonly decoupled: boolean = true;
+  constructor(params: Iterable<Parameter>, options: AdamOptions = {}) {
+    super(params, resolve('AdamW', options, 1e-2));
+  }
+}

@@ -1,0 +1,196 @@
+// Tensor: a shape, a dtype and a buffer on one backend. Data crosses to and from JavaScript by copy; a
+// tensor's buffer lives until dispose() (or, as a last resort, the garbage collector).
+import { backendByName, currentBackend, type Backend, type Buf, type HostArray } from './backend.js';
+import { describe, RetrogradError } from './errors.js';
+import { normal } from './random.js';
+
+export type TensorDType = 'float32' | 'int32' | 'float64';
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly dtype: TensorDType;
+  readonly backend: Backend;
+  /** For int32 tensors made from host data: the smallest and largest value, so class indices can be checked without a read. */
+  intRange?: readonly [number, number];
+  private _buf: Buf | null;
+
+  /** @internal Use rg.tensor / rg.zeros / rg.randn. */
+  constructor(backend: Backend, buf: Buf, shape: readonly number[], dtype: TensorDType) {
+    this.backend = backend;
+    this._buf = buf;
+    this.shape = Object.freeze([...shape]);
+    this.size = shapeSize(shape);
+    this.dtype = dtype;
+  }
+
+  get device(): string {
+    return this.backend.name;
+  }
+  get disposed(): boolean {
+    return this._buf === null;
+  }
+  /** @internal The backend buffer. */
+  get buf(): Buf {
+    if (this._buf === null) throw new RetrogradError(`Tensor [${this.shape.join(', ')}] has been disposed`, 'DISPOSED');
+    return this._buf;
+  }
+
+  /** The same data under another shape (one dimension may be -1): a view sharing this tensor's buffer. */
+  reshape(shape: readonly number[]): Tensor {
+    const resolved = resolveShape('Tensor.reshape', shape, this.size);
+    const t = new Tensor(this.backend, this.buf, resolved, this.dtype);
+    t.intRange = this.intRange;
+    return t;
+  }
+
+  /** A copy of the data; waits for queued work. */
+  toArray(): Float32Array | Int32Array {
+    return toFloat32(this.backend.read(this.buf));
+  }
+  /** The same as toArray without blocking the event loop. */
+  async data(): Promise<Float32Array | Int32Array> {
+    return toFloat32(await this.backend.readAsync(this.buf));
+  }
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new RangeError(`Tensor.item: only one-element tensors have an item, this one has shape [${this.shape.join(', ')}]`);
+    return this.backend.read(this.buf)[0];
+  }
+
+  /** In-place copy of `src` (a tensor or numbers) with the same number of elements. */
+  assign(src: Tensor | ArrayLike<number>): this {
+    if (src instanceof Tensor) {
+      if (src.size !== this.size) throw new RangeError(`Tensor.assign: source has ${src.size} elements, expected ${this.size}`);
+      if (src.dtype !== this.dtype && !(isFloat(src.dtype) && isFloat(this.dtype)))
+        throw new TypeError(`Tensor.assign: source dtype ${src.dtype} does not match ${this.dtype}`);
+      if (src.backend === this.backend) this.backend.k.copy(this.buf, src.buf, this.size);
+      else this.backend.write(this.buf, src.backend.read(src.buf));
+      return this;
+    }
+    if (src === null || typeof src !== 'object' || typeof (src as ArrayLike<number>).length !== 'number')
+      throw new TypeError(`Tensor.assign: expected a Tensor or an array of numbers, got ${describe(src)}`);
+    if (src.length !== this.size) throw new RangeError(`Tensor.assign: source has ${src.length} elements, expected ${this.size}`);
+    this.backend.write(this.buf, this.dtype === 'int32' ? Int32Array.from(src) : Float32Array.from(src));
+    return this;
+  }
+
+  /** A copy of this tensor on another backend ('cpu', 'reference', 'cuda'). */
+  to(backendName: string): Tensor {
+    const target = backendByName(backendName);
+    if (target === this.backend) return this;
+    return this.toBackend(target);
+  }
+  /** @internal */
+  toBackend(target: Backend): Tensor {
+    const host = this.backend.read(this.buf);
+    const t = new Tensor(target, target.fromHost(host), this.shape, this.dtype === 'int32' ? 'int32' : target.floatType);
+    t.intRange = this.intRange;
+    return t;
+  }
+
+  /** Frees the buffer now (queued kernels that use it still complete). Views of it become unusable. */
+  dispose(): void {
+    if (this._buf === null) return;
+    this.backend.dispose(this._buf);
+    this._buf = null;
+  }
+
+  toString(): string {
+    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+  }
+}
+
+function isFloat(d: TensorDType): boolean {
+  return d !== 'int32';
+}
+function toFloat32(a: HostArray): Float32Array | Int32Array {
+  return a instanceof Float64Array ? Float32Array.from(a) : a;
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Checks a shape: an array of non-negative integers. */
+export function checkShape(where: string, shape: unknown): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${where}: shape must be an array of dimensions, got ${describe(shape)}`);
+  for (const d of shape) {
+    if (typeof d !== 'number') throw new TypeError(`${where}: every dimension must be a number, got ${describe(d)} in [${shape.join(', ')}]`);
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`${where}: every dimension must be a non-negative integer, got ${d} in [${shape.join(', ')}]`);
+  }
+  return [...shape];
+}
+
+function resolveShape(where: string, shape: readonly number[], size: number): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${where}: shape must be an array, got ${describe(shape)}`);
+  const free = shape.filter((d) => d === -1).length;
+  if (free > 1) throw new RangeError(`${where}: at most one dimension may be -1, got [${shape.join(', ')}]`);
+  const known = checkShape(where, shape.filter((d) => d !== -1));
+  const prod = shapeSize(known);
+  const out = [...shape];
+  if (free === 1) {
+    if (prod === 0 || size % prod !== 0) throw new RangeError(`${where}: cannot reshape ${size} elements into [${shape.join(', ')}]`);
+    out[out.indexOf(-1)] = size / prod;
+  } else if (prod !== size) {
+    throw new RangeError(`${where}: cannot reshape ${size} elements into [${shape.join(', ')}]`);
+  }
+  return out;
+}
+
+/** Creates a tensor on the current backend from a copy of `data`. Int32Array gives int32, anything else float32. */
+export function tensor(data: Float32Array | Int32Array | Float64Array | readonly number[], shape: readonly number[]): Tensor {
+  const where = 'rg.tensor';
+  if (!(Array.isArray(data) || ArrayBuffer.isView(data)) || data instanceof DataView)
+    throw new TypeError(`${where}: data must be a Float32Array, an Int32Array or an array of numbers, got ${describe(data)}`);
+  const dims = checkShape(where, shape);
+  const n = shapeSize(dims);
+  const len = (data as ArrayLike<number>).length;
+  if (len !== n) throw new RangeError(`${where}: data has ${len} elements but shape [${dims.join(', ')}] needs ${n}`);
+  if (Array.isArray(data)) {
+    for (let i = 0; i < data.length; i++)
+      if (typeof data[i] !== 'number') throw new TypeError(`${where}: data[${i}] is ${describe(data[i])}, expected a number`);
+  }
+  return fromHost(currentBackend(), data instanceof Int32Array ? data : Float32Array.from(data as ArrayLike<number>), dims);
+}
+
+/** @internal A tensor on `backend` holding a copy of host data. */
+export function fromHost(backend: Backend, data: Float32Array | Int32Array | Float64Array, shape: readonly number[]): Tensor {
+  const isInt = data instanceof Int32Array;
+  const t = new Tensor(backend, backend.fromHost(data), shape, isInt ? 'int32' : backend.floatType);
+  if (isInt) {
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < data.length; i++) {
+      if (data[i] < lo) lo = data[i];
+      if (data[i] > hi) hi = data[i];
+    }
+    t.intRange = [lo, hi];
+  }
+  return t;
+}
+
+/** @internal A zero-filled tensor on `backend`. */
+export function empty(backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float'): Tensor {
+  const dt = dtype === 'int32' ? 'int32' : backend.floatType;
+  return new Tensor(backend, backend.alloc(dt, shapeSize(shape)), shape, dt);
+}
+
+export function zeros(shape: readonly number[]): Tensor {
+  return empty(currentBackend(), checkShape('rg.zeros', shape));
+}
+
+/** Standard-normal values from the seeded generator. */
+export function randn(shape: readonly number[]): Tensor {
+  const dims = checkShape('rg.randn', shape);
+  const data = new Float32Array(shapeSize(dims));
+  for (let i = 0; i < data.length; i++) data[i] = normal();
+  return fromHost(currentBackend(), data, dims);
+}
+
+/** Throws a TypeError unless `x` is a Tensor. */
+export function checkTensor(where: string, x: unknown, name = 'input'): Tensor {
+  if (!(x instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor, got ${describe(x)}`);
+  return x;
+}

@@ -1,0 +1,301 @@
+// The Keras-style training loop: compile, fit, evaluate, predict. Each batch is gathered on the backend
+// from the whole data set (one index upload per epoch), then forward → loss → backward → optimizer step,
+// all queued; the loop awaits only the batch's loss value, which keeps the event loop free while the native
+// thread computes, and which is where a NaN or infinite loss is caught.
+import type { Backend } from '../backend.js';
+import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.js';
+import { Loss } from '../losses.js';
+import type { Module } from '../nn/module.js';
+import { fmtShape } from '../nn/util.js';
+import { Optimizer } from '../optim/optimizer.js';
+import { permutation } from '../random.js';
+import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
+import { Workspace } from '../workspace.js';
+import { Progress } from './progress.js';
+import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './types.js';
+
+export interface Compiled {
+  optimizer: Optimizer<{ lr: number }>;
+  loss: Loss;
+  metrics: 'accuracy'[];
+}
+
+export function compileModel(model: Module, options: CompileOptions): void {
+  checkOptions('compile', options, ['optimizer', 'loss', 'metrics']);
+  if (!options) throw new TypeError('compile: expected { optimizer, loss }');
+  if (!(options.optimizer instanceof Optimizer)) throw new TypeError(`compile: optimizer must be an optimizer instance (new rg.Adam(model.parameters())), got ${describe(options.optimizer)}`);
+  if (!(options.loss instanceof Loss)) throw new TypeError(`compile: loss must be a loss instance (new rg.CrossEntropyLoss()), got ${describe(options.loss)}`);
+  const metrics = options.metrics ?? [];
+  if (!Array.isArray(metrics)) throw new TypeError(`compile: metrics must be an array, got ${describe(metrics)}`);
+  for (const m of metrics) if (m !== 'accuracy') throw new RangeError(`compile: unknown metric '${String(m)}'; known: accuracy`);
+  model.compiled = { optimizer: options.optimizer, loss: options.loss, metrics: [...metrics] };
+}
+
+/** Mini-batches of (x, y) gathered on the backend by an index tensor. */
+class Batches {
+  readonly n: number;
+  private readonly ws = new Workspace();
+  private index?: Tensor;
+  constructor(
+    private readonly backend: Backend,
+    private readonly x: Tensor,
+    private readonly y: Tensor,
+    readonly batchSize: number,
+  ) {
+    this.n = x.shape[0];
+  }
+  get count(): number {
+    return Math.ceil(this.n / this.batchSize);
+  }
+  begin(order: Int32Array): void {
+    this.index?.dispose();
+    this.index = fromHost(this.backend, order, [order.length]);
+  }
+  get(i: number): [Tensor, Tensor] {
+    const start = i * this.batchSize;
+    const rows = Math.min(this.batchSize, this.n - start);
+    return [this.gather('x', this.x, start, rows), this.gather('y', this.y, start, rows)];
+  }
+  private gather(key: string, src: Tensor, start: number, rows: number): Tensor {
+    const cols = this.n === 0 ? 0 : src.size / this.n;
+    const out = this.ws.get(key, this.backend, [rows, ...src.shape.slice(1)], src.dtype === 'int32' ? 'int32' : 'float');
+    out.intRange = src.intRange;
+    this.backend.k.gather_rows(out.buf, src.buf, this.index!.buf, rows, cols, this.n, start);
+    return out;
+  }
+  dispose(): void {
+    this.index?.dispose();
+    this.ws.clear();
+  }
+}
+
+function checkData(where: string, model: Module, x: unknown, y: unknown): [Tensor, Tensor] {
+  const xt = checkTensor(where, x, 'x');
+  const yt = checkTensor(where, y, 'y');
+  if (xt.shape.length === 0 || yt.shape.length === 0) throw new RangeError(`${where}: x and y need a batch dimension, got ${fmtShape(xt.shape)} and ${fmtShape(yt.shape)}`);
+  if (xt.shape[0] !== yt.shape[0]) throw new RangeError(`${where}: x has ${xt.shape[0]} samples but y has ${yt.shape[0]}`);
+  const b = model.backend;
+  for (const [name, t] of [['x', xt], ['y', yt]] as const)
+    if (t.backend !== b) throw new TypeError(`${where}: ${name} is on '${t.device}' but the model is on '${b.name}'; move it with .to('${b.name}')`);
+  return [xt, yt];
+}
+
+function accuracyShape(where: string, out: Tensor, y: Tensor): number {
+  if (out.shape.length !== 2 || y.dtype !== 'int32' || y.shape.length !== 1)
+    throw new TypeError(`${where}: metric 'accuracy' needs [N, C] outputs and int32 class targets [N], got outputs ${fmtShape(out.shape)} and ${y.dtype} targets ${fmtShape(y.shape)}`);
+  return out.shape[1];
+}
+
+/** Marks the model busy (refusing overlapping calls) and switches its buffer reuse on; returns the undo. */
+function claim(model: Module, where: string): () => void {
+  if (model.busy)
+    throw new RetrogradError(`${where}: the model is busy with another fit, evaluate or predictAsync call; await it first`, 'BUSY');
+  model.busy = true;
+  const loss = model.compiled?.loss;
+  model.reuseBuffers(1);
+  if (loss) loss.ws.reuse++;
+  const wasTraining = model.training;
+  return () => {
+    model.train(wasTraining);
+    model.reuseBuffers(-1);
+    if (loss) loss.ws.reuse--;
+    model.busy = false;
+  };
+}
+
+async function runCallbacks(callbacks: Callback[], fn: (c: Callback) => void | Promise<void>): Promise<void> {
+  for (const c of callbacks) await fn(c);
+}
+
+export async function fitModel(model: Module, x: Tensor, y: Tensor, options: FitOptions = {}): Promise<History> {
+  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose']);
+  const compiled = model.compiled;
+  if (!compiled) throw new Error('fit: the model is not compiled; call model.compile({ optimizer, loss }) first');
+  const [xt, yt] = checkData('fit', model, x, y);
+  const epochs = checkNumber('fit', 'epochs', options.epochs ?? 1, { min: 1, integer: true });
+  const batchSize = checkNumber('fit', 'batchSize', options.batchSize ?? 32, { min: 1, integer: true });
+  const verbose = checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });
+  const shuffle = options.shuffle ?? true;
+  if (typeof shuffle !== 'boolean') throw new TypeError(`fit: shuffle must be a boolean, got ${describe(shuffle)}`);
+  const callbacks = options.callbacks ?? [];
+  if (!Array.isArray(callbacks)) throw new TypeError(`fit: callbacks must be an array, got ${describe(callbacks)}`);
+  const validation = options.validationData;
+  if (validation !== undefined) {
+    if (!Array.isArray(validation) || validation.length !== 2) throw new TypeError('fit: validationData must be [x, y]');
+    checkData('fit (validationData)', model, validation[0], validation[1]);
+  }
+  if (xt.shape[0] === 0) throw new RangeError('fit: x has no samples');
+
+  const release = claim(model, 'fit');
+  const backend = model.backend;
+  const { optimizer, loss: lossFn, metrics } = compiled;
+  const wantAccuracy = metrics.includes('accuracy');
+  const batches = new Batches(backend, xt, yt, batchSize);
+  const history: History = { epoch: [], history: {} };
+  const progress = new Progress(verbose, epochs, batches.count);
+  const correct = empty(backend, [1]);
+  model.stopTraining = false;
+  try {
+    {
+      await runCallbacks(callbacks, (c) => c.onTrainBegin?.({}));
+      for (let epoch = 0; epoch < epochs; epoch++) {
+        model.train();
+        await runCallbacks(callbacks, (c) => c.onEpochBegin?.(epoch, {}));
+        batches.begin(shuffle ? permutation(batches.n) : Int32Array.from({ length: batches.n }, (_, i) => i));
+        backend.k.fill(correct.buf, 1, 0);
+        progress.epochBegin(epoch);
+        let lossSum = 0, seen = 0;
+        for (let step = 0; step < batches.count; step++) {
+          const [xb, yb] = batches.get(step);
+          const out = model.forward(xb);
+          const loss = lossFn.forward(out, yb);
+          model.zeroGrad();
+          model.backward(lossFn.backward());
+          optimizer.step();
+          if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('fit', out, yb));
+          const value = (await loss.data())[0];
+          if (!Number.isFinite(value))
+            throw new Error(`fit: the loss became ${Number.isNaN(value) ? 'NaN' : 'infinite'} at epoch ${epoch + 1}, step ${step + 1}`);
+          lossSum += value * xb.shape[0];
+          seen += xb.shape[0];
+          const acc = wantAccuracy ? (await correct.data())[0] / seen : undefined;
+          progress.batchEnd(step + 1, lossSum / seen, acc);
+          if (callbacks.length) {
+            const logs: Logs = { loss: value, size: xb.shape[0] };
+            await runCallbacks(callbacks, (c) => c.onBatchEnd?.(step, logs));
+          }
+        }
+        const logs: Logs = { loss: lossSum / seen };
+        if (wantAccuracy) logs.accuracy = (await correct.data())[0] / seen;
+        if (validation) {
+          const v = await evaluateInner(model, validation[0], validation[1], batchSize);
+          for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
+        }
+        history.epoch.push(epoch);
+        for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
+        progress.epochEnd(epoch, logs);
+        await runCallbacks(callbacks, (c) => c.onEpochEnd?.(epoch, logs));
+        if (model.stopTraining) break;
+      }
+      await runCallbacks(callbacks, (c) => c.onTrainEnd?.({}));
+    }
+  } finally {
+    progress.stop();
+    batches.dispose();
+    correct.dispose();
+    release();
+  }
+  return history;
+}
+
+/** Mean loss (and accuracy when compiled with it) over (x, y), in eval mode, accumulated on the backend. */
+async function evaluateInner(model: Module, x: Tensor, y: Tensor, batchSize: number): Promise<Logs> {
+  const compiled = model.compiled!;
+  const backend = model.backend;
+  const wantAccuracy = compiled.metrics.includes('accuracy');
+  const batches = new Batches(backend, x, y, batchSize);
+  const lossSum = empty(backend, [1]);
+  const correct = empty(backend, [1]);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    batches.begin(Int32Array.from({ length: batches.n }, (_, i) => i));
+    for (let step = 0; step < batches.count; step++) {
+      const [xb, yb] = batches.get(step);
+      const out = model.forward(xb);
+      const loss = compiled.loss.forward(out, yb);
+      backend.k.axpy(lossSum.buf, loss.buf, 1, xb.shape[0]);
+      if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('evaluate', out, yb));
+    }
+    const n = Math.max(1, batches.n);
+    const logs: Logs = { loss: (await lossSum.data())[0] / n };
+    if (wantAccuracy) logs.accuracy = (await correct.data())[0] / n;
+    return logs;
+  } finally {
+    model.train(wasTraining);
+    batches.dispose();
+    lossSum.dispose();
+    correct.dispose();
+  }
+}
+
+export async function evaluateModel(model: Module, x: Tensor, y: Tensor, options: EvaluateOptions = {}): Promise<Logs> {
+  checkOptions('evaluate', options, ['batchSize']);
+  if (!model.compiled) throw new Error('evaluate: the model is not compiled; call model.compile({ optimizer, loss }) first');
+  const [xt, yt] = checkData('evaluate', model, x, y);
+  const batchSize = checkNumber('evaluate', 'batchSize', options.batchSize ?? 256, { min: 1, integer: true });
+  const release = claim(model, 'evaluate');
+  try {
+    return await evaluateInner(model, xt, yt, batchSize);
+  } finally {
+    release();
+  }
+}
+
+/** Runs the model in eval mode over x in batches, handing each batch's output to `take`. */
+function* predictBatches(model: Module, x: Tensor, batchSize: number): Generator<[Tensor, number]> {
+  const n = x.shape[0];
+  const backend = model.backend;
+  const ws = new Workspace();
+  const index = fromHost(backend, Int32Array.from({ length: n }, (_, i) => i), [n]);
+  const cols = n === 0 ? 0 : x.size / n;
+  try {
+    for (let start = 0; start < n; start += batchSize) {
+      const rows = Math.min(batchSize, n - start);
+      const xb = ws.get('x', backend, [rows, ...x.shape.slice(1)], x.dtype === 'int32' ? 'int32' : 'float');
+      backend.k.gather_rows(xb.buf, x.buf, index.buf, rows, cols, n, start);
+      yield [model.forward(xb), start];
+    }
+  } finally {
+    index.dispose();
+    ws.clear();
+  }
+}
+
+function checkPredict(where: string, model: Module, x: unknown, options: PredictOptions): [Tensor, number] {
+  checkOptions(where, options, ['batchSize']);
+  const xt = checkTensor(where, x, 'x');
+  if (xt.shape.length === 0) throw new RangeError(`${where}: x needs a batch dimension, got a scalar`);
+  if (xt.backend !== model.backend) throw new TypeError(`${where}: x is on '${xt.device}' but the model is on '${model.backend.name}'`);
+  return [xt, checkNumber(where, 'batchSize', options.batchSize ?? 1024, { min: 1, integer: true })];
+}
+
+function assemble(model: Module, x: Tensor, parts: [Float32Array | Int32Array, readonly number[]][]): Tensor {
+  const rowShape = parts.length ? parts[0][1].slice(1) : [];
+  const total = parts.reduce((s, [a]) => s + a.length, 0);
+  const all = new Float32Array(total);
+  let at = 0;
+  for (const [a] of parts) {
+    all.set(a, at);
+    at += a.length;
+  }
+  return fromHost(model.backend, all, [x.shape[0], ...rowShape]);
+}
+
+/** Outputs for x in eval mode, as a new tensor (synchronous). */
+export function predictModel(model: Module, x: Tensor, options: PredictOptions = {}): Tensor {
+  const [xt, batchSize] = checkPredict('predict', model, x, options);
+  const release = claim(model, 'predict');
+  model.eval();
+  try {
+    const parts: [Float32Array | Int32Array, readonly number[]][] = [];
+    for (const [out] of predictBatches(model, xt, batchSize)) parts.push([out.toArray(), out.shape]);
+    return assemble(model, xt, parts);
+  } finally {
+    release();
+  }
+}
+
+/** predict without blocking the event loop while the native backend computes. */
+export async function predictModelAsync(model: Module, x: Tensor, options: PredictOptions = {}): Promise<Tensor> {
+  const [xt, batchSize] = checkPredict('predictAsync', model, x, options);
+  const release = claim(model, 'predictAsync');
+  model.eval();
+  try {
+    const parts: [Float32Array | Int32Array, readonly number[]][] = [];
+    for (const [out] of predictBatches(model, xt, batchSize)) parts.push([await out.data(), out.shape]);
+    return assemble(model, xt, parts);
+  } finally {
+    release();
+  }
+}

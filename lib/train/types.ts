@@ -1,0 +1,44 @@
+// Options and results of the Keras-style training conveniences.
+import type { Loss } from '../losses.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { Tensor } from '../tensor.js';
+
+export interface CompileOptions {
+  optimizer: Optimizer<{ lr: number }>;
+  loss: Loss;
+  metrics?: 'accuracy'[];
+}
+
+export type Logs = Record<string, number>;
+
+/** Callback hooks, Keras style; each may be async. Set `model.stopTraining = true` to stop after the epoch. */
+export interface Callback {
+  onTrainBegin?(logs: Logs): void | Promise<void>;
+  onTrainEnd?(logs: Logs): void | Promise<void>;
+  onEpochBegin?(epoch: number, logs: Logs): void | Promise<void>;
+  onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
+  onBatchEnd?(batch: number, logs: Logs): void | Promise<void>;
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  validationData?: [Tensor, Tensor];
+  callbacks?: Callback[];
+  /** 0 silent, 1 a progress bar on a terminal (one line per epoch elsewhere), 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+}
+
+export interface EvaluateOptions {
+  batchSize?: number;
+}
+export interface PredictOptions {
+  batchSize?: number;
+}
+
+/** What fit returns: per-epoch logs, as Keras' History. */
+export interface History {
+  epoch: number[];
+  history: Record<string, number[]>;
+}
