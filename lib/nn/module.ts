@@ -207,9 +207,11 @@ export abstract class Module {
   /** @internal Hook for modules that cache buffer references. */
   protected onMoved(): void {}
 
-  /** Checks that x is a tensor on the module's backend; `label` names the layer in the message. */
+  /** Checks that x is a tensor on the module's backend (for a layer with state); `label` names the layer. */
   protected checkInput(x: unknown, label: string): Tensor {
     const t = checkTensor(label, x);
+    // A layer without parameters or buffers follows its input to whatever backend it is on.
+    if (this._parameters.size === 0 && this._buffers.size === 0) return t;
     const b = this.backend;
     if (t.backend !== b)
       throw new TypeError(`${label}: input is on '${t.device}' but the layer is on '${b.name}'; move one of them with .to()`);

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Golden values from PyTorch for retrograd's tests (optimizers, losses, layers).
+
+Run with Debian's python3-torch (1.13): `npm run golden` (/usr/bin/python3 test/golden/make_golden.py).
+Writes test/golden/torch.json; the tests read that file and never need Python. Inputs are deterministic
+formulas, so the TypeScript side rebuilds them without storing them.
+"""
+import json
+import math
+import os
+
+import torch
+
+torch.set_default_dtype(torch.float32)
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch.json")
+
+
+def init_param(n):
+    return torch.tensor([math.sin(0.37 * i + 0.2) for i in range(n)], dtype=torch.float32)
+
+
+def grad_at(n, t):
+    # varying sign and magnitude from step to step, so momentum, AMSGrad's max and bias correction all matter
+    scale = 2.0 if t % 2 == 0 else 0.5
+    return torch.tensor([scale * math.cos(0.71 * i + 1.3 * t) for i in range(n)], dtype=torch.float32)
+
+
+OPTIM_CASES = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "maximize": True}),
+    ("Adam", {"lr": 0.01}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ("Adam", {"lr": 0.02, "betas": (0.8, 0.9), "eps": 1e-6}),
+    ("Adam", {"lr": 0.01, "maximize": True}),
+    ("AdamW", {"lr": 0.01}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+]
+N_PARAM = 7
+STEPS = 6
+
+
+def optim_cases():
+    out = []
+    for name, opts in OPTIM_CASES:
+        p = torch.nn.Parameter(init_param(N_PARAM))
+        opt = getattr(torch.optim, name)([p], **opts)
+        traj = []
+        for t in range(STEPS):
+            p.grad = grad_at(N_PARAM, t)
+            opt.step()
+            traj.append(p.detach().tolist())
+        out.append({"optimizer": name, "options": {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()},
+                    "trajectory": traj})
+    return out
+
+
+def seq(n, a, b, c=0.0):
+    return [math.sin(a * i + b) * 3 + c for i in range(n)]
+
+
+def loss_cases():
+    out = []
+    pred = torch.tensor(seq(12, 0.9, 0.1), requires_grad=True)
+    target = torch.tensor(seq(12, 0.4, 1.0))
+    for name, fn, p_in, t_in in [
+        ("MSELoss", torch.nn.MSELoss(), pred, target),
+        ("BCEWithLogitsLoss", torch.nn.BCEWithLogitsLoss(), pred, (target / 6 + 0.5).clamp(0, 1)),
+        ("BCELoss", torch.nn.BCELoss(), torch.sigmoid(pred.detach()).requires_grad_(), (target / 6 + 0.5).clamp(0, 1)),
+    ]:
+        if p_in.grad is not None:
+            p_in.grad = None
+        loss = fn(p_in.view(3, 4), t_in.view(3, 4))
+        loss.backward()
+        out.append({"loss": name, "pred": p_in.detach().tolist(), "target": t_in.tolist(), "shape": [3, 4],
+                    "value": loss.item(), "grad": p_in.grad.tolist()})
+    # cross-entropy, [N, C] with an ignored target, and [N, C, d]
+    logits = torch.tensor(seq(20, 1.3, 0.5), requires_grad=True)
+    tgt = torch.tensor([2, 4, -100, 0], dtype=torch.long)
+    loss = torch.nn.CrossEntropyLoss()(logits.view(4, 5), tgt)
+    loss.backward()
+    out.append({"loss": "CrossEntropyLoss", "pred": logits.detach().tolist(), "target": tgt.tolist(), "shape": [4, 5],
+                "value": loss.item(), "grad": logits.grad.tolist()})
+    logits = torch.tensor(seq(24, 0.7, 0.2), requires_grad=True)
+    tgt = torch.tensor([[0, 2], [1, 1], [2, 0], [1, 2]], dtype=torch.long)
+    loss = torch.nn.CrossEntropyLoss()(logits.view(4, 3, 2), tgt)
+    loss.backward()
+    out.append({"loss": "CrossEntropyLoss", "pred": logits.detach().tolist(), "target": tgt.flatten().tolist(),
+                "shape": [4, 3, 2], "value": loss.item(), "grad": logits.grad.tolist()})
+    return out
+
+
+def layer_cases():
+    out = []
+    x = torch.tensor(seq(15, 0.61, 0.3), requires_grad=True)
+    dy = torch.tensor(seq(12, 0.23, 0.9))
+    lin = torch.nn.Linear(5, 4)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(seq(20, 0.45, 0.7)).view(4, 5) / 3)
+        lin.bias.copy_(torch.tensor(seq(4, 1.1, 0.1)) / 3)
+    y = lin(x.view(3, 5))
+    y.backward(dy.view(3, 4))
+    out.append({"layer": "Linear", "args": [5, 4], "x": x.detach().tolist(), "xShape": [3, 5],
+                "weight": lin.weight.detach().flatten().tolist(), "bias": lin.bias.detach().tolist(),
+                "y": y.detach().flatten().tolist(), "dy": dy.tolist(), "dx": x.grad.tolist(),
+                "dweight": lin.weight.grad.flatten().tolist(), "dbias": lin.bias.grad.tolist(),
+                "stateDictKeys": list(lin.state_dict().keys())})
+    for name, mod in [("ReLU", torch.nn.ReLU()), ("LeakyReLU", torch.nn.LeakyReLU(0.1)), ("Sigmoid", torch.nn.Sigmoid()),
+                      ("Tanh", torch.nn.Tanh()), ("GELU", torch.nn.GELU()), ("Softmax", torch.nn.Softmax(dim=-1))]:
+        x = torch.tensor(seq(12, 0.83, 0.4), requires_grad=True)
+        dy = torch.tensor(seq(12, 0.29, 1.7))
+        y = mod(x.view(3, 4))
+        y.backward(dy.view(3, 4))
+        out.append({"layer": name, "args": [0.1] if name == "LeakyReLU" else [], "x": x.detach().tolist(), "xShape": [3, 4],
+                    "y": y.detach().flatten().tolist(), "dy": dy.tolist(), "dx": x.grad.tolist()})
+    seq_model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    out.append({"layer": "SequentialKeys", "stateDictKeys": list(seq_model.state_dict().keys())})
+    return out
+
+
+if __name__ == "__main__":
+    data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
+            "layers": layer_cases()}
+    with open(OUT, "w") as f:
+        json.dump(data, f, indent=1)
+    print(f"wrote {OUT}")

@@ -1,0 +1,53 @@
+// Shared test tools: the tolerance policy, random data, and access to each backend.
+import * as rg from '../lib/index.js';
+import { backendByName, type Backend } from '../lib/backend.js';
+import { reference64Backend } from '../lib/backends/reference/index.js';
+import { probeCpu } from '../lib/backends/cpu.js';
+
+/**
+ * Tolerance policy (DESIGN.md, "Numerics"): normwise relative error ‖a − b‖ / max(‖a‖, ‖b‖) in float32,
+ * 1e-5 for elementwise kernels, 1e-4 for reductions and matrix products; gradient checks in float64 to 1e-6.
+ */
+export const TOL = { elementwise: 1e-5, reduction: 1e-4, gradcheck: 1e-6 } as const;
+
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    if (Number.isNaN(d) && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return Infinity;
+    if (!Number.isNaN(d)) diff += d * d;
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  const scale = Math.max(Math.sqrt(na), Math.sqrt(nb));
+  return scale === 0 ? Math.sqrt(diff) : Math.sqrt(diff) / scale;
+}
+
+/** A small seeded generator for test data (independent of rg.manualSeed). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomArray(n: number, r: () => number, scale = 1, offset = 0): Float32Array {
+  return Float32Array.from({ length: n }, () => (2 * r() - 1) * scale + offset);
+}
+
+export const cpuAvailable = probeCpu().available;
+export const cpuReason = probeCpu().reason ?? '';
+if (!cpuAvailable) console.warn(`native CPU backend unavailable, its tests are skipped: ${cpuReason}`);
+
+export function cpu(): Backend {
+  return backendByName('cpu');
+}
+export function reference(): Backend {
+  return backendByName('reference');
+}
+export { reference64Backend, rg };
