@@ -104,6 +104,8 @@ export interface Backend {
   readonly name: string;
   /** dtype of floating tensors on this backend: float32, or float64 for gradient checks on the reference. */
   readonly floatType: 'float32' | 'float64';
+  /** true when kernels run off the main thread (a read then yields to the event loop while it waits). */
+  readonly async: boolean;
   readonly k: Kernels;
   /** A zero-filled buffer. */
   alloc(dtype: DType, size: number): Buf;

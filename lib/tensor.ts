@@ -66,12 +66,15 @@ export class Tensor {
         throw new TypeError(`Tensor.assign: source dtype ${src.dtype} does not match ${this.dtype}`);
       if (src.backend === this.backend) this.backend.k.copy(this.buf, src.buf, this.size);
       else this.backend.write(this.buf, src.backend.read(src.buf));
+      this.intRange = src.intRange;
       return this;
     }
     if (src === null || typeof src !== 'object' || typeof (src as ArrayLike<number>).length !== 'number')
       throw new TypeError(`Tensor.assign: expected a Tensor or an array of numbers, got ${describe(src)}`);
     if (src.length !== this.size) throw new RangeError(`Tensor.assign: source has ${src.length} elements, expected ${this.size}`);
-    this.backend.write(this.buf, this.dtype === 'int32' ? Int32Array.from(src) : Float32Array.from(src));
+    const data = this.dtype === 'int32' ? Int32Array.from(src) : Float32Array.from(src);
+    this.backend.write(this.buf, data);
+    if (data instanceof Int32Array) this.intRange = intRangeOf(data);
     return this;
   }
 
@@ -160,15 +163,17 @@ export function tensor(data: Float32Array | Int32Array | Float64Array | readonly
 export function fromHost(backend: Backend, data: Float32Array | Int32Array | Float64Array, shape: readonly number[]): Tensor {
   const isInt = data instanceof Int32Array;
   const t = new Tensor(backend, backend.fromHost(data), shape, isInt ? 'int32' : backend.floatType);
-  if (isInt) {
-    let lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < data.length; i++) {
-      if (data[i] < lo) lo = data[i];
-      if (data[i] > hi) hi = data[i];
-    }
-    t.intRange = [lo, hi];
-  }
+  if (isInt) t.intRange = intRangeOf(data);
   return t;
+}
+
+function intRangeOf(data: Int32Array): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] < lo) lo = data[i];
+    if (data[i] > hi) hi = data[i];
+  }
+  return [lo, hi];
 }
 
 /** @internal A zero-filled tensor on `backend`. */

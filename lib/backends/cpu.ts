@@ -58,6 +58,7 @@ export function loadCpuAddon(): NativeAddon {
 class CpuBackend implements Backend {
   readonly name = 'cpu';
   readonly floatType = 'float32';
+  readonly async = true;
   readonly k: Kernels;
   constructor(private readonly a: NativeAddon) {
     const k: Record<string, (...args: unknown[]) => void> = {};

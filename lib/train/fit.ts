@@ -43,6 +43,7 @@ class Batches {
     readonly batchSize: number,
   ) {
     this.n = x.shape[0];
+    this.ws.reuse = 1; // the batch tensors never leave the loop
   }
   get count(): number {
     return Math.ceil(this.n / this.batchSize);
@@ -153,6 +154,8 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           model.backward(lossFn.backward());
           optimizer.step();
           if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('fit', out, yb));
+          // On a synchronous backend the read below resolves at once: yield so that timers and I/O still run.
+          if (!backend.async) await new Promise((resolve) => setImmediate(resolve));
           const value = (await loss.data())[0];
           if (!Number.isFinite(value))
             throw new Error(`fit: the loss became ${Number.isNaN(value) ? 'NaN' : 'infinite'} at epoch ${epoch + 1}, step ${step + 1}`);
@@ -237,6 +240,7 @@ function* predictBatches(model: Module, x: Tensor, batchSize: number): Generator
   const n = x.shape[0];
   const backend = model.backend;
   const ws = new Workspace();
+  ws.reuse = 1;
   const index = fromHost(backend, Int32Array.from({ length: n }, (_, i) => i), [n]);
   const cols = n === 0 ? 0 : x.size / n;
   try {

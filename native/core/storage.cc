@@ -12,15 +12,15 @@ MemoryStats& memory_stats() {
 }
 
 std::shared_ptr<Storage> Storage::create(DType dtype, size_t size) {
-  // Round up to whole cache lines; at least one line so that a zero-size tensor still has a valid pointer.
-  size_t bytes = (size * 4 + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* data = std::aligned_alloc(64, bytes);
-  if (!data) return nullptr;
-  std::memset(data, 0, bytes);
-  Storage* s = new (std::nothrow) Storage(dtype, size, data);
+  // calloc rather than aligned_alloc + memset: large blocks come from fresh zero pages that are only
+  // touched when used. 64 bytes of slack give the alignment.
+  size_t bytes = size * 4 + 64;
+  void* base = std::calloc(1, bytes);
+  if (!base) return nullptr;
+  void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(base) + 63) & ~uintptr_t(63));
+  Storage* s = new (std::nothrow) Storage(dtype, size, base, data);
   if (!s) {
-    std::free(data);
+    std::free(base);
     return nullptr;
   }
   memory_stats().storages++;
@@ -31,7 +31,7 @@ std::shared_ptr<Storage> Storage::create(DType dtype, size_t size) {
 Storage::~Storage() {
   memory_stats().storages--;
   memory_stats().bytes -= static_cast<int64_t>(size_ * 4);
-  std::free(data_);
+  std::free(base_);
 }
 
 }  // namespace rg

@@ -34,10 +34,11 @@ class Storage {
   void* raw() { return data_; }
 
  private:
-  Storage(DType dtype, size_t size, void* data) : dtype_(dtype), size_(size), data_(data) {}
+  Storage(DType dtype, size_t size, void* base, void* data) : dtype_(dtype), size_(size), base_(base), data_(data) {}
   DType dtype_;
   size_t size_;
-  void* data_;
+  void* base_;  // what calloc returned
+  void* data_;  // base_ rounded up to 64 bytes
 };
 
 using StoragePtr = std::shared_ptr<Storage>;

@@ -30,6 +30,7 @@ const finalizer = new FinalizationRegistry<number>((bytes) => {
 
 class ReferenceBackend implements Backend {
   readonly k = referenceKernels as unknown as Kernels;
+  readonly async = false;
   private readonly disposed = new WeakSet<object>();
   constructor(
     readonly name: string,
