@@ -58,7 +58,7 @@ for (const backend of backendNames) {
       expect([...moved.toArray()]).toEqual([6, 5, 4, 3, 2, 1]);
       expect(rg.zeros([0, 3]).size).toBe(0);
       rg.manualSeed(9);
-      const a = rg.randn([1000]).toArray();
+      const a = rg.randn([1000]).toArray() as Float32Array;
       rg.manualSeed(9);
       expect([...rg.randn([1000]).toArray()]).toEqual([...a]);
       const mean = a.reduce((s, v) => s + v, 0) / 1000;
@@ -72,7 +72,7 @@ for (const backend of backendNames) {
       rg.manualSeed(1);
       const lin = new rg.Linear(400, 300);
       expect(lin.weight.value.shape).toEqual([300, 400]);
-      const w = lin.weight.value.toArray();
+      const w = lin.weight.value.toArray() as Float32Array;
       const bound = 1 / Math.sqrt(400);
       expect(Math.max(...w)).toBeLessThanOrEqual(bound);
       expect(Math.min(...w)).toBeGreaterThanOrEqual(-bound);

@@ -1,0 +1,65 @@
+// The shipped package: prebuildify makes the binary, `npm pack` puts it and the compiled TypeScript in the
+// tarball, and `npm install --ignore-scripts <tarball>` in an empty project loads the native CPU backend and
+// trains without compiling anything. Without a usable binary, the load failure explains itself.
+// Works on a copy of the sources, so the build/ folder the other tests load from is never touched.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const work = mkdtempSync(join(tmpdir(), 'retrograd-pack-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function run(cmd: string, args: string[], cwd: string): string {
+  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' } });
+}
+
+describe('prebuilt install from the packed tarball', () => {
+  it('packs prebuilds and dist, installs without compiling, and trains on the native backend', () => {
+    const src = join(work, 'src');
+    for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'native', 'lib'])
+      cpSync(join(root, f), join(src, f), { recursive: true });
+    symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'), 'dir');
+
+    run('npm', ['run', 'prebuildify'], src);
+    const built = readdirSync(join(src, 'prebuilds', `${process.platform}-${process.arch}`));
+    expect(built.some((f) => f.endsWith('.node'))).toBe(true);
+
+    const packed = run('npm', ['pack', '--json'], src);
+    const [{ filename, files }] = JSON.parse(packed.slice(packed.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
+    const paths = files.map((f) => f.path);
+    expect(paths.some((p) => p.startsWith(`prebuilds/${process.platform}-${process.arch}/`) && p.endsWith('.node'))).toBe(true);
+    expect(paths).toContain('dist/index.js');
+    expect(paths).toContain('dist/index.d.ts');
+    expect(paths.some((p) => p.startsWith('build/'))).toBe(false);
+
+    const app = join(work, 'app');
+    cpSync(join(src, filename), join(work, filename));
+    writeFileSync(join(work, 'package.json'), '{}');
+    rmSync(src, { recursive: true, force: true });
+    cpSync(join(root, 'test', 'fixtures'), app, { recursive: true });
+    run('npm', ['install', '--ignore-scripts', '--no-save', join(work, filename)], app);
+    const installed = join(app, 'node_modules', 'retrograd');
+    expect(existsSync(join(installed, 'build'))).toBe(false);
+
+    const out = JSON.parse(run(process.execPath, ['train-xor.mjs'], app)) as { backend: string; loss: number; isa: string };
+    expect(out.backend).toBe('cpu');
+    expect(out.loss).toBeLessThan(0.05);
+
+    // Take the binary away: the default falls back to the reference backend with a warning that explains.
+    rmSync(join(installed, 'prebuilds'), { recursive: true, force: true });
+    const res = execFileSync(process.execPath, ['train-xor.mjs'], { cwd: app, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(JSON.parse(res).backend).toBe('reference');
+    let stderr = '';
+    try {
+      execFileSync(process.execPath, ['-e', "import('retrograd').then((rg) => rg.setBackend('cpu'))"], { cwd: app, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      stderr = String((e as { stderr: string }).stderr);
+    }
+    expect(stderr).toMatch(/the native CPU addon could not be loaded/);
+    expect(stderr).toMatch(/tried: .*prebuilds\/linux-x64\/.*build\/Release\//);
+    expect(stderr).toMatch(/what to do: run `npm rebuild retrograd`/);
+  }, 300_000);
+});
