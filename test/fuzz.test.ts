@@ -89,3 +89,26 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
     }
   });
 });
+
+describe.skipIf(!cpuAvailable)('the addon in worker threads', () => {
+  it('loads per environment: two workers compute at once, exit, and the main thread goes on', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const addonPath = `${process.cwd()}/build/Release/retrograd.node`;
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const a = require(workerData.addonPath);
+      const n = 64, A = a.fromHost(Float32Array.from({ length: n * n }, (_, i) => (i % 7) - 3)), C = a.alloc('float32', n * n);
+      const mm = a.kernels.indexOf('matmul');
+      for (let r = 0; r < 50; r++) a.run(mm, C, A, A, n, n, n, false, false, 1, 0);
+      a.readAsync(C).then((c) => parentPort.postMessage(c.reduce((s, v) => s + v, 0)));`;
+    const sums = await Promise.all([0, 1].map(() => new Promise<number>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { addonPath } });
+      w.once('message', (m: number) => { resolve(m); void w.terminate(); });
+      w.once('error', reject);
+    })));
+    expect(sums[0]).toBe(sums[1]);
+    expect(sums[0]).not.toBe(0);
+    rg.setBackend('cpu');
+    expect(rg.tensor([1, 2], [2]).toArray()[1]).toBe(2);
+  });
+});

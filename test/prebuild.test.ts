@@ -23,7 +23,7 @@ describe('prebuilt install from the packed tarball', () => {
       cpSync(join(root, f), join(src, f), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'), 'dir');
 
-    run('npm', ['run', 'prebuildify'], src);
+    run('npm', ['run', 'binaries'], src);
     const built = readdirSync(join(src, 'prebuilds', `${process.platform}-${process.arch}`));
     expect(built.some((f) => f.endsWith('.node'))).toBe(true);
 
