@@ -3,6 +3,7 @@ import * as rg from '../lib/index.js';
 import { backendByName, type Backend } from '../lib/backend.js';
 import { reference64Backend } from '../lib/backends/reference/index.js';
 import { probeCpu } from '../lib/backends/cpu.js';
+import { mulberry32 } from '../lib/data/split.js';
 
 /**
  * Tolerance policy (DESIGN.md, "Numerics"): normwise relative error ‖a − b‖ / max(‖a‖, ‖b‖) in float32,
@@ -25,16 +26,7 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** A small seeded generator for test data (independent of rg.manualSeed). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function randomArray(n: number, r: () => number, scale = 1, offset = 0): Float32Array {
   return Float32Array.from({ length: n }, () => (2 * r() - 1) * scale + offset);

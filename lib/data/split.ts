@@ -1,7 +1,7 @@
 // Seeded train/test splits of row-major data sets.
 
 /** A small seeded generator (mulberry32), separate from rg.manualSeed so a split never moves with it. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
