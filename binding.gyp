@@ -6,6 +6,7 @@
         "native/core/storage.cc",
         "native/core/thread_pool.cc",
         "native/core/queue.cc",
+        "native/cpu/simd.cc",
         "native/cpu/gemm.cc",
         "native/cpu/linear.cc",
         "native/cpu/activations.cc",
@@ -20,7 +21,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "ldflags": ["-pthread"]
     }
   ]

@@ -13,13 +13,19 @@ export type DType = 'float32' | 'int32' | 'float64';
 type B = Buf;
 type Opt = Buf | null;
 
+/** Activations a matrix product's epilogue applies: 0 none, 1 ReLU, 2 LeakyReLU. */
+export type ActCode = 0 | 1 | 2;
+export const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const satisfies Record<string, ActCode>;
+
 export interface Kernels {
   /** out[M,N] = alpha·op(a)·op(b) + beta·out; op(a) [M,K] is a[M,K] or (transA) a[K,M]; op(b) [K,N] is b[K,N] or (transB) b[N,K]. beta 0 ignores out. */
   matmul(out: B, a: B, b: B, M: number, N: number, K: number, transA: boolean, transB: boolean, alpha: number, beta: number): void;
-  /** out[B,OC] = inp[B,C]·weight[OC,C]ᵀ + bias[OC] (bias null: none). */
-  linear_forward(out: B, inp: B, weight: B, bias: Opt, B: number, C: number, OC: number): void;
-  /** dinp[B,C] = dout·weight; dweight[OC,C] += doutᵀ·inp; dbias[OC] += Σ_b dout. A null output is skipped. */
-  linear_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: B, B: number, C: number, OC: number): void;
+  /** out[B,OC] = act(inp[B,C]·weight[OC,C]ᵀ + bias[OC]) (bias null: none; act an ActCode, slope for LeakyReLU). */
+  linear_forward(out: B, inp: B, weight: B, bias: Opt, B: number, C: number, OC: number, act: ActCode, slope: number): void;
+  /** dinp[B,C] = dout·weight; dweight[OC,C] (+)= doutᵀ·inp; dbias[OC] (+)= Σ_b dout (+= when accumulate, else =). A null output is skipped. */
+  linear_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: B, B: number, C: number, OC: number, accumulate: boolean): void;
+  /** dz[B,OC] = dout ⊙ act'(out), from the forward OUTPUT (ReLU, LeakyReLU with slope ≥ 0, none); dbias[OC] (+)= Σ_b dz. dz or dbias may be null. */
+  act_bias_backward(dz: Opt, dbias: Opt, dout: B, out: B, B: number, OC: number, act: ActCode, slope: number, accumulate: boolean): void;
 
   /** out = max(inp, 0). */
   relu_forward(out: B, inp: B, N: number): void;
@@ -81,7 +87,7 @@ export type KernelName = keyof Kernels;
 
 /** Every kernel name, in the native table's order. */
 export const KERNEL_NAMES = [
-  'matmul', 'linear_forward', 'linear_backward',
+  'matmul', 'linear_forward', 'linear_backward', 'act_bias_backward',
   'relu_forward', 'relu_backward', 'leaky_relu_forward', 'leaky_relu_backward', 'sigmoid_forward',
   'sigmoid_backward', 'tanh_forward', 'tanh_backward', 'gelu_forward', 'gelu_backward', 'softmax_forward',
   'softmax_backward',

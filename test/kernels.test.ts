@@ -43,8 +43,8 @@ const sigmoid = elementwise('output', 12);
 const tanh = elementwise('output');
 const gelu = elementwise('input', 5);
 
-const MATMUL_SIZES = [[1, 1, 1], [3, 17, 5], [64, 64, 64], [257, 3, 31], [7, 255, 1], [33, 300, 129], [2, 520, 300]];
-const LINEAR_SIZES = [[1, 1, 1], [1, 784, 256], [3, 17, 5], [64, 33, 10], [257, 64, 3]];
+const MATMUL_SIZES = [[1, 1, 1], [3, 17, 5], [64, 64, 64], [257, 3, 31], [7, 255, 1], [33, 300, 129], [2, 520, 300], [5, 33, 700], [97, 65, 513]];
+const LINEAR_SIZES = [[1, 1, 1], [1, 784, 256], [3, 17, 5], [5, 100, 37], [64, 33, 10], [257, 64, 3], [64, 784, 256], [100, 300, 130]];
 
 const cases = {
   matmul: {
@@ -58,21 +58,31 @@ const cases = {
     },
   },
   linear_forward: {
-    sizes: LINEAR_SIZES.flatMap((s) => [[...s, 1], [...s, 0]]),
-    build: ([B, C, OC, bias], r) => ({
-      args: [out(B * OC), inp(randomArray(B * C, r)), inp(randomArray(OC * C, r)), bias ? inp(randomArray(OC, r)) : null, B, C, OC],
+    // [B, C, OC, bias?, act]: every shape with and without bias, and each epilogue activation
+    sizes: LINEAR_SIZES.flatMap((s) => [[...s, 1, 0], [...s, 0, 0], [...s, 1, 1], [...s, 1, 2]]),
+    build: ([B, C, OC, bias, act], r) => ({
+      args: [out(B * OC), inp(randomArray(B * C, r)), inp(randomArray(OC * C, r)), bias ? inp(randomArray(OC, r)) : null, B, C, OC, act, 0.1],
       tol: TOL.reduction,
     }),
   },
   linear_backward: {
-    sizes: LINEAR_SIZES.flatMap((s) => [[...s, 1], [...s, 0]]),
-    build: ([B, C, OC, all], r) => ({
+    // [B, C, OC, all outputs?, accumulate?]
+    sizes: LINEAR_SIZES.flatMap((s) => [[...s, 1, 1], [...s, 0, 1], [...s, 1, 0]]),
+    build: ([B, C, OC, all, acc], r) => ({
       args: [
         all ? out(B * C) : null,
-        out(OC * C, randomArray(OC * C, r)),
-        all ? out(OC, randomArray(OC, r)) : null,
-        inp(randomArray(B * OC, r)), inp(randomArray(B * C, r)), inp(randomArray(OC * C, r)), B, C, OC,
+        acc ? out(OC * C, randomArray(OC * C, r)) : out(OC * C),
+        all ? (acc ? out(OC, randomArray(OC, r)) : out(OC)) : null,
+        inp(randomArray(B * OC, r)), inp(randomArray(B * C, r)), inp(randomArray(OC * C, r)), B, C, OC, acc === 1,
       ],
+      tol: TOL.reduction,
+    }),
+  },
+  act_bias_backward: {
+    // [B, OC, act, accumulate?, with dz?]
+    sizes: [[1, 1, 1, 1, 1], [3, 17, 2, 0, 1], [64, 256, 1, 1, 0], [257, 3, 0, 0, 1], [2, 5000, 1, 1, 1]],
+    build: ([B, OC, act, acc, withDz], r) => ({
+      args: [withDz ? out(B * OC) : null, acc ? out(OC, randomArray(OC, r)) : out(OC), inp(randomArray(B * OC, r)), inp(randomArray(B * OC, r)), B, OC, act, 0.2, acc === 1],
       tol: TOL.reduction,
     }),
   },

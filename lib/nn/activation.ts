@@ -25,6 +25,14 @@ abstract class Elementwise extends Module {
     this.yShape = y.shape;
     return y;
   }
+  /** @internal Takes the output of a forward that a preceding Linear computed in its epilogue (Sequential's
+   * fusion), so that this layer's own backward still works. Only for ReLU and LeakyReLU with slope ≥ 0, whose
+   * derivative reads the same from the output as from the input. */
+  adoptOutput(y: Tensor): void {
+    this.saved = y;
+    this.yShape = y.shape;
+  }
+
   backward(dy: Tensor): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const dx = this.ws.get('dx', dy.backend, dy.shape);

@@ -2,7 +2,7 @@
 // PyTorch does (kaiming_uniform with a = √5, i.e. U(−1/√in, 1/√in), and the same bound for the bias).
 import { checkNumber, checkOptions } from '../errors.js';
 import { uniform } from '../random.js';
-import { currentBackend } from '../backend.js';
+import { ACT, currentBackend, type ActCode, type Buf } from '../backend.js';
 import { fromHost, type Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, fmtShape } from './util.js';
@@ -17,7 +17,7 @@ export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
   private x?: Tensor;
-  private yShape?: readonly number[];
+  private y?: Tensor;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -38,6 +38,11 @@ export class Linear extends Module {
   }
 
   forward(input: Tensor): Tensor {
+    return this.forwardAct(input, ACT.none, 0);
+  }
+
+  /** @internal forward with ReLU / LeakyReLU applied in the matrix product's epilogue (Sequential's fusion). */
+  forwardAct(input: Tensor, act: ActCode, slope: number): Tensor {
     const x = this.checkInput(input, this.label);
     checkFloat(this.label, x);
     const last = x.shape[x.shape.length - 1];
@@ -46,23 +51,38 @@ export class Linear extends Module {
       throw new RangeError(`${this.label}: input has ${last} features, expected ${this.inFeatures} (input shape ${fmtShape(x.shape)})`);
     const rows = x.size / this.inFeatures;
     const y = this.ws.get('y', x.backend, [...x.shape.slice(0, -1), this.outFeatures]);
-    x.backend.k.linear_forward(y.buf, x.buf, this.weight.value.buf, this.bias ? this.bias.value.buf : null, rows, this.inFeatures, this.outFeatures);
+    x.backend.k.linear_forward(y.buf, x.buf, this.weight.value.buf, this.bias ? this.bias.value.buf : null, rows, this.inFeatures, this.outFeatures, act, slope);
     this.x = x;
-    this.yShape = y.shape;
+    this.y = y;
     return y;
   }
 
-  backward(dy: Tensor): Tensor {
-    checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
+  backward(dy: Tensor, inputGrad = true): Tensor {
+    checkGradShape(this.label, this.checkInput(dy, this.label), this.y?.shape);
+    const { bufs: [dw, db], accumulate } = Parameter.gradTargets([this.weight, this.bias]);
+    return this.backwardFrom(dy, dw, db, accumulate, inputGrad);
+  }
+
+  /** @internal backward through this layer and the activation fused into its forward: dy is the gradient of the
+   * activation's output; the activation's derivative and the bias gradient are taken in one pass. */
+  backwardAct(dy: Tensor, act: ActCode, slope: number, inputGrad: boolean): Tensor {
+    checkGradShape(this.label, this.checkInput(dy, this.label), this.y?.shape);
+    const y = this.y!;
+    const k = y.backend.k;
+    const rows = y.size / this.outFeatures;
+    const dz = this.ws.get('dz', y.backend, y.shape);
+    const bias = Parameter.gradTargets([this.bias]);
+    k.act_bias_backward(dz.buf, bias.bufs[0], dy.buf, y.buf, rows, this.outFeatures, act, slope, bias.accumulate);
+    const weight = Parameter.gradTargets([this.weight]);
+    return this.backwardFrom(dz, weight.bufs[0], null, weight.accumulate, inputGrad);
+  }
+
+  private backwardFrom(dz: Tensor, dw: Buf | null, db: Buf | null, accumulate: boolean, inputGrad: boolean): Tensor {
     const x = this.x!;
-    const dx = this.ws.get('dx', x.backend, x.shape);
-    const w = this.weight, b = this.bias;
+    const dx = inputGrad ? this.ws.get('dx', x.backend, x.shape) : this.ws.get('none', x.backend, [0]);
     x.backend.k.linear_backward(
-      dx.buf,
-      w.requiresGrad ? w.grad.buf : null,
-      b && b.requiresGrad ? b.grad.buf : null,
-      dy.buf, x.buf, w.value.buf,
-      x.size / this.inFeatures, this.inFeatures, this.outFeatures,
+      inputGrad ? dx.buf : null, dw, db, dz.buf, x.buf, this.weight.value.buf,
+      x.size / this.inFeatures, this.inFeatures, this.outFeatures, accumulate,
     );
     return dx;
   }

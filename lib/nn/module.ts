@@ -1,7 +1,7 @@
 // Module and Parameter: PyTorch's shape of a layer. A module owns its parameters (value + grad, with
 // PyTorch's state-dict names), its buffers (running statistics) and what its backward needs from the last
 // forward. backward(dy) returns dL/dx and ACCUMULATES dL/dparam into each param.grad.
-import { backendByName, currentBackend, type Backend } from '../backend.js';
+import { backendByName, currentBackend, type Backend, type Buf } from '../backend.js';
 import { describe } from '../errors.js';
 import { checkTensor, empty, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
@@ -10,19 +10,40 @@ import { compileModel, evaluateModel, fitModel, predictModel, predictModelAsync,
 
 export class Parameter {
   value: Tensor;
-  grad: Tensor;
   /** false freezes the parameter: backward leaves its grad alone and optimizers skip it. */
   requiresGrad = true;
+  private _grad: Tensor;
+  /** zeroGrad() was called and nothing has written the gradient since: it reads as zeros. */
+  private zeroPending = false;
 
   constructor(t: Tensor) {
     checkTensor('Parameter', t, 'value');
     if (t.dtype === 'int32') throw new TypeError('Parameter: value must be a float tensor, got int32');
     this.value = t;
-    this.grad = empty(t.backend, t.shape);
+    this._grad = empty(t.backend, t.shape);
+  }
+
+  /** dL/dvalue, accumulated by backward; zeros after zeroGrad(). */
+  get grad(): Tensor {
+    if (this.zeroPending) {
+      this._grad.backend.k.fill(this._grad.buf, this._grad.size, 0);
+      this.zeroPending = false;
+    }
+    return this._grad;
+  }
+  set grad(t: Tensor) {
+    this._grad = t;
+    this.zeroPending = false;
   }
 
   get shape(): readonly number[] {
     return this.value.shape;
+  }
+
+  /** Zeroes the gradient. The fill is deferred: a backward that comes first overwrites instead of adding,
+   * so the training step spends no pass over memory on it. */
+  zeroGrad(): void {
+    this.zeroPending = true;
   }
 
   /** @internal Moves value and grad to another backend. */
@@ -31,9 +52,20 @@ export class Parameter {
     const value = this.value.toBackend(b);
     const grad = this.grad.toBackend(b);
     this.value.dispose();
-    this.grad.dispose();
+    this._grad.dispose();
     this.value = value;
     this.grad = grad;
+  }
+
+  /** @internal The gradient buffers a backward kernel writes for `params` (null for absent or frozen ones) and
+   * whether the kernel must add to them (false when every one of them is freshly zeroed). */
+  static gradTargets(params: (Parameter | null)[]): { bufs: (Buf | null)[]; accumulate: boolean } {
+    const live = params.filter((p): p is Parameter => p !== null && p.requiresGrad);
+    const overwrite = live.length > 0 && live.every((p) => p.zeroPending);
+    for (const p of live) p.zeroPending = false;
+    // Mixed states: the pending ones are filled (by the getter) and everything accumulates.
+    const bufs = params.map((p) => (p && p.requiresGrad ? (overwrite ? p._grad.buf : p.grad.buf) : null));
+    return { bufs, accumulate: !overwrite };
   }
 }
 
@@ -53,7 +85,9 @@ export abstract class Module {
   protected readonly ws = new Workspace();
 
   abstract forward(x: Tensor): Tensor;
-  abstract backward(dy: Tensor): Tensor;
+  /** dL/dx from dL/dy; accumulates parameter gradients. `inputGrad = false` (internal: the training loop's
+   * first layer) lets a layer skip computing dL/dx and return an empty tensor. */
+  abstract backward(dy: Tensor, inputGrad?: boolean): Tensor;
 
   protected registerParameter(name: string, p: Parameter): Parameter {
     this._parameters.set(name, p);
@@ -137,7 +171,7 @@ export abstract class Module {
   }
 
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad.backend.k.fill(p.grad.buf, p.grad.size, 0);
+    for (const p of this.parameters()) p.zeroGrad();
   }
 
   /** The backend the module's parameters live on (the current backend for a module without any). */
@@ -187,7 +221,7 @@ export abstract class Module {
     } finally {
       for (const [p, value, grad] of saved) {
         p.value.dispose();
-        p.grad.dispose();
+        p.grad.dispose(); // the float64 copy
         p.value = value;
         p.grad = grad;
       }

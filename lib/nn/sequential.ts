@@ -1,11 +1,18 @@
 // Sequential: the layers in order. Its backward is backpropagation itself: the chain rule applied layer by
-// layer, last to first, each layer handed the gradient of the one after it.
+// layer, last to first, each layer handed the gradient of the one after it. A Linear followed by ReLU or
+// LeakyReLU runs as one fused kernel each way (bias and activation in the matrix product's epilogue; the
+// activation's derivative with the bias gradient), with the same results as the two layers apart.
 import { describe } from '../errors.js';
 import type { Tensor } from '../tensor.js';
+import { ACT, type ActCode } from '../backend.js';
+import { LeakyReLU, ReLU } from './activation.js';
+import { Linear } from './linear.js';
 import { Module } from './module.js';
 
 export class Sequential extends Module {
   readonly layers: readonly Module[];
+  /** fused[i]: in the last forward, layers[i] (a Linear) also computed layers[i + 1]'s activation. */
+  private fused: boolean[] = [];
 
   constructor(modules: Module[]) {
     super();
@@ -19,13 +26,44 @@ export class Sequential extends Module {
 
   forward(x: Tensor): Tensor {
     let h = x;
-    for (const layer of this.layers) h = layer.forward(h);
+    const fused: boolean[] = [];
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i];
+      const act = layer instanceof Linear ? epilogueOf(this.layers[i + 1]) : undefined;
+      if (act) {
+        // Linear then ReLU / LeakyReLU: one kernel, the activation in the matrix product's epilogue.
+        h = (layer as Linear).forwardAct(h, act.code, act.slope);
+        act.layer.adoptOutput(h);
+        fused[i] = true;
+        i++;
+      } else {
+        h = layer.forward(h);
+      }
+    }
+    this.fused = fused;
     return h;
   }
 
-  backward(dy: Tensor): Tensor {
+  backward(dy: Tensor, inputGrad = true): Tensor {
     let g = dy;
-    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i].backward(g);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      if (i > 0 && this.fused[i - 1]) {
+        const act = epilogueOf(this.layers[i])!;
+        g = (this.layers[i - 1] as Linear).backwardAct(g, act.code, act.slope, i - 1 > 0 || inputGrad);
+        i--;
+      } else {
+        g = this.layers[i].backward(g, i > 0 || inputGrad);
+      }
+    }
     return g;
   }
+}
+
+/** The epilogue code of an activation that can run inside Linear's matrix product (exact classes only, so a
+ * subclass with its own backward is never bypassed). */
+function epilogueOf(m: Module | undefined): { code: ActCode; slope: number; layer: ReLU | LeakyReLU } | undefined {
+  if (m?.constructor === ReLU) return { code: ACT.relu, slope: 0, layer: m as ReLU };
+  if (m?.constructor === LeakyReLU && (m as LeakyReLU).negativeSlope >= 0)
+    return { code: ACT.leakyRelu, slope: (m as LeakyReLU).negativeSlope, layer: m as LeakyReLU };
+  return undefined;
 }

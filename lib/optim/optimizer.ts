@@ -50,7 +50,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
   }
 
   zeroGrad(): void {
-    for (const p of this.params) p.grad.backend.k.fill(p.grad.buf, p.grad.size, 0);
+    for (const p of this.params) p.zeroGrad();
   }
 
   /** Updates one parameter in place from its grad. */

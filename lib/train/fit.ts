@@ -14,6 +14,19 @@ import { Workspace } from '../workspace.js';
 import { Progress } from './progress.js';
 import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './types.js';
 
+interface InFlight {
+  step: number;
+  rows: number;
+  loss: Promise<Float32Array | Int32Array>;
+  correct?: Promise<Float32Array | Int32Array>;
+}
+
+/** The same promise, marked handled: a step still in flight when fit stops must not raise an unhandled rejection. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 export interface Compiled {
   optimizer: Optimizer<{ lr: number }>;
   loss: Loss;
@@ -146,28 +159,39 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
         backend.k.fill(correct.buf, 1, 0);
         progress.epochBegin(epoch);
         let lossSum = 0, seen = 0;
+        // One step in flight: step s + 1 is queued before the loss of step s is awaited, so the native thread
+        // never waits for JavaScript to queue work. Reads are snapshots taken in queue order.
+        const settle = async (f: InFlight) => {
+          const value = (await f.loss)[0];
+          if (!Number.isFinite(value))
+            throw new Error(`fit: the loss became ${Number.isNaN(value) ? 'NaN' : 'infinite'} at epoch ${epoch + 1}, step ${f.step + 1}`);
+          lossSum += value * f.rows;
+          seen += f.rows;
+          progress.batchEnd(f.step + 1, lossSum / seen, f.correct ? (await f.correct)[0] / seen : undefined);
+          if (callbacks.length) {
+            const logs: Logs = { loss: value, size: f.rows };
+            await runCallbacks(callbacks, (c) => c.onBatchEnd?.(f.step, logs));
+          }
+        };
+        let inflight: InFlight | undefined;
         for (let step = 0; step < batches.count; step++) {
           const [xb, yb] = batches.get(step);
           const out = model.forward(xb);
           const loss = lossFn.forward(out, yb);
           model.zeroGrad();
-          model.backward(lossFn.backward());
+          model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
           optimizer.step();
           if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('fit', out, yb));
-          // On a synchronous backend the read below resolves at once: yield so that timers and I/O still run.
+          const current: InFlight = {
+            step, rows: xb.shape[0], loss: quiet(loss.data()),
+            correct: wantAccuracy && progress.showsBar ? quiet(correct.data()) : undefined,
+          };
+          // On a synchronous backend reads resolve at once: yield so that timers and I/O still run.
           if (!backend.async) await new Promise((resolve) => setImmediate(resolve));
-          const value = (await loss.data())[0];
-          if (!Number.isFinite(value))
-            throw new Error(`fit: the loss became ${Number.isNaN(value) ? 'NaN' : 'infinite'} at epoch ${epoch + 1}, step ${step + 1}`);
-          lossSum += value * xb.shape[0];
-          seen += xb.shape[0];
-          const acc = wantAccuracy ? (await correct.data())[0] / seen : undefined;
-          progress.batchEnd(step + 1, lossSum / seen, acc);
-          if (callbacks.length) {
-            const logs: Logs = { loss: value, size: xb.shape[0] };
-            await runCallbacks(callbacks, (c) => c.onBatchEnd?.(step, logs));
-          }
+          if (inflight) await settle(inflight);
+          inflight = current;
         }
+        await settle(inflight!);
         const logs: Logs = { loss: lossSum / seen };
         if (wantAccuracy) logs.accuracy = (await correct.data())[0] / seen;
         if (validation) {

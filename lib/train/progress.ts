@@ -18,6 +18,11 @@ export class Progress {
     private readonly steps: number,
   ) {}
 
+  /** Whether a live bar is drawn (only then are per-step accuracies worth reading). */
+  get showsBar(): boolean {
+    return this.useBar;
+  }
+
   private get useBar(): boolean {
     return this.verbose === 1 && Boolean(process.stdout.isTTY);
   }

@@ -65,22 +65,27 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   DType dtype_ = DType::F32;
 };
 
-// Waits, off the main thread, for the queue to reach a point, then copies a storage out (or just syncs).
+// An asynchronous read: a command queued in order copies the storage into a host snapshot (so later
+// commands may overwrite the storage at once); a libuv worker waits for that command, off the main thread,
+// and the promise resolves with the snapshot. With no storage it only waits (syncAsync).
 class ReadWorker : public Napi::AsyncWorker {
  public:
-  ReadWorker(Napi::Env env, CommandQueue& queue, uint64_t seq, StoragePtr storage)
+  ReadWorker(Napi::Env env, CommandQueue& queue, StoragePtr storage)
       : Napi::AsyncWorker(env, "retrograd.read"), deferred_(Napi::Promise::Deferred::New(env)), queue_(queue),
-        seq_(seq), storage_(std::move(storage)) {}
+        snapshot_(std::make_shared<std::vector<char>>()), dtype_(storage ? storage->dtype() : DType::F32),
+        has_storage_(storage != nullptr) {
+    auto snapshot = snapshot_;
+    seq_ = queue_.enqueue([storage, snapshot](ThreadPool&) {
+      if (storage) snapshot->assign(static_cast<const char*>(storage->raw()), static_cast<const char*>(storage->raw()) + storage->bytes());
+      return Status::Ok();
+    });
+  }
   Napi::Promise promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     queue_.wait_for(seq_);
     status_ = queue_.take_error();
-    if (status_.ok() && storage_) {
-      bytes_.resize(storage_->bytes());
-      if (!bytes_.empty()) std::memcpy(bytes_.data(), storage_->raw(), bytes_.size());
-    }
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -88,14 +93,14 @@ class ReadWorker : public Napi::AsyncWorker {
       deferred_.Reject(make_error(env, code_name(status_.code), status_.message).Value());
       return;
     }
-    if (!storage_) {
+    if (!has_storage_) {
       deferred_.Resolve(env.Undefined());
       return;
     }
-    size_t n = storage_->size();
+    const size_t n = snapshot_->size() / 4;
     auto ab = Napi::ArrayBuffer::New(env, n * 4);
-    if (n) std::memcpy(ab.Data(), bytes_.data(), n * 4);
-    if (storage_->dtype() == DType::F32) deferred_.Resolve(Napi::Float32Array::New(env, n, ab, 0));
+    if (n) std::memcpy(ab.Data(), snapshot_->data(), n * 4);
+    if (dtype_ == DType::F32) deferred_.Resolve(Napi::Float32Array::New(env, n, ab, 0));
     else deferred_.Resolve(Napi::Int32Array::New(env, n, ab, 0));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -103,10 +108,11 @@ class ReadWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   CommandQueue& queue_;
-  uint64_t seq_;
-  StoragePtr storage_;
+  std::shared_ptr<std::vector<char>> snapshot_;
+  DType dtype_;
+  bool has_storage_;
+  uint64_t seq_ = 0;
   Status status_;
-  std::vector<char> bytes_;
 };
 
 class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
@@ -245,7 +251,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   Napi::Value read_async(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     StoragePtr s = storage_arg(env, info.Length() ? info[0] : env.Undefined(), "readAsync");
-    auto* w = new ReadWorker(env, queue_, queue_.last(), std::move(s));
+    auto* w = new ReadWorker(env, queue_, std::move(s));
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
@@ -254,7 +260,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   void sync(const Napi::CallbackInfo& info) { throw_if_failed(info.Env(), queue_.sync()); }
 
   Napi::Value sync_async(const Napi::CallbackInfo& info) {
-    auto* w = new ReadWorker(info.Env(), queue_, queue_.last(), nullptr);
+    auto* w = new ReadWorker(info.Env(), queue_, nullptr);
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
@@ -309,6 +315,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
             throw make_error(env, "INVALID_ARGUMENT", where + ": expected an integer size in [0, 2^31), got " + std::to_string(d));
           if (k.args[a] == Arg::Int && !(std::fabs(d) < 9007199254740992.0 && std::floor(d) == d))
             throw make_error(env, "INVALID_ARGUMENT", where + ": expected an integer, got " + std::to_string(d));
+          if (k.args[a] == Arg::Act && !(d == 0 || d == 1 || d == 2))
+            throw make_error(env, "INVALID_ARGUMENT", where + ": expected an activation code 0, 1 or 2, got " + std::to_string(d));
           call->s[call->ns++] = d;
         }
       }
@@ -336,6 +344,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     auto o = Napi::Object::New(env);
     o.Set("threads", queue_.threads());
     o.Set("isa", cpu::gemm_isa());
+    o.Set("physicalCores", physical_core_count());
     auto feats = Napi::Array::New(env);
     uint32_t n = 0;
     __builtin_cpu_init();

@@ -16,6 +16,7 @@ void* raw(Call& c, int i) { return c.buf[i]->raw(); }
 int64_t z(const Call& c, int i) { return static_cast<int64_t>(c.s[i]); }
 float x(const Call& c, int i) { return static_cast<float>(c.s[i]); }
 bool b(const Call& c, int i) { return c.s[i] != 0; }
+cpu::Activation act(const Call& c, int i) { return static_cast<cpu::Activation>(static_cast<int>(c.s[i])); }
 
 // A kernel that cannot fail at run time.
 template <typename F>
@@ -35,14 +36,18 @@ const std::vector<KernelDef> kTable = {
     {"matmul", {A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool, A::Bool, A::Float, A::Float},
      NEED { return {s[0] * s[1], s[0] * s[2], s[2] * s[1]}; },
      RUN { return ok([&] { cpu::gemm(pool, b(c, 3), b(c, 4), z(c, 0), z(c, 1), z(c, 2), x(c, 5), f(c, 1), f(c, 2), x(c, 6), f(c, 0)); }); }},
-    // linear_forward(out[B,OC], inp[B,C], weight[OC,C], bias[OC]?, B, C, OC)
-    {"linear_forward", {A::F32, A::F32, A::F32, A::F32Opt, A::Size, A::Size, A::Size},
+    // linear_forward(out[B,OC], inp[B,C], weight[OC,C], bias[OC]?, B, C, OC, act, slope): act in the epilogue
+    {"linear_forward", {A::F32, A::F32, A::F32, A::F32Opt, A::Size, A::Size, A::Size, A::Act, A::Float},
      NEED { return {s[0] * s[2], s[0] * s[1], s[2] * s[1], s[2]}; },
-     RUN { return ok([&] { cpu::linear_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), z(c, 2)); }); }},
-    // linear_backward(dinp[B,C]?, dweight[OC,C]?, dbias[OC]?, dout[B,OC], inp[B,C], weight[OC,C], B, C, OC)
-    {"linear_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size},
+     RUN { return ok([&] { cpu::linear_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), z(c, 2), act(c, 3), x(c, 4)); }); }},
+    // linear_backward(dinp[B,C]?, dweight[OC,C]?, dbias[OC]?, dout[B,OC], inp[B,C], weight[OC,C], B, C, OC, accumulate)
+    {"linear_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool},
      NEED { return {s[0] * s[1], s[2] * s[1], s[2], s[0] * s[2], s[0] * s[1], s[2] * s[1]}; },
-     RUN { return ok([&] { cpu::linear_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2)); }); }},
+     RUN { return ok([&] { cpu::linear_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2), b(c, 3)); }); }},
+    // act_bias_backward(dz[B,OC]?, dbias[OC]?, dout[B,OC], out[B,OC], B, OC, act, slope, accumulate)
+    {"act_bias_backward", {A::F32Opt, A::F32Opt, A::F32, A::F32, A::Size, A::Size, A::Act, A::Float, A::Bool},
+     NEED { return {s[0] * s[1], s[1], s[0] * s[1], s[0] * s[1]}; },
+     RUN { return ok([&] { cpu::act_bias_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), act(c, 2), x(c, 3), b(c, 4)); }); }},
 
     {"relu_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
      RUN { return ok([&] { cpu::relu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},

@@ -21,6 +21,7 @@ enum class Arg : uint8_t {
   Int,      // integer in (-2^53, 2^53)
   Float,    // any number
   Bool,     // boolean
+  Act,      // activation code: 0 none, 1 ReLU, 2 LeakyReLU
 };
 
 constexpr int kMaxArgs = 20;

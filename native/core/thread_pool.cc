@@ -1,12 +1,34 @@
 #include "thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <set>
+#include <string>
+#include <utility>
 
 namespace rg {
 
 namespace {
 thread_local bool in_parallel_region = false;
+}
+
+int physical_core_count() {
+  unsigned hw = std::thread::hardware_concurrency();
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof(mask), &mask) != 0) return hw == 0 ? 1 : static_cast<int>(hw);
+  std::set<std::pair<int, int>> cores;  // (package, core)
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &mask)) continue;
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream pkg(dir + "physical_package_id"), core(dir + "core_id");
+    int p = -1, c = -1;
+    if (!(pkg >> p) || !(core >> c)) return std::max(1, static_cast<int>(CPU_COUNT(&mask)));
+    cores.insert({p, c});
+  }
+  return std::max<int>(1, static_cast<int>(cores.size()));
 }
 
 int default_thread_count() {
@@ -15,8 +37,7 @@ int default_thread_count() {
     long v = std::strtol(env, &end, 10);
     if (end != env && *end == '\0' && v > 0 && v <= 1024) return static_cast<int>(v);
   }
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(std::min(hw, 256u));
+  return std::min(physical_core_count(), 256);
 }
 
 ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {

@@ -54,8 +54,12 @@ class ThreadPool {
   std::atomic<int> remaining_{0};
 };
 
-// Thread count for a new pool: RETROGRAD_NUM_THREADS when set to a positive integer, else the number of
-// hardware threads.
+// Physical cores this process may run on (SMT siblings counted once), from the CPU affinity mask and
+// /sys/devices/system/cpu/*/topology; the hardware thread count when that cannot be read.
+int physical_core_count();
+
+// Thread count for a new pool: RETROGRAD_NUM_THREADS when set to a positive integer, else the physical
+// cores (a second hyperthread per core only competes for the same FMA units).
 int default_thread_count();
 
 }  // namespace rg

@@ -16,6 +16,11 @@
 namespace rg::cpu {
 
 // ---- matrix products (gemm.cc) ----
+// Activations the gemm epilogue can apply (the ones whose backward can be taken from the output).
+enum class Activation { None, Relu, LeakyRelu };
+// C = act(alpha · op(A) · op(B) + beta · C + bias[col]); bias may be null.
+void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
 // C[M,N] = alpha · op(A) · op(B) + beta · C, op(A) [M,K] stored as A[M,K] or, transposed, A[K,M];
 // op(B) [K,N] stored as B[K,N] or, transposed, B[N,K]. beta == 0 never reads C (NaN in C is ignored).
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
@@ -25,9 +30,9 @@ const char* gemm_isa();
 
 // ---- linear.cc ----
 void linear_forward(ThreadPool& pool, float* out, const float* inp, const float* weight,
-                    const float* bias, int64_t B, int64_t C, int64_t OC);
+                    const float* bias, int64_t B, int64_t C, int64_t OC, Activation act, float slope);
 void linear_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int64_t B, int64_t C, int64_t OC);
+                     const float* inp, const float* weight, int64_t B, int64_t C, int64_t OC, bool accumulate);
 
 // ---- activations.cc ----
 void relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
@@ -44,6 +49,8 @@ void gelu_backward(ThreadPool& pool, float* dinp, const float* dout, const float
 void softmax_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C);
 void softmax_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t B,
                       int64_t C);
+void act_bias_backward(ThreadPool& pool, float* dz, float* dbias, const float* dout, const float* out, int64_t B,
+                       int64_t OC, Activation act, float slope, bool accumulate);
 
 // ---- losses.cc: value and gradient of the mean in one pass ----
 void mse_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target,

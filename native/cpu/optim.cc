@@ -1,8 +1,11 @@
 // Optimizer updates, PyTorch 1.13's single-tensor formulas to the letter, one pass over memory per
 // parameter. param and the optimizer state are updated in place; grad is read only.
+// The loops are branch-free (flags become per-call constants and selects) over __restrict pointers, so
+// they vectorise through dispatch() for the CPU's widest vectors.
 #include <cmath>
 
 #include "kernels.h"
+#include "simd.h"
 
 namespace rg::cpu {
 
@@ -14,17 +17,25 @@ constexpr int64_t kGrain = 16384;
 // g = g + momentum·buf (Nesterov) or buf; p −= lr·g. momentum_buf may be null when momentum == 0.
 void sgd_step(ThreadPool& pool, float* param, float* momentum_buf, const float* grad, int64_t N, float lr,
               float momentum, float dampening, float weight_decay, bool nesterov, bool maximize, bool first_step) {
+  const float sign = maximize ? -1.f : 1.f;
+  const float keep = first_step ? 0.f : momentum;         // weight of the old buffer
+  const float take = first_step ? 1.f : 1.f - dampening;  // weight of the new gradient
   pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      float g = maximize ? -grad[i] : grad[i];
-      if (weight_decay != 0.f) g += weight_decay * param[i];
-      if (momentum != 0.f) {
-        float buf = first_step ? g : momentum * momentum_buf[i] + (1.f - dampening) * g;
-        momentum_buf[i] = buf;
-        g = nesterov ? g + momentum * buf : buf;
+    float* __restrict p = param;
+    float* __restrict buf = momentum_buf;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
+      if (momentum == 0.f) {
+        for (int64_t i = i0; i < i1; i++) p[i] -= lr * (sign * gr[i] + weight_decay * p[i]);
+        return;
       }
-      param[i] -= lr * g;
-    }
+      for (int64_t i = i0; i < i1; i++) {
+        const float g = sign * gr[i] + weight_decay * p[i];
+        const float b = keep * buf[i] + take * g;  // the buffer starts zeroed, so the first step reads 0·0
+        buf[i] = b;
+        p[i] -= lr * (nesterov ? g + momentum * b : b);
+      }
+    });
   });
 }
 
@@ -40,24 +51,40 @@ void adam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq
   const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
   const float step_size = static_cast<float>(lr / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float decay = decoupled ? 1.f - lr * weight_decay : 1.f;
+  const float decay = decoupled ? 1.f - lr * weight_decay : 1.f;  // AdamW
+  const float l2 = decoupled ? 0.f : weight_decay;                 // Adam
+  const float sign = maximize ? -1.f : 1.f;
   pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      float g = maximize ? -grad[i] : grad[i];
-      float p = param[i];
-      if (decoupled) p *= decay;
-      else if (weight_decay != 0.f) g += weight_decay * p;
-      float m = beta1 * exp_avg[i] + (1.f - beta1) * g;
-      float v = beta2 * exp_avg_sq[i] + (1.f - beta2) * g * g;
-      exp_avg[i] = m;
-      exp_avg_sq[i] = v;
+    float* __restrict p = param;
+    float* __restrict m = exp_avg;
+    float* __restrict v = exp_avg_sq;
+    float* __restrict vmax = max_exp_avg_sq;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
       if (amsgrad) {
-        v = std::max(max_exp_avg_sq[i], v);
-        max_exp_avg_sq[i] = v;
+        for (int64_t i = i0; i < i1; i++) {
+          const float pi = p[i] * decay;
+          const float g = sign * gr[i] + l2 * p[i];
+          const float mi = beta1 * m[i] + (1.f - beta1) * g;
+          const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
+          const float vm = vmax[i] > vi ? vmax[i] : vi;
+          m[i] = mi;
+          v[i] = vi;
+          vmax[i] = vm;
+          p[i] = pi - step_size * (mi / (std::sqrt(vm) / bc2_sqrt + eps));
+        }
+        return;
       }
-      float denom = std::sqrt(v) / bc2_sqrt + eps;
-      param[i] = p - step_size * (m / denom);
-    }
+      for (int64_t i = i0; i < i1; i++) {
+        const float pi = p[i] * decay;
+        const float g = sign * gr[i] + l2 * p[i];
+        const float mi = beta1 * m[i] + (1.f - beta1) * g;
+        const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi - step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
+      }
+    });
   });
 }
 

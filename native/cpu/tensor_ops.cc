@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "simd.h"
 
 namespace rg::cpu {
 
@@ -28,7 +29,9 @@ void copy(ThreadPool& pool, void* out, const void* src, int64_t N) {
 
 void axpy(ThreadPool& pool, float* out, const float* src, int64_t N, float alpha) {
   pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) out[i] += alpha * src[i];
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) out[i] += alpha * src[i];
+    });
   });
 }
 

@@ -1,0 +1,36 @@
+#include "simd.h"
+
+#include <cstdlib>
+
+namespace rg::cpu {
+
+namespace {
+IsaLevel detect() {
+  __builtin_cpu_init();
+  IsaLevel best = IsaLevel::Portable;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = IsaLevel::Avx2;
+  if (best == IsaLevel::Avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    best = IsaLevel::Avx512;
+  if (const char* cap = std::getenv("RETROGRAD_CPU_ISA")) {
+    if (std::strcmp(cap, "portable") == 0) best = IsaLevel::Portable;
+    else if (std::strcmp(cap, "avx2") == 0 && best == IsaLevel::Avx512) best = IsaLevel::Avx2;
+  }
+  return best;
+}
+}  // namespace
+
+IsaLevel isa_level() {
+  static const IsaLevel level = detect();
+  return level;
+}
+
+const char* isa_name() {
+  switch (isa_level()) {
+    case IsaLevel::Avx512: return "avx512";
+    case IsaLevel::Avx2: return "avx2";
+    default: return "portable";
+  }
+}
+
+}  // namespace rg::cpu
