@@ -6,6 +6,7 @@
 // A command that fails records its Status; the commands after it are skipped (so a failed step cannot
 // go on to update weights with garbage) until a synchronisation takes the error and reports it.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -52,6 +53,10 @@ class CommandQueue {
   uint64_t completed_ = 0;
   Status error_;
   bool stop_ = false;
+  // Mirrors of commands_.size() and completed_, readable without the lock by spinning threads.
+  std::atomic<size_t> pending_{0};
+  std::atomic<uint64_t> completed_atomic_{0};
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 

@@ -13,7 +13,13 @@ namespace rg {
 
 namespace {
 thread_local bool in_parallel_region = false;
+constexpr int kSpin = 8000;  // ≈ 20 µs of pause instructions
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
 }
+}  // namespace
 
 int physical_core_count() {
   unsigned hw = std::thread::hardware_concurrency();
@@ -48,6 +54,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    stopping_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -84,6 +91,10 @@ void ThreadPool::worker_loop() {
     const RangeFn* fn;
     int64_t n;
     int chunks;
+    // Spin briefly before sleeping: parallel kernels come microseconds apart, and waking a sleeping
+    // thread costs tens of microseconds on a virtual machine.
+    for (int spin = 0; spin < kSpin && published_job_.load(std::memory_order_acquire) == seen && !stopping_.load(); spin++)
+      cpu_relax();
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || job_ != seen; });
@@ -108,6 +119,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     job = ++job_;
+    published_job_.store(job, std::memory_order_release);
     fn_ = &fn;
     n_ = n;
     chunks_ = chunks;

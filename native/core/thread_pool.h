@@ -52,6 +52,8 @@ class ThreadPool {
   int chunks_ = 0;
   std::atomic<uint64_t> next_{0};  // (job << 32) | next unclaimed chunk
   std::atomic<int> remaining_{0};
+  std::atomic<uint32_t> published_job_{0};  // job_, readable without the lock by spinning workers
+  std::atomic<bool> stopping_{false};
 };
 
 // Physical cores this process may run on (SMT siblings counted once), from the CPU affinity mask and

@@ -1,0 +1,51 @@
+// The benchmark workloads, defined once for every runner (retrograd here, the peers in bench/peers/).
+//   W1: MLP 784-256-128-10, ReLU, batch 64, Adam lr 1e-3
+//   W2: MLP 784-1024-1024-10, ReLU, batch 256, SGD lr 0.05 momentum 0.9
+// Both train on the main job's MNIST split (8,000 training digits) and report test accuracy on its 2,000.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const WORKLOADS = {
+  W1: { sizes: [784, 256, 128, 10], batchSize: 64, optimizer: { name: 'adam', lr: 1e-3 } },
+  W2: { sizes: [784, 1024, 1024, 10], batchSize: 256, optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 } },
+};
+
+export const GEMM_SIZES = [64, 128, 256, 512, 1024, 2048];
+
+/** Writes the MNIST split as raw little-endian arrays for the peers: xTrain.f32, yTrain.i32, xTest.f32, yTest.i32. */
+export function exportSplit(split, dir) {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, arr] of Object.entries(split)) writeFileSync(join(dir, `${name}.${arr instanceof Int32Array ? 'i32' : 'f32'}`), arr);
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify({ nTrain: split.yTrain.length, nTest: split.yTest.length, pixels: 784 }));
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * Runs `epoch(limitBatches)` — one training epoch, or only its first `limitBatches` batches — `repeats`
+ * times within `budget` seconds. When one epoch would not fit in the budget, it times a few batches and
+ * scales to the full epoch (marked estimated).
+ */
+export async function timeEpochs({ epoch, batches, repeats, budget }) {
+  const probeBatches = Math.min(batches, 6);
+  const t0 = performance.now();
+  await epoch(probeBatches);
+  const probe = (performance.now() - t0) / 1000;
+  const projected = (probe * batches) / probeBatches;
+  if (projected > budget) {
+    const t1 = performance.now();
+    await epoch(probeBatches);
+    const s = (((performance.now() - t1) / 1000) * batches) / probeBatches;
+    return { seconds: s, runs: 1, estimated: `from ${probeBatches} of ${batches} batches` };
+  }
+  const times = [];
+  for (let r = 0; r < repeats && (r === 0 || times.reduce((a, b) => a + b, 0) < budget); r++) {
+    const t = performance.now();
+    await epoch(batches);
+    times.push((performance.now() - t) / 1000);
+  }
+  return { seconds: median(times), runs: times.length, estimated: null };
+}
