@@ -62,8 +62,8 @@ export class Parameter {
   static gradTargets(params: (Parameter | null)[]): { bufs: (Buf | null)[]; accumulate: boolean } {
     const live = params.filter((p): p is Parameter => p !== null && p.requiresGrad);
     const overwrite = live.length > 0 && live.every((p) => p.zeroPending);
-    for (const p of live) p.zeroPending = false;
-    // Mixed states: the pending ones are filled (by the getter) and everything accumulates.
+    if (overwrite) for (const p of live) p.zeroPending = false;
+    // Mixed states: the getter fills the pending ones with zeros, and everything accumulates.
     const bufs = params.map((p) => (p && p.requiresGrad ? (overwrite ? p._grad.buf : p.grad.buf) : null));
     return { bufs, accumulate: !overwrite };
   }

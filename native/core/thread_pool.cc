@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "spin.h"
+
 #include <sched.h>
 
 #include <algorithm>
@@ -13,12 +15,6 @@ namespace rg {
 
 namespace {
 thread_local bool in_parallel_region = false;
-constexpr int kSpin = 8000;  // ≈ 20 µs of pause instructions
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 }  // namespace
 
 int physical_core_count() {
@@ -91,10 +87,8 @@ void ThreadPool::worker_loop() {
     const RangeFn* fn;
     int64_t n;
     int chunks;
-    // Spin briefly before sleeping: parallel kernels come microseconds apart, and waking a sleeping
-    // thread costs tens of microseconds on a virtual machine.
-    for (int spin = 0; spin < kSpin && published_job_.load(std::memory_order_acquire) == seen && !stopping_.load(); spin++)
-      cpu_relax();
+    // Parallel kernels come microseconds apart: spin (yielding) before sleeping.
+    spin_until([&] { return published_job_.load(std::memory_order_acquire) != seen || stopping_.load(); });
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || job_ != seen; });
@@ -120,6 +114,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
     std::lock_guard<std::mutex> lock(mu_);
     job = ++job_;
     published_job_.store(job, std::memory_order_release);
+    busy_.store(true, std::memory_order_release);
     fn_ = &fn;
     n_ = n;
     chunks_ = chunks;
@@ -130,6 +125,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
   run_chunks(job, &fn, n, chunks);
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return remaining_.load() == 0; });
+  busy_.store(false, std::memory_order_release);
 }
 
 }  // namespace rg

@@ -23,6 +23,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return threads_; }
+  // true while a parallel_for runs on more than one thread (every core is taken).
+  bool busy() const { return busy_.load(std::memory_order_acquire); }
 
   // Number of ranges parallel_for will use for n items when each range should hold at least `grain`.
   int ranges_for(int64_t n, int64_t grain) const;
@@ -54,6 +56,7 @@ class ThreadPool {
   std::atomic<int> remaining_{0};
   std::atomic<uint32_t> published_job_{0};  // job_, readable without the lock by spinning workers
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> busy_{false};
 };
 
 // Physical cores this process may run on (SMT siblings counted once), from the CPU affinity mask and

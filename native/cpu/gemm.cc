@@ -36,7 +36,7 @@ namespace rg::cpu {
 namespace {
 
 constexpr int64_t KC = 384;
-constexpr int64_t MC = 96;  // a multiple of every MR (12, 6, 4)
+constexpr int64_t MC = 96;  // target rows per A block (adjusted per problem for balance)
 constexpr int64_t kSmallM = 6;
 
 struct Epilogue {
@@ -360,9 +360,9 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
 
   if (M < kSmallM) {
     const Epilogue e{beta, bias, act, slope};
-    // Memory-bound: split op(B)'s rows between threads once each holds ≥ 64 KB of them, so each core streams
-    // its share from its own L2 (batch-1 inference of a 784×256 layer: 2 threads).
-    const int64_t grain = std::max<int64_t>(16, 16384 / std::max<int64_t>(1, K));
+    // One thread up to ~1 MFLOP: batch-1 inference of a 784×256 layer takes ~10 µs, less than waking a
+    // sleeping pool thread.
+    const int64_t grain = std::max<int64_t>(16, min_flops_per_range / std::max<int64_t>(1, 2 * M * K));
     pool.parallel_for(N, grain, [&](int64_t j0, int64_t j1) {
       dispatch([&]() __attribute__((always_inline)) {
         if (transB) small_m_dots(A, transA, B, C, M, K, j0, j1, N, alpha, e);
@@ -374,11 +374,16 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
 
   const int MR = kIsa.mr, NR = kIsa.nr;
   const int64_t slivers = (N + NR - 1) / NR;
-  const int64_t row_blocks = (M + MC - 1) / MC;
-  // Sliver ranges per row block: enough tasks for every thread when the problem is big enough.
   const int64_t threads = std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / min_flops_per_range));
-  const int64_t chunks = std::min<int64_t>(slivers, std::max<int64_t>(1, (threads + row_blocks - 1) / row_blocks));
-  const int64_t tasks = row_blocks * chunks;
+  // Row blocks: about MC rows each, their count a multiple of the thread count, so that the pool's equal
+  // contiguous task ranges carry equal work (M = 256 on 2 threads: 2 blocks of 132 and 124 rows, not
+  // 96 + 96 + 64 split 2 : 1, which left a core idle a third of the time).
+  const int64_t row_blocks = threads * std::max<int64_t>(1, (M + MC * threads / 2) / (MC * threads));
+  const int64_t mc_rows = (((M + row_blocks - 1) / row_blocks) + MR - 1) / MR * MR;
+  const int64_t used_blocks = (M + mc_rows - 1) / mc_rows;
+  // Sliver ranges per row block: with fewer row blocks than threads, the columns are split too.
+  const int64_t chunks = std::min<int64_t>(slivers, std::max<int64_t>(1, (threads + used_blocks - 1) / used_blocks));
+  const int64_t tasks = used_blocks * chunks;
 
   const int64_t kc_max = std::min(K, KC);
   float* Bp = tls_bpack.get(static_cast<size_t>(slivers * NR * kc_max));
@@ -391,11 +396,11 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
       for (int64_t s = s0; s < s1; s++) pack_b_sliver(Bp, B, transB, N, K, s, k0, kc, NR);
     });
     pool.parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-      float* Ap = tls_apack.get(static_cast<size_t>(MC * kc_max));
+      float* Ap = tls_apack.get(static_cast<size_t>(mc_rows * kc_max));
       int64_t packed_block = -1;
       for (int64_t t = t0; t < t1; t++) {
         const int64_t rb = t / chunks, ch = t % chunks;
-        const int64_t i0 = rb * MC, mc = std::min(MC, M - i0);
+        const int64_t i0 = rb * mc_rows, mc = std::min(mc_rows, M - i0);
         if (rb != packed_block) {
           pack_a(Ap, A, transA, M, K, i0, mc, k0, kc, alpha, MR);
           packed_block = rb;

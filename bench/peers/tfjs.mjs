@@ -1,0 +1,93 @@
+// TensorFlow.js peer of retrograd's benchmark harness (bench/run.mjs runs it in a child process).
+//   node bench/peers/tfjs.mjs --backend cpu|wasm --data DIR [--repeats 3] [--budget 30] [--gemm 64,128]
+// cpu: tfjs-backend-cpu, the pure-JavaScript backend that @tensorflow/tfjs runs in Node without tfjs-node
+// (which cannot install here: it downloads libtensorflow). wasm: tfjs-backend-wasm, single-threaded in Node.
+// Same workloads as bench/workloads.mjs; the last layer carries a softmax because TF.js's
+// sparseCategoricalCrossentropy takes probabilities (the same model as logits + cross-entropy).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GEMM_SIZES, median, timeEpochs, WORKLOADS } from '../workloads.mjs';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'cpu' }, data: { type: 'string' }, repeats: { type: 'string', default: '3' },
+    budget: { type: 'string', default: '30' }, gemm: { type: 'string', default: GEMM_SIZES.join(',') },
+  },
+});
+const tf = await import('@tensorflow/tfjs-core');
+const tfl = await import('@tensorflow/tfjs-layers');
+await import(values.backend === 'wasm' ? '@tensorflow/tfjs-backend-wasm' : '@tensorflow/tfjs-backend-cpu');
+const quiet = console.warn;
+console.warn = () => {};
+await tf.setBackend(values.backend);
+await tf.ready();
+console.warn = quiet;
+
+const read = (name, Type) => { const b = readFileSync(join(values.data, name)); return new Type(b.buffer, b.byteOffset, b.byteLength / 4); };
+const meta = JSON.parse(readFileSync(join(values.data, 'meta.json'), 'utf8'));
+const x = tf.tensor2d(read('xTrain.f32', Float32Array), [meta.nTrain, 784]);
+const y = tf.tensor1d(Float32Array.from(read('yTrain.i32', Int32Array)));
+const xt = tf.tensor2d(read('xTest.f32', Float32Array), [meta.nTest, 784]);
+const yt = read('yTest.i32', Int32Array);
+
+function mlp(sizes) {
+  const layers = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    const last = i + 2 === sizes.length;
+    layers.push(tfl.layers.dense({ units: sizes[i + 1], activation: last ? 'softmax' : 'relu', ...(i === 0 ? { inputShape: [sizes[0]] } : {}) }));
+  }
+  return tfl.sequential({ layers });
+}
+
+const out = { tfjs: tf.version_core, backend: tf.getBackend(), workloads: {} };
+for (const [name, w] of Object.entries(WORKLOADS)) {
+  const model = mlp(w.sizes);
+  const o = w.optimizer;
+  model.compile({ optimizer: o.name === 'adam' ? tf.train.adam(o.lr) : tf.train.momentum(o.lr, o.momentum), loss: 'sparseCategoricalCrossentropy' });
+  const batches = Math.ceil(meta.nTrain / w.batchSize);
+  const epoch = async (limit) => {
+    const n = Math.min(meta.nTrain, limit * w.batchSize);
+    const xs = n === meta.nTrain ? x : tf.slice(x, [0, 0], [n, 784]);
+    const ys = n === meta.nTrain ? y : tf.slice(y, [0], [n]);
+    await model.fit(xs, ys, { epochs: 1, batchSize: w.batchSize, shuffle: true, verbose: 0 });
+  };
+  const r = await timeEpochs({ epoch, batches, repeats: Number(values.repeats), budget: Number(values.budget) });
+  if (!r.estimated) {
+    const pred = tf.tidy(() => tf.argMax(model.predict(xt), 1).dataSync());
+    r.accuracy = pred.reduce((s, p, i) => s + (p === yt[i] ? 1 : 0), 0) / yt.length;
+  } else r.accuracy = null;
+  out.workloads[name] = r;
+}
+
+{
+  const model = mlp(WORKLOADS.W1.sizes);
+  const one = tf.slice(xt, [0, 0], [1, 784]);
+  const call = () => tf.tidy(() => model.predict(one).dataSync());
+  for (let i = 0; i < 100; i++) call();
+  const times = [];
+  const start = performance.now();
+  while (times.length < 50 || (performance.now() - start < 2000 && times.length < 2000)) {
+    const t = performance.now();
+    call();
+    times.push((performance.now() - t) * 1000);
+  }
+  out.latency_us = median(times);
+}
+
+out.gemm = {};
+for (const n of values.gemm.split(',').filter(Boolean).map(Number)) {
+  const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+  const call = () => tf.tidy(() => tf.matMul(a, b).dataSync());
+  call();
+  const times = [];
+  const start = performance.now();
+  while (times.length < 3 || (performance.now() - start < 1500 && times.length < 100)) {
+    const t = performance.now();
+    call();
+    times.push((performance.now() - t) / 1000);
+  }
+  out.gemm[n] = (2 * n ** 3) / median(times) / 1e9;
+  if (median(times) > 3) break; // larger sizes would take minutes
+}
+console.log(JSON.stringify(out));

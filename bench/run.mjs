@@ -1,0 +1,180 @@
+// retrograd's benchmark harness: `npm run bench`. In ONE run, on the same data and models, it measures
+// retrograd (cpu and reference backends) against PyTorch CPU (Debian's python3-torch, in three thread/BLAS
+// configurations), OpenBLAS's sgemm (through numpy) and TensorFlow.js (tfjs-backend-cpu and -wasm):
+//   GEMM GFLOP/s at n = 64…2048; W1 and W2 seconds per epoch (median) with test accuracy; batch-1 latency.
+// Prints a table of ratios measured in this run and writes JSON to bench/results/.
+// A peer that is missing is reported as missing, never dropped silently.
+//   node bench/run.mjs [--repeats 3] [--budget 30] [--skip torch,tfjs,reference]
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as rg from 'retrograd';
+import { backendByName } from '../dist/backend.js';
+import { exportSplit, GEMM_SIZES, median, timeEpochs, WORKLOADS } from './workloads.mjs';
+
+const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, budget: { type: 'string', default: '30' }, skip: { type: 'string', default: '' } } });
+const repeats = Number(values.repeats), budget = Number(values.budget);
+const skip = new Set(values.skip.split(',').filter(Boolean));
+const here = new URL('.', import.meta.url).pathname;
+const log = (...a) => console.error('[bench]', ...a);
+
+const split = rg.mnistSplit();
+const dataDir = mkdtempSync(join(os.tmpdir(), 'retrograd-bench-'));
+exportSplit(split, dataDir);
+
+// ---- retrograd, in this process ----
+function mlp(sizes) {
+  const layers = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    layers.push(new rg.Linear(sizes[i], sizes[i + 1]));
+    if (i + 2 < sizes.length) layers.push(new rg.ReLU());
+  }
+  return new rg.Sequential(layers);
+}
+
+async function retrograd(backend, gemmSizes) {
+  rg.setBackend(backend);
+  const out = { backend, detail: rg.backends().find((b) => b.name === backend).detail, workloads: {} };
+  const nTrain = split.yTrain.length;
+  const x = rg.tensor(split.xTrain, [nTrain, 784]), y = rg.tensor(split.yTrain, [nTrain]);
+  const xt = rg.tensor(split.xTest, [split.yTest.length, 784]), yt = rg.tensor(split.yTest, [split.yTest.length]);
+  for (const [name, w] of Object.entries(WORKLOADS)) {
+    rg.manualSeed(1);
+    const model = mlp(w.sizes);
+    const o = w.optimizer;
+    const optimizer = o.name === 'adam' ? new rg.Adam(model.parameters(), { lr: o.lr }) : new rg.SGD(model.parameters(), { lr: o.lr, momentum: o.momentum });
+    model.compile({ optimizer, loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
+    const batches = Math.ceil(nTrain / w.batchSize);
+    const subsets = new Map();
+    const epoch = async (limit) => {
+      let xs = x, ys = y;
+      if (limit < batches) {
+        const n = limit * w.batchSize;
+        if (!subsets.has(n)) subsets.set(n, [rg.tensor(split.xTrain.subarray(0, n * 784), [n, 784]), rg.tensor(split.yTrain.subarray(0, n), [n])]);
+        [xs, ys] = subsets.get(n);
+      }
+      await model.fit(xs, ys, { epochs: 1, batchSize: w.batchSize, verbose: 0 });
+    };
+    const r = await timeEpochs({ epoch, batches, repeats, budget });
+    r.accuracy = r.estimated ? null : (await model.evaluate(xt, yt)).accuracy;
+    out.workloads[name] = r;
+    log(`retrograd ${backend} ${name}: ${r.seconds.toFixed(3)} s/epoch`);
+  }
+  rg.manualSeed(1);
+  const model = mlp(WORKLOADS.W1.sizes).eval();
+  const one = rg.tensor(split.xTest.subarray(0, 784), [1, 784]);
+  const call = () => model.forward(one).toArray();
+  for (let i = 0; i < 200; i++) call();
+  const times = [];
+  const start = performance.now();
+  while (times.length < 50 || (performance.now() - start < 2000 && times.length < 5000)) {
+    const t = process.hrtime.bigint();
+    call();
+    times.push(Number(process.hrtime.bigint() - t) / 1000);
+  }
+  out.latency_us = median(times);
+  out.gemm = {};
+  const b = backendByName(backend);
+  for (const n of gemmSizes) {
+    const data = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i));
+    const A = b.fromHost(data), B = b.fromHost(data.reverse()), C = b.alloc('float32', n * n);
+    const run = () => { b.k.matmul(C, A, B, n, n, n, false, false, 1, 0); b.sync(); };
+    run();
+    const ts = [];
+    const s0 = performance.now();
+    while (ts.length < 3 || (performance.now() - s0 < 1500 && ts.length < 300)) {
+      const t = performance.now();
+      run();
+      ts.push((performance.now() - t) / 1000);
+    }
+    out.gemm[n] = (2 * n ** 3) / median(ts) / 1e9;
+    if (median(ts) > 2) break;
+  }
+  return out;
+}
+
+// ---- peers, in child processes ----
+function child(label, cmd, args, env) {
+  log(`${label}…`);
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env, timeout: 900_000, maxBuffer: 1 << 24 });
+  if (r.error) return { missing: `${label}: ${r.error.code === 'ENOENT' ? `${cmd} not found` : r.error.message}` };
+  const line = r.stdout.trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { missing: `${label}: ${(r.stderr.trim().split('\n').pop() || `exit ${r.status}`).slice(0, 200)}` };
+  }
+}
+
+const python = '/usr/bin/python3';
+const baseEnv = { ...process.env };
+delete baseEnv.OPENBLAS_CORETYPE;
+delete baseEnv.OPENBLAS_L2_SIZE;
+let blas = 'unknown';
+try {
+  blas = readlinkSync('/etc/alternatives/libblas.so.3-x86_64-linux-gnu');
+} catch {}
+const openblas = /openblas/.test(blas);
+const torchConfigs = [
+  ['torch (OpenBLAS SkylakeX, 1 BLAS thread, 2 torch threads)', { OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '1' }, ['--threads', '2']],
+  ['torch (OpenBLAS SkylakeX, 2 BLAS threads)', { OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '2' }, []],
+  ['torch (Debian defaults)', {}, []],
+];
+
+const results = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0].model, cpus: os.cpus().length, node: process.version, blas }, runners: {} };
+results.runners['retrograd cpu'] = await retrograd('cpu', GEMM_SIZES);
+if (!skip.has('reference')) results.runners['retrograd reference'] = await retrograd('reference', [64, 128, 256]);
+if (!skip.has('torch')) {
+  for (const [label, env, extra] of torchConfigs)
+    results.runners[label] = child(label, python, [join(here, 'peers/torch_cpu.py'), '--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--gemm', GEMM_SIZES.join(','), ...extra], { ...baseEnv, ...env });
+  results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)'] = { gemm: child('OpenBLAS', python, [join(here, 'peers/openblas_gemm.py'), GEMM_SIZES.join(',')], { ...baseEnv, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '2' }) };
+}
+if (!skip.has('tfjs')) {
+  for (const backend of ['cpu', 'wasm'])
+    results.runners[`tfjs ${backend}`] = child(`tfjs ${backend}`, process.execPath, [join(here, 'peers/tfjs.mjs'), '--backend', backend, '--data', dataDir, '--repeats', String(repeats), '--budget', String(budget)], process.env);
+}
+rmSync(dataDir, { recursive: true, force: true });
+
+// ---- the table ----
+const rgc = results.runners['retrograd cpu'];
+const fmt = (v, d = 2) => (v === undefined || v === null ? '—' : typeof v === 'number' ? v.toFixed(d) : String(v));
+const pad = (s, n) => String(s).padEnd(n);
+const lines = [];
+lines.push(`retrograd benchmark — ${results.machine.cpu}, ${results.machine.cpus} CPUs, Node ${process.version}, ${results.date.slice(0, 16)}`);
+lines.push(`retrograd cpu: ${rgc.detail.isa}, ${rgc.detail.threads} threads; PyTorch BLAS: ${blas}${openblas ? '' : '  (reference BLAS: apt-get install libopenblas0-pthread for PyTorch at its real speed)'}`);
+lines.push('');
+lines.push('W1 = MLP 784-256-128-10, batch 64, Adam; W2 = MLP 784-1024-1024-10, batch 256, SGD momentum. s/epoch on 8,000 MNIST digits (median), test accuracy on 2,000.');
+lines.push(`${pad('runner', 58)} ${pad('W1 s/ep', 8)} ${pad('acc', 6)} ${pad('W2 s/ep', 8)} ${pad('acc', 6)} ${pad('1-row µs', 9)} rg faster: W1 / W2 / latency`);
+for (const [label, r] of Object.entries(results.runners)) {
+  if (!r.workloads && !r.missing) continue;
+  if (r.missing) {
+    lines.push(`${pad(label, 58)} missing: ${r.missing}`);
+    continue;
+  }
+  const w1 = r.workloads.W1, w2 = r.workloads.W2;
+  const est = (w) => (w.estimated ? '*' : '');
+  const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
+  lines.push(`${pad(label, 58)} ${pad(fmt(w1.seconds, 3) + est(w1), 8)} ${pad(w1.accuracy ? (100 * w1.accuracy).toFixed(1) : '—', 6)} ${pad(fmt(w2.seconds, 3) + est(w2), 8)} ${pad(w2.accuracy ? (100 * w2.accuracy).toFixed(1) : '—', 6)} ${pad(fmt(r.latency_us, 1), 9)} ${label === 'retrograd cpu' ? '(baseline)' : `${ratio(w1.seconds, rgc.workloads.W1.seconds)} / ${ratio(w2.seconds, rgc.workloads.W2.seconds)} / ${ratio(r.latency_us, rgc.latency_us)}`}`);
+}
+lines.push('(* estimated from the first batches of an epoch: a full epoch would not fit the time budget)');
+lines.push('');
+lines.push(`GEMM GFLOP/s, n×n×n float32${' '.repeat(20)}` + GEMM_SIZES.map((n) => pad(n, 8)).join(''));
+for (const [label, r] of Object.entries(results.runners)) {
+  const g = r.gemm;
+  if (!g) continue;
+  if (g.missing) {
+    lines.push(`${pad(label, 48)} missing: ${g.missing}`);
+    continue;
+  }
+  lines.push(pad(label, 48) + GEMM_SIZES.map((n) => pad(fmt(g[n], 1), 8)).join(''));
+}
+const ob = results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)']?.gemm;
+if (ob && !ob.missing) lines.push(pad('retrograd cpu / OpenBLAS', 48) + GEMM_SIZES.map((n) => pad(rgc.gemm[n] && ob[n] ? `${(rgc.gemm[n] / ob[n]).toFixed(2)}×` : '—', 8)).join(''));
+console.log(lines.join('\n'));
+
+mkdirSync(join(here, 'results'), { recursive: true });
+const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}.json`);
+writeFileSync(file, JSON.stringify({ ...results, table: lines }, null, 2));
+console.log(`\nresults: ${file}`);

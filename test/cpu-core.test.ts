@@ -1,0 +1,116 @@
+// The fast CPU core's promises: fused Linear+activation equals the layers apart (and passes gradient
+// checks), lazily zeroed gradients read and behave as zeros, training is deterministic for a thread count,
+// every instruction-set path passes the whole kernel table, and the thread count follows the environment.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { cpuAvailable, randomArray, relError, rg, rng, TOL } from './helpers.js';
+
+const backendNames = cpuAvailable ? (['cpu', 'reference'] as const) : (['reference'] as const);
+
+function layers(): rg.Module[] {
+  return [new rg.Linear(7, 9), new rg.ReLU(), new rg.Linear(9, 6), new rg.LeakyReLU(0.2), new rg.Linear(6, 5), new rg.LeakyReLU(-0.5), new rg.Linear(5, 3)];
+}
+
+for (const backend of backendNames) {
+  describe(`fused Linear + activation on ${backend}`, () => {
+    it('Sequential (fused) gives the outputs and gradients of the layers run one by one', () => {
+      rg.setBackend(backend);
+      rg.manualSeed(4);
+      const fusedLayers = layers();
+      const seq = new rg.Sequential(fusedLayers);
+      rg.manualSeed(4);
+      const apart = layers();
+      const x = rg.tensor(randomArray(11 * 7, rng(1), 2), [11, 7]);
+      const dy = rg.tensor(randomArray(11 * 3, rng(2)), [11, 3]);
+      const y1 = seq.forward(x);
+      const dx1 = seq.backward(dy);
+      let h = x;
+      for (const l of apart) h = l.forward(h);
+      let g = dy;
+      for (let i = apart.length - 1; i >= 0; i--) g = apart[i].backward(g);
+      expect(relError(y1.toArray(), h.toArray())).toBeLessThan(TOL.reduction);
+      expect(relError(dx1.toArray(), g.toArray())).toBeLessThan(TOL.reduction);
+      seq.parameters().forEach((p, i) => expect(relError(p.grad.toArray(), apart.flatMap((l) => l.parameters())[i].grad.toArray()), `grad ${i}`).toBeLessThan(TOL.reduction));
+      // the fused activation layer can still run its own backward
+      const relu = fusedLayers[1];
+      expect(relu.backward(rg.tensor(new Float32Array(11 * 9).fill(1), [11, 9])).shape).toEqual([11, 9]);
+    });
+  });
+}
+
+describe('fused layers pass gradient checks', () => {
+  it('Linear + ReLU / LeakyReLU inside Sequential', () => {
+    rg.setBackend('reference');
+    rg.manualSeed(8);
+    const r = rg.gradCheck(new rg.Sequential(layers()), rg.tensor(randomArray(6 * 7, rng(3), 2), [6, 7]));
+    expect(r.maxRelError, JSON.stringify(r.errors)).toBeLessThan(TOL.gradcheck);
+  });
+});
+
+for (const backend of backendNames) {
+  describe(`lazily zeroed gradients on ${backend}`, () => {
+    it('read as zeros, are overwritten by the next backward, and mix with accumulating ones', () => {
+      rg.setBackend(backend);
+      const lin = new rg.Linear(3, 2);
+      const x = rg.tensor([1, 2, 3, -1, 0.5, 2], [2, 3]);
+      const dy = rg.tensor([1, -1, 0.5, 2], [2, 2]);
+      lin.forward(x);
+      lin.backward(dy);
+      const once = { w: [...lin.weight.grad.toArray()], b: [...lin.bias!.grad.toArray()] };
+      lin.zeroGrad();
+      expect([...lin.weight.grad.toArray()].every((v) => v === 0)).toBe(true);
+      lin.zeroGrad();
+      lin.forward(x);
+      lin.backward(dy);
+      expect(relError(lin.weight.grad.toArray(), once.w)).toBeLessThan(1e-6);
+      expect(relError(lin.bias!.grad.toArray(), once.b)).toBeLessThan(1e-6);
+      // only the weight zeroed: the weight restarts, the bias accumulates
+      lin.weight.zeroGrad();
+      lin.forward(x);
+      lin.backward(dy);
+      expect(relError(lin.weight.grad.toArray(), once.w)).toBeLessThan(1e-6);
+      expect(relError(lin.bias!.grad.toArray(), once.b.map((v) => 2 * v))).toBeLessThan(1e-6);
+      // an optimizer step after zeroGrad without backward sees zero gradients
+      const before = [...lin.weight.value.toArray()];
+      lin.zeroGrad();
+      new rg.SGD(lin.parameters(), { lr: 1 }).step();
+      expect([...lin.weight.value.toArray()]).toEqual(before);
+    });
+  });
+}
+
+if (process.env.RETROGRAD_CPU_ISA !== undefined)
+  console.warn(`skipping the per-ISA kernel-table run: RETROGRAD_CPU_ISA=${process.env.RETROGRAD_CPU_ISA} already forces one path`);
+
+describe.skipIf(!cpuAvailable)('native CPU determinism and configuration', () => {
+  it('the same training gives bit-identical weights on every run (same thread count)', async () => {
+    rg.setBackend('cpu');
+    const train = async () => {
+      rg.manualSeed(12);
+      const m = new rg.Sequential([new rg.Linear(64, 300), new rg.ReLU(), new rg.Dropout(0.2), new rg.Linear(300, 10)]);
+      m.compile({ optimizer: new rg.Adam(m.parameters()), loss: new rg.CrossEntropyLoss() });
+      const x = rg.randn([500, 64]), y = rg.tensor(Int32Array.from({ length: 500 }, (_, i) => i % 10), [500]);
+      await m.fit(x, y, { epochs: 2, batchSize: 50, verbose: 0 });
+      return m.parameters().map((p) => [...p.value.toArray()]);
+    };
+    expect(await train()).toEqual(await train());
+  });
+
+  it('RETROGRAD_NUM_THREADS sets the pool size', () => {
+    const script = "import('retrograd').then((rg) => console.log(JSON.stringify(rg.backends().find((b) => b.name === 'cpu').detail)))";
+    const one = JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, RETROGRAD_NUM_THREADS: '1' }, encoding: 'utf8' }));
+    expect(one.threads).toBe(1);
+    const dflt = JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, RETROGRAD_NUM_THREADS: '' }, encoding: 'utf8' }));
+    expect(dflt.threads).toBe(dflt.physicalCores);
+  });
+
+  it.skipIf(process.env.RETROGRAD_CPU_ISA !== undefined)('the whole kernel table passes on the AVX2 and portable paths', () => {
+    for (const isa of ['avx2', 'portable']) {
+      const out = execFileSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', 'test/kernels.test.ts', '--reporter=dot'], {
+        env: { ...process.env, RETROGRAD_CPU_ISA: isa, NO_COLOR: '1', FORCE_COLOR: '0' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      expect(out, `RETROGRAD_CPU_ISA=${isa}`).toMatch(/Tests\s+\S*\s*\d+ passed/);
+      expect(out).not.toMatch(/failed/);
+    }
+  });
+});
