@@ -159,19 +159,26 @@ for (const [label, r] of Object.entries(results.runners)) {
   lines.push(`${pad(label, 58)} ${pad(fmt(w1.seconds, 3) + est(w1), 8)} ${pad(w1.accuracy ? (100 * w1.accuracy).toFixed(1) : '—', 6)} ${pad(fmt(w2.seconds, 3) + est(w2), 8)} ${pad(w2.accuracy ? (100 * w2.accuracy).toFixed(1) : '—', 6)} ${pad(fmt(r.latency_us, 1), 9)} ${label === 'retrograd cpu' ? '(baseline)' : `${ratio(w1.seconds, rgc.workloads.W1.seconds)} / ${ratio(w2.seconds, rgc.workloads.W2.seconds)} / ${ratio(r.latency_us, rgc.latency_us)}`}`);
 }
 lines.push('(* estimated from the first batches of an epoch: a full epoch would not fit the time budget)');
+const torchRuns = Object.entries(results.runners).filter(([l, r]) => l.startsWith('torch') && r.workloads);
+if (torchRuns.length) {
+  const best = (pick) => Math.min(...torchRuns.map(([, r]) => pick(r)).filter((v) => v));
+  const w1 = best((r) => r.workloads.W1.seconds), w2 = best((r) => r.workloads.W2.seconds), lat = best((r) => r.latency_us);
+  results.summary = { w1Speedup: w1 / rgc.workloads.W1.seconds, w2Speedup: w2 / rgc.workloads.W2.seconds, latencyRatio: lat / rgc.latency_us };
+  lines.push(`retrograd cpu against the fastest PyTorch configuration of this run: W1 ${results.summary.w1Speedup.toFixed(2)}× faster, W2 ${results.summary.w2Speedup.toFixed(2)}× faster, batch-1 latency ${results.summary.latencyRatio.toFixed(2)}× lower`);
+}
 lines.push('');
-lines.push(`GEMM GFLOP/s, n×n×n float32${' '.repeat(20)}` + GEMM_SIZES.map((n) => pad(n, 8)).join(''));
+lines.push(pad('GEMM GFLOP/s, n×n×n float32', 58) + GEMM_SIZES.map((n) => pad(n, 8)).join(''));
 for (const [label, r] of Object.entries(results.runners)) {
   const g = r.gemm;
   if (!g) continue;
   if (g.missing) {
-    lines.push(`${pad(label, 48)} missing: ${g.missing}`);
+    lines.push(`${pad(label, 58)} missing: ${g.missing}`);
     continue;
   }
-  lines.push(pad(label, 48) + GEMM_SIZES.map((n) => pad(fmt(g[n], 1), 8)).join(''));
+  lines.push(pad(label, 58) + GEMM_SIZES.map((n) => pad(fmt(g[n], 1), 8)).join(''));
 }
 const ob = results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)']?.gemm;
-if (ob && !ob.missing) lines.push(pad('retrograd cpu / OpenBLAS', 48) + GEMM_SIZES.map((n) => pad(rgc.gemm[n] && ob[n] ? `${(rgc.gemm[n] / ob[n]).toFixed(2)}×` : '—', 8)).join(''));
+if (ob && !ob.missing) lines.push(pad('retrograd cpu / OpenBLAS', 58) + GEMM_SIZES.map((n) => pad(rgc.gemm[n] && ob[n] ? `${(rgc.gemm[n] / ob[n]).toFixed(2)}×` : '—', 8)).join(''));
 console.log(lines.join('\n'));
 
 mkdirSync(join(here, 'results'), { recursive: true });

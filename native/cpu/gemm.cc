@@ -224,10 +224,13 @@ void pack_a(float* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_
         for (int r = 0; r < rows; r++) d[r] = alpha * src[r];
         for (int r = rows; r < MR; r++) d[r] = 0.f;
       }
-    } else {  // A stored [M, K]: read each row along k, write with stride MR (in L1)
-      for (int r = 0; r < rows; r++) {
-        const float* src = A + (i0 + s + r) * K + k0;
-        for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = alpha * src[k];
+    } else {  // A stored [M, K]: a transpose, in blocks of 64 k so that reads and writes stay in L1
+      for (int64_t kb = 0; kb < kc; kb += 64) {
+        const int64_t ke = std::min<int64_t>(kc, kb + 64);
+        for (int r = 0; r < rows; r++) {
+          const float* src = A + (i0 + s + r) * K + k0;
+          for (int64_t k = kb; k < ke; k++) dst[k * MR + r] = alpha * src[k];
+        }
       }
       for (int r = rows; r < MR; r++)
         for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.f;
@@ -241,17 +244,28 @@ void pack_b_sliver(float* Bp, const float* B, bool transB, int64_t N, int64_t K,
   const int64_t j0 = s * NR;
   const int cols = static_cast<int>(std::min<int64_t>(NR, N - j0));
   float* dst = Bp + s * kc * NR;
-  if (!transB) {  // B stored [K, N]: NR consecutive values per k
-    for (int64_t k = 0; k < kc; k++) {
-      const float* src = B + (k0 + k) * N + j0;
-      float* d = dst + k * NR;
-      std::memcpy(d, src, static_cast<size_t>(cols) * sizeof(float));
-      for (int j = cols; j < NR; j++) d[j] = 0.f;
+  if (!transB) {  // B stored [K, N]: NR consecutive values per k (a fixed-size copy, inlined, no memcpy call)
+    if (cols == NR) {
+      for (int64_t k = 0; k < kc; k++) {
+        const float* __restrict src = B + (k0 + k) * N + j0;
+        float* __restrict d = dst + k * NR;
+        for (int j = 0; j < NR; j++) d[j] = src[j];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; k++) {
+        const float* src = B + (k0 + k) * N + j0;
+        float* d = dst + k * NR;
+        for (int j = 0; j < cols; j++) d[j] = src[j];
+        for (int j = cols; j < NR; j++) d[j] = 0.f;
+      }
     }
-  } else {  // B stored [N, K]: read each row along k, write with stride NR (in L1)
-    for (int j = 0; j < cols; j++) {
-      const float* src = B + (j0 + j) * K + k0;
-      for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = src[k];
+  } else {  // B stored [N, K]: a transpose, in blocks of 64 k so that reads and writes stay in L1
+    for (int64_t kb = 0; kb < kc; kb += 64) {
+      const int64_t ke = std::min<int64_t>(kc, kb + 64);
+      for (int j = 0; j < cols; j++) {
+        const float* src = B + (j0 + j) * K + k0;
+        for (int64_t k = kb; k < ke; k++) dst[k * NR + j] = src[k];
+      }
     }
     for (int j = cols; j < NR; j++)
       for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = 0.f;
