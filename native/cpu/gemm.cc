@@ -388,7 +388,9 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
 
   const int MR = kIsa.mr, NR = kIsa.nr;
   const int64_t slivers = (N + NR - 1) / NR;
-  const int64_t threads = std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / min_flops_per_range));
+  // Threads only from ~8 MFLOP per thread: below that, handing work to a second thread cost more than it
+  // saved (128³ ran at 100 GFLOP/s on one thread, 36 on two).
+  const int64_t threads = std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / (8 * min_flops_per_range)));
   // Row blocks: about MC rows each, their count a multiple of the thread count, so that the pool's equal
   // contiguous task ranges carry equal work (M = 256 on 2 threads: 2 blocks of 132 and 124 rows, not
   // 96 + 96 + 64 split 2 : 1, which left a core idle a third of the time).
