@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 import { backendByName } from '../dist/backend.js';
-import { exportSplit, GEMM_SIZES, median, timeEpochs, WORKLOADS } from './workloads.mjs';
+import { exportSplit, GEMM_SIZES, medianSeconds, timeEpochs, WORKLOADS } from './workloads.mjs';
 
 const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, budget: { type: 'string', default: '30' }, skip: { type: 'string', default: '' } } });
 const repeats = Number(values.repeats), budget = Number(values.budget);
@@ -65,32 +65,15 @@ async function retrograd(backend, gemmSizes) {
   rg.manualSeed(1);
   const model = mlp(WORKLOADS.W1.sizes).eval();
   const one = rg.tensor(split.xTest.subarray(0, 784), [1, 784]);
-  const call = () => model.forward(one).toArray();
-  for (let i = 0; i < 200; i++) call();
-  const times = [];
-  const start = performance.now();
-  while (times.length < 50 || (performance.now() - start < 2000 && times.length < 5000)) {
-    const t = process.hrtime.bigint();
-    call();
-    times.push(Number(process.hrtime.bigint() - t) / 1000);
-  }
-  out.latency_us = median(times);
+  out.latency_us = 1e6 * medianSeconds(() => model.forward(one).toArray(), { minRuns: 50, ms: 2000, maxRuns: 5000, warmup: 200 });
   out.gemm = {};
   const b = backendByName(backend);
   for (const n of gemmSizes) {
     const data = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i));
     const A = b.fromHost(data), B = b.fromHost(data.reverse()), C = b.alloc('float32', n * n);
-    const run = () => { b.k.matmul(C, A, B, n, n, n, false, false, 1, 0); b.sync(); };
-    run();
-    const ts = [];
-    const s0 = performance.now();
-    while (ts.length < 3 || (performance.now() - s0 < 1500 && ts.length < 300)) {
-      const t = performance.now();
-      run();
-      ts.push((performance.now() - t) / 1000);
-    }
-    out.gemm[n] = (2 * n ** 3) / median(ts) / 1e9;
-    if (median(ts) > 2) break;
+    const seconds = medianSeconds(() => { b.k.matmul(C, A, B, n, n, n, false, false, 1, 0); b.sync(); });
+    out.gemm[n] = (2 * n ** 3) / seconds / 1e9;
+    if (seconds > 2) break;
   }
   return out;
 }
@@ -182,6 +165,6 @@ if (ob && !ob.missing) lines.push(pad('retrograd cpu / OpenBLAS', 58) + GEMM_SIZ
 console.log(lines.join('\n'));
 
 mkdirSync(join(here, 'results'), { recursive: true });
-const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}.json`);
+const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}${skip.size ? '-partial' : ''}.json`);
 writeFileSync(file, JSON.stringify({ ...results, table: lines }, null, 2));
 console.log(`\nresults: ${file}`);

@@ -49,3 +49,16 @@ export async function timeEpochs({ epoch, batches, repeats, budget }) {
   }
   return { seconds: median(times), runs: times.length, estimated: null };
 }
+
+/** Median seconds of `call()` after one warm-up call: at least `minRuns` runs, then more while under `ms` and `maxRuns`. */
+export function medianSeconds(call, { minRuns = 3, ms = 1500, maxRuns = 300, warmup = 1 } = {}) {
+  for (let i = 0; i < warmup; i++) call();
+  const times = [];
+  const start = performance.now();
+  while (times.length < minRuns || (performance.now() - start < ms && times.length < maxRuns)) {
+    const t = process.hrtime.bigint();
+    call();
+    times.push(Number(process.hrtime.bigint() - t) / 1e9);
+  }
+  return median(times);
+}

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GEMM_SIZES, median, timeEpochs, WORKLOADS } from '../workloads.mjs';
+import { GEMM_SIZES, medianSeconds, timeEpochs, WORKLOADS } from '../workloads.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -63,31 +63,14 @@ for (const [name, w] of Object.entries(WORKLOADS)) {
 {
   const model = mlp(WORKLOADS.W1.sizes);
   const one = tf.slice(xt, [0, 0], [1, 784]);
-  const call = () => tf.tidy(() => model.predict(one).dataSync());
-  for (let i = 0; i < 100; i++) call();
-  const times = [];
-  const start = performance.now();
-  while (times.length < 50 || (performance.now() - start < 2000 && times.length < 2000)) {
-    const t = performance.now();
-    call();
-    times.push((performance.now() - t) * 1000);
-  }
-  out.latency_us = median(times);
+  out.latency_us = 1e6 * medianSeconds(() => tf.tidy(() => model.predict(one).dataSync()), { minRuns: 50, ms: 2000, maxRuns: 2000, warmup: 100 });
 }
 
 out.gemm = {};
 for (const n of values.gemm.split(',').filter(Boolean).map(Number)) {
   const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
-  const call = () => tf.tidy(() => tf.matMul(a, b).dataSync());
-  call();
-  const times = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < 1500 && times.length < 100)) {
-    const t = performance.now();
-    call();
-    times.push((performance.now() - t) / 1000);
-  }
-  out.gemm[n] = (2 * n ** 3) / median(times) / 1e9;
-  if (median(times) > 3) break; // larger sizes would take minutes
+  const seconds = medianSeconds(() => tf.tidy(() => tf.matMul(a, b).dataSync()), { maxRuns: 100 });
+  out.gemm[n] = (2 * n ** 3) / seconds / 1e9;
+  if (seconds > 3) break; // larger sizes would take minutes
 }
 console.log(JSON.stringify(out));
