@@ -1,0 +1,21 @@
+// The README's example runs as written (with the progress output silenced), so the README stays true.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+
+it('the README example trains, evaluates and predicts', () => {
+  const root = join(import.meta.dirname, '..');
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const code = readme.match(/```ts\n([\s\S]*?)```/)![1].replace('{ epochs: 10, batchSize: 64 }', '{ epochs: 10, batchSize: 64, verbose: 0 }');
+  expect(code).toContain('verbose: 0');
+  const file = join(root, 'test', 'readme-example.tmp.mjs');
+  writeFileSync(file, code);
+  try {
+    const out = execFileSync(process.execPath, [file], { cwd: root, encoding: 'utf8' });
+    const accuracy = Number(out.trim().split(/\s+/)[0]);
+    expect(accuracy).toBeGreaterThan(0.9);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}, 120_000);
