@@ -66,6 +66,11 @@ export interface Kernels {
   /** PyTorch Adam (decoupled false) / AdamW (decoupled true) on one parameter, in place; step counts from 1. */
   adam_step(param: B, expAvg: B, expAvgSq: B, maxExpAvgSq: Opt, grad: B, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
 
+  /** PyTorch RMSprop on one parameter, in place (gradAvg null unless centered; momentumBuf null unless momentum > 0). */
+  rmsprop_step(param: B, squareAvg: B, gradAvg: Opt, momentumBuf: Opt, grad: B, N: number, lr: number, alpha: number, eps: number, weightDecay: number, momentum: number, centered: boolean, maximize: boolean): void;
+  /** PyTorch Adagrad on one parameter, in place; clr = lr / (1 + (step − 1)·lrDecay). */
+  adagrad_step(param: B, stateSum: B, grad: B, N: number, clr: number, eps: number, weightDecay: number, maximize: boolean): void;
+
   /** out[i] = value. */
   fill(out: B, N: number, value: number): void;
   /** out[i] = src[i] (4-byte elements of either dtype). */
@@ -92,7 +97,7 @@ export const KERNEL_NAMES = [
   'sigmoid_backward', 'tanh_forward', 'tanh_backward', 'gelu_forward', 'gelu_backward', 'softmax_forward',
   'softmax_backward',
   'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'bce_loss',
-  'sgd_step', 'adam_step',
+  'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step',
   'fill', 'copy', 'axpy', 'gather_rows', 'accuracy_count',
   'dropout_forward', 'dropout_backward',
 ] as const satisfies readonly KernelName[];

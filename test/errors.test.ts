@@ -80,6 +80,10 @@ for (const backend of backendNames) {
       expect(() => new rg.AdamW(params, { weightDecay: -0.1 })).toThrow(/AdamW: invalid weightDecay -0.1/);
       expect(() => new rg.Adam(params, { lr: 'fast' } as never)).toThrow(TypeError);
       expect(() => new rg.Adam([1, 2] as never)).toThrow(/params\[0\] is number 1, expected a Parameter/);
+      expect(() => new rg.RMSprop(params, { alpha: -0.1 })).toThrow('RMSprop: invalid alpha -0.1; expected >= 0');
+      expect(() => new rg.RMSprop(params, { centred: true } as never)).toThrow("RMSprop: unknown option 'centred' (did you mean 'centered'?)");
+      expect(() => new rg.Adagrad(params, { lrDecay: -1 })).toThrow('Adagrad: invalid lrDecay -1; expected >= 0');
+      expect(() => new rg.Adagrad(params, { initialAccumulatorValue: -1 })).toThrow(/invalid initialAccumulatorValue -1/);
     });
 
     it('loadStateDict is all or nothing and names the key', () => {

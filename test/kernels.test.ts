@@ -144,6 +144,24 @@ const cases = {
       tol: TOL.elementwise,
     }),
   },
+  rmsprop_step: {
+    // [n, centered?, momentum?, maximize?]
+    sizes: [[1, 0, 0, 0], [17, 1, 0, 0], [257, 0, 1, 1], [257, 1, 1, 0], [40_000, 1, 1, 0]],
+    build: ([n, cen, mom, max], r) => ({
+      args: [
+        out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.05, 0.1)), cen ? out(n, randomArray(n, r, 0.01)) : null,
+        mom ? out(n, randomArray(n, r, 0.1)) : null, inp(randomArray(n, r)), n, 0.01, 0.9, 1e-8, 0.01, mom ? 0.9 : 0, cen === 1, max === 1,
+      ],
+      tol: TOL.elementwise,
+    }),
+  },
+  adagrad_step: {
+    sizes: [[1, 0], [17, 1], [257, 0], [40_000, 1]],
+    build: ([n, max], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1, 0.2)), inp(randomArray(n, r)), n, 0.05, 1e-10, 0.01, max === 1],
+      tol: TOL.elementwise,
+    }),
+  },
   fill: { sizes: ELEMENTWISE_SIZES, build: ([n]) => ({ args: [out(n), n, 2.5], tol: 0 }) },
   copy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), n], tol: 0 }) },
   axpy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n, randomArray(n, r)), inp(randomArray(n, r)), n, -0.3], tol: TOL.elementwise }) },

@@ -32,6 +32,8 @@ describe.skipIf(!cpuAvailable)('20-step trajectories, native CPU against the ref
     ['SGD nesterov + weight decay', (m) => new rg.SGD(m.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
     ['Adam amsgrad', (m) => new rg.Adam(m.parameters(), { lr: 1e-2, amsgrad: true })],
     ['AdamW', (m) => new rg.AdamW(m.parameters(), { lr: 1e-2 })],
+    ['RMSprop centered with momentum', (m) => new rg.RMSprop(m.parameters(), { lr: 1e-3, centered: true, momentum: 0.5 })],
+    ['Adagrad with lr decay', (m) => new rg.Adagrad(m.parameters(), { lr: 0.05, lrDecay: 0.01, initialAccumulatorValue: 0.1 })],
   ];
   for (const [name, make] of optimizers) {
     it(name, () => {

@@ -99,6 +99,16 @@ const std::vector<KernelDef> kTable = {
      NEED { return {s[0], s[0], s[0], s[7] != 0 ? s[0] : 0, s[0]}; },
      RUN { return ok([&] { cpu::adam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7), b(c, 8), b(c, 9)); }); }},
 
+    // rmsprop_step(param, squareAvg, gradAvg?, momentumBuf?, grad, N, lr, alpha, eps, weightDecay, momentum,
+    //              centered, maximize)
+    {"rmsprop_step", {A::F32, A::F32, A::F32Opt, A::F32Opt, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Bool, A::Bool},
+     NEED { return {s[0], s[0], s[6] != 0 ? s[0] : 0, s[5] > 0 ? s[0] : 0, s[0]}; },
+     RUN { return ok([&] { cpu::rmsprop_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), b(c, 6), b(c, 7)); }); }},
+    // adagrad_step(param, stateSum, grad, N, clr, eps, weightDecay, maximize)
+    {"adagrad_step", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Bool},
+     NEED { return {s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::adagrad_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), b(c, 4)); }); }},
+
     // fill(out[N], N, value); copy(out[N], src[N], N); axpy(out[N], src[N], N, alpha): out += alpha·src
     {"fill", {A::F32, A::Size, A::Float}, NEED { return {s[0]}; },
      RUN { return ok([&] { cpu::fill(pool, f(c, 0), z(c, 0), x(c, 1)); }); }},

@@ -70,6 +70,12 @@ void adam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq
                const float* grad, int64_t N, float lr, float beta1, float beta2, float eps,
                float weight_decay, int64_t step, bool amsgrad, bool decoupled, bool maximize);
 
+void rmsprop_step(ThreadPool& pool, float* param, float* square_avg, float* grad_avg, float* momentum_buf,
+                  const float* grad, int64_t N, float lr, float alpha, float eps, float weight_decay, float momentum,
+                  bool centered, bool maximize);
+void adagrad_step(ThreadPool& pool, float* param, float* state_sum, const float* grad, int64_t N, float clr, float eps,
+                  float weight_decay, bool maximize);
+
 // ---- tensor_ops.cc ----
 void fill(ThreadPool& pool, float* out, int64_t N, float value);
 void copy(ThreadPool& pool, void* out, const void* src, int64_t N);  // N 4-byte elements

@@ -88,4 +88,62 @@ void adam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq
   });
 }
 
+// torch/optim/rmsprop.py: g = ±grad + wd·p; v = α v + (1 − α) g²; centered: m = α m + (1 − α) g and
+// avg = √(v − m²), else avg = √v; avg += eps (outside the square root); momentum: buf = μ buf + g / avg,
+// p −= lr·buf; else p −= lr·g / avg. grad_avg and momentum_buf may be null when unused.
+void rmsprop_step(ThreadPool& pool, float* param, float* square_avg, float* grad_avg, float* momentum_buf,
+                  const float* grad, int64_t N, float lr, float alpha, float eps, float weight_decay, float momentum,
+                  bool centered, bool maximize) {
+  const float sign = maximize ? -1.f : 1.f;
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    float* __restrict p = param;
+    float* __restrict v = square_avg;
+    float* __restrict m = grad_avg;
+    float* __restrict buf = momentum_buf;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float g = sign * gr[i] + weight_decay * p[i];
+        const float vi = alpha * v[i] + (1.f - alpha) * g * g;
+        v[i] = vi;
+        float avg;
+        if (centered) {
+          const float mi = alpha * m[i] + (1.f - alpha) * g;
+          m[i] = mi;
+          avg = std::sqrt(vi - mi * mi) + eps;
+        } else {
+          avg = std::sqrt(vi) + eps;
+        }
+        if (momentum > 0.f) {
+          const float b = momentum * buf[i] + g / avg;
+          buf[i] = b;
+          p[i] -= lr * b;
+        } else {
+          p[i] -= lr * (g / avg);
+        }
+      }
+    });
+  });
+}
+
+// torch/optim/adagrad.py: g = ±grad + wd·p; sum += g²; p −= clr · g / (√sum + eps), with the decayed rate
+// clr = lr / (1 + (step − 1)·lr_decay) computed by the caller.
+void adagrad_step(ThreadPool& pool, float* param, float* state_sum, const float* grad, int64_t N, float clr, float eps,
+                  float weight_decay, bool maximize) {
+  const float sign = maximize ? -1.f : 1.f;
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    float* __restrict p = param;
+    float* __restrict sum = state_sum;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float g = sign * gr[i] + weight_decay * p[i];
+        const float si = sum[i] + g * g;
+        sum[i] = si;
+        p[i] -= clr * (g / (std::sqrt(si) + eps));
+      }
+    });
+  });
+}
+
 }  // namespace rg::cpu

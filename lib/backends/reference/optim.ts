@@ -1,5 +1,5 @@
 // Reference optimizer updates: PyTorch 1.13's single-tensor formulas (torch/optim/sgd.py, adam.py,
-// adamw.py), element by element, as native/cpu/optim.cc.
+// adamw.py, rmsprop.py, adagrad.py), element by element, as native/cpu/optim.cc.
 import type { F } from './types.js';
 
 export function sgd_step(param: F, momentumBuf: F | null, grad: F, N: number, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean, firstStep: boolean): void {
@@ -33,5 +33,35 @@ export function adam_step(param: F, expAvg: F, expAvgSq: F, maxExpAvgSq: F | nul
       v = maxExpAvgSq![i];
     }
     param[i] = p - (stepSize * expAvg[i]) / (Math.sqrt(v) / bc2Sqrt + eps);
+  }
+}
+
+export function rmsprop_step(param: F, squareAvg: F, gradAvg: F | null, momentumBuf: F | null, grad: F, N: number, lr: number, alpha: number, eps: number, weightDecay: number, momentum: number, centered: boolean, maximize: boolean): void {
+  for (let i = 0; i < N; i++) {
+    let g = maximize ? -grad[i] : grad[i];
+    if (weightDecay !== 0) g += weightDecay * param[i];
+    squareAvg[i] = alpha * squareAvg[i] + (1 - alpha) * g * g;
+    let avg: number;
+    if (centered) {
+      gradAvg![i] = alpha * gradAvg![i] + (1 - alpha) * g;
+      avg = Math.sqrt(squareAvg[i] - gradAvg![i] * gradAvg![i]) + eps;
+    } else {
+      avg = Math.sqrt(squareAvg[i]) + eps;
+    }
+    if (momentum > 0) {
+      momentumBuf![i] = momentum * momentumBuf![i] + g / avg;
+      param[i] -= lr * momentumBuf![i];
+    } else {
+      param[i] -= (lr * g) / avg;
+    }
+  }
+}
+
+export function adagrad_step(param: F, stateSum: F, grad: F, N: number, clr: number, eps: number, weightDecay: number, maximize: boolean): void {
+  for (let i = 0; i < N; i++) {
+    let g = maximize ? -grad[i] : grad[i];
+    if (weightDecay !== 0) g += weightDecay * param[i];
+    stateSum[i] += g * g;
+    param[i] -= (clr * g) / (Math.sqrt(stateSum[i]) + eps);
   }
 }

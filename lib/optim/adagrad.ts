@@ -1,0 +1,44 @@
+// Adagrad: torch.optim.Adagrad's formulas — the squared-gradient sum starts at initialAccumulatorValue, the
+// rate decays as lr / (1 + (step − 1)·lrDecay), eps outside the square root (native/cpu/optim.cc).
+import { checkNumber, checkOptions } from '../errors.js';
+import type { Parameter } from '../nn/module.js';
+import { Optimizer, type ParamState } from './optimizer.js';
+
+export interface AdagradOptions {
+  lr?: number;
+  lrDecay?: number;
+  weightDecay?: number;
+  initialAccumulatorValue?: number;
+  eps?: number;
+  maximize?: boolean;
+}
+
+export class Adagrad extends Optimizer<Required<AdagradOptions>> {
+  protected readonly label = 'Adagrad';
+  constructor(params: Iterable<Parameter>, options: AdagradOptions = {}) {
+    const where = 'Adagrad';
+    checkOptions(where, options, ['lr', 'lrDecay', 'weightDecay', 'initialAccumulatorValue', 'eps', 'maximize']);
+    const o = {
+      lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-2, { min: 0 }),
+      lrDecay: checkNumber(where, 'lrDecay', options.lrDecay ?? 0, { min: 0 }),
+      weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+      initialAccumulatorValue: checkNumber(where, 'initialAccumulatorValue', options.initialAccumulatorValue ?? 0, { min: 0 }),
+      eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-10, { min: 0 }),
+      maximize: options.maximize ?? false,
+    };
+    if (typeof o.maximize !== 'boolean') throw new TypeError(`${where}: maximize must be a boolean, got ${typeof o.maximize}`);
+    super(where, params, o);
+  }
+
+  protected update(p: Parameter, s: ParamState): void {
+    const o = this.options;
+    s.step = ((s.step as number | undefined) ?? 0) + 1;
+    let sum = s.sum;
+    if (sum === undefined) {
+      sum = this.buffer(p, s, 'sum');
+      if (o.initialAccumulatorValue !== 0) sum.backend.k.fill(sum.buf, sum.size, o.initialAccumulatorValue);
+    }
+    const clr = o.lr / (1 + (s.step - 1) * o.lrDecay);
+    p.value.backend.k.adagrad_step(p.value.buf, (sum as typeof p.value).buf, p.grad.buf, p.value.size, clr, o.eps, o.weightDecay, o.maximize);
+  }
+}

@@ -1,0 +1,45 @@
+// RMSprop: torch.optim.RMSprop's formulas — eps added outside the square root, optional centring (the
+// running mean of the gradient subtracted) and momentum (native/cpu/optim.cc).
+import { checkNumber, checkOptions } from '../errors.js';
+import type { Parameter } from '../nn/module.js';
+import { Optimizer, type ParamState } from './optimizer.js';
+
+export interface RMSpropOptions {
+  lr?: number;
+  alpha?: number;
+  eps?: number;
+  weightDecay?: number;
+  momentum?: number;
+  centered?: boolean;
+  maximize?: boolean;
+}
+
+export class RMSprop extends Optimizer<Required<RMSpropOptions>> {
+  protected readonly label = 'RMSprop';
+  constructor(params: Iterable<Parameter>, options: RMSpropOptions = {}) {
+    const where = 'RMSprop';
+    checkOptions(where, options, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum', 'centered', 'maximize']);
+    const o = {
+      lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-2, { min: 0 }),
+      alpha: checkNumber(where, 'alpha', options.alpha ?? 0.99, { min: 0 }),
+      eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
+      weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+      momentum: checkNumber(where, 'momentum', options.momentum ?? 0, { min: 0 }),
+      centered: options.centered ?? false,
+      maximize: options.maximize ?? false,
+    };
+    for (const flag of ['centered', 'maximize'] as const)
+      if (typeof o[flag] !== 'boolean') throw new TypeError(`${where}: ${flag} must be a boolean, got ${typeof o[flag]}`);
+    super(where, params, o);
+  }
+
+  protected update(p: Parameter, s: ParamState): void {
+    const o = this.options;
+    s.step = ((s.step as number | undefined) ?? 0) + 1;
+    const squareAvg = this.buffer(p, s, 'square_avg');
+    const gradAvg = o.centered ? this.buffer(p, s, 'grad_avg').buf : null;
+    const momentumBuf = o.momentum > 0 ? this.buffer(p, s, 'momentum_buffer').buf : null;
+    p.value.backend.k.rmsprop_step(p.value.buf, squareAvg.buf, gradAvg, momentumBuf, p.grad.buf, p.value.size,
+      o.lr, o.alpha, o.eps, o.weightDecay, o.momentum, o.centered, o.maximize);
+  }
+}
