@@ -16,6 +16,8 @@ export abstract class Optimizer<Options extends { lr: number }> {
   /** The hyperparameters of the (single) parameter group; schedulers change `lr` here. */
   readonly options: Options;
   protected readonly state = new Map<Parameter, ParamState>();
+  /** The learning rate before any scheduler changed it (PyTorch's group['initial_lr']); set by the first scheduler. */
+  initialLr?: number;
   protected abstract readonly label: string;
 
   constructor(where: string, params: Iterable<Parameter>, options: Options) {

@@ -34,7 +34,8 @@ export class SGD extends Optimizer<Required<SGDOptions>> {
 
   protected update(p: Parameter, s: ParamState): void {
     const o = this.options;
-    const first = s.step === undefined;
+    // As PyTorch: the buffer starts as the first gradient it sees (also when a scheduler turns momentum on late).
+    const first = s.momentum_buffer === undefined;
     s.step = ((s.step as number | undefined) ?? 0) + 1;
     const buf = o.momentum !== 0 ? this.buffer(p, s, 'momentum_buffer').buf : null;
     p.value.backend.k.sgd_step(p.value.buf, buf, p.grad.buf, p.value.size, o.lr, o.momentum, o.dampening, o.weightDecay, o.nesterov, o.maximize, first);

@@ -129,9 +129,58 @@ def layer_cases():
     return out
 
 
+SCHED_STEPS = 25
+PLATEAU_METRICS = [1, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.4, 0.41, 0.42,
+                   0.43, 0.44, 0.2, 0.3, 0.3, 0.3, 0.3]
+
+
+def scheduler_cases():
+    S = torch.optim.lr_scheduler
+
+    def sgd():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1, momentum=0.9)
+
+    def adam():
+        return torch.optim.Adam([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+
+    cases = {
+        "StepLR": (sgd, lambda o: S.StepLR(o, step_size=3, gamma=0.5)),
+        "MultiStepLR": (sgd, lambda o: S.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.3)),
+        "ExponentialLR": (sgd, lambda o: S.ExponentialLR(o, gamma=0.9)),
+        "CosineAnnealingLR": (sgd, lambda o: S.CosineAnnealingLR(o, T_max=7, eta_min=0.01)),
+        "LinearLR": (sgd, lambda o: S.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=4)),
+        "SequentialLR warm-up + exponential": (sgd, lambda o: S.SequentialLR(
+            o, [S.LinearLR(o, start_factor=0.1, total_iters=3), S.ExponentialLR(o, gamma=0.8)], milestones=[3])),
+        "SequentialLR warm-up + cosine": (sgd, lambda o: S.SequentialLR(
+            o, [S.LinearLR(o, start_factor=0.5, total_iters=4), S.CosineAnnealingLR(o, T_max=10)], milestones=[4])),
+        "OneCycleLR SGD": (sgd, lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=SCHED_STEPS + 1)),
+        "OneCycleLR Adam three-phase linear": (adam, lambda o: S.OneCycleLR(
+            o, max_lr=0.5, total_steps=SCHED_STEPS + 1, anneal_strategy="linear", three_phase=True)),
+        "ReduceLROnPlateau min": (sgd, lambda o: S.ReduceLROnPlateau(o, mode="min", factor=0.5, patience=2, cooldown=1)),
+        "ReduceLROnPlateau max abs": (sgd, lambda o: S.ReduceLROnPlateau(o, mode="max", threshold_mode="abs", threshold=0.1,
+                                                                          patience=1, min_lr=0.02)),
+    }
+    out = []
+    for name, (make_opt, make_sched) in cases.items():
+        opt = make_opt()
+        sched = make_sched(opt)
+        g = opt.param_groups[0]
+        lrs, momenta = [g["lr"]], [g.get("momentum", g.get("betas", [None])[0])]
+        for t in range(SCHED_STEPS):
+            opt.step()
+            if isinstance(sched, S.ReduceLROnPlateau):
+                sched.step(PLATEAU_METRICS[t])
+            else:
+                sched.step()
+            lrs.append(g["lr"])
+            momenta.append(g.get("momentum", g.get("betas", [None])[0]))
+        out.append({"name": name, "lrs": lrs, "momenta": momenta})
+    return out
+
+
 if __name__ == "__main__":
     data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
-            "layers": layer_cases()}
+            "layers": layer_cases(), "schedulers": scheduler_cases(), "plateauMetrics": PLATEAU_METRICS}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {OUT}")

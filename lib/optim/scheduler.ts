@@ -1,0 +1,378 @@
+// Learning-rate schedulers with PyTorch 1.13's classes and semantics (torch/optim/lr_scheduler.py): the
+// chainable get_lr() of each, the closed form where PyTorch uses one (step(epoch)), the initial step at
+// construction, and SequentialLR's reset-and-undo. They act on the optimizer's `lr` (one parameter group).
+// Usable in a manual loop (scheduler.step() after optimizer.step()) and in fit through a callback.
+import { checkNumber, checkOptions, describe } from '../errors.js';
+import { Optimizer } from './optimizer.js';
+
+type AnyOptimizer = Optimizer<{ lr: number }>;
+
+function checkOptimizer(where: string, optimizer: unknown): AnyOptimizer {
+  if (!(optimizer instanceof Optimizer)) throw new TypeError(`${where}: expected an optimizer, got ${describe(optimizer)}`);
+  return optimizer as AnyOptimizer;
+}
+
+export abstract class LRScheduler {
+  readonly optimizer: AnyOptimizer;
+  /** The epoch (or step) count: 0 after construction. */
+  lastEpoch = -1;
+  /** The learning rate the schedule starts from (PyTorch's base_lrs[0]). */
+  baseLr: number;
+  protected stepCount = 0;
+  protected lastLr = 0;
+
+  protected constructor(where: string, optimizer: unknown) {
+    this.optimizer = checkOptimizer(where, optimizer);
+    this.optimizer.initialLr ??= this.optimizer.lr;
+    this.baseLr = this.optimizer.initialLr;
+  }
+
+  /** PyTorch performs one step at construction; subclasses call this last in their constructors. */
+  initialStep(): void {
+    this.step();
+  }
+
+  /** Advances the schedule (or, with `epoch`, jumps to it through the closed form) and sets the optimizer's lr. */
+  step(epoch?: number): void {
+    this.stepCount++;
+    let lr: number;
+    if (epoch === undefined) {
+      this.lastEpoch++;
+      lr = this.getLr();
+    } else {
+      this.lastEpoch = checkNumber(this.constructor.name, 'epoch', epoch, { min: 0, integer: true });
+      lr = this.closedFormLr?.() ?? this.getLr();
+    }
+    this.optimizer.lr = lr;
+    this.lastLr = lr;
+  }
+
+  /** The learning rate of each parameter group after the last step (PyTorch's get_last_lr()). */
+  getLastLr(): number[] {
+    return [this.lastLr];
+  }
+
+  protected abstract getLr(): number;
+  protected closedFormLr?(): number;
+
+  stateDict(): Record<string, unknown> {
+    return { lastEpoch: this.lastEpoch, baseLr: this.baseLr, stepCount: this.stepCount, lastLr: this.lastLr };
+  }
+  loadStateDict(sd: Record<string, unknown>): void {
+    for (const key of ['lastEpoch', 'baseLr', 'stepCount', 'lastLr'] as const)
+      if (typeof sd[key] !== 'number') throw new TypeError(`${this.constructor.name}.loadStateDict: '${key}' must be a number`);
+    this.lastEpoch = sd.lastEpoch as number;
+    this.baseLr = sd.baseLr as number;
+    this.stepCount = sd.stepCount as number;
+    this.lastLr = sd.lastLr as number;
+  }
+}
+
+/** lr × gamma every stepSize epochs. */
+export class StepLR extends LRScheduler {
+  readonly stepSize: number;
+  readonly gamma: number;
+  constructor(optimizer: unknown, stepSize: number, options: { gamma?: number } = {}) {
+    super('StepLR', optimizer);
+    checkOptions('StepLR', options, ['gamma']);
+    this.stepSize = checkNumber('StepLR', 'stepSize', stepSize, { min: 1, integer: true });
+    this.gamma = checkNumber('StepLR', 'gamma', options.gamma ?? 0.1);
+    this.initialStep();
+  }
+  protected getLr(): number {
+    const lr = this.optimizer.lr;
+    return this.lastEpoch === 0 || this.lastEpoch % this.stepSize !== 0 ? lr : lr * this.gamma;
+  }
+  protected override closedFormLr(): number {
+    return this.baseLr * this.gamma ** Math.floor(this.lastEpoch / this.stepSize);
+  }
+}
+
+/** lr × gamma at each milestone (a milestone listed twice multiplies twice). */
+export class MultiStepLR extends LRScheduler {
+  readonly milestones: readonly number[];
+  readonly gamma: number;
+  constructor(optimizer: unknown, milestones: number[], options: { gamma?: number } = {}) {
+    super('MultiStepLR', optimizer);
+    checkOptions('MultiStepLR', options, ['gamma']);
+    if (!Array.isArray(milestones)) throw new TypeError(`MultiStepLR: milestones must be an array of epochs, got ${describe(milestones)}`);
+    milestones.forEach((m) => checkNumber('MultiStepLR', 'milestone', m, { min: 0, integer: true }));
+    this.milestones = [...milestones].sort((a, b) => a - b);
+    this.gamma = checkNumber('MultiStepLR', 'gamma', options.gamma ?? 0.1);
+    this.initialStep();
+  }
+  protected getLr(): number {
+    const count = this.milestones.filter((m) => m === this.lastEpoch).length;
+    return this.optimizer.lr * this.gamma ** count;
+  }
+  protected override closedFormLr(): number {
+    return this.baseLr * this.gamma ** this.milestones.filter((m) => m <= this.lastEpoch).length;
+  }
+}
+
+/** lr × gamma every epoch. */
+export class ExponentialLR extends LRScheduler {
+  readonly gamma: number;
+  constructor(optimizer: unknown, gamma: number) {
+    super('ExponentialLR', optimizer);
+    this.gamma = checkNumber('ExponentialLR', 'gamma', gamma);
+    this.initialStep();
+  }
+  protected getLr(): number {
+    return this.lastEpoch === 0 ? this.optimizer.lr : this.optimizer.lr * this.gamma;
+  }
+  protected override closedFormLr(): number {
+    return this.baseLr * this.gamma ** this.lastEpoch;
+  }
+}
+
+/** Cosine from the base lr down to etaMin over TMax epochs (and back up after, as PyTorch's recursion does). */
+export class CosineAnnealingLR extends LRScheduler {
+  readonly TMax: number;
+  readonly etaMin: number;
+  constructor(optimizer: unknown, TMax: number, options: { etaMin?: number } = {}) {
+    super('CosineAnnealingLR', optimizer);
+    checkOptions('CosineAnnealingLR', options, ['etaMin']);
+    this.TMax = checkNumber('CosineAnnealingLR', 'TMax', TMax, { min: 1, integer: true });
+    this.etaMin = checkNumber('CosineAnnealingLR', 'etaMin', options.etaMin ?? 0);
+    this.initialStep();
+  }
+  protected getLr(): number {
+    const e = this.lastEpoch, T = this.TMax, lr = this.optimizer.lr;
+    if (e === 0) return lr;
+    if ((((e - 1 - T) % (2 * T)) + 2 * T) % (2 * T) === 0) return lr + ((this.baseLr - this.etaMin) * (1 - Math.cos(Math.PI / T))) / 2;
+    return ((1 + Math.cos((Math.PI * e) / T)) / (1 + Math.cos((Math.PI * (e - 1)) / T))) * (lr - this.etaMin) + this.etaMin;
+  }
+  protected override closedFormLr(): number {
+    return this.etaMin + ((this.baseLr - this.etaMin) * (1 + Math.cos((Math.PI * this.lastEpoch) / this.TMax))) / 2;
+  }
+}
+
+/** Linear warm-up: the factor goes from startFactor to endFactor over totalIters epochs. */
+export class LinearLR extends LRScheduler {
+  readonly startFactor: number;
+  readonly endFactor: number;
+  readonly totalIters: number;
+  constructor(optimizer: unknown, options: { startFactor?: number; endFactor?: number; totalIters?: number } = {}) {
+    super('LinearLR', optimizer);
+    checkOptions('LinearLR', options, ['startFactor', 'endFactor', 'totalIters']);
+    this.startFactor = checkNumber('LinearLR', 'startFactor', options.startFactor ?? 1 / 3, { min: 0, max: 1, minExclusive: true });
+    this.endFactor = checkNumber('LinearLR', 'endFactor', options.endFactor ?? 1, { min: 0, max: 1 });
+    this.totalIters = checkNumber('LinearLR', 'totalIters', options.totalIters ?? 5, { min: 1, integer: true });
+    this.initialStep();
+  }
+  protected getLr(): number {
+    const lr = this.optimizer.lr, e = this.lastEpoch;
+    if (e === 0) return lr * this.startFactor;
+    if (e > this.totalIters) return lr;
+    const d = this.endFactor - this.startFactor;
+    return lr * (1 + d / (this.totalIters * this.startFactor + (e - 1) * d));
+  }
+  protected override closedFormLr(): number {
+    return this.baseLr * (this.startFactor + ((this.endFactor - this.startFactor) * Math.min(this.totalIters, this.lastEpoch)) / this.totalIters);
+  }
+}
+
+/** One scheduler after another, switching at the milestones (warm-up then decay). */
+export class SequentialLR extends LRScheduler {
+  readonly schedulers: readonly LRScheduler[];
+  readonly milestones: readonly number[];
+  constructor(optimizer: unknown, schedulers: LRScheduler[], milestones: number[]) {
+    super('SequentialLR', optimizer);
+    if (!Array.isArray(schedulers) || schedulers.length === 0) throw new TypeError('SequentialLR: expected a non-empty array of schedulers');
+    schedulers.forEach((s, i) => {
+      if (!(s instanceof LRScheduler)) throw new TypeError(`SequentialLR: schedulers[${i}] is ${describe(s)}, expected a scheduler`);
+      if (s.optimizer !== this.optimizer) throw new RangeError(`SequentialLR: schedulers[${i}] belongs to another optimizer`);
+    });
+    if (!Array.isArray(milestones) || milestones.length !== schedulers.length - 1)
+      throw new RangeError(`SequentialLR: expected ${schedulers.length - 1} milestones for ${schedulers.length} schedulers, got ${Array.isArray(milestones) ? milestones.length : describe(milestones)}`);
+    this.schedulers = [...schedulers];
+    this.milestones = [...milestones];
+    this.lastEpoch = 0;
+    // As PyTorch: reset the learning rate, undo the step each scheduler took at construction, and take the
+    // initial step of the first one only.
+    this.optimizer.lr = this.optimizer.initialLr!;
+    for (const s of this.schedulers) s.lastEpoch -= 1;
+    this.schedulers[0].initialStep();
+    this.lastLr = this.schedulers[0].getLastLr()[0];
+  }
+  override step(): void {
+    this.lastEpoch++;
+    let idx = 0;
+    while (idx < this.milestones.length && this.milestones[idx] <= this.lastEpoch) idx++;
+    const s = this.schedulers[idx];
+    if (idx > 0 && this.milestones[idx - 1] === this.lastEpoch) s.step(0);
+    else s.step();
+    this.lastLr = s.getLastLr()[0];
+  }
+  protected getLr(): number {
+    return this.optimizer.lr;
+  }
+}
+
+export interface OneCycleOptions {
+  totalSteps?: number;
+  epochs?: number;
+  stepsPerEpoch?: number;
+  pctStart?: number;
+  annealStrategy?: 'cos' | 'linear';
+  cycleMomentum?: boolean;
+  baseMomentum?: number;
+  maxMomentum?: number;
+  divFactor?: number;
+  finalDivFactor?: number;
+  threePhase?: boolean;
+}
+
+/** The 1cycle policy: lr up to maxLr and back down far below the start, momentum (or Adam's β1) the other way. */
+export class OneCycleLR extends LRScheduler {
+  readonly totalSteps: number;
+  readonly maxLr: number;
+  readonly minLr: number;
+  private readonly phases: { end: number; lr: [number, number]; momentum: [number, number] }[];
+  private readonly anneal: (start: number, end: number, pct: number) => number;
+  private readonly cycleMomentum: boolean;
+
+  constructor(optimizer: unknown, maxLr: number, options: OneCycleOptions = {}) {
+    const where = 'OneCycleLR';
+    const opt = checkOptimizer(where, optimizer);
+    checkOptions(where, options, ['totalSteps', 'epochs', 'stepsPerEpoch', 'pctStart', 'annealStrategy', 'cycleMomentum', 'baseMomentum', 'maxMomentum', 'divFactor', 'finalDivFactor', 'threePhase']);
+    const lrMax = checkNumber(where, 'maxLr', maxLr, { min: 0 });
+    const divFactor = checkNumber(where, 'divFactor', options.divFactor ?? 25, { min: 0, minExclusive: true });
+    opt.initialLr = lrMax / divFactor; // PyTorch sets group['initial_lr'] before the base class reads it
+    super(where, opt);
+    let total: number;
+    if (options.totalSteps !== undefined) total = checkNumber(where, 'totalSteps', options.totalSteps, { min: 1, integer: true });
+    else if (options.epochs !== undefined && options.stepsPerEpoch !== undefined)
+      total = checkNumber(where, 'epochs', options.epochs, { min: 1, integer: true }) * checkNumber(where, 'stepsPerEpoch', options.stepsPerEpoch, { min: 1, integer: true });
+    else throw new TypeError('OneCycleLR: give totalSteps, or epochs and stepsPerEpoch');
+    this.totalSteps = total;
+    const pct = checkNumber(where, 'pctStart', options.pctStart ?? 0.3, { min: 0, max: 1 });
+    const strategy = options.annealStrategy ?? 'cos';
+    if (strategy !== 'cos' && strategy !== 'linear') throw new RangeError(`OneCycleLR: annealStrategy must be 'cos' or 'linear', got ${String(strategy)}`);
+    this.anneal = strategy === 'cos'
+      ? (s, e, p) => e + ((s - e) / 2) * (Math.cos(Math.PI * p) + 1)
+      : (s, e, p) => (e - s) * p + s;
+    this.maxLr = lrMax;
+    const initial = this.baseLr;
+    this.minLr = initial / checkNumber(where, 'finalDivFactor', options.finalDivFactor ?? 1e4, { min: 0, minExclusive: true });
+    const baseM = checkNumber(where, 'baseMomentum', options.baseMomentum ?? 0.85);
+    const maxM = checkNumber(where, 'maxMomentum', options.maxMomentum ?? 0.95);
+    this.phases = options.threePhase
+      ? [
+          { end: pct * total - 1, lr: [initial, lrMax], momentum: [maxM, baseM] },
+          { end: 2 * pct * total - 2, lr: [lrMax, initial], momentum: [baseM, maxM] },
+          { end: total - 1, lr: [initial, this.minLr], momentum: [maxM, maxM] },
+        ]
+      : [
+          { end: pct * total - 1, lr: [initial, lrMax], momentum: [maxM, baseM] },
+          { end: total - 1, lr: [lrMax, this.minLr], momentum: [baseM, maxM] },
+        ];
+    this.cycleMomentum = options.cycleMomentum ?? true;
+    if (this.cycleMomentum) {
+      if (!('momentum' in this.optimizer.options) && !('betas' in this.optimizer.options))
+        throw new TypeError('OneCycleLR: the optimizer has neither momentum nor betas; pass { cycleMomentum: false }');
+      this.setMomentum(maxM);
+    }
+    this.initialStep();
+  }
+
+  private setMomentum(m: number): void {
+    const o = this.optimizer.options as { momentum?: number; betas?: [number, number] };
+    if (o.betas) o.betas = [m, o.betas[1]];
+    else o.momentum = m;
+  }
+
+  protected getLr(): number {
+    const step = this.lastEpoch;
+    if (step > this.totalSteps) throw new RangeError(`OneCycleLR: tried to step ${step + 1} times; totalSteps is ${this.totalSteps}`);
+    let start = 0;
+    for (let i = 0; i < this.phases.length; i++) {
+      const phase = this.phases[i];
+      if (step <= phase.end || i === this.phases.length - 1) {
+        const pct = (step - start) / (phase.end - start);
+        if (this.cycleMomentum) this.setMomentum(this.anneal(phase.momentum[0], phase.momentum[1], pct));
+        return this.anneal(phase.lr[0], phase.lr[1], pct);
+      }
+      start = phase.end;
+    }
+    return this.optimizer.lr;
+  }
+}
+
+export interface PlateauOptions {
+  mode?: 'min' | 'max';
+  factor?: number;
+  patience?: number;
+  threshold?: number;
+  thresholdMode?: 'rel' | 'abs';
+  cooldown?: number;
+  minLr?: number;
+  eps?: number;
+}
+
+/** Divides the lr by 1/factor when a watched metric has stopped improving for `patience` epochs. */
+export class ReduceLROnPlateau {
+  readonly optimizer: AnyOptimizer;
+  readonly mode: 'min' | 'max';
+  readonly factor: number;
+  readonly patience: number;
+  readonly threshold: number;
+  readonly thresholdMode: 'rel' | 'abs';
+  readonly cooldown: number;
+  readonly minLr: number;
+  readonly eps: number;
+  best: number;
+  numBadEpochs = 0;
+  cooldownCounter = 0;
+  lastEpoch = 0;
+
+  constructor(optimizer: unknown, options: PlateauOptions = {}) {
+    const where = 'ReduceLROnPlateau';
+    this.optimizer = checkOptimizer(where, optimizer);
+    checkOptions(where, options, ['mode', 'factor', 'patience', 'threshold', 'thresholdMode', 'cooldown', 'minLr', 'eps']);
+    this.mode = options.mode ?? 'min';
+    if (this.mode !== 'min' && this.mode !== 'max') throw new RangeError(`${where}: mode must be 'min' or 'max', got ${String(this.mode)}`);
+    this.thresholdMode = options.thresholdMode ?? 'rel';
+    if (this.thresholdMode !== 'rel' && this.thresholdMode !== 'abs') throw new RangeError(`${where}: thresholdMode must be 'rel' or 'abs', got ${String(this.thresholdMode)}`);
+    this.factor = checkNumber(where, 'factor', options.factor ?? 0.1, { min: 0, max: 1, maxExclusive: true });
+    this.patience = checkNumber(where, 'patience', options.patience ?? 10, { min: 0, integer: true });
+    this.threshold = checkNumber(where, 'threshold', options.threshold ?? 1e-4, { min: 0 });
+    this.cooldown = checkNumber(where, 'cooldown', options.cooldown ?? 0, { min: 0, integer: true });
+    this.minLr = checkNumber(where, 'minLr', options.minLr ?? 0, { min: 0 });
+    this.eps = checkNumber(where, 'eps', options.eps ?? 1e-8, { min: 0 });
+    this.best = this.mode === 'min' ? Infinity : -Infinity;
+  }
+
+  private isBetter(a: number): boolean {
+    const t = this.threshold;
+    if (this.mode === 'min') return this.thresholdMode === 'rel' ? a < this.best * (1 - t) : a < this.best - t;
+    return this.thresholdMode === 'rel' ? a > this.best * (t + 1) : a > this.best + t;
+  }
+
+  step(metric: number): void {
+    const current = checkNumber('ReduceLROnPlateau.step', 'metric', metric);
+    this.lastEpoch++;
+    if (this.isBetter(current)) {
+      this.best = current;
+      this.numBadEpochs = 0;
+    } else {
+      this.numBadEpochs++;
+    }
+    if (this.cooldownCounter > 0) {
+      this.cooldownCounter--;
+      this.numBadEpochs = 0;
+    }
+    if (this.numBadEpochs > this.patience) {
+      const old = this.optimizer.lr;
+      const next = Math.max(old * this.factor, this.minLr);
+      if (old - next > this.eps) this.optimizer.lr = next;
+      this.cooldownCounter = this.cooldown;
+      this.numBadEpochs = 0;
+    }
+  }
+
+  getLastLr(): number[] {
+    return [this.optimizer.lr];
+  }
+}
