@@ -58,6 +58,10 @@ export interface Kernels {
   cross_entropy_loss(loss: B, dlogits: B, logits: B, target: B, B: number, C: number, D: number, ignoreIndex: number): void;
   /** loss[0] = mean(max(x,0) − x·t + log(1 + e^−|x|)); dpred = (σ(x) − t) / N. */
   bce_with_logits_loss(loss: B, dpred: B, logits: B, target: B, N: number): void;
+  /** loss[0] = mean|pred − target|; dpred = sign(pred − target) / N. */
+  l1_loss(loss: B, dpred: B, pred: B, target: B, N: number): void;
+  /** loss[0] = mean(½d² if |d| < delta else delta·(|d| − ½delta)), d = pred − target; dpred = clamp(d, ±delta) / N. */
+  huber_loss(loss: B, dpred: B, pred: B, target: B, N: number, delta: number): void;
   /** loss[0] = −mean(t·log p + (1−t)·log(1−p)), logs clamped at −100; dpred = (p − t) / max(p(1−p), 1e-12) / N. p outside [0,1] fails. */
   bce_loss(loss: B, dpred: B, pred: B, target: B, N: number): void;
 
@@ -79,6 +83,12 @@ export interface Kernels {
   axpy(out: B, src: B, N: number, alpha: number): void;
   /** out[r,:] = src[index[indexOffset + r], :]; an index outside [0, srcRows) fails the kernel. */
   gather_rows(out: B, src: B, index: B, rows: number, cols: number, srcRows: number, indexOffset: number): void;
+  /** acc[0] += Σ x² (2-norm), or acc[0] = max(acc[0], max |x|) (infNorm). */
+  norm_accumulate(acc: B, x: B, N: number, infNorm: boolean): void;
+  /** x *= min(1, maxNorm / (total + 1e-6)), total = √acc[0] (2-norm) or acc[0] (infNorm). */
+  clip_by_norm(x: B, acc: B, N: number, maxNorm: number, infNorm: boolean): void;
+  /** x = clamp(x, lo, hi). */
+  clamp(x: B, N: number, lo: number, hi: number): void;
   /** count[0] += number of rows whose first largest logit is at the int32 target. */
   accuracy_count(count: B, logits: B, target: B, B: number, C: number): void;
 
@@ -96,9 +106,9 @@ export const KERNEL_NAMES = [
   'relu_forward', 'relu_backward', 'leaky_relu_forward', 'leaky_relu_backward', 'sigmoid_forward',
   'sigmoid_backward', 'tanh_forward', 'tanh_backward', 'gelu_forward', 'gelu_backward', 'softmax_forward',
   'softmax_backward',
-  'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'bce_loss',
+  'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'l1_loss', 'huber_loss', 'bce_loss',
   'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step',
-  'fill', 'copy', 'axpy', 'gather_rows', 'accuracy_count',
+  'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'accuracy_count',
   'dropout_forward', 'dropout_backward',
 ] as const satisfies readonly KernelName[];
 

@@ -92,6 +92,30 @@ export class CrossEntropyLoss extends Loss {
   }
 }
 
+/** Mean absolute error. */
+export class L1Loss extends Loss {
+  readonly label = 'L1Loss';
+  protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
+  protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
+    b.k.l1_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size);
+  }
+}
+
+/** Huber loss: quadratic below delta, linear above (PyTorch's HuberLoss). */
+export class HuberLoss extends Loss {
+  readonly label = 'HuberLoss';
+  readonly delta: number;
+  constructor(options: { delta?: number } = {}) {
+    super();
+    checkOptions('HuberLoss', options, ['delta']);
+    this.delta = checkNumber('HuberLoss', 'delta', options.delta ?? 1, { min: 0, minExclusive: true });
+  }
+  protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
+  protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
+    b.k.huber_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size, this.delta);
+  }
+}
+
 /** Binary cross-entropy on logits, stable for large |x|. */
 export class BCEWithLogitsLoss extends Loss {
   readonly label = 'BCEWithLogitsLoss';

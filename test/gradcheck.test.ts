@@ -79,6 +79,8 @@ describe('losses: gradient against central differences (float64)', () => {
     ['CrossEntropyLoss [N, C, d]', () => new rg.CrossEntropyLoss(), [2, 3, 5], classTarget],
     ['BCEWithLogitsLoss', () => new rg.BCEWithLogitsLoss(), [3, 5], floatTarget(0, 1)],
     ['BCELoss', () => new rg.BCELoss(), [3, 5], floatTarget(0, 1)],
+    ['L1Loss', () => new rg.L1Loss(), [3, 5], floatTarget(-1, 1)],
+    ['HuberLoss', () => new rg.HuberLoss({ delta: 0.6 }), [4, 5], floatTarget(-1, 1)],
   ];
   cases.forEach(([name, make, shape, target], i) => {
     it(name, () => {

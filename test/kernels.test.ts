@@ -120,6 +120,14 @@ const cases = {
     sizes: ELEMENTWISE_SIZES,
     build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r, 30)), inp(randomArray(n, r, 0.5, 0.5)), n], tol: TOL.reduction }),
   },
+  l1_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r)), inp(randomArray(n, r)), n], tol: TOL.reduction }),
+  },
+  huber_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r, 2)), inp(randomArray(n, r)), n, 0.7], tol: TOL.reduction }),
+  },
   bce_loss: {
     sizes: ELEMENTWISE_SIZES,
     build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r, 0.499, 0.5)), inp(randomArray(n, r, 0.5, 0.5)), n], tol: TOL.reduction }),
@@ -171,6 +179,20 @@ const cases = {
       args: [out(rows * cols), inp(randomArray(srcRows * cols, r)), inp(Int32Array.from({ length: offset + rows }, () => Math.floor(r() * srcRows))), rows, cols, srcRows, offset],
       tol: 0,
     }),
+  },
+  norm_accumulate: {
+    // [n, infNorm?]
+    sizes: [[1, 0], [17, 1], [257, 0], [40_000, 0], [40_000, 1]],
+    build: ([n, inf], r) => ({ args: [out(1, Float32Array.of(inf ? 0.5 : 3)), inp(randomArray(n, r)), n, inf === 1], tol: TOL.reduction }),
+  },
+  clip_by_norm: {
+    // [n, infNorm?, acc]: acc small enough that nothing is clipped, or large
+    sizes: [[1, 0, 0.01], [17, 1, 0.2], [257, 0, 900], [40_000, 1, 30]],
+    build: ([n, inf, acc], r) => ({ args: [out(n, randomArray(n, r)), inp(Float32Array.of(acc)), n, 1.5, inf === 1], tol: TOL.elementwise }),
+  },
+  clamp: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(n, randomArray(n, r, 3)), n, -0.5, 1.25], tol: 0 }),
   },
   accuracy_count: {
     sizes: [[1, 1], [3, 17], [64, 10], [257, 3]],

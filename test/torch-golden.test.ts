@@ -10,8 +10,10 @@ interface Golden {
   steps: number;
   optim: { optimizer: 'SGD' | 'Adam' | 'AdamW' | 'RMSprop' | 'Adagrad'; options: Record<string, unknown>; trajectory: number[][] }[];
   losses: { loss: string; pred: number[]; target: number[]; shape: number[]; value: number; grad: number[] }[];
+  clip: { maxNorm?: number; normType?: number | 'inf'; total?: number; clipValue?: number; grads: number[][] }[];
   layers: { layer: string; args?: number[]; x?: number[]; xShape?: number[]; weight?: number[]; bias?: number[]; y?: number[]; dy?: number[]; dx?: number[]; dweight?: number[]; dbias?: number[]; stateDictKeys?: string[] }[];
 }
+const seqAt = (a: number, b: number) => (i: number) => Math.sin(a * i + b) * 3;
 const golden = JSON.parse(readFileSync(new URL('./golden/torch.json', import.meta.url), 'utf8')) as Golden;
 
 // The same deterministic inputs as make_golden.py.
@@ -45,8 +47,12 @@ for (const backend of backendNames) {
     for (const c of golden.losses) {
       it(`${c.loss} on [${c.shape.join(', ')}]: value and gradient`, () => {
         rg.setBackend(backend);
-        const Ctor = { MSELoss: rg.MSELoss, CrossEntropyLoss: rg.CrossEntropyLoss, BCEWithLogitsLoss: rg.BCEWithLogitsLoss, BCELoss: rg.BCELoss }[c.loss]!;
-        const loss = new Ctor();
+        const makers: Record<string, () => rg.Loss> = {
+          MSELoss: () => new rg.MSELoss(), CrossEntropyLoss: () => new rg.CrossEntropyLoss(), BCEWithLogitsLoss: () => new rg.BCEWithLogitsLoss(),
+          BCELoss: () => new rg.BCELoss(), L1Loss: () => new rg.L1Loss(), HuberLoss: () => new rg.HuberLoss(),
+          'HuberLoss delta 2.5': () => new rg.HuberLoss({ delta: 2.5 }),
+        };
+        const loss = makers[c.loss]();
         const pred = rg.tensor(c.pred, c.shape);
         const target = c.loss === 'CrossEntropyLoss'
           ? rg.tensor(Int32Array.from(c.target), [c.shape[0], ...c.shape.slice(2)])
@@ -78,6 +84,21 @@ for (const backend of backendNames) {
           expect(relError(layer.bias!.grad.toArray(), c.dbias!)).toBeLessThan(TOL.reduction);
           expect(Object.keys(layer.stateDict())).toEqual(c.stateDictKeys);
         }
+      });
+    }
+
+    for (const c of golden.clip) {
+      it(`clip ${c.clipValue !== undefined ? `value ${c.clipValue}` : `norm ${c.maxNorm} (${c.normType})`}`, () => {
+        rg.setBackend(backend);
+        const shapes = [[5], [2, 3]].slice(0, c.grads.length);
+        const ps = shapes.map((s, i) => {
+          const p = new rg.Parameter(rg.zeros(s));
+          p.grad.assign(c.grads[i].map((_, j) => [seqAt(0.3, 0.2), seqAt(0.8, 1.1)][i](j)));
+          return p;
+        });
+        if (c.clipValue !== undefined) rg.clipGradValue(ps, c.clipValue);
+        else expect(rg.clipGradNorm(ps, c.maxNorm!, { normType: c.normType === 'inf' ? Infinity : 2 })).toBeCloseTo(c.total!, 4);
+        ps.forEach((p, i) => expect(relError(p.grad.toArray(), c.grads[i])).toBeLessThan(TOL.elementwise));
       });
     }
 

@@ -85,6 +85,11 @@ const std::vector<KernelDef> kTable = {
      RUN { return cpu::cross_entropy_loss(pool, f(c, 0), f(c, 1), f(c, 2), i32(c, 3), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
     {"bce_with_logits_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
      RUN { return ok([&] { cpu::bce_with_logits_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+    {"l1_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::l1_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+    // huber_loss(loss[1], dpred[N], pred[N], target[N], N, delta)
+    {"huber_loss", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float}, NEED { return {1, s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::huber_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1)); }); }},
     {"bce_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
      RUN { return cpu::bce_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }},
 
@@ -120,6 +125,13 @@ const std::vector<KernelDef> kTable = {
     {"gather_rows", {A::Any32, A::Any32, A::I32, A::Size, A::Size, A::Size, A::Size},
      NEED { return {s[0] * s[1], s[2] * s[1], s[3] + s[0]}; },
      RUN { return cpu::gather_rows(pool, raw(c, 0), raw(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+    // norm_accumulate(acc[1], x[N], N, infNorm); clip_by_norm(x[N], acc[1], N, maxNorm, infNorm); clamp(x[N], N, lo, hi)
+    {"norm_accumulate", {A::F32, A::F32, A::Size, A::Bool}, NEED { return {1, s[0]}; },
+     RUN { return ok([&] { cpu::norm_accumulate(pool, f(c, 0), f(c, 1), z(c, 0), b(c, 1)); }); }},
+    {"clip_by_norm", {A::F32, A::F32, A::Size, A::Float, A::Bool}, NEED { return {s[0], 1}; },
+     RUN { return ok([&] { cpu::clip_by_norm(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1), b(c, 2)); }); }},
+    {"clamp", {A::F32, A::Size, A::Float, A::Float}, NEED { return {s[0]}; },
+     RUN { return ok([&] { cpu::clamp(pool, f(c, 0), z(c, 0), x(c, 1), x(c, 2)); }); }},
     // accuracy_count(count[1], logits[B,C], target[B] int32, B, C): count += correct
     {"accuracy_count", {A::F32, A::F32, A::I32, A::Size, A::Size}, NEED { return {1, s[0] * s[1], s[0]}; },
      RUN { return ok([&] { cpu::accuracy_count(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1)); }); }},

@@ -59,6 +59,9 @@ Status cross_entropy_loss(ThreadPool& pool, float* loss, float* dlogits, const f
                           const int32_t* target, int64_t B, int64_t C, int64_t D, int64_t ignore_index);
 void bce_with_logits_loss(ThreadPool& pool, float* loss, float* dpred, const float* logits,
                           const float* target, int64_t N);
+void l1_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N);
+void huber_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N,
+                float delta);
 Status bce_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target,
                 int64_t N);
 
@@ -82,6 +85,9 @@ void copy(ThreadPool& pool, void* out, const void* src, int64_t N);  // N 4-byte
 void axpy(ThreadPool& pool, float* out, const float* src, int64_t N, float alpha);  // out += alpha·src
 Status gather_rows(ThreadPool& pool, void* out, const void* src, const int32_t* index, int64_t rows,
                    int64_t cols, int64_t src_rows, int64_t index_offset);
+void norm_accumulate(ThreadPool& pool, float* acc, const float* x, int64_t N, bool inf_norm);
+void clip_by_norm(ThreadPool& pool, float* x, const float* acc, int64_t N, float max_norm, bool inf_norm);
+void clamp(ThreadPool& pool, float* x, int64_t N, float lo, float hi);
 void accuracy_count(ThreadPool& pool, float* count, const float* logits, const int32_t* target,
                     int64_t B, int64_t C);
 

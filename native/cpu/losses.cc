@@ -82,6 +82,30 @@ void bce_with_logits_loss(ThreadPool& pool, float* loss, float* dpred, const flo
   loss[0] = static_cast<float>(sum / static_cast<double>(N));
 }
 
+// loss = Σ |pred − target| / N; dpred = sign(pred − target) / N (0 where they are equal, as PyTorch).
+void l1_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N) {
+  const float inv = 1.f / static_cast<float>(N);
+  double sum = parallel_sum(pool, N, kGrain, [&](int64_t i) {
+    const float d = pred[i] - target[i];
+    dpred[i] = (d > 0.f ? inv : (d < 0.f ? -inv : 0.f));
+    return static_cast<double>(std::fabs(d));
+  });
+  loss[0] = static_cast<float>(sum / static_cast<double>(N));
+}
+
+// Huber: ½d² where |d| < delta, else delta·(|d| − ½delta); dpred = clamp(d, −delta, delta) / N.
+void huber_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N,
+                float delta) {
+  const float inv = 1.f / static_cast<float>(N);
+  double sum = parallel_sum(pool, N, kGrain, [&](int64_t i) {
+    const float d = pred[i] - target[i];
+    const float ad = std::fabs(d);
+    dpred[i] = std::min(std::max(d, -delta), delta) * inv;
+    return static_cast<double>(ad < delta ? 0.5f * d * d : delta * (ad - 0.5f * delta));
+  });
+  loss[0] = static_cast<float>(sum / static_cast<double>(N));
+}
+
 // PyTorch's binary_cross_entropy: logs clamped at −100; gradient (p − t) / max(p (1 − p), 1e-12) / N.
 Status bce_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N) {
   for (int64_t i = 0; i < N; i++) {

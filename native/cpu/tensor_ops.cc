@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "reduce.h"
 #include "simd.h"
 
 namespace rg::cpu {
@@ -31,6 +32,39 @@ void axpy(ThreadPool& pool, float* out, const float* src, int64_t N, float alpha
   pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
     dispatch([=]() __attribute__((always_inline)) {
       for (int64_t i = i0; i < i1; i++) out[i] += alpha * src[i];
+    });
+  });
+}
+
+// Gradient clipping (rg.clipGradNorm / clipGradValue).
+// norm_accumulate: acc[0] += Σ x² (norm_type 2) or acc[0] = max(acc[0], max |x|) (infinity norm).
+void norm_accumulate(ThreadPool& pool, float* acc, const float* x, int64_t N, bool inf_norm) {
+  if (inf_norm) {
+    float m = acc[0];
+    for (int64_t i = 0; i < N; i++) m = std::max(m, std::fabs(x[i]));
+    acc[0] = m;
+    return;
+  }
+  acc[0] += static_cast<float>(parallel_sum(pool, N, kGrain, [&](int64_t i) { return static_cast<double>(x[i]) * x[i]; }));
+}
+
+// x *= min(1, max_norm / (total + 1e-6)), total = √acc[0] (2-norm) or acc[0] (infinity norm), as
+// torch.nn.utils.clip_grad_norm_ computes its clip coefficient.
+void clip_by_norm(ThreadPool& pool, float* x, const float* acc, int64_t N, float max_norm, bool inf_norm) {
+  const float total = inf_norm ? acc[0] : std::sqrt(acc[0]);
+  const float coef = std::min(1.f, max_norm / (total + 1e-6f));
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) x[i] *= coef;
+    });
+  });
+}
+
+// x = clamp(x, lo, hi).
+void clamp(ThreadPool& pool, float* x, int64_t N, float lo, float hi) {
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) x[i] = std::min(std::max(x[i], lo), hi);
     });
   });
 }

@@ -78,6 +78,9 @@ def loss_cases():
         ("MSELoss", torch.nn.MSELoss(), pred, target),
         ("BCEWithLogitsLoss", torch.nn.BCEWithLogitsLoss(), pred, (target / 6 + 0.5).clamp(0, 1)),
         ("BCELoss", torch.nn.BCELoss(), torch.sigmoid(pred.detach()).requires_grad_(), (target / 6 + 0.5).clamp(0, 1)),
+        ("L1Loss", torch.nn.L1Loss(), pred, target),
+        ("HuberLoss", torch.nn.HuberLoss(delta=1.0), pred, target),
+        ("HuberLoss delta 2.5", torch.nn.HuberLoss(delta=2.5), pred, target),
     ]:
         if p_in.grad is not None:
             p_in.grad = None
@@ -98,6 +101,22 @@ def loss_cases():
     loss.backward()
     out.append({"loss": "CrossEntropyLoss", "pred": logits.detach().tolist(), "target": tgt.flatten().tolist(),
                 "shape": [4, 3, 2], "value": loss.item(), "grad": logits.grad.tolist()})
+    return out
+
+
+def clip_cases():
+    out = []
+    for max_norm, norm_type in [(1.0, 2.0), (100.0, 2.0), (0.5, float("inf"))]:
+        ps = [torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(2, 3))]
+        ps[0].grad = torch.tensor(seq(5, 0.3, 0.2))
+        ps[1].grad = torch.tensor(seq(6, 0.8, 1.1)).view(2, 3)
+        total = torch.nn.utils.clip_grad_norm_(ps, max_norm, norm_type=norm_type)
+        out.append({"maxNorm": max_norm, "normType": "inf" if norm_type == float("inf") else norm_type,
+                    "total": total.item(), "grads": [p.grad.flatten().tolist() for p in ps]})
+    ps = [torch.nn.Parameter(torch.zeros(5))]
+    ps[0].grad = torch.tensor(seq(5, 0.3, 0.2))
+    torch.nn.utils.clip_grad_value_(ps, 1.5)
+    out.append({"clipValue": 1.5, "grads": [ps[0].grad.tolist()]})
     return out
 
 
@@ -180,7 +199,7 @@ def scheduler_cases():
 
 if __name__ == "__main__":
     data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
-            "layers": layer_cases(), "schedulers": scheduler_cases(), "plateauMetrics": PLATEAU_METRICS}
+            "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "plateauMetrics": PLATEAU_METRICS}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {OUT}")

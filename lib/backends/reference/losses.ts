@@ -57,6 +57,26 @@ export function bce_with_logits_loss(loss: F, dpred: F, logits: F, target: F, N:
   loss[0] = s / N;
 }
 
+export function l1_loss(loss: F, dpred: F, pred: F, target: F, N: number): void {
+  let s = 0;
+  for (let i = 0; i < N; i++) {
+    const d = pred[i] - target[i];
+    s += Math.abs(d);
+    dpred[i] = Math.sign(d) / N;
+  }
+  loss[0] = s / N;
+}
+
+export function huber_loss(loss: F, dpred: F, pred: F, target: F, N: number, delta: number): void {
+  let s = 0;
+  for (let i = 0; i < N; i++) {
+    const d = pred[i] - target[i];
+    s += Math.abs(d) < delta ? 0.5 * d * d : delta * (Math.abs(d) - 0.5 * delta);
+    dpred[i] = Math.min(Math.max(d, -delta), delta) / N;
+  }
+  loss[0] = s / N;
+}
+
 export function bce_loss(loss: F, dpred: F, pred: F, target: F, N: number): void {
   for (let i = 0; i < N; i++) {
     if (!(pred[i] >= 0 && pred[i] <= 1)) {

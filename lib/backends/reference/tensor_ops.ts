@@ -20,6 +20,19 @@ export function gather_rows(out: Any, src: Any, index: I, rows: number, cols: nu
     for (let c = 0; c < cols; c++) out[r * cols + c] = src[s * cols + c];
   }
 }
+export function norm_accumulate(acc: F, x: F, N: number, infNorm: boolean): void {
+  let v = infNorm ? acc[0] : 0;
+  for (let i = 0; i < N; i++) v = infNorm ? Math.max(v, Math.abs(x[i])) : v + x[i] * x[i];
+  acc[0] = infNorm ? v : acc[0] + v;
+}
+export function clip_by_norm(x: F, acc: F, N: number, maxNorm: number, infNorm: boolean): void {
+  const total = infNorm ? acc[0] : Math.sqrt(acc[0]);
+  const coef = Math.min(1, maxNorm / (total + 1e-6));
+  for (let i = 0; i < N; i++) x[i] *= coef;
+}
+export function clamp(x: F, N: number, lo: number, hi: number): void {
+  for (let i = 0; i < N; i++) x[i] = Math.min(Math.max(x[i], lo), hi);
+}
 export function accuracy_count(count: F, logits: F, target: I, B: number, C: number): void {
   let correct = 0;
   for (let b = 0; b < B; b++) {

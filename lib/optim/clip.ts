@@ -1,0 +1,47 @@
+// Gradient clipping, as torch.nn.utils.clip_grad_norm_ and clip_grad_value_: in place, on the backend,
+// over every parameter that requires a gradient.
+import { checkNumber, checkOptions, describe } from '../errors.js';
+import { Parameter } from '../nn/module.js';
+import { empty } from '../tensor.js';
+
+function gradParams(where: string, params: Iterable<Parameter>): Parameter[] {
+  if (params === null || typeof params !== 'object' || typeof (params as Iterable<Parameter>)[Symbol.iterator] !== 'function')
+    throw new TypeError(`${where}: params must be an array of Parameters (model.parameters()), got ${describe(params)}`);
+  const list = [...params];
+  list.forEach((p, i) => {
+    if (!(p instanceof Parameter)) throw new TypeError(`${where}: params[${i}] is ${describe(p)}, expected a Parameter`);
+  });
+  return list.filter((p) => p.requiresGrad);
+}
+
+/**
+ * Scales the gradients so that their total norm (over all of them together) is at most maxNorm, with
+ * PyTorch's coefficient maxNorm / (total + 1e-6) clamped to 1. Returns the total norm before clipping
+ * (reading it waits for the queued work). normType: 2 (default) or Infinity.
+ */
+export function clipGradNorm(params: Iterable<Parameter>, maxNorm: number, options: { normType?: number } = {}): number {
+  const where = 'clipGradNorm';
+  checkOptions(where, options, ['normType']);
+  checkNumber(where, 'maxNorm', maxNorm, { min: 0 });
+  const normType = options.normType ?? 2;
+  if (normType !== 2 && normType !== Infinity) throw new RangeError(`${where}: normType must be 2 or Infinity, got ${normType}`);
+  const list = gradParams(where, params);
+  if (list.length === 0) return 0;
+  const backend = list[0].value.backend;
+  const inf = normType === Infinity;
+  const acc = empty(backend, [1]);
+  try {
+    for (const p of list) backend.k.norm_accumulate(acc.buf, p.grad.buf, p.grad.size, inf);
+    for (const p of list) backend.k.clip_by_norm(p.grad.buf, acc.buf, p.grad.size, maxNorm, inf);
+    const v = acc.item();
+    return inf ? v : Math.sqrt(v);
+  } finally {
+    acc.dispose();
+  }
+}
+
+/** Clamps every gradient element to [−clipValue, clipValue]. */
+export function clipGradValue(params: Iterable<Parameter>, clipValue: number): void {
+  checkNumber('clipGradValue', 'clipValue', clipValue, { min: 0 });
+  for (const p of gradParams('clipGradValue', params)) p.grad.backend.k.clamp(p.grad.buf, p.grad.size, -clipValue, clipValue);
+}
