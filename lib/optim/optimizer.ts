@@ -76,7 +76,9 @@ export abstract class Optimizer<Options extends { lr: number }> {
       if (!s) return;
       state[i] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, typeof v === 'number' ? v : (v.toArray() as Float32Array)]));
     });
-    return { state, param_groups: [{ ...this.options, params: this.params.map((_, i) => i) }] };
+    const group: Record<string, unknown> = { ...this.options, params: this.params.map((_, i) => i) };
+    if (this.initialLr !== undefined) group.initial_lr = this.initialLr;
+    return { state, param_groups: [group] };
   }
 
   loadStateDict(sd: OptimizerStateDict): void {
@@ -96,8 +98,11 @@ export abstract class Optimizer<Options extends { lr: number }> {
       }
       loaded.set(p, s);
     }
-    const { params: _params, ...group } = sd.param_groups[0];
+    const { params: _params, initial_lr: initialLr, ...group } = sd.param_groups[0];
+    for (const key of Object.keys(group))
+      if (!(key in this.options)) throw new RangeError(`${where}: unknown hyperparameter '${key}' for ${this.label}`);
     Object.assign(this.options, group);
+    if (typeof initialLr === 'number') this.initialLr = initialLr;
     this.state.clear();
     for (const [p, s] of loaded) this.state.set(p, s);
   }

@@ -208,6 +208,16 @@ export class SequentialLR extends LRScheduler {
   protected getLr(): number {
     return this.optimizer.lr;
   }
+  override stateDict(): Record<string, unknown> {
+    return { ...super.stateDict(), schedulers: this.schedulers.map((s) => s.stateDict()) };
+  }
+  override loadStateDict(sd: Record<string, unknown>): void {
+    const children = sd.schedulers;
+    if (!Array.isArray(children) || children.length !== this.schedulers.length)
+      throw new TypeError(`SequentialLR.loadStateDict: expected the state of ${this.schedulers.length} schedulers`);
+    super.loadStateDict(sd);
+    this.schedulers.forEach((s, i) => s.loadStateDict(children[i] as Record<string, unknown>));
+  }
 }
 
 export interface OneCycleOptions {
@@ -374,5 +384,19 @@ export class ReduceLROnPlateau {
 
   getLastLr(): number[] {
     return [this.optimizer.lr];
+  }
+
+  stateDict(): Record<string, unknown> {
+    return { best: this.best, numBadEpochs: this.numBadEpochs, cooldownCounter: this.cooldownCounter, lastEpoch: this.lastEpoch };
+  }
+  loadStateDict(sd: Record<string, unknown>): void {
+    for (const key of ['best', 'numBadEpochs', 'cooldownCounter', 'lastEpoch'] as const)
+      if (typeof sd[key] !== 'number' && !(key === 'best' && sd[key] === null))
+        throw new TypeError(`ReduceLROnPlateau.loadStateDict: '${key}' must be a number`);
+    // JSON turns ±Infinity (no improvement seen yet) into null
+    this.best = sd.best === null ? (this.mode === 'min' ? Infinity : -Infinity) : (sd.best as number);
+    this.numBadEpochs = sd.numBadEpochs as number;
+    this.cooldownCounter = sd.cooldownCounter as number;
+    this.lastEpoch = sd.lastEpoch as number;
   }
 }
