@@ -151,6 +151,7 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
   model.stopTraining = false;
   try {
     {
+      for (const c of callbacks) c.setModel?.(model);
       await runCallbacks(callbacks, (c) => c.onTrainBegin?.({}));
       for (let epoch = 0; epoch < epochs; epoch++) {
         model.train();
@@ -198,10 +199,11 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           const v = await evaluateInner(model, validation[0], validation[1], batchSize);
           for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
         }
+        // Callbacks first (as Keras' History is the last of them): they may add to the logs (the learning rate).
+        await runCallbacks(callbacks, (c) => c.onEpochEnd?.(epoch, logs));
         history.epoch.push(epoch);
         for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
         progress.epochEnd(epoch, logs);
-        await runCallbacks(callbacks, (c) => c.onEpochEnd?.(epoch, logs));
         if (model.stopTraining) break;
       }
       await runCallbacks(callbacks, (c) => c.onTrainEnd?.({}));

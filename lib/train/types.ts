@@ -1,5 +1,6 @@
 // Options and results of the Keras-style training conveniences.
 import type { Loss } from '../losses.js';
+import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
 
@@ -13,6 +14,8 @@ export type Logs = Record<string, number>;
 
 /** Callback hooks, Keras style; each may be async. Set `model.stopTraining = true` to stop after the epoch. */
 export interface Callback {
+  /** Called by fit before training starts, with the model being trained. */
+  setModel?(model: Module): void;
   onTrainBegin?(logs: Logs): void | Promise<void>;
   onTrainEnd?(logs: Logs): void | Promise<void>;
   onEpochBegin?(epoch: number, logs: Logs): void | Promise<void>;
