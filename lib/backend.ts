@@ -75,6 +75,13 @@ export interface Kernels {
   /** PyTorch Adagrad on one parameter, in place; clr = lr / (1 + (step − 1)·lrDecay). */
   adagrad_step(param: B, stateSum: B, grad: B, N: number, clr: number, eps: number, weightDecay: number, maximize: boolean): void;
 
+  /** PyTorch Adamax on one parameter, in place; step counts from 1. */
+  adamax_step(param: B, expAvg: B, expInf: B, grad: B, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, maximize: boolean): void;
+  /** PyTorch Adadelta on one parameter, in place. */
+  adadelta_step(param: B, squareAvg: B, accDelta: B, grad: B, N: number, lr: number, rho: number, eps: number, weightDecay: number, maximize: boolean): void;
+  /** The moment updates of NAdam / RAdam and their step with per-step scalars from the caller (see native/cpu/optim.cc). */
+  nadam_radam_step(param: B, expAvg: B, expAvgSq: B, grad: B, N: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc2: number, cGrad: number, cAvg: number, radam: boolean, rectified: boolean): void;
+
   /** out[i] = value. */
   fill(out: B, N: number, value: number): void;
   /** out[i] = src[i] (4-byte elements of either dtype). */
@@ -107,7 +114,7 @@ export const KERNEL_NAMES = [
   'sigmoid_backward', 'tanh_forward', 'tanh_backward', 'gelu_forward', 'gelu_backward', 'softmax_forward',
   'softmax_backward',
   'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'l1_loss', 'huber_loss', 'bce_loss',
-  'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step',
+  'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step', 'adamax_step', 'adadelta_step', 'nadam_radam_step',
   'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'accuracy_count',
   'dropout_forward', 'dropout_backward',
 ] as const satisfies readonly KernelName[];

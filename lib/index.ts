@@ -18,6 +18,7 @@ export { SGD, type SGDOptions } from './optim/sgd.js';
 export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
 export { RMSprop, type RMSpropOptions } from './optim/rmsprop.js';
 export { Adagrad, type AdagradOptions } from './optim/adagrad.js';
+export { Adamax, Adadelta, NAdam, RAdam, type AdamaxOptions, type AdadeltaOptions, type NAdamOptions, type RAdamOptions } from './optim/adaptive.js';
 export {
   LRScheduler, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, SequentialLR, OneCycleLR, ReduceLROnPlateau,
   type OneCycleOptions, type PlateauOptions,

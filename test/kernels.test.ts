@@ -170,6 +170,28 @@ const cases = {
       tol: TOL.elementwise,
     }),
   },
+  adamax_step: {
+    sizes: [[1, 1, 0], [17, 3, 1], [257, 10, 0], [40_000, 2, 1]],
+    build: ([n, step, max], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1)), out(n, randomArray(n, r, 0.05, 0.1)), inp(randomArray(n, r)), n, 0.01, 0.9, 0.999, 1e-8, 0.01, step, max === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  adadelta_step: {
+    sizes: [[1, 0], [17, 1], [257, 0], [40_000, 1]],
+    build: ([n, max], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.05, 0.1)), out(n, randomArray(n, r, 0.05, 0.1)), inp(randomArray(n, r)), n, 1, 0.9, 1e-6, 0.01, max === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  nadam_radam_step: {
+    // [n, radam?, rectified?]
+    sizes: [[1, 0, 0], [17, 1, 0], [257, 1, 1], [40_000, 0, 0], [40_000, 1, 1]],
+    build: ([n, radam, rect], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1)), out(n, randomArray(n, r, 0.05, 0.1)), inp(randomArray(n, r)), n, 0.9, 0.999, 1e-8, 0.01, 0.3, 0.002, 0.01, radam === 1, rect === 1],
+      tol: TOL.elementwise,
+    }),
+  },
   fill: { sizes: ELEMENTWISE_SIZES, build: ([n]) => ({ args: [out(n), n, 2.5], tol: 0 }) },
   copy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), n], tol: 0 }) },
   axpy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n, randomArray(n, r)), inp(randomArray(n, r)), n, -0.3], tol: TOL.elementwise }) },

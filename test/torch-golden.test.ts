@@ -8,7 +8,7 @@ import { cpuAvailable, relError, rg, TOL } from './helpers.js';
 interface Golden {
   nParam: number;
   steps: number;
-  optim: { optimizer: 'SGD' | 'Adam' | 'AdamW' | 'RMSprop' | 'Adagrad'; options: Record<string, unknown>; trajectory: number[][] }[];
+  optim: { optimizer: 'SGD' | 'Adam' | 'AdamW' | 'RMSprop' | 'Adagrad' | 'Adamax' | 'Adadelta' | 'NAdam' | 'RAdam'; options: Record<string, unknown>; trajectory: number[][] }[];
   losses: { loss: string; pred: number[]; target: number[]; shape: number[]; value: number; grad: number[] }[];
   clip: { maxNorm?: number; normType?: number | 'inf'; total?: number; clipValue?: number; grads: number[][] }[];
   layers: { layer: string; args?: number[]; x?: number[]; xShape?: number[]; weight?: number[]; bias?: number[]; y?: number[]; dy?: number[]; dx?: number[]; dweight?: number[]; dbias?: number[]; stateDictKeys?: string[] }[];
@@ -21,7 +21,7 @@ const initParam = (n: number) => Float32Array.from({ length: n }, (_, i) => Math
 const gradAt = (n: number, t: number) => Float32Array.from({ length: n }, (_, i) => (t % 2 === 0 ? 2 : 0.5) * Math.cos(0.71 * i + 1.3 * t));
 
 function camel(options: Record<string, unknown>): Record<string, unknown> {
-  const map: Record<string, string> = { weight_decay: 'weightDecay', lr_decay: 'lrDecay', initial_accumulator_value: 'initialAccumulatorValue' };
+  const map: Record<string, string> = { weight_decay: 'weightDecay', lr_decay: 'lrDecay', initial_accumulator_value: 'initialAccumulatorValue', momentum_decay: 'momentumDecay' };
   return Object.fromEntries(Object.entries(options).map(([k, v]) => [map[k] ?? k, v]));
 }
 
@@ -30,12 +30,12 @@ const backendNames = cpuAvailable ? (['reference', 'cpu'] as const) : (['referen
 for (const backend of backendNames) {
   describe(`PyTorch golden values on ${backend}`, () => {
     for (const c of golden.optim) {
-      it(`${c.optimizer} ${JSON.stringify(c.options)}: ${golden.steps} steps`, () => {
+      it(`${c.optimizer} ${JSON.stringify(c.options)}: ${c.trajectory.length} steps`, () => {
         rg.setBackend(backend);
         const p = new rg.Parameter(rg.tensor(initParam(golden.nParam), [golden.nParam]));
-        const Ctor = { SGD: rg.SGD, Adam: rg.Adam, AdamW: rg.AdamW, RMSprop: rg.RMSprop, Adagrad: rg.Adagrad }[c.optimizer];
+        const Ctor = { SGD: rg.SGD, Adam: rg.Adam, AdamW: rg.AdamW, RMSprop: rg.RMSprop, Adagrad: rg.Adagrad, Adamax: rg.Adamax, Adadelta: rg.Adadelta, NAdam: rg.NAdam, RAdam: rg.RAdam }[c.optimizer];
         const opt = new Ctor([p], camel(c.options) as never);
-        for (let t = 0; t < golden.steps; t++) {
+        for (let t = 0; t < c.trajectory.length; t++) {
           p.grad.assign(gradAt(golden.nParam, t));
           opt.step();
           const e = relError(p.value.toArray(), c.trajectory[t]);

@@ -114,6 +114,19 @@ const std::vector<KernelDef> kTable = {
      NEED { return {s[0], s[0], s[0]}; },
      RUN { return ok([&] { cpu::adagrad_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), b(c, 4)); }); }},
 
+    // adamax_step(param, expAvg, expInf, grad, N, lr, beta1, beta2, eps, weightDecay, step, maximize)
+    {"adamax_step", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Size, A::Bool},
+     NEED { return {s[0], s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::adamax_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7)); }); }},
+    // adadelta_step(param, squareAvg, accDelta, grad, N, lr, rho, eps, weightDecay, maximize)
+    {"adadelta_step", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Bool},
+     NEED { return {s[0], s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::adadelta_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), b(c, 5)); }); }},
+    // nadam_radam_step(param, expAvg, expAvgSq, grad, N, beta1, beta2, eps, weightDecay, bc2, cGrad, cAvg, radam, rectified)
+    {"nadam_radam_step", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Float, A::Float, A::Bool, A::Bool},
+     NEED { return {s[0], s[0], s[0], s[0]}; },
+     RUN { return ok([&] { cpu::nadam_radam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), x(c, 6), x(c, 7), b(c, 8), b(c, 9)); }); }},
+
     // fill(out[N], N, value); copy(out[N], src[N], N); axpy(out[N], src[N], N, alpha): out += alpha·src
     {"fill", {A::F32, A::Size, A::Float}, NEED { return {s[0]}; },
      RUN { return ok([&] { cpu::fill(pool, f(c, 0), z(c, 0), x(c, 1)); }); }},

@@ -79,6 +79,14 @@ void rmsprop_step(ThreadPool& pool, float* param, float* square_avg, float* grad
 void adagrad_step(ThreadPool& pool, float* param, float* state_sum, const float* grad, int64_t N, float clr, float eps,
                   float weight_decay, bool maximize);
 
+void adamax_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_inf, const float* grad, int64_t N, float lr,
+                 float beta1, float beta2, float eps, float weight_decay, int64_t step, bool maximize);
+void adadelta_step(ThreadPool& pool, float* param, float* square_avg, float* acc_delta, const float* grad, int64_t N,
+                   float lr, float rho, float eps, float weight_decay, bool maximize);
+void nadam_radam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq, const float* grad, int64_t N,
+                      float beta1, float beta2, float eps, float weight_decay, float bc2, float c_grad, float c_avg,
+                      bool radam, bool rectified);
+
 // ---- tensor_ops.cc ----
 void fill(ThreadPool& pool, float* out, int64_t N, float value);
 void copy(ThreadPool& pool, void* out, const void* src, int64_t N);  // N 4-byte elements

@@ -146,4 +146,83 @@ void adagrad_step(ThreadPool& pool, float* param, float* state_sum, const float*
   });
 }
 
+// torch/optim/adamax.py: g = ±grad + wd·p; m = β1 m + (1 − β1) g; u = max(β2 u, |g| + eps);
+// p −= lr / (1 − β1^t) · m / u.
+void adamax_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_inf, const float* grad, int64_t N, float lr,
+                 float beta1, float beta2, float eps, float weight_decay, int64_t step, bool maximize) {
+  const float clr = static_cast<float>(lr / (1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step))));
+  const float sign = maximize ? -1.f : 1.f;
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    float* __restrict p = param;
+    float* __restrict m = exp_avg;
+    float* __restrict u = exp_inf;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float g = sign * gr[i] + weight_decay * p[i];
+        const float mi = beta1 * m[i] + (1.f - beta1) * g;
+        const float a = beta2 * u[i], b = std::fabs(g) + eps;
+        const float ui = a > b ? a : b;
+        m[i] = mi;
+        u[i] = ui;
+        p[i] -= clr * (mi / ui);
+      }
+    });
+  });
+}
+
+// torch/optim/adadelta.py: g = ±grad + wd·p; v = ρ v + (1 − ρ) g²; Δ = √(d + eps) / √(v + eps) · g;
+// d = ρ d + (1 − ρ) Δ²; p −= lr · Δ.
+void adadelta_step(ThreadPool& pool, float* param, float* square_avg, float* acc_delta, const float* grad, int64_t N,
+                   float lr, float rho, float eps, float weight_decay, bool maximize) {
+  const float sign = maximize ? -1.f : 1.f;
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    float* __restrict p = param;
+    float* __restrict v = square_avg;
+    float* __restrict d = acc_delta;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float g = sign * gr[i] + weight_decay * p[i];
+        const float vi = rho * v[i] + (1.f - rho) * g * g;
+        const float delta = std::sqrt(d[i] + eps) / std::sqrt(vi + eps) * g;
+        v[i] = vi;
+        d[i] = rho * d[i] + (1.f - rho) * delta * delta;
+        p[i] -= lr * delta;
+      }
+    });
+  });
+}
+
+// torch/optim/nadam.py and radam.py share the moment updates m = β1 m + (1 − β1) g, v = β2 v + (1 − β2) g²
+// (g = grad + wd·p); the per-step scalars (NAdam's momentum schedule, RAdam's rectification) come from the
+// caller, so the kernel is p −= c_grad · g / (√(v / bc2) + eps) + c_avg · m / (√(v / bc2) + eps) for NAdam
+// (rectified = false), and p −= c_avg · m · (rectified ? √bc2 / (√v + eps) : 1) for RAdam.
+void nadam_radam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq, const float* grad, int64_t N,
+                      float beta1, float beta2, float eps, float weight_decay, float bc2, float c_grad, float c_avg,
+                      bool radam, bool rectified) {
+  const float bc2_sqrt = std::sqrt(bc2);
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    float* __restrict p = param;
+    float* __restrict m = exp_avg;
+    float* __restrict v = exp_avg_sq;
+    const float* __restrict gr = grad;
+    dispatch([=]() __attribute__((always_inline)) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float g = gr[i] + weight_decay * p[i];
+        const float mi = beta1 * m[i] + (1.f - beta1) * g;
+        const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        if (!radam) {
+          const float denom = std::sqrt(vi / bc2) + eps;
+          p[i] = p[i] - c_grad * (g / denom) - c_avg * (mi / denom);
+        } else {
+          p[i] -= c_avg * mi * (rectified ? bc2_sqrt / (std::sqrt(vi) + eps) : 1.f);
+        }
+      }
+    });
+  });
+}
+
 }  // namespace rg::cpu

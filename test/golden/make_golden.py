@@ -46,7 +46,38 @@ OPTIM_CASES = [
     ("Adagrad", {"lr": 0.1}),
     ("Adagrad", {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.01}),
     ("Adagrad", {"lr": 0.1, "initial_accumulator_value": 0.5, "eps": 1e-6, "maximize": True}),
+    ("Adamax", {"lr": 0.02}),
+    ("Adamax", {"lr": 0.02, "betas": (0.8, 0.95), "weight_decay": 0.1, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.05, "maximize": True}),
+    ("RAdam", {"lr": 0.01}),
+    ("RAdam", {"lr": 0.01, "betas": (0.5, 0.7), "weight_decay": 0.1}),
+    ("NAdam2", {"lr": 0.01}),
+    ("NAdam2", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.05, "momentum_decay": 0.01}),
 ]
+STEPS_LONG = 12  # RAdam rectifies from step 6 with betas (0.9, 0.999); a longer run covers both regimes
+
+
+def nadam2(param, opts, steps):
+    """NAdam as PyTorch >= 2.0 computes it (1.13 multiplies mu into the second bias correction twice)."""
+    lr, (b1, b2) = opts.get("lr", 2e-3), opts.get("betas", (0.9, 0.999))
+    eps, wd, md = opts.get("eps", 1e-8), opts.get("weight_decay", 0), opts.get("momentum_decay", 4e-3)
+    p = param.clone().double()
+    m, v, mu_product, traj = torch.zeros_like(p), torch.zeros_like(p), 1.0, []
+    for t in range(steps):
+        g = grad_at(p.numel(), t).double()
+        step = t + 1
+        if wd:
+            g = g + wd * p
+        mu = b1 * (1 - 0.5 * 0.96 ** (step * md))
+        mu_next = b1 * (1 - 0.5 * 0.96 ** ((step + 1) * md))
+        mu_product *= mu
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        denom = (v / (1 - b2 ** step)).sqrt() + eps
+        p = p - lr * (1 - mu) / (1 - mu_product) * g / denom - lr * mu_next / (1 - mu_product * mu_next) * m / denom
+        traj.append(p.float().tolist())
+    return traj
 N_PARAM = 7
 STEPS = 6
 
@@ -54,10 +85,15 @@ STEPS = 6
 def optim_cases():
     out = []
     for name, opts in OPTIM_CASES:
+        steps = STEPS_LONG if name in ("RAdam", "NAdam2") else STEPS
+        if name == "NAdam2":
+            out.append({"optimizer": "NAdam", "options": {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()},
+                        "trajectory": nadam2(init_param(N_PARAM), opts, steps)})
+            continue
         p = torch.nn.Parameter(init_param(N_PARAM))
         opt = getattr(torch.optim, name)([p], **opts)
         traj = []
-        for t in range(STEPS):
+        for t in range(steps):
             p.grad = grad_at(N_PARAM, t)
             opt.step()
             traj.append(p.detach().tolist())

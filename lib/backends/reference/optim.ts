@@ -65,3 +65,40 @@ export function adagrad_step(param: F, stateSum: F, grad: F, N: number, clr: num
     param[i] -= (clr * g) / (Math.sqrt(stateSum[i]) + eps);
   }
 }
+
+export function adamax_step(param: F, expAvg: F, expInf: F, grad: F, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, maximize: boolean): void {
+  const clr = lr / (1 - beta1 ** step);
+  for (let i = 0; i < N; i++) {
+    let g = maximize ? -grad[i] : grad[i];
+    if (weightDecay !== 0) g += weightDecay * param[i];
+    expAvg[i] = beta1 * expAvg[i] + (1 - beta1) * g;
+    expInf[i] = Math.max(beta2 * expInf[i], Math.abs(g) + eps);
+    param[i] -= (clr * expAvg[i]) / expInf[i];
+  }
+}
+
+export function adadelta_step(param: F, squareAvg: F, accDelta: F, grad: F, N: number, lr: number, rho: number, eps: number, weightDecay: number, maximize: boolean): void {
+  for (let i = 0; i < N; i++) {
+    let g = maximize ? -grad[i] : grad[i];
+    if (weightDecay !== 0) g += weightDecay * param[i];
+    squareAvg[i] = rho * squareAvg[i] + (1 - rho) * g * g;
+    const delta = (Math.sqrt(accDelta[i] + eps) / Math.sqrt(squareAvg[i] + eps)) * g;
+    accDelta[i] = rho * accDelta[i] + (1 - rho) * delta * delta;
+    param[i] -= lr * delta;
+  }
+}
+
+export function nadam_radam_step(param: F, expAvg: F, expAvgSq: F, grad: F, N: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc2: number, cGrad: number, cAvg: number, radam: boolean, rectified: boolean): void {
+  for (let i = 0; i < N; i++) {
+    let g = grad[i];
+    if (weightDecay !== 0) g += weightDecay * param[i];
+    expAvg[i] = beta1 * expAvg[i] + (1 - beta1) * g;
+    expAvgSq[i] = beta2 * expAvgSq[i] + (1 - beta2) * g * g;
+    if (!radam) {
+      const denom = Math.sqrt(expAvgSq[i] / bc2) + eps;
+      param[i] -= (cGrad * g) / denom + (cAvg * expAvg[i]) / denom;
+    } else {
+      param[i] -= cAvg * expAvg[i] * (rectified ? Math.sqrt(bc2) / (Math.sqrt(expAvgSq[i]) + eps) : 1);
+    }
+  }
+}
