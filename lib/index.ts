@@ -28,7 +28,7 @@ export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateSchedu
 export type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
 export { trainTestSplit, type Split } from './data/split.js';
-export { save, load, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint } from './io/model.js';
+export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint } from './io/model.js';
 export { encodeSafetensors, decodeSafetensors, type StTensor } from './io/safetensors.js';
 
 /** Live tensors and bytes of the current backend; device figures are 0 until a GPU backend is in use. */

@@ -19,3 +19,11 @@ it('the README example trains, evaluates and predicts', () => {
     rmSync(file, { force: true });
   }
 }, 120_000);
+
+it('the fine-tuning example freezes the first layer and learns the new digits', () => {
+  const root = join(import.meta.dirname, '..');
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'fine-tune.mjs'), '--quick'], { cwd: root, encoding: 'utf8' });
+  expect(out).toMatch(/frozen layer unchanged: true/);
+  const accuracy = Number(/test accuracy: ([\d.]+)%/.exec(out)![1]);
+  expect(accuracy).toBeGreaterThan(88);
+});

@@ -93,6 +93,12 @@ function parseJson<T>(text: string | undefined, what: string, path: string): T {
   }
 }
 
+/** The tensors of any safetensors file (for instance one written from PyTorch's state_dict), on the current
+ * backend, ready for module.loadStateDict. */
+export async function loadSafetensors(path: string): Promise<Record<string, Tensor>> {
+  return stateToTensors((await readSafetensors(path, 'loadSafetensors')).tensors);
+}
+
 /** Writes the model's weights (safetensors, PyTorch names) and architecture to `path`. */
 export async function save(model: Module, path: string): Promise<void> {
   if (!(model instanceof Module)) throw new TypeError(`save: expected a Module, got ${describe(model)}`);
