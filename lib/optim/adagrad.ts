@@ -2,7 +2,7 @@
 // rate decays as lr / (1 + (step − 1)·lrDecay), eps outside the square root (native/cpu/optim.cc).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
 
 export interface AdagradOptions {
   lr?: number;
@@ -15,7 +15,7 @@ export interface AdagradOptions {
 
 export class Adagrad extends Optimizer<Required<AdagradOptions>> {
   protected readonly label = 'Adagrad';
-  constructor(params: Iterable<Parameter>, options: AdagradOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: AdagradOptions = {}) {
     const where = 'Adagrad';
     checkOptions(where, options, ['lr', 'lrDecay', 'weightDecay', 'initialAccumulatorValue', 'eps', 'maximize']);
     const o = {
@@ -31,7 +31,7 @@ export class Adagrad extends Optimizer<Required<AdagradOptions>> {
   }
 
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     s.step = ((s.step as number | undefined) ?? 0) + 1;
     let sum = s.sum;
     if (sum === undefined) {

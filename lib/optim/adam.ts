@@ -2,7 +2,7 @@
 // L2 weight decay added to the gradient (Adam) or decoupled decay of the weights (AdamW), AMSGrad.
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
 
 export interface AdamOptions {
   lr?: number;
@@ -38,11 +38,11 @@ function resolve(where: string, options: AdamOptions, defaultDecay: number): Res
 export class Adam extends Optimizer<Resolved> {
   protected readonly label: string = 'Adam';
   protected readonly decoupled: boolean = false;
-  constructor(params: Iterable<Parameter>, options: AdamOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamOptions = {}) {
     super('Adam', params, resolve('Adam', options, 0));
   }
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     s.step = ((s.step as number | undefined) ?? 0) + 1;
     const m = this.buffer(p, s, 'exp_avg');
     const v = this.buffer(p, s, 'exp_avg_sq');
@@ -57,7 +57,7 @@ export class Adam extends Optimizer<Resolved> {
 export class AdamW extends Adam {
   protected override readonly label: string = 'AdamW';
   protected override readonly decoupled: boolean = true;
-  constructor(params: Iterable<Parameter>, options: AdamOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamOptions = {}) {
     super(params, resolve('AdamW', options, 1e-2));
   }
 }

@@ -5,7 +5,7 @@
 // twice there, a bug fixed since).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
 
 function betasOf(where: string, betas: unknown): [number, number] {
   const b = betas ?? [0.9, 0.999];
@@ -28,7 +28,7 @@ export interface AdamaxOptions { lr?: number; betas?: [number, number]; eps?: nu
 
 export class Adamax extends Optimizer<Required<AdamaxOptions>> {
   protected readonly label = 'Adamax';
-  constructor(params: Iterable<Parameter>, options: AdamaxOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamaxOptions = {}) {
     const w = 'Adamax';
     checkOptions(w, options, ['lr', 'betas', 'eps', 'weightDecay', 'maximize']);
     super(w, params, {
@@ -40,7 +40,7 @@ export class Adamax extends Optimizer<Required<AdamaxOptions>> {
     });
   }
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     const step = nextStep(s);
     const m = this.buffer(p, s, 'exp_avg'), u = this.buffer(p, s, 'exp_inf');
     p.value.backend.k.adamax_step(p.value.buf, m.buf, u.buf, p.grad.buf, p.value.size, o.lr, o.betas[0], o.betas[1], o.eps, o.weightDecay, step, o.maximize);
@@ -51,7 +51,7 @@ export interface AdadeltaOptions { lr?: number; rho?: number; eps?: number; weig
 
 export class Adadelta extends Optimizer<Required<AdadeltaOptions>> {
   protected readonly label = 'Adadelta';
-  constructor(params: Iterable<Parameter>, options: AdadeltaOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: AdadeltaOptions = {}) {
     const w = 'Adadelta';
     checkOptions(w, options, ['lr', 'rho', 'eps', 'weightDecay', 'maximize']);
     super(w, params, {
@@ -63,7 +63,7 @@ export class Adadelta extends Optimizer<Required<AdadeltaOptions>> {
     });
   }
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     nextStep(s);
     const v = this.buffer(p, s, 'square_avg'), d = this.buffer(p, s, 'acc_delta');
     p.value.backend.k.adadelta_step(p.value.buf, v.buf, d.buf, p.grad.buf, p.value.size, o.lr, o.rho, o.eps, o.weightDecay, o.maximize);
@@ -74,7 +74,7 @@ export interface NAdamOptions { lr?: number; betas?: [number, number]; eps?: num
 
 export class NAdam extends Optimizer<Required<NAdamOptions>> {
   protected readonly label = 'NAdam';
-  constructor(params: Iterable<Parameter>, options: NAdamOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: NAdamOptions = {}) {
     const w = 'NAdam';
     checkOptions(w, options, ['lr', 'betas', 'eps', 'weightDecay', 'momentumDecay']);
     super(w, params, {
@@ -86,7 +86,7 @@ export class NAdam extends Optimizer<Required<NAdamOptions>> {
     });
   }
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     const [b1, b2] = o.betas;
     const step = nextStep(s);
     const mu = b1 * (1 - 0.5 * 0.96 ** (step * o.momentumDecay));
@@ -104,7 +104,7 @@ export interface RAdamOptions { lr?: number; betas?: [number, number]; eps?: num
 
 export class RAdam extends Optimizer<Required<RAdamOptions>> {
   protected readonly label = 'RAdam';
-  constructor(params: Iterable<Parameter>, options: RAdamOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: RAdamOptions = {}) {
     const w = 'RAdam';
     checkOptions(w, options, ['lr', 'betas', 'eps', 'weightDecay']);
     super(w, params, {
@@ -115,7 +115,7 @@ export class RAdam extends Optimizer<Required<RAdamOptions>> {
     });
   }
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     const [b1, b2] = o.betas;
     const step = nextStep(s);
     const bc1 = 1 - b1 ** step, bc2 = 1 - b2 ** step;

@@ -1,6 +1,6 @@
 // Optimizer: keeps its state (momentum, moments) as tensors on the parameters' backend and calls one update
 // kernel per parameter at each step(). Parameters with requiresGrad = false are skipped.
-import { describe } from '../errors.js';
+import { checkNumber, checkOptions, describe } from '../errors.js';
 import { Parameter } from '../nn/module.js';
 import { empty, fromHost, type Tensor } from '../tensor.js';
 
@@ -11,43 +11,98 @@ export interface OptimizerStateDict {
   param_groups: Record<string, unknown>[];
 }
 
-export abstract class Optimizer<Options extends { lr: number }> {
-  readonly params: readonly Parameter[];
-  /** The hyperparameters of the (single) parameter group; schedulers change `lr` here. */
-  readonly options: Options;
-  protected readonly state = new Map<Parameter, ParamState>();
-  /** The learning rate before any scheduler changed it (PyTorch's group['initial_lr']); set by the first scheduler. */
-  initialLr?: number;
-  protected abstract readonly label: string;
+/** A parameter group: its parameters and the hyperparameters that differ from the optimizer's (PyTorch's param_groups). */
+export type ParamGroup = { params: Iterable<Parameter> } & Record<string, unknown>;
 
-  constructor(where: string, params: Iterable<Parameter>, options: Options) {
-    if (params === null || typeof params !== 'object' || typeof (params as Iterable<Parameter>)[Symbol.iterator] !== 'function')
-      throw new TypeError(`${where}: params must be an array of Parameters (model.parameters()), got ${describe(params)}`);
-    const list = [...params];
-    list.forEach((p, i) => {
-      if (!(p instanceof Parameter)) throw new TypeError(`${where}: params[${i}] is ${describe(p)}, expected a Parameter`);
-    });
-    if (list.length === 0) throw new RangeError(`${where}: got an empty parameter list`);
-    this.params = list;
-    this.options = options;
+export interface Group<Options> {
+  params: Parameter[];
+  options: Options;
+  /** The learning rate before any scheduler changed it (PyTorch's group['initial_lr']). */
+  initialLr?: number;
+}
+
+function isGroup(v: unknown): v is ParamGroup {
+  return v !== null && typeof v === 'object' && !(v instanceof Parameter) && 'params' in (v as object);
+}
+
+export abstract class Optimizer<Options extends { lr: number }> {
+  /** Every parameter, group by group (the indices of stateDict). */
+  readonly params: readonly Parameter[];
+  /** The parameter groups, each with its own hyperparameters. */
+  readonly groups: readonly Group<Options>[];
+  protected readonly state = new Map<Parameter, ParamState>();
+  protected abstract readonly label: string;
+  /** The hyperparameters of the group being updated (set by step()). */
+  private active?: Options;
+
+  /**
+   * `params`: parameters (model.parameters()), or parameter groups `[{ params, weightDecay: 0 }, { params }]` whose
+   * own keys override `options` for their parameters, as PyTorch's per-parameter options.
+   */
+  constructor(where: string, params: Iterable<Parameter> | ParamGroup[], options: Options) {
+    if (params === null || typeof params !== 'object' || typeof (params as Iterable<unknown>)[Symbol.iterator] !== 'function')
+      throw new TypeError(`${where}: params must be an array of Parameters (model.parameters()) or of parameter groups, got ${describe(params)}`);
+    const list = [...(params as Iterable<unknown>)];
+    const checkParams = (ps: unknown[], at: string) =>
+      ps.map((p, i) => {
+        if (!(p instanceof Parameter)) throw new TypeError(`${where}: ${at}[${i}] is ${describe(p)}, expected a Parameter`);
+        return p;
+      });
+    let groups: Group<Options>[];
+    if (list.length > 0 && list.every(isGroup)) {
+      groups = (list as ParamGroup[]).map((g, gi) => {
+        const { params: gp, ...overrides } = g;
+        if (gp === null || typeof gp !== 'object' || typeof (gp as Iterable<unknown>)[Symbol.iterator] !== 'function')
+          throw new TypeError(`${where}: group ${gi}'s params must be an array of Parameters`);
+        return { params: checkParams([...(gp as Iterable<unknown>)], `group ${gi} params`), options: { ...options, ...checkOverrides(where, gi, overrides, options) } };
+      });
+    } else {
+      groups = [{ params: checkParams(list, 'params'), options }];
+    }
+    const all = groups.flatMap((g) => g.params);
+    if (all.length === 0) throw new RangeError(`${where}: got an empty parameter list`);
+    if (new Set(all).size !== all.length) throw new RangeError(`${where}: a parameter appears in more than one group`);
+    this.params = all;
+    this.groups = groups;
   }
 
+  /** The hyperparameters of the first group (the only one, unless groups were given). */
+  get options(): Options {
+    return this.groups[0].options;
+  }
+  /** The hyperparameters of the group whose parameters update() is updating. */
+  protected get activeOptions(): Options {
+    return this.active ?? this.groups[0].options;
+  }
+
+  /** The first group's learning rate; setting it sets every group's. */
   get lr(): number {
-    return this.options.lr;
+    return this.groups[0].options.lr;
   }
   set lr(v: number) {
-    this.options.lr = v;
+    for (const g of this.groups) g.options.lr = v;
+  }
+  /** The first group's initial learning rate (set by the first scheduler). */
+  get initialLr(): number | undefined {
+    return this.groups[0].initialLr;
   }
 
   step(): void {
-    for (const p of this.params) {
-      if (!p.requiresGrad) continue;
-      let s = this.state.get(p);
-      if (!s) {
-        s = {};
-        this.state.set(p, s);
+    for (const g of this.groups) {
+      this.active = g.options;
+      try {
+        for (const p of g.params) {
+          if (!p.requiresGrad) continue;
+          let s = this.state.get(p);
+          if (!s) {
+            s = {};
+            this.state.set(p, s);
+          }
+          this.update(p, s);
+        }
+      } finally {
+        this.active = undefined;
       }
-      this.update(p, s);
     }
   }
 
@@ -76,15 +131,19 @@ export abstract class Optimizer<Options extends { lr: number }> {
       if (!s) return;
       state[i] = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, typeof v === 'number' ? v : (v.toArray() as Float32Array)]));
     });
-    const group: Record<string, unknown> = { ...this.options, params: this.params.map((_, i) => i) };
-    if (this.initialLr !== undefined) group.initial_lr = this.initialLr;
-    return { state, param_groups: [group] };
+    let index = 0;
+    const param_groups = this.groups.map((g) => {
+      const group: Record<string, unknown> = { ...g.options, params: g.params.map(() => index++) };
+      if (g.initialLr !== undefined) group.initial_lr = g.initialLr;
+      return group;
+    });
+    return { state, param_groups };
   }
 
   loadStateDict(sd: OptimizerStateDict): void {
     const where = `${this.label}.loadStateDict`;
-    if (!sd || typeof sd !== 'object' || !sd.state || !Array.isArray(sd.param_groups) || sd.param_groups.length !== 1)
-      throw new TypeError(`${where}: expected { state, param_groups: [one group] }, got ${describe(sd)}`);
+    if (!sd || typeof sd !== 'object' || !sd.state || !Array.isArray(sd.param_groups) || sd.param_groups.length !== this.groups.length)
+      throw new TypeError(`${where}: expected { state, param_groups: [${this.groups.length} group(s)] }, got ${describe(sd)}`);
     const loaded = new Map<Parameter, ParamState>();
     for (const [key, entry] of Object.entries(sd.state)) {
       const i = Number(key);
@@ -98,12 +157,33 @@ export abstract class Optimizer<Options extends { lr: number }> {
       }
       loaded.set(p, s);
     }
-    const { params: _params, initial_lr: initialLr, ...group } = sd.param_groups[0];
-    for (const key of Object.keys(group))
-      if (!(key in this.options)) throw new RangeError(`${where}: unknown hyperparameter '${key}' for ${this.label}`);
-    Object.assign(this.options, group);
-    if (typeof initialLr === 'number') this.initialLr = initialLr;
+    const updates = sd.param_groups.map((pg, gi) => {
+      const { params: _params, initial_lr: initialLr, ...group } = pg;
+      for (const key of Object.keys(group))
+        if (!(key in this.groups[gi].options)) throw new RangeError(`${where}: unknown hyperparameter '${key}' for ${this.label}`);
+      return { group, initialLr };
+    });
+    updates.forEach(({ group, initialLr }, gi) => {
+      Object.assign(this.groups[gi].options, group);
+      if (typeof initialLr === 'number') this.groups[gi].initialLr = initialLr;
+    });
     this.state.clear();
     for (const [p, s] of loaded) this.state.set(p, s);
   }
+}
+
+/** A group's own hyperparameters: known keys only, numbers finite and ≥ 0, betas in [0, 1), flags boolean. */
+function checkOverrides<O extends object>(where: string, gi: number, overrides: Record<string, unknown>, defaults: O): Partial<O> {
+  const valid = Object.keys(defaults);
+  checkOptions(`${where} (group ${gi})`, overrides, valid);
+  for (const [key, v] of Object.entries(overrides)) {
+    const d = (defaults as Record<string, unknown>)[key];
+    if (typeof d === 'number') checkNumber(`${where} (group ${gi})`, key, v, { min: 0 });
+    else if (typeof d === 'boolean' && typeof v !== 'boolean') throw new TypeError(`${where} (group ${gi}): ${key} must be a boolean, got ${describe(v)}`);
+    else if (Array.isArray(d)) {
+      if (!Array.isArray(v) || v.length !== d.length) throw new TypeError(`${where} (group ${gi}): ${key} must be a pair, got ${describe(v)}`);
+      v.forEach((b, i) => checkNumber(`${where} (group ${gi})`, `${key}[${i}]`, b, { min: 0, max: 1, maxExclusive: true }));
+    }
+  }
+  return overrides as Partial<O>;
 }

@@ -2,7 +2,7 @@
 // running mean of the gradient subtracted) and momentum (native/cpu/optim.cc).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
 
 export interface RMSpropOptions {
   lr?: number;
@@ -16,7 +16,7 @@ export interface RMSpropOptions {
 
 export class RMSprop extends Optimizer<Required<RMSpropOptions>> {
   protected readonly label = 'RMSprop';
-  constructor(params: Iterable<Parameter>, options: RMSpropOptions = {}) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: RMSpropOptions = {}) {
     const where = 'RMSprop';
     checkOptions(where, options, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum', 'centered', 'maximize']);
     const o = {
@@ -34,7 +34,7 @@ export class RMSprop extends Optimizer<Required<RMSpropOptions>> {
   }
 
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     s.step = ((s.step as number | undefined) ?? 0) + 1;
     const squareAvg = this.buffer(p, s, 'square_avg');
     const gradAvg = o.centered ? this.buffer(p, s, 'grad_avg').buf : null;

@@ -16,15 +16,20 @@ export abstract class LRScheduler {
   readonly optimizer: AnyOptimizer;
   /** The epoch (or step) count: 0 after construction. */
   lastEpoch = -1;
-  /** The learning rate the schedule starts from (PyTorch's base_lrs[0]). */
-  baseLr: number;
+  /** The learning rate each parameter group's schedule starts from (PyTorch's base_lrs). */
+  baseLrs: number[];
   protected stepCount = 0;
-  protected lastLr = 0;
+  protected lastLrs: number[] = [];
 
   protected constructor(where: string, optimizer: unknown) {
     this.optimizer = checkOptimizer(where, optimizer);
-    this.optimizer.initialLr ??= this.optimizer.lr;
-    this.baseLr = this.optimizer.initialLr;
+    for (const g of this.optimizer.groups) g.initialLr ??= g.options.lr;
+    this.baseLrs = this.optimizer.groups.map((g) => g.initialLr!);
+  }
+
+  /** The first group's base learning rate. */
+  get baseLr(): number {
+    return this.baseLrs[0];
   }
 
   /** PyTorch performs one step at construction; subclasses call this last in their constructors. */
@@ -32,39 +37,46 @@ export abstract class LRScheduler {
     this.step();
   }
 
-  /** Advances the schedule (or, with `epoch`, jumps to it through the closed form) and sets the optimizer's lr. */
+  /** Advances the schedule (or, with `epoch`, jumps to it through the closed form) and sets each group's lr. */
   step(epoch?: number): void {
     this.stepCount++;
-    let lr: number;
+    const groups = this.optimizer.groups;
+    let lrs: number[];
     if (epoch === undefined) {
       this.lastEpoch++;
-      lr = this.getLr();
+      lrs = groups.map((g, i) => this.getLr(g.options.lr, this.baseLrs[i]));
     } else {
       this.lastEpoch = checkNumber(this.constructor.name, 'epoch', epoch, { min: 0, integer: true });
-      lr = this.closedFormLr?.() ?? this.getLr();
+      lrs = groups.map((g, i) => (this.closedFormLr ? this.closedFormLr(this.baseLrs[i]) : this.getLr(g.options.lr, this.baseLrs[i])));
     }
-    this.optimizer.lr = lr;
-    this.lastLr = lr;
+    groups.forEach((g, i) => (g.options.lr = lrs[i]));
+    this.lastLrs = lrs;
   }
 
   /** The learning rate of each parameter group after the last step (PyTorch's get_last_lr()). */
   getLastLr(): number[] {
-    return [this.lastLr];
+    return [...this.lastLrs];
   }
 
-  protected abstract getLr(): number;
-  protected closedFormLr?(): number;
+  /** The next learning rate of a group from its current one (PyTorch's chainable get_lr). */
+  protected abstract getLr(lr: number, base: number): number;
+  /** The learning rate at lastEpoch from the group's base (PyTorch's _get_closed_form_lr), where there is one. */
+  protected closedFormLr?(base: number): number;
 
   stateDict(): Record<string, unknown> {
-    return { lastEpoch: this.lastEpoch, baseLr: this.baseLr, stepCount: this.stepCount, lastLr: this.lastLr };
+    return { lastEpoch: this.lastEpoch, baseLrs: [...this.baseLrs], stepCount: this.stepCount, lastLrs: [...this.lastLrs] };
   }
   loadStateDict(sd: Record<string, unknown>): void {
-    for (const key of ['lastEpoch', 'baseLr', 'stepCount', 'lastLr'] as const)
-      if (typeof sd[key] !== 'number') throw new TypeError(`${this.constructor.name}.loadStateDict: '${key}' must be a number`);
+    const where = `${this.constructor.name}.loadStateDict`;
+    for (const key of ['lastEpoch', 'stepCount'] as const)
+      if (typeof sd[key] !== 'number') throw new TypeError(`${where}: '${key}' must be a number`);
+    for (const key of ['baseLrs', 'lastLrs'] as const)
+      if (!Array.isArray(sd[key]) || !(sd[key] as unknown[]).every((v) => typeof v === 'number'))
+        throw new TypeError(`${where}: '${key}' must be an array of numbers`);
     this.lastEpoch = sd.lastEpoch as number;
-    this.baseLr = sd.baseLr as number;
     this.stepCount = sd.stepCount as number;
-    this.lastLr = sd.lastLr as number;
+    this.baseLrs = [...(sd.baseLrs as number[])];
+    this.lastLrs = [...(sd.lastLrs as number[])];
   }
 }
 
@@ -79,12 +91,11 @@ export class StepLR extends LRScheduler {
     this.gamma = checkNumber('StepLR', 'gamma', options.gamma ?? 0.1);
     this.initialStep();
   }
-  protected getLr(): number {
-    const lr = this.optimizer.lr;
+  protected getLr(lr: number): number {
     return this.lastEpoch === 0 || this.lastEpoch % this.stepSize !== 0 ? lr : lr * this.gamma;
   }
-  protected override closedFormLr(): number {
-    return this.baseLr * this.gamma ** Math.floor(this.lastEpoch / this.stepSize);
+  protected override closedFormLr(base: number): number {
+    return base * this.gamma ** Math.floor(this.lastEpoch / this.stepSize);
   }
 }
 
@@ -101,12 +112,12 @@ export class MultiStepLR extends LRScheduler {
     this.gamma = checkNumber('MultiStepLR', 'gamma', options.gamma ?? 0.1);
     this.initialStep();
   }
-  protected getLr(): number {
+  protected getLr(lr: number): number {
     const count = this.milestones.filter((m) => m === this.lastEpoch).length;
-    return this.optimizer.lr * this.gamma ** count;
+    return lr * this.gamma ** count;
   }
-  protected override closedFormLr(): number {
-    return this.baseLr * this.gamma ** this.milestones.filter((m) => m <= this.lastEpoch).length;
+  protected override closedFormLr(base: number): number {
+    return base * this.gamma ** this.milestones.filter((m) => m <= this.lastEpoch).length;
   }
 }
 
@@ -118,11 +129,11 @@ export class ExponentialLR extends LRScheduler {
     this.gamma = checkNumber('ExponentialLR', 'gamma', gamma);
     this.initialStep();
   }
-  protected getLr(): number {
-    return this.lastEpoch === 0 ? this.optimizer.lr : this.optimizer.lr * this.gamma;
+  protected getLr(lr: number): number {
+    return this.lastEpoch === 0 ? lr : lr * this.gamma;
   }
-  protected override closedFormLr(): number {
-    return this.baseLr * this.gamma ** this.lastEpoch;
+  protected override closedFormLr(base: number): number {
+    return base * this.gamma ** this.lastEpoch;
   }
 }
 
@@ -137,14 +148,14 @@ export class CosineAnnealingLR extends LRScheduler {
     this.etaMin = checkNumber('CosineAnnealingLR', 'etaMin', options.etaMin ?? 0);
     this.initialStep();
   }
-  protected getLr(): number {
-    const e = this.lastEpoch, T = this.TMax, lr = this.optimizer.lr;
+  protected getLr(lr: number, base: number): number {
+    const e = this.lastEpoch, T = this.TMax;
     if (e === 0) return lr;
-    if ((((e - 1 - T) % (2 * T)) + 2 * T) % (2 * T) === 0) return lr + ((this.baseLr - this.etaMin) * (1 - Math.cos(Math.PI / T))) / 2;
+    if ((((e - 1 - T) % (2 * T)) + 2 * T) % (2 * T) === 0) return lr + ((base - this.etaMin) * (1 - Math.cos(Math.PI / T))) / 2;
     return ((1 + Math.cos((Math.PI * e) / T)) / (1 + Math.cos((Math.PI * (e - 1)) / T))) * (lr - this.etaMin) + this.etaMin;
   }
-  protected override closedFormLr(): number {
-    return this.etaMin + ((this.baseLr - this.etaMin) * (1 + Math.cos((Math.PI * this.lastEpoch) / this.TMax))) / 2;
+  protected override closedFormLr(base: number): number {
+    return this.etaMin + ((base - this.etaMin) * (1 + Math.cos((Math.PI * this.lastEpoch) / this.TMax))) / 2;
   }
 }
 
@@ -161,15 +172,15 @@ export class LinearLR extends LRScheduler {
     this.totalIters = checkNumber('LinearLR', 'totalIters', options.totalIters ?? 5, { min: 1, integer: true });
     this.initialStep();
   }
-  protected getLr(): number {
-    const lr = this.optimizer.lr, e = this.lastEpoch;
+  protected getLr(lr: number): number {
+    const e = this.lastEpoch;
     if (e === 0) return lr * this.startFactor;
     if (e > this.totalIters) return lr;
     const d = this.endFactor - this.startFactor;
     return lr * (1 + d / (this.totalIters * this.startFactor + (e - 1) * d));
   }
-  protected override closedFormLr(): number {
-    return this.baseLr * (this.startFactor + ((this.endFactor - this.startFactor) * Math.min(this.totalIters, this.lastEpoch)) / this.totalIters);
+  protected override closedFormLr(base: number): number {
+    return base * (this.startFactor + ((this.endFactor - this.startFactor) * Math.min(this.totalIters, this.lastEpoch)) / this.totalIters);
   }
 }
 
@@ -191,10 +202,10 @@ export class SequentialLR extends LRScheduler {
     this.lastEpoch = 0;
     // As PyTorch: reset the learning rate, undo the step each scheduler took at construction, and take the
     // initial step of the first one only.
-    this.optimizer.lr = this.optimizer.initialLr!;
+    for (const g of this.optimizer.groups) g.options.lr = g.initialLr!;
     for (const s of this.schedulers) s.lastEpoch -= 1;
     this.schedulers[0].initialStep();
-    this.lastLr = this.schedulers[0].getLastLr()[0];
+    this.lastLrs = this.schedulers[0].getLastLr();
   }
   override step(): void {
     this.lastEpoch++;
@@ -203,10 +214,10 @@ export class SequentialLR extends LRScheduler {
     const s = this.schedulers[idx];
     if (idx > 0 && this.milestones[idx - 1] === this.lastEpoch) s.step(0);
     else s.step();
-    this.lastLr = s.getLastLr()[0];
+    this.lastLrs = s.getLastLr();
   }
-  protected getLr(): number {
-    return this.optimizer.lr;
+  protected getLr(lr: number): number {
+    return lr;
   }
   override stateDict(): Record<string, unknown> {
     return { ...super.stateDict(), schedulers: this.schedulers.map((s) => s.stateDict()) };
@@ -249,7 +260,7 @@ export class OneCycleLR extends LRScheduler {
     checkOptions(where, options, ['totalSteps', 'epochs', 'stepsPerEpoch', 'pctStart', 'annealStrategy', 'cycleMomentum', 'baseMomentum', 'maxMomentum', 'divFactor', 'finalDivFactor', 'threePhase']);
     const lrMax = checkNumber(where, 'maxLr', maxLr, { min: 0 });
     const divFactor = checkNumber(where, 'divFactor', options.divFactor ?? 25, { min: 0, minExclusive: true });
-    opt.initialLr = lrMax / divFactor; // PyTorch sets group['initial_lr'] before the base class reads it
+    for (const g of opt.groups) g.initialLr = lrMax / divFactor; // PyTorch sets group['initial_lr'] before the base class reads it
     super(where, opt);
     let total: number;
     if (options.totalSteps !== undefined) total = checkNumber(where, 'totalSteps', options.totalSteps, { min: 1, integer: true });
@@ -288,9 +299,11 @@ export class OneCycleLR extends LRScheduler {
   }
 
   private setMomentum(m: number): void {
-    const o = this.optimizer.options as { momentum?: number; betas?: [number, number] };
-    if (o.betas) o.betas = [m, o.betas[1]];
-    else o.momentum = m;
+    for (const g of this.optimizer.groups) {
+      const o = g.options as { momentum?: number; betas?: [number, number] };
+      if (o.betas) o.betas = [m, o.betas[1]];
+      else o.momentum = m;
+    }
   }
 
   protected getLr(): number {
@@ -306,7 +319,7 @@ export class OneCycleLR extends LRScheduler {
       }
       start = phase.end;
     }
-    return this.optimizer.lr;
+    return this.baseLr;
   }
 }
 
@@ -374,16 +387,18 @@ export class ReduceLROnPlateau {
       this.numBadEpochs = 0;
     }
     if (this.numBadEpochs > this.patience) {
-      const old = this.optimizer.lr;
-      const next = Math.max(old * this.factor, this.minLr);
-      if (old - next > this.eps) this.optimizer.lr = next;
+      for (const g of this.optimizer.groups) {
+        const old = g.options.lr;
+        const next = Math.max(old * this.factor, this.minLr);
+        if (old - next > this.eps) g.options.lr = next;
+      }
       this.cooldownCounter = this.cooldown;
       this.numBadEpochs = 0;
     }
   }
 
   getLastLr(): number[] {
-    return [this.optimizer.lr];
+    return this.optimizer.groups.map((g) => g.options.lr);
   }
 
   stateDict(): Record<string, unknown> {

@@ -1,7 +1,7 @@
 // SGD with momentum, dampening, Nesterov and weight decay: torch.optim.SGD's formulas (native/cpu/optim.cc).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
 
 export interface SGDOptions {
   lr: number;
@@ -14,7 +14,7 @@ export interface SGDOptions {
 
 export class SGD extends Optimizer<Required<SGDOptions>> {
   protected readonly label = 'SGD';
-  constructor(params: Iterable<Parameter>, options: SGDOptions) {
+  constructor(params: Iterable<Parameter> | ParamGroup[], options: SGDOptions) {
     checkOptions('SGD', options, ['lr', 'momentum', 'dampening', 'nesterov', 'weightDecay', 'maximize']);
     if (!options || options.lr === undefined) throw new TypeError('SGD: option lr is required (new rg.SGD(params, { lr: 0.01 }))');
     const o = {
@@ -33,7 +33,7 @@ export class SGD extends Optimizer<Required<SGDOptions>> {
   }
 
   protected update(p: Parameter, s: ParamState): void {
-    const o = this.options;
+    const o = this.activeOptions;
     // As PyTorch: the buffer starts as the first gradient it sees (also when a scheduler turns momentum on late).
     const first = s.momentum_buffer === undefined;
     s.step = ((s.step as number | undefined) ?? 0) + 1;

@@ -140,6 +140,28 @@ def loss_cases():
     return out
 
 
+def group_cases():
+    """Per-parameter-group options: two parameters, each in its own group, with a scheduler on top."""
+    out = []
+    for name, make in [
+        ("SGD", lambda a, b: torch.optim.SGD([{"params": [a], "weight_decay": 0.0}, {"params": [b], "lr": 0.01}],
+                                              lr=0.1, momentum=0.9, weight_decay=0.1)),
+        ("AdamW", lambda a, b: torch.optim.AdamW([{"params": [a]}, {"params": [b], "weight_decay": 0.0, "betas": (0.8, 0.9)}],
+                                                  lr=0.05)),
+    ]:
+        a, b = torch.nn.Parameter(init_param(4)), torch.nn.Parameter(init_param(3) * 2)
+        opt = make(a, b)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        traj = []
+        for t in range(STEPS):
+            a.grad, b.grad = grad_at(4, t), grad_at(3, t + 1)
+            opt.step()
+            sched.step()
+            traj.append({"a": a.detach().tolist(), "b": b.detach().tolist(), "lrs": [g["lr"] for g in opt.param_groups]})
+        out.append({"optimizer": name, "trajectory": traj})
+    return out
+
+
 def clip_cases():
     out = []
     for max_norm, norm_type in [(1.0, 2.0), (100.0, 2.0), (0.5, float("inf"))]:
@@ -235,7 +257,7 @@ def scheduler_cases():
 
 if __name__ == "__main__":
     data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
-            "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "plateauMetrics": PLATEAU_METRICS}
+            "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "groups": group_cases(), "plateauMetrics": PLATEAU_METRICS}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {OUT}")
