@@ -25,6 +25,7 @@ export {
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions } from './train/callbacks.js';
+export type { DiagnosticsOptions } from './train/diagnostics.js';
 export type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
 export { trainTestSplit, type Split } from './data/split.js';

@@ -11,6 +11,7 @@ import { Optimizer } from '../optim/optimizer.js';
 import { permutation } from '../random.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
+import { GradientDiagnostics } from './diagnostics.js';
 import { Progress } from './progress.js';
 import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './types.js';
 
@@ -19,6 +20,7 @@ interface InFlight {
   rows: number;
   loss: Promise<Float32Array | Int32Array>;
   correct?: Promise<Float32Array | Int32Array>;
+  diagnostics?: Promise<[string, string, number[]][]>;
 }
 
 /** The same promise, marked handled: a step still in flight when fit stops must not raise an unhandled rejection. */
@@ -122,7 +124,7 @@ async function runCallbacks(callbacks: Callback[], fn: (c: Callback) => void | P
 }
 
 export async function fitModel(model: Module, x: Tensor, y: Tensor, options: FitOptions = {}): Promise<History> {
-  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose']);
+  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics']);
   const compiled = model.compiled;
   if (!compiled) throw new Error('fit: the model is not compiled; call model.compile({ optimizer, loss }) first');
   const [xt, yt] = checkData('fit', model, x, y);
@@ -148,6 +150,7 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
   const history: History = { epoch: [], history: {} };
   const progress = new Progress(verbose, epochs, batches.count);
   const correct = empty(backend, [1]);
+  const diagnostics = options.diagnostics ? new GradientDiagnostics(model, options.diagnostics) : undefined;
   model.stopTraining = false;
   try {
     {
@@ -169,6 +172,7 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           lossSum += value * f.rows;
           seen += f.rows;
           progress.batchEnd(f.step + 1, lossSum / seen, f.correct ? (await f.correct)[0] / seen : undefined);
+          if (f.diagnostics) diagnostics!.record(await f.diagnostics);
           if (callbacks.length) {
             const logs: Logs = { loss: value, size: f.rows };
             await runCallbacks(callbacks, (c) => c.onBatchEnd?.(f.step, logs));
@@ -181,11 +185,14 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           const loss = lossFn.forward(out, yb);
           model.zeroGrad();
           model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+          diagnostics?.beforeStep();
           optimizer.step();
+          const stepStats = diagnostics?.afterStep();
           if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('fit', out, yb));
           const current: InFlight = {
             step, rows: xb.shape[0], loss: quiet(loss.data()),
             correct: wantAccuracy && progress.showsBar ? quiet(correct.data()) : undefined,
+            diagnostics: stepStats,
           };
           // On a synchronous backend reads resolve at once: yield so that timers and I/O still run.
           if (!backend.async) await new Promise((resolve) => setImmediate(resolve));
@@ -199,6 +206,7 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           const v = await evaluateInner(model, validation[0], validation[1], batchSize);
           for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
         }
+        diagnostics?.epochEnd(logs);
         // Callbacks first (as Keras' History is the last of them): they may add to the logs (the learning rate).
         await runCallbacks(callbacks, (c) => c.onEpochEnd?.(epoch, logs));
         history.epoch.push(epoch);
@@ -212,6 +220,7 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
     progress.stop();
     batches.dispose();
     correct.dispose();
+    diagnostics?.dispose();
     release();
   }
   return history;

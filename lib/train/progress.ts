@@ -4,6 +4,7 @@ import type { Logs } from './types.js';
 
 export function formatLogs(logs: Logs): string {
   return Object.entries(logs)
+    .filter(([k]) => !k.includes('/')) // per-parameter diagnostics stay in the History
     .map(([k, v]) => `${k}: ${k.includes('accuracy') ? v.toFixed(4) : v.toPrecision(4)}`)
     .join(' - ');
 }

@@ -1,6 +1,7 @@
 // Options and results of the Keras-style training conveniences.
 import type { Loss } from '../losses.js';
 import type { Module } from '../nn/module.js';
+import type { DiagnosticsOptions } from './diagnostics.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
 
@@ -31,6 +32,8 @@ export interface FitOptions {
   callbacks?: Callback[];
   /** 0 silent, 1 a progress bar on a terminal (one line per epoch elsewhere), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
+  /** Per-parameter gradient norms and update/weight ratios in the History, and warnings for vanishing or exploding gradients. */
+  diagnostics?: boolean | DiagnosticsOptions;
 }
 
 export interface EvaluateOptions {
