@@ -96,6 +96,8 @@ export interface Kernels {
   clip_by_norm(x: B, acc: B, N: number, maxNorm: number, infNorm: boolean): void;
   /** x = clamp(x, lo, hi). */
   clamp(x: B, N: number, lo: number, hi: number): void;
+  /** acc[0] += l1·Σ|w| + l2·Σw²; grad += l1·sign(w) + 2·l2·w. */
+  penalty(acc: B, grad: B, w: B, N: number, l1: number, l2: number): void;
   /** count[0] += number of rows whose first largest logit is at the int32 target. */
   accuracy_count(count: B, logits: B, target: B, B: number, C: number): void;
 
@@ -115,7 +117,7 @@ export const KERNEL_NAMES = [
   'softmax_backward',
   'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'l1_loss', 'huber_loss', 'bce_loss',
   'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step', 'adamax_step', 'adadelta_step', 'nadam_radam_step',
-  'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'accuracy_count',
+  'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'penalty', 'accuracy_count',
   'dropout_forward', 'dropout_backward',
 ] as const satisfies readonly KernelName[];
 

@@ -12,7 +12,7 @@ export { Linear, type LinearOptions } from './nn/linear.js';
 export { ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax } from './nn/activation.js';
 export { Flatten, Dropout } from './nn/shape.js';
 export { Loss, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, BCELoss, L1Loss, HuberLoss, type CrossEntropyOptions } from './losses.js';
-export { clipGradNorm, clipGradValue } from './optim/clip.js';
+export { clipGradNorm, clipGradValue, applyPenalty, type PenaltyOptions } from './optim/clip.js';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export { Adam, AdamW, type AdamOptions } from './optim/adam.js';

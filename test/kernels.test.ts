@@ -216,6 +216,10 @@ const cases = {
     sizes: ELEMENTWISE_SIZES,
     build: ([n], r) => ({ args: [out(n, randomArray(n, r, 3)), n, -0.5, 1.25], tol: 0 }),
   },
+  penalty: {
+    sizes: [[1], [17], [257], [40_000]],
+    build: ([n], r) => ({ args: [out(1, Float32Array.of(0.5)), out(n, randomArray(n, r)), inp(randomArray(n, r)), n, 0.01, 0.003], tol: TOL.reduction }),
+  },
   accuracy_count: {
     sizes: [[1, 1], [3, 17], [64, 10], [257, 3]],
     build: ([B, C], r) => ({

@@ -1,8 +1,9 @@
-// Gradient clipping, as torch.nn.utils.clip_grad_norm_ and clip_grad_value_: in place, on the backend,
-// over every parameter that requires a gradient.
+// Gradient clipping, as torch.nn.utils.clip_grad_norm_ and clip_grad_value_, and L1/L2 weight penalties: in
+// place, on the backend, over every parameter that requires a gradient.
 import { checkNumber, checkOptions, describe } from '../errors.js';
 import { Parameter } from '../nn/module.js';
-import { empty } from '../tensor.js';
+import { currentBackend } from '../backend.js';
+import { empty, type Tensor } from '../tensor.js';
 
 function gradParams(where: string, params: Iterable<Parameter>): Parameter[] {
   if (params === null || typeof params !== 'object' || typeof (params as Iterable<Parameter>)[Symbol.iterator] !== 'function')
@@ -44,4 +45,26 @@ export function clipGradNorm(params: Iterable<Parameter>, maxNorm: number, optio
 export function clipGradValue(params: Iterable<Parameter>, clipValue: number): void {
   checkNumber('clipGradValue', 'clipValue', clipValue, { min: 0 });
   for (const p of gradParams('clipGradValue', params)) p.grad.backend.k.clamp(p.grad.buf, p.grad.size, -clipValue, clipValue);
+}
+
+export interface PenaltyOptions {
+  l1?: number;
+  l2?: number;
+}
+
+/**
+ * Adds the gradient of the penalty l1·Σ|w| + l2·Σw² to each parameter's gradient (call it after backward) and
+ * returns the penalty's value as a one-element tensor (reading it waits for the queued work). fit applies the
+ * penalties given to compile({ penalties }) this way and reports the loss with them.
+ */
+export function applyPenalty(params: Iterable<Parameter>, options: PenaltyOptions): Tensor {
+  const where = 'applyPenalty';
+  checkOptions(where, options, ['l1', 'l2']);
+  const l1 = checkNumber(where, 'l1', options.l1 ?? 0, { min: 0 });
+  const l2 = checkNumber(where, 'l2', options.l2 ?? 0, { min: 0 });
+  const list = gradParams(where, params);
+  const backend = list.length ? list[0].value.backend : currentBackend();
+  const acc = empty(backend, [1]);
+  for (const p of list) backend.k.penalty(acc.buf, p.grad.buf, p.value.buf, p.value.size, l1, l2);
+  return acc;
 }

@@ -5,8 +5,9 @@
 import type { Backend } from '../backend.js';
 import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.js';
 import { Loss } from '../losses.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import { fmtShape } from '../nn/util.js';
+import { applyPenalty } from '../optim/clip.js';
 import { Optimizer } from '../optim/optimizer.js';
 import { permutation } from '../random.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
@@ -33,17 +34,26 @@ export interface Compiled {
   optimizer: Optimizer<{ lr: number }>;
   loss: Loss;
   metrics: 'accuracy'[];
+  penalties: { params: Parameter[]; l1: number; l2: number }[];
 }
 
 export function compileModel(model: Module, options: CompileOptions): void {
-  checkOptions('compile', options, ['optimizer', 'loss', 'metrics']);
+  checkOptions('compile', options, ['optimizer', 'loss', 'metrics', 'penalties']);
   if (!options) throw new TypeError('compile: expected { optimizer, loss }');
   if (!(options.optimizer instanceof Optimizer)) throw new TypeError(`compile: optimizer must be an optimizer instance (new rg.Adam(model.parameters())), got ${describe(options.optimizer)}`);
   if (!(options.loss instanceof Loss)) throw new TypeError(`compile: loss must be a loss instance (new rg.CrossEntropyLoss()), got ${describe(options.loss)}`);
   const metrics = options.metrics ?? [];
   if (!Array.isArray(metrics)) throw new TypeError(`compile: metrics must be an array, got ${describe(metrics)}`);
   for (const m of metrics) if (m !== 'accuracy') throw new RangeError(`compile: unknown metric '${String(m)}'; known: accuracy`);
-  model.compiled = { optimizer: options.optimizer, loss: options.loss, metrics: [...metrics] };
+  const penalties = options.penalties ?? [];
+  if (!Array.isArray(penalties)) throw new TypeError(`compile: penalties must be an array of { params, l1, l2 }, got ${describe(penalties)}`);
+  const checked = penalties.map((pen, i) => {
+    if (pen === null || typeof pen !== 'object') throw new TypeError(`compile: penalties[${i}] must be { params, l1, l2 }, got ${describe(pen)}`);
+    const { params, ...weights } = pen;
+    checkOptions(`compile (penalties[${i}])`, weights, ['l1', 'l2']);
+    return { params: [...params], l1: checkNumber(`compile (penalties[${i}])`, 'l1', weights.l1 ?? 0, { min: 0 }), l2: checkNumber(`compile (penalties[${i}])`, 'l2', weights.l2 ?? 0, { min: 0 }) };
+  });
+  model.compiled = { optimizer: options.optimizer, loss: options.loss, metrics: [...metrics], penalties: checked };
 }
 
 /** Mini-batches of (x, y) gathered on the backend by an index tensor. */
@@ -185,6 +195,11 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           const loss = lossFn.forward(out, yb);
           model.zeroGrad();
           model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+          for (const pen of compiled.penalties) {
+            const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
+            backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
+            value.dispose();
+          }
           diagnostics?.beforeStep();
           optimizer.step();
           const stepStats = diagnostics?.afterStep();

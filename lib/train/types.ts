@@ -1,6 +1,6 @@
 // Options and results of the Keras-style training conveniences.
 import type { Loss } from '../losses.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import type { DiagnosticsOptions } from './diagnostics.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
@@ -9,6 +9,8 @@ export interface CompileOptions {
   optimizer: Optimizer<{ lr: number }>;
   loss: Loss;
   metrics?: 'accuracy'[];
+  /** L1 / L2 penalties on chosen parameters (e.g. the weights and not the biases), added to the loss and its gradient. */
+  penalties?: { params: Iterable<Parameter>; l1?: number; l2?: number }[];
 }
 
 export type Logs = Record<string, number>;

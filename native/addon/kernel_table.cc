@@ -145,6 +145,9 @@ const std::vector<KernelDef> kTable = {
      RUN { return ok([&] { cpu::clip_by_norm(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1), b(c, 2)); }); }},
     {"clamp", {A::F32, A::Size, A::Float, A::Float}, NEED { return {s[0]}; },
      RUN { return ok([&] { cpu::clamp(pool, f(c, 0), z(c, 0), x(c, 1), x(c, 2)); }); }},
+    // penalty(acc[1], grad[N], w[N], N, l1, l2)
+    {"penalty", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Float}, NEED { return {1, s[0], s[0]}; },
+     RUN { return ok([&] { cpu::penalty(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2)); }); }},
     // accuracy_count(count[1], logits[B,C], target[B] int32, B, C): count += correct
     {"accuracy_count", {A::F32, A::F32, A::I32, A::Size, A::Size}, NEED { return {1, s[0] * s[1], s[0]}; },
      RUN { return ok([&] { cpu::accuracy_count(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1)); }); }},

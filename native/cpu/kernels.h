@@ -96,6 +96,7 @@ Status gather_rows(ThreadPool& pool, void* out, const void* src, const int32_t* 
 void norm_accumulate(ThreadPool& pool, float* acc, const float* x, int64_t N, bool inf_norm);
 void clip_by_norm(ThreadPool& pool, float* x, const float* acc, int64_t N, float max_norm, bool inf_norm);
 void clamp(ThreadPool& pool, float* x, int64_t N, float lo, float hi);
+void penalty(ThreadPool& pool, float* acc, float* grad, const float* w, int64_t N, float l1, float l2);
 void accuracy_count(ThreadPool& pool, float* count, const float* logits, const int32_t* target,
                     int64_t B, int64_t C);
 

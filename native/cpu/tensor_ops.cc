@@ -69,6 +69,16 @@ void clamp(ThreadPool& pool, float* x, int64_t N, float lo, float hi) {
   });
 }
 
+// Weight penalties: acc[0] += l1·Σ|w| + l2·Σw², grad += l1·sign(w) + 2·l2·w (sign(0) = 0).
+void penalty(ThreadPool& pool, float* acc, float* grad, const float* w, int64_t N, float l1, float l2) {
+  const double sum = parallel_sum(pool, N, kGrain, [&](int64_t i) {
+    const float wi = w[i];
+    grad[i] += l1 * static_cast<float>((wi > 0.f) - (wi < 0.f)) + 2.f * l2 * wi;
+    return static_cast<double>(l1) * std::fabs(wi) + static_cast<double>(l2) * wi * wi;
+  });
+  acc[0] += static_cast<float>(sum);
+}
+
 // out[r, :] = src[index[index_offset + r], :] for r < rows; rows of `cols` 4-byte elements.
 Status gather_rows(ThreadPool& pool, void* out, const void* src, const int32_t* index, int64_t rows, int64_t cols,
                    int64_t src_rows, int64_t index_offset) {

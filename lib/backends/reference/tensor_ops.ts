@@ -33,6 +33,14 @@ export function clip_by_norm(x: F, acc: F, N: number, maxNorm: number, infNorm: 
 export function clamp(x: F, N: number, lo: number, hi: number): void {
   for (let i = 0; i < N; i++) x[i] = Math.min(Math.max(x[i], lo), hi);
 }
+export function penalty(acc: F, grad: F, w: F, N: number, l1: number, l2: number): void {
+  let s = 0;
+  for (let i = 0; i < N; i++) {
+    s += l1 * Math.abs(w[i]) + l2 * w[i] * w[i];
+    grad[i] += l1 * Math.sign(w[i]) + 2 * l2 * w[i];
+  }
+  acc[0] += s;
+}
 export function accuracy_count(count: F, logits: F, target: I, B: number, C: number): void {
   let correct = 0;
   for (let b = 0; b < B; b++) {
