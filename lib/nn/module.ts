@@ -6,6 +6,7 @@ import { describe } from '../errors.js';
 import { checkTensor, empty, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
 import type { CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
+import type { DataLoader } from '../data/loader.js';
 import { compileModel, evaluateModel, fitModel, predictModel, predictModelAsync, type Compiled } from '../train/fit.js';
 
 export class Parameter {
@@ -256,7 +257,8 @@ export abstract class Module {
   compile(options: CompileOptions): void {
     compileModel(this, options);
   }
-  fit(x: Tensor, y: Tensor, options?: FitOptions): Promise<History> {
+  /** fit(x, y, options) with tensors, or fit(loader, options) with a DataLoader. */
+  fit(x: Tensor | DataLoader, y?: Tensor | FitOptions, options?: FitOptions): Promise<History> {
     return fitModel(this, x, y, options);
   }
   evaluate(x: Tensor, y: Tensor, options?: EvaluateOptions): Promise<Record<string, number>> {

@@ -14,6 +14,7 @@ import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
 import { GradientDiagnostics } from './diagnostics.js';
 import { Progress } from './progress.js';
+import { DataLoader } from '../data/loader.js';
 import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './types.js';
 
 interface InFlight {
@@ -133,11 +134,49 @@ async function runCallbacks(callbacks: Callback[], fn: (c: Callback) => void | P
   for (const c of callbacks) await fn(c);
 }
 
-export async function fitModel(model: Module, x: Tensor, y: Tensor, options: FitOptions = {}): Promise<History> {
+/** The batches of one epoch, from tensors (gathered on the backend) or from a DataLoader (owned: disposed after use). */
+interface BatchSource {
+  count?: number;
+  epoch(shuffle: boolean): AsyncIterable<[Tensor, Tensor, boolean]>;
+  dispose(): void;
+}
+
+function tensorSource(batches: Batches): BatchSource {
+  return {
+    count: batches.count,
+    async *epoch(shuffle) {
+      batches.begin(shuffle ? permutation(batches.n) : Int32Array.from({ length: batches.n }, (_, i) => i));
+      for (let i = 0; i < batches.count; i++) yield [...batches.get(i), false];
+    },
+    dispose: () => batches.dispose(),
+  };
+}
+
+function loaderSource(loader: DataLoader, backend: Backend): BatchSource {
+  return {
+    count: loader.batchCount,
+    async *epoch() {
+      for await (const { x, y } of loader.batches(backend)) yield [x, y, true];
+    },
+    dispose: () => {},
+  };
+}
+
+export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions?: Tensor | FitOptions, maybeOptions?: FitOptions): Promise<History> {
+  let options: FitOptions;
+  let y: Tensor | undefined;
+  if (x instanceof DataLoader) {
+    if (yOrOptions instanceof Tensor) throw new TypeError('fit: a DataLoader brings its own targets; call fit(loader, options)');
+    options = (yOrOptions as FitOptions | undefined) ?? maybeOptions ?? {};
+  } else {
+    y = yOrOptions as Tensor;
+    options = maybeOptions ?? {};
+  }
   checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics']);
   const compiled = model.compiled;
   if (!compiled) throw new Error('fit: the model is not compiled; call model.compile({ optimizer, loss }) first');
-  const [xt, yt] = checkData('fit', model, x, y);
+  const loader = x instanceof DataLoader ? x : undefined;
+  const [xt, yt] = loader ? [undefined, undefined] : checkData('fit', model, x, y);
   const epochs = checkNumber('fit', 'epochs', options.epochs ?? 1, { min: 1, integer: true });
   const batchSize = checkNumber('fit', 'batchSize', options.batchSize ?? 32, { min: 1, integer: true });
   const verbose = checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });
@@ -150,15 +189,15 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
     if (!Array.isArray(validation) || validation.length !== 2) throw new TypeError('fit: validationData must be [x, y]');
     checkData('fit (validationData)', model, validation[0], validation[1]);
   }
-  if (xt.shape[0] === 0) throw new RangeError('fit: x has no samples');
+  if (xt && xt.shape[0] === 0) throw new RangeError('fit: x has no samples');
 
   const release = claim(model, 'fit');
   const backend = model.backend;
   const { optimizer, loss: lossFn, metrics } = compiled;
   const wantAccuracy = metrics.includes('accuracy');
-  const batches = new Batches(backend, xt, yt, batchSize);
+  const source = loader ? loaderSource(loader, backend) : tensorSource(new Batches(backend, xt!, yt!, batchSize));
   const history: History = { epoch: [], history: {} };
-  const progress = new Progress(verbose, epochs, batches.count);
+  const progress = new Progress(verbose, epochs, source.count ?? 0);
   const correct = empty(backend, [1]);
   const diagnostics = options.diagnostics ? new GradientDiagnostics(model, options.diagnostics) : undefined;
   model.stopTraining = false;
@@ -169,7 +208,6 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
       for (let epoch = 0; epoch < epochs; epoch++) {
         model.train();
         await runCallbacks(callbacks, (c) => c.onEpochBegin?.(epoch, {}));
-        batches.begin(shuffle ? permutation(batches.n) : Int32Array.from({ length: batches.n }, (_, i) => i));
         backend.k.fill(correct.buf, 1, 0);
         progress.epochBegin(epoch);
         let lossSum = 0, seen = 0;
@@ -189,8 +227,9 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
           }
         };
         let inflight: InFlight | undefined;
-        for (let step = 0; step < batches.count; step++) {
-          const [xb, yb] = batches.get(step);
+        let step = 0;
+        for await (const [xb, yb, owned] of source.epoch(shuffle)) {
+          if (xb.backend !== backend) throw new TypeError(`fit: a batch is on '${xb.device}' but the model is on '${backend.name}'`);
           const out = model.forward(xb);
           const loss = lossFn.forward(out, yb);
           model.zeroGrad();
@@ -210,11 +249,18 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
             diagnostics: stepStats,
           };
           // On a synchronous backend reads resolve at once: yield so that timers and I/O still run.
+          if (owned) {
+            // queued kernels keep their storages alive: the loader's tensors can go now
+            xb.dispose();
+            yb.dispose();
+          }
+          step++;
           if (!backend.async) await new Promise((resolve) => setImmediate(resolve));
           if (inflight) await settle(inflight);
           inflight = current;
         }
-        await settle(inflight!);
+        if (!inflight) throw new RangeError('fit: the data gave no batch');
+        await settle(inflight);
         const logs: Logs = { loss: lossSum / seen };
         if (wantAccuracy) logs.accuracy = (await correct.data())[0] / seen;
         if (validation) {
@@ -233,7 +279,7 @@ export async function fitModel(model: Module, x: Tensor, y: Tensor, options: Fit
     }
   } finally {
     progress.stop();
-    batches.dispose();
+    source.dispose();
     correct.dispose();
     diagnostics?.dispose();
     release();

@@ -46,6 +46,7 @@ export class Progress {
   }
 
   batchEnd(step: number, loss: number, accuracy?: number): void {
+    if (this.bar && step > this.bar.getTotal()) this.bar.setTotal(step); // a stream of unknown length
     this.bar?.update(step, { loss: loss.toFixed(4), extra: accuracy === undefined ? '' : `acc ${(100 * accuracy).toFixed(2)}% | ` });
   }
 

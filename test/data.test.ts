@@ -1,0 +1,80 @@
+// Data pipelines: Dataset / IterableDataset / DataLoader batches, the CSV stream, and fit fed by a loader.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cpuAvailable, rg } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'retrograd-data-'));
+
+function blobs(n: number): { x: number[]; y: number }[] {
+  return Array.from({ length: n }, (_, i) => {
+    const c = i % 3;
+    return { x: [c === 0 ? 2 : 0, c === 1 ? 2 : 0, c === 2 ? 2 : 0, Math.sin(i)].map((v, j) => v + 0.3 * Math.cos(i * 7 + j)), y: c };
+  });
+}
+
+describe('datasets and loaders', () => {
+  rg.setBackend(cpuAvailable ? 'cpu' : 'reference');
+
+  it('batches a Dataset: shapes, dtypes, the last batch, dropLast, seeded shuffling and the transform hook', async () => {
+    const ds = new rg.Dataset(blobs(10), { transform: (s) => ({ x: Array.from(s.x, (v) => 2 * v), y: s.y }) });
+    const loader = new rg.DataLoader(ds, { batchSize: 4 });
+    expect(loader.batchCount).toBe(3);
+    const shapes: number[][] = [];
+    for await (const { x, y } of loader) {
+      shapes.push([...x.shape]);
+      expect(y.dtype).toBe('int32');
+    }
+    expect(shapes).toEqual([[4, 4], [4, 4], [2, 4]]);
+    const first = await (async () => { for await (const b of loader) return b; })();
+    expect(first!.x.toArray()[0]).toBeCloseTo(2 * blobs(1)[0].x[0], 5);
+    expect(new rg.DataLoader(ds, { batchSize: 4, dropLast: true }).batchCount).toBe(2);
+    const order = async () => {
+      rg.manualSeed(8);
+      const ys: number[] = [];
+      for await (const { y } of new rg.DataLoader(rg.Dataset.fromArrays(new Float32Array(20), Int32Array.from({ length: 10 }, (_, i) => i), 10), { batchSize: 3, shuffle: true })) ys.push(...y.toArray());
+      return ys;
+    };
+    const a = await order();
+    expect([...a].sort((p, q) => p - q)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(a).not.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(await order()).toEqual(a);
+    const vec = new rg.DataLoader(new rg.Dataset([{ x: [1, 2], y: [0.5, 1] }, { x: [3, 4], y: [1.5, 2] }]), { batchSize: 2 });
+    for await (const { y } of vec) expect(y.shape).toEqual([2, 2]);
+    expect(() => new rg.DataLoader([] as never)).toThrow(/expected a Dataset or an IterableDataset/);
+    const ragged = new rg.DataLoader(new rg.Dataset([{ x: [1, 2], y: 0 }, { x: [3], y: 1 }]), { batchSize: 2 });
+    await expect((async () => { for await (const _ of ragged) { /* consume */ } })()).rejects.toThrow(/sample 1 of the batch has 1 features, the first has 2/);
+  });
+
+  it('streams a CSV file record by record, with clear errors for bad cells', async () => {
+    const path = join(dir, 'blobs.csv');
+    writeFileSync(path, ['a,b,label,c,d', ...blobs(30).map((s) => [s.x[0], s.x[1], s.y, s.x[2], s.x[3]].join(','))].join('\n'));
+    const samples: rg.Sample[] = [];
+    for await (const s of rg.readCSV(path, { label: 'label' })) samples.push(s);
+    expect(samples.length).toBe(30);
+    expect(samples[4].y).toBe(1);
+    expect(Array.from(samples[4].x)).toEqual(blobs(5)[4].x.map((v) => Number(String(v))));
+    const whole = await rg.Dataset.fromCSV(path, { label: 2 });
+    expect(whole.length).toBe(30);
+    writeFileSync(join(dir, 'bad.csv'), 'a,label\n1,0\nx,1\n');
+    await expect((async () => { for await (const _ of rg.readCSV(join(dir, 'bad.csv'), { label: 'label' })) { /* consume */ } })()).rejects.toThrow(/line 3, column 1: 'x' is not a number/);
+    await expect((async () => { for await (const _ of rg.readCSV(path, { label: 'target' })) { /* consume */ } })()).rejects.toThrow(/has no column 'target'/);
+  });
+
+  it('fit trains from a DataLoader over a CSV stream, without keeping the batches', async () => {
+    const path = join(dir, 'train.csv');
+    writeFileSync(path, ['f1,f2,f3,f4,y', ...blobs(300).map((s) => [...s.x, s.y].join(','))].join('\n'));
+    rg.manualSeed(9);
+    const model = new rg.Sequential([new rg.Linear(4, 16), new rg.ReLU(), new rg.Linear(16, 3)]);
+    model.compile({ optimizer: new rg.Adam(model.parameters(), { lr: 0.02 }), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
+    const loader = new rg.DataLoader(rg.readCSV(path, { label: 'y' }), { batchSize: 32 });
+    const counts: number[] = [];
+    const h = await model.fit(loader, { epochs: 8, verbose: 0, callbacks: [{ onEpochEnd: () => { counts.push(rg.memory().tensors); } }] });
+    expect(h.history.loss.at(-1)!).toBeLessThan(h.history.loss[0]);
+    expect(h.history.accuracy.at(-1)!).toBeGreaterThan(0.95);
+    // once the optimizer state and the per-shape buffers exist (and early garbage is collected), the batches come and go
+    expect(Math.max(...counts.slice(2)), JSON.stringify(counts)).toBeLessThanOrEqual(counts[1]);
+    await expect(model.fit(loader, rg.zeros([1]) as never)).rejects.toThrow(/a DataLoader brings its own targets/);
+  });
+});
