@@ -27,3 +27,11 @@ it('the fine-tuning example freezes the first layer and learns the new digits', 
   const accuracy = Number(/test accuracy: ([\d.]+)%/.exec(out)![1]);
   expect(accuracy).toBeGreaterThan(88);
 });
+
+it('the server example keeps answering its health check while it trains', () => {
+  const root = join(import.meta.dirname, '..');
+  const out = execFileSync(process.execPath, [join(root, 'examples', 'server.mjs'), '--check'], { cwd: root, encoding: 'utf8' });
+  const m = /health checks during training: (\d+), median ([\d.]+) ms, p99 ([\d.]+) ms/.exec(out)!;
+  expect(Number(m[1])).toBeGreaterThan(5);
+  expect(Number(m[2])).toBeLessThan(50); // a blocked event loop would hold every check for a whole training step or more
+}, 120_000);
