@@ -1,0 +1,52 @@
+// Memory soak: 10,000 training steps and 100,000 predict calls; the process's RSS and rg.memory() must stay
+// flat. Prints the samples and a verdict (exit code 1 when memory grows).
+//   node bench/soak.mjs [--steps 10000] [--predicts 100000]
+import { parseArgs } from 'node:util';
+import * as rg from 'retrograd';
+
+const { values } = parseArgs({ options: { steps: { type: 'string', default: '10000' }, predicts: { type: 'string', default: '100000' } } });
+const steps = Number(values.steps), predicts = Number(values.predicts);
+const mb = (b) => (b / 2 ** 20).toFixed(1);
+
+rg.setBackend('cpu');
+rg.manualSeed(1);
+const model = new rg.Sequential([new rg.Linear(64, 128), new rg.ReLU(), new rg.Dropout(0.1), new rg.Linear(128, 10)]);
+model.compile({ optimizer: new rg.Adam(model.parameters()), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
+const x = rg.randn([1024, 64]), y = rg.tensor(Int32Array.from({ length: 1024 }, (_, i) => i % 10), [1024]);
+
+const samples = [];
+const sample = (phase, done) => {
+  const m = rg.memory();
+  samples.push({ phase, done, rss: process.memoryUsage().rss, tensors: m.tensors, bytes: m.bytes });
+};
+const perEpoch = 1024 / 32;
+for (let done = 0; done < steps; done += perEpoch * 10) {
+  await model.fit(x, y, { epochs: 10, batchSize: 32, verbose: 0 });
+  sample('train', done + perEpoch * 10);
+}
+const one = rg.tensor(new Float32Array(64), [1, 64]);
+// As a server does, yield to the event loop between requests now and then: Node-API runs the finalizers of
+// collected wrapper objects there (a synchronous loop of 100,000 calls would only defer them).
+for (let done = 0; done < predicts; done += 10000) {
+  for (let i = 0; i < 10000; i++) {
+    model.predict(one).dispose();
+    if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
+  }
+  sample('predict', done + 10000);
+}
+
+for (const s of samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 12)) === 0 || _ === samples.at(-1)))
+  console.log(`${s.phase.padEnd(8)} ${String(s.done).padStart(7)}   rss ${mb(s.rss).padStart(7)} MB   tensors ${String(s.tensors).padStart(5)}   native ${mb(s.bytes)} MB`);
+// Flat: after warm-up (the first quarter of each phase), RSS within 16 MB and the tensor count unchanged.
+let ok = true;
+for (const phase of ['train', 'predict']) {
+  const ss = samples.filter((s) => s.phase === phase);
+  const tail = ss.slice(Math.floor(ss.length / 4));
+  const rssGrowth = tail.at(-1).rss - tail[0].rss;
+  const tensorGrowth = tail.at(-1).tensors - tail[0].tensors;
+  const flat = rssGrowth < 16 * 2 ** 20 && tensorGrowth <= 0;
+  ok &&= flat;
+  console.log(`${phase}: RSS ${rssGrowth >= 0 ? '+' : ''}${mb(rssGrowth)} MB, tensors ${tensorGrowth >= 0 ? '+' : ''}${tensorGrowth} after warm-up → ${flat ? 'flat' : 'GROWING'}`);
+}
+console.log(ok ? 'verdict: memory stays flat' : 'verdict: memory grows');
+process.exitCode = ok ? 0 : 1;

@@ -1,0 +1,14 @@
+// A short memory soak (bench/soak.mjs at a fifth of its length): RSS and native tensors stay flat over
+// 2,000 training steps and 20,000 predict calls.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { cpuAvailable } from './helpers.js';
+
+it.skipIf(!cpuAvailable)('memory stays flat while training and serving', () => {
+  const root = join(import.meta.dirname, '..');
+  const out = execFileSync(process.execPath, [join(root, 'bench', 'soak.mjs'), '--steps', '2000', '--predicts', '20000'], { cwd: root, encoding: 'utf8' });
+  expect(out).toMatch(/train: .* → flat/);
+  expect(out).toMatch(/predict: .* → flat/);
+  expect(out).toMatch(/verdict: memory stays flat/);
+}, 120_000);
