@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `retrograd` command: `retrograd mnist` (the main job: train an MLP on MNIST digits and report its test
-// accuracy) and `retrograd info` (backends, CPU features, threads).
+// The `retrograd` command: `mnist` (the main job: train an MLP on MNIST digits and report its test accuracy),
+// `info` (backends, CPU features, threads), `train <config.json>`, `report <history.json>` and `bench`.
 import { parseArgs } from 'node:util';
 import * as rg from './index.js';
 
@@ -38,6 +38,34 @@ async function mnist(args: string[]): Promise<void> {
   console.log(`test accuracy: ${(100 * accuracy).toFixed(2)}%`);
 }
 
+async function train(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true });
+  if (!positionals[0]) throw new Error('usage: retrograd train <config.json>');
+  const { trainFromConfig } = await import('./train/config.js');
+  await trainFromConfig(positionals[0]);
+}
+
+async function report(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string', short: 'o' } } });
+  if (!positionals[0]) throw new Error('usage: retrograd report <history.json> [-o report.html]');
+  const { readFile, writeFile } = await import('node:fs/promises');
+  const { historyReport } = await import('./report.js');
+  const history = JSON.parse(await readFile(positionals[0], 'utf8')) as rg.History;
+  const out = values.out ?? positionals[0].replace(/\.json$/, '') + '.html';
+  await writeFile(out, historyReport(history));
+  console.log(`wrote ${out}`);
+}
+
+async function bench(args: string[]): Promise<void> {
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
+  if (!existsSync(script)) throw new Error(`the benchmark harness is not here (${script}); it ships with the source repository`);
+  const r = spawnSync(process.execPath, [script, ...args], { stdio: 'inherit' });
+  process.exitCode = r.status ?? 1;
+}
+
 function info(): void {
   for (const b of rg.backends()) {
     console.log(`${b.name}: ${b.available ? 'available' : `unavailable (${b.reason})`}`);
@@ -46,10 +74,16 @@ function info(): void {
 }
 
 const [command = 'help', ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info };
+const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info, train, report, bench };
 const run = commands[command];
 if (!run) {
-  console.log('usage: retrograd mnist [--epochs N] [--backend cpu|reference] [--seed S]\n       retrograd info');
+  console.log(
+    'usage: retrograd mnist [--epochs N] [--backend cpu|reference] [--seed S]   the MNIST demo\n' +
+      '       retrograd info                                                   backends, CPU features, threads\n' +
+      '       retrograd train <config.json>                                    train a model described in JSON\n' +
+      '       retrograd report <history.json> [-o report.html]                 loss and accuracy curves as HTML/SVG\n' +
+      '       retrograd bench [--skip torch,tfjs]                              the benchmark harness',
+  );
   process.exitCode = command === 'help' ? 0 : 1;
 } else {
   Promise.resolve(run(rest)).catch((e: unknown) => {

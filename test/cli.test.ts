@@ -1,0 +1,62 @@
+// The `retrograd` command: info, train from a JSON config (CSV streamed, JSON and binary data), report.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cpuAvailable } from './helpers.js';
+
+const root = join(import.meta.dirname, '..');
+const cli = (...args: string[]) => execFileSync(process.execPath, [join(root, 'dist', 'cli.js'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, RETROGRAD_BACKEND: cpuAvailable ? 'cpu' : 'reference' } });
+const dir = mkdtempSync(join(tmpdir(), 'retrograd-cli-'));
+
+function rows(n: number, offset: number): number[][] {
+  return Array.from({ length: n }, (_, i) => {
+    const c = (i + offset) % 3;
+    return [...[0, 1, 2].map((j) => (j === c ? 2 : 0) + 0.3 * Math.sin(i * 7 + j + offset)), c];
+  });
+}
+
+describe('retrograd command line', () => {
+  it('info lists the backends', () => {
+    expect(cli('info')).toMatch(/^cpu: (available|unavailable)/m);
+    expect(cli('help')).toMatch(/retrograd train <config.json>/);
+  });
+
+  it('train reads a config, streams CSV data, saves the model and the History; report draws it', () => {
+    writeFileSync(join(dir, 'train.csv'), ['a,b,c,label', ...rows(240, 0).map((r) => r.join(','))].join('\n'));
+    writeFileSync(join(dir, 'val.json'), JSON.stringify({ x: rows(60, 1).map((r) => r.slice(0, 3)), y: rows(60, 1).map((r) => r[3]) }));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({
+      model: { type: 'Sequential', layers: [{ type: 'Linear', args: [3, 16] }, { type: 'ReLU' }, { type: 'Linear', args: [16, 3] }] },
+      data: { train: { csv: 'train.csv', label: 'label' }, validation: { json: 'val.json' } },
+      optimizer: { type: 'Adam', lr: 0.02 }, loss: 'CrossEntropyLoss', metrics: ['accuracy'],
+      epochs: 6, batchSize: 32, save: 'model.safetensors', history: 'history.json',
+    }));
+    const out = cli('train', join(dir, 'config.json'));
+    expect(out).toMatch(/epoch 6\/6 .* val_accuracy/);
+    expect(existsSync(join(dir, 'model.safetensors'))).toBe(true);
+    const history = JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8'));
+    expect(history.history.val_accuracy.at(-1)).toBeGreaterThan(0.9);
+    cli('report', join(dir, 'history.json'), '-o', join(dir, 'report.html'));
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(html).not.toMatch(/<script|(src|href)=["']?https?:/); // no script, nothing fetched
+    const curves = [...html.matchAll(/<polyline class="curve" data-series="([^"]+)"[^>]* points="([^"]+)"/g)];
+    expect(curves.map((c) => c[1])).toEqual(['loss', 'val_loss', 'accuracy', 'val_accuracy']);
+    for (const c of curves) expect(c[2].trim().split(' ').length).toBe(6);
+  });
+
+  it('train reads raw binary arrays and rejects unknown optimizers clearly', () => {
+    const data = rows(90, 2);
+    writeFileSync(join(dir, 'x.f32'), Buffer.from(Float32Array.from(data.flatMap((r) => r.slice(0, 3))).buffer));
+    writeFileSync(join(dir, 'y.i32'), Buffer.from(Int32Array.from(data.map((r) => r[3])).buffer));
+    const config = (optimizer: string) => JSON.stringify({
+      model: { type: 'Sequential', layers: [{ type: 'Linear', args: [3, 3] }] }, data: { train: { x: 'x.f32', y: 'y.i32', features: 3 } },
+      optimizer: { type: optimizer, lr: 0.1 }, epochs: 2, history: 'h2.json',
+    });
+    writeFileSync(join(dir, 'bin.json'), config('SGD'));
+    cli('train', join(dir, 'bin.json'));
+    expect(JSON.parse(readFileSync(join(dir, 'h2.json'), 'utf8')).history.loss.length).toBe(2);
+    writeFileSync(join(dir, 'bad.json'), config('Adamm'));
+    expect(() => cli('train', join(dir, 'bad.json'))).toThrow(/unknown optimizer 'Adamm'/);
+  });
+});
