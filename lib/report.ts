@@ -23,7 +23,7 @@ export function lineChart(title: string, series: [string, number[]][], width = 6
   const lines = series.map(([name, v], k) => {
     const pts = v.map((val, i) => `${x(i).toFixed(1)},${y(val).toFixed(1)}`).join(' ');
     return `<polyline class="curve" data-series="${escape(name)}" fill="none" stroke="${COLORS[k % COLORS.length]}" stroke-width="3" points="${pts}"/>` +
-      `<text x="${width - pad.r}" y="${pad.t - 10 + 14 * k}" text-anchor="end" font-size="12" fill="${COLORS[k % COLORS.length]}">${escape(name)}</text>`;
+      `<text x="${width - pad.r - 120 * k}" y="20" text-anchor="end" font-size="12" fill="${COLORS[k % COLORS.length]}">━ ${escape(name)}</text>`;
   }).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="${escape(title)}">` +
     `<text x="${pad.l}" y="20" font-size="14" font-weight="bold">${escape(title)}</text>${grid}` +
