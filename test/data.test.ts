@@ -76,5 +76,15 @@ describe('datasets and loaders', () => {
     // once the optimizer state and the per-shape buffers exist (and early garbage is collected), the batches come and go
     expect(Math.max(...counts.slice(2)), JSON.stringify(counts)).toBeLessThanOrEqual(counts[1]);
     await expect(model.fit(loader, rg.zeros([1]) as never)).rejects.toThrow(/a DataLoader brings its own targets/);
+    // evaluate and validationData take loaders too, and agree with tensors
+    const valRows = blobs(90);
+    const valLoader = new rg.DataLoader(new rg.Dataset(valRows), { batchSize: 25 });
+    const byLoader = await model.evaluate(valLoader);
+    const xv = rg.tensor(valRows.flatMap((r) => r.x), [90, 4]), yv = rg.tensor(Int32Array.from(valRows.map((r) => r.y)), [90]);
+    const byTensors = await model.evaluate(xv, yv, { batchSize: 25 });
+    expect(byLoader.loss).toBeCloseTo(byTensors.loss, 5);
+    expect(byLoader.accuracy).toBe(byTensors.accuracy);
+    const h2 = await model.fit(loader, { epochs: 1, verbose: 0, validationData: valLoader });
+    expect(h2.history.val_loss[0]).toBeGreaterThan(0);
   });
 });

@@ -261,7 +261,8 @@ export abstract class Module {
   fit(x: Tensor | DataLoader, y?: Tensor | FitOptions, options?: FitOptions): Promise<History> {
     return fitModel(this, x, y, options);
   }
-  evaluate(x: Tensor, y: Tensor, options?: EvaluateOptions): Promise<Record<string, number>> {
+  /** evaluate(x, y, options) with tensors, or evaluate(loader) with a DataLoader. */
+  evaluate(x: Tensor | DataLoader, y?: Tensor | EvaluateOptions, options?: EvaluateOptions): Promise<Record<string, number>> {
     return evaluateModel(this, x, y, options);
   }
   predict(x: Tensor, options?: PredictOptions): Tensor {

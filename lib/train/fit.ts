@@ -185,8 +185,8 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const callbacks = options.callbacks ?? [];
   if (!Array.isArray(callbacks)) throw new TypeError(`fit: callbacks must be an array, got ${describe(callbacks)}`);
   const validation = options.validationData;
-  if (validation !== undefined) {
-    if (!Array.isArray(validation) || validation.length !== 2) throw new TypeError('fit: validationData must be [x, y]');
+  if (validation !== undefined && !(validation instanceof DataLoader)) {
+    if (!Array.isArray(validation) || validation.length !== 2) throw new TypeError('fit: validationData must be [x, y] or a DataLoader');
     checkData('fit (validationData)', model, validation[0], validation[1]);
   }
   if (xt && xt.shape[0] === 0) throw new RangeError('fit: x has no samples');
@@ -264,7 +264,9 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         const logs: Logs = { loss: lossSum / seen };
         if (wantAccuracy) logs.accuracy = (await correct.data())[0] / seen;
         if (validation) {
-          const v = await evaluateInner(model, validation[0], validation[1], batchSize);
+          const v = await evaluateInner(model, validation instanceof DataLoader
+            ? loaderSource(validation, backend)
+            : tensorSource(new Batches(backend, validation[0], validation[1], batchSize)));
           for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
         }
         diagnostics?.epochEnd(logs);
@@ -288,44 +290,52 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
 }
 
 /** Mean loss (and accuracy when compiled with it) over (x, y), in eval mode, accumulated on the backend. */
-async function evaluateInner(model: Module, x: Tensor, y: Tensor, batchSize: number): Promise<Logs> {
+/** Mean loss (and accuracy when compiled with it), in eval mode, accumulated on the backend; one read at the end. */
+async function evaluateInner(model: Module, source: BatchSource): Promise<Logs> {
   const compiled = model.compiled!;
   const backend = model.backend;
   const wantAccuracy = compiled.metrics.includes('accuracy');
-  const batches = new Batches(backend, x, y, batchSize);
   const lossSum = empty(backend, [1]);
   const correct = empty(backend, [1]);
   const wasTraining = model.training;
   model.eval();
   try {
-    batches.begin(Int32Array.from({ length: batches.n }, (_, i) => i));
-    for (let step = 0; step < batches.count; step++) {
-      const [xb, yb] = batches.get(step);
+    let n = 0;
+    for await (const [xb, yb, owned] of source.epoch(false)) {
       const out = model.forward(xb);
       const loss = compiled.loss.forward(out, yb);
       backend.k.axpy(lossSum.buf, loss.buf, 1, xb.shape[0]);
       if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('evaluate', out, yb));
+      n += xb.shape[0];
+      if (owned) {
+        xb.dispose();
+        yb.dispose();
+      }
     }
-    const n = Math.max(1, batches.n);
+    n = Math.max(1, n);
     const logs: Logs = { loss: (await lossSum.data())[0] / n };
     if (wantAccuracy) logs.accuracy = (await correct.data())[0] / n;
     return logs;
   } finally {
     model.train(wasTraining);
-    batches.dispose();
+    source.dispose();
     lossSum.dispose();
     correct.dispose();
   }
 }
 
-export async function evaluateModel(model: Module, x: Tensor, y: Tensor, options: EvaluateOptions = {}): Promise<Logs> {
+/** evaluate(x, y, options) with tensors, or evaluate(loader) with a DataLoader. */
+export async function evaluateModel(model: Module, x: Tensor | DataLoader, yOrOptions?: Tensor | EvaluateOptions, maybeOptions?: EvaluateOptions): Promise<Logs> {
+  const loader = x instanceof DataLoader ? x : undefined;
+  if (loader && yOrOptions instanceof Tensor) throw new TypeError('evaluate: a DataLoader brings its own targets; call evaluate(loader)');
+  const options = (loader ? (yOrOptions as EvaluateOptions | undefined) : maybeOptions) ?? {};
   checkOptions('evaluate', options, ['batchSize']);
   if (!model.compiled) throw new Error('evaluate: the model is not compiled; call model.compile({ optimizer, loss }) first');
-  const [xt, yt] = checkData('evaluate', model, x, y);
   const batchSize = checkNumber('evaluate', 'batchSize', options.batchSize ?? 256, { min: 1, integer: true });
+  const source = loader ? loaderSource(loader, model.backend) : tensorSource(new Batches(model.backend, ...checkData('evaluate', model, x, yOrOptions), batchSize));
   const release = claim(model, 'evaluate');
   try {
-    return await evaluateInner(model, xt, yt, batchSize);
+    return await evaluateInner(model, source);
   } finally {
     release();
   }

@@ -1,4 +1,5 @@
 // Options and results of the Keras-style training conveniences.
+import type { DataLoader } from '../data/loader.js';
 import type { Loss } from '../losses.js';
 import type { Module, Parameter } from '../nn/module.js';
 import type { DiagnosticsOptions } from './diagnostics.js';
@@ -30,7 +31,7 @@ export interface FitOptions {
   epochs?: number;
   batchSize?: number;
   shuffle?: boolean;
-  validationData?: [Tensor, Tensor];
+  validationData?: [Tensor, Tensor] | DataLoader;
   callbacks?: Callback[];
   /** 0 silent, 1 a progress bar on a terminal (one line per epoch elsewhere), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
