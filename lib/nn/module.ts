@@ -70,6 +70,16 @@ export class Parameter {
   }
 }
 
+/** Checks that `params` is an iterable of Parameters (`at` names it in messages) and returns them as an array. */
+export function parameterList(where: string, params: unknown, at = 'params'): Parameter[] {
+  if (params === null || typeof params !== 'object' || typeof (params as Iterable<unknown>)[Symbol.iterator] !== 'function')
+    throw new TypeError(`${where}: ${at} must be an array of Parameters (model.parameters()), got ${describe(params)}`);
+  return [...(params as Iterable<unknown>)].map((p, i) => {
+    if (!(p instanceof Parameter)) throw new TypeError(`${where}: ${at}[${i}] is ${describe(p)}, expected a Parameter`);
+    return p;
+  });
+}
+
 export abstract class Module {
   training = true;
   /** Set by a callback to end `fit` after the current epoch. */

@@ -1,18 +1,12 @@
 // Gradient clipping, as torch.nn.utils.clip_grad_norm_ and clip_grad_value_, and L1/L2 weight penalties: in
 // place, on the backend, over every parameter that requires a gradient.
-import { checkNumber, checkOptions, describe } from '../errors.js';
-import { Parameter } from '../nn/module.js';
+import { checkNumber, checkOptions } from '../errors.js';
+import { parameterList, type Parameter } from '../nn/module.js';
 import { currentBackend } from '../backend.js';
 import { empty, type Tensor } from '../tensor.js';
 
 function gradParams(where: string, params: Iterable<Parameter>): Parameter[] {
-  if (params === null || typeof params !== 'object' || typeof (params as Iterable<Parameter>)[Symbol.iterator] !== 'function')
-    throw new TypeError(`${where}: params must be an array of Parameters (model.parameters()), got ${describe(params)}`);
-  const list = [...params];
-  list.forEach((p, i) => {
-    if (!(p instanceof Parameter)) throw new TypeError(`${where}: params[${i}] is ${describe(p)}, expected a Parameter`);
-  });
-  return list.filter((p) => p.requiresGrad);
+  return parameterList(where, params).filter((p) => p.requiresGrad);
 }
 
 /**

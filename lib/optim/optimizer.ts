@@ -1,7 +1,7 @@
 // Optimizer: keeps its state (momentum, moments) as tensors on the parameters' backend and calls one update
 // kernel per parameter at each step(). Parameters with requiresGrad = false are skipped.
 import { checkNumber, checkOptions, describe } from '../errors.js';
-import { Parameter } from '../nn/module.js';
+import { Parameter, parameterList } from '../nn/module.js';
 import { empty, fromHost, type Tensor } from '../tensor.js';
 
 export type ParamState = Record<string, Tensor | number>;
@@ -43,21 +43,14 @@ export abstract class Optimizer<Options extends { lr: number }> {
     if (params === null || typeof params !== 'object' || typeof (params as Iterable<unknown>)[Symbol.iterator] !== 'function')
       throw new TypeError(`${where}: params must be an array of Parameters (model.parameters()) or of parameter groups, got ${describe(params)}`);
     const list = [...(params as Iterable<unknown>)];
-    const checkParams = (ps: unknown[], at: string) =>
-      ps.map((p, i) => {
-        if (!(p instanceof Parameter)) throw new TypeError(`${where}: ${at}[${i}] is ${describe(p)}, expected a Parameter`);
-        return p;
-      });
     let groups: Group<Options>[];
     if (list.length > 0 && list.every(isGroup)) {
       groups = (list as ParamGroup[]).map((g, gi) => {
         const { params: gp, ...overrides } = g;
-        if (gp === null || typeof gp !== 'object' || typeof (gp as Iterable<unknown>)[Symbol.iterator] !== 'function')
-          throw new TypeError(`${where}: group ${gi}'s params must be an array of Parameters`);
-        return { params: checkParams([...(gp as Iterable<unknown>)], `group ${gi} params`), options: { ...options, ...checkOverrides(where, gi, overrides, options) } };
+        return { params: parameterList(where, gp, `group ${gi} params`), options: { ...options, ...checkOverrides(where, gi, overrides, options) } };
       });
     } else {
-      groups = [{ params: checkParams(list, 'params'), options }];
+      groups = [{ params: parameterList(where, list), options }];
     }
     const all = groups.flatMap((g) => g.params);
     if (all.length === 0) throw new RangeError(`${where}: got an empty parameter list`);

@@ -57,7 +57,7 @@ export function compileModel(model: Module, options: CompileOptions): void {
   model.compiled = { optimizer: options.optimizer, loss: options.loss, metrics: [...metrics], penalties: checked };
 }
 
-/** Mini-batches of (x, y) gathered on the backend by an index tensor. */
+/** Mini-batches of x (and y) gathered on the backend by an index tensor. */
 class Batches {
   readonly n: number;
   private readonly ws = new Workspace();
@@ -65,7 +65,7 @@ class Batches {
   constructor(
     private readonly backend: Backend,
     private readonly x: Tensor,
-    private readonly y: Tensor,
+    private readonly y: Tensor | undefined,
     readonly batchSize: number,
   ) {
     this.n = x.shape[0];
@@ -74,16 +74,20 @@ class Batches {
   get count(): number {
     return Math.ceil(this.n / this.batchSize);
   }
-  begin(order: Int32Array): void {
+  /** Starts an epoch in the given row order (default: in order). */
+  begin(order: Int32Array = Int32Array.from({ length: this.n }, (_, i) => i)): void {
     this.index?.dispose();
     this.index = fromHost(this.backend, order, [order.length]);
   }
   get(i: number): [Tensor, Tensor] {
+    return [this.getX(i), this.gather('y', this.y!, i)];
+  }
+  getX(i: number): Tensor {
+    return this.gather('x', this.x, i);
+  }
+  private gather(key: string, src: Tensor, i: number): Tensor {
     const start = i * this.batchSize;
     const rows = Math.min(this.batchSize, this.n - start);
-    return [this.gather('x', this.x, start, rows), this.gather('y', this.y, start, rows)];
-  }
-  private gather(key: string, src: Tensor, start: number, rows: number): Tensor {
     const cols = this.n === 0 ? 0 : src.size / this.n;
     const out = this.ws.get(key, this.backend, [rows, ...src.shape.slice(1)], src.dtype === 'int32' ? 'int32' : 'float');
     out.intRange = src.intRange;
@@ -145,7 +149,7 @@ function tensorSource(batches: Batches): BatchSource {
   return {
     count: batches.count,
     async *epoch(shuffle) {
-      batches.begin(shuffle ? permutation(batches.n) : Int32Array.from({ length: batches.n }, (_, i) => i));
+      batches.begin(shuffle ? permutation(batches.n) : undefined);
       for (let i = 0; i < batches.count; i++) yield [...batches.get(i), false];
     },
     dispose: () => batches.dispose(),
@@ -341,24 +345,14 @@ export async function evaluateModel(model: Module, x: Tensor | DataLoader, yOrOp
   }
 }
 
-/** Runs the model in eval mode over x in batches, handing each batch's output to `take`. */
-function* predictBatches(model: Module, x: Tensor, batchSize: number): Generator<[Tensor, number]> {
-  const n = x.shape[0];
-  const backend = model.backend;
-  const ws = new Workspace();
-  ws.reuse = 1;
-  const index = fromHost(backend, Int32Array.from({ length: n }, (_, i) => i), [n]);
-  const cols = n === 0 ? 0 : x.size / n;
+/** The model's outputs over x, batch by batch (the caller sets eval mode). */
+function* predictBatches(model: Module, x: Tensor, batchSize: number): Generator<Tensor> {
+  const batches = new Batches(model.backend, x, undefined, batchSize);
   try {
-    for (let start = 0; start < n; start += batchSize) {
-      const rows = Math.min(batchSize, n - start);
-      const xb = ws.get('x', backend, [rows, ...x.shape.slice(1)], x.dtype === 'int32' ? 'int32' : 'float');
-      backend.k.gather_rows(xb.buf, x.buf, index.buf, rows, cols, n, start);
-      yield [model.forward(xb), start];
-    }
+    batches.begin();
+    for (let i = 0; i < batches.count; i++) yield model.forward(batches.getX(i));
   } finally {
-    index.dispose();
-    ws.clear();
+    batches.dispose();
   }
 }
 
@@ -389,7 +383,7 @@ export function predictModel(model: Module, x: Tensor, options: PredictOptions =
   model.eval();
   try {
     const parts: [Float32Array | Int32Array, readonly number[]][] = [];
-    for (const [out] of predictBatches(model, xt, batchSize)) parts.push([out.toArray(), out.shape]);
+    for (const out of predictBatches(model, xt, batchSize)) parts.push([out.toArray(), out.shape]);
     return assemble(model, xt, parts);
   } finally {
     release();
@@ -403,7 +397,7 @@ export async function predictModelAsync(model: Module, x: Tensor, options: Predi
   model.eval();
   try {
     const parts: [Float32Array | Int32Array, readonly number[]][] = [];
-    for (const [out] of predictBatches(model, xt, batchSize)) parts.push([await out.data(), out.shape]);
+    for (const out of predictBatches(model, xt, batchSize)) parts.push([await out.data(), out.shape]);
     return assemble(model, xt, parts);
   } finally {
     release();

@@ -16,6 +16,7 @@
 #include "../core/queue.h"
 #include "../core/storage.h"
 #include "../cpu/kernels.h"
+#include "../cpu/simd.h"
 #include "kernel_table.h"
 
 namespace rg::addon {
@@ -343,7 +344,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     Napi::Env env = info.Env();
     auto o = Napi::Object::New(env);
     o.Set("threads", queue_.threads());
-    o.Set("isa", cpu::gemm_isa());
+    o.Set("isa", cpu::isa_name());
     o.Set("physicalCores", physical_core_count());
     auto feats = Napi::Array::New(env);
     uint32_t n = 0;

@@ -351,8 +351,6 @@ RG_INLINE void small_m_rows(const float* A, bool transA, const float* B, float* 
 
 }  // namespace
 
-const char* gemm_isa() { return isa_name(); }
-
 void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
              const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
   if (M <= 0 || N <= 0) return;

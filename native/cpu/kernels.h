@@ -25,8 +25,6 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
 // op(B) [K,N] stored as B[K,N] or, transposed, B[N,K]. beta == 0 never reads C (NaN in C is ignored).
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, const float* B, float beta, float* C);
-// The ISA the gemm micro-kernels were dispatched to at load: "avx512", "avx2" or "portable".
-const char* gemm_isa();
 
 // ---- linear.cc ----
 void linear_forward(ThreadPool& pool, float* out, const float* inp, const float* weight,
