@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The `retrograd` command: `mnist` (the main job: train an MLP on MNIST digits and report its test accuracy),
-// `info` (backends, CPU features, threads), `train <config.json>`, `report <history.json>` and `bench`.
+// `info` (backends, CPU features, threads), `train <config.json>`, `report <history.json>`, `bench` and
+// `check [backend]` (every kernel against the reference).
 import { parseArgs } from 'node:util';
 import * as rg from './index.js';
+import { backendByName, currentBackend, KERNEL_NAMES, type Backend } from './backend.js';
 
 async function mnist(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -66,6 +68,57 @@ async function bench(args: string[]): Promise<void> {
   process.exitCode = r.status ?? 1;
 }
 
+/** Exit codes: 0 every case passed, 1 a case failed (or bad arguments), 2 the backend cannot load. */
+async function check(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { seed: { type: 'string' }, only: { type: 'string' } },
+  });
+  if (positionals.length > 1) throw new Error('usage: retrograd check [backend] [--seed N] [--only kernel1,kernel2]');
+  const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`retrograd check: --seed must be an integer, got '${values.seed}'`);
+  const only = values.only?.split(',').map((k) => k.trim()).filter(Boolean) as rg.KernelName[] | undefined;
+
+  if (only?.length === 0) throw new RangeError(`retrograd check: --only names no kernel, got '${values.only}'`);
+  const unknown = only?.find((k) => !(KERNEL_NAMES as readonly string[]).includes(k));
+  if (unknown !== undefined) throw new RangeError(`retrograd check: unknown kernel '${unknown}' in --only; known: ${KERNEL_NAMES.join(', ')}`);
+
+  const name = positionals[0];
+  const probe = name === undefined ? undefined : rg.backends().find((b) => b.name === name);
+  let backend: Backend;
+  try {
+    if (probe && !probe.available) throw new Error(probe.reason ?? 'unavailable');
+    backend = name === undefined ? currentBackend() : backendByName(name);
+  } catch (e) {
+    console.error(`retrograd check: backend '${name}' cannot be loaded: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 2;
+    return;
+  }
+  console.log(`checking the kernels of backend '${backend.name}' against the reference, seed ${seed}`);
+  const started = performance.now();
+  const summary = rg.summarizeKernelCheck(rg.checkKernels(backend, { only, seed }));
+  const width = Math.max(...summary.map((s) => s.kernel.length));
+  const countWidth = Math.max(...summary.map((s) => `${s.passed}/${s.total}`.length));
+  const num = (x: number) => (x === 0 ? '0' : x.toExponential(1));
+  for (const s of summary) {
+    const verdict = s.passed === s.total ? 'ok  ' : 'FAIL';
+    console.log(`${verdict} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)})`);
+    for (const f of s.failures.slice(0, 5)) {
+      const what = f.message ? `threw: ${f.message}` : `output ${f.output}: error ${num(f.error)} > tol ${num(f.tol)}`;
+      console.log(`       sizes [${f.sizes.join(', ')}] (case seed ${f.seed}) ${what}`);
+    }
+    if (s.failures.length > 5) console.log(`       … and ${s.failures.length - 5} more`);
+  }
+  const failed = summary.filter((s) => s.passed < s.total);
+  const cases = summary.reduce((n, s) => n + s.total, 0);
+  const bad = summary.reduce((n, s) => n + s.total - s.passed, 0);
+  const time = `${((performance.now() - started) / 1000).toFixed(1)}s`;
+  if (failed.length === 0) console.log(`all ${summary.length} kernels passed: ${cases} cases on '${backend.name}' in ${time}, seed ${seed}`);
+  else console.log(`${bad} of ${cases} cases failed, in ${failed.length} of ${summary.length} kernels (${failed.map((s) => s.kernel).join(', ')}), seed ${seed}`);
+  process.exitCode = failed.length === 0 ? 0 : 1;
+}
+
 function info(): void {
   for (const b of rg.backends()) {
     console.log(`${b.name}: ${b.available ? 'available' : `unavailable (${b.reason})`}`);
@@ -74,7 +127,7 @@ function info(): void {
 }
 
 const [command = 'help', ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info, train, report, bench };
+const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info, train, report, bench, check };
 const run = commands[command];
 if (!run) {
   console.log(
@@ -82,7 +135,8 @@ if (!run) {
       '       retrograd info                                                   backends, CPU features, threads\n' +
       '       retrograd train <config.json>                                    train a model described in JSON\n' +
       '       retrograd report <history.json> [-o report.html]                 loss and accuracy curves as HTML/SVG\n' +
-      '       retrograd bench [--skip torch,tfjs]                              the benchmark harness',
+      '       retrograd bench [--skip torch,tfjs]                              the benchmark harness\n' +
+      '       retrograd check [backend] [--seed N] [--only k1,k2]              every kernel against the reference',
   );
   process.exitCode = command === 'help' ? 0 : 1;
 } else {

@@ -24,6 +24,8 @@ export {
   type OneCycleOptions, type PlateauOptions,
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
+export type { KernelName } from './backend.js';
+export { checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions } from './train/callbacks.js';
 export type { DiagnosticsOptions } from './train/diagnostics.js';
 export type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';

@@ -1,5 +1,5 @@
-// The `retrograd` command: info, train from a JSON config (CSV streamed, JSON and binary data), report.
-import { execFileSync } from 'node:child_process';
+// The `retrograd` command: info, train from a JSON config (CSV streamed, JSON and binary data), report, check.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,5 +58,22 @@ describe('retrograd command line', () => {
     expect(JSON.parse(readFileSync(join(dir, 'h2.json'), 'utf8')).history.loss.length).toBe(2);
     writeFileSync(join(dir, 'bad.json'), config('Adamm'));
     expect(() => cli('train', join(dir, 'bad.json'))).toThrow(/unknown optimizer 'Adamm'/);
+  });
+
+  it.skipIf(!cpuAvailable)('check runs the chosen kernels of a backend against the reference', () => {
+    const out = cli('check', 'cpu', '--only', 'relu_forward,matmul', '--seed', '3');
+    expect(out).toMatch(/^ok +matmul +\d+\/\d+ cases +worst error \S+ \(tol 1\.0e-4\)$/m);
+    expect(out).toMatch(/^ok +relu_forward /m);
+    expect(out).toMatch(/^all 2 kernels passed: \d+ cases on 'cpu' .*seed 3$/m);
+  });
+
+  it('check exits 2 for a backend that cannot load and 1 for an unknown kernel, saying why', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [join(root, 'dist', 'cli.js'), ...args], { cwd: root, encoding: 'utf8' });
+    const missing = run('check', 'tpu');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/backend 'tpu' cannot be loaded: .*unknown backend 'tpu'; known: cpu, cuda, reference/);
+    const unknown = run('check', 'reference', '--only', 'relu');
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown kernel 'relu' in --only/);
   });
 });

@@ -1,0 +1,384 @@
+// The kernel conformance check: every kernel of the contract (lib/backend.ts) on a backend against the
+// reference, on fresh random data with awkward sizes (1, 3, 17, 257, non-square, odd GEMM shapes). It ships in
+// dist/ so a GPU machine can run it without the test tools (`retrograd check cuda`); test/kernels.test.ts runs
+// the same table under vitest.
+//
+// Outputs that a kernel overwrites start poisoned with NaN (a kernel that skips an element fails); outputs
+// that accumulate start from the same random values on both backends. Each output is compared normwise
+// (relError) against the case's tolerance (TOL, lib/check/numerics.ts).
+import { backendByName, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
+import '../backends/index.js'; // registers the backends, so a name resolves without going through lib/index.ts
+import { mulberry32 } from '../data/split.js';
+import { randomArray, relError, TOL } from './numerics.js';
+
+/**
+ * One argument of a kernel call: an input's host data, an output (poisoned with NaN unless `init` gives its
+ * starting values, for outputs that accumulate or update in place), or a size, scalar, flag or null buffer.
+ */
+export type ArgSpec =
+  | { kind: 'in'; data: Float32Array | Int32Array }
+  | { kind: 'out'; size: number; init?: Float32Array }
+  | null
+  | number
+  | boolean;
+
+export interface Built {
+  args: ArgSpec[];
+  tol: number;
+}
+/** A kernel's sizes to try (each a list of dimensions and flags) and how to build its arguments for one. */
+export interface KernelCase {
+  sizes: number[][];
+  build(s: number[], r: () => number): Built;
+}
+
+const inp = (data: Float32Array | Int32Array): ArgSpec => ({ kind: 'in', data });
+const out = (size: number, init?: Float32Array): ArgSpec => ({ kind: 'out', size, init });
+export const ELEMENTWISE_SIZES = [[1], [3], [17], [64], [257], [40_000]];
+
+function elementwise(forwardOf: 'input' | 'output', scale = 3): Pick<KernelCase, 'sizes'> & { fwd: KernelCase; bwd: KernelCase } {
+  return {
+    sizes: ELEMENTWISE_SIZES,
+    fwd: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r, scale)), n], tol: TOL.elementwise }) },
+    bwd: {
+      sizes: ELEMENTWISE_SIZES,
+      build: ([n], r) => ({
+        args: [out(n), inp(randomArray(n, r)), inp(forwardOf === 'output' ? randomArray(n, r, 0.5, 0.5) : randomArray(n, r, scale)), n],
+        tol: TOL.elementwise,
+      }),
+    },
+  };
+}
+const relu = elementwise('input');
+const sigmoid = elementwise('output', 12);
+const tanh = elementwise('output');
+const gelu = elementwise('input', 5);
+
+export const MATMUL_SIZES = [[1, 1, 1], [3, 17, 5], [64, 64, 64], [257, 3, 31], [7, 255, 1], [33, 300, 129], [2, 520, 300], [5, 33, 700], [97, 65, 513]];
+/**
+ * GEMM shapes that a tiled kernel gets wrong first: edges that are no tile multiple on either side of a tile
+ * (1023, 1025, 129, 257), K larger than one tile and very long K (a split-K path), tall-skinny and short-wide
+ * products, matrix-vector (M or N of 1) and rank-1 (K of 1), each with its own transposition flags. About 0.5
+ * GFLOP in all, ~1.2 s on the reference backend (measured single-threaded, 0.4–0.5 GFMA/s).
+ */
+export const MATMUL_LARGE_SIZES = [
+  [512, 512, 512, 0, 0], [512, 512, 512, 1, 1], [1023, 1025, 127, 0, 1], [129, 257, 1031, 1, 0], [129, 257, 1031, 1, 1],
+  [2048, 3, 1000, 0, 0], [3, 2048, 1000, 1, 1], [1, 4097, 513, 0, 1], [4097, 1, 513, 1, 0], [3, 5, 8191, 0, 0],
+  [1000, 1000, 1, 0, 0], [65, 4096, 64, 1, 0],
+];
+export const LINEAR_SIZES = [[1, 1, 1], [1, 784, 256], [3, 17, 5], [5, 100, 37], [64, 33, 10], [257, 64, 3], [64, 784, 256], [100, 300, 130]];
+
+/** The case table, one entry per kernel of the contract. */
+export const cases = {
+  matmul: {
+    // [M, N, K, transA, transB]: the small shapes with every transposition, then the large ones
+    sizes: [...MATMUL_SIZES.flatMap((s) => [[...s, 0, 0], [...s, 1, 0], [...s, 0, 1], [...s, 1, 1]]), ...MATMUL_LARGE_SIZES],
+    build: ([M, N, K, ta, tb], r) => {
+      const accumulate = (M + N + ta) % 2 === 1;
+      return {
+        args: [out(M * N, accumulate ? randomArray(M * N, r) : undefined), inp(randomArray(M * K, r)), inp(randomArray(K * N, r)), M, N, K, ta === 1, tb === 1, accumulate ? 0.5 : 1, accumulate ? 0.75 : 0],
+        tol: TOL.reduction,
+      };
+    },
+  },
+  linear_forward: {
+    // [B, C, OC, bias?, act]: every shape with and without bias, and each epilogue activation
+    sizes: LINEAR_SIZES.flatMap((s) => [[...s, 1, 0], [...s, 0, 0], [...s, 1, 1], [...s, 1, 2]]),
+    build: ([B, C, OC, bias, act], r) => ({
+      args: [out(B * OC), inp(randomArray(B * C, r)), inp(randomArray(OC * C, r)), bias ? inp(randomArray(OC, r)) : null, B, C, OC, act, 0.1],
+      tol: TOL.reduction,
+    }),
+  },
+  linear_backward: {
+    // [B, C, OC, all outputs?, accumulate?]
+    sizes: LINEAR_SIZES.flatMap((s) => [[...s, 1, 1], [...s, 0, 1], [...s, 1, 0]]),
+    build: ([B, C, OC, all, acc], r) => ({
+      args: [
+        all ? out(B * C) : null,
+        acc ? out(OC * C, randomArray(OC * C, r)) : out(OC * C),
+        all ? (acc ? out(OC, randomArray(OC, r)) : out(OC)) : null,
+        inp(randomArray(B * OC, r)), inp(randomArray(B * C, r)), inp(randomArray(OC * C, r)), B, C, OC, acc === 1,
+      ],
+      tol: TOL.reduction,
+    }),
+  },
+  act_bias_backward: {
+    // [B, OC, act, accumulate?, with dz?]
+    sizes: [[1, 1, 1, 1, 1], [3, 17, 2, 0, 1], [64, 256, 1, 1, 0], [257, 3, 0, 0, 1], [2, 5000, 1, 1, 1]],
+    build: ([B, OC, act, acc, withDz], r) => ({
+      args: [withDz ? out(B * OC) : null, acc ? out(OC, randomArray(OC, r)) : out(OC), inp(randomArray(B * OC, r)), inp(randomArray(B * OC, r)), B, OC, act, 0.2, acc === 1],
+      tol: TOL.reduction,
+    }),
+  },
+  relu_forward: relu.fwd,
+  relu_backward: relu.bwd,
+  leaky_relu_forward: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), n, 0.07], tol: TOL.elementwise }) },
+  leaky_relu_backward: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), inp(randomArray(n, r)), n, 0.07], tol: TOL.elementwise }) },
+  sigmoid_forward: sigmoid.fwd,
+  sigmoid_backward: sigmoid.bwd,
+  tanh_forward: tanh.fwd,
+  tanh_backward: tanh.bwd,
+  gelu_forward: gelu.fwd,
+  gelu_backward: gelu.bwd,
+  softmax_forward: {
+    sizes: [[1, 1], [3, 17], [64, 10], [257, 3], [2, 5000]],
+    // large logits: the row maximum must be subtracted
+    build: ([B, C], r) => ({ args: [out(B * C), inp(randomArray(B * C, r, 50, B > 60 ? 500 : 0)), B, C], tol: TOL.elementwise }),
+  },
+  softmax_backward: {
+    sizes: [[1, 1], [3, 17], [64, 10], [257, 3]],
+    build: ([B, C], r) => ({ args: [out(B * C), inp(randomArray(B * C, r)), inp(randomArray(B * C, r, 0.5, 0.5)), B, C], tol: TOL.reduction }),
+  },
+  mse_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r)), inp(randomArray(n, r)), n], tol: TOL.reduction }),
+  },
+  cross_entropy_loss: {
+    sizes: [[1, 1, 1], [3, 17, 1], [64, 10, 1], [257, 3, 1], [4, 5, 7], [2, 3, 257]],
+    build: ([B, C, D], r) => {
+      const target = Int32Array.from({ length: B * D }, (_, i) => (i % 5 === 4 ? -100 : Math.floor(r() * C)));
+      return { args: [out(1), out(B * C * D), inp(randomArray(B * C * D, r, 20)), inp(target), B, C, D, -100], tol: TOL.reduction };
+    },
+  },
+  bce_with_logits_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r, 30)), inp(randomArray(n, r, 0.5, 0.5)), n], tol: TOL.reduction }),
+  },
+  l1_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r)), inp(randomArray(n, r)), n], tol: TOL.reduction }),
+  },
+  huber_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r, 2)), inp(randomArray(n, r)), n, 0.7], tol: TOL.reduction }),
+  },
+  bce_loss: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(1), out(n), inp(randomArray(n, r, 0.499, 0.5)), inp(randomArray(n, r, 0.5, 0.5)), n], tol: TOL.reduction }),
+  },
+  sgd_step: {
+    // [n, momentum?, nesterov?, firstStep?, maximize?]
+    sizes: [[1, 0, 0, 1, 0], [17, 1, 0, 1, 0], [257, 1, 0, 0, 0], [257, 1, 1, 0, 1], [40_000, 1, 0, 0, 0], [64, 0, 0, 0, 1]],
+    build: ([n, mom, nest, first, max], r) => ({
+      args: [out(n, randomArray(n, r)), mom ? out(n, randomArray(n, r)) : null, inp(randomArray(n, r)), n, 0.05, mom ? 0.9 : 0, nest ? 0 : 0.1, 0.01, nest === 1, max === 1, first === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  adam_step: {
+    // [n, step, amsgrad?, decoupled?, maximize?]
+    sizes: [[1, 1, 0, 0, 0], [17, 3, 1, 0, 0], [257, 10, 0, 1, 0], [257, 2, 1, 1, 1], [40_000, 5, 0, 0, 0]],
+    build: ([n, step, ams, dec, max], r) => ({
+      args: [
+        out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1)), out(n, randomArray(n, r, 0.05, 0.05)),
+        ams ? out(n, randomArray(n, r, 0.05, 0.05)) : null, inp(randomArray(n, r)),
+        n, 0.01, 0.9, 0.999, 1e-8, 0.02, step, ams === 1, dec === 1, max === 1,
+      ],
+      tol: TOL.elementwise,
+    }),
+  },
+  rmsprop_step: {
+    // [n, centered?, momentum?, maximize?]
+    sizes: [[1, 0, 0, 0], [17, 1, 0, 0], [257, 0, 1, 1], [257, 1, 1, 0], [40_000, 1, 1, 0]],
+    build: ([n, cen, mom, max], r) => ({
+      args: [
+        out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.05, 0.1)), cen ? out(n, randomArray(n, r, 0.01)) : null,
+        mom ? out(n, randomArray(n, r, 0.1)) : null, inp(randomArray(n, r)), n, 0.01, 0.9, 1e-8, 0.01, mom ? 0.9 : 0, cen === 1, max === 1,
+      ],
+      tol: TOL.elementwise,
+    }),
+  },
+  adagrad_step: {
+    sizes: [[1, 0], [17, 1], [257, 0], [40_000, 1]],
+    build: ([n, max], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1, 0.2)), inp(randomArray(n, r)), n, 0.05, 1e-10, 0.01, max === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  adamax_step: {
+    sizes: [[1, 1, 0], [17, 3, 1], [257, 10, 0], [40_000, 2, 1]],
+    build: ([n, step, max], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1)), out(n, randomArray(n, r, 0.05, 0.1)), inp(randomArray(n, r)), n, 0.01, 0.9, 0.999, 1e-8, 0.01, step, max === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  adadelta_step: {
+    sizes: [[1, 0], [17, 1], [257, 0], [40_000, 1]],
+    build: ([n, max], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.05, 0.1)), out(n, randomArray(n, r, 0.05, 0.1)), inp(randomArray(n, r)), n, 1, 0.9, 1e-6, 0.01, max === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  nadam_radam_step: {
+    // [n, radam?, rectified?]
+    sizes: [[1, 0, 0], [17, 1, 0], [257, 1, 1], [40_000, 0, 0], [40_000, 1, 1]],
+    build: ([n, radam, rect], r) => ({
+      args: [out(n, randomArray(n, r)), out(n, randomArray(n, r, 0.1)), out(n, randomArray(n, r, 0.05, 0.1)), inp(randomArray(n, r)), n, 0.9, 0.999, 1e-8, 0.01, 0.3, 0.002, 0.01, radam === 1, rect === 1],
+      tol: TOL.elementwise,
+    }),
+  },
+  fill: { sizes: ELEMENTWISE_SIZES, build: ([n]) => ({ args: [out(n), n, 2.5], tol: 0 }) },
+  copy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), n], tol: 0 }) },
+  axpy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n, randomArray(n, r)), inp(randomArray(n, r)), n, -0.3], tol: TOL.elementwise }) },
+  gather_rows: {
+    sizes: [[1, 1, 1, 0], [3, 17, 5, 2], [64, 784, 100, 7], [257, 3, 300, 0]],
+    build: ([rows, cols, srcRows, offset], r) => ({
+      args: [out(rows * cols), inp(randomArray(srcRows * cols, r)), inp(Int32Array.from({ length: offset + rows }, () => Math.floor(r() * srcRows))), rows, cols, srcRows, offset],
+      tol: 0,
+    }),
+  },
+  norm_accumulate: {
+    // [n, infNorm?]
+    sizes: [[1, 0], [17, 1], [257, 0], [40_000, 0], [40_000, 1]],
+    build: ([n, inf], r) => ({ args: [out(1, Float32Array.of(inf ? 0.5 : 3)), inp(randomArray(n, r)), n, inf === 1], tol: TOL.reduction }),
+  },
+  clip_by_norm: {
+    // [n, infNorm?, acc]: acc small enough that nothing is clipped, or large
+    sizes: [[1, 0, 0.01], [17, 1, 0.2], [257, 0, 900], [40_000, 1, 30]],
+    build: ([n, inf, acc], r) => ({ args: [out(n, randomArray(n, r)), inp(Float32Array.of(acc)), n, 1.5, inf === 1], tol: TOL.elementwise }),
+  },
+  clamp: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(n, randomArray(n, r, 3)), n, -0.5, 1.25], tol: 0 }),
+  },
+  penalty: {
+    sizes: [[1], [17], [257], [40_000]],
+    build: ([n], r) => ({ args: [out(1, Float32Array.of(0.5)), out(n, randomArray(n, r)), inp(randomArray(n, r)), n, 0.01, 0.003], tol: TOL.reduction }),
+  },
+  accuracy_count: {
+    sizes: [[1, 1], [3, 17], [64, 10], [257, 3]],
+    build: ([B, C], r) => ({
+      args: [out(1, Float32Array.of(5)), inp(randomArray(B * C, r)), inp(Int32Array.from({ length: B }, () => Math.floor(r() * C))), B, C],
+      tol: 0,
+    }),
+  },
+  dropout_forward: {
+    sizes: [[1, 0.5], [17, 0], [257, 0.3], [40_000, 0.5], [64, 1]],
+    build: ([n, p], r) => ({ args: [out(n), out(n), inp(randomArray(n, r)), n, p, Math.floor(r() * 2 ** 31)], tol: 0 }),
+  },
+  dropout_backward: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), inp(Float32Array.from({ length: n }, () => (r() < 0.5 ? 0 : 2))), n], tol: 0 }),
+  },
+} satisfies Record<KernelName, KernelCase>;
+
+/**
+ * Runs kernel `name` on backend `b` with arguments built from `args` and returns a copy of each output, in
+ * argument order. Overwritten outputs start as NaN; every buffer is disposed before returning.
+ */
+export function runKernel(b: Backend, name: KernelName, args: ArgSpec[]): HostArray[] {
+  const made: Buf[] = [];
+  try {
+    const bufs = args.map((a) => {
+      if (a === null || typeof a !== 'object') return a;
+      const buf = b.fromHost(a.kind === 'in' ? a.data : a.init ? Float32Array.from(a.init) : new Float32Array(a.size).fill(NaN));
+      made.push(buf);
+      return buf;
+    });
+    (b.k[name] as (...x: unknown[]) => void)(...bufs);
+    const outs: HostArray[] = [];
+    args.forEach((a, i) => {
+      if (a !== null && typeof a === 'object' && a.kind === 'out') outs.push(b.read(bufs[i] as Buf));
+    });
+    return outs;
+  } finally {
+    for (const buf of made) b.dispose(buf);
+  }
+}
+
+export interface KernelCheckOptions {
+  /** Kernels to check (default: all). */
+  only?: readonly KernelName[];
+  /** Case i of every kernel draws its data from mulberry32(seed + i); default derived from Date.now(). */
+  seed?: number;
+  /** Multiplies a kernel's tolerances (e.g. for a backend documented as less exact); exact kernels stay exact. */
+  tolScale?: Partial<Record<KernelName, number>>;
+}
+
+/** One output of one case; a case that threw has one row with output null, error Infinity and the message. */
+export interface KernelCheckResult {
+  kernel: KernelName;
+  sizes: number[];
+  output: number | null;
+  error: number;
+  tol: number;
+  ok: boolean;
+  /** The seed this case's data came from (mulberry32), to rebuild it with `cases[kernel].build`. */
+  seed: number;
+  message?: string;
+}
+
+/**
+ * Every case of every kernel (or of `options.only`) on `backend` (a backend or its name: 'cpu', 'cuda') and on
+ * the reference, compared output by output. Throws only for bad arguments or a backend that cannot load; a
+ * failing kernel, or one that throws, gives rows with ok false (and the message).
+ */
+export function checkKernels(backend: Backend | string, options: KernelCheckOptions = {}): KernelCheckResult[] {
+  if (typeof backend === 'string') backend = backendByName(backend);
+  if (backend === null || typeof backend !== 'object' || typeof backend.k !== 'object')
+    throw new TypeError(`checkKernels: expected a backend or a backend name, got ${backend === null ? 'null' : typeof backend}`);
+  const reference = backendByName('reference');
+  const only = options.only ?? KERNEL_NAMES;
+  if (!Array.isArray(only)) throw new TypeError(`checkKernels: options.only must be an array of kernel names, got ${typeof only}`);
+  for (const name of only) {
+    if (!(KERNEL_NAMES as readonly string[]).includes(name))
+      throw new RangeError(`checkKernels: unknown kernel '${String(name)}' in options.only; known: ${KERNEL_NAMES.join(', ')}`);
+  }
+  const seed = options.seed ?? Date.now() % 2 ** 31;
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`checkKernels: options.seed must be an integer, got ${seed}`);
+  for (const [name, s] of Object.entries(options.tolScale ?? {})) {
+    if (!(KERNEL_NAMES as readonly string[]).includes(name))
+      throw new RangeError(`checkKernels: unknown kernel '${name}' in options.tolScale; known: ${KERNEL_NAMES.join(', ')}`);
+    if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s))
+      throw new RangeError(`checkKernels: options.tolScale.${name} must be a positive number, got ${String(s)}`);
+  }
+
+  const rows: KernelCheckResult[] = [];
+  for (const kernel of KERNEL_NAMES) {
+    if (!only.includes(kernel)) continue;
+    const c: KernelCase = cases[kernel];
+    const scale = options.tolScale?.[kernel] ?? 1;
+    c.sizes.forEach((sizes, si) => {
+      const caseSeed = seed + si;
+      let tol = 0;
+      try {
+        const built = c.build(sizes, mulberry32(caseSeed));
+        tol = built.tol * scale;
+        const want = runKernel(reference, kernel, built.args);
+        const got = runKernel(backend, kernel, built.args);
+        want.forEach((w, output) => {
+          const error = relError(got[output] ?? [], w);
+          rows.push({ kernel, sizes, output, error, tol, ok: error <= tol, seed: caseSeed });
+        });
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        rows.push({ kernel, sizes, output: null, error: Infinity, tol, ok: false, seed: caseSeed, message });
+      }
+    });
+  }
+  return rows;
+}
+
+export interface KernelCheckSummary {
+  kernel: KernelName;
+  /** Cases (sizes) whose every output passed, of `total`. */
+  passed: number;
+  total: number;
+  /** The row furthest over (or nearest to) its tolerance, by error / tol. */
+  worst: KernelCheckResult;
+  failures: KernelCheckResult[];
+}
+
+/** checkKernels' rows grouped by kernel, in the contract's order. */
+export function summarizeKernelCheck(rows: readonly KernelCheckResult[]): KernelCheckSummary[] {
+  // a NaN error (NaN on both sides where the norms differ) ranks with Infinity
+  const ratio = (r: KernelCheckResult) => (Number.isNaN(r.error) ? Infinity : r.error === 0 ? 0 : r.tol > 0 ? r.error / r.tol : Infinity);
+  const byKernel = new Map<KernelName, KernelCheckResult[]>();
+  for (const r of rows) byKernel.set(r.kernel, [...(byKernel.get(r.kernel) ?? []), r]);
+  return KERNEL_NAMES.filter((k) => byKernel.has(k)).map((kernel) => {
+    const mine = byKernel.get(kernel)!;
+    const caseOk = new Map<number[], boolean>();
+    for (const r of mine) caseOk.set(r.sizes, (caseOk.get(r.sizes) ?? true) && r.ok);
+    const worst = mine.reduce((a, b) => (ratio(b) > ratio(a) ? b : a));
+    return { kernel, passed: [...caseOk.values()].filter(Boolean).length, total: caseOk.size, worst, failures: mine.filter((r) => !r.ok) };
+  });
+}
