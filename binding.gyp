@@ -14,6 +14,7 @@
         "native/cpu/optim.cc",
         "native/cpu/tensor_ops.cc",
         "native/cpu/dropout.cc",
+        "native/cpu/device.cc",
         "native/addon/kernel_table.cc",
         "native/addon/addon.cc"
       ],

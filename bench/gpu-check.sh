@@ -4,6 +4,7 @@
 #   0. the device (else one line "no CUDA device: …" and exit 1), the driver, Node.js;
 #   1. the built files;
 #   2. kernel conformance: node dist/cli.js check cuda;
+#   2b. the runtime: node test/gpu/runtime.mjs (allocator, out of memory, kernel failures, TF32, GC);
 #   3. training: node bench/gpu-train-check.mjs (accuracy, memory per epoch, cuda vs cpu steps);
 #   4. benchmark: node bench/gpu.mjs against PyTorch on the same card;
 #   5. a summary LAST: each step's result and time, then the benchmark table.
@@ -68,6 +69,8 @@ if [ -f .device/env.sh ]; then
   # shellcheck disable=SC1091
   . .device/env.sh >/dev/null
 fi
+# the runtime packages travel in .device/node_modules (bench/gpu-pack.sh) where npm has not installed them
+if [ ! -e node_modules ] && [ -d .device/node_modules ]; then ln -s .device/node_modules node_modules; fi
 if ! command -v node >/dev/null 2>&1; then
   echo "no Node.js: neither .device/env.sh nor node on the PATH"
   exit 1
@@ -90,9 +93,10 @@ timeout 60 node --input-type=module -e "
 record "1 built files" PASS "$((SECONDS - t0))"
 
 # ---- 2. to 4. ----
-run_step "2 kernel conformance (check cuda)" 100 node dist/cli.js check cuda
-run_step "3 training check" 90 node --expose-gc bench/gpu-train-check.mjs
-run_step "4 benchmark vs PyTorch" 230 node bench/gpu.mjs --out "$OUTDIR" --mnist --torch-timeout 150
+run_step "2 kernel conformance (check cuda)" 60 node dist/cli.js check cuda
+run_step "2b runtime (allocator, errors, tf32)" 60 node --expose-gc test/gpu/runtime.mjs
+run_step "3 training check" 60 node --expose-gc bench/gpu-train-check.mjs
+run_step "4 benchmark vs PyTorch" 170 node bench/gpu.mjs --out "$OUTDIR" --epochs 3 --budget 10 --gemm "${GPU_GEMM_SIZES:-2048,4096}" --torch-timeout 100
 
 # ---- 5. the summary, LAST ----
 echo

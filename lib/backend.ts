@@ -1,13 +1,13 @@
 // The kernel contract: every kernel once, with its shapes and semantics. Three implementations follow it:
-// `reference` (pure TypeScript, lib/backends/reference/), `cpu` (native C++, native/cpu/) and, later,
-// `cuda`. Each kernel writes into outputs the caller provides (outputs first, then inputs, then sizes, then
-// scalars), so a layer allocates its buffers once per batch shape.
+// `reference` (pure TypeScript, lib/backends/reference/), `cpu` (native C++, native/cpu/) and `cuda`
+// (native/cuda/, the same addon layer over CUDA kernels). Each kernel writes into outputs the caller provides
+// (outputs first, then inputs, then sizes, then scalars), so a layer allocates its buffers once per batch shape.
 //
 // Gradient contract: parameter gradients (dweight, dbias) ACCUMULATE (+=); everything else OVERWRITES.
 // Dimensions: B rows, C input features, OC output features, N elements.
 import { RetrogradError } from './errors.js';
 
-/** A backend's storage handle: a typed array on `reference`, a native storage on `cpu`. */
+/** A backend's storage handle: a typed array on `reference`, a native storage on `cpu` and `cuda`. */
 export type Buf = { readonly __brand: 'Buf' };
 export type DType = 'float32' | 'int32' | 'float64';
 type B = Buf;
@@ -149,8 +149,11 @@ export interface Backend {
   sync(): void;
   syncAsync(): Promise<void>;
   dispose(buf: Buf): void;
-  memory(): { tensors: number; bytes: number };
+  /** Live tensors and their bytes; device backends add the bytes in use and cached by their allocator. */
+  memory(): { tensors: number; bytes: number; deviceBytesInUse?: number; deviceBytesCached?: number };
   info(): BackendInfo;
+  /** Backends with tensor cores take the matmul precision (rg.setMatmulPrecision); others ignore it. */
+  setMatmulPrecision?(precision: 'highest' | 'tf32'): void;
 }
 
 // ---- the registry ----
@@ -172,8 +175,21 @@ export function backendByName(name: string): Backend {
   const entry = loaders.get(name);
   if (!entry) throw new RangeError(`setBackend: unknown backend '${String(name)}'; known: ${[...loaders.keys()].join(', ')}`);
   const b = entry.load();
+  b.setMatmulPrecision?.(matmulPrecision);
   loaded.set(name, b);
   return b;
+}
+
+let matmulPrecision: 'highest' | 'tf32' = 'highest';
+/** Like torch.set_float32_matmul_precision: 'highest' (exact float32) or 'tf32' (tensor cores on GPUs that have them). */
+export function setMatmulPrecision(precision: 'highest' | 'tf32'): void {
+  if (precision !== 'highest' && precision !== 'tf32')
+    throw new RangeError(`setMatmulPrecision: expected 'highest' or 'tf32', got ${String(precision)}`);
+  matmulPrecision = precision;
+  for (const b of loaded.values()) b.setMatmulPrecision?.(precision);
+}
+export function getMatmulPrecision(): 'highest' | 'tf32' {
+  return matmulPrecision;
 }
 
 /** Every backend with whether it can run here and why not. */

@@ -2,7 +2,7 @@
 import './backends/index.js';
 import { currentBackend } from './backend.js';
 
-export { backends, getBackend, setBackend, type BackendInfo } from './backend.js';
+export { backends, getBackend, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';
 export { RetrogradError, type ErrorCode } from './errors.js';
 export { manualSeed } from './random.js';
 export { Tensor, tensor, zeros, randn } from './tensor.js';
@@ -35,19 +35,8 @@ export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transf
 export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint } from './io/model.js';
 export { encodeSafetensors, decodeSafetensors, type StTensor } from './io/safetensors.js';
 
-/** Live tensors and bytes of the current backend; device figures are 0 until a GPU backend is in use. */
+/** Live tensors and bytes of the current backend, and on a GPU the device memory its allocator holds. */
 export function memory(): { tensors: number; bytes: number; deviceBytesInUse: number; deviceBytesCached: number } {
   const m = currentBackend().memory();
-  return { tensors: m.tensors, bytes: m.bytes, deviceBytesInUse: 0, deviceBytesCached: 0 };
-}
-
-let matmulPrecision: 'highest' | 'tf32' = 'highest';
-/** Like torch.set_float32_matmul_precision: 'highest' (exact float32) or 'tf32' (tensor cores on GPUs that have them). */
-export function setMatmulPrecision(precision: 'highest' | 'tf32'): void {
-  if (precision !== 'highest' && precision !== 'tf32')
-    throw new RangeError(`setMatmulPrecision: expected 'highest' or 'tf32', got ${String(precision)}`);
-  matmulPrecision = precision;
-}
-export function getMatmulPrecision(): 'highest' | 'tf32' {
-  return matmulPrecision;
+  return { tensors: m.tensors, bytes: m.bytes, deviceBytesInUse: m.deviceBytesInUse ?? 0, deviceBytesCached: m.deviceBytesCached ?? 0 };
 }

@@ -4,24 +4,9 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { KERNEL_NAMES, nativeLoadError, type Backend, type BackendInfo, type Buf, type DType, type HostArray, type Kernels } from '../backend.js';
+import { nativeLoadError, type Backend, type BackendInfo } from '../backend.js';
 import { RetrogradError } from '../errors.js';
-
-interface NativeAddon {
-  kernels: string[];
-  napiVersion: number;
-  setErrorClass(ctor: unknown): void;
-  alloc(dtype: 'float32' | 'int32', size: number): Buf;
-  fromHost(data: Float32Array | Int32Array): Buf;
-  write(buf: Buf, data: Float32Array | Int32Array): void;
-  read(buf: Buf): Float32Array | Int32Array;
-  readAsync(buf: Buf): Promise<Float32Array | Int32Array>;
-  sync(): void;
-  syncAsync(): Promise<void>;
-  run(kernel: number, ...args: unknown[]): void;
-  info(): { threads: number; isa: string; features: string[] };
-  memory(): { tensors: number; bytes: number };
-}
+import { missingKernels, NativeBackend, type NativeAddon } from './native.js';
 
 /** The package root: lib/backends/ and dist/backends/ both sit two levels below it. */
 export const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -37,7 +22,7 @@ export function loadCpuAddon(): NativeAddon {
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeAddon;
     const a = nodeGypBuild(packageRoot);
-    const missing = KERNEL_NAMES.filter((k) => !a.kernels.includes(k));
+    const missing = missingKernels(a);
     if (missing.length) throw new Error(`the addon is out of date: it lacks the kernels ${missing.join(', ')}`);
     a.setErrorClass(RetrogradError);
     addon = a;
@@ -55,52 +40,8 @@ export function loadCpuAddon(): NativeAddon {
   }
 }
 
-class CpuBackend implements Backend {
-  readonly name = 'cpu';
-  readonly floatType = 'float32';
-  readonly async = true;
-  readonly k: Kernels;
-  constructor(private readonly a: NativeAddon) {
-    const k: Record<string, (...args: unknown[]) => void> = {};
-    a.kernels.forEach((name, index) => {
-      k[name] = (...args: unknown[]) => a.run(index, ...args);
-    });
-    this.k = k as unknown as Kernels;
-  }
-  alloc(dtype: DType, size: number): Buf {
-    return this.a.alloc(dtype === 'int32' ? 'int32' : 'float32', size);
-  }
-  fromHost(data: HostArray): Buf {
-    return this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data);
-  }
-  write(buf: Buf, data: HostArray): void {
-    this.a.write(buf, data instanceof Float64Array ? Float32Array.from(data) : data);
-  }
-  read(buf: Buf): HostArray {
-    return this.a.read(buf);
-  }
-  readAsync(buf: Buf): Promise<HostArray> {
-    return this.a.readAsync(buf);
-  }
-  sync(): void {
-    this.a.sync();
-  }
-  syncAsync(): Promise<void> {
-    return this.a.syncAsync();
-  }
-  dispose(buf: Buf): void {
-    (buf as unknown as { dispose(): void }).dispose();
-  }
-  memory() {
-    return this.a.memory();
-  }
-  info(): BackendInfo {
-    return { name: 'cpu', available: true, detail: { ...this.a.info(), napiVersion: this.a.napiVersion } };
-  }
-}
-
 export function createCpuBackend(): Backend {
-  return new CpuBackend(loadCpuAddon());
+  return new NativeBackend('cpu', loadCpuAddon());
 }
 
 export function probeCpu(): BackendInfo {

@@ -1,4 +1,5 @@
-// The Node-API boundary of the CPU backend. It unpacks and checks every argument (types, dtypes, lengths,
+// The Node-API boundary of the native backends (the CPU addon, and the CUDA addon built from the same source
+// with native/cuda/ behind core/device.h). It unpacks and checks every argument (types, dtypes, lengths,
 // null and disposed handles) against the kernel table, then queues the kernel on this environment's
 // command queue; reads wait for the queue. It never does arithmetic and never terminates the process: every
 // failure becomes a JavaScript RetrogradError with a stable `code`.
@@ -13,10 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "../core/device.h"
 #include "../core/queue.h"
 #include "../core/storage.h"
-#include "../cpu/kernels.h"
-#include "../cpu/simd.h"
 #include "kernel_table.h"
 
 namespace rg::addon {
@@ -66,20 +66,23 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   DType dtype_ = DType::F32;
 };
 
-// An asynchronous read: a command queued in order copies the storage into a host snapshot (so later
-// commands may overwrite the storage at once); a libuv worker waits for that command, off the main thread,
-// and the promise resolves with the snapshot. With no storage it only waits (syncAsync).
+// An asynchronous read: a command queued in order starts copying the storage into a host buffer (so later
+// commands may overwrite the storage at once); a libuv worker waits for that command and for the copy to land,
+// off the main thread, and the promise resolves with the data. With no storage it waits for the device to
+// finish everything queued (syncAsync).
 class ReadWorker : public Napi::AsyncWorker {
  public:
   ReadWorker(Napi::Env env, CommandQueue& queue, StoragePtr storage)
       : Napi::AsyncWorker(env, "retrograd.read"), deferred_(Napi::Promise::Deferred::New(env)), queue_(queue),
-        snapshot_(std::make_shared<std::vector<char>>()), dtype_(storage ? storage->dtype() : DType::F32),
-        has_storage_(storage != nullptr) {
-    auto snapshot = snapshot_;
-    seq_ = queue_.enqueue([storage, snapshot](ThreadPool&) {
-      if (storage) snapshot->assign(static_cast<const char*>(storage->raw()), static_cast<const char*>(storage->raw()) + storage->bytes());
-      return Status::Ok();
-    });
+        dtype_(storage ? storage->dtype() : DType::F32), has_storage_(storage != nullptr) {
+    if (storage) {
+      host_ = device::host_buffer(storage->bytes());
+      if (!host_) throw make_error(env, "OUT_OF_MEMORY", "read: could not allocate " + std::to_string(storage->bytes()) + " bytes of host memory");
+      auto host = host_;
+      seq_ = queue_.enqueue([storage, host](ThreadPool&) { return device::download(*host, *storage); });
+    } else {
+      seq_ = queue_.enqueue([](ThreadPool&) { return device::fence(); });
+    }
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -87,6 +90,7 @@ class ReadWorker : public Napi::AsyncWorker {
   void Execute() override {
     queue_.wait_for(seq_);
     status_ = queue_.take_error();
+    if (status_.ok() && host_) status_ = device::finish(*host_);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -98,9 +102,9 @@ class ReadWorker : public Napi::AsyncWorker {
       deferred_.Resolve(env.Undefined());
       return;
     }
-    const size_t n = snapshot_->size() / 4;
+    const size_t n = host_->bytes() / 4;
     auto ab = Napi::ArrayBuffer::New(env, n * 4);
-    if (n) std::memcpy(ab.Data(), snapshot_->data(), n * 4);
+    if (n) std::memcpy(ab.Data(), host_->data(), n * 4);
     if (dtype_ == DType::F32) deferred_.Resolve(Napi::Float32Array::New(env, n, ab, 0));
     else deferred_.Resolve(Napi::Int32Array::New(env, n, ab, 0));
   }
@@ -109,7 +113,7 @@ class ReadWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   CommandQueue& queue_;
-  std::shared_ptr<std::vector<char>> snapshot_;
+  std::shared_ptr<device::HostBuffer> host_;
   DType dtype_;
   bool has_storage_;
   uint64_t seq_ = 0;
@@ -118,7 +122,9 @@ class ReadWorker : public Napi::AsyncWorker {
 
 class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
  public:
-  RetrogradAddon(Napi::Env env, Napi::Object exports) : queue_(default_thread_count()) {
+  // A device addon's queue thread only launches work: it needs no pool.
+  RetrogradAddon(Napi::Env env, Napi::Object exports)
+      : available_(device::init()), queue_(device::kHostStorage ? default_thread_count() : 1) {
     storage_ctor_ = Napi::Persistent(NativeStorage::define(env));
     auto names = Napi::Array::New(env, kernel_table().size());
     for (size_t i = 0; i < kernel_table().size(); i++) names.Set(static_cast<uint32_t>(i), kernel_table()[i].name);
@@ -136,6 +142,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                              InstanceMethod<&RetrogradAddon::run>("run"),
                              InstanceMethod<&RetrogradAddon::info>("info"),
                              InstanceMethod<&RetrogradAddon::memory>("memory"),
+                             InstanceMethod<&RetrogradAddon::set_matmul_precision>("setMatmulPrecision"),
                          });
   }
 
@@ -159,10 +166,17 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   StoragePtr create(Napi::Env env, DType dtype, double size, const char* where) {
     if (!(size >= 0 && size <= 4e9 && std::floor(size) == size))
       throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": size must be an integer in [0, 4e9], got " + std::to_string(size));
+    if (!available_.ok()) throw make_error(env, code_name(available_.code), std::string(where) + ": " + available_.message);
     StoragePtr s = Storage::create(dtype, static_cast<size_t>(size));
-    if (!s)
+    if (!s) {
+      std::string detail;
+      if (!device::kHostStorage) {
+        device::Memory m = device::memory();
+        detail = " of device memory (in use: " + std::to_string(m.in_use) + " bytes; the allocator's cache was emptied and the allocation retried)";
+      }
       throw make_error(env, "OUT_OF_MEMORY", std::string(where) + ": could not allocate " +
-                                                 std::to_string(static_cast<double>(size) * 4) + " bytes");
+                                                 std::to_string(static_cast<int64_t>(size) * 4) + " bytes" + detail);
+    }
     return s;
   }
 
@@ -181,7 +195,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     if (info.Length() < 2 || !info[1].IsNumber())
       throw make_error(env, "INVALID_ARGUMENT", "alloc: expected (dtype, size)");
     DType dtype = parse_dtype(env, info[0], "alloc");
-    return wrap(env, create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc"));
+    StoragePtr s = create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc");
+    if (!device::kHostStorage && s->bytes()) queue_.enqueue([s](ThreadPool&) { return device::zero(*s); });
+    return wrap(env, std::move(s));
   }
 
   static void typed_array_of(Napi::Env env, const Napi::Value& v, const char* where, DType* dtype, const void** data,
@@ -203,8 +219,20 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     size_t n;
     typed_array_of(env, info.Length() ? info[0] : env.Undefined(), "fromHost", &dtype, &data, &n);
     StoragePtr s = create(env, dtype, static_cast<double>(n), "fromHost");
-    if (n) std::memcpy(s->raw(), data, n * 4);
+    if (device::kHostStorage) {
+      if (n) std::memcpy(s->raw(), data, n * 4);
+    } else if (n) {
+      upload(env, s, data, n * 4, "fromHost");
+    }
     return wrap(env, std::move(s));
+  }
+
+  // Queues dst ← data through a host buffer that holds a copy taken now.
+  void upload(Napi::Env env, const StoragePtr& dst, const void* data, size_t bytes, const char* where) {
+    std::shared_ptr<device::HostBuffer> host = device::host_buffer(bytes);
+    if (!host) throw make_error(env, "OUT_OF_MEMORY", std::string(where) + ": could not allocate " + std::to_string(bytes) + " bytes of host memory");
+    std::memcpy(host->data(), data, bytes);
+    queue_.enqueue([dst, host](ThreadPool&) { return device::upload(*dst, *host); });
   }
 
   StoragePtr storage_arg(Napi::Env env, const Napi::Value& v, const std::string& where) {
@@ -226,11 +254,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     typed_array_of(env, info[1], "write", &dtype, &data, &n);
     if (dtype != s->dtype() || n != s->size())
       throw make_error(env, "INVALID_ARGUMENT", "write: expected " + std::to_string(s->size()) + " elements of the storage's dtype, got " + std::to_string(n));
-    auto bytes = std::make_shared<std::vector<char>>(static_cast<const char*>(data), static_cast<const char*>(data) + n * 4);
-    queue_.enqueue([s, bytes](ThreadPool&) {
-      if (!bytes->empty()) std::memcpy(s->raw(), bytes->data(), bytes->size());
-      return Status::Ok();
-    });
+    if (n) upload(env, s, data, n * 4, "write");
   }
 
   void throw_if_failed(Napi::Env env, const Status& s) {
@@ -241,10 +265,19 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   Napi::Value read(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     StoragePtr s = storage_arg(env, info.Length() ? info[0] : env.Undefined(), "read");
-    throw_if_failed(env, queue_.sync());
     size_t n = s->size();
     auto ab = Napi::ArrayBuffer::New(env, n * 4);
-    if (n) std::memcpy(ab.Data(), s->raw(), n * 4);
+    if (device::kHostStorage) {
+      throw_if_failed(env, queue_.sync());
+      if (n) std::memcpy(ab.Data(), s->raw(), n * 4);
+    } else {
+      std::shared_ptr<device::HostBuffer> host = device::host_buffer(n * 4);
+      if (!host) throw make_error(env, "OUT_OF_MEMORY", "read: could not allocate " + std::to_string(n * 4) + " bytes of host memory");
+      queue_.wait_for(queue_.enqueue([s, host](ThreadPool&) { return device::download(*host, *s); }));
+      throw_if_failed(env, queue_.take_error());
+      throw_if_failed(env, device::finish(*host));
+      if (n) std::memcpy(ab.Data(), host->data(), n * 4);
+    }
     if (s->dtype() == DType::F32) return Napi::Float32Array::New(env, n, ab, 0);
     return Napi::Int32Array::New(env, n, ab, 0);
   }
@@ -258,7 +291,20 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     return p;
   }
 
-  void sync(const Napi::CallbackInfo& info) { throw_if_failed(info.Env(), queue_.sync()); }
+  void sync(const Napi::CallbackInfo& info) {
+    if (!device::kHostStorage) queue_.enqueue([](ThreadPool&) { return device::fence(); });
+    throw_if_failed(info.Env(), queue_.sync());
+  }
+
+  // setMatmulPrecision('highest' | 'tf32'): applies to the products queued after it.
+  void set_matmul_precision(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string p = info.Length() && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    if (p != "highest" && p != "tf32")
+      throw make_error(env, "INVALID_ARGUMENT", "setMatmulPrecision: expected 'highest' or 'tf32'");
+    bool tf32 = p == "tf32";
+    queue_.enqueue([tf32](ThreadPool&) { return device::set_matmul_tf32(tf32); });
+  }
 
   Napi::Value sync_async(const Napi::CallbackInfo& info) {
     auto* w = new ReadWorker(info.Env(), queue_, nullptr);
@@ -343,17 +389,29 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   Napi::Value info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto o = Napi::Object::New(env);
+    o.Set("available", available_.ok());
+    if (!available_.ok()) {
+      o.Set("reason", available_.message);
+      return o;
+    }
     o.Set("threads", queue_.threads());
-    o.Set("isa", cpu::isa_name());
-    o.Set("physicalCores", physical_core_count());
-    auto feats = Napi::Array::New(env);
-    uint32_t n = 0;
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("sse4.2")) feats.Set(n++, "sse4.2");
-    if (__builtin_cpu_supports("avx2")) feats.Set(n++, "avx2");
-    if (__builtin_cpu_supports("fma")) feats.Set(n++, "fma");
-    if (__builtin_cpu_supports("avx512f")) feats.Set(n++, "avx512f");
-    o.Set("features", feats);
+    for (const device::Fact& f : device::describe()) {
+      if (f.kind == device::Fact::Number) {
+        o.Set(f.key, f.number);
+      } else if (f.kind == device::Fact::Text) {
+        o.Set(f.key, f.text);
+      } else {
+        auto list = Napi::Array::New(env);
+        uint32_t n = 0;
+        for (size_t at = 0; at < f.text.size();) {
+          size_t comma = f.text.find(',', at);
+          if (comma == std::string::npos) comma = f.text.size();
+          list.Set(n++, f.text.substr(at, comma - at));
+          at = comma + 1;
+        }
+        o.Set(f.key, list);
+      }
+    }
     return o;
   }
 
@@ -361,9 +419,13 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     auto o = Napi::Object::New(info.Env());
     o.Set("tensors", static_cast<double>(memory_stats().storages.load()));
     o.Set("bytes", static_cast<double>(memory_stats().bytes.load()));
+    device::Memory m = device::memory();
+    o.Set("deviceBytesInUse", static_cast<double>(m.in_use));
+    o.Set("deviceBytesCached", static_cast<double>(m.cached));
     return o;
   }
 
+  Status available_;
   CommandQueue queue_;
   Napi::FunctionReference storage_ctor_;
 };

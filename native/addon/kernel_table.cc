@@ -1,6 +1,16 @@
 #include "kernel_table.h"
 
+#include <type_traits>
+
+// One table, two addons: the CPU addon binds it to native/cpu/, the CUDA addon (built with RETROGRAD_CUDA)
+// to native/cuda/, whose kernels have the same names and arguments.
+#ifdef RETROGRAD_CUDA
+#include "../cuda/kernels.h"
+namespace K = rg::cuda;
+#else
 #include "../cpu/kernels.h"
+namespace K = rg::cpu;
+#endif
 
 namespace rg::addon {
 
@@ -16,13 +26,17 @@ void* raw(Call& c, int i) { return c.buf[i]->raw(); }
 int64_t z(const Call& c, int i) { return static_cast<int64_t>(c.s[i]); }
 float x(const Call& c, int i) { return static_cast<float>(c.s[i]); }
 bool b(const Call& c, int i) { return c.s[i] != 0; }
-cpu::Activation act(const Call& c, int i) { return static_cast<cpu::Activation>(static_cast<int>(c.s[i])); }
+K::Activation act(const Call& c, int i) { return static_cast<K::Activation>(static_cast<int>(c.s[i])); }
 
-// A kernel that cannot fail at run time.
+// Runs a kernel: one that returns a Status reports it, one that returns nothing cannot fail.
 template <typename F>
 Status ok(F&& f) {
-  f();
-  return Status::Ok();
+  if constexpr (std::is_same_v<decltype(f()), Status>) {
+    return f();
+  } else {
+    f();
+    return Status::Ok();
+  }
 }
 
 #define RUN [](ThreadPool & pool, Call & c) -> Status
@@ -35,128 +49,128 @@ const std::vector<KernelDef> kTable = {
     // matmul(out[M,N], a, b, M, N, K, transA, transB, alpha, beta): out = alpha·op(a)·op(b) + beta·out
     {"matmul", {A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool, A::Bool, A::Float, A::Float},
      NEED { return {s[0] * s[1], s[0] * s[2], s[2] * s[1]}; },
-     RUN { return ok([&] { cpu::gemm(pool, b(c, 3), b(c, 4), z(c, 0), z(c, 1), z(c, 2), x(c, 5), f(c, 1), f(c, 2), x(c, 6), f(c, 0)); }); }},
+     RUN { return ok([&] { K::gemm(pool, b(c, 3), b(c, 4), z(c, 0), z(c, 1), z(c, 2), x(c, 5), f(c, 1), f(c, 2), x(c, 6), f(c, 0)); }); }},
     // linear_forward(out[B,OC], inp[B,C], weight[OC,C], bias[OC]?, B, C, OC, act, slope): act in the epilogue
     {"linear_forward", {A::F32, A::F32, A::F32, A::F32Opt, A::Size, A::Size, A::Size, A::Act, A::Float},
      NEED { return {s[0] * s[2], s[0] * s[1], s[2] * s[1], s[2]}; },
-     RUN { return ok([&] { cpu::linear_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), z(c, 2), act(c, 3), x(c, 4)); }); }},
+     RUN { return ok([&] { K::linear_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), z(c, 2), act(c, 3), x(c, 4)); }); }},
     // linear_backward(dinp[B,C]?, dweight[OC,C]?, dbias[OC]?, dout[B,OC], inp[B,C], weight[OC,C], B, C, OC, accumulate)
     {"linear_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool},
      NEED { return {s[0] * s[1], s[2] * s[1], s[2], s[0] * s[2], s[0] * s[1], s[2] * s[1]}; },
-     RUN { return ok([&] { cpu::linear_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2), b(c, 3)); }); }},
+     RUN { return ok([&] { K::linear_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2), b(c, 3)); }); }},
     // act_bias_backward(dz[B,OC]?, dbias[OC]?, dout[B,OC], out[B,OC], B, OC, act, slope, accumulate)
     {"act_bias_backward", {A::F32Opt, A::F32Opt, A::F32, A::F32, A::Size, A::Size, A::Act, A::Float, A::Bool},
      NEED { return {s[0] * s[1], s[1], s[0] * s[1], s[0] * s[1]}; },
-     RUN { return ok([&] { cpu::act_bias_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), act(c, 2), x(c, 3), b(c, 4)); }); }},
+     RUN { return ok([&] { K::act_bias_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), act(c, 2), x(c, 3), b(c, 4)); }); }},
 
     {"relu_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::relu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+     RUN { return ok([&] { K::relu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
     {"relu_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::relu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+     RUN { return ok([&] { K::relu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
     {"leaky_relu_forward", {A::F32, A::F32, A::Size, A::Float}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::leaky_relu_forward(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1)); }); }},
+     RUN { return ok([&] { K::leaky_relu_forward(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1)); }); }},
     {"leaky_relu_backward", {A::F32, A::F32, A::F32, A::Size, A::Float}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::leaky_relu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1)); }); }},
+     RUN { return ok([&] { K::leaky_relu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1)); }); }},
     {"sigmoid_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::sigmoid_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+     RUN { return ok([&] { K::sigmoid_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
     {"sigmoid_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::sigmoid_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+     RUN { return ok([&] { K::sigmoid_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
     {"tanh_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::tanh_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+     RUN { return ok([&] { K::tanh_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
     {"tanh_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::tanh_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+     RUN { return ok([&] { K::tanh_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
     {"gelu_forward", {A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::gelu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
+     RUN { return ok([&] { K::gelu_forward(pool, f(c, 0), f(c, 1), z(c, 0)); }); }},
     {"gelu_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::gelu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+     RUN { return ok([&] { K::gelu_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
     // softmax_forward(out[B,C], inp[B,C], B, C); softmax_backward(dinp, dout, out, B, C)
     {"softmax_forward", {A::F32, A::F32, A::Size, A::Size}, NEED { return {s[0] * s[1], s[0] * s[1]}; },
-     RUN { return ok([&] { cpu::softmax_forward(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1)); }); }},
+     RUN { return ok([&] { K::softmax_forward(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1)); }); }},
     {"softmax_backward", {A::F32, A::F32, A::F32, A::Size, A::Size},
      NEED { return {s[0] * s[1], s[0] * s[1], s[0] * s[1]}; },
-     RUN { return ok([&] { cpu::softmax_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), z(c, 1)); }); }},
+     RUN { return ok([&] { K::softmax_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), z(c, 1)); }); }},
 
     // mse_loss(loss[1], dpred[N], pred[N], target[N], N)
     {"mse_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::mse_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+     RUN { return ok([&] { K::mse_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
     // cross_entropy_loss(loss[1], dlogits[B,C,D], logits[B,C,D], target[B,D] int32, B, C, D, ignoreIndex)
     {"cross_entropy_loss", {A::F32, A::F32, A::F32, A::I32, A::Size, A::Size, A::Size, A::Int},
      NEED { return {1, s[0] * s[1] * s[2], s[0] * s[1] * s[2], s[0] * s[2]}; },
-     RUN { return cpu::cross_entropy_loss(pool, f(c, 0), f(c, 1), f(c, 2), i32(c, 3), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+     RUN { return K::cross_entropy_loss(pool, f(c, 0), f(c, 1), f(c, 2), i32(c, 3), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
     {"bce_with_logits_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::bce_with_logits_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+     RUN { return ok([&] { K::bce_with_logits_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
     {"l1_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::l1_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
+     RUN { return ok([&] { K::l1_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }); }},
     // huber_loss(loss[1], dpred[N], pred[N], target[N], N, delta)
     {"huber_loss", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float}, NEED { return {1, s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::huber_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1)); }); }},
+     RUN { return ok([&] { K::huber_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1)); }); }},
     {"bce_loss", {A::F32, A::F32, A::F32, A::F32, A::Size}, NEED { return {1, s[0], s[0], s[0]}; },
-     RUN { return cpu::bce_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }},
+     RUN { return K::bce_loss(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0)); }},
 
     // sgd_step(param[N], momentumBuf[N]?, grad[N], N, lr, momentum, dampening, weightDecay, nesterov,
     //          maximize, firstStep)
     {"sgd_step", {A::F32, A::F32Opt, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Bool, A::Bool, A::Bool},
      NEED { return {s[0], s[2] != 0 ? s[0] : 0, s[0]}; },
-     RUN { return ok([&] { cpu::sgd_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), b(c, 5), b(c, 6), b(c, 7)); }); }},
+     RUN { return ok([&] { K::sgd_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), b(c, 5), b(c, 6), b(c, 7)); }); }},
     // adam_step(param, expAvg, expAvgSq, maxExpAvgSq?, grad, N, lr, beta1, beta2, eps, weightDecay, step,
     //           amsgrad, decoupled, maximize)
     {"adam_step", {A::F32, A::F32, A::F32, A::F32Opt, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Size, A::Bool, A::Bool, A::Bool},
      NEED { return {s[0], s[0], s[0], s[7] != 0 ? s[0] : 0, s[0]}; },
-     RUN { return ok([&] { cpu::adam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7), b(c, 8), b(c, 9)); }); }},
+     RUN { return ok([&] { K::adam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7), b(c, 8), b(c, 9)); }); }},
 
     // rmsprop_step(param, squareAvg, gradAvg?, momentumBuf?, grad, N, lr, alpha, eps, weightDecay, momentum,
     //              centered, maximize)
     {"rmsprop_step", {A::F32, A::F32, A::F32Opt, A::F32Opt, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Bool, A::Bool},
      NEED { return {s[0], s[0], s[6] != 0 ? s[0] : 0, s[5] > 0 ? s[0] : 0, s[0]}; },
-     RUN { return ok([&] { cpu::rmsprop_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), b(c, 6), b(c, 7)); }); }},
+     RUN { return ok([&] { K::rmsprop_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), b(c, 6), b(c, 7)); }); }},
     // adagrad_step(param, stateSum, grad, N, clr, eps, weightDecay, maximize)
     {"adagrad_step", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Bool},
      NEED { return {s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::adagrad_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), b(c, 4)); }); }},
+     RUN { return ok([&] { K::adagrad_step(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2), x(c, 3), b(c, 4)); }); }},
 
     // adamax_step(param, expAvg, expInf, grad, N, lr, beta1, beta2, eps, weightDecay, step, maximize)
     {"adamax_step", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Size, A::Bool},
      NEED { return {s[0], s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::adamax_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7)); }); }},
+     RUN { return ok([&] { K::adamax_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), z(c, 6), b(c, 7)); }); }},
     // adadelta_step(param, squareAvg, accDelta, grad, N, lr, rho, eps, weightDecay, maximize)
     {"adadelta_step", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Bool},
      NEED { return {s[0], s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::adadelta_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), b(c, 5)); }); }},
+     RUN { return ok([&] { K::adadelta_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), b(c, 5)); }); }},
     // nadam_radam_step(param, expAvg, expAvgSq, grad, N, beta1, beta2, eps, weightDecay, bc2, cGrad, cAvg, radam, rectified)
     {"nadam_radam_step", {A::F32, A::F32, A::F32, A::F32, A::Size, A::Float, A::Float, A::Float, A::Float, A::Float, A::Float, A::Float, A::Bool, A::Bool},
      NEED { return {s[0], s[0], s[0], s[0]}; },
-     RUN { return ok([&] { cpu::nadam_radam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), x(c, 6), x(c, 7), b(c, 8), b(c, 9)); }); }},
+     RUN { return ok([&] { K::nadam_radam_step(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), x(c, 1), x(c, 2), x(c, 3), x(c, 4), x(c, 5), x(c, 6), x(c, 7), b(c, 8), b(c, 9)); }); }},
 
     // fill(out[N], N, value); copy(out[N], src[N], N); axpy(out[N], src[N], N, alpha): out += alpha·src
     {"fill", {A::F32, A::Size, A::Float}, NEED { return {s[0]}; },
-     RUN { return ok([&] { cpu::fill(pool, f(c, 0), z(c, 0), x(c, 1)); }); }},
+     RUN { return ok([&] { K::fill(pool, f(c, 0), z(c, 0), x(c, 1)); }); }},
     {"copy", {A::Any32, A::Any32, A::Size}, NEED { return {s[0], s[0]}; },
-     RUN { return ok([&] { cpu::copy(pool, raw(c, 0), raw(c, 1), z(c, 0)); }); }},
+     RUN { return ok([&] { K::copy(pool, raw(c, 0), raw(c, 1), z(c, 0)); }); }},
     {"axpy", {A::F32, A::F32, A::Size, A::Float}, NEED { return {s[0], s[0]}; },
-     RUN { return ok([&] { cpu::axpy(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1)); }); }},
+     RUN { return ok([&] { K::axpy(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1)); }); }},
     // gather_rows(out[rows,cols], src[srcRows,cols], index[indexOffset+rows] int32, rows, cols, srcRows, indexOffset)
     {"gather_rows", {A::Any32, A::Any32, A::I32, A::Size, A::Size, A::Size, A::Size},
      NEED { return {s[0] * s[1], s[2] * s[1], s[3] + s[0]}; },
-     RUN { return cpu::gather_rows(pool, raw(c, 0), raw(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+     RUN { return K::gather_rows(pool, raw(c, 0), raw(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
     // norm_accumulate(acc[1], x[N], N, infNorm); clip_by_norm(x[N], acc[1], N, maxNorm, infNorm); clamp(x[N], N, lo, hi)
     {"norm_accumulate", {A::F32, A::F32, A::Size, A::Bool}, NEED { return {1, s[0]}; },
-     RUN { return ok([&] { cpu::norm_accumulate(pool, f(c, 0), f(c, 1), z(c, 0), b(c, 1)); }); }},
+     RUN { return ok([&] { K::norm_accumulate(pool, f(c, 0), f(c, 1), z(c, 0), b(c, 1)); }); }},
     {"clip_by_norm", {A::F32, A::F32, A::Size, A::Float, A::Bool}, NEED { return {s[0], 1}; },
-     RUN { return ok([&] { cpu::clip_by_norm(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1), b(c, 2)); }); }},
+     RUN { return ok([&] { K::clip_by_norm(pool, f(c, 0), f(c, 1), z(c, 0), x(c, 1), b(c, 2)); }); }},
     {"clamp", {A::F32, A::Size, A::Float, A::Float}, NEED { return {s[0]}; },
-     RUN { return ok([&] { cpu::clamp(pool, f(c, 0), z(c, 0), x(c, 1), x(c, 2)); }); }},
+     RUN { return ok([&] { K::clamp(pool, f(c, 0), z(c, 0), x(c, 1), x(c, 2)); }); }},
     // penalty(acc[1], grad[N], w[N], N, l1, l2)
     {"penalty", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Float}, NEED { return {1, s[0], s[0]}; },
-     RUN { return ok([&] { cpu::penalty(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2)); }); }},
+     RUN { return ok([&] { K::penalty(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), x(c, 2)); }); }},
     // accuracy_count(count[1], logits[B,C], target[B] int32, B, C): count += correct
     {"accuracy_count", {A::F32, A::F32, A::I32, A::Size, A::Size}, NEED { return {1, s[0] * s[1], s[0]}; },
-     RUN { return ok([&] { cpu::accuracy_count(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1)); }); }},
+     RUN { return ok([&] { K::accuracy_count(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1)); }); }},
 
     // dropout_forward(out[N], mask[N], inp[N], N, p, seed); dropout_backward(dinp, dout, mask, N)
     {"dropout_forward", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::dropout_forward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), static_cast<uint32_t>(c.s[2])); }); }},
+     RUN { return ok([&] { K::dropout_forward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), static_cast<uint32_t>(c.s[2])); }); }},
     {"dropout_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
-     RUN { return ok([&] { cpu::dropout_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+     RUN { return ok([&] { K::dropout_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
 };
 
 }  // namespace

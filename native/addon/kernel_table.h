@@ -1,4 +1,4 @@
-// The table that maps kernel names to CPU kernels: for each, the kinds of its arguments (buffers first —
+// The table that maps kernel names to kernels (CPU or CUDA, per addon): for each, the kinds of its arguments (buffers first —
 // outputs, then inputs — then sizes and scalars) and the element count each buffer must hold. The addon
 // checks every call against its entry before anything is queued; the kernels themselves trust their
 // arguments. Nothing numeric happens here.

@@ -7,7 +7,7 @@
 
 namespace rg {
 
-enum class Code { Ok, InvalidArgument, OutOfMemory, Internal };
+enum class Code { Ok, InvalidArgument, OutOfMemory, Internal, CudaError };
 
 struct Status {
   Code code = Code::Ok;
@@ -17,6 +17,7 @@ struct Status {
   static Status Ok() { return {}; }
   static Status Invalid(std::string m) { return {Code::InvalidArgument, std::move(m)}; }
   static Status OutOfMemory(std::string m) { return {Code::OutOfMemory, std::move(m)}; }
+  static Status Cuda(std::string m) { return {Code::CudaError, std::move(m)}; }
 };
 
 // The stable codes of API.md's error section.
@@ -26,6 +27,7 @@ inline const char* code_name(Code c) {
     case Code::InvalidArgument: return "INVALID_ARGUMENT";
     case Code::OutOfMemory: return "OUT_OF_MEMORY";
     case Code::Internal: return "INTERNAL";
+    case Code::CudaError: return "CUDA_ERROR";
   }
   return "INTERNAL";
 }

@@ -1,0 +1,295 @@
+// Matrix products on the GPU: C = act(alpha · op(A) · op(B) + beta · C + bias[col]).
+//
+// Tiled kernels: a block computes a BM × BN tile of C, stepping through K in slices of BK that it stages in
+// shared memory, A's slice stored k-major (As[k][m]) and B's (Bs[k][n]) so that the inner loop reads both
+// as 16-byte vectors. Two stages: the next slice is loaded into registers while the current one is
+// multiplied, then stored to the other stage, one barrier per slice.
+//   - exact float32 (the default): each thread keeps a TM × TN block of C in registers, FFMA;
+//   - TF32 (rg.setMatmulPrecision('tf32')): each warp multiplies 16 × 16 × 8 fragments on the tensor cores
+//     (nvcuda::wmma), inputs rounded to TF32, accumulation in float32.
+// A and B may each be transposed; loads are 16-byte vectors where the leading dimension allows it and the
+// four elements lie inside the matrix, scalar loads (zero outside) elsewhere.
+#pragma once
+#include <mma.h>
+
+#include "runtime.cuh"
+
+namespace rg::cuda {
+
+namespace {
+
+constexpr int kPad = 4;  // keeps rows 16-byte aligned and spreads the transposing stores over the banks
+
+// One BK × BX slice of an operand, staged as S[k][x]. `kContig`: the source holds (x, k) at src[x·ld + k]
+// (k contiguous: A untransposed, B transposed); otherwise (k, x) at src[k·ld + x] (x contiguous).
+template <int BK, int BX, int NT, bool kContig>
+struct SliceLoader {
+  static constexpr int kVecs = BK * BX / 4 / NT;  // 16-byte vectors per thread
+  static_assert(kVecs >= 1 && BK * BX % (4 * NT) == 0, "tile does not divide among the threads");
+  float4 v[kVecs];
+
+  __device__ void load(const float* __restrict__ src, int ld, int x0, int X, int k0, int K, bool vec_ok) {
+#pragma unroll
+    for (int j = 0; j < kVecs; j++) {
+      const int e = (threadIdx.x + j * NT) * 4;  // first element of this vector within the slice
+      int x, k;
+      if (kContig) {
+        x = e / BK;
+        k = e % BK;
+      } else {
+        k = e / BX;
+        x = e % BX;
+      }
+      const int gx = x0 + x, gk = k0 + k;
+      float r[4];
+      if (kContig) {
+        if (vec_ok && gx < X && gk + 3 < K) {
+          float4 q = __ldg(reinterpret_cast<const float4*>(src + static_cast<int64_t>(gx) * ld + gk));
+          r[0] = q.x, r[1] = q.y, r[2] = q.z, r[3] = q.w;
+        } else {
+#pragma unroll
+          for (int i = 0; i < 4; i++) r[i] = gx < X && gk + i < K ? __ldg(src + static_cast<int64_t>(gx) * ld + gk + i) : 0.f;
+        }
+      } else {
+        if (vec_ok && gk < K && gx + 3 < X) {
+          float4 q = __ldg(reinterpret_cast<const float4*>(src + static_cast<int64_t>(gk) * ld + gx));
+          r[0] = q.x, r[1] = q.y, r[2] = q.z, r[3] = q.w;
+        } else {
+#pragma unroll
+          for (int i = 0; i < 4; i++) r[i] = gk < K && gx + i < X ? __ldg(src + static_cast<int64_t>(gk) * ld + gx + i) : 0.f;
+        }
+      }
+      v[j] = make_float4(r[0], r[1], r[2], r[3]);
+    }
+  }
+
+  __device__ void store(float (*S)[BX + kPad]) const {
+#pragma unroll
+    for (int j = 0; j < kVecs; j++) {
+      const int e = (threadIdx.x + j * NT) * 4;
+      if (kContig) {
+        const int x = e / BK, k = e % BK;
+        S[k][x] = v[j].x;
+        S[k + 1][x] = v[j].y;
+        S[k + 2][x] = v[j].z;
+        S[k + 3][x] = v[j].w;
+      } else {
+        const int k = e / BX, x = e % BX;
+        *reinterpret_cast<float4*>(&S[k][x]) = v[j];
+      }
+    }
+  }
+};
+
+struct Epilogue {
+  float alpha, beta, slope;
+  const float* bias;
+  int act;  // Activation as int
+  __device__ float apply(float acc, const float* c_old, int col) const {
+    float v = alpha * acc;
+    if (beta != 0.f) v += beta * *c_old;
+    if (bias) v += bias[col];
+    if (act == 1) v = v > 0.f ? v : 0.f;
+    else if (act == 2) v = v > 0.f ? v : v * slope;
+    return v;
+  }
+};
+
+// The exact float32 kernel. Thread (ty, tx) owns rows ty·4 + i (+ BM/2 when TM = 8) and columns likewise.
+template <int BM, int BN, int BK, int TM, int TN, bool TA, bool TB>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), TM * TN >= 64 ? 1 : 2)
+    sgemm_kernel(int M, int N, int K, const float* __restrict__ A, const float* __restrict__ B, float* C, Epilogue ep) {
+  RG_GUARD();
+  constexpr int NT = (BM / TM) * (BN / TN);
+  constexpr int TX = BN / TN;
+  __shared__ __align__(16) float As[2][BK][BM + kPad];
+  __shared__ __align__(16) float Bs[2][BK][BN + kPad];
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+  // op(A) [M,K]: A[M,K] (k contiguous) or, transposed, A[K,M]. op(B) [K,N]: B[K,N] or, transposed, B[N,K].
+  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const bool a_vec = lda % 4 == 0, b_vec = ldb % 4 == 0;
+  SliceLoader<BK, BM, NT, !TA> la;
+  SliceLoader<BK, BN, NT, TB> lb;
+
+  float acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; i++)
+#pragma unroll
+    for (int j = 0; j < TN; j++) acc[i][j] = 0.f;
+
+  la.load(A, lda, m0, M, 0, K, a_vec);
+  lb.load(B, ldb, n0, N, 0, K, b_vec);
+  la.store(As[0]);
+  lb.store(Bs[0]);
+  __syncthreads();
+
+  const int slices = (K + BK - 1) / BK;
+  for (int s = 0; s < slices; s++) {
+    const int cur = s & 1;
+    if (s + 1 < slices) {
+      la.load(A, lda, m0, M, (s + 1) * BK, K, a_vec);
+      lb.load(B, ldb, n0, N, (s + 1) * BK, K, b_vec);
+    }
+#pragma unroll
+    for (int k = 0; k < BK; k++) {
+      float a[TM], b[TN];
+#pragma unroll
+      for (int c = 0; c < TM / 4; c++) {
+        float4 q = *reinterpret_cast<const float4*>(&As[cur][k][c * (BM / TM) * 4 + ty * 4]);
+        a[c * 4] = q.x, a[c * 4 + 1] = q.y, a[c * 4 + 2] = q.z, a[c * 4 + 3] = q.w;
+      }
+#pragma unroll
+      for (int c = 0; c < TN / 4; c++) {
+        float4 q = *reinterpret_cast<const float4*>(&Bs[cur][k][c * (BN / TN) * 4 + tx * 4]);
+        b[c * 4] = q.x, b[c * 4 + 1] = q.y, b[c * 4 + 2] = q.z, b[c * 4 + 3] = q.w;
+      }
+#pragma unroll
+      for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    if (s + 1 < slices) {
+      la.store(As[cur ^ 1]);
+      lb.store(Bs[cur ^ 1]);
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < TM; i++) {
+    const int row = m0 + (i / 4) * (BM / TM) * 4 + ty * 4 + i % 4;
+    if (row >= M) continue;
+#pragma unroll
+    for (int j = 0; j < TN; j++) {
+      const int col = n0 + (j / 4) * (BN / TN) * 4 + tx * 4 + j % 4;
+      if (col < N) {
+        float* c = C + static_cast<int64_t>(row) * N + col;
+        *c = ep.apply(acc[i][j], c, col);
+      }
+    }
+  }
+}
+
+// The TF32 kernel: 128 × 128 tiles, 8 warps in a 2 × 4 grid, each warp a 64 × 32 block of 4 × 2 fragments.
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(256, 1)
+    tf32_gemm_kernel(int M, int N, int K, const float* __restrict__ A, const float* __restrict__ B, float* C, Epilogue ep) {
+  RG_GUARD();
+  using namespace nvcuda;
+  constexpr int BM = 128, BN = 128, BK = 16, NT = 256;
+  __shared__ __align__(128) float As[2][BK][BM + kPad];
+  __shared__ __align__(128) float Bs[2][BK][BN + kPad];
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const bool a_vec = lda % 4 == 0, b_vec = ldb % 4 == 0;
+  SliceLoader<BK, BM, NT, !TA> la;
+  SliceLoader<BK, BN, NT, TB> lb;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.f);
+
+  la.load(A, lda, m0, M, 0, K, a_vec);
+  lb.load(B, ldb, n0, N, 0, K, b_vec);
+  la.store(As[0]);
+  lb.store(Bs[0]);
+  __syncthreads();
+
+  const int slices = (K + BK - 1) / BK;
+  for (int s = 0; s < slices; s++) {
+    const int cur = s & 1;
+    if (s + 1 < slices) {
+      la.load(A, lda, m0, M, (s + 1) * BK, K, a_vec);
+      lb.load(B, ldb, n0, N, (s + 1) * BK, K, b_vec);
+    }
+#pragma unroll
+    for (int k = 0; k < BK; k += 8) {
+      // As[k][m] is op(A) column-major with leading dimension BM + kPad; Bs[k][n] is op(B) row-major.
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa[4];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        wmma::load_matrix_sync(fa[i], &As[cur][k][wm + i * 16], BM + kPad);
+#pragma unroll
+        for (int t = 0; t < fa[i].num_elements; t++) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
+      }
+#pragma unroll
+      for (int j = 0; j < 2; j++) {
+        wmma::load_matrix_sync(fb[j], &Bs[cur][k][wn + j * 16], BN + kPad);
+#pragma unroll
+        for (int t = 0; t < fb[j].num_elements; t++) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    if (s + 1 < slices) {
+      la.store(As[cur ^ 1]);
+      lb.store(Bs[cur ^ 1]);
+    }
+    __syncthreads();
+  }
+
+  // Each warp writes its fragments through a 16 × 16 staging tile of its own (the slices are done with).
+  float* stage = &As[0][0][0] + warp * 16 * 16;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int row = m0 + wm + i * 16 + e / 16, col = n0 + wn + j * 16 + e % 16;
+        if (row < M && col < N) {
+          float* c = C + static_cast<int64_t>(row) * N + col;
+          *c = ep.apply(stage[e], c, col);
+        }
+      }
+      __syncwarp();
+    }
+  }
+}
+
+template <bool TA, bool TB>
+void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
+  auto tiles = [&](int bm, int bn) { return static_cast<int64_t>((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
+  if (g_tf32) {
+    dim3 grid((M + 127) / 128, (N + 127) / 128);
+    tf32_gemm_kernel<TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+  } else if (tiles(128, 128) >= g_sms) {
+    dim3 grid((M + 127) / 128, (N + 127) / 128);
+    sgemm_kernel<128, 128, 16, 8, 8, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+  } else if (tiles(64, 64) >= g_sms / 2) {
+    dim3 grid((M + 63) / 64, (N + 63) / 64);
+    sgemm_kernel<64, 64, 16, 4, 4, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+  } else {
+    dim3 grid((M + 31) / 32, (N + 31) / 32);
+    sgemm_kernel<32, 32, 16, 2 * 2, 2 * 2, TA, TB><<<grid, 64, 0, g_stream>>>(M, N, K, A, B, C, ep);
+  }
+}
+
+// C[M,N] = act(alpha · op(A) · op(B) + beta · C + bias). M, N or K of 0: C = act(beta · C + bias) (K = 0).
+Status gemm_launch(const char* name, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+                   float* C, const Epilogue& ep) {
+  if (M <= 0 || N <= 0) return Status::Ok();
+  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return Status::Invalid(std::string(name) + ": matrix dimensions above 2^31");
+  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+  if (transA) {
+    if (transB) launch_gemm<true, true>(m, n, k, A, B, C, ep);
+    else launch_gemm<true, false>(m, n, k, A, B, C, ep);
+  } else {
+    if (transB) launch_gemm<false, true>(m, n, k, A, B, C, ep);
+    else launch_gemm<false, false>(m, n, k, A, B, C, ep);
+  }
+  return launched(name);
+}
+
+}  // namespace
+
+}  // namespace rg::cuda

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// Builds the CUDA addon at install time when it can, and otherwise says in one line why not.
+//   - a prebuilt CUDA addon in prebuilds/<platform>-<arch>-cuda/: nothing to build;
+//   - RETROGRAD_SKIP_CUDA=1, or no nvcc (PATH, CUDA_HOME, /usr/local/cuda; RETROGRAD_NVCC names the only one to
+//     try), or no cmake: not built, and build-cuda/not-built.txt keeps the reason for rg.backends();
+//   - else cmake-js builds CMakeLists.txt into build-cuda/ (nvcc at -O3 for sm_80, sm_90 and compute_90 PTX).
+// A failed CUDA build does not fail the install (the CPU backend does not need it); it is reported, and the
+// reason kept. `--prebuild` copies the built addon into prebuilds/ for `npm run binaries`.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = process.env.RETROGRAD_CUDA_OUT ?? join(root, 'build-cuda');
+const prebuildDir = join(root, 'prebuilds', `${os.platform()}-${os.arch()}-cuda`);
+const built = join(out, 'Release', 'retrograd_cuda.node');
+
+function notBuilt(reason) {
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'not-built.txt'), `${reason}\n`);
+  console.log(`retrograd: CUDA backend not built: ${reason} (the CPU backend is unaffected)`);
+  process.exit(0);
+}
+
+function findTool(name, extra) {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), ...extra].filter(Boolean);
+  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+}
+
+if (process.argv.includes('--prebuild')) {
+  if (!existsSync(built)) {
+    console.log('retrograd: no CUDA addon in build-cuda/ to ship as a prebuild');
+    process.exit(0);
+  }
+  mkdirSync(prebuildDir, { recursive: true });
+  copyFileSync(built, join(prebuildDir, 'retrograd_cuda.node'));
+  spawnSync('strip', ['--strip-unneeded', join(prebuildDir, 'retrograd_cuda.node')]);
+  console.log(`retrograd: CUDA prebuild in ${prebuildDir}`);
+  process.exit(0);
+}
+
+if (existsSync(join(prebuildDir, 'retrograd_cuda.node'))) process.exit(0);
+if (process.env.RETROGRAD_SKIP_CUDA === '1') notBuilt('skipped at install (RETROGRAD_SKIP_CUDA=1)');
+const nvcc = process.env.RETROGRAD_NVCC
+  ? existsSync(process.env.RETROGRAD_NVCC) ? process.env.RETROGRAD_NVCC : undefined
+  : findTool('nvcc', [process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'bin'), '/usr/local/cuda/bin']);
+if (!nvcc) notBuilt(`nvcc not found at install${process.env.RETROGRAD_NVCC ? ` (RETROGRAD_NVCC=${process.env.RETROGRAD_NVCC})` : ''}`);
+if (!findTool('cmake', [])) notBuilt('cmake not found at install (nvcc was found)');
+
+let cmakeJs;
+try {
+  cmakeJs = createRequire(import.meta.url).resolve('cmake-js/bin/cmake-js');
+} catch {
+  notBuilt('cmake-js is not installed');
+}
+rmSync(join(out, 'not-built.txt'), { force: true });
+console.log(`retrograd: building the CUDA backend with ${nvcc} (about a minute)…`);
+const r = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--out', out, '--CDCMAKE_CUDA_COMPILER=' + nvcc], {
+  cwd: root,
+  encoding: 'utf8',
+  env: { ...process.env, CUDACXX: nvcc },
+});
+if (r.status !== 0 || !existsSync(built)) {
+  const tail = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => /error/i.test(l)).slice(-8).join('\n');
+  console.log(tail);
+  notBuilt(`the CUDA build failed at install (cmake-js exit ${r.status}); rerun \`npm rebuild retrograd\` to see the whole log`);
+}
+console.log(`retrograd: CUDA backend built: ${built}`);
