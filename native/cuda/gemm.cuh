@@ -63,23 +63,45 @@ struct SliceLoader {
     }
   }
 
+  // kTf32: rounds to TF32 on the way (once per element, rather than in every warp that reads it).
+  template <bool kTf32 = false>
   __device__ void store(float (*S)[BX + kPad]) const {
 #pragma unroll
     for (int j = 0; j < kVecs; j++) {
       const int e = (threadIdx.x + j * NT) * 4;
+      float4 q = v[j];
+      if (kTf32) {
+        q.x = nvcuda::wmma::__float_to_tf32(q.x);
+        q.y = nvcuda::wmma::__float_to_tf32(q.y);
+        q.z = nvcuda::wmma::__float_to_tf32(q.z);
+        q.w = nvcuda::wmma::__float_to_tf32(q.w);
+      }
       if (kContig) {
         const int x = e / BK, k = e % BK;
-        S[k][x] = v[j].x;
-        S[k + 1][x] = v[j].y;
-        S[k + 2][x] = v[j].z;
-        S[k + 3][x] = v[j].w;
+        S[k][x] = q.x;
+        S[k + 1][x] = q.y;
+        S[k + 2][x] = q.z;
+        S[k + 3][x] = q.w;
       } else {
         const int k = e / BX, x = e % BX;
-        *reinterpret_cast<float4*>(&S[k][x]) = v[j];
+        *reinterpret_cast<float4*>(&S[k][x]) = q;
       }
     }
   }
 };
+
+// The tile a block computes. Blocks run in launch order, so consecutive blocks take the tiles of a group of 8
+// tile rows column by column: at any time the running blocks share a few panels of A and B, which stay in L2.
+__device__ __forceinline__ void block_tile(int& tm, int& tn) {
+  constexpr int kGroup = 8;
+  const int tiles_m = gridDim.x, tiles_n = gridDim.y;
+  const int id = blockIdx.x + blockIdx.y * tiles_m;
+  const int per_group = kGroup * tiles_n;
+  const int first = id / per_group * kGroup;
+  const int rows = min(tiles_m - first, kGroup);
+  tm = first + id % per_group % rows;
+  tn = id % per_group / rows;
+}
 
 struct Epilogue {
   float alpha, beta, slope;
@@ -96,15 +118,17 @@ struct Epilogue {
 };
 
 // The exact float32 kernel. Thread (ty, tx) owns rows ty·4 + i (+ BM/2 when TM = 8) and columns likewise.
-template <int BM, int BN, int BK, int TM, int TN, bool TA, bool TB>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN), TM * TN >= 64 ? 1 : 2)
+template <int BM, int BN, int BK, int TM, int TN, int MINB, bool TA, bool TB>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), MINB)
     sgemm_kernel(int M, int N, int K, const float* __restrict__ A, const float* __restrict__ B, float* C, Epilogue ep) {
   RG_GUARD();
   constexpr int NT = (BM / TM) * (BN / TN);
   constexpr int TX = BN / TN;
   __shared__ __align__(16) float As[2][BK][BM + kPad];
   __shared__ __align__(16) float Bs[2][BK][BN + kPad];
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  int tm, tn;
+  block_tile(tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
   const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
   // op(A) [M,K]: A[M,K] (k contiguous) or, transposed, A[K,M]. op(B) [K,N]: B[K,N] or, transposed, B[N,K].
   const int lda = TA ? M : K, ldb = TB ? K : N;
@@ -172,15 +196,19 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), TM * TN >= 64 ? 1 : 2)
 }
 
 // The TF32 kernel: 128 × 128 tiles, 8 warps in a 2 × 4 grid, each warp a 64 × 32 block of 4 × 2 fragments.
-template <bool TA, bool TB>
-__global__ void __launch_bounds__(256, 1)
+// kEarly: inputs rounded to TF32 when staged (else in the fragments); MINB: blocks per multiprocessor asked of
+// the register allocator.
+template <bool kEarly, int MINB, bool TA, bool TB>
+__global__ void __launch_bounds__(256, MINB)
     tf32_gemm_kernel(int M, int N, int K, const float* __restrict__ A, const float* __restrict__ B, float* C, Epilogue ep) {
   RG_GUARD();
   using namespace nvcuda;
   constexpr int BM = 128, BN = 128, BK = 16, NT = 256;
   __shared__ __align__(128) float As[2][BK][BM + kPad];
   __shared__ __align__(128) float Bs[2][BK][BN + kPad];
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  int tm, tn;
+  block_tile(tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
   const int lda = TA ? M : K, ldb = TB ? K : N;
@@ -196,8 +224,8 @@ __global__ void __launch_bounds__(256, 1)
 
   la.load(A, lda, m0, M, 0, K, a_vec);
   lb.load(B, ldb, n0, N, 0, K, b_vec);
-  la.store(As[0]);
-  lb.store(Bs[0]);
+  la.template store<kEarly>(As[0]);
+  lb.template store<kEarly>(Bs[0]);
   __syncthreads();
 
   const int slices = (K + BK - 1) / BK;
@@ -216,13 +244,15 @@ __global__ void __launch_bounds__(256, 1)
       for (int i = 0; i < 4; i++) {
         wmma::load_matrix_sync(fa[i], &As[cur][k][wm + i * 16], BM + kPad);
 #pragma unroll
-        for (int t = 0; t < fa[i].num_elements; t++) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
+        if (!kEarly)
+          for (int t = 0; t < fa[i].num_elements; t++) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
       }
 #pragma unroll
       for (int j = 0; j < 2; j++) {
         wmma::load_matrix_sync(fb[j], &Bs[cur][k][wn + j * 16], BN + kPad);
 #pragma unroll
-        for (int t = 0; t < fb[j].num_elements; t++) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
+        if (!kEarly)
+          for (int t = 0; t < fb[j].num_elements; t++) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
       }
 #pragma unroll
       for (int i = 0; i < 4; i++)
@@ -230,8 +260,8 @@ __global__ void __launch_bounds__(256, 1)
         for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
     }
     if (s + 1 < slices) {
-      la.store(As[cur ^ 1]);
-      lb.store(Bs[cur ^ 1]);
+      la.template store<kEarly>(As[cur ^ 1]);
+      lb.template store<kEarly>(Bs[cur ^ 1]);
     }
     __syncthreads();
   }
@@ -259,18 +289,26 @@ __global__ void __launch_bounds__(256, 1)
 template <bool TA, bool TB>
 void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
   auto tiles = [&](int bm, int bn) { return static_cast<int64_t>((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
+  const dim3 grid128((M + 127) / 128, (N + 127) / 128);
   if (g_tf32) {
-    dim3 grid((M + 127) / 128, (N + 127) / 128);
-    tf32_gemm_kernel<TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    switch (g_gemm_variant) {
+      case 1: tf32_gemm_kernel<true, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+      case 2: tf32_gemm_kernel<true, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+      default: tf32_gemm_kernel<false, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+    }
   } else if (tiles(128, 128) >= g_sms) {
-    dim3 grid((M + 127) / 128, (N + 127) / 128);
-    sgemm_kernel<128, 128, 16, 8, 8, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    switch (g_gemm_variant) {
+      case 1: sgemm_kernel<128, 128, 8, 8, 8, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+      case 2: sgemm_kernel<128, 128, 8, 8, 8, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+      case 3: sgemm_kernel<128, 128, 16, 8, 8, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+      default: sgemm_kernel<128, 128, 16, 8, 8, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
+    }
   } else if (tiles(64, 64) >= g_sms / 2) {
     dim3 grid((M + 63) / 64, (N + 63) / 64);
-    sgemm_kernel<64, 64, 16, 4, 4, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    sgemm_kernel<64, 64, 16, 4, 4, 2, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
   } else {
     dim3 grid((M + 31) / 32, (N + 31) / 32);
-    sgemm_kernel<32, 32, 16, 2 * 2, 2 * 2, TA, TB><<<grid, 64, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    sgemm_kernel<32, 32, 16, 4, 4, 2, TA, TB><<<grid, 64, 0, g_stream>>>(M, N, K, A, B, C, ep);
   }
 }
 

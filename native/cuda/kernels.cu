@@ -3,6 +3,7 @@
 // is a grid-stride map; sums are two-stage (per-block partials, then one block adds them in order), so every
 // result is the same from run to run; row-wise work (softmax, cross-entropy, accuracy) takes a warp per row.
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -19,6 +20,7 @@ Status start(void* stream) {
   int dev = 0;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, dev);
+  if (const char* v = std::getenv("RETROGRAD_CUDA_GEMM")) g_gemm_variant = std::atoi(v);
   void* mapped = nullptr;
   if (cudaMalloc(&g_partials, kMaxPartials * sizeof(double)) != cudaSuccess ||
       cudaMalloc(&g_counter, sizeof(int)) != cudaSuccess ||

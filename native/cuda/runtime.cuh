@@ -16,6 +16,8 @@ namespace {
 
 cudaStream_t g_stream = nullptr;
 bool g_tf32 = false;
+// Which large-tile matrix kernel runs (RETROGRAD_CUDA_GEMM, for benchmarking the variants; 0 the default).
+int g_gemm_variant = 0;
 int g_sms = 132;
 
 // Failures a kernel can find in its data. The first one is recorded; until the host takes it, every later

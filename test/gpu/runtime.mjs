@@ -133,6 +133,8 @@ await check("TF32 only when opted in: 'highest' is exact float32, 'tf32' within 
 
 await check('tensors dropped without dispose() return their device memory after garbage collection', async () => {
   if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
+  globalThis.gc();
+  await new Promise((r) => setTimeout(r, 50));
   be.sync();
   const m0 = rg.memory();
   for (let i = 0; i < 50; i++) rg.zeros([MB]);
@@ -141,7 +143,7 @@ await check('tensors dropped without dispose() return their device memory after 
     globalThis.gc();
     await new Promise((r) => setTimeout(r, 50));
   }
-  assert.equal(rg.memory().deviceBytesInUse, m0.deviceBytesInUse);
+  assert.ok(rg.memory().deviceBytesInUse <= m0.deviceBytesInUse, `${rg.memory().deviceBytesInUse} B in use, ${m0.deviceBytesInUse} before`);
 });
 
 await check('a training step allocates nothing in the steady state (fit, 3 epochs)', async () => {
