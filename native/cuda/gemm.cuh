@@ -286,23 +286,191 @@ __global__ void __launch_bounds__(256, MINB)
   }
 }
 
+// The pipelined TF32 kernel (sm_80 and newer): 128 × 128 tiles, K in slices of 32 copied global → shared by
+// cp.async three slices ahead (no registers in between), 8 warps of 64 × 32, each k-step of 8 sixteen
+// mma.sync.m16n8k8 on the tensor cores with operands rounded to TF32 (cvt.rna) as they leave shared memory.
+// Each operand is staged in the layout its global memory has (16-byte copies need no transposition); the
+// padding makes every fragment read conflict-free in either layout. Needs leading dimensions that are
+// multiples of 4 (16-byte aligned rows): then every 16-byte chunk lies wholly inside or outside the matrix,
+// and chunks outside are zero-filled by the copy itself.
+namespace tc {
+
+constexpr int BM = 128, BN = 128, BK = 32, STAGES = 3, NT = 256;
+
+// Staged shapes: "x-major" [x][BK + 4] when k is contiguous in global memory, else "k-major" [BK][x + 8].
+template <int X, bool kContig>
+struct Stage {
+  static constexpr int kRows = kContig ? X : BK;
+  static constexpr int kCols = kContig ? BK + 4 : X + 8;
+  static constexpr int kFloats = kRows * kCols;
+  __device__ static float at(const float* s, int x, int k) { return kContig ? s[x * kCols + k] : s[k * kCols + x]; }
+};
+
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool in) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(in ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+  uint32_t u;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(x));
+  return u;
+}
+
+// Copies the X × BK slice at (x0, k0) of an operand into a stage: 16-byte chunks, NT threads.
+template <int X, bool kContig>
+__device__ __forceinline__ void load_slice(float* s, const float* __restrict__ src, int ld, int x0, int xs, int k0, int ks) {
+  using S = Stage<X, kContig>;
+  constexpr int kChunks = X * BK / 4;
+#pragma unroll
+  for (int c = threadIdx.x; c < kChunks; c += NT) {
+    int x, k;
+    if (kContig) {
+      x = c / (BK / 4);
+      k = c % (BK / 4) * 4;
+    } else {
+      k = c / (X / 4);
+      x = c % (X / 4) * 4;
+    }
+    const int gx = x0 + x, gk = k0 + k;
+    const bool in = gx < xs && gk < ks;
+    const float* g = src + (in ? (kContig ? static_cast<int64_t>(gx) * ld + gk : static_cast<int64_t>(gk) * ld + gx) : 0);
+    cp_async16(s + (kContig ? x * S::kCols + k : k * S::kCols + x), g, in);
+  }
+}
+
+template <bool TA, bool TB, int MINB>
+__global__ void __launch_bounds__(NT, MINB)
+    tf32_mma_kernel(int M, int N, int K, const float* __restrict__ A, const float* __restrict__ B, float* C, Epilogue ep) {
+  RG_GUARD();
+  using SA = Stage<BM, !TA>;  // op(A) [M,K]: k contiguous unless A is transposed
+  using SB = Stage<BN, TB>;   // op(B) [K,N]: k contiguous when B is transposed
+  extern __shared__ __align__(16) float smem[];
+  float* sa = smem;
+  float* sb = smem + STAGES * SA::kFloats;
+  int tm, tn;
+  block_tile(tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
+  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+  const int g = lane / 4, t = lane % 4;
+
+  float acc[4][4][4];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
+
+  const int slices = (K + BK - 1) / BK;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; s++) {
+    if (s < slices) {
+      load_slice<BM, !TA>(sa + s * SA::kFloats, A, lda, m0, M, s * BK, K);
+      load_slice<BN, TB>(sb + s * SB::kFloats, B, ldb, n0, N, s * BK, K);
+    }
+    cp_commit();
+  }
+
+  for (int s = 0; s < slices; s++) {
+    cp_wait<STAGES - 2>();
+    __syncthreads();  // slice s has landed for everyone, and everyone is done with slice s - 1
+    const int next = s + STAGES - 1;
+    if (next < slices) {
+      load_slice<BM, !TA>(sa + next % STAGES * SA::kFloats, A, lda, m0, M, next * BK, K);
+      load_slice<BN, TB>(sb + next % STAGES * SB::kFloats, B, ldb, n0, N, next * BK, K);
+    }
+    cp_commit();
+    const float* a = sa + s % STAGES * SA::kFloats;
+    const float* b = sb + s % STAGES * SB::kFloats;
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 8) {
+      uint32_t fa[4][4], fb[4][2];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int r = wm + i * 16 + g;
+        fa[i][0] = to_tf32(SA::at(a, r, kk + t));
+        fa[i][1] = to_tf32(SA::at(a, r + 8, kk + t));
+        fa[i][2] = to_tf32(SA::at(a, r, kk + t + 4));
+        fa[i][3] = to_tf32(SA::at(a, r + 8, kk + t + 4));
+      }
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int c = wn + j * 8 + g;
+        fb[j][0] = to_tf32(SB::at(b, c, kk + t));
+        fb[j][1] = to_tf32(SB::at(b, c, kk + t + 4));
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+          asm volatile(
+              "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+              : "+f"(acc[i][j][0]), "+f"(acc[i][j][1]), "+f"(acc[i][j][2]), "+f"(acc[i][j][3])
+              : "r"(fa[i][0]), "r"(fa[i][1]), "r"(fa[i][2]), "r"(fa[i][3]), "r"(fb[j][0]), "r"(fb[j][1]));
+    }
+  }
+  cp_wait<0>();
+
+  // Accumulator (i, j, r) is row wm + 16i + g (+8 for r ≥ 2), column wn + 8j + 2t (+1 for odd r).
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        const int row = m0 + wm + i * 16 + g + (r >= 2 ? 8 : 0);
+        const int col = n0 + wn + j * 8 + 2 * t + (r & 1);
+        if (row < M && col < N) {
+          float* c = C + static_cast<int64_t>(row) * N + col;
+          *c = ep.apply(acc[i][j][r], c, col);
+        }
+      }
+}
+
+constexpr size_t smem_bytes(bool ta, bool tb) {
+  return STAGES * sizeof(float) *
+         ((ta ? Stage<BM, false>::kFloats : Stage<BM, true>::kFloats) + (tb ? Stage<BN, true>::kFloats : Stage<BN, false>::kFloats));
+}
+
+// Launches it; false when it does not apply here (rows not 16-byte aligned, or too little shared memory).
+template <bool TA, bool TB>
+bool launch(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
+  const int lda = TA ? M : K, ldb = TB ? K : N;
+  if (lda % 4 || ldb % 4) return false;
+  constexpr size_t bytes = smem_bytes(TA, TB);
+  static bool ready = cudaFuncSetAttribute(tf32_mma_kernel<TA, TB, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(bytes)) == cudaSuccess;
+  if (!ready) {
+    cudaGetLastError();
+    return false;
+  }
+  const dim3 grid((M + BM - 1) / BM, (N + BN - 1) / BN);
+  tf32_mma_kernel<TA, TB, 2><<<grid, NT, bytes, g_stream>>>(M, N, K, A, B, C, ep);
+  return true;
+}
+
+}  // namespace tc
+
 template <bool TA, bool TB>
 void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
   auto tiles = [&](int bm, int bn) { return static_cast<int64_t>((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
   const dim3 grid128((M + 127) / 128, (N + 127) / 128);
   if (g_tf32) {
-    switch (g_gemm_variant) {
-      case 1: tf32_gemm_kernel<true, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-      case 2: tf32_gemm_kernel<true, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-      default: tf32_gemm_kernel<false, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-    }
+    // The pipelined mma.sync kernel where rows are 16-byte aligned, else the wmma kernel.
+    if (g_gemm_variant == 0 && tc::launch<TA, TB>(M, N, K, A, B, C, ep)) return;
+    if (g_gemm_variant == 1) tf32_gemm_kernel<false, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    else tf32_gemm_kernel<true, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
   } else if (tiles(128, 128) >= g_sms) {
-    switch (g_gemm_variant) {
-      case 1: sgemm_kernel<128, 128, 8, 8, 8, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-      case 2: sgemm_kernel<128, 128, 8, 8, 8, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-      case 3: sgemm_kernel<128, 128, 16, 8, 8, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-      default: sgemm_kernel<128, 128, 16, 8, 8, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep); break;
-    }
+    // Measured on an H100 at 4096³ (bench/results/gpu-gemm-variants-H100.log): slices of 8 and two blocks per
+    // multiprocessor 41.7 TFLOP/s; slices of 16, one block 39.8.
+    if (g_gemm_variant == 1) sgemm_kernel<128, 128, 16, 8, 8, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    else sgemm_kernel<128, 128, 8, 8, 8, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
   } else if (tiles(64, 64) >= g_sms / 2) {
     dim3 grid((M + 63) / 64, (N + 63) / 64);
     sgemm_kernel<64, 64, 16, 4, 4, 2, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);

@@ -16,7 +16,8 @@ namespace {
 
 cudaStream_t g_stream = nullptr;
 bool g_tf32 = false;
-// Which large-tile matrix kernel runs (RETROGRAD_CUDA_GEMM, for benchmarking the variants; 0 the default).
+// Which large-tile matrix kernel runs: 0 the default, 1 and 2 the alternatives bench/gpu-gemm-variants.mjs
+// times (RETROGRAD_CUDA_GEMM).
 int g_gemm_variant = 0;
 int g_sms = 132;
 
