@@ -7,7 +7,7 @@
 export const TOL = { elementwise: 1e-5, reduction: 1e-4, gradcheck: 1e-6 } as const;
 
 /** ‖a − b‖ / max(‖a‖, ‖b‖); Infinity when the lengths differ or only one side has a NaN at some index. */
-export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>, floor = 0): number {
   if (a.length !== b.length) return Infinity;
   let diff = 0, na = 0, nb = 0;
   for (let i = 0; i < a.length; i++) {
@@ -17,7 +17,7 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
     na += a[i] * a[i];
     nb += b[i] * b[i];
   }
-  const scale = Math.max(Math.sqrt(na), Math.sqrt(nb));
+  const scale = Math.max(Math.sqrt(na), Math.sqrt(nb), floor);
   return scale === 0 ? Math.sqrt(diff) : Math.sqrt(diff) / scale;
 }
 

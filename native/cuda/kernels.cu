@@ -114,14 +114,15 @@ Status tanh_forward(ThreadPool&, float* out, const float* inp, int64_t N) {
 Status tanh_backward(ThreadPool&, float* dinp, const float* dout, const float* out, int64_t N) {
   return map("tanh_backward", N, [=] __device__(int64_t i) { dinp[i] = dout[i] * (1.f - out[i] * out[i]); });
 }
-// GELU, erf form: x · Φ(x); the derivative Φ(x) + x φ(x).
+// GELU, erf form: x · Φ(x); the derivative Φ(x) + x φ(x). Φ(x) = erfc(−x/√2)/2, which keeps its precision in
+// the negative tail where 1 + erf(x/√2) would cancel.
 Status gelu_forward(ThreadPool&, float* out, const float* inp, int64_t N) {
-  return map("gelu_forward", N, [=] __device__(int64_t i) { out[i] = 0.5f * inp[i] * (1.f + erff(inp[i] * 0.70710678118654752440f)); });
+  return map("gelu_forward", N, [=] __device__(int64_t i) { out[i] = 0.5f * inp[i] * erfcf(-inp[i] * 0.70710678118654752440f); });
 }
 Status gelu_backward(ThreadPool&, float* dinp, const float* dout, const float* inp, int64_t N) {
   return map("gelu_backward", N, [=] __device__(int64_t i) {
     const float x = inp[i];
-    const float cdf = 0.5f * (1.f + erff(x * 0.70710678118654752440f));
+    const float cdf = 0.5f * erfcf(-x * 0.70710678118654752440f);
     const float pdf = 0.39894228040143267794f * expf(-0.5f * x * x);
     dinp[i] = dout[i] * (cdf + x * pdf);
   });
