@@ -1,6 +1,7 @@
 // The shipped package: prebuildify makes the binary, `npm pack` puts it and the compiled TypeScript in the
 // tarball, and `npm install --ignore-scripts <tarball>` in an empty project loads the native CPU backend and
-// trains without compiling anything. Without a usable binary, the load failure explains itself.
+// trains without compiling anything. Without a usable binary, the load failure explains itself. Where the CUDA
+// addon was built (nvcc here), its prebuild ships too, in a folder of its own, and is what the cuda backend loads.
 // Works on a copy of the sources, so the build/ folder the other tests load from is never touched.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -19,8 +20,12 @@ function run(cmd: string, args: string[], cwd: string): string {
 describe('prebuilt install from the packed tarball', () => {
   it('packs prebuilds and dist, installs without compiling, and trains on the native backend', () => {
     const src = join(work, 'src');
-    for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'native', 'lib'])
+    for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'native', 'lib', 'scripts'])
       cpSync(join(root, f), join(src, f), { recursive: true });
+    const cudaBuilt = join(root, 'build-cuda', 'Release', 'retrograd_cuda.node');
+    const withCuda = existsSync(cudaBuilt);
+    if (withCuda) cpSync(cudaBuilt, join(src, 'build-cuda', 'Release', 'retrograd_cuda.node'));
+    else console.warn('the CUDA addon is not built here: the tarball is checked without its prebuild');
     symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'), 'dir');
 
     run('npm', ['run', 'binaries'], src);
@@ -33,7 +38,8 @@ describe('prebuilt install from the packed tarball', () => {
     expect(paths.some((p) => p.startsWith(`prebuilds/${process.platform}-${process.arch}/`) && p.endsWith('.node'))).toBe(true);
     expect(paths).toContain('dist/index.js');
     expect(paths).toContain('dist/index.d.ts');
-    expect(paths.some((p) => p.startsWith('build/'))).toBe(false);
+    expect(paths.some((p) => p.startsWith('build/') || p.startsWith('build-cuda/'))).toBe(false);
+    expect(paths.filter((p) => p.includes('retrograd_cuda'))).toEqual(withCuda ? [`prebuilds/${process.platform}-${process.arch}-cuda/retrograd_cuda.node`] : []);
 
     const app = join(work, 'app');
     cpSync(join(src, filename), join(work, filename));
@@ -47,6 +53,8 @@ describe('prebuilt install from the packed tarball', () => {
     const out = JSON.parse(run(process.execPath, ['train-xor.mjs'], app)) as { backend: string; loss: number; isa: string };
     expect(out.backend).toBe('cpu');
     expect(out.loss).toBeLessThan(0.05);
+    const cuda = JSON.parse(run(process.execPath, ['--input-type=module', '-e', "import('retrograd').then((rg) => console.log(JSON.stringify(rg.backends().find((b) => b.name === 'cuda'))))"], app));
+    if (withCuda && !cuda.available) expect(cuda.reason).not.toMatch(/addon not built/);
 
     // Take the binary away: the default falls back to the reference backend with a warning that explains.
     rmSync(join(installed, 'prebuilds'), { recursive: true, force: true });
