@@ -301,6 +301,7 @@ Status mse_loss(ThreadPool&, float* loss, float* dpred, const float* pred, const
 Status cross_entropy_loss(ThreadPool&, float* loss, float* dlogits, const float* logits, const int32_t* target, int64_t B,
                           int64_t C, int64_t D, int64_t ignore_index) {
   const int64_t P = B * D;
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
   int* count = g_counter;
   cudaMemsetAsync(count, 0, sizeof(int), g_stream);
   Status s = map("cross_entropy_loss", P, [=] __device__(int64_t p) {

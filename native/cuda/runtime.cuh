@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "kernels.h"
@@ -36,6 +37,9 @@ FailureRecord* h_record = nullptr;
 int* d_failed_addr = nullptr;
 double* g_partials = nullptr;             // per-block partial sums of the reductions
 int* g_counter = nullptr;                 // an integer the kernels can count into
+// Held while a kernel issues launches that share the scratch above: worker threads have queues of their own,
+// all issuing to the one stream, and must not interleave such a sequence.
+std::mutex g_scratch_mu;
 
 #define RG_GUARD() \
   if (d_failed) return
@@ -138,6 +142,7 @@ __global__ void finish_kernel(const double* partials, int parts, float* out, Int
 // out[0] ⟵ Σ_i f(i) (or max), landed as `into` says. Deterministic: the split into blocks depends on n only.
 template <bool kMax = false, typename F>
 Status reduce(const char* name, int64_t n, F f, float* out, Into into, const int* count = nullptr) {
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
   const int parts = n > 0 ? std::min(blocks_for(n), kMaxPartials) : 1;
   if (n > 0) {
     partials_kernel<kMax><<<parts, kThreads, 0, g_stream>>>(n, f, g_partials);
