@@ -15,6 +15,7 @@
         "native/cpu/tensor_ops.cc",
         "native/cpu/dropout.cc",
         "native/cpu/device.cc",
+        "native/cpu/conv.cc",
         "native/addon/kernel_table.cc",
         "native/addon/addon.cc"
       ],

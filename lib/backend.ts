@@ -105,6 +105,44 @@ export interface Kernels {
   dropout_forward(out: B, mask: B, inp: B, N: number, p: number, seed: number): void;
   /** dinp = dout · mask. */
   dropout_backward(dinp: B, dout: B, mask: B, N: number): void;
+
+  // ---- convolution and pooling: NCHW, windows of KH × KW with stride SH, SW, zero padding PH, PW and dilation
+  // DH, DW; OH = ⌊(H + 2·PH − DH·(KH − 1) − 1) / SH⌋ + 1 and OW likewise (the caller checks OH, OW ≥ 1) ----
+  /**
+   * col[C·KH·KW, B·OH·OW] from inp[B, C, H, W]: col[(c·KH + i)·KW + j, (b·OH + oh)·OW + ow] =
+   * inp[b, c, oh·SH − PH + i·DH, ow·SW − PW + j·DW], 0 where that lies in the padding.
+   */
+  im2col(col: B, inp: B, B: number, C: number, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number): void;
+  /** The adjoint of im2col: dinp[B, C, H, W] = Σ of the dcol entries im2col would take from each element (overwrite). */
+  col2im(dinp: B, dcol: B, B: number, C: number, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number): void;
+  /** out[b, a, r] = inp[a, b, r] + bias[a] (bias null: none), inp [A, Bd, R]: swaps the two leading dimensions. */
+  transpose01(out: B, inp: B, bias: Opt, A: number, Bd: number, R: number): void;
+  /** out[c] (+)= Σ_b Σ_r x[b, c, r] over x [B, C, R] (+= when accumulate, else =). */
+  channel_sum(out: B, x: B, B: number, C: number, R: number, accumulate: boolean): void;
+  /**
+   * out[B, C, OH, OW] = the window maximum (padding is −∞; the first maximum in row-major window order, NaN wins);
+   * argmax (int32) its index h·W + w in the input plane. Dilation 1.
+   */
+  maxpool2d_forward(out: B, argmax: B, inp: B, B: number, C: number, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number): void;
+  /** dinp[B, C, H, W] = Σ of dout over the windows whose argmax is that element (overwrite). */
+  maxpool2d_backward(dinp: B, dout: B, argmax: B, B: number, C: number, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number): void;
+  /** out[B, C, OH, OW] = window sum / (countIncludePad ? KH·KW : the window's elements inside the input). */
+  avgpool2d_forward(out: B, inp: B, B: number, C: number, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, countIncludePad: boolean): void;
+  /** dinp[B, C, H, W] = Σ over the windows holding the element of dout / that window's divisor (overwrite). */
+  avgpool2d_backward(dinp: B, dout: B, B: number, C: number, H: number, W: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, countIncludePad: boolean): void;
+  /**
+   * Batch normalisation of x [B, C, R] per channel c. training: mean and biased variance over (b, r); saveMean = mean,
+   * saveInvstd = 1/√(var + eps); runMean = (1 − momentum)·runMean + momentum·mean, runVar likewise with the unbiased
+   * variance (n/(n − 1)·var, n = B·R). Not training: the running statistics are used and copied into saveMean /
+   * saveInvstd, and nothing is updated. out = (x − mean)·invstd·weight[c] + bias[c] (weight, bias null: 1 and 0).
+   */
+  batchnorm_forward(out: B, saveMean: B, saveInvstd: B, runMean: B, runVar: B, inp: B, weight: Opt, bias: Opt, B: number, C: number, R: number, momentum: number, eps: number, training: boolean): void;
+  /**
+   * The backward of batchnorm_forward from its saved statistics, x̂ = (x − mean)·invstd: dweight[c] (+)= Σ dout·x̂,
+   * dbias[c] (+)= Σ dout (+= when accumulate); dinp = weight·invstd·(dout − mean_b,r(dout) − x̂·mean_b,r(dout·x̂))
+   * when training, weight·invstd·dout when not (the statistics were constants). Null outputs are skipped.
+   */
+  batchnorm_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: Opt, saveMean: B, saveInvstd: B, B: number, C: number, R: number, training: boolean, accumulate: boolean): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -119,6 +157,8 @@ export const KERNEL_NAMES = [
   'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step', 'adamax_step', 'adadelta_step', 'nadam_radam_step',
   'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'penalty', 'accuracy_count',
   'dropout_forward', 'dropout_backward',
+  'im2col', 'col2im', 'transpose01', 'channel_sum', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward',
+  'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward',
 ] as const satisfies readonly KernelName[];
 
 export type HostArray = Float32Array | Int32Array | Float64Array;

@@ -372,7 +372,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     for (int i = 0; i < call->nbuf; i++) {
       if (!call->buf[i]) continue;
       double have = static_cast<double>(call->buf[i]->size());
-      if (have < need[i])
+      if (std::isnan(need[i]))
+        throw make_error(env, "INVALID_ARGUMENT", name + ": the window geometry has no output (a kernel larger than the padded input, or a zero size)");
+      if (!(have >= need[i]))
         throw make_error(env, "INVALID_ARGUMENT", name + ": buffer " + std::to_string(i) + " holds " +
                                                       std::to_string(call->buf[i]->size()) + " elements, needs " +
                                                       std::to_string(static_cast<int64_t>(need[i])));

@@ -1,5 +1,6 @@
 #include "kernel_table.h"
 
+#include <cmath>
 #include <type_traits>
 
 // One table, two addons: the CPU addon binds it to native/cpu/, the CUDA addon (built with RETROGRAD_CUDA)
@@ -44,6 +45,18 @@ Status ok(F&& f) {
 
 // Elementwise kernels over N = s[0] values, `nbuf` buffers of N each.
 #define ELEMENTWISE_NEED NEED { return {s[0], s[0], s[0], s[0]}; }
+
+// OH·OW of a window geometry given as scalars B, C, H, W, KH, KW, SH, SW, PH, PW (then DH, DW when `dilated`),
+// or NaN when it has no output (a zero stride, or a kernel larger than the padded input): the size check fails
+// on NaN, so such a call is refused before it is queued.
+double out_hw(const double* s, bool dilated) {
+  const double H = s[2], W = s[3], KH = s[4], KW = s[5], SH = s[6], SW = s[7], PH = s[8], PW = s[9];
+  const double DH = dilated ? s[10] : 1, DW = dilated ? s[11] : 1;
+  if (SH < 1 || SW < 1 || KH < 1 || KW < 1 || DH < 1 || DW < 1) return NAN;
+  const double eh = H + 2 * PH - DH * (KH - 1) - 1, ew = W + 2 * PW - DW * (KW - 1) - 1;
+  if (eh < 0 || ew < 0) return NAN;
+  return (std::floor(eh / SH) + 1) * (std::floor(ew / SW) + 1);
+}
 
 const std::vector<KernelDef> kTable = {
     // matmul(out[M,N], a, b, M, N, K, transA, transB, alpha, beta): out = alpha·op(a)·op(b) + beta·out
@@ -171,6 +184,46 @@ const std::vector<KernelDef> kTable = {
      RUN { return ok([&] { K::dropout_forward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), x(c, 1), static_cast<uint32_t>(c.s[2])); }); }},
     {"dropout_backward", {A::F32, A::F32, A::F32, A::Size}, ELEMENTWISE_NEED,
      RUN { return ok([&] { K::dropout_backward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0)); }); }},
+
+    // Convolution, pooling, batch normalisation (NCHW). Geometry arguments: B, C, H, W, KH, KW, SH, SW, PH, PW
+    // (and DH, DW for im2col / col2im); OH, OW follow from them and are checked positive here.
+    // im2col(col[C·KH·KW, B·OH·OW], inp[B,C,H,W], ...); col2im(dinp[B,C,H,W], dcol[C·KH·KW, B·OH·OW], ...)
+    {"im2col", {A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[1] * s[4] * s[5] * s[0] * out_hw(s, true), s[0] * s[1] * s[2] * s[3]}; },
+     RUN { return ok([&] { return K::im2col(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), z(c, 10), z(c, 11)); }); }},
+    {"col2im", {A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1] * s[2] * s[3], s[1] * s[4] * s[5] * s[0] * out_hw(s, true)}; },
+     RUN { return ok([&] { return K::col2im(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), z(c, 10), z(c, 11)); }); }},
+    // transpose01(out[Bd,A,R], inp[A,Bd,R], bias[A]?, A, Bd, R); channel_sum(out[C], x[B,C,R], B, C, R, accumulate)
+    {"transpose01", {A::F32, A::F32, A::F32Opt, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1] * s[2], s[0] * s[1] * s[2], s[0]}; },
+     RUN { return ok([&] { return K::transpose01(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), z(c, 1), z(c, 2)); }); }},
+    {"channel_sum", {A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool}, NEED { return {s[1], s[0] * s[1] * s[2]}; },
+     RUN { return ok([&] { return K::channel_sum(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1), z(c, 2), b(c, 3)); }); }},
+    // maxpool2d_forward(out[B,C,OH,OW], argmax[B,C,OH,OW] int32, inp[B,C,H,W], B, C, H, W, KH, KW, SH, SW, PH, PW)
+    {"maxpool2d_forward", {A::F32, A::I32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1] * out_hw(s, false), s[0] * s[1] * out_hw(s, false), s[0] * s[1] * s[2] * s[3]}; },
+     RUN { return ok([&] { return K::maxpool2d_forward(pool, f(c, 0), i32(c, 1), f(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9)); }); }},
+    // maxpool2d_backward(dinp[B,C,H,W], dout[B,C,OH,OW], argmax int32, B, C, H, W, KH, KW, SH, SW, PH, PW)
+    {"maxpool2d_backward", {A::F32, A::F32, A::I32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1] * s[2] * s[3], s[0] * s[1] * out_hw(s, false), s[0] * s[1] * out_hw(s, false)}; },
+     RUN { return ok([&] { return K::maxpool2d_backward(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9)); }); }},
+    // avgpool2d_forward(out, inp, B, C, H, W, KH, KW, SH, SW, PH, PW, countIncludePad); backward(dinp, dout, ...)
+    {"avgpool2d_forward", {A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Bool},
+     NEED { return {s[0] * s[1] * out_hw(s, false), s[0] * s[1] * s[2] * s[3]}; },
+     RUN { return ok([&] { return K::avgpool2d_forward(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), b(c, 10)); }); }},
+    {"avgpool2d_backward", {A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Bool},
+     NEED { return {s[0] * s[1] * s[2] * s[3], s[0] * s[1] * out_hw(s, false)}; },
+     RUN { return ok([&] { return K::avgpool2d_backward(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), b(c, 10)); }); }},
+    // batchnorm_forward(out[B,C,R], saveMean[C], saveInvstd[C], runMean[C], runVar[C], inp[B,C,R], weight[C]?, bias[C]?,
+    //                   B, C, R, momentum, eps, training)
+    {"batchnorm_forward", {A::F32, A::F32, A::F32, A::F32, A::F32, A::F32, A::F32Opt, A::F32Opt, A::Size, A::Size, A::Size, A::Float, A::Float, A::Bool},
+     NEED { return {s[0] * s[1] * s[2], s[1], s[1], s[1], s[1], s[0] * s[1] * s[2], s[1], s[1]}; },
+     RUN { return ok([&] { return K::batchnorm_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), f(c, 6), f(c, 7), z(c, 0), z(c, 1), z(c, 2), x(c, 3), x(c, 4), b(c, 5)); }); }},
+    // batchnorm_backward(dinp?, dweight[C]?, dbias[C]?, dout, inp, weight?, saveMean, saveInvstd, B, C, R, training, accumulate)
+    {"batchnorm_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool, A::Bool},
+     NEED { return {s[0] * s[1] * s[2], s[1], s[1], s[0] * s[1] * s[2], s[0] * s[1] * s[2], s[1], s[1], s[1]}; },
+     RUN { return ok([&] { return K::batchnorm_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), f(c, 6), f(c, 7), z(c, 0), z(c, 1), z(c, 2), b(c, 3), b(c, 4)); }); }},
 };
 
 }  // namespace

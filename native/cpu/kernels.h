@@ -103,4 +103,26 @@ void dropout_forward(ThreadPool& pool, float* out, float* mask, const float* inp
                      uint32_t seed);
 void dropout_backward(ThreadPool& pool, float* dinp, const float* dout, const float* mask, int64_t N);
 
+// ---- conv.cc: convolution (im2col + gemm), pooling, batch normalisation; NCHW ----
+void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW);
+void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW);
+void transpose01(ThreadPool& pool, float* out, const float* inp, const float* bias, int64_t A, int64_t Bd, int64_t R);
+void channel_sum(ThreadPool& pool, float* out, const float* x, int64_t B, int64_t C, int64_t R, bool accumulate);
+void maxpool2d_forward(ThreadPool& pool, float* out, int32_t* argmax, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+void maxpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, const int32_t* argmax, int64_t B, int64_t C, int64_t H,
+                        int64_t W, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+void avgpool2d_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
+                       int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad);
+void avgpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
+                        int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad);
+void batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, float* run_mean, float* run_var,
+                       const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t R, float momentum,
+                       float eps, bool training);
+void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* save_mean, const float* save_invstd, int64_t B, int64_t C, int64_t R,
+                        bool training, bool accumulate);
+
 }  // namespace rg::cpu

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 
+#include "conv.cuh"
 #include "gemm.cuh"
 #include "kernels.h"
 #include "runtime.cuh"

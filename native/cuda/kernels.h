@@ -103,6 +103,28 @@ Status dropout_forward(ThreadPool& pool, float* out, float* mask, const float* i
                      uint32_t seed);
 Status dropout_backward(ThreadPool& pool, float* dinp, const float* dout, const float* mask, int64_t N);
 
+// ---- conv.cuh: convolution (im2col + gemm), pooling, batch normalisation; NCHW ----
+Status im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW);
+Status col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW);
+Status transpose01(ThreadPool& pool, float* out, const float* inp, const float* bias, int64_t A, int64_t Bd, int64_t R);
+Status channel_sum(ThreadPool& pool, float* out, const float* x, int64_t B, int64_t C, int64_t R, bool accumulate);
+Status maxpool2d_forward(ThreadPool& pool, float* out, int32_t* argmax, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+Status maxpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, const int32_t* argmax, int64_t B, int64_t C, int64_t H,
+                        int64_t W, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
+Status avgpool2d_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
+                       int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad);
+Status avgpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
+                        int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad);
+Status batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, float* run_mean, float* run_var,
+                       const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t R, float momentum,
+                       float eps, bool training);
+Status batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* save_mean, const float* save_invstd, int64_t B, int64_t C, int64_t R,
+                        bool training, bool accumulate);
+
 // ---- runtime (kernels.cu): the stream, the precision of matrix products, device-side failures ----
 Status start(void* stream);               // the stream every kernel runs on; the failure record
 void set_tf32(bool on);                   // matrix products through TF32 tensor cores (sm_80 and newer)

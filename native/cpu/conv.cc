@@ -1,0 +1,310 @@
+// Convolution, pooling and batch normalisation on NCHW tensors (the kernel contract in lib/backend.ts says
+// exactly what each computes). A convolution is im2col + the packed GEMM + transpose01 (lib/nn/conv.ts);
+// its backward is two GEMMs, col2im and channel_sum. Every kernel overwrites its outputs unless it says it
+// accumulates, and every sum runs in a fixed order (per output element, over its inputs in index order), so
+// results do not depend on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace rg::cpu {
+
+namespace {
+
+struct Geometry {
+  int64_t B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW;
+  Geometry(int64_t B_, int64_t C_, int64_t H_, int64_t W_, int64_t KH_, int64_t KW_, int64_t SH_, int64_t SW_, int64_t PH_,
+           int64_t PW_, int64_t DH_, int64_t DW_)
+      : B(B_), C(C_), H(H_), W(W_), KH(KH_), KW(KW_), SH(SH_), SW(SW_), PH(PH_), PW(PW_), DH(DH_), DW(DW_),
+        OH((H_ + 2 * PH_ - DH_ * (KH_ - 1) - 1) / SH_ + 1), OW((W_ + 2 * PW_ - DW_ * (KW_ - 1) - 1) / SW_ + 1) {}
+};
+
+// The outputs o in [0, n) whose window position o·S − P + k·D equals x, for a fixed k: at most one. Returns
+// it, or −1.
+inline int64_t source_of(int64_t x, int64_t k, int64_t S, int64_t P, int64_t D, int64_t n) {
+  const int64_t t = x + P - k * D;
+  if (t < 0 || t % S) return -1;
+  const int64_t o = t / S;
+  return o < n ? o : -1;
+}
+
+// The output positions [lo, hi) whose window (size K, stride S, padding P, dilation 1) covers input x.
+inline void windows_over(int64_t x, int64_t K, int64_t S, int64_t P, int64_t n, int64_t* lo, int64_t* hi) {
+  const int64_t a = x + P - K + 1;
+  *lo = a <= 0 ? 0 : (a + S - 1) / S;
+  *hi = std::min(n, (x + P) / S + 1);
+}
+
+}  // namespace
+
+void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  const int64_t cols = B * g.OH * g.OW;
+  pool.parallel_for(C * KH * KW, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; row++) {
+      const int64_t c = row / (KH * KW), i = row / KW % KH, j = row % KW;
+      float* out = col + row * cols;
+      for (int64_t b = 0; b < B; b++) {
+        const float* plane = inp + (b * C + c) * H * W;
+        for (int64_t oh = 0; oh < g.OH; oh++, out += g.OW) {
+          const int64_t ih = oh * SH - PH + i * DH;
+          if (ih < 0 || ih >= H) {
+            std::memset(out, 0, static_cast<size_t>(g.OW) * 4);
+            continue;
+          }
+          const float* src = plane + ih * W;
+          const int64_t off = j * DW - PW;  // iw = ow·SW + off
+          if (SW == 1) {
+            // the valid run ow in [lo, hi) is contiguous in the input row
+            const int64_t lo = std::min(g.OW, std::max<int64_t>(0, -off)), hi = std::max(lo, std::min(g.OW, W - off));
+            std::memset(out, 0, static_cast<size_t>(lo) * 4);
+            if (hi > lo) std::memcpy(out + lo, src + lo + off, static_cast<size_t>(hi - lo) * 4);
+            std::memset(out + hi, 0, static_cast<size_t>(g.OW - hi) * 4);
+          } else {
+            for (int64_t ow = 0; ow < g.OW; ow++) {
+              const int64_t iw = ow * SW + off;
+              out[ow] = iw >= 0 && iw < W ? src[iw] : 0.f;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  const int64_t cols = B * g.OH * g.OW;
+  pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t b = p / C, c = p % C;
+      float* plane = dinp + p * H * W;
+      for (int64_t h = 0; h < H; h++) {
+        for (int64_t w = 0; w < W; w++) {
+          double sum = 0;
+          for (int64_t i = 0; i < KH; i++) {
+            const int64_t oh = source_of(h, i, SH, PH, DH, g.OH);
+            if (oh < 0) continue;
+            for (int64_t j = 0; j < KW; j++) {
+              const int64_t ow = source_of(w, j, SW, PW, DW, g.OW);
+              if (ow < 0) continue;
+              sum += dcol[((c * KH + i) * KW + j) * cols + (b * g.OH + oh) * g.OW + ow];
+            }
+          }
+          plane[h * W + w] = static_cast<float>(sum);
+        }
+      }
+    }
+  });
+}
+
+void transpose01(ThreadPool& pool, float* out, const float* inp, const float* bias, int64_t A, int64_t Bd, int64_t R) {
+  pool.parallel_for(A * Bd, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, R)), [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; q++) {
+      const int64_t a = q / Bd, b = q % Bd;
+      const float* src = inp + q * R;
+      float* dst = out + (b * A + a) * R;
+      const float add = bias ? bias[a] : 0.f;
+      for (int64_t r = 0; r < R; r++) dst[r] = src[r] + add;
+    }
+  });
+}
+
+void channel_sum(ThreadPool& pool, float* out, const float* x, int64_t B, int64_t C, int64_t R, bool accumulate) {
+  pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      double sum = 0;
+      for (int64_t b = 0; b < B; b++) {
+        const float* row = x + (b * C + c) * R;
+        for (int64_t r = 0; r < R; r++) sum += row[r];
+      }
+      out[c] = accumulate ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
+    }
+  });
+}
+
+void maxpool2d_forward(ThreadPool& pool, float* out, int32_t* argmax, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, 1, 1);
+  pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* plane = inp + p * H * W;
+      float* o = out + p * g.OH * g.OW;
+      int32_t* am = argmax + p * g.OH * g.OW;
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        for (int64_t ow = 0; ow < g.OW; ow++) {
+          float best = -INFINITY;
+          int64_t at = -1;
+          for (int64_t i = 0; i < KH; i++) {
+            const int64_t h = oh * SH - PH + i;
+            if (h < 0 || h >= H) continue;
+            for (int64_t j = 0; j < KW; j++) {
+              const int64_t w = ow * SW - PW + j;
+              if (w < 0 || w >= W) continue;
+              const float v = plane[h * W + w];
+              if (at < 0 || v > best || std::isnan(v)) best = v, at = h * W + w;
+            }
+          }
+          o[oh * g.OW + ow] = best;
+          am[oh * g.OW + ow] = static_cast<int32_t>(at);
+        }
+      }
+    }
+  });
+}
+
+void maxpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, const int32_t* argmax, int64_t B, int64_t C, int64_t H,
+                        int64_t W, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, 1, 1);
+  pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* d = dout + p * g.OH * g.OW;
+      const int32_t* am = argmax + p * g.OH * g.OW;
+      float* plane = dinp + p * H * W;
+      for (int64_t h = 0; h < H; h++) {
+        int64_t oh0, oh1;
+        windows_over(h, KH, SH, PH, g.OH, &oh0, &oh1);
+        for (int64_t w = 0; w < W; w++) {
+          int64_t ow0, ow1;
+          windows_over(w, KW, SW, PW, g.OW, &ow0, &ow1);
+          float sum = 0.f;
+          for (int64_t oh = oh0; oh < oh1; oh++)
+            for (int64_t ow = ow0; ow < ow1; ow++)
+              if (am[oh * g.OW + ow] == h * W + w) sum += d[oh * g.OW + ow];
+          plane[h * W + w] = sum;
+        }
+      }
+    }
+  });
+}
+
+namespace {
+// The divisor of an average-pooling window.
+inline float window_divisor(int64_t oh, int64_t ow, const Geometry& g, bool count_include_pad) {
+  if (count_include_pad) return static_cast<float>(g.KH * g.KW);
+  const int64_t h0 = std::max<int64_t>(0, oh * g.SH - g.PH), h1 = std::min(g.H, oh * g.SH - g.PH + g.KH);
+  const int64_t w0 = std::max<int64_t>(0, ow * g.SW - g.PW), w1 = std::min(g.W, ow * g.SW - g.PW + g.KW);
+  return static_cast<float>((h1 - h0) * (w1 - w0));
+}
+}  // namespace
+
+void avgpool2d_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
+                       int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, 1, 1);
+  pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* plane = inp + p * H * W;
+      float* o = out + p * g.OH * g.OW;
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        const int64_t h0 = std::max<int64_t>(0, oh * SH - PH), h1 = std::min(H, oh * SH - PH + KH);
+        for (int64_t ow = 0; ow < g.OW; ow++) {
+          const int64_t w0 = std::max<int64_t>(0, ow * SW - PW), w1 = std::min(W, ow * SW - PW + KW);
+          double sum = 0;
+          for (int64_t h = h0; h < h1; h++)
+            for (int64_t w = w0; w < w1; w++) sum += plane[h * W + w];
+          o[oh * g.OW + ow] = static_cast<float>(sum / window_divisor(oh, ow, g, count_include_pad));
+        }
+      }
+    }
+  });
+}
+
+void avgpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
+                        int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, 1, 1);
+  pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* d = dout + p * g.OH * g.OW;
+      float* plane = dinp + p * H * W;
+      for (int64_t h = 0; h < H; h++) {
+        int64_t oh0, oh1;
+        windows_over(h, KH, SH, PH, g.OH, &oh0, &oh1);
+        for (int64_t w = 0; w < W; w++) {
+          int64_t ow0, ow1;
+          windows_over(w, KW, SW, PW, g.OW, &ow0, &ow1);
+          double sum = 0;
+          for (int64_t oh = oh0; oh < oh1; oh++)
+            for (int64_t ow = ow0; ow < ow1; ow++) sum += d[oh * g.OW + ow] / window_divisor(oh, ow, g, count_include_pad);
+          plane[h * W + w] = static_cast<float>(sum);
+        }
+      }
+    }
+  });
+}
+
+void batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, float* run_mean, float* run_var,
+                       const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t R, float momentum,
+                       float eps, bool training) {
+  const int64_t n = B * R;
+  pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      float mean, invstd;
+      if (training) {
+        double sum = 0;
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t r = 0; r < R; r++) sum += inp[(b * C + c) * R + r];
+        const double m = n ? sum / static_cast<double>(n) : 0.0;
+        double sq = 0;
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t r = 0; r < R; r++) {
+            const double d = inp[(b * C + c) * R + r] - m;
+            sq += d * d;
+          }
+        const double var = n ? sq / static_cast<double>(n) : 0.0;
+        mean = static_cast<float>(m);
+        invstd = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+        run_mean[c] = (1.f - momentum) * run_mean[c] + momentum * mean;
+        run_var[c] = (1.f - momentum) * run_var[c] + momentum * static_cast<float>(var * static_cast<double>(n) / static_cast<double>(std::max<int64_t>(n - 1, 1)));
+      } else {
+        mean = run_mean[c];
+        invstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
+      }
+      save_mean[c] = mean;
+      save_invstd[c] = invstd;
+      const float scale = (weight ? weight[c] : 1.f) * invstd, shift = bias ? bias[c] : 0.f;
+      for (int64_t b = 0; b < B; b++) {
+        const float* x = inp + (b * C + c) * R;
+        float* y = out + (b * C + c) * R;
+        for (int64_t r = 0; r < R; r++) y[r] = (x[r] - mean) * scale + shift;
+      }
+    }
+  });
+}
+
+void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* save_mean, const float* save_invstd, int64_t B, int64_t C, int64_t R,
+                        bool training, bool accumulate) {
+  const int64_t n = B * R;
+  pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      const float mean = save_mean[c], invstd = save_invstd[c];
+      double sd = 0, sdx = 0;  // Σ dout, Σ dout·x̂
+      for (int64_t b = 0; b < B; b++) {
+        const float* x = inp + (b * C + c) * R;
+        const float* d = dout + (b * C + c) * R;
+        for (int64_t r = 0; r < R; r++) {
+          sd += d[r];
+          sdx += static_cast<double>(d[r]) * ((x[r] - mean) * invstd);
+        }
+      }
+      if (dweight) dweight[c] = (accumulate ? dweight[c] : 0.f) + static_cast<float>(sdx);
+      if (dbias) dbias[c] = (accumulate ? dbias[c] : 0.f) + static_cast<float>(sd);
+      if (!dinp) continue;
+      const float k = (weight ? weight[c] : 1.f) * invstd;
+      const float md = training && n ? static_cast<float>(sd / static_cast<double>(n)) : 0.f;
+      const float mdx = training && n ? static_cast<float>(sdx / static_cast<double>(n)) : 0.f;
+      for (int64_t b = 0; b < B; b++) {
+        const float* x = inp + (b * C + c) * R;
+        const float* d = dout + (b * C + c) * R;
+        float* dx = dinp + (b * C + c) * R;
+        for (int64_t r = 0; r < R; r++) dx[r] = k * (d[r] - md - (x[r] - mean) * invstd * mdx);
+      }
+    }
+  });
+}
+
+}  // namespace rg::cpu
