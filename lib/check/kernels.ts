@@ -3,21 +3,23 @@
 // dist/ so a GPU machine can run it without the test tools (`retrograd check cuda`); test/kernels.test.ts runs
 // the same table under vitest.
 //
-// Outputs that a kernel overwrites start poisoned with NaN (a kernel that skips an element fails); outputs
-// that accumulate start from the same random values on both backends. Each output is compared normwise
-// (relError) against the case's tolerance (TOL, lib/check/numerics.ts).
+// Outputs that a kernel overwrites start poisoned with NaN (int32 outputs with −7; a kernel that skips an element
+// fails); outputs that accumulate start from the same random values on both backends. Each float output is
+// compared normwise (relError) against the case's tolerance (TOL, lib/check/numerics.ts), each int32 output
+// exactly.
 import { backendByName, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
 import '../backends/index.js'; // registers the backends, so a name resolves without going through lib/index.ts
 import { mulberry32 } from '../data/split.js';
 import { randomArray, relError, TOL } from './numerics.js';
 
 /**
- * One argument of a kernel call: an input's host data, an output (poisoned with NaN unless `init` gives its
- * starting values, for outputs that accumulate or update in place), or a size, scalar, flag or null buffer.
+ * One argument of a kernel call: an input's host data, an output (poisoned with NaN, or −7 when `int`, unless
+ * `init` gives its starting values, for outputs that accumulate or update in place), or a size, scalar, flag or
+ * null buffer. An `int` output is an int32 buffer and must match the reference exactly.
  */
 export type ArgSpec =
   | { kind: 'in'; data: Float32Array | Int32Array }
-  | { kind: 'out'; size: number; init?: Float32Array }
+  | { kind: 'out'; size: number; init?: Float32Array; int?: boolean }
   | null
   | number
   | boolean;
@@ -40,6 +42,9 @@ export interface KernelCase {
 
 const inp = (data: Float32Array | Int32Array): ArgSpec => ({ kind: 'in', data });
 const out = (size: number, init?: Float32Array): ArgSpec => ({ kind: 'out', size, init });
+const intOut = (size: number): ArgSpec => ({ kind: 'out', size, int: true });
+/** The value an int32 output starts from: no valid index, so an element left unwritten shows. */
+const INT_POISON = -7;
 export const ELEMENTWISE_SIZES = [[1], [3], [17], [64], [257], [40_000]];
 
 function norm(x: Float32Array): number {
@@ -92,6 +97,53 @@ export const MATMUL_LARGE_SIZES = [
   [1000, 1000, 1, 0, 0], [65, 4096, 64, 1, 0],
 ];
 export const LINEAR_SIZES = [[1, 1, 1], [1, 784, 256], [3, 17, 5], [5, 100, 37], [64, 33, 10], [257, 64, 3], [64, 784, 256], [100, 300, 130]];
+
+/** OH (or OW) of a window of K taps, stride S, padding P, dilation D over N positions, as lib/backend.ts defines it. */
+const poolOut = (N: number, K: number, S: number, P: number, D = 1) => Math.floor((N + 2 * P - D * (K - 1) - 1) / S) + 1;
+/**
+ * [B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW] for im2col / col2im: one of everything, odd planes, stride 2 with
+ * overlapping windows, padding on one side only, dilation 2, a window as large as the padded plane, and a layer
+ * of LeNet's size.
+ */
+export const IM2COL_SIZES = [
+  [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1], [2, 3, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1], [1, 1, 9, 11, 3, 2, 2, 2, 1, 0, 1, 1],
+  [3, 2, 8, 7, 3, 3, 1, 2, 2, 1, 2, 2], [2, 4, 17, 13, 5, 3, 2, 1, 2, 1, 1, 2], [1, 2, 4, 3, 6, 5, 1, 1, 1, 1, 1, 1],
+  [4, 6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1],
+];
+/**
+ * [B, C, H, W, KH, KW, SH, SW, PH, PW] for pooling (padding at most half the window, as PyTorch requires): a 1×1
+ * plane, the common 2×2 stride 2, overlapping 3×3 stride 2 with padding, non-square windows and strides on odd
+ * planes, one channel, batch 1, and 5×4 windows with stride 3×2.
+ */
+export const POOL_SIZES = [
+  [1, 1, 1, 1, 1, 1, 1, 1, 0, 0], [2, 3, 7, 5, 2, 2, 2, 2, 0, 0], [1, 2, 9, 11, 3, 3, 2, 2, 1, 1],
+  [3, 1, 8, 7, 3, 2, 1, 2, 1, 1], [4, 16, 28, 28, 2, 2, 2, 2, 0, 0], [2, 3, 13, 17, 5, 4, 3, 2, 2, 2],
+];
+/** For each window of a pooling of `s` (POOL_SIZES), the index h·W + w of a random element inside the input. */
+function randomArgmax([B, C, H, W, KH, KW, SH, SW, PH, PW]: number[], r: () => number): Int32Array {
+  const OH = poolOut(H, KH, SH, PH), OW = poolOut(W, KW, SW, PW);
+  const pick = (start: number, K: number, N: number) => {
+    const lo = Math.max(start, 0), hi = Math.min(start + K, N);
+    return lo + Math.floor(r() * (hi - lo));
+  };
+  return Int32Array.from({ length: B * C * OH * OW }, (_, k) => {
+    const ow = k % OW, oh = Math.floor(k / OW) % OH;
+    return pick(oh * SH - PH, KH, H) * W + pick(ow * SW - PW, KW, W);
+  });
+}
+/** Batch statistics of x [B, C, R] per channel: the mean and 1/√(biased variance + eps), in float64. */
+function channelStats(x: Float32Array, B: number, C: number, R: number, eps: number): { mean: Float32Array; invstd: Float32Array } {
+  const mean = new Float32Array(C), invstd = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0, ss = 0;
+    for (let b = 0; b < B; b++) for (let i = 0; i < R; i++) s += x[(b * C + c) * R + i];
+    const m = s / (B * R);
+    for (let b = 0; b < B; b++) for (let i = 0; i < R; i++) ss += (x[(b * C + c) * R + i] - m) ** 2;
+    mean[c] = m;
+    invstd[c] = 1 / Math.sqrt(ss / (B * R) + eps);
+  }
+  return { mean, invstd };
+}
 
 /** The case table, one entry per kernel of the contract. */
 export const cases = {
@@ -284,6 +336,100 @@ export const cases = {
     sizes: ELEMENTWISE_SIZES,
     build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), inp(Float32Array.from({ length: n }, () => (r() < 0.5 ? 0 : 2))), n], tol: 0 }),
   },
+  im2col: {
+    sizes: IM2COL_SIZES,
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW], r) => {
+      const n = C * KH * KW * B * poolOut(H, KH, SH, PH, DH) * poolOut(W, KW, SW, PW, DW);
+      return { args: [out(n), inp(randomArray(B * C * H * W, r)), B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW], tol: 0 };
+    },
+  },
+  col2im: {
+    sizes: IM2COL_SIZES,
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW], r) => {
+      const n = C * KH * KW * B * poolOut(H, KH, SH, PH, DH) * poolOut(W, KW, SW, PW, DW);
+      return { args: [out(B * C * H * W), inp(randomArray(n, r)), B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW], tol: TOL.reduction };
+    },
+  },
+  transpose01: {
+    // [A, Bd, R, bias?]
+    sizes: [[1, 1, 1, 0], [3, 5, 7, 1], [16, 2, 49, 1], [1, 17, 3, 0], [64, 8, 1, 1], [6, 4, 100, 0]],
+    build: ([A, Bd, R, bias], r) => ({
+      args: [out(A * Bd * R), inp(randomArray(A * Bd * R, r)), bias ? inp(randomArray(A, r)) : null, A, Bd, R],
+      tol: TOL.elementwise,
+    }),
+  },
+  channel_sum: {
+    // [B, C, R, accumulate?]
+    sizes: [[1, 1, 1, 0], [3, 5, 7, 1], [16, 8, 49, 0], [257, 3, 1, 1], [2, 64, 196, 1], [1, 1, 3000, 0]],
+    build: ([B, C, R, acc], r) => ({
+      args: [acc ? out(C, randomArray(C, r)) : out(C), inp(randomArray(B * C * R, r)), B, C, R, acc === 1],
+      tol: TOL.reduction,
+    }),
+  },
+  maxpool2d_forward: {
+    // POOL_SIZES, each on continuous data and on data rounded to quarters (ties: the first maximum wins)
+    sizes: POOL_SIZES.flatMap((s) => [[...s, 0], [...s, 1]]),
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, ties], r) => {
+      const x = randomArray(B * C * H * W, r, 2);
+      if (ties) x.forEach((v, i) => (x[i] = Math.round(v * 4) / 4));
+      const n = B * C * poolOut(H, KH, SH, PH) * poolOut(W, KW, SW, PW);
+      return { args: [out(n), intOut(n), inp(x), B, C, H, W, KH, KW, SH, SW, PH, PW], tol: 0 };
+    },
+  },
+  maxpool2d_backward: {
+    sizes: POOL_SIZES,
+    build: (s, r) => {
+      const [B, C, H, W, KH, KW, SH, SW, PH, PW] = s;
+      const argmax = randomArgmax(s, r);
+      return { args: [out(B * C * H * W), inp(randomArray(argmax.length, r)), inp(argmax), B, C, H, W, KH, KW, SH, SW, PH, PW], tol: TOL.reduction };
+    },
+  },
+  avgpool2d_forward: {
+    // POOL_SIZES with countIncludePad false and true
+    sizes: POOL_SIZES.flatMap((s) => [[...s, 0], [...s, 1]]),
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, incl], r) => {
+      const n = B * C * poolOut(H, KH, SH, PH) * poolOut(W, KW, SW, PW);
+      return { args: [out(n), inp(randomArray(B * C * H * W, r)), B, C, H, W, KH, KW, SH, SW, PH, PW, incl === 1], tol: TOL.reduction };
+    },
+  },
+  avgpool2d_backward: {
+    sizes: POOL_SIZES.flatMap((s) => [[...s, 0], [...s, 1]]),
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, incl], r) => {
+      const n = B * C * poolOut(H, KH, SH, PH) * poolOut(W, KW, SW, PW);
+      return { args: [out(B * C * H * W), inp(randomArray(n, r)), B, C, H, W, KH, KW, SH, SW, PH, PW, incl === 1], tol: TOL.reduction };
+    },
+  },
+  batchnorm_forward: {
+    // [B, C, R, training?, affine: 0 neither weight nor bias, 1 both, 2 weight only, 3 bias only]; R 1 is
+    // BatchNorm1d on [B, C]; [1, 3, 1] has one value per channel (variance 0, the unbiased one taken as 0)
+    sizes: [[1, 3, 1, 1, 1], [8, 4, 1, 1, 1], [2, 3, 49, 1, 0], [3, 16, 25, 0, 1], [1, 5, 17, 1, 2], [16, 8, 64, 1, 3], [4, 2, 9, 0, 0], [64, 1, 1, 1, 1]],
+    build: ([B, C, R, training, affine], r) => ({
+      args: [
+        out(B * C * R), out(C), out(C), out(C, randomArray(C, r, 0.5)), out(C, randomArray(C, r, 0.5, 1)),
+        inp(randomArray(B * C * R, r, 2, 0.5)), affine === 1 || affine === 2 ? inp(randomArray(C, r, 1, 1)) : null,
+        affine === 1 || affine === 3 ? inp(randomArray(C, r)) : null, B, C, R, 0.1, 1e-5, training === 1,
+      ],
+      tol: TOL.reduction,
+    }),
+  },
+  batchnorm_backward: {
+    // [B, C, R, training?, weight?, outputs: 0 dinp only, 1 all, 2 dweight and dbias only, accumulate?]; the saved
+    // statistics are the input's own in training, running-like values when not
+    sizes: [[1, 1, 2, 1, 1, 1, 0], [8, 4, 1, 1, 1, 1, 1], [2, 3, 49, 1, 0, 1, 0], [3, 16, 25, 0, 1, 1, 1], [1, 5, 17, 1, 1, 2, 1], [16, 8, 64, 1, 1, 1, 1], [4, 2, 9, 0, 0, 0, 0], [5, 3, 7, 1, 0, 0, 0]],
+    build: ([B, C, R, training, withWeight, outputs, acc], r) => {
+      const x = randomArray(B * C * R, r, 2, 0.5);
+      const stats = training ? channelStats(x, B, C, R, 1e-5) : { mean: randomArray(C, r, 0.5), invstd: randomArray(C, r, 0.5, 1) };
+      const param = () => (acc ? out(C, randomArray(C, r)) : out(C));
+      return {
+        args: [
+          outputs !== 2 ? out(B * C * R) : null, outputs !== 0 ? param() : null, outputs !== 0 ? param() : null,
+          inp(randomArray(B * C * R, r)), inp(x), withWeight ? inp(randomArray(C, r, 1, 1)) : null, inp(stats.mean), inp(stats.invstd),
+          B, C, R, training === 1, acc === 1,
+        ],
+        tol: TOL.reduction,
+      };
+    },
+  },
 } satisfies Record<KernelName, KernelCase>;
 
 /**
@@ -295,7 +441,12 @@ export function runKernel(b: Backend, name: KernelName, args: ArgSpec[]): HostAr
   try {
     const bufs = args.map((a) => {
       if (a === null || typeof a !== 'object') return a;
-      const buf = b.fromHost(a.kind === 'in' ? a.data : a.init ? Float32Array.from(a.init) : new Float32Array(a.size).fill(NaN));
+      const buf = b.fromHost(
+        a.kind === 'in' ? a.data
+        : a.int ? new Int32Array(a.size).fill(INT_POISON)
+        : a.init ? Float32Array.from(a.init)
+        : new Float32Array(a.size).fill(NaN),
+      );
       made.push(buf);
       return buf;
     });
@@ -372,7 +523,8 @@ export function checkKernels(backend: Backend | string, options: KernelCheckOpti
         const got = runKernel(backend, kernel, built.args);
         want.forEach((w, output) => {
           const error = relError(got[output] ?? [], w, built.floor);
-          rows.push({ kernel, sizes, output, error, tol, ok: error <= tol, seed: caseSeed });
+          const outTol = w instanceof Int32Array ? 0 : tol; // indices are exact
+          rows.push({ kernel, sizes, output, error, tol: outTol, ok: error <= outTol, seed: caseSeed });
         });
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);

@@ -2,6 +2,7 @@
 // the oracle the native backends are tested against; a float64 instance serves the gradient checks.
 import type { Backend, BackendInfo, Buf, DType, HostArray, Kernels } from '../../backend.js';
 import * as activations from './activations.js';
+import * as conv from './conv.js';
 import * as linear from './linear.js';
 import * as losses from './losses.js';
 import * as optim from './optim.js';
@@ -17,6 +18,7 @@ export const referenceKernels = {
   ...losses,
   ...optim,
   ...tensorKernels,
+  ...conv,
 } satisfies Record<keyof Kernels, (...args: never[]) => void>;
 
 type FloatArray = Float32Array | Float64Array;
