@@ -8,8 +8,11 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { currentBackend } from '../backend.js';
 import { describe, RetrogradError } from '../errors.js';
 import { GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from '../nn/activation.js';
+import { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from '../nn/batchnorm.js';
+import { Conv2d, type Conv2dOptions } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
+import { AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from '../nn/pool.js';
 import { Sequential } from '../nn/sequential.js';
 import { Dropout, Flatten } from '../nn/shape.js';
 import { Optimizer, type OptimizerStateDict } from '../optim/optimizer.js';
@@ -34,7 +37,33 @@ const ENTRIES: Record<string, Entry> = {
   Softmax: { cls: Softmax, args: () => [], make: () => new Softmax() },
   Flatten: { cls: Flatten, args: () => [], make: () => new Flatten() },
   Dropout: { cls: Dropout, args: (m) => [(m as Dropout).p], make: (a) => new Dropout(a[0] as number) },
+  Conv2d: {
+    cls: Conv2d,
+    args: (m) => {
+      const c = m as Conv2d;
+      return [c.inChannels, c.outChannels, c.kernelSize, { stride: c.stride, padding: c.padding, dilation: c.dilation, bias: c.bias !== null }];
+    },
+    make: (a) => new Conv2d(a[0] as number, a[1] as number, a[2] as [number, number], a[3] as Conv2dOptions),
+  },
+  MaxPool2d: {
+    cls: MaxPool2d,
+    args: (m) => { const p = m as MaxPool2d; return [p.kernelSize, { stride: p.stride, padding: p.padding }]; },
+    make: (a) => new MaxPool2d(a[0] as [number, number], a[1] as MaxPool2dOptions),
+  },
+  AvgPool2d: {
+    cls: AvgPool2d,
+    args: (m) => { const p = m as AvgPool2d; return [p.kernelSize, { stride: p.stride, padding: p.padding, countIncludePad: p.countIncludePad }]; },
+    make: (a) => new AvgPool2d(a[0] as [number, number], a[1] as AvgPool2dOptions),
+  },
+  GlobalAvgPool2d: { cls: GlobalAvgPool2d, args: () => [], make: () => new GlobalAvgPool2d() },
+  AdaptiveAvgPool2d: { cls: AdaptiveAvgPool2d, args: (m) => [(m as AdaptiveAvgPool2d).outputSize], make: (a) => new AdaptiveAvgPool2d(a[0] as [number, number]) },
+  BatchNorm1d: { cls: BatchNorm1d, args: (m) => batchNormArgs(m as BatchNorm1d), make: (a) => new BatchNorm1d(a[0] as number, a[1] as BatchNormOptions) },
+  BatchNorm2d: { cls: BatchNorm2d, args: (m) => batchNormArgs(m as BatchNorm2d), make: (a) => new BatchNorm2d(a[0] as number, a[1] as BatchNormOptions) },
 };
+
+function batchNormArgs(m: BatchNorm1d | BatchNorm2d): unknown[] {
+  return [m.numFeatures, { eps: m.eps, momentum: m.momentum, affine: m.affine, trackRunningStats: m.trackRunningStats }];
+}
 
 /** The architecture of a model built from retrograd's layers, as JSON-ready data. */
 export function moduleConfig(m: Module): ModuleConfig {
