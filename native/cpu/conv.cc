@@ -21,15 +21,6 @@ struct Geometry {
         OH((H_ + 2 * PH_ - DH_ * (KH_ - 1) - 1) / SH_ + 1), OW((W_ + 2 * PW_ - DW_ * (KW_ - 1) - 1) / SW_ + 1) {}
 };
 
-// The outputs o in [0, n) whose window position o·S − P + k·D equals x, for a fixed k: at most one. Returns
-// it, or −1.
-inline int64_t source_of(int64_t x, int64_t k, int64_t S, int64_t P, int64_t D, int64_t n) {
-  const int64_t t = x + P - k * D;
-  if (t < 0 || t % S) return -1;
-  const int64_t o = t / S;
-  return o < n ? o : -1;
-}
-
 // The output positions [lo, hi) whose window (size K, stride S, padding P, dilation 1) covers input x.
 inline void windows_over(int64_t x, int64_t K, int64_t S, int64_t P, int64_t n, int64_t* lo, int64_t* hi) {
   const int64_t a = x + P - K + 1;
@@ -58,11 +49,11 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
           const float* src = plane + ih * W;
           const int64_t off = j * DW - PW;  // iw = ow·SW + off
           if (SW == 1) {
-            // the valid run ow in [lo, hi) is contiguous in the input row
+            // the valid run ow in [lo, hi) is contiguous in the input row (plain loops: rows are short)
             const int64_t lo = std::min(g.OW, std::max<int64_t>(0, -off)), hi = std::max(lo, std::min(g.OW, W - off));
-            std::memset(out, 0, static_cast<size_t>(lo) * 4);
-            if (hi > lo) std::memcpy(out + lo, src + lo + off, static_cast<size_t>(hi - lo) * 4);
-            std::memset(out + hi, 0, static_cast<size_t>(g.OW - hi) * 4);
+            for (int64_t ow = 0; ow < lo; ow++) out[ow] = 0.f;
+            for (int64_t ow = lo; ow < hi; ow++) out[ow] = src[ow + off];
+            for (int64_t ow = hi; ow < g.OW; ow++) out[ow] = 0.f;
           } else {
             for (int64_t ow = 0; ow < g.OW; ow++) {
               const int64_t iw = ow * SW + off;
@@ -75,6 +66,8 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
   });
 }
 
+// Each thread owns whole (b, c) planes and adds the dcol entries into them in the order (i, j, oh, ow): every
+// element receives its contributions in ascending (i, j), whatever the thread count.
 void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
             int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
   const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
@@ -83,19 +76,27 @@ void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t
     for (int64_t p = p0; p < p1; p++) {
       const int64_t b = p / C, c = p % C;
       float* plane = dinp + p * H * W;
-      for (int64_t h = 0; h < H; h++) {
-        for (int64_t w = 0; w < W; w++) {
-          double sum = 0;
-          for (int64_t i = 0; i < KH; i++) {
-            const int64_t oh = source_of(h, i, SH, PH, DH, g.OH);
-            if (oh < 0) continue;
-            for (int64_t j = 0; j < KW; j++) {
-              const int64_t ow = source_of(w, j, SW, PW, DW, g.OW);
-              if (ow < 0) continue;
-              sum += dcol[((c * KH + i) * KW + j) * cols + (b * g.OH + oh) * g.OW + ow];
+      for (int64_t e = 0; e < H * W; e++) plane[e] = 0.f;
+      for (int64_t i = 0; i < KH; i++) {
+        for (int64_t j = 0; j < KW; j++) {
+          const float* src = dcol + ((c * KH + i) * KW + j) * cols + b * g.OH * g.OW;
+          const int64_t off = j * DW - PW;
+          const int64_t lo = SW == 1 ? std::min(g.OW, std::max<int64_t>(0, -off)) : 0;
+          const int64_t hi = SW == 1 ? std::max(lo, std::min(g.OW, W - off)) : g.OW;
+          for (int64_t oh = 0; oh < g.OH; oh++) {
+            const int64_t ih = oh * SH - PH + i * DH;
+            if (ih < 0 || ih >= H) continue;
+            float* row = plane + ih * W;
+            const float* d = src + oh * g.OW;
+            if (SW == 1) {
+              for (int64_t ow = lo; ow < hi; ow++) row[ow + off] += d[ow];
+            } else {
+              for (int64_t ow = 0; ow < g.OW; ow++) {
+                const int64_t iw = ow * SW + off;
+                if (iw >= 0 && iw < W) row[iw] += d[ow];
+              }
             }
           }
-          plane[h * W + w] = static_cast<float>(sum);
         }
       }
     }
@@ -135,6 +136,24 @@ void maxpool2d_forward(ThreadPool& pool, float* out, int32_t* argmax, const floa
       const float* plane = inp + p * H * W;
       float* o = out + p * g.OH * g.OW;
       int32_t* am = argmax + p * g.OH * g.OW;
+      if (PH == 0 && PW == 0) {
+        // every window lies inside the plane: no bounds to test
+        for (int64_t oh = 0; oh < g.OH; oh++) {
+          for (int64_t ow = 0; ow < g.OW; ow++) {
+            const int64_t h0 = oh * SH, w0 = ow * SW;
+            float best = plane[h0 * W + w0];
+            int64_t at = h0 * W + w0;
+            for (int64_t i = 0; i < KH; i++)
+              for (int64_t j = 0; j < KW; j++) {
+                const float v = plane[(h0 + i) * W + w0 + j];
+                if (v > best || v != v) best = v, at = (h0 + i) * W + w0 + j;
+              }
+            o[oh * g.OW + ow] = best;
+            am[oh * g.OW + ow] = static_cast<int32_t>(at);
+          }
+        }
+        continue;
+      }
       for (int64_t oh = 0; oh < g.OH; oh++) {
         for (int64_t ow = 0; ow < g.OW; ow++) {
           float best = -INFINITY;
@@ -165,6 +184,12 @@ void maxpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, const 
       const float* d = dout + p * g.OH * g.OW;
       const int32_t* am = argmax + p * g.OH * g.OW;
       float* plane = dinp + p * H * W;
+      if (SH >= KH && SW >= KW) {
+        // windows do not overlap: each element takes at most one gradient
+        for (int64_t e = 0; e < H * W; e++) plane[e] = 0.f;
+        for (int64_t q = 0; q < g.OH * g.OW; q++) plane[am[q]] = d[q];
+        continue;
+      }
       for (int64_t h = 0; h < H; h++) {
         int64_t oh0, oh1;
         windows_over(h, KH, SH, PH, g.OH, &oh0, &oh1);
