@@ -1,8 +1,10 @@
 // PyTorch golden values (test/golden/torch.json, written by test/golden/make_golden.py with PyTorch 1.13):
-// optimizer trajectories for every option, loss values and gradients, layer outputs and gradients, and
-// state-dict names — on every backend.
+// optimizer trajectories for every option, loss values and gradients, layer outputs and gradients (Linear,
+// activations, Conv2d, pooling, batch normalisation with its running statistics in training and eval), a small
+// CNN trained a few steps, and state-dict names — on every backend.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { probeCuda } from '../lib/backends/cuda.js';
 import { cpuAvailable, relError, rg, TOL } from './helpers.js';
 
 interface Golden {
@@ -12,6 +14,23 @@ interface Golden {
   losses: { loss: string; pred: number[]; target: number[]; shape: number[]; value: number; grad: number[] }[];
   clip: { maxNorm?: number; normType?: number | 'inf'; total?: number; clipValue?: number; grads: number[][] }[];
   layers: { layer: string; args?: number[]; x?: number[]; xShape?: number[]; weight?: number[]; bias?: number[]; y?: number[]; dy?: number[]; dx?: number[]; dweight?: number[]; dbias?: number[]; stateDictKeys?: string[] }[];
+  conv: {
+    name: string; inChannels: number; outChannels: number; kernelSize: [number, number]; stride: [number, number]; padding: [number, number];
+    dilation: [number, number]; useBias: boolean; xShape: number[]; x: number[]; weight: number[]; bias?: number[]; yShape: number[]; y: number[];
+    dy: number[]; dx: number[]; dweight: number[]; dbias?: number[]; stateDictKeys: string[];
+  }[];
+  pool: {
+    layer: 'MaxPool2d' | 'AvgPool2d' | 'AdaptiveAvgPool2d' | 'GlobalAvgPool2d'; kernelSize?: [number, number]; stride?: [number, number];
+    padding?: [number, number]; countIncludePad?: boolean; xShape: number[]; x: number[]; yShape: number[]; y: number[]; dy: number[]; dx: number[];
+  }[];
+  batchnorm: {
+    layer: 'BatchNorm1d' | 'BatchNorm2d'; numFeatures: number; momentum: number | null; eps: number; affine: boolean; xShape: number[];
+    x1: number[]; x2: number[]; x3: number[]; dy: number[]; dyEval: number[]; weight?: number[]; bias?: number[];
+    y1: number[]; dx1: number[]; dweight1?: number[]; dbias1?: number[]; runningMean1: number[]; runningVar1: number[];
+    runningMean2: number[]; runningVar2: number[]; numBatchesTracked: number;
+    yEval: number[]; dxEval: number[]; dweightEval?: number[]; dbiasEval?: number[]; stateDictKeys: string[];
+  }[];
+  cnn: { lr: number; momentum: number; xShape: number[]; x: number[]; target: number[]; initial: Record<string, number[]>; losses: number[]; final: Record<string, number[] | number> };
 }
 const seqAt = (a: number, b: number) => (i: number) => Math.sin(a * i + b) * 3;
 const golden = JSON.parse(readFileSync(new URL('./golden/torch.json', import.meta.url), 'utf8')) as Golden;
@@ -25,7 +44,14 @@ function camel(options: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(options).map(([k, v]) => [map[k] ?? k, v]));
 }
 
-const backendNames = cpuAvailable ? (['reference', 'cpu'] as const) : (['reference'] as const);
+const cuda = probeCuda();
+if (!cuda.available) console.warn(`PyTorch golden values: skipping the cuda backend: ${cuda.reason}`);
+const backendNames = [...(['reference'] as const), ...(cpuAvailable ? (['cpu'] as const) : []), ...(cuda.available ? (['cuda'] as const) : [])];
+
+/** Asserts each named array is within the reduction tolerance of PyTorch's, naming the first that is not. */
+function expectClose(pairs: Record<string, [ArrayLike<number>, ArrayLike<number>]>, tol: number = TOL.reduction): void {
+  for (const [name, [got, want]] of Object.entries(pairs)) expect(relError(got, want), name).toBeLessThan(tol);
+}
 
 for (const backend of backendNames) {
   describe(`PyTorch golden values on ${backend}`, () => {
@@ -86,6 +112,91 @@ for (const backend of backendNames) {
         }
       });
     }
+
+    for (const c of golden.conv) {
+      it(`Conv2d(${c.inChannels}→${c.outChannels}) ${c.name}: forward, dx, dweight${c.useBias ? ', dbias' : ''}`, () => {
+        rg.setBackend(backend);
+        const conv = new rg.Conv2d(c.inChannels, c.outChannels, c.kernelSize, { stride: c.stride, padding: c.padding, dilation: c.dilation, bias: c.useBias });
+        expect(Object.keys(conv.stateDict())).toEqual(c.stateDictKeys);
+        conv.loadStateDict(c.useBias ? { weight: Float32Array.from(c.weight), bias: Float32Array.from(c.bias!) } : { weight: Float32Array.from(c.weight) });
+        const y = conv.forward(rg.tensor(c.x, c.xShape));
+        expect(y.shape).toEqual(c.yShape);
+        const dx = conv.backward(rg.tensor(c.dy, c.yShape));
+        expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx], dweight: [conv.weight.grad.toArray(), c.dweight] });
+        if (c.useBias) expectClose({ dbias: [conv.bias!.grad.toArray(), c.dbias!] });
+      });
+    }
+
+    for (const c of golden.pool) {
+      const opts = c.kernelSize ? ` k=${c.kernelSize.join('×')} s=${c.stride!.join('×')} p=${c.padding!.join('×')}` : '';
+      const cip = c.countIncludePad === undefined ? '' : ` countIncludePad=${c.countIncludePad}`;
+      it(`${c.layer}${opts}${cip} on [${c.xShape.join(', ')}]: forward and dx`, () => {
+        rg.setBackend(backend);
+        const layer = c.layer === 'MaxPool2d' ? new rg.MaxPool2d(c.kernelSize!, { stride: c.stride, padding: c.padding })
+          : c.layer === 'AvgPool2d' ? new rg.AvgPool2d(c.kernelSize!, { stride: c.stride, padding: c.padding, countIncludePad: c.countIncludePad })
+          : c.layer === 'AdaptiveAvgPool2d' ? new rg.AdaptiveAvgPool2d(1)
+          : new rg.GlobalAvgPool2d();
+        const y = layer.forward(rg.tensor(c.x, c.xShape));
+        expect(y.shape).toEqual(c.yShape);
+        const dx = layer.backward(rg.tensor(c.dy, c.yShape));
+        expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx] });
+      });
+    }
+
+    for (const c of golden.batchnorm) {
+      const name = `${c.layer}(${c.numFeatures}, momentum ${c.momentum}, eps ${c.eps}${c.affine ? '' : ', affine false'}) on [${c.xShape.join(', ')}]`;
+      it(`${name}: training forward and backward, running statistics after two forwards, eval forward and backward`, () => {
+        rg.setBackend(backend);
+        const Ctor = c.layer === 'BatchNorm1d' ? rg.BatchNorm1d : rg.BatchNorm2d;
+        const bn = new Ctor(c.numFeatures, { momentum: c.momentum, eps: c.eps, affine: c.affine });
+        expect(Object.keys(bn.stateDict())).toEqual(c.stateDictKeys);
+        if (c.affine) {
+          bn.weight!.value.assign(c.weight!);
+          bn.bias!.value.assign(c.bias!);
+        }
+        const sd = bn.stateDict();
+        // training: batch statistics, and the first update of the running ones
+        const y1 = bn.forward(rg.tensor(c.x1, c.xShape));
+        const dx1 = bn.backward(rg.tensor(c.dy, c.xShape));
+        expectClose({ y1: [y1.toArray(), c.y1], dx1: [dx1.toArray(), c.dx1], runningMean1: [sd.running_mean.toArray(), c.runningMean1], runningVar1: [sd.running_var.toArray(), c.runningVar1] });
+        if (c.affine) expectClose({ dweight1: [bn.weight!.grad.toArray(), c.dweight1!], dbias1: [bn.bias!.grad.toArray(), c.dbias1!] });
+        bn.forward(rg.tensor(c.x2, c.xShape));
+        expectClose({ runningMean2: [sd.running_mean.toArray(), c.runningMean2], runningVar2: [sd.running_var.toArray(), c.runningVar2] });
+        expect(sd.num_batches_tracked.item()).toBe(c.numBatchesTracked);
+        // eval: the running statistics, in the forward and the backward
+        bn.eval();
+        bn.zeroGrad();
+        const yEval = bn.forward(rg.tensor(c.x3, c.xShape));
+        const dxEval = bn.backward(rg.tensor(c.dyEval, c.xShape));
+        expectClose({ yEval: [yEval.toArray(), c.yEval], dxEval: [dxEval.toArray(), c.dxEval] });
+        if (c.affine) expectClose({ dweightEval: [bn.weight!.grad.toArray(), c.dweightEval!], dbiasEval: [bn.bias!.grad.toArray(), c.dbiasEval!] });
+      });
+    }
+
+    it(`Conv2d-BatchNorm2d-ReLU-MaxPool2d-Flatten-Linear: ${golden.cnn.losses.length} steps of SGD with momentum, losses and final state`, () => {
+      rg.setBackend(backend);
+      const c = golden.cnn;
+      const model = new rg.Sequential([
+        new rg.Conv2d(2, 4, 3, { padding: 1 }), new rg.BatchNorm2d(4), new rg.ReLU(), new rg.MaxPool2d(2), new rg.Flatten(), new rg.Linear(36, 3),
+      ]);
+      const sd = model.stateDict();
+      expect(Object.keys(sd)).toEqual(Object.keys(c.final));
+      for (const [key, values] of Object.entries(c.initial)) sd[key].assign(values);
+      const opt = new rg.SGD(model.parameters(), { lr: c.lr, momentum: c.momentum });
+      const lossFn = new rg.CrossEntropyLoss();
+      const x = rg.tensor(c.x, c.xShape), target = rg.tensor(Int32Array.from(c.target), [c.target.length]);
+      c.losses.forEach((want, t) => {
+        opt.zeroGrad();
+        const loss = lossFn.forward(model.forward(x), target).item();
+        expect(Math.abs(loss - want) / Math.max(1, Math.abs(want)), `loss at step ${t + 1}`).toBeLessThan(TOL.reduction);
+        model.backward(lossFn.backward());
+        opt.step();
+      });
+      for (const [key, want] of Object.entries(c.final)) {
+        if (typeof want === 'number') expect(sd[key].item(), key).toBe(want);
+        else expectClose({ [key]: [sd[key].toArray(), want] });
+      }
+    });
 
     for (const c of golden.clip) {
       it(`clip ${c.clipValue !== undefined ? `value ${c.clipValue}` : `norm ${c.maxNorm} (${c.normType})`}`, () => {

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Golden values from PyTorch for retrograd's tests (optimizers, losses, layers).
+"""Golden values from PyTorch for retrograd's tests (optimizers, losses, layers, convolution, pooling, batch
+normalisation, a small CNN's training steps).
 
 Run with Debian's python3-torch (1.13): `npm run golden` (/usr/bin/python3 test/golden/make_golden.py).
 Writes test/golden/torch.json; the tests read that file and never need Python. Inputs are deterministic
-formulas, so the TypeScript side rebuilds them without storing them.
+formulas: the optimizer cases' are rebuilt on the TypeScript side, the layer cases store theirs (as float32 values).
 """
 import json
 import math
@@ -255,9 +256,174 @@ def scheduler_cases():
     return out
 
 
+def flat(t):
+    return t.detach().flatten().tolist()
+
+
+def pairs(v):
+    return list(v) if isinstance(v, (tuple, list)) else [v, v]
+
+
+def conv_cases():
+    """Conv2d forward, dL/dx, dW and db for a fixed upstream gradient; odd, non-square sizes and every option."""
+    out = []
+    # (name, C, OC, kernel, stride, padding, dilation, bias, [B, H, W])
+    for name, C, OC, k, s, p, d, bias, (B, H, W) in [
+        ("stride 2, padding 1", 3, 4, 3, 2, 1, 1, True, (2, 7, 9)),
+        ("dilation 2, padding 2", 2, 3, 3, 1, 2, 2, True, (2, 8, 6)),
+        ("one input channel, no bias, batch 1, 2x3 kernel", 1, 2, (2, 3), 1, 0, 1, False, (1, 5, 5)),
+        ("per-axis stride, padding and dilation", 3, 5, (3, 2), (1, 2), (1, 0), (1, 2), True, (3, 6, 11)),
+        ("5x5 kernel, stride 3, padding 2, batch 1, no bias", 4, 2, 5, 3, 2, 1, False, (1, 13, 12)),
+        ("1x1 kernel", 3, 2, 1, 1, 0, 1, True, (2, 3, 5)),
+    ]:
+        conv = torch.nn.Conv2d(C, OC, k, stride=s, padding=p, dilation=d, bias=bias)
+        fan_in = conv.weight[0].numel()
+        with torch.no_grad():
+            conv.weight.copy_(torch.tensor(seq(conv.weight.numel(), 0.53, 0.4)).view_as(conv.weight) / (3 * math.sqrt(fan_in)))
+            if bias:
+                conv.bias.copy_(torch.tensor(seq(OC, 1.7, 0.3)) / 3)
+        x = torch.tensor(seq(B * C * H * W, 0.37, 0.1)).view(B, C, H, W).requires_grad_()
+        y = conv(x)
+        dy = torch.tensor(seq(y.numel(), 0.61, 1.2)).view_as(y)
+        y.backward(dy)
+        case = {"name": name, "inChannels": C, "outChannels": OC, "kernelSize": pairs(k), "stride": pairs(s),
+                "padding": pairs(p), "dilation": pairs(d), "useBias": bias, "xShape": [B, C, H, W], "x": flat(x),
+                "weight": flat(conv.weight), "yShape": list(y.shape), "y": flat(y), "dy": flat(dy), "dx": flat(x.grad),
+                "dweight": flat(conv.weight.grad), "stateDictKeys": list(conv.state_dict().keys())}
+        if bias:
+            case.update({"bias": flat(conv.bias), "dbias": flat(conv.bias.grad)})
+        out.append(case)
+    return out
+
+
+def pool_cases():
+    """Pooling forward and dL/dx; the inputs have no ties, so max pooling's argmax is unambiguous."""
+    out = []
+    for layer, k, s, p, cip, shape in [
+        ("MaxPool2d", 3, 2, 1, None, (2, 3, 7, 9)),
+        ("MaxPool2d", 2, 2, 0, None, (2, 2, 6, 8)),
+        ("MaxPool2d", 2, 2, 0, None, (1, 3, 5, 7)),  # odd sizes: the last row and column are dropped
+        ("MaxPool2d", (3, 2), (1, 2), (1, 1), None, (2, 2, 5, 6)),
+        ("AvgPool2d", 3, 2, 1, True, (2, 3, 7, 8)),
+        ("AvgPool2d", 3, 2, 1, False, (2, 3, 7, 8)),
+        ("AvgPool2d", (2, 3), (2, 1), (1, 1), False, (1, 2, 5, 6)),
+        ("AvgPool2d", 2, 2, 0, True, (2, 2, 6, 5)),
+        ("AdaptiveAvgPool2d", None, None, None, None, (2, 3, 5, 6)),
+        ("GlobalAvgPool2d", None, None, None, None, (3, 4, 3, 7)),
+    ]:
+        n = math.prod(shape)
+        vals = seq(n, 0.91, 0.35)
+        assert len(set(torch.tensor(vals).tolist())) == n, "tied input values"
+        x = torch.tensor(vals).view(*shape).requires_grad_()
+        if layer == "MaxPool2d":
+            y = torch.nn.MaxPool2d(k, stride=s, padding=p)(x)
+        elif layer == "AvgPool2d":
+            y = torch.nn.AvgPool2d(k, stride=s, padding=p, count_include_pad=cip)(x)
+        elif layer == "AdaptiveAvgPool2d":
+            y = torch.nn.AdaptiveAvgPool2d(1)(x)
+        else:  # retrograd's [B, C, H, W] -> [B, C]: AdaptiveAvgPool2d(1) then flatten
+            y = torch.nn.AdaptiveAvgPool2d(1)(x).flatten(1)
+        dy = torch.tensor(seq(y.numel(), 0.43, 0.8)).view_as(y)
+        y.backward(dy)
+        case = {"layer": layer, "xShape": list(shape), "x": flat(x), "yShape": list(y.shape), "y": flat(y),
+                "dy": flat(dy), "dx": flat(x.grad)}
+        if k is not None:
+            case.update({"kernelSize": pairs(k), "stride": pairs(s), "padding": pairs(p)})
+        if cip is not None:
+            case["countIncludePad"] = cip
+        out.append(case)
+    return out
+
+
+def batchnorm_cases():
+    """Training forward and backward, the running statistics after two training forwards, then eval forward and
+    backward with those statistics."""
+    out = []
+    for layer, C, shape, momentum, eps, affine in [
+        ("BatchNorm1d", 5, (6, 5), 0.1, 1e-5, True),
+        ("BatchNorm1d", 3, (4, 3, 7), 0.3, 1e-5, True),
+        ("BatchNorm1d", 4, (3, 4, 2), None, 1e-5, True),  # momentum None: the cumulative average
+        ("BatchNorm2d", 3, (2, 3, 5, 4), 0.1, 1e-5, True),
+        ("BatchNorm2d", 4, (3, 4, 3, 5), 0.3, 1e-3, True),
+        ("BatchNorm2d", 2, (2, 2, 3, 3), 0.3, 1e-5, False),
+    ]:
+        bn = getattr(torch.nn, layer)(C, eps=eps, momentum=momentum, affine=affine)
+        if affine:
+            with torch.no_grad():
+                bn.weight.copy_(1 + torch.tensor(seq(C, 0.9, 0.2)) / 6)
+                bn.bias.copy_(torch.tensor(seq(C, 1.3, 0.7)) / 6)
+        n = math.prod(shape)
+        # means and spreads differ per channel, so the running statistics move away from 0 and 1
+        xs = [torch.tensor(seq(n, 0.77 + 0.1 * t, 0.3 * t, 0.5 * t)).view(*shape) for t in range(3)]
+        xs = [x * (1 + 0.3 * torch.arange(C, dtype=torch.float32)).view(1, C, *[1] * (len(shape) - 2)) for x in xs]
+        dy = torch.tensor(seq(n, 0.47, 1.9)).view(*shape)
+        dy_eval = torch.tensor(seq(n, 0.29, 0.6)).view(*shape)
+        bn.train()
+        x1 = xs[0].clone().requires_grad_()
+        y1 = bn(x1)
+        y1.backward(dy)
+        case = {"layer": layer, "numFeatures": C, "momentum": momentum, "eps": eps, "affine": affine, "xShape": list(shape),
+                "x1": flat(xs[0]), "x2": flat(xs[1]), "x3": flat(xs[2]), "dy": flat(dy), "dyEval": flat(dy_eval),
+                "y1": flat(y1), "dx1": flat(x1.grad),
+                "runningMean1": flat(bn.running_mean), "runningVar1": flat(bn.running_var)}
+        if affine:
+            case.update({"weight": flat(bn.weight), "bias": flat(bn.bias), "dweight1": flat(bn.weight.grad), "dbias1": flat(bn.bias.grad)})
+            bn.weight.grad, bn.bias.grad = None, None
+        with torch.no_grad():
+            bn(xs[1])
+        case.update({"runningMean2": flat(bn.running_mean), "runningVar2": flat(bn.running_var),
+                     "numBatchesTracked": bn.num_batches_tracked.item()})
+        bn.eval()
+        x3 = xs[2].clone().requires_grad_()
+        y3 = bn(x3)
+        y3.backward(dy_eval)
+        case.update({"yEval": flat(y3), "dxEval": flat(x3.grad), "stateDictKeys": list(bn.state_dict().keys())})
+        if affine:
+            case.update({"dweightEval": flat(bn.weight.grad), "dbiasEval": flat(bn.bias.grad)})
+        out.append(case)
+    return out
+
+
+CNN_STEPS = 3
+
+
+def cnn_case():
+    """Conv2d-BatchNorm2d-ReLU-MaxPool2d-Flatten-Linear from fixed weights, CNN_STEPS steps of SGD with momentum on
+    cross-entropy on one batch: the loss at each step, the final parameters and buffers."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 3))
+    with torch.no_grad():
+        for i, (name, v) in enumerate(model.state_dict().items()):
+            if v.dtype != torch.float32:
+                continue
+            fan = v[0].numel() if v.dim() > 1 else 1
+            vals = torch.tensor(seq(v.numel(), 0.41 + 0.07 * i, 0.5 * i)).view_as(v) / (3 * math.sqrt(fan))
+            if name == "1.weight":
+                vals = 1 + vals / 3
+            if name == "1.running_var":
+                vals = 1 + vals.abs()
+            v.copy_(vals)
+    init = {k: flat(v) for k, v in model.state_dict().items() if v.dtype == torch.float32}
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    shape = (4, 2, 6, 6)
+    x = torch.tensor(seq(math.prod(shape), 0.57, 0.9)).view(*shape)
+    target = torch.tensor([1, 0, 2, 1], dtype=torch.long)
+    losses = []
+    for _ in range(CNN_STEPS):
+        opt.zero_grad()
+        loss = torch.nn.CrossEntropyLoss()(model(x), target)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    final = {k: flat(v) for k, v in model.state_dict().items()}
+    return {"lr": 0.05, "momentum": 0.9, "xShape": list(shape), "x": flat(x), "target": target.tolist(), "initial": init,
+            "losses": losses, "final": final}
+
+
 if __name__ == "__main__":
     data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
-            "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "groups": group_cases(), "plateauMetrics": PLATEAU_METRICS}
+            "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "groups": group_cases(), "plateauMetrics": PLATEAU_METRICS,
+            "conv": conv_cases(), "pool": pool_cases(), "batchnorm": batchnorm_cases(), "cnn": cnn_case()}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {OUT}")
