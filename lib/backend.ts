@@ -143,6 +143,16 @@ export interface Kernels {
    * when training, weight·invstd·dout when not (the statistics were constants). Null outputs are skipped.
    */
   batchnorm_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: Opt, saveMean: B, saveInvstd: B, B: number, C: number, R: number, training: boolean, accumulate: boolean): void;
+  /**
+   * out[B, OC, OH, OW] = the convolution of inp[B, C, H, W] with weight[OC, C, KH, KW] (+ bias[OC]): im2col, then
+   * weight·col, then transpose01 with the bias, in one kernel (a backend may work through the batch in pieces).
+   */
+  conv2d_forward(out: B, inp: B, weight: B, bias: Opt, B: number, C: number, H: number, W: number, OC: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number): void;
+  /**
+   * The backward of conv2d_forward: dbias (+)= channel_sum(dout); dweight (+)= dY·colᵀ with dY = transpose01(dout)
+   * [OC, B·OH·OW]; dinp = col2im(weightᵀ·dY) (overwrite). += when accumulate; null outputs are skipped.
+   */
+  conv2d_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: B, B: number, C: number, H: number, W: number, OC: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number, accumulate: boolean): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -158,7 +168,7 @@ export const KERNEL_NAMES = [
   'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'penalty', 'accuracy_count',
   'dropout_forward', 'dropout_backward',
   'im2col', 'col2im', 'transpose01', 'channel_sum', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward',
-  'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward',
+  'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward', 'conv2d_forward', 'conv2d_backward',
 ] as const satisfies readonly KernelName[];
 
 export type HostArray = Float32Array | Int32Array | Float64Array;

@@ -440,6 +440,34 @@ export const cases = {
       };
     },
   },
+conv2d_forward: {
+    // IM2COL_SIZES geometry, then OC and bias?; the last shape spans several of the CPU's batch chunks
+    sizes: [...IM2COL_SIZES.map((g, i) => [...g, 1 + ((i * 3) % 5), i % 2]), [40, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1]],
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OC, bias], r) => {
+      const n = B * OC * poolOut(H, KH, SH, PH, DH) * poolOut(W, KW, SW, PW, DW);
+      return {
+        args: [out(n), inp(randomArray(B * C * H * W, r)), inp(randomArray(OC * C * KH * KW, r)), bias ? inp(randomArray(OC, r)) : null,
+          B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW],
+        tol: TOL.reduction,
+      };
+    },
+  },
+  conv2d_backward: {
+    // IM2COL_SIZES geometry, then OC, outputs (0 dinp only, 1 all, 2 dweight and dbias), accumulate?
+    sizes: [...IM2COL_SIZES.map((g, i) => [...g, 1 + ((i * 2) % 5), i % 3, (i >> 1) % 2]), [40, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1, 1]],
+    build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OC, outputs, acc], r) => {
+      const n = B * OC * poolOut(H, KH, SH, PH, DH) * poolOut(W, KW, SW, PW, DW);
+      const grad = (size: number) => (acc ? out(size, randomArray(size, r)) : out(size));
+      return {
+        args: [
+          outputs !== 2 ? out(B * C * H * W) : null, outputs !== 0 ? grad(OC * C * KH * KW) : null, outputs !== 0 ? grad(OC) : null,
+          inp(randomArray(n, r)), inp(randomArray(B * C * H * W, r)), inp(randomArray(OC * C * KH * KW, r)),
+          B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, acc === 1,
+        ],
+        tol: TOL.reduction,
+      };
+    },
+  },
 } satisfies Record<KernelName, KernelCase>;
 
 /**

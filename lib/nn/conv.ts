@@ -1,6 +1,7 @@
 // Conv2d: a 2-D cross-correlation over NCHW input, weight [OC, C, KH, KW] as PyTorch lays it out, initialised as
 // PyTorch does (kaiming_uniform with a = √5, i.e. U(−1/√fanIn, 1/√fanIn) with fanIn = C·KH·KW, and the same bound
-// for the bias). It runs as one matrix product over the im2col columns:
+// for the bias). It runs as the fused kernels conv2d_forward / conv2d_backward, one matrix product over the im2col
+// columns (the CPU works through the batch a few images at a time, so the columns stay in cache):
 //   forward   col[C·KH·KW, B·OH·OW] = im2col(x);  Y'[OC, B·OH·OW] = W · col;  y[B, OC, OH, OW] = transpose01(Y') + bias
 //   backward  dY' = transpose01(dy);  dW (+)= dY' · colᵀ;  dbias (+)= Σ_{b,oh,ow} dy;  dx = col2im(Wᵀ · dY')
 // Gradient contract: dW and dbias accumulate (or overwrite freshly zeroed grads, as Linear does); dx overwrites.
@@ -9,7 +10,7 @@ import { uniform } from '../random.js';
 import { currentBackend } from '../backend.js';
 import { fromHost, type Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
-import { checkFloat, checkGradShape, fmtPair, fmtShape, pair, Scratch, type Size2 } from './util.js';
+import { checkFloat, checkGradShape, fmtPair, fmtShape, pair, type Size2 } from './util.js';
 
 export interface Conv2dOptions {
   stride?: Size2;
@@ -36,9 +37,7 @@ export class Conv2d extends Module {
   readonly dilation: readonly [number, number];
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  private readonly scratch = new Scratch(this.ws);
   private x?: Tensor;
-  private col?: Tensor;
   private g?: Geometry;
   private yShape?: readonly number[];
 
@@ -98,18 +97,10 @@ export class Conv2d extends Module {
     const { B, H, W, OH, OW } = g;
     const C = this.inChannels, OC = this.outChannels;
     const [KH, KW] = this.kernelSize, [SH, SW] = this.stride, [PH, PW] = this.padding, [DH, DW] = this.dilation;
-    const CK = C * KH * KW, N = B * OH * OW;
     const b = x.backend, k = b.k;
     const y = this.ws.get('y', b, [B, OC, OH, OW]);
-    if (N > 0) {
-      const col = this.scratch.get('col', b, [CK, N]);
-      k.im2col(col.buf, x.buf, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-      const yT = this.scratch.get('yT', b, [OC, N]);
-      k.matmul(yT.buf, this.weight.value.buf, col.buf, OC, N, CK, false, false, 1, 0);
-      k.transpose01(y.buf, yT.buf, this.bias ? this.bias.value.buf : null, OC, B, OH * OW);
-      this.scratch.release('yT');
-      this.col = col;
-    }
+    if (B * OH * OW > 0)
+      k.conv2d_forward(y.buf, x.buf, this.weight.value.buf, this.bias ? this.bias.value.buf : null, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW);
     this.x = x;
     this.g = g;
     this.yShape = y.shape;
@@ -122,31 +113,11 @@ export class Conv2d extends Module {
     const { B, H, W, OH, OW } = this.g!;
     const C = this.inChannels, OC = this.outChannels;
     const [KH, KW] = this.kernelSize, [SH, SW] = this.stride, [PH, PW] = this.padding, [DH, DW] = this.dilation;
-    const CK = C * KH * KW, R = OH * OW, N = B * R;
     const b = x.backend, k = b.k;
     const { bufs: [dw, db], accumulate } = Parameter.gradTargets([this.weight, this.bias]);
     const dx = inputGrad ? this.ws.get('dx', b, x.shape) : this.ws.get('none', b, [0]);
-    if (N === 0) {
-      // An empty batch contributes nothing; grads claimed for overwriting still have to read as zeros.
-      if (!accumulate) {
-        if (dw) k.fill(dw, this.weight.value.size, 0);
-        if (db) k.fill(db, OC, 0);
-      }
-      return dx;
-    }
-    if (db) k.channel_sum(db, dy.buf, B, OC, R, accumulate);
-    if (!dw && !inputGrad) return dx;
-    const dyT = this.scratch.get('dyT', b, [OC, N]);
-    k.transpose01(dyT.buf, dy.buf, null, B, OC, R);
-    const col = this.col!;
-    if (dw) k.matmul(dw, dyT.buf, col.buf, OC, CK, N, false, true, 1, accumulate ? 1 : 0);
-    if (inputGrad) {
-      const dcol = this.scratch.get('dcol', b, [CK, N]);
-      k.matmul(dcol.buf, this.weight.value.buf, dyT.buf, CK, N, OC, true, false, 1, 0);
-      k.col2im(dx.buf, dcol.buf, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-      this.scratch.release('dcol');
-    }
-    this.scratch.release('dyT');
+    if (dw || db || (inputGrad && B * OH * OW > 0))
+      k.conv2d_backward(inputGrad ? dx.buf : null, dw, db, dy.buf, x.buf, this.weight.value.buf, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, accumulate);
     return dx;
   }
 }

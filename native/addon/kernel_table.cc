@@ -49,6 +49,12 @@ Status ok(F&& f) {
 // OH·OW of a window geometry given as scalars B, C, H, W, KH, KW, SH, SW, PH, PW (then DH, DW when `dilated`),
 // or NaN when it has no output (a zero stride, or a kernel larger than the padded input): the size check fails
 // on NaN, so such a call is refused before it is queued.
+double out_hw(const double* s, bool dilated);
+// The same for a convolution's scalars B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW.
+double conv_hw(const double* s) {
+  const double g[12] = {s[0], s[1], s[2], s[3], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12]};
+  return out_hw(g, true);
+}
 double out_hw(const double* s, bool dilated) {
   const double H = s[2], W = s[3], KH = s[4], KW = s[5], SH = s[6], SW = s[7], PH = s[8], PW = s[9];
   const double DH = dilated ? s[10] : 1, DW = dilated ? s[11] : 1;
@@ -224,6 +230,14 @@ const std::vector<KernelDef> kTable = {
     {"batchnorm_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32, A::F32, A::Size, A::Size, A::Size, A::Bool, A::Bool},
      NEED { return {s[0] * s[1] * s[2], s[1], s[1], s[0] * s[1] * s[2], s[0] * s[1] * s[2], s[1], s[1], s[1]}; },
      RUN { return ok([&] { return K::batchnorm_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), f(c, 6), f(c, 7), z(c, 0), z(c, 1), z(c, 2), b(c, 3), b(c, 4)); }); }},
+    // conv2d_forward(out[B,OC,OH,OW], inp[B,C,H,W], weight[OC,C,KH,KW], bias[OC]?, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW)
+    {"conv2d_forward", {A::F32, A::F32, A::F32, A::F32Opt, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[4] * conv_hw(s), s[0] * s[1] * s[2] * s[3], s[4] * s[1] * s[5] * s[6], s[4]}; },
+     RUN { return ok([&] { return K::conv2d_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), z(c, 10), z(c, 11), z(c, 12)); }); }},
+    // conv2d_backward(dinp?, dweight?, dbias?, dout, inp, weight, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, accumulate)
+    {"conv2d_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Bool},
+     NEED { return {s[0] * s[1] * s[2] * s[3], s[4] * s[1] * s[5] * s[6], s[4], s[0] * s[4] * conv_hw(s), s[0] * s[1] * s[2] * s[3], s[4] * s[1] * s[5] * s[6]}; },
+     RUN { return ok([&] { return K::conv2d_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), z(c, 10), z(c, 11), z(c, 12), b(c, 13)); }); }},
 };
 
 }  // namespace

@@ -5,7 +5,9 @@
 // results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -330,6 +332,67 @@ void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* db
       }
     }
   });
+}
+
+}  // namespace rg::cpu
+
+namespace rg::cpu {
+
+namespace {
+// Images per chunk of a fused convolution: enough that the GEMMs have work for every thread, few enough that the
+// chunk's column matrix (C·KH·KW × images·OH·OW floats) stays in cache between im2col and the GEMMs.
+int64_t conv_chunk(int64_t ck, int64_t r, int64_t B) {
+  const char* env = std::getenv("RETROGRAD_CONV_CHUNK_FLOATS");
+  const int64_t target = env ? std::max<int64_t>(1, std::atoll(env)) : (int64_t{1} << 19);
+  return std::max<int64_t>(1, std::min(B, target / std::max<int64_t>(1, ck * r)));
+}
+
+// Scratch buffers of the queue's thread, kept between calls (a training step reuses them).
+float* scratch(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+thread_local std::vector<float> tls_col, tls_y, tls_dcol;
+}  // namespace
+
+void conv2d_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t B, int64_t C,
+                    int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH,
+                    int64_t DW) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  const int64_t ck = C * KH * KW, r = g.OH * g.OW, chunk = conv_chunk(ck, r, B);
+  float* col = scratch(tls_col, static_cast<size_t>(ck * chunk * r));
+  float* y = scratch(tls_y, static_cast<size_t>(OC * chunk * r));
+  for (int64_t b0 = 0; b0 < B; b0 += chunk) {
+    const int64_t nb = std::min(chunk, B - b0);
+    im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+    gemm(pool, false, false, OC, nb * r, ck, 1.f, weight, col, 0.f, y);
+    transpose01(pool, out + b0 * OC * r, y, bias, OC, nb, r);
+  }
+}
+
+void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
+                     int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
+                     int64_t PW, int64_t DH, int64_t DW, bool accumulate) {
+  const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  const int64_t ck = C * KH * KW, r = g.OH * g.OW, chunk = conv_chunk(ck, r, B);
+  if (dbias) channel_sum(pool, dbias, dout, B, OC, r, accumulate);
+  if (!dweight && !dinp) return;
+  if (dweight && !accumulate && B == 0) std::memset(dweight, 0, static_cast<size_t>(OC * ck) * 4);
+  float* col = scratch(tls_col, static_cast<size_t>(ck * chunk * r));
+  float* dy = scratch(tls_y, static_cast<size_t>(OC * chunk * r));
+  float* dcol = dinp ? scratch(tls_dcol, static_cast<size_t>(ck * chunk * r)) : nullptr;
+  for (int64_t b0 = 0; b0 < B; b0 += chunk) {
+    const int64_t nb = std::min(chunk, B - b0);
+    transpose01(pool, dy, dout + b0 * OC * r, nullptr, nb, OC, r);  // [OC, nb·r]
+    if (dweight) {
+      im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+      gemm(pool, false, true, OC, ck, nb * r, 1.f, dy, col, accumulate || b0 > 0 ? 1.f : 0.f, dweight);
+    }
+    if (dinp) {
+      gemm(pool, true, false, ck, nb * r, OC, 1.f, weight, dy, 0.f, dcol);
+      col2im(pool, dinp + b0 * C * H * W, dcol, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+    }
+  }
 }
 
 }  // namespace rg::cpu

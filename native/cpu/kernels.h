@@ -124,5 +124,11 @@ void batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* sa
 void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* save_mean, const float* save_invstd, int64_t B, int64_t C, int64_t R,
                         bool training, bool accumulate);
+void conv2d_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t B, int64_t C,
+                    int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH,
+                    int64_t DW);
+void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
+                     int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
+                     int64_t PW, int64_t DH, int64_t DW, bool accumulate);
 
 }  // namespace rg::cpu

@@ -266,3 +266,56 @@ Status batchnorm_backward(ThreadPool&, float* dinp, float* dweight, float* dbias
 }
 
 }  // namespace rg::cuda
+
+namespace rg::cuda {
+
+namespace {
+// A device buffer for the intermediate matrices of a fused convolution, from the caching allocator. It may be
+// released as soon as the kernels that use it are issued: the next user of the block is issued after them.
+StoragePtr temporary(int64_t floats, Status* s, const char* name) {
+  StoragePtr t = Storage::create(DType::F32, static_cast<size_t>(floats));
+  if (!t) *s = Status::OutOfMemory(std::string(name) + ": could not allocate " + std::to_string(floats * 4) + " bytes of device memory for its column matrix");
+  return t;
+}
+}  // namespace
+
+Status conv2d_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t H,
+                      int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
+  const Geometry g = geometry(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  const int64_t ck = C * KH * KW, n = B * g.OH * g.OW;
+  if (n == 0) return Status::Ok();
+  Status s;
+  StoragePtr col = temporary(ck * n, &s, "conv2d_forward"), y = col ? temporary(OC * n, &s, "conv2d_forward") : nullptr;
+  if (!y) return s;
+  if (!(s = im2col(pool, col->f32(), inp, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW)).ok()) return s;
+  if (!(s = gemm(pool, false, false, OC, n, ck, 1.f, weight, col->f32(), 0.f, y->f32())).ok()) return s;
+  return transpose01(pool, out, y->f32(), bias, OC, B, g.OH * g.OW);
+}
+
+Status conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
+                       int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
+                       int64_t PW, int64_t DH, int64_t DW, bool accumulate) {
+  const Geometry g = geometry(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  const int64_t ck = C * KH * KW, r = g.OH * g.OW, n = B * r;
+  Status s;
+  if (dbias && !(s = channel_sum(pool, dbias, dout, B, OC, r, accumulate)).ok()) return s;
+  if (n == 0) {
+    if (dweight && !accumulate) return fill(pool, dweight, OC * ck, 0.f);
+    return Status::Ok();
+  }
+  if (!dweight && !dinp) return Status::Ok();
+  StoragePtr dy = temporary(OC * n, &s, "conv2d_backward"), col = dy ? temporary(ck * n, &s, "conv2d_backward") : nullptr;
+  if (!col) return s;
+  if (!(s = transpose01(pool, dy->f32(), dout, nullptr, B, OC, r)).ok()) return s;
+  if (dweight) {
+    if (!(s = im2col(pool, col->f32(), inp, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW)).ok()) return s;
+    if (!(s = gemm(pool, false, true, OC, ck, n, 1.f, dy->f32(), col->f32(), accumulate ? 1.f : 0.f, dweight)).ok()) return s;
+  }
+  if (dinp) {
+    if (!(s = gemm(pool, true, false, ck, n, OC, 1.f, weight, dy->f32(), 0.f, col->f32())).ok()) return s;
+    return col2im(pool, dinp, col->f32(), B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  }
+  return Status::Ok();
+}
+
+}  // namespace rg::cuda

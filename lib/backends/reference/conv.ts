@@ -5,6 +5,7 @@
 // Gradient contract: channel_sum, and dweight/dbias of batchnorm_backward, accumulate (+=) when asked, else
 // overwrite; everything else overwrites. Sums are taken in float64 (JS numbers) per output element and stored
 // once; the scatters (col2im, the pooling backwards) add into a float64 plane in ascending window order.
+import { matmul } from './linear.js';
 import type { F, I } from './types.js';
 
 /** Output length of a window of K taps, dilation D, over N positions with padding P and stride S. */
@@ -232,5 +233,37 @@ export function batchnorm_backward(dinp: F | null, dweight: F | null, dbias: F |
         dinp[k] = training ? scale * (dout[k] - sumDout / n - (xhat * sumDoutXhat) / n) : scale * dout[k];
       }
     }
+  }
+}
+
+/** A zeroed array of the same element type as `like` (float32, or float64 in gradient checks). */
+function scratchLike(like: F, n: number): F {
+  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+// The fused convolution: im2col, weight·col, transpose01 with the bias, on the whole batch.
+export function conv2d_forward(out: F, inp: F, weight: F, bias: F | null, B: number, C: number, H: number, W: number, OC: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number): void {
+  const R = outSize(H, KH, SH, PH, DH) * outSize(W, KW, SW, PW, DW), CK = C * KH * KW;
+  const col = scratchLike(out, CK * B * R), y = scratchLike(out, OC * B * R);
+  im2col(col, inp, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+  matmul(y, weight, col, OC, B * R, CK, false, false, 1, 0);
+  transpose01(out, y, bias, OC, B, R);
+}
+
+// Its backward, written out from the same pieces.
+export function conv2d_backward(dinp: F | null, dweight: F | null, dbias: F | null, dout: F, inp: F, weight: F, B: number, C: number, H: number, W: number, OC: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number, accumulate: boolean): void {
+  const R = outSize(H, KH, SH, PH, DH) * outSize(W, KW, SW, PW, DW), CK = C * KH * KW;
+  if (dbias) channel_sum(dbias, dout, B, OC, R, accumulate);
+  const dy = scratchLike(dout, OC * B * R);
+  transpose01(dy, dout, null, B, OC, R);
+  if (dweight) {
+    const col = scratchLike(dout, CK * B * R);
+    im2col(col, inp, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+    matmul(dweight, dy, col, OC, CK, B * R, false, true, 1, accumulate ? 1 : 0);
+  }
+  if (dinp) {
+    const dcol = scratchLike(dout, CK * B * R);
+    matmul(dcol, weight, dy, CK, B * R, OC, true, false, 1, 0);
+    col2im(dinp, dcol, B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
   }
 }
