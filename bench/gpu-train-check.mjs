@@ -3,7 +3,8 @@
 //   1. W1 (784-256-128-10, Adam 1e-3, batch 64) learns 10 Gaussian blobs in 784-d (8,000 training samples) in 2
 //      epochs: test accuracy on 2,000 more must be > 90%; device bytes in use after epoch 1 and after epoch 2
 //      must be the same (no growth per epoch).
-//   2. 20 steps of a small MLP (32-64-64-10, batch 64) on cuda and on cpu from the same initial weights and data:
+//   2. 20 steps of a small MLP (32-64-64-10, batch 64), and of a small CNN with every convolutional layer, on cuda
+//      and on cpu from the same initial weights and data:
 //      SGD with momentum must agree to a relative difference < 1e-3 (max |Δw| / max |w| per tensor); Adam's
 //      figure is printed for information (its normalised step amplifies rounding in near-zero gradients).
 // Exit status 1 when a check fails.
@@ -94,13 +95,24 @@ async function w1Blobs() {
 }
 
 // ---- 2. the same 20 steps on two backends ----
-async function twentySteps(backend, init, data, optimizerName) {
+// A small CNN with every convolutional layer: input [N, 1, 16, 16].
+const cnn = () =>
+  new rg.Sequential([
+    new rg.Conv2d(1, 8, 3, { padding: 1 }), new rg.BatchNorm2d(8), new rg.ReLU(), new rg.MaxPool2d(2),
+    new rg.Conv2d(8, 16, 3, { stride: 2, padding: 1, dilation: 1 }), new rg.ReLU(), new rg.AvgPool2d(2), new rg.Flatten(), new rg.Linear(64, 10),
+  ]);
+const MODELS = {
+  mlp: { build: () => mlp([32, 64, 64, 10]), d: 32, shape: (n) => [n, 32], label: 'MLP 32-64-64-10' },
+  cnn: { build: cnn, d: 256, shape: (n) => [n, 1, 16, 16], label: 'CNN conv-batchnorm-maxpool-conv(stride 2)-avgpool-linear' },
+};
+
+async function twentySteps(backend, kind, init, data, optimizerName) {
   rg.setBackend(backend);
-  const model = mlp([32, 64, 64, 10]);
+  const model = MODELS[kind].build();
   model.loadStateDict(init);
   const optimizer = optimizerName === 'adam' ? new rg.Adam(model.parameters(), { lr: 1e-3 }) : new rg.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
   model.compile({ optimizer, loss: new rg.CrossEntropyLoss() });
-  const x = rg.tensor(data.x, [data.n, data.d]), y = rg.tensor(data.y, [data.n]);
+  const x = rg.tensor(data.x, MODELS[kind].shape(data.n)), y = rg.tensor(data.y, [data.n]);
   const h = await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: false, verbose: 0 }); // 1,280 rows: 20 steps
   const w = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.toArray()]));
   x.dispose();
@@ -108,8 +120,8 @@ async function twentySteps(backend, init, data, optimizerName) {
   return { w, loss: h.history.loss[0] };
 }
 
-async function crossBackend() {
-  const data = blobs(20 * 64, 32, 10, 1, 7);
+async function crossBackend(kind) {
+  const data = blobs(20 * 64, MODELS[kind].d, 10, 1, 7);
   let against = opt.against;
   try {
     rg.setBackend(against);
@@ -119,9 +131,9 @@ async function crossBackend() {
     rg.setBackend(against);
   }
   rg.manualSeed(7);
-  const init = Object.fromEntries(Object.entries(mlp([32, 64, 64, 10]).stateDict()).map(([k, t]) => [k, t.toArray()]));
+  const init = Object.fromEntries(Object.entries(MODELS[kind].build().stateDict()).map(([k, t]) => [k, t.toArray()]));
   for (const name of ['sgd', 'adam']) {
-    const a = await twentySteps(device, init, data, name), b = await twentySteps(against, init, data, name);
+    const a = await twentySteps(device, kind, init, data, name), b = await twentySteps(against, kind, init, data, name);
     let worst = 0, where = '';
     for (const [k, wb] of Object.entries(b.w)) {
       const wa = a.w[k];
@@ -133,13 +145,13 @@ async function crossBackend() {
       const rel = Number.isFinite(diff) ? diff / (scale || 1) : Infinity;
       if (!(rel <= worst)) [worst, where] = [rel, k];
     }
-    const what = `20 steps of MLP 32-64-64-10 with ${name === 'sgd' ? 'SGD momentum 0.9' : 'Adam'} on ${device} vs ${against}: max relative weight difference ${worst.toExponential(2)} (at ${where}); mean loss ${a.loss.toFixed(6)} vs ${b.loss.toFixed(6)}`;
+    const what = `20 steps of ${MODELS[kind].label} with ${name === 'sgd' ? 'SGD momentum 0.9' : 'Adam'} on ${device} vs ${against}: max relative weight difference ${worst.toExponential(2)} (at ${where}); mean loss ${a.loss.toFixed(6)} vs ${b.loss.toFixed(6)}`;
     if (name === 'sgd') check(worst < 1e-3, `${what} (must be < 1e-3)`);
     else console.log(`INFO ${what}`);
   }
 }
 
-for (const [label, part] of [['W1 blobs', w1Blobs], ['cross-backend steps', crossBackend]]) {
+for (const [label, part] of [['W1 blobs', w1Blobs], ['cross-backend steps, MLP', () => crossBackend('mlp')], ['cross-backend steps, CNN', () => crossBackend('cnn')]]) {
   try {
     await part();
   } catch (e) {

@@ -563,3 +563,19 @@ describe.each(backendNames)('conv layers on %s', (backend) => {
     });
   });
 });
+
+describe('state dicts as host arrays', () => {
+  it('loadStateDict takes the Float32Array / Int32Array copies of a state dict, num_batches_tracked included', () => {
+    rg.setBackend('reference');
+    const a = new rg.BatchNorm2d(3);
+    a.forward(rg.randn([4, 3, 2, 2]));
+    a.forward(rg.randn([4, 3, 2, 2]));
+    const host = Object.fromEntries(Object.entries(a.stateDict()).map(([k, t]) => [k, t.toArray()]));
+    expect(host.num_batches_tracked).toBeInstanceOf(Int32Array);
+    const b = new rg.BatchNorm2d(3);
+    b.loadStateDict(host);
+    expect([...b.stateDict().num_batches_tracked.toArray()]).toEqual([2]);
+    expect([...b.stateDict().running_mean.toArray()]).toEqual([...a.stateDict().running_mean.toArray()]);
+    expect(() => b.loadStateDict({ ...host, num_batches_tracked: Float32Array.of(2) })).toThrow(/expected Int32Array for an int32 tensor/);
+  });
+});

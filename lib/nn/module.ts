@@ -151,7 +151,7 @@ export abstract class Module {
   }
 
   /** Loads every parameter and buffer; checks every key and shape first, and loads nothing on a mismatch. */
-  loadStateDict(sd: Record<string, Tensor | Float32Array>): void {
+  loadStateDict(sd: Record<string, Tensor | Float32Array | Int32Array>): void {
     const where = `${this.constructor.name}.loadStateDict`;
     if (sd === null || typeof sd !== 'object') throw new TypeError(`${where}: expected an object of tensors, got ${describe(sd)}`);
     const own = this.stateDict();
@@ -163,10 +163,13 @@ export abstract class Module {
         if (v.shape.length !== target.shape.length || v.shape.some((d, i) => d !== target.shape[i]))
           throw new RangeError(`${where}: '${key}' has shape [${v.shape.join(', ')}], expected [${target.shape.join(', ')}]`);
         if ((v.dtype === 'int32') !== (target.dtype === 'int32')) throw new TypeError(`${where}: '${key}' has dtype ${v.dtype}, expected ${target.dtype}`);
-      } else if (v instanceof Float32Array) {
+      } else if (v instanceof Float32Array || v instanceof Int32Array) {
+        // the host copies a state dict's toArray() gives: Float32Array for float tensors, Int32Array for int32 buffers
+        if ((v instanceof Int32Array) !== (target.dtype === 'int32'))
+          throw new TypeError(`${where}: '${key}' is ${v.constructor.name}, expected ${target.dtype === 'int32' ? 'Int32Array' : 'Float32Array'} for ${target.dtype === 'int32' ? 'an' : 'a'} ${target.dtype} tensor`);
         if (v.length !== target.size) throw new RangeError(`${where}: '${key}' has ${v.length} values, expected ${target.size} (shape [${target.shape.join(', ')}])`);
       } else {
-        throw new TypeError(`${where}: '${key}' must be a Tensor or a Float32Array, got ${describe(v)}`);
+        throw new TypeError(`${where}: '${key}' must be a Tensor, a Float32Array or (int32 buffers) an Int32Array, got ${describe(v)}`);
       }
     }
     for (const [key, v] of Object.entries(sd)) own[key].assign(v);
