@@ -1,40 +1,80 @@
 #!/usr/bin/env node
-// The `retrograd` command: `mnist` (the main job: train an MLP on MNIST digits and report its test accuracy),
+// The `retrograd` command: `mnist` (the main job: train an MLP, or with `--model cnn` a small convolutional network,
+// on MNIST digits and report its test accuracy),
 // `info` (backends, CPU features, threads), `train <config.json>`, `report <history.json>`, `bench` and
 // `check [backend]` (every kernel against the reference).
 import { parseArgs } from 'node:util';
 import * as rg from './index.js';
 import { backendByName, currentBackend, KERNEL_NAMES, type Backend } from './backend.js';
 
+/** The `mnist` command's models: the MLP (the default) and the CNN of benchmark W3 (bench/workloads.mjs). */
+const MNIST_MODELS = {
+  mlp: {
+    epochs: 20,
+    sample: [rg.MNIST_PIXELS],
+    describe: 'model: 784-1024-256-10 MLP, ReLU, dropout 0.3; Adam lr 1e-3 decayed ×0.85 per epoch; batch 64',
+    build: () => new rg.Sequential([
+      new rg.Linear(784, 1024), new rg.ReLU(), new rg.Dropout(0.3),
+      new rg.Linear(1024, 256), new rg.ReLU(), new rg.Dropout(0.3),
+      new rg.Linear(256, 10),
+    ]),
+    decay: 0.85,
+  },
+  cnn: {
+    // With the MLP's decay the test accuracy settles at 97.7–97.9% from the 7th epoch (97.90% after 8 in two runs);
+    // a constant lr 1e-3 swings between 96.9 and 98.0% from epoch to epoch. 98% is at the edge for this model on
+    // 8,000 training digits: PyTorch, the same model and schedule, 98.05/98.10% (seeds 1/2) after 10 epochs.
+    epochs: 8,
+    sample: [1, 28, 28], // each digit as a one-channel 28×28 image, NCHW
+    describe: 'model: CNN conv 5×5 1→32, ReLU, max-pool 2, conv 5×5 32→64, ReLU, max-pool 2, Linear 3136→10; Adam lr 1e-3 decayed ×0.85 per epoch; batch 64',
+    build: () => new rg.Sequential([
+      new rg.Conv2d(1, 32, 5, { padding: 2 }), new rg.ReLU(), new rg.MaxPool2d(2),
+      new rg.Conv2d(32, 64, 5, { padding: 2 }), new rg.ReLU(), new rg.MaxPool2d(2),
+      new rg.Flatten(), new rg.Linear(64 * 7 * 7, 10),
+    ]),
+    decay: 0.85,
+  },
+} as const;
+
+function positiveInt(option: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`retrograd mnist: --${option} must be a positive integer, got '${v}'`);
+  return n;
+}
+
 async function mnist(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
-      epochs: { type: 'string', default: '20' },
+      model: { type: 'string', default: 'mlp' },
+      epochs: { type: 'string' },
+      train: { type: 'string' },
+      test: { type: 'string' },
       backend: { type: 'string' },
       seed: { type: 'string', default: '1' },
     },
   });
+  if (!Object.hasOwn(MNIST_MODELS, values.model)) throw new RangeError(`retrograd mnist: --model must be mlp or cnn, got '${values.model}'`);
+  const spec = MNIST_MODELS[values.model as keyof typeof MNIST_MODELS];
+  const epochs = positiveInt('epochs', values.epochs) ?? spec.epochs;
+  const trainSize = positiveInt('train', values.train) ?? 8000, testSize = positiveInt('test', values.test) ?? 2000;
   if (values.backend) rg.setBackend(values.backend as 'cpu');
   rg.manualSeed(Number(values.seed));
   const started = performance.now();
-  const { xTrain, yTrain, xTest, yTest } = rg.mnistSplit();
-  const x = rg.tensor(xTrain, [yTrain.length, rg.MNIST_PIXELS]);
+  const { xTrain, yTrain, xTest, yTest } = rg.mnistSplit(trainSize, testSize);
+  const x = rg.tensor(xTrain, [yTrain.length, ...spec.sample]);
   const y = rg.tensor(yTrain, [yTrain.length]);
-  const xt = rg.tensor(xTest, [yTest.length, rg.MNIST_PIXELS]);
+  const xt = rg.tensor(xTest, [yTest.length, ...spec.sample]);
   const yt = rg.tensor(yTest, [yTest.length]);
   console.log(`MNIST: ${yTrain.length} training and ${yTest.length} test digits; backend ${rg.getBackend()}`);
 
-  const model = new rg.Sequential([
-    new rg.Linear(784, 1024), new rg.ReLU(), new rg.Dropout(0.3),
-    new rg.Linear(1024, 256), new rg.ReLU(), new rg.Dropout(0.3),
-    new rg.Linear(256, 10),
-  ]);
-  console.log('model: 784-1024-256-10 MLP, ReLU, dropout 0.3; Adam lr 1e-3 decayed ×0.85 per epoch; batch 64');
+  const model = spec.build();
+  console.log(spec.describe);
   const optimizer = new rg.Adam(model.parameters(), { lr: 1e-3 });
   model.compile({ optimizer, loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
-  const decay: rg.Callback = { onEpochEnd: () => { optimizer.lr *= 0.85; } };
-  await model.fit(x, y, { epochs: Number(values.epochs), batchSize: 64, validationData: [xt, yt], callbacks: [decay] });
+  const decay: rg.Callback = { onEpochEnd: () => { optimizer.lr *= spec.decay; } };
+  await model.fit(x, y, { epochs, batchSize: 64, validationData: [xt, yt], callbacks: [decay] });
   const { accuracy } = await model.evaluate(xt, yt);
   console.log(`trained in ${((performance.now() - started) / 1000).toFixed(1)}s`);
   console.log(`test accuracy: ${(100 * accuracy).toFixed(2)}%`);
@@ -131,11 +171,12 @@ const commands: Record<string, (args: string[]) => void | Promise<void>> = { mni
 const run = commands[command];
 if (!run) {
   console.log(
-    'usage: retrograd mnist [--epochs N] [--backend cpu|reference] [--seed S]   the MNIST demo\n' +
+    'usage: retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S]\n' +
+      '                                                                        the MNIST demo (8,000 / 2,000 digits; mlp: 20 epochs, cnn: 8)\n' +
       '       retrograd info                                                   backends, CPU features, threads\n' +
       '       retrograd train <config.json>                                    train a model described in JSON\n' +
       '       retrograd report <history.json> [-o report.html]                 loss and accuracy curves as HTML/SVG\n' +
-      '       retrograd bench [--skip torch,tfjs]                              the benchmark harness\n' +
+      '       retrograd bench [--skip torch,tfjs] [--only W3]                  the benchmark harness\n' +
       '       retrograd check [backend] [--seed N] [--only k1,k2]              every kernel against the reference',
   );
   process.exitCode = command === 'help' ? 0 : 1;

@@ -1,4 +1,5 @@
-// The `retrograd` command: info, train from a JSON config (CSV streamed, JSON and binary data), report, check.
+// The `retrograd` command: info, train from a JSON config (CSV streamed, JSON and binary data), report, check, and the
+// main job's convolutional model (`mnist --model cnn`), briefly.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +66,20 @@ describe('retrograd command line', () => {
     expect(out).toMatch(/^ok +matmul +\d+\/\d+ cases +worst error \S+ \(tol 1\.0e-4\)$/m);
     expect(out).toMatch(/^ok +relu_forward /m);
     expect(out).toMatch(/^all 2 kernels passed: \d+ cases on 'cpu' .*seed 3$/m);
+  });
+
+  // The reference backend needs about 9 s per CNN batch: only the native one trains it within a test's time.
+  it.skipIf(!cpuAvailable)('mnist --model cnn trains the convolutional network and reports its test accuracy', () => {
+    // 2 epochs over 2,000 digits (64 steps, ~8 s here) reach 88%; the full job, 8 epochs over 8,000, about 97.9%.
+    const out = cli('mnist', '--model', 'cnn', '--epochs', '2', '--train', '2000', '--test', '500');
+    expect(out).toMatch(/^MNIST: 2000 training and 500 test digits; backend cpu$/m);
+    expect(out).toMatch(/^model: CNN conv 5×5 1→32, .*Linear 3136→10;/m);
+    expect(out).toMatch(/epoch 2\/2 .* val_accuracy/);
+    const accuracy = Number(/^test accuracy: (\d+\.\d\d)%$/m.exec(out)?.[1]);
+    expect(accuracy).toBeGreaterThan(80);
+    const bad = spawnSync(process.execPath, [join(root, 'dist', 'cli.js'), 'mnist', '--model', 'resnet'], { cwd: root, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/retrograd mnist: --model must be mlp or cnn, got 'resnet'/);
   });
 
   it('check exits 2 for a backend that cannot load and 1 for an unknown kernel, saying why', () => {
