@@ -331,7 +331,8 @@ try {
 }
 if (cuda) {
   if (data)
-    for (const name of Object.keys(WORKLOADS)) {
+    // The MLP workloads only: W3 (the CNN) is measured by the CPU harness, bench/run.mjs, and has no GPU run yet.
+    for (const name of Object.keys(WORKLOADS).filter((n) => WORKLOADS[n].sizes)) {
       try {
         mine.workloads[name] = await train(name, data);
       } catch (e) {

@@ -1,10 +1,13 @@
 // retrograd's benchmark harness: `npm run bench`. In ONE run, on the same data and models, it measures
 // retrograd (cpu and reference backends) against PyTorch CPU (Debian's python3-torch, in three thread/BLAS
 // configurations), OpenBLAS's sgemm (through numpy) and TensorFlow.js (tfjs-backend-cpu and -wasm):
-//   GEMM GFLOP/s at n = 64…2048; W1 and W2 seconds per epoch (median) with test accuracy; batch-1 latency.
+//   GEMM GFLOP/s at n = 64…2048; W1, W2 (MLPs) and W3 (CNN) seconds per epoch (median) with test accuracy;
+//   batch-1 latency.
 // Prints a table of ratios measured in this run and writes JSON to bench/results/.
 // A peer that is missing is reported as missing, never dropped silently.
-//   node bench/run.mjs [--repeats 3] [--budget 30] [--skip torch,tfjs,reference]
+//   node bench/run.mjs [--repeats 3] [--budget 30] [--skip torch,tfjs,reference] [--only W3,latency,gemm]
+// --only measures just the listed parts (workloads W1 W2 W3, 'latency', 'gemm'): `--only W3 --skip tfjs,reference`
+// times the CNN for retrograd cpu and the PyTorch configurations alone.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -12,11 +15,22 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 import { backendByName } from '../dist/backend.js';
-import { exportSplit, GEMM_SIZES, medianSeconds, timeEpochs, WORKLOADS } from './workloads.mjs';
+import { cnnFlatSize, exportSplit, GEMM_SIZES, medianSeconds, timeEpochs, WORKLOADS } from './workloads.mjs';
 
-const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, budget: { type: 'string', default: '30' }, skip: { type: 'string', default: '' } } });
+const { values } = parseArgs({
+  options: { repeats: { type: 'string', default: '3' }, budget: { type: 'string', default: '30' }, skip: { type: 'string', default: '' }, only: { type: 'string' } },
+});
 const repeats = Number(values.repeats), budget = Number(values.budget);
 const skip = new Set(values.skip.split(',').filter(Boolean));
+const parts = [...Object.keys(WORKLOADS), 'latency', 'gemm'];
+const only = values.only === undefined ? new Set(parts) : new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean));
+const unknown = [...only].find((p) => !parts.includes(p));
+if (unknown !== undefined || only.size === 0) {
+  console.error(`bench/run.mjs: --only takes a list of ${parts.join(', ')}; got '${values.only}'`);
+  process.exit(1);
+}
+const workloadNames = Object.keys(WORKLOADS).filter((n) => only.has(n));
+const partial = skip.size > 0 || only.size < parts.length;
 const here = new URL('.', import.meta.url).pathname;
 const log = (...a) => console.error('[bench]', ...a);
 
@@ -34,15 +48,25 @@ function mlp(sizes) {
   return new rg.Sequential(layers);
 }
 
+function cnn(c) {
+  const layers = [];
+  for (let i = 0; i + 1 < c.channels.length; i++)
+    layers.push(new rg.Conv2d(c.channels[i], c.channels[i + 1], c.kernel, { padding: c.padding }), new rg.ReLU(), new rg.MaxPool2d(c.pool));
+  layers.push(new rg.Flatten(), new rg.Linear(cnnFlatSize(c), c.classes));
+  return new rg.Sequential(layers);
+}
+
 async function retrograd(backend, gemmSizes) {
   rg.setBackend(backend);
   const out = { backend, detail: rg.backends().find((b) => b.name === backend).detail, workloads: {} };
   const nTrain = split.yTrain.length;
-  const x = rg.tensor(split.xTrain, [nTrain, 784]), y = rg.tensor(split.yTrain, [nTrain]);
-  const xt = rg.tensor(split.xTest, [split.yTest.length, 784]), yt = rg.tensor(split.yTest, [split.yTest.length]);
-  for (const [name, w] of Object.entries(WORKLOADS)) {
+  const y = rg.tensor(split.yTrain, [nTrain]), yt = rg.tensor(split.yTest, [split.yTest.length]);
+  for (const name of workloadNames) {
+    const w = WORKLOADS[name];
+    const sample = w.cnn ? [1, 28, 28] : [784]; // the CNN sees each digit as a 1×28×28 image
+    const x = rg.tensor(split.xTrain, [nTrain, ...sample]), xt = rg.tensor(split.xTest, [split.yTest.length, ...sample]);
     rg.manualSeed(1);
-    const model = mlp(w.sizes);
+    const model = w.cnn ? cnn(w.cnn) : mlp(w.sizes);
     const o = w.optimizer;
     const optimizer = o.name === 'adam' ? new rg.Adam(model.parameters(), { lr: o.lr }) : new rg.SGD(model.parameters(), { lr: o.lr, momentum: o.momentum });
     model.compile({ optimizer, loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
@@ -52,7 +76,7 @@ async function retrograd(backend, gemmSizes) {
       let xs = x, ys = y;
       if (limit < batches) {
         const n = limit * w.batchSize;
-        if (!subsets.has(n)) subsets.set(n, [rg.tensor(split.xTrain.subarray(0, n * 784), [n, 784]), rg.tensor(split.yTrain.subarray(0, n), [n])]);
+        if (!subsets.has(n)) subsets.set(n, [rg.tensor(split.xTrain.subarray(0, n * 784), [n, ...sample]), rg.tensor(split.yTrain.subarray(0, n), [n])]);
         [xs, ys] = subsets.get(n);
       }
       await model.fit(xs, ys, { epochs: 1, batchSize: w.batchSize, verbose: 0 });
@@ -60,12 +84,15 @@ async function retrograd(backend, gemmSizes) {
     const r = await timeEpochs({ epoch, batches, repeats, budget });
     r.accuracy = r.estimated ? null : (await model.evaluate(xt, yt)).accuracy;
     out.workloads[name] = r;
-    log(`retrograd ${backend} ${name}: ${r.seconds.toFixed(3)} s/epoch`);
+    log(`retrograd ${backend} ${name}: ${r.seconds.toFixed(3)} s/epoch${r.estimated ? ` (estimated ${r.estimated})` : ''}`);
   }
-  rg.manualSeed(1);
-  const model = mlp(WORKLOADS.W1.sizes).eval();
-  const one = rg.tensor(split.xTest.subarray(0, 784), [1, 784]);
-  out.latency_us = 1e6 * medianSeconds(() => model.forward(one).toArray(), { minRuns: 50, ms: 2000, maxRuns: 5000, warmup: 200 });
+  if (only.has('latency')) {
+    rg.manualSeed(1);
+    const model = mlp(WORKLOADS.W1.sizes).eval();
+    const one = rg.tensor(split.xTest.subarray(0, 784), [1, 784]);
+    out.latency_us = 1e6 * medianSeconds(() => model.forward(one).toArray(), { minRuns: 50, ms: 2000, maxRuns: 5000, warmup: 200 });
+  }
+  if (!only.has('gemm')) return out;
   out.gemm = {};
   const b = backendByName(backend);
   for (const n of gemmSizes) {
@@ -107,16 +134,19 @@ const torchConfigs = [
 ];
 
 const results = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0].model, cpus: os.cpus().length, node: process.version, blas }, runners: {} };
+// What every peer measures: the selected workloads, the batch-1 latency and the GEMM sizes, or none of them.
+const peerArgs = ['--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--workloads', workloadNames.join(','), '--gemm', only.has('gemm') ? GEMM_SIZES.join(',') : '', ...(only.has('latency') ? [] : ['--no-latency'])];
 results.runners['retrograd cpu'] = await retrograd('cpu', GEMM_SIZES);
 if (!skip.has('reference')) results.runners['retrograd reference'] = await retrograd('reference', [64, 128, 256]);
 if (!skip.has('torch')) {
   for (const [label, env, extra] of torchConfigs)
-    results.runners[label] = child(label, python, [join(here, 'peers/torch_cpu.py'), '--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--gemm', GEMM_SIZES.join(','), ...extra], { ...baseEnv, ...env });
-  results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)'] = { gemm: child('OpenBLAS', python, [join(here, 'peers/openblas_gemm.py'), GEMM_SIZES.join(',')], { ...baseEnv, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '2' }) };
+    results.runners[label] = child(label, python, [join(here, 'peers/torch_cpu.py'), ...peerArgs, ...extra], { ...baseEnv, ...env });
+  if (only.has('gemm'))
+    results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)'] = { gemm: child('OpenBLAS', python, [join(here, 'peers/openblas_gemm.py'), GEMM_SIZES.join(',')], { ...baseEnv, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '2' }) };
 }
 if (!skip.has('tfjs')) {
   for (const backend of ['cpu', 'wasm'])
-    results.runners[`tfjs ${backend}`] = child(`tfjs ${backend}`, process.execPath, [join(here, 'peers/tfjs.mjs'), '--backend', backend, '--data', dataDir, '--repeats', String(repeats), '--budget', String(budget)], process.env);
+    results.runners[`tfjs ${backend}`] = child(`tfjs ${backend}`, process.execPath, [join(here, 'peers/tfjs.mjs'), '--backend', backend, ...peerArgs], process.env);
 }
 rmSync(dataDir, { recursive: true, force: true });
 
@@ -128,43 +158,70 @@ const lines = [];
 lines.push(`retrograd benchmark — ${results.machine.cpu}, ${results.machine.cpus} CPUs, Node ${process.version}, ${results.date.slice(0, 16)}`);
 lines.push(`retrograd cpu: ${rgc.detail.isa}, ${rgc.detail.threads} threads; PyTorch BLAS: ${blas}${openblas ? '' : '  (reference BLAS: apt-get install libopenblas0-pthread for PyTorch at its real speed)'}`);
 lines.push('');
-lines.push('W1 = MLP 784-256-128-10, batch 64, Adam; W2 = MLP 784-1024-1024-10, batch 256, SGD momentum. s/epoch on 8,000 MNIST digits (median), test accuracy on 2,000.');
-lines.push(`${pad('runner', 58)} ${pad('W1 s/ep', 8)} ${pad('acc', 6)} ${pad('W2 s/ep', 8)} ${pad('acc', 6)} ${pad('1-row µs', 9)} rg faster: W1 / W2 / latency`);
-for (const [label, r] of Object.entries(results.runners)) {
-  if (!r.workloads && !r.missing) continue;
-  if (r.missing) {
-    lines.push(`${pad(label, 58)} missing: ${r.missing}`);
-    continue;
-  }
-  const w1 = r.workloads.W1, w2 = r.workloads.W2;
-  const est = (w) => (w.estimated ? '*' : '');
+const describe = {
+  W1: 'W1 = MLP 784-256-128-10, batch 64, Adam',
+  W2: 'W2 = MLP 784-1024-1024-10, batch 256, SGD momentum',
+  W3: 'W3 = CNN conv 5×5 1→32, pool 2, conv 5×5 32→64, pool 2, Linear 3136→10, batch 64, Adam',
+};
+const latency = only.has('latency');
+if (workloadNames.length || latency) {
+  lines.push(`${workloadNames.map((n) => describe[n]).join('; ')}. s/epoch on 8,000 MNIST digits (median), test accuracy on 2,000.`);
+  const compared = [...workloadNames, ...(latency ? ['latency'] : [])];
+  lines.push(`${pad('runner', 58)} ${workloadNames.map((n) => `${pad(`${n} s/ep`, 9)} ${pad('acc', 6)} `).join('')}${latency ? `${pad('1-row µs', 9)} ` : ''}rg faster: ${compared.join(' / ')}`);
+  const notes = [];
   const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
-  lines.push(`${pad(label, 58)} ${pad(fmt(w1.seconds, 3) + est(w1), 8)} ${pad(w1.accuracy ? (100 * w1.accuracy).toFixed(1) : '—', 6)} ${pad(fmt(w2.seconds, 3) + est(w2), 8)} ${pad(w2.accuracy ? (100 * w2.accuracy).toFixed(1) : '—', 6)} ${pad(fmt(r.latency_us, 1), 9)} ${label === 'retrograd cpu' ? '(baseline)' : `${ratio(w1.seconds, rgc.workloads.W1.seconds)} / ${ratio(w2.seconds, rgc.workloads.W2.seconds)} / ${ratio(r.latency_us, rgc.latency_us)}`}`);
-}
-lines.push('(* estimated from the first batches of an epoch: a full epoch would not fit the time budget)');
-const torchRuns = Object.entries(results.runners).filter(([l, r]) => l.startsWith('torch') && r.workloads);
-if (torchRuns.length) {
-  const best = (pick) => Math.min(...torchRuns.map(([, r]) => pick(r)).filter((v) => v));
-  const w1 = best((r) => r.workloads.W1.seconds), w2 = best((r) => r.workloads.W2.seconds), lat = best((r) => r.latency_us);
-  results.summary = { w1Speedup: w1 / rgc.workloads.W1.seconds, w2Speedup: w2 / rgc.workloads.W2.seconds, latencyRatio: lat / rgc.latency_us };
-  lines.push(`retrograd cpu against the fastest PyTorch configuration of this run: W1 ${results.summary.w1Speedup.toFixed(2)}× faster, W2 ${results.summary.w2Speedup.toFixed(2)}× faster, batch-1 latency ${results.summary.latencyRatio.toFixed(2)}× lower`);
-}
-lines.push('');
-lines.push(pad('GEMM GFLOP/s, n×n×n float32', 58) + GEMM_SIZES.map((n) => pad(n, 8)).join(''));
-for (const [label, r] of Object.entries(results.runners)) {
-  const g = r.gemm;
-  if (!g) continue;
-  if (g.missing) {
-    lines.push(`${pad(label, 58)} missing: ${g.missing}`);
-    continue;
+  for (const [label, r] of Object.entries(results.runners)) {
+    if (!r.workloads && !r.missing) continue;
+    if (r.missing) {
+      lines.push(`${pad(label, 58)} missing: ${r.missing}`);
+      continue;
+    }
+    const cells = workloadNames.map((n) => {
+      const w = r.workloads[n];
+      if (w?.unsupported) notes.push(`${label} ${n}: not supported: ${w.unsupported}`);
+      if (!w || w.unsupported) return `${pad(w ? 'n/s' : '—', 9)} ${pad('—', 6)} `;
+      return `${pad(fmt(w.seconds, 3) + (w.estimated ? '*' : ''), 9)} ${pad(w.accuracy ? (100 * w.accuracy).toFixed(1) : '—', 6)} `;
+    });
+    const ratios = [...workloadNames.map((n) => ratio(r.workloads[n]?.seconds, rgc.workloads[n]?.seconds)), ...(latency ? [ratio(r.latency_us, rgc.latency_us)] : [])];
+    lines.push(`${pad(label, 58)} ${cells.join('')}${latency ? `${pad(fmt(r.latency_us, 1), 9)} ` : ''}${label === 'retrograd cpu' ? '(baseline)' : ratios.join(' / ')}`);
   }
-  lines.push(pad(label, 58) + GEMM_SIZES.map((n) => pad(fmt(g[n], 1), 8)).join(''));
+  lines.push('(* estimated from the first batches of an epoch: a full epoch would not fit the time budget)');
+  for (const note of notes) lines.push(`(n/s ${note})`);
+  const torchRuns = Object.entries(results.runners).filter(([l, r]) => l.startsWith('torch') && r.workloads);
+  if (torchRuns.length) {
+    const best = (pick) => Math.min(...torchRuns.map(([, r]) => pick(r)).filter((v) => v));
+    results.summary = {};
+    const said = [];
+    for (const n of workloadNames) {
+      const speedup = best((r) => r.workloads[n]?.seconds) / rgc.workloads[n].seconds;
+      results.summary[`${n.toLowerCase()}Speedup`] = speedup;
+      said.push(speedup >= 1 ? `${n} ${speedup.toFixed(2)}× faster` : `${n} ${(1 / speedup).toFixed(2)}× slower`);
+    }
+    if (latency) {
+      results.summary.latencyRatio = best((r) => r.latency_us) / rgc.latency_us;
+      said.push(`batch-1 latency ${results.summary.latencyRatio.toFixed(2)}× lower`);
+    }
+    lines.push(`retrograd cpu against the fastest PyTorch configuration of this run: ${said.join(', ')}`);
+  }
 }
-const ob = results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)']?.gemm;
-if (ob && !ob.missing) lines.push(pad('retrograd cpu / OpenBLAS', 58) + GEMM_SIZES.map((n) => pad(rgc.gemm[n] && ob[n] ? `${(rgc.gemm[n] / ob[n]).toFixed(2)}×` : '—', 8)).join(''));
+if (only.has('gemm')) {
+  lines.push('');
+  lines.push(pad('GEMM GFLOP/s, n×n×n float32', 58) + GEMM_SIZES.map((n) => pad(n, 8)).join(''));
+  for (const [label, r] of Object.entries(results.runners)) {
+    const g = r.missing && !(workloadNames.length || latency) ? r : r.gemm; // missing peers are listed once
+    if (!g) continue;
+    if (g.missing) {
+      lines.push(`${pad(label, 58)} missing: ${g.missing}`);
+      continue;
+    }
+    lines.push(pad(label, 58) + GEMM_SIZES.map((n) => pad(fmt(g[n], 1), 8)).join(''));
+  }
+  const ob = results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)']?.gemm;
+  if (ob && !ob.missing) lines.push(pad('retrograd cpu / OpenBLAS', 58) + GEMM_SIZES.map((n) => pad(rgc.gemm[n] && ob[n] ? `${(rgc.gemm[n] / ob[n]).toFixed(2)}×` : '—', 8)).join(''));
+}
 console.log(lines.join('\n'));
 
 mkdirSync(join(here, 'results'), { recursive: true });
-const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}${skip.size ? '-partial' : ''}.json`);
+const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}${partial ? '-partial' : ''}.json`);
 writeFileSync(file, JSON.stringify({ ...results, table: lines }, null, 2));
 console.log(`\nresults: ${file}`);
