@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import * as rg from '../dist/index.js';
 // The GEMM table times the backend's kernel itself, as bench/run.mjs does: the public API has no raw matmul.
 import { backendByName } from '../dist/backend.js';
-import { exportSplit, median, WORKLOADS } from './workloads.mjs';
+import { cnnFlatSize, exportSplit, median, WORKLOADS } from './workloads.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values: opt } = parseArgs({
@@ -95,7 +95,14 @@ function randn(count, seed) {
   return out;
 }
 
-// ---- retrograd: W1, W2 ----
+// ---- retrograd: W1, W2 (MLPs), W3 (the CNN) ----
+function cnn(c) {
+  const layers = [];
+  for (let i = 0; i + 1 < c.channels.length; i++)
+    layers.push(new rg.Conv2d(c.channels[i], c.channels[i + 1], c.kernel, { padding: c.padding }), new rg.ReLU(), new rg.MaxPool2d(c.pool));
+  layers.push(new rg.Flatten(), new rg.Linear(cnnFlatSize(c), c.classes));
+  return new rg.Sequential(layers);
+}
 function mlp(sizes) {
   const layers = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
@@ -108,11 +115,12 @@ function mlp(sizes) {
 async function train(name, data) {
   const w = WORKLOADS[name];
   rg.manualSeed(1);
-  const model = mlp(w.sizes);
+  const model = w.cnn ? cnn(w.cnn) : mlp(w.sizes);
+  const sample = w.cnn ? [1, 28, 28] : [784];
   const o = w.optimizer;
   const optimizer = o.name === 'adam' ? new rg.Adam(model.parameters(), { lr: o.lr }) : new rg.SGD(model.parameters(), { lr: o.lr, momentum: o.momentum });
   model.compile({ optimizer, loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
-  const x = rg.tensor(data.x, [data.n, 784]), y = rg.tensor(data.y, [data.n]);
+  const x = rg.tensor(data.x, [data.n, ...sample]), y = rg.tensor(data.y, [data.n]);
   const last = model.parameters().at(-1).value;
   const steps = Math.ceil(data.n / w.batchSize);
   let loss;
@@ -129,7 +137,7 @@ async function train(name, data) {
   const seconds = median(times);
   const r = { seconds, msPerStep: (1000 * seconds) / steps, steps, batchSize: w.batchSize, epochs: times, warmupSeconds, lastEpochLoss: loss };
   if (data.xt) {
-    const xt = rg.tensor(data.xt, [data.yt.length, 784]), yt = rg.tensor(data.yt, [data.yt.length]);
+    const xt = rg.tensor(data.xt, [data.yt.length, ...sample]), yt = rg.tensor(data.yt, [data.yt.length]);
     r.testAccuracy = (await model.evaluate(xt, yt)).accuracy;
     xt.dispose();
     yt.dispose();
@@ -331,8 +339,7 @@ try {
 }
 if (cuda) {
   if (data)
-    // The MLP workloads only: W3 (the CNN) is measured by the CPU harness, bench/run.mjs, and has no GPU run yet.
-    for (const name of Object.keys(WORKLOADS).filter((n) => WORKLOADS[n].sizes)) {
+    for (const name of Object.keys(WORKLOADS)) {
       try {
         mine.workloads[name] = await train(name, data);
       } catch (e) {
@@ -366,6 +373,8 @@ const rows = [
   ['W2 s/epoch', mine.workloads.W2?.seconds, th.workloads?.W2?.seconds, 'time', 4],
   ['W1 ms/step', mine.workloads.W1?.msPerStep, th.workloads?.W1?.msPerStep, 'time', 3],
   ['W2 ms/step', mine.workloads.W2?.msPerStep, th.workloads?.W2?.msPerStep, 'time', 3],
+  ['W3 (CNN) s/epoch', mine.workloads.W3?.seconds, th.workloads?.W3?.seconds, 'time', 4],
+  ['W3 (CNN) ms/step', mine.workloads.W3?.msPerStep, th.workloads?.W3?.msPerStep, 'time', 3],
   ['GEMM 4096 fp32 TFLOP/s', mine.gemm?.fp32?.[4096], th.gemm?.fp32?.['4096'], 'rate', 2],
   ['GEMM 4096 tf32 TFLOP/s', mine.gemm?.tf32?.[4096], th.gemm?.tf32?.['4096'], 'rate', 2],
 ];

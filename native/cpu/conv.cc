@@ -343,7 +343,7 @@ namespace {
 // chunk's column matrix (C·KH·KW × images·OH·OW floats) stays in cache between im2col and the GEMMs.
 int64_t conv_chunk(int64_t ck, int64_t r, int64_t B) {
   const char* env = std::getenv("RETROGRAD_CONV_CHUNK_FLOATS");
-  const int64_t target = env ? std::max<int64_t>(1, std::atoll(env)) : (int64_t{1} << 19);
+  const int64_t target = env ? std::max<int64_t>(1, std::atoll(env)) : (int64_t{1} << 22);
   return std::max<int64_t>(1, std::min(B, target / std::max<int64_t>(1, ck * r)));
 }
 
