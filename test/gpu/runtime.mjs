@@ -54,6 +54,9 @@ await check('round trips: float32 and int32, sync and async, to() between backen
 
 await check('caching allocator: a freed block is reused, in use and cached add up', () => {
   be.sync();
+  // Tensors of earlier checks may be finalized meanwhile and add a few kilobytes to the cache: compare the
+  // cache to within 1 MB, the 12 MB block exactly in use.
+  const near = (a, b, what) => assert.ok(Math.abs(a - b) < MB, `${what}: ${a} is not within 1 MB of ${b}`);
   const m0 = rg.memory();
   const a = rg.zeros([3 * MB]);
   const m1 = rg.memory();
@@ -61,10 +64,10 @@ await check('caching allocator: a freed block is reused, in use and cached add u
   a.dispose();
   const m2 = rg.memory();
   assert.equal(m2.deviceBytesInUse, m0.deviceBytesInUse);
-  assert.equal(m2.deviceBytesCached - m0.deviceBytesCached, 12 * MB);
+  near(m2.deviceBytesCached - m0.deviceBytesCached, 12 * MB, 'the freed block went to the cache');
   const b = rg.zeros([3 * MB]);
   const m3 = rg.memory();
-  assert.equal(m3.deviceBytesCached, m0.deviceBytesCached, 'the cached block was taken again');
+  near(m2.deviceBytesCached - m3.deviceBytesCached, 12 * MB, 'the cached block was taken again');
   assert.equal(m3.deviceBytesInUse, m1.deviceBytesInUse);
   assert.deepEqual(b.toArray().subarray(0, 8), new Float32Array(8), 'a reused block is zeroed');
   b.dispose();
