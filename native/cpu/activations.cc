@@ -30,8 +30,10 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 void relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N) {
   RG_ELEMENTWISE(N, out[i] = inp[i] > 0.f ? inp[i] : 0.f);
 }
+// dout is loaded whatever the sign: a load under the condition kept the loop scalar and branchy (5.5 ms for
+// 1.6M random values; 0.3 ms as a vector select).
 void relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N) {
-  RG_ELEMENTWISE(N, dinp[i] = inp[i] > 0.f ? dout[i] : 0.f);
+  RG_ELEMENTWISE(N, const float d = dout[i]; dinp[i] = inp[i] > 0.f ? d : 0.f);
 }
 void leaky_relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N, float slope) {
   RG_ELEMENTWISE(N, out[i] = inp[i] > 0.f ? inp[i] : inp[i] * slope);
