@@ -11,6 +11,7 @@
 //   node --expose-gc bench/gpu-train-check.mjs [--backend cuda] [--against cpu]
 import { parseArgs } from 'node:util';
 import * as rg from '../dist/index.js';
+import { buildModel } from './workloads.mjs';
 
 const { values: opt } = parseArgs({ options: { backend: { type: 'string', default: 'cuda' }, against: { type: 'string', default: 'cpu' } } });
 const device = opt.backend;
@@ -51,14 +52,7 @@ function split(all, nTrain) {
     { x: x.subarray(nTrain * d), y: y.subarray(nTrain), n: all.n - nTrain, d },
   ];
 }
-function mlp(sizes) {
-  const layers = [];
-  for (let i = 0; i + 1 < sizes.length; i++) {
-    layers.push(new rg.Linear(sizes[i], sizes[i + 1]));
-    if (i + 2 < sizes.length) layers.push(new rg.ReLU());
-  }
-  return new rg.Sequential(layers);
-}
+const mlp = (sizes) => buildModel(rg, { sizes });
 const mib = (b) => `${(b / 2 ** 20).toFixed(2)} MiB`;
 
 // ---- 1. W1 on blobs: accuracy and memory per epoch ----

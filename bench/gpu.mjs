@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import * as rg from '../dist/index.js';
 // The GEMM table times the backend's kernel itself, as bench/run.mjs does: the public API has no raw matmul.
 import { backendByName } from '../dist/backend.js';
-import { cnnFlatSize, exportSplit, median, WORKLOADS } from './workloads.mjs';
+import { buildModel, exportSplit, median, WORKLOADS } from './workloads.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values: opt } = parseArgs({
@@ -96,26 +96,10 @@ function randn(count, seed) {
 }
 
 // ---- retrograd: W1, W2 (MLPs), W3 (the CNN) ----
-function cnn(c) {
-  const layers = [];
-  for (let i = 0; i + 1 < c.channels.length; i++)
-    layers.push(new rg.Conv2d(c.channels[i], c.channels[i + 1], c.kernel, { padding: c.padding }), new rg.ReLU(), new rg.MaxPool2d(c.pool));
-  layers.push(new rg.Flatten(), new rg.Linear(cnnFlatSize(c), c.classes));
-  return new rg.Sequential(layers);
-}
-function mlp(sizes) {
-  const layers = [];
-  for (let i = 0; i + 1 < sizes.length; i++) {
-    layers.push(new rg.Linear(sizes[i], sizes[i + 1]));
-    if (i + 2 < sizes.length) layers.push(new rg.ReLU());
-  }
-  return new rg.Sequential(layers);
-}
-
 async function train(name, data) {
   const w = WORKLOADS[name];
   rg.manualSeed(1);
-  const model = w.cnn ? cnn(w.cnn) : mlp(w.sizes);
+  const model = buildModel(rg, w);
   const sample = w.cnn ? [1, 28, 28] : [784];
   const o = w.optimizer;
   const optimizer = o.name === 'adam' ? new rg.Adam(model.parameters(), { lr: o.lr }) : new rg.SGD(model.parameters(), { lr: o.lr, momentum: o.momentum });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 import { backendByName } from '../dist/backend.js';
-import { cnnFlatSize, exportSplit, GEMM_SIZES, medianSeconds, timeEpochs, WORKLOADS } from './workloads.mjs';
+import { buildModel, exportSplit, GEMM_SIZES, medianSeconds, timeEpochs, WORKLOADS } from './workloads.mjs';
 
 const { values } = parseArgs({
   options: { repeats: { type: 'string', default: '3' }, budget: { type: 'string', default: '30' }, skip: { type: 'string', default: '' }, only: { type: 'string' } },
@@ -39,23 +39,6 @@ const dataDir = mkdtempSync(join(os.tmpdir(), 'retrograd-bench-'));
 exportSplit(split, dataDir);
 
 // ---- retrograd, in this process ----
-function mlp(sizes) {
-  const layers = [];
-  for (let i = 0; i + 1 < sizes.length; i++) {
-    layers.push(new rg.Linear(sizes[i], sizes[i + 1]));
-    if (i + 2 < sizes.length) layers.push(new rg.ReLU());
-  }
-  return new rg.Sequential(layers);
-}
-
-function cnn(c) {
-  const layers = [];
-  for (let i = 0; i + 1 < c.channels.length; i++)
-    layers.push(new rg.Conv2d(c.channels[i], c.channels[i + 1], c.kernel, { padding: c.padding }), new rg.ReLU(), new rg.MaxPool2d(c.pool));
-  layers.push(new rg.Flatten(), new rg.Linear(cnnFlatSize(c), c.classes));
-  return new rg.Sequential(layers);
-}
-
 async function retrograd(backend, gemmSizes) {
   rg.setBackend(backend);
   const out = { backend, detail: rg.backends().find((b) => b.name === backend).detail, workloads: {} };
@@ -66,7 +49,7 @@ async function retrograd(backend, gemmSizes) {
     const sample = w.cnn ? [1, 28, 28] : [784]; // the CNN sees each digit as a 1×28×28 image
     const x = rg.tensor(split.xTrain, [nTrain, ...sample]), xt = rg.tensor(split.xTest, [split.yTest.length, ...sample]);
     rg.manualSeed(1);
-    const model = w.cnn ? cnn(w.cnn) : mlp(w.sizes);
+    const model = buildModel(rg, w);
     const o = w.optimizer;
     const optimizer = o.name === 'adam' ? new rg.Adam(model.parameters(), { lr: o.lr }) : new rg.SGD(model.parameters(), { lr: o.lr, momentum: o.momentum });
     model.compile({ optimizer, loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
@@ -88,7 +71,7 @@ async function retrograd(backend, gemmSizes) {
   }
   if (only.has('latency')) {
     rg.manualSeed(1);
-    const model = mlp(WORKLOADS.W1.sizes).eval();
+    const model = buildModel(rg, WORKLOADS.W1).eval();
     const one = rg.tensor(split.xTest.subarray(0, 784), [1, 784]);
     out.latency_us = 1e6 * medianSeconds(() => model.forward(one).toArray(), { minRuns: 50, ms: 2000, maxRuns: 5000, warmup: 200 });
   }

@@ -82,3 +82,20 @@ export function medianSeconds(call, { minRuns = 3, ms = 1500, maxRuns = 300, war
   }
   return median(times);
 }
+
+/** The retrograd model of workload `w` (an MLP, or the CNN), built with the library module `rg`. */
+export function buildModel(rg, w) {
+  const layers = [];
+  if (w.cnn) {
+    const c = w.cnn;
+    for (let i = 0; i + 1 < c.channels.length; i++)
+      layers.push(new rg.Conv2d(c.channels[i], c.channels[i + 1], c.kernel, { padding: c.padding }), new rg.ReLU(), new rg.MaxPool2d(c.pool));
+    layers.push(new rg.Flatten(), new rg.Linear(cnnFlatSize(c), c.classes));
+  } else {
+    for (let i = 0; i + 1 < w.sizes.length; i++) {
+      layers.push(new rg.Linear(w.sizes[i], w.sizes[i + 1]));
+      if (i + 2 < w.sizes.length) layers.push(new rg.ReLU());
+    }
+  }
+  return new rg.Sequential(layers);
+}

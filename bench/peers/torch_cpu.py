@@ -15,6 +15,8 @@ import time
 import numpy as np
 import torch
 
+import models
+
 WORKLOADS = {
     "W1": {"sizes": [784, 256, 128, 10], "batch": 64, "opt": ("adam", {"lr": 1e-3})},
     "W2": {"sizes": [784, 1024, 1024, 10], "batch": 256, "opt": ("sgd", {"lr": 0.05, "momentum": 0.9})},
@@ -30,25 +32,6 @@ def load(data):
     xt = torch.from_numpy(np.fromfile(os.path.join(data, "xTest.f32"), dtype=np.float32).reshape(meta["nTest"], 784))
     yt = torch.from_numpy(np.fromfile(os.path.join(data, "yTest.i32"), dtype=np.int32).astype(np.int64))
     return x, y, xt, yt
-
-
-def mlp(sizes):
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i + 2 < len(sizes):
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
-def cnn(c):
-    layers = []
-    for i in range(len(c["channels"]) - 1):
-        layers += [torch.nn.Conv2d(c["channels"][i], c["channels"][i + 1], c["kernel"], padding=c["padding"]),
-                   torch.nn.ReLU(), torch.nn.MaxPool2d(c["pool"])]
-    side = 28 // c["pool"] ** (len(c["channels"]) - 1)
-    layers += [torch.nn.Flatten(), torch.nn.Linear(c["channels"][-1] * side * side, c["classes"])]
-    return torch.nn.Sequential(*layers)
 
 
 def time_epochs(epoch, batches, repeats, budget):
@@ -84,7 +67,7 @@ def train(name, x, y, xt, yt, repeats, budget):
     if "cnn" in w:  # each digit as a 1×28×28 image
         x, xt = x.reshape(-1, 1, 28, 28), xt.reshape(-1, 1, 28, 28)
     torch.manual_seed(1)
-    model = cnn(w["cnn"]) if "cnn" in w else mlp(w["sizes"])
+    model = models.build(torch, w)
     kind, opts = w["opt"]
     opt = torch.optim.Adam(model.parameters(), **opts) if kind == "adam" else torch.optim.SGD(model.parameters(), **opts)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -114,7 +97,7 @@ def train(name, x, y, xt, yt, repeats, budget):
 
 def latency(x):
     torch.manual_seed(1)
-    model = mlp(WORKLOADS["W1"]["sizes"]).eval()
+    model = models.mlp(torch, WORKLOADS["W1"]["sizes"]).eval()
     one = x[:1].clone()
     times = []
     with torch.no_grad():

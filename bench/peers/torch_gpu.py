@@ -20,6 +20,8 @@ import statistics
 import sys
 import time
 
+import models
+
 WORKLOADS = {
     "W1": {"sizes": [784, 256, 128, 10], "batch": 64, "opt": ("adam", {"lr": 1e-3})},
     "W2": {"sizes": [784, 1024, 1024, 10], "batch": 256, "opt": ("sgd", {"lr": 0.05, "momentum": 0.9})},
@@ -71,29 +73,10 @@ def synthetic(torch, n, seed, dev):
     return x, y, None, None, f"synthetic: uniform [0,1) pixels, uniform labels, seed {seed}"
 
 
-def mlp(torch, sizes):
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i + 2 < len(sizes):
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
-def cnn(torch, c):
-    layers = []
-    for i in range(len(c["channels"]) - 1):
-        layers += [torch.nn.Conv2d(c["channels"][i], c["channels"][i + 1], c["kernel"], padding=c["padding"]),
-                   torch.nn.ReLU(), torch.nn.MaxPool2d(c["pool"])]
-    side = 28 // c["pool"] ** (len(c["channels"]) - 1)
-    layers += [torch.nn.Flatten(), torch.nn.Linear(c["channels"][-1] * side * side, c["classes"])]
-    return torch.nn.Sequential(*layers)
-
-
 def train(torch, name, x, y, xt, yt, epochs, budget, dev):
     w = WORKLOADS[name]
     torch.manual_seed(1)
-    model = (cnn(torch, w["cnn"]) if "cnn" in w else mlp(torch, w["sizes"])).to(dev)
+    model = models.build(torch, w).to(dev)
     if "cnn" in w:  # the CNN sees each digit as a 1×28×28 image (cuDNN, as PyTorch chooses by default)
         x = x.view(-1, 1, 28, 28)
         xt = xt.view(-1, 1, 28, 28) if xt is not None else None

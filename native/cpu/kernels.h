@@ -1,12 +1,5 @@
-// The CPU kernels of retrograd: raw pointers and sizes, no Node types. Every kernel takes the thread
-// pool first, then outputs, then inputs, then sizes, then scalars — the same order as the kernel contract
-// in lib/backend.ts and the reference kernels in lib/backends/reference/.
-//
-// Dimensions: B rows (batch, or every leading dimension flattened), C input features, OC output features,
-// N elements, K the reduced dimension of a matrix product.
-//
-// Gradient contract: parameter gradients (dweight, dbias) ACCUMULATE (+=); activation gradients (dinp)
-// and every forward output OVERWRITE (=). Every kernel is deterministic for a given thread count.
+// The CPU kernels of retrograd (native/cpu/): raw pointers and sizes, no Node types. The declarations are the
+// shared list in core/kernel_list.h; Activation is the epilogue activation of the GEMM and Linear.
 #pragma once
 #include <cstdint>
 
@@ -15,120 +8,11 @@
 
 namespace rg::cpu {
 
-// ---- matrix products (gemm.cc) ----
 // Activations the gemm epilogue can apply (the ones whose backward can be taken from the output).
 enum class Activation { None, Relu, LeakyRelu };
-// C = act(alpha · op(A) · op(B) + beta · C + bias[col]); bias may be null.
-void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
-// C[M,N] = alpha · op(A) · op(B) + beta · C, op(A) [M,K] stored as A[M,K] or, transposed, A[K,M];
-// op(B) [K,N] stored as B[K,N] or, transposed, B[N,K]. beta == 0 never reads C (NaN in C is ignored).
-void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, const float* B, float beta, float* C);
 
-// ---- linear.cc ----
-void linear_forward(ThreadPool& pool, float* out, const float* inp, const float* weight,
-                    const float* bias, int64_t B, int64_t C, int64_t OC, Activation act, float slope);
-void linear_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int64_t B, int64_t C, int64_t OC, bool accumulate);
-
-// ---- activations.cc ----
-void relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
-void relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N);
-void leaky_relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N, float slope);
-void leaky_relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N,
-                         float slope);
-void sigmoid_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
-void sigmoid_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t N);
-void tanh_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
-void tanh_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t N);
-void gelu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N);
-void gelu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N);
-void softmax_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C);
-void softmax_backward(ThreadPool& pool, float* dinp, const float* dout, const float* out, int64_t B,
-                      int64_t C);
-void act_bias_backward(ThreadPool& pool, float* dz, float* dbias, const float* dout, const float* out, int64_t B,
-                       int64_t OC, Activation act, float slope, bool accumulate);
-
-// ---- losses.cc: value and gradient of the mean in one pass ----
-void mse_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target,
-              int64_t N);
-Status cross_entropy_loss(ThreadPool& pool, float* loss, float* dlogits, const float* logits,
-                          const int32_t* target, int64_t B, int64_t C, int64_t D, int64_t ignore_index);
-void bce_with_logits_loss(ThreadPool& pool, float* loss, float* dpred, const float* logits,
-                          const float* target, int64_t N);
-void l1_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N);
-void huber_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target, int64_t N,
-                float delta);
-Status bce_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, const float* target,
-                int64_t N);
-
-// ---- optim.cc: one pass over memory per parameter ----
-void sgd_step(ThreadPool& pool, float* param, float* momentum_buf, const float* grad, int64_t N,
-              float lr, float momentum, float dampening, float weight_decay, bool nesterov,
-              bool maximize, bool first_step);
-void adam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
-               const float* grad, int64_t N, float lr, float beta1, float beta2, float eps,
-               float weight_decay, int64_t step, bool amsgrad, bool decoupled, bool maximize);
-
-void rmsprop_step(ThreadPool& pool, float* param, float* square_avg, float* grad_avg, float* momentum_buf,
-                  const float* grad, int64_t N, float lr, float alpha, float eps, float weight_decay, float momentum,
-                  bool centered, bool maximize);
-void adagrad_step(ThreadPool& pool, float* param, float* state_sum, const float* grad, int64_t N, float clr, float eps,
-                  float weight_decay, bool maximize);
-
-void adamax_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_inf, const float* grad, int64_t N, float lr,
-                 float beta1, float beta2, float eps, float weight_decay, int64_t step, bool maximize);
-void adadelta_step(ThreadPool& pool, float* param, float* square_avg, float* acc_delta, const float* grad, int64_t N,
-                   float lr, float rho, float eps, float weight_decay, bool maximize);
-void nadam_radam_step(ThreadPool& pool, float* param, float* exp_avg, float* exp_avg_sq, const float* grad, int64_t N,
-                      float beta1, float beta2, float eps, float weight_decay, float bc2, float c_grad, float c_avg,
-                      bool radam, bool rectified);
-
-// ---- tensor_ops.cc ----
-void fill(ThreadPool& pool, float* out, int64_t N, float value);
-void copy(ThreadPool& pool, void* out, const void* src, int64_t N);  // N 4-byte elements
-void axpy(ThreadPool& pool, float* out, const float* src, int64_t N, float alpha);  // out += alpha·src
-Status gather_rows(ThreadPool& pool, void* out, const void* src, const int32_t* index, int64_t rows,
-                   int64_t cols, int64_t src_rows, int64_t index_offset);
-void norm_accumulate(ThreadPool& pool, float* acc, const float* x, int64_t N, bool inf_norm);
-void clip_by_norm(ThreadPool& pool, float* x, const float* acc, int64_t N, float max_norm, bool inf_norm);
-void clamp(ThreadPool& pool, float* x, int64_t N, float lo, float hi);
-void penalty(ThreadPool& pool, float* acc, float* grad, const float* w, int64_t N, float l1, float l2);
-void accuracy_count(ThreadPool& pool, float* count, const float* logits, const int32_t* target,
-                    int64_t B, int64_t C);
-
-// ---- dropout.cc ----
-void dropout_forward(ThreadPool& pool, float* out, float* mask, const float* inp, int64_t N, float p,
-                     uint32_t seed);
-void dropout_backward(ThreadPool& pool, float* dinp, const float* dout, const float* mask, int64_t N);
-
-// ---- conv.cc: convolution (im2col + gemm), pooling, batch normalisation; NCHW ----
-void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW);
-void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-            int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW);
-void transpose01(ThreadPool& pool, float* out, const float* inp, const float* bias, int64_t A, int64_t Bd, int64_t R);
-void channel_sum(ThreadPool& pool, float* out, const float* x, int64_t B, int64_t C, int64_t R, bool accumulate);
-void maxpool2d_forward(ThreadPool& pool, float* out, int32_t* argmax, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W,
-                       int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
-void maxpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, const int32_t* argmax, int64_t B, int64_t C, int64_t H,
-                        int64_t W, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW);
-void avgpool2d_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
-                       int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad);
-void avgpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH,
-                        int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, bool count_include_pad);
-void batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, float* run_mean, float* run_var,
-                       const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t R, float momentum,
-                       float eps, bool training);
-void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                        const float* weight, const float* save_mean, const float* save_invstd, int64_t B, int64_t C, int64_t R,
-                        bool training, bool accumulate);
-void conv2d_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t B, int64_t C,
-                    int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH,
-                    int64_t DW);
-void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
-                     int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
-                     int64_t PW, int64_t DH, int64_t DW, bool accumulate);
+#define RG_KERNEL void
+#include "../core/kernel_list.h"
+#undef RG_KERNEL
 
 }  // namespace rg::cpu
