@@ -145,6 +145,20 @@ function channelStats(x: Float32Array, B: number, C: number, R: number, eps: num
   return { mean, invstd };
 }
 
+/** Layer-norm statistics of x [rows, dim] per row: the mean and 1/√(biased variance + eps), in float64. */
+function rowStats(x: Float32Array, rows: number, dim: number, eps: number): { mean: Float32Array; invstd: Float32Array } {
+  const mean = new Float32Array(rows), invstd = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0, ss = 0;
+    for (let d = 0; d < dim; d++) s += x[r * dim + d];
+    const m = s / dim;
+    for (let d = 0; d < dim; d++) ss += (x[r * dim + d] - m) ** 2;
+    mean[r] = m;
+    invstd[r] = 1 / Math.sqrt(ss / dim + eps);
+  }
+  return { mean, invstd };
+}
+
 /** The case table, one entry per kernel of the contract. */
 export const cases = {
   matmul: {
@@ -465,6 +479,56 @@ conv2d_forward: {
           B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, acc === 1,
         ],
         tol: TOL.reduction,
+      };
+    },
+  },
+  embedding_backward: {
+    // [rows, dim, numEmbeddings, accumulate?]: one of everything, one embedding taking every row, more rows than
+    // embeddings (repeats), most embeddings unused (their rows must still be zeroed), GPT-2's width
+    sizes: [[1, 1, 1, 0], [1, 1, 1, 1], [3, 17, 5, 0], [257, 3, 1, 1], [40, 257, 7, 0], [5, 3, 100, 0], [33, 768, 4, 1], [64, 1, 3, 1]],
+    build: ([rows, dim, num, acc], r) => {
+      // the first rows repeat one index, the rest are random (repeats too whenever rows > num)
+      const index = Int32Array.from({ length: rows }, (_, i) => (i < 3 ? num - 1 : Math.floor(r() * num)));
+      return {
+        args: [acc ? out(num * dim, randomArray(num * dim, r)) : out(num * dim), inp(index), inp(randomArray(rows * dim, r)), rows, dim, num, acc === 1],
+        tol: TOL.reduction,
+      };
+    },
+  },
+  layernorm_forward: {
+    // [rows, dim, affine: 0 neither weight nor bias, 1 both, 2 weight only, 3 bias only, offset]; dim 1 normalises
+    // every value to 0 (variance 0: out is the bias); an offset makes the mean matter
+    sizes: [[1, 1, 1, 0], [1, 3, 0, 0], [3, 17, 1, 0], [64, 768, 1, 0], [257, 3, 2, 0], [5, 257, 3, 0], [2, 1, 0, 0], [16, 33, 1, 5]],
+    build: ([rows, dim, affine, offset], r) => ({
+      args: [
+        out(rows * dim), out(rows), out(rows), inp(randomArray(rows * dim, r, 2, 0.5 + offset)),
+        affine === 1 || affine === 2 ? inp(randomArray(dim, r, 1, 1)) : null, affine === 1 || affine === 3 ? inp(randomArray(dim, r)) : null,
+        rows, dim, 1e-5,
+      ],
+      tol: TOL.reduction,
+    }),
+  },
+  layernorm_backward: {
+    // [rows, dim, weight?, outputs: 0 dinp only, 1 all, 2 dweight and dbias only, accumulate?]; the saved statistics
+    // are the input's own
+    sizes: [[1, 1, 1, 1, 0], [1, 3, 0, 0, 0], [3, 17, 1, 1, 1], [64, 768, 1, 1, 1], [257, 3, 1, 2, 1], [5, 257, 0, 1, 0], [8, 64, 1, 0, 0], [2, 1, 0, 1, 1]],
+    build: ([rows, dim, withWeight, outputs, acc], r) => {
+      const x = randomArray(rows * dim, r, 2, 0.5);
+      const stats = rowStats(x, rows, dim, 1e-5);
+      const param = () => (acc ? out(dim, randomArray(dim, r)) : out(dim));
+      const dout = randomArray(rows * dim, r);
+      const weight = withWeight ? randomArray(dim, r, 1, 1) : null;
+      // dinp = invstd·(g − mean_d(g) − x̂·mean_d(g·x̂)) cancels (to exactly 0 when dim is 1): it is judged against the
+      // size of invstd·weight·dout.
+      let scaled = 0;
+      for (let i = 0; i < dout.length; i++) scaled += (dout[i] * (weight ? weight[i % dim] : 1) * stats.invstd[Math.floor(i / dim)]) ** 2;
+      return {
+        args: [
+          outputs !== 2 ? out(rows * dim) : null, outputs !== 0 ? param() : null, outputs !== 0 ? param() : null,
+          inp(dout), inp(x), weight ? inp(weight) : null, inp(stats.mean), inp(stats.invstd), rows, dim, acc === 1,
+        ],
+        tol: TOL.reduction,
+        floor: outputs !== 2 ? [Math.sqrt(scaled)] : [],
       };
     },
   },

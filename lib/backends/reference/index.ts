@@ -6,6 +6,7 @@ import * as conv from './conv.js';
 import * as linear from './linear.js';
 import * as losses from './losses.js';
 import * as optim from './optim.js';
+import * as sequence from './sequence.js';
 import * as tensorOps from './tensor_ops.js';
 
 const { erf: _erf, ...activationKernels } = activations;
@@ -19,6 +20,7 @@ export const referenceKernels = {
   ...optim,
   ...tensorKernels,
   ...conv,
+  ...sequence,
 } satisfies Record<keyof Kernels, (...args: never[]) => void>;
 
 type FloatArray = Float32Array | Float64Array;
