@@ -14,6 +14,8 @@ export { Flatten, Dropout } from './nn/shape.js';
 export { Conv2d, type Conv2dOptions } from './nn/conv.js';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d, type MaxPool2dOptions, type AvgPool2dOptions } from './nn/pool.js';
 export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './nn/batchnorm.js';
+export { Embedding } from './nn/embedding.js';
+export { LayerNorm, type LayerNormOptions } from './nn/layernorm.js';
 export type { Size2 } from './nn/util.js';
 export { Loss, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, BCELoss, L1Loss, HuberLoss, type CrossEntropyOptions } from './losses.js';
 export { clipGradNorm, clipGradValue, applyPenalty, type PenaltyOptions } from './optim/clip.js';

@@ -1,7 +1,7 @@
 // PyTorch golden values (test/golden/torch.json, written by test/golden/make_golden.py with PyTorch 1.13):
 // optimizer trajectories for every option, loss values and gradients, layer outputs and gradients (Linear,
-// activations, Conv2d, pooling, batch normalisation with its running statistics in training and eval), a small
-// CNN trained a few steps, and state-dict names — on every backend.
+// activations, Conv2d, pooling, batch normalisation with its running statistics in training and eval, LayerNorm,
+// Embedding), a small CNN trained a few steps, and state-dict names — on every backend.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { probeCuda } from '../lib/backends/cuda.js';
@@ -29,6 +29,14 @@ interface Golden {
     y1: number[]; dx1: number[]; dweight1?: number[]; dbias1?: number[]; runningMean1: number[]; runningVar1: number[];
     runningMean2: number[]; runningVar2: number[]; numBatchesTracked: number;
     yEval: number[]; dxEval: number[]; dweightEval?: number[]; dbiasEval?: number[]; stateDictKeys: string[];
+  }[];
+  layernorm: {
+    normalizedShape: number[]; eps: number; affine: boolean; xShape: number[]; x: number[]; y: number[]; dy: number[]; dx: number[];
+    weight?: number[]; bias?: number[]; dweight?: number[]; dbias?: number[]; stateDictKeys: string[];
+  }[];
+  embedding: {
+    numEmbeddings: number; embeddingDim: number; indexShape: number[]; index: number[]; weight: number[]; yShape: number[]; y: number[];
+    dy: number[]; dweight: number[]; stateDictKeys: string[];
   }[];
   cnn: { lr: number; momentum: number; xShape: number[]; x: number[]; target: number[]; initial: Record<string, number[]>; losses: number[]; final: Record<string, number[] | number> };
 }
@@ -170,6 +178,33 @@ for (const backend of backendNames) {
         const dxEval = bn.backward(rg.tensor(c.dyEval, c.xShape));
         expectClose({ yEval: [yEval.toArray(), c.yEval], dxEval: [dxEval.toArray(), c.dxEval] });
         if (c.affine) expectClose({ dweightEval: [bn.weight!.grad.toArray(), c.dweightEval!], dbiasEval: [bn.bias!.grad.toArray(), c.dbiasEval!] });
+      });
+    }
+
+    for (const c of golden.layernorm) {
+      it(`LayerNorm([${c.normalizedShape.join(', ')}], eps ${c.eps}${c.affine ? '' : ', elementwiseAffine false'}) on [${c.xShape.join(', ')}]: forward, dx${c.affine ? ', dweight, dbias' : ''}`, () => {
+        rg.setBackend(backend);
+        const ln = new rg.LayerNorm(c.normalizedShape, { eps: c.eps, elementwiseAffine: c.affine });
+        expect(Object.keys(ln.stateDict())).toEqual(c.stateDictKeys);
+        if (c.affine) ln.loadStateDict({ weight: Float32Array.from(c.weight!), bias: Float32Array.from(c.bias!) });
+        const y = ln.forward(rg.tensor(c.x, c.xShape));
+        expect(y.shape).toEqual(c.xShape);
+        const dx = ln.backward(rg.tensor(c.dy, c.xShape));
+        expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx] });
+        if (c.affine) expectClose({ dweight: [ln.weight!.grad.toArray(), c.dweight!], dbias: [ln.bias!.grad.toArray(), c.dbias!] });
+      });
+    }
+
+    for (const c of golden.embedding) {
+      it(`Embedding(${c.numEmbeddings}, ${c.embeddingDim}) on indices [${c.indexShape.join(', ')}] with repeats: forward and dweight`, () => {
+        rg.setBackend(backend);
+        const emb = new rg.Embedding(c.numEmbeddings, c.embeddingDim);
+        expect(Object.keys(emb.stateDict())).toEqual(c.stateDictKeys);
+        emb.loadStateDict({ weight: Float32Array.from(c.weight) });
+        const y = emb.forward(rg.tensor(Int32Array.from(c.index), c.indexShape));
+        expect(y.shape).toEqual(c.yShape);
+        emb.backward(rg.tensor(c.dy, c.yShape));
+        expectClose({ y: [y.toArray(), c.y], dweight: [emb.weight.grad.toArray(), c.dweight] });
       });
     }
 

@@ -10,6 +10,8 @@ import { describe, RetrogradError } from '../errors.js';
 import { GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from '../nn/activation.js';
 import { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from '../nn/batchnorm.js';
 import { Conv2d, type Conv2dOptions } from '../nn/conv.js';
+import { Embedding } from '../nn/embedding.js';
+import { LayerNorm, type LayerNormOptions } from '../nn/layernorm.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from '../nn/pool.js';
@@ -59,6 +61,16 @@ const ENTRIES: Record<string, Entry> = {
   AdaptiveAvgPool2d: { cls: AdaptiveAvgPool2d, args: (m) => [(m as AdaptiveAvgPool2d).outputSize], make: (a) => new AdaptiveAvgPool2d(a[0] as [number, number]) },
   BatchNorm1d: { cls: BatchNorm1d, args: (m) => batchNormArgs(m as BatchNorm1d), make: (a) => new BatchNorm1d(a[0] as number, a[1] as BatchNormOptions) },
   BatchNorm2d: { cls: BatchNorm2d, args: (m) => batchNormArgs(m as BatchNorm2d), make: (a) => new BatchNorm2d(a[0] as number, a[1] as BatchNormOptions) },
+  Embedding: {
+    cls: Embedding,
+    args: (m) => [(m as Embedding).numEmbeddings, (m as Embedding).embeddingDim],
+    make: (a) => new Embedding(a[0] as number, a[1] as number),
+  },
+  LayerNorm: {
+    cls: LayerNorm,
+    args: (m) => { const l = m as LayerNorm; return [l.normalizedShape.length === 1 ? l.normalizedShape[0] : [...l.normalizedShape], { eps: l.eps, elementwiseAffine: l.elementwiseAffine }]; },
+    make: (a) => new LayerNorm(a[0] as number | number[], a[1] as LayerNormOptions),
+  },
 };
 
 function batchNormArgs(m: BatchNorm1d | BatchNorm2d): unknown[] {

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Golden values from PyTorch for retrograd's tests (optimizers, losses, layers, convolution, pooling, batch
-normalisation, a small CNN's training steps).
+normalisation, a small CNN's training steps, layer normalisation and embeddings).
 
 Run with Debian's python3-torch (1.13): `npm run golden` (/usr/bin/python3 test/golden/make_golden.py).
 Writes test/golden/torch.json; the tests read that file and never need Python. Inputs are deterministic
@@ -384,6 +384,56 @@ def batchnorm_cases():
     return out
 
 
+def layernorm_cases():
+    """LayerNorm forward and backward (dx, dweight, dbias) over the last dimension and over the last two, with and
+    without the elementwise affine parameters."""
+    out = []
+    for shape, normalized, eps, affine in [
+        ((3, 4, 6), [6], 1e-5, True),
+        ((2, 3, 2, 5), [2, 5], 1e-3, False),
+        ((4, 3, 5), [3, 5], 1e-5, True),
+    ]:
+        ln = torch.nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine)
+        d = math.prod(normalized)
+        if affine:
+            with torch.no_grad():
+                ln.weight.copy_((1 + torch.tensor(seq(d, 0.7, 0.3)) / 6).view(*normalized))
+                ln.bias.copy_((torch.tensor(seq(d, 1.1, 0.5)) / 6).view(*normalized))
+        n = math.prod(shape)
+        # rows with different means and spreads
+        x = (torch.tensor(seq(n, 0.59, 0.2, 0.7)) * (1 + 0.2 * (torch.arange(n) // d).float())).view(*shape)
+        x = x.requires_grad_()
+        y = ln(x)
+        dy = torch.tensor(seq(n, 0.31, 1.4)).view(*shape)
+        y.backward(dy)
+        case = {"normalizedShape": normalized, "eps": eps, "affine": affine, "xShape": list(shape), "x": flat(x), "y": flat(y),
+                "dy": flat(dy), "dx": flat(x.grad), "stateDictKeys": list(ln.state_dict().keys())}
+        if affine:
+            case.update({"weight": flat(ln.weight), "bias": flat(ln.bias), "dweight": flat(ln.weight.grad), "dbias": flat(ln.bias.grad)})
+        out.append(case)
+    return out
+
+
+def embedding_cases():
+    """Embedding forward and the weight gradient, indices of two shapes with repeats (and an unused embedding)."""
+    out = []
+    for num, dim, index_shape, index in [
+        (7, 5, [2, 4], [3, 0, 3, 6, 1, 3, 0, 5]),
+        (4, 3, [5], [2, 2, 2, 0, 1]),
+    ]:
+        emb = torch.nn.Embedding(num, dim)
+        with torch.no_grad():
+            emb.weight.copy_(torch.tensor(seq(num * dim, 0.83, 0.6)).view(num, dim))
+        idx = torch.tensor(index, dtype=torch.long).view(*index_shape)
+        y = emb(idx)
+        dy = torch.tensor(seq(y.numel(), 0.47, 0.9)).view_as(y)
+        y.backward(dy)
+        out.append({"numEmbeddings": num, "embeddingDim": dim, "indexShape": index_shape, "index": index,
+                    "weight": flat(emb.weight), "yShape": list(y.shape), "y": flat(y), "dy": flat(dy),
+                    "dweight": flat(emb.weight.grad), "stateDictKeys": list(emb.state_dict().keys())})
+    return out
+
+
 CNN_STEPS = 3
 
 
@@ -423,7 +473,8 @@ def cnn_case():
 if __name__ == "__main__":
     data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
             "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "groups": group_cases(), "plateauMetrics": PLATEAU_METRICS,
-            "conv": conv_cases(), "pool": pool_cases(), "batchnorm": batchnorm_cases(), "cnn": cnn_case()}
+            "conv": conv_cases(), "pool": pool_cases(), "batchnorm": batchnorm_cases(), "cnn": cnn_case(),
+            "layernorm": layernorm_cases(), "embedding": embedding_cases()}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {OUT}")
