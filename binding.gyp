@@ -16,6 +16,7 @@
         "native/cpu/dropout.cc",
         "native/cpu/device.cc",
         "native/cpu/conv.cc",
+        "native/cpu/sequence.cc",
         "native/addon/kernel_table.cc",
         "native/addon/addon.cc"
       ],

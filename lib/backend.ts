@@ -153,6 +153,24 @@ export interface Kernels {
    * [OC, B·OH·OW]; dinp = col2im(weightᵀ·dY) (overwrite). += when accumulate; null outputs are skipped.
    */
   conv2d_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: B, B: number, C: number, H: number, W: number, OC: number, KH: number, KW: number, SH: number, SW: number, PH: number, PW: number, DH: number, DW: number, accumulate: boolean): void;
+
+  // ---- sequences: embeddings (the forward is gather_rows) and layer normalisation ----
+  /**
+   * The gradient of an embedding lookup: dweight[index[r], :] (+)= dout[r, :] for r < rows, the rows of each
+   * embedding added in ascending r (dweight [numEmbeddings, dim], int32 index [rows], dout [rows, dim]); without
+   * accumulate dweight is zeroed first. An index outside [0, numEmbeddings) fails the kernel.
+   */
+  embedding_backward(dweight: B, index: B, dout: B, rows: number, dim: number, numEmbeddings: number, accumulate: boolean): void;
+  /**
+   * Layer normalisation of x [rows, dim] over its last dimension: mean and biased variance per row, saveMean /
+   * saveInvstd [rows] = mean and 1/√(var + eps), out = (x − mean)·invstd·weight[d] + bias[d] (null: 1 and 0).
+   */
+  layernorm_forward(out: B, saveMean: B, saveInvstd: B, inp: B, weight: Opt, bias: Opt, rows: number, dim: number, eps: number): void;
+  /**
+   * Its backward from the saved statistics, x̂ = (x − mean)·invstd, g = dout·weight: dinp = invstd·(g − mean_d(g) −
+   * x̂·mean_d(g·x̂)) (overwrite); dweight[d] (+)= Σ_rows dout·x̂, dbias[d] (+)= Σ_rows dout (+= when accumulate).
+   */
+  layernorm_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: Opt, saveMean: B, saveInvstd: B, rows: number, dim: number, accumulate: boolean): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -169,6 +187,7 @@ export const KERNEL_NAMES = [
   'dropout_forward', 'dropout_backward',
   'im2col', 'col2im', 'transpose01', 'channel_sum', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward',
   'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward', 'conv2d_forward', 'conv2d_backward',
+  'embedding_backward', 'layernorm_forward', 'layernorm_backward',
 ] as const satisfies readonly KernelName[];
 
 export type HostArray = Float32Array | Int32Array | Float64Array;

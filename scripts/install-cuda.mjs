@@ -14,7 +14,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = process.env.RETROGRAD_CUDA_OUT ?? join(root, 'build-cuda');
+const out = join(root, 'build-cuda');
 const prebuildDir = join(root, 'prebuilds', `${os.platform()}-${os.arch()}-cuda`);
 const built = join(out, 'Release', 'retrograd_cuda.node');
 
@@ -61,6 +61,7 @@ console.log(`retrograd: building the CUDA backend with ${nvcc} (about a minute)â
 const r = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--out', out, '--CDCMAKE_CUDA_COMPILER=' + nvcc], {
   cwd: root,
   encoding: 'utf8',
+  maxBuffer: 64 << 20,
   env: { ...process.env, CUDACXX: nvcc },
 });
 if (r.status !== 0 || !existsSync(built)) {

@@ -79,7 +79,7 @@ class ReadWorker : public Napi::AsyncWorker {
       host_ = device::host_buffer(storage->bytes());
       if (!host_) throw make_error(env, "OUT_OF_MEMORY", "read: could not allocate " + std::to_string(storage->bytes()) + " bytes of host memory");
       auto host = host_;
-      seq_ = queue_.enqueue([storage, host](ThreadPool&) { return device::download(*host, *storage); });
+      seq_ = queue_.enqueue([storage, host](ThreadPool&) { return device::download(*host, *storage); }, true);
     } else {
       seq_ = queue_.enqueue([](ThreadPool&) { return device::fence(); });
     }
@@ -89,7 +89,7 @@ class ReadWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     queue_.wait_for(seq_);
-    status_ = queue_.take_error();
+    status_ = queue_.take_error(seq_);
     if (status_.ok() && host_) status_ = device::finish(*host_);
   }
   void OnOK() override {
@@ -196,7 +196,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       throw make_error(env, "INVALID_ARGUMENT", "alloc: expected (dtype, size)");
     DType dtype = parse_dtype(env, info[0], "alloc");
     StoragePtr s = create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc");
-    if (!device::kHostStorage && s->bytes()) queue_.enqueue([s](ThreadPool&) { return device::zero(*s); });
+    if (!device::kHostStorage && s->bytes()) queue_.enqueue([s](ThreadPool&) { return device::zero(*s); }, true);
     return wrap(env, std::move(s));
   }
 
@@ -232,7 +232,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     std::shared_ptr<device::HostBuffer> host = device::host_buffer(bytes);
     if (!host) throw make_error(env, "OUT_OF_MEMORY", std::string(where) + ": could not allocate " + std::to_string(bytes) + " bytes of host memory");
     std::memcpy(host->data(), data, bytes);
-    queue_.enqueue([dst, host](ThreadPool&) { return device::upload(*dst, *host); });
+    queue_.enqueue([dst, host](ThreadPool&) { return device::upload(*dst, *host); }, true);
   }
 
   StoragePtr storage_arg(Napi::Env env, const Napi::Value& v, const std::string& where) {
@@ -273,8 +273,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     } else {
       std::shared_ptr<device::HostBuffer> host = device::host_buffer(n * 4);
       if (!host) throw make_error(env, "OUT_OF_MEMORY", "read: could not allocate " + std::to_string(n * 4) + " bytes of host memory");
-      queue_.wait_for(queue_.enqueue([s, host](ThreadPool&) { return device::download(*host, *s); }));
-      throw_if_failed(env, queue_.take_error());
+      const uint64_t seq = queue_.enqueue([s, host](ThreadPool&) { return device::download(*host, *s); }, true);
+      queue_.wait_for(seq);
+      throw_if_failed(env, queue_.take_error(seq));
       throw_if_failed(env, device::finish(*host));
       if (n) std::memcpy(ab.Data(), host->data(), n * 4);
     }
@@ -303,7 +304,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     if (p != "highest" && p != "tf32")
       throw make_error(env, "INVALID_ARGUMENT", "setMatmulPrecision: expected 'highest' or 'tf32'");
     bool tf32 = p == "tf32";
-    queue_.enqueue([tf32](ThreadPool&) { return device::set_matmul_tf32(tf32); });
+    queue_.enqueue([tf32](ThreadPool&) { return device::set_matmul_tf32(tf32); }, true);
   }
 
   Napi::Value sync_async(const Napi::CallbackInfo& info) {

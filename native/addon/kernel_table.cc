@@ -238,6 +238,18 @@ const std::vector<KernelDef> kTable = {
     {"conv2d_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Bool},
      NEED { return {s[0] * s[1] * s[2] * s[3], s[4] * s[1] * s[5] * s[6], s[4], s[0] * s[4] * conv_hw(s), s[0] * s[1] * s[2] * s[3], s[4] * s[1] * s[5] * s[6]}; },
      RUN { return ok([&] { return K::conv2d_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), z(c, 2), z(c, 3), z(c, 4), z(c, 5), z(c, 6), z(c, 7), z(c, 8), z(c, 9), z(c, 10), z(c, 11), z(c, 12), b(c, 13)); }); }},
+    // embedding_backward(dweight[num,dim], index[rows] int32, dout[rows,dim], rows, dim, numEmbeddings, accumulate)
+    {"embedding_backward", {A::F32, A::I32, A::F32, A::Size, A::Size, A::Size, A::Bool},
+     NEED { return {s[2] * s[1], s[0], s[0] * s[1]}; },
+     RUN { return ok([&] { return K::embedding_backward(pool, f(c, 0), i32(c, 1), f(c, 2), z(c, 0), z(c, 1), z(c, 2), b(c, 3)); }); }},
+    // layernorm_forward(out[rows,dim], saveMean[rows], saveInvstd[rows], inp[rows,dim], weight[dim]?, bias[dim]?, rows, dim, eps)
+    {"layernorm_forward", {A::F32, A::F32, A::F32, A::F32, A::F32Opt, A::F32Opt, A::Size, A::Size, A::Float},
+     NEED { return {s[0] * s[1], s[0], s[0], s[0] * s[1], s[1], s[1]}; },
+     RUN { return ok([&] { return K::layernorm_forward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), z(c, 0), z(c, 1), x(c, 2)); }); }},
+    // layernorm_backward(dinp?, dweight[dim]?, dbias[dim]?, dout, inp, weight?, saveMean, saveInvstd, rows, dim, accumulate)
+    {"layernorm_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32, A::F32, A::Size, A::Size, A::Bool},
+     NEED { return {s[0] * s[1], s[1], s[1], s[0] * s[1], s[0] * s[1], s[1], s[0], s[0]}; },
+     RUN { return ok([&] { return K::layernorm_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), f(c, 6), f(c, 7), z(c, 0), z(c, 1), b(c, 2)); }); }},
 };
 
 }  // namespace

@@ -124,3 +124,12 @@ RG_KERNEL conv2d_forward(ThreadPool& pool, float* out, const float* inp, const f
 RG_KERNEL conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
                      int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
                      int64_t PW, int64_t DH, int64_t DW, bool accumulate);
+
+// ---- sequences (cpu/sequence.cc, cuda/sequence.cuh): the embedding gradient, layer normalisation ----
+Status embedding_backward(ThreadPool& pool, float* dweight, const int32_t* index, const float* dout, int64_t rows, int64_t dim,
+                          int64_t num_embeddings, bool accumulate);
+RG_KERNEL layernorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, const float* inp, const float* weight,
+                            const float* bias, int64_t rows, int64_t dim, float eps);
+RG_KERNEL layernorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* weight, const float* save_mean, const float* save_invstd, int64_t rows, int64_t dim,
+                             bool accumulate);

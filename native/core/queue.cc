@@ -20,11 +20,11 @@ CommandQueue::~CommandQueue() {
   thread_.join();
 }
 
-uint64_t CommandQueue::enqueue(Command command) {
+uint64_t CommandQueue::enqueue(Command command, bool always) {
   uint64_t seq;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    commands_.push_back(std::move(command));
+    commands_.push_back({std::move(command), always});
     seq = ++enqueued_;
     pending_.store(commands_.size(), std::memory_order_release);
   }
@@ -51,8 +51,9 @@ Status CommandQueue::sync() {
   return take_error();
 }
 
-Status CommandQueue::take_error() {
+Status CommandQueue::take_error(uint64_t seq) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (error_.ok() || error_seq_ > seq) return Status::Ok();
   Status s = std::move(error_);
   error_ = Status::Ok();
   return s;
@@ -62,16 +63,18 @@ void CommandQueue::run() {
   for (;;) {
     Command command;
     bool skip;
+    uint64_t seq;
     // The kernels of one forward pass arrive a few microseconds apart: spin (yielding) before sleeping.
     spin_until([&] { return pending_.load(std::memory_order_acquire) != 0 || stopping_.load(); });
     {
       std::unique_lock<std::mutex> lock(mu_);
       has_work_.wait(lock, [&] { return stop_ || !commands_.empty(); });
       if (commands_.empty()) return;  // stopping, and everything has run
-      command = std::move(commands_.front());
+      skip = !error_.ok() && !commands_.front().always;
+      command = std::move(commands_.front().command);
       commands_.pop_front();
       pending_.store(commands_.size(), std::memory_order_release);
-      skip = !error_.ok();
+      seq = completed_ + 1;
     }
     Status s;
     if (!skip) {
@@ -86,7 +89,10 @@ void CommandQueue::run() {
     command = nullptr;  // release the storages it holds before reporting progress
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!s.ok() && error_.ok()) error_ = std::move(s);
+      if (!s.ok() && error_.ok()) {
+        error_ = std::move(s);
+        error_seq_ = seq;
+      }
       completed_++;
       completed_atomic_.store(completed_, std::memory_order_release);
     }

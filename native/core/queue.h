@@ -3,8 +3,10 @@
 // and returns; one native thread runs the commands in order, using the thread pool for the data-parallel
 // work. Reading a value waits for the commands enqueued before it.
 //
-// A command that fails records its Status; the commands after it are skipped (so a failed step cannot
-// go on to update weights with garbage) until a synchronisation takes the error and reports it.
+// A command that fails records its Status; the kernels after it are skipped (so a failed step cannot go on
+// to update weights with garbage) until a synchronisation takes the error and reports it. Data movement
+// (uploads, zero-fills, downloads, settings) always runs, so a tensor created after a failure holds its data on
+// every backend; a read takes only an error of a command queued before it.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -28,16 +30,17 @@ class CommandQueue {
   CommandQueue(const CommandQueue&) = delete;
   CommandQueue& operator=(const CommandQueue&) = delete;
 
-  // Queues a command; returns its sequence number (1, 2, ...).
-  uint64_t enqueue(Command command);
+  // Queues a command; returns its sequence number (1, 2, ...). `always`: it runs even after a failure.
+  uint64_t enqueue(Command command, bool always = false);
   // Sequence number of the last command enqueued (0 when none).
   uint64_t last() const;
   // Blocks until every command with a sequence number <= seq has run (or been skipped).
   void wait_for(uint64_t seq);
   // Waits for everything queued so far, then returns and clears the first error since the last take.
   Status sync();
-  // Returns and clears the recorded error without waiting.
-  Status take_error();
+  // Returns and clears the recorded error of a command with a sequence number <= seq, without waiting (an
+  // error of a later command stays for a later read).
+  Status take_error(uint64_t seq = UINT64_MAX);
 
   int threads() const { return pool_.size(); }
 
@@ -48,10 +51,15 @@ class CommandQueue {
   mutable std::mutex mu_;
   std::condition_variable has_work_;
   std::condition_variable progressed_;
-  std::deque<Command> commands_;
+  struct Entry {
+    Command command;
+    bool always;
+  };
+  std::deque<Entry> commands_;
   uint64_t enqueued_ = 0;
   uint64_t completed_ = 0;
   Status error_;
+  uint64_t error_seq_ = 0;  // sequence number of the command that failed
   bool stop_ = false;
   // Mirrors of commands_.size() and completed_, readable without the lock by spinning threads.
   std::atomic<size_t> pending_{0};

@@ -189,7 +189,8 @@ void maxpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, const 
       if (SH >= KH && SW >= KW) {
         // windows do not overlap: each element takes at most one gradient
         for (int64_t e = 0; e < H * W; e++) plane[e] = 0.f;
-        for (int64_t q = 0; q < g.OH * g.OW; q++) plane[am[q]] = d[q];
+        for (int64_t q = 0; q < g.OH * g.OW; q++)
+          if (am[q] >= 0 && am[q] < H * W) plane[am[q]] = d[q];  // (a window wholly in the padding has none)
         continue;
       }
       for (int64_t h = 0; h < H; h++) {

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <new>
 #include <cstring>
 
 #include "kernels.h"
@@ -198,11 +199,15 @@ const Isa kIsa = select_kernel();
 struct AlignedBuffer {
   float* data = nullptr;
   size_t capacity = 0;
+  // Throws std::bad_alloc when the memory cannot be had (the command queue reports it as OUT_OF_MEMORY).
   float* get(size_t n) {
     if (n > capacity) {
+      const size_t want = std::max(n, capacity * 2);
+      float* fresh = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
+      if (!fresh) throw std::bad_alloc();
       std::free(data);
-      capacity = std::max(n, capacity * 2);
-      data = static_cast<float*>(std::aligned_alloc(64, (capacity * sizeof(float) + 63) / 64 * 64));
+      data = fresh;
+      capacity = want;
     }
     return data;
   }

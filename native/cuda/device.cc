@@ -149,6 +149,10 @@ PinnedPool& pinned_pool() {
   return *p;
 }
 
+// Host memory for one transfer, and after it a word that a download fills with the device's failure flag.
+constexpr size_t kFlagSlot = 16;
+size_t flag_offset(size_t bytes) { return (bytes + 15) & ~size_t(15); }
+
 class PinnedBuffer final : public device::HostBuffer {
  public:
   PinnedBuffer(Pinned* p, size_t bytes) : p_(p), bytes_(bytes) {}
@@ -156,6 +160,7 @@ class PinnedBuffer final : public device::HostBuffer {
   void* data() override { return p_->data; }
   size_t bytes() const override { return bytes_; }
   Pinned& pinned() { return *p_; }
+  int* flag() { return reinterpret_cast<int*>(static_cast<char*>(p_->data) + flag_offset(bytes_)); }
 
  private:
   Pinned* p_;
@@ -183,8 +188,7 @@ void init_once() {
     g_init = cuda_status("CUDA unavailable", e);
     return;
   }
-  const char* env = std::getenv("RETROGRAD_CUDA_DEVICE");
-  g_device = env ? std::max(0, std::min(count - 1, std::atoi(env))) : 0;
+  g_device = 0;  // the first device (the queue's and libuv's threads use the runtime's default device)
   if ((e = cudaSetDevice(g_device)) != cudaSuccess || (e = cudaGetDeviceProperties(&g_props, g_device)) != cudaSuccess) {
     g_init = cuda_status("CUDA unavailable", e);
     return;
@@ -250,7 +254,7 @@ Status init() {
 
 std::shared_ptr<HostBuffer> host_buffer(size_t bytes) {
   if (!init().ok()) return nullptr;
-  Pinned* p = pinned_pool().take(bytes);
+  Pinned* p = pinned_pool().take(flag_offset(bytes) + kFlagSlot);
   if (!p) return nullptr;
   return std::make_shared<PinnedBuffer>(p, bytes);
 }
@@ -264,9 +268,12 @@ Status upload(Storage& dst, HostBuffer& src) {
 }
 
 Status download(HostBuffer& dst, Storage& src) {
-  auto& pinned = static_cast<PinnedBuffer&>(dst).pinned();
+  auto& buffer = static_cast<PinnedBuffer&>(dst);
+  auto& pinned = buffer.pinned();
   cudaError_t e = cudaSuccess;
   if (src.bytes()) e = cudaMemcpyAsync(pinned.data, src.raw(), src.bytes(), cudaMemcpyDeviceToHost, g_stream);
+  // the failure flag as it stands after the work queued before this read (not after later work)
+  if (e == cudaSuccess) e = cudaMemcpyAsync(buffer.flag(), cuda::failure_flag(), sizeof(int), cudaMemcpyDeviceToHost, g_stream);
   if (e == cudaSuccess) e = cudaEventRecord(pinned.done, g_stream);
   return cuda_status("download", e);
 }
@@ -279,7 +286,10 @@ Status zero(Storage& s) {
 Status fence() { return device_errors("synchronize", cudaStreamSynchronize(g_stream)); }
 
 Status finish(HostBuffer& dst) {
-  return device_errors("read", cudaEventSynchronize(static_cast<PinnedBuffer&>(dst).pinned().done));
+  auto& buffer = static_cast<PinnedBuffer&>(dst);
+  cudaError_t e = cudaEventSynchronize(buffer.pinned().done);
+  if (e != cudaSuccess) return cuda_status("read", e);
+  return *buffer.flag() ? cuda::take_failure() : Status::Ok();
 }
 
 Status set_matmul_tf32(bool on) {

@@ -90,12 +90,15 @@ struct SliceLoader {
   }
 };
 
-// The tile a block computes. Blocks run in launch order, so consecutive blocks take the tiles of a group of 8
-// tile rows column by column: at any time the running blocks share a few panels of A and B, which stay in L2.
-__device__ __forceinline__ void block_tile(int& tm, int& tn) {
+// The tile a block computes. The grid is one-dimensional (tiles_m · tiles_n blocks, so neither count meets the
+// 65,535 limit of a grid's y dimension) and blocks run in launch order, so consecutive blocks take the tiles of a
+// group of 8 tile rows column by column: at any time the running blocks share a few panels of A and B, which stay
+// in L2.
+__device__ __forceinline__ void block_tile(int M, int BM, int& tm, int& tn) {
   constexpr int kGroup = 8;
-  const int tiles_m = gridDim.x, tiles_n = gridDim.y;
-  const int id = blockIdx.x + blockIdx.y * tiles_m;
+  const int tiles_m = (M + BM - 1) / BM;
+  const int tiles_n = static_cast<int>(gridDim.x / tiles_m);
+  const int id = blockIdx.x;
   const int per_group = kGroup * tiles_n;
   const int first = id / per_group * kGroup;
   const int rows = min(tiles_m - first, kGroup);
@@ -127,7 +130,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), MINB)
   __shared__ __align__(16) float As[2][BK][BM + kPad];
   __shared__ __align__(16) float Bs[2][BK][BN + kPad];
   int tm, tn;
-  block_tile(tm, tn);
+  block_tile(M, BM, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
   const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
   // op(A) [M,K]: A[M,K] (k contiguous) or, transposed, A[K,M]. op(B) [K,N]: B[K,N] or, transposed, B[N,K].
@@ -207,7 +210,7 @@ __global__ void __launch_bounds__(256, MINB)
   __shared__ __align__(128) float As[2][BK][BM + kPad];
   __shared__ __align__(128) float Bs[2][BK][BN + kPad];
   int tm, tn;
-  block_tile(tm, tn);
+  block_tile(M, BM, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
@@ -293,6 +296,11 @@ __global__ void __launch_bounds__(256, MINB)
 // padding makes every fragment read conflict-free in either layout. Needs leading dimensions that are
 // multiples of 4 (16-byte aligned rows): then every 16-byte chunk lies wholly inside or outside the matrix,
 // and chunks outside are zero-filled by the copy itself.
+// Blocks for an M × N output in BM × BN tiles (gemm_launch keeps the product under 2^31).
+unsigned grid_of(int M, int N, int BM, int BN) {
+  return static_cast<unsigned>((static_cast<int64_t>(M) + BM - 1) / BM * ((static_cast<int64_t>(N) + BN - 1) / BN));
+}
+
 namespace tc {
 
 constexpr int BM = 128, BN = 128, BK = 32, STAGES = 3, NT = 256;
@@ -352,7 +360,7 @@ __global__ void __launch_bounds__(NT, MINB)
   float* sa = smem;
   float* sb = smem + STAGES * SA::kFloats;
   int tm, tn;
-  block_tile(tm, tn);
+  block_tile(M, BM, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
   const int lda = TA ? M : K, ldb = TB ? K : N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -450,8 +458,7 @@ bool launch(int M, int N, int K, const float* A, const float* B, float* C, const
     cudaGetLastError();
     return false;
   }
-  const dim3 grid((M + BM - 1) / BM, (N + BN - 1) / BN);
-  tf32_mma_kernel<TA, TB, 2><<<grid, NT, bytes, g_stream>>>(M, N, K, A, B, C, ep);
+  tf32_mma_kernel<TA, TB, 2><<<grid_of(M, N, BM, BN), NT, bytes, g_stream>>>(M, N, K, A, B, C, ep);
   return true;
 }
 
@@ -460,7 +467,7 @@ bool launch(int M, int N, int K, const float* A, const float* B, float* C, const
 template <bool TA, bool TB>
 void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
   auto tiles = [&](int bm, int bn) { return static_cast<int64_t>((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
-  const dim3 grid128((M + 127) / 128, (N + 127) / 128);
+  const unsigned grid128 = grid_of(M, N, 128, 128);
   if (g_tf32) {
     // The pipelined mma.sync kernel where rows are 16-byte aligned, else the wmma kernel.
     if (g_gemm_variant == 0 && tc::launch<TA, TB>(M, N, K, A, B, C, ep)) return;
@@ -472,11 +479,9 @@ void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, 
     if (g_gemm_variant == 1) sgemm_kernel<128, 128, 16, 8, 8, 1, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
     else sgemm_kernel<128, 128, 8, 8, 8, 2, TA, TB><<<grid128, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
   } else if (tiles(64, 64) >= g_sms / 2) {
-    dim3 grid((M + 63) / 64, (N + 63) / 64);
-    sgemm_kernel<64, 64, 16, 4, 4, 2, TA, TB><<<grid, 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    sgemm_kernel<64, 64, 16, 4, 4, 2, TA, TB><<<grid_of(M, N, 64, 64), 256, 0, g_stream>>>(M, N, K, A, B, C, ep);
   } else {
-    dim3 grid((M + 31) / 32, (N + 31) / 32);
-    sgemm_kernel<32, 32, 16, 4, 4, 2, TA, TB><<<grid, 64, 0, g_stream>>>(M, N, K, A, B, C, ep);
+    sgemm_kernel<32, 32, 16, 4, 4, 2, TA, TB><<<grid_of(M, N, 32, 32), 64, 0, g_stream>>>(M, N, K, A, B, C, ep);
   }
 }
 
@@ -484,7 +489,10 @@ void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, 
 Status gemm_launch(const char* name, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
                    float* C, const Epilogue& ep) {
   if (M <= 0 || N <= 0) return Status::Ok();
-  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return Status::Invalid(std::string(name) + ": matrix dimensions above 2^31");
+  // 32-bit tile arithmetic: dimensions and the tile count stay clear of 2^31 (every tile size is at least 32)
+  constexpr int64_t kMax = INT32_MAX - 256;
+  if (M > kMax || N > kMax || K > kMax || (M + 31) / 32 * ((N + 31) / 32) > kMax)
+    return Status::Invalid(std::string(name) + ": matrix dimensions too large for the GPU kernels (each must be below 2^31 − 256)");
   const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
   if (transA) {
     if (transB) launch_gemm<true, true>(m, n, k, A, B, C, ep);

@@ -11,6 +11,7 @@
 #include "gemm.cuh"
 #include "kernels.h"
 #include "runtime.cuh"
+#include "sequence.cuh"
 
 namespace rg::cuda {
 
@@ -38,6 +39,8 @@ Status start(void* stream) {
 
 void set_tf32(bool on) { g_tf32 = on; }
 
+const int* failure_flag() { return d_failed_addr; }
+
 Status take_failure() {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
@@ -53,6 +56,9 @@ Status take_failure() {
                              " is outside [0, " + std::to_string(r.c) + ")");
     case kRowIndex:
       return Status::Invalid("gather_rows: row index " + std::to_string(r.a) + " is outside [0, " + std::to_string(r.c) + ")");
+    case kEmbeddingIndex:
+      return Status::Invalid("embedding_backward: index " + std::to_string(r.a) + " at position " + std::to_string(r.b) + " is outside [0, " +
+                             std::to_string(r.c) + ")");
     case kProbability:
       return Status::Invalid("BCELoss: every input must be between 0 and 1, got " + std::to_string(r.value) + " at index " +
                              std::to_string(r.a));

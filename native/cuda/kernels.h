@@ -28,5 +28,8 @@ void set_tf32(bool on);                   // matrix products through TF32 tensor
 // A failure that kernels recorded since the last call, as a Status; clears it (so that later kernels run).
 // Call only once the device has finished the work in question.
 Status take_failure();
+// The device word that is nonzero while a failure is pending (copied into a read's buffer in stream order, so
+// that a read reports only failures of work queued before it).
+const int* failure_flag();
 
 }  // namespace rg::cuda

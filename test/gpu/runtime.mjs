@@ -89,6 +89,29 @@ await check('a failure a kernel finds is reported with its message, and later wo
   assert.deepEqual(out.toArray().subarray(4), src.toArray().subarray(16));
 });
 
+await check('after a failed kernel: earlier reads resolve, later kernels skip, uploads land, then work runs again', async () => {
+  const logits = be.fromHost(Float32Array.of(1, 2, 3, 4, 5, 6));
+  const loss = be.fromHost(new Float32Array(1)), d = be.fromHost(new Float32Array(6));
+  const before = be.fromHost(Float32Array.of(7, 8));
+  const early = be.readAsync(before);
+  be.k.cross_entropy_loss(loss, d, logits, be.fromHost(Int32Array.of(0, 9)), 2, 3, 1, -100);
+  const x = be.fromHost(new Float32Array(3));
+  be.k.fill(x, 3, 5);
+  be.write(before, Float32Array.of(1, 2));
+  const fresh = be.fromHost(Float32Array.of(3, 4, 5));
+  const late = be.readAsync(loss);
+  assert.deepEqual([...(await early)], [7, 8]);
+  await assert.rejects(late, (e) => e.code === 'INVALID_ARGUMENT' && /target 9 at position 1 is outside \[0, 3\)/.test(e.message));
+  assert.deepEqual([...be.read(x)], [0, 0, 0]);
+  assert.deepEqual([...be.read(before)], [1, 2]);
+  assert.deepEqual([...be.read(fresh)], [3, 4, 5]);
+  be.k.fill(x, 3, 5);
+  assert.deepEqual([...be.read(x)], [5, 5, 5]);
+  const dw = be.fromHost(new Float32Array(8));
+  be.k.embedding_backward(dw, be.fromHost(Int32Array.of(1, 4)), be.fromHost(new Float32Array(4).fill(1)), 2, 2, 4, false);
+  assert.throws(() => be.read(dw), (e) => e.code === 'INVALID_ARGUMENT' && /embedding_backward: index 4 at position 1 is outside \[0, 4\)/.test(e.message));
+});
+
 await check('out of memory: OUT_OF_MEMORY with the sizes, after emptying the cache; nothing leaks', () => {
   be.sync();
   const m0 = rg.memory();
