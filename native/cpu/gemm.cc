@@ -390,12 +390,12 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
     return;
   }
 
-  // Wider than tall: compute Cᵀ = op(B)ᵀ·op(A)ᵀ instead and transpose it back through the epilogue. The
-  // blocking below splits rows among the threads and streams the packed B panel past them, which suits
-  // M ≥ N: a 64 × 12544 × 800 product (a convolution's) ran at 142 GFLOP/s as it is and 180 swapped, a
-  // 256 × 1024 × 784 one (a Linear layer's) at 171 and 283. The transpose costs one pass over C, which short
-  // products (K below one KC block: 32 × 50176 × 25 went from 55 to 31 GFLOP/s) do not win back.
-  if (N > M + M / 2 && K >= KC) {  // (the swapped problem has N < M, so this happens once)
+  // Much wider than tall: compute Cᵀ = op(B)ᵀ·op(A)ᵀ instead and transpose it back through the epilogue. The
+  // blocking below splits rows among the threads and streams the packed B panel past them, which suits M ≥ N: a
+  // convolution's 64 × 12544 × 800 product ran at 142 GFLOP/s as it is and 180 swapped (the CNN's training step
+  // 50 → 44 ms). Not for products that are only somewhat wider (W2's 256 × 1024, no faster swapped) nor short
+  // ones (K below one KC block: 32 × 50176 × 25 went from 55 to 31 GFLOP/s): the transpose costs a pass over C.
+  if (N > 4 * M && K >= KC) {  // (the swapped problem has N < M, so this happens once)
     float* T = tls_swap.get(static_cast<size_t>(M * N));
     gemm_ex(pool, !transB, !transA, N, M, K, alpha, B, A, 0.f, T, nullptr, Activation::None, 0.f);
     const Epilogue e{beta, bias, act, slope};
