@@ -110,6 +110,9 @@ struct Epilogue {
   float alpha, beta, slope;
   const float* bias;
   int act;  // Activation as int
+  // Leading dimensions of A and B as stored (0: those of a whole product, M or K for A and K or N for B; a slice
+  // of K for split-K keeps the whole product's).
+  int lda = 0, ldb = 0;
   __device__ float apply(float acc, const float* c_old, int col) const {
     float v = alpha * acc;
     if (beta != 0.f) v += beta * *c_old;
@@ -134,7 +137,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), MINB)
   const int m0 = tm * BM, n0 = tn * BN;
   const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
   // op(A) [M,K]: A[M,K] (k contiguous) or, transposed, A[K,M]. op(B) [K,N]: B[K,N] or, transposed, B[N,K].
-  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const int lda = ep.lda, ldb = ep.ldb;
   const bool a_vec = lda % 4 == 0, b_vec = ldb % 4 == 0;
   SliceLoader<BK, BM, NT, !TA> la;
   SliceLoader<BK, BN, NT, TB> lb;
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(256, MINB)
   const int m0 = tm * BM, n0 = tn * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
-  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const int lda = ep.lda, ldb = ep.ldb;
   const bool a_vec = lda % 4 == 0, b_vec = ldb % 4 == 0;
   SliceLoader<BK, BM, NT, !TA> la;
   SliceLoader<BK, BN, NT, TB> lb;
@@ -362,7 +365,7 @@ __global__ void __launch_bounds__(NT, MINB)
   int tm, tn;
   block_tile(M, BM, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
-  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const int lda = ep.lda, ldb = ep.ldb;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
   const int g = lane / 4, t = lane % 4;
@@ -449,7 +452,7 @@ constexpr size_t smem_bytes(bool ta, bool tb) {
 // Launches it; false when it does not apply here (rows not 16-byte aligned, or too little shared memory).
 template <bool TA, bool TB>
 bool launch(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
-  const int lda = TA ? M : K, ldb = TB ? K : N;
+  const int lda = ep.lda, ldb = ep.ldb;
   if (lda % 4 || ldb % 4) return false;
   constexpr size_t bytes = smem_bytes(TA, TB);
   static bool ready = cudaFuncSetAttribute(tf32_mma_kernel<TA, TB, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -464,8 +467,18 @@ bool launch(int M, int N, int K, const float* A, const float* B, float* C, const
 
 }  // namespace tc
 
+// The sum of split-K partials in order, through the epilogue: C = ep(Σ_s partial[s]).
+__global__ void split_k_sum_kernel(float* C, const float* partial, int splits, int64_t MN, int N, Epilogue ep) {
+  RG_GUARD();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < MN; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float acc = 0.f;
+    for (int sp = 0; sp < splits; sp++) acc += partial[sp * MN + i];
+    C[i] = ep.apply(acc, C + i, static_cast<int>(i % N));
+  }
+}
+
 template <bool TA, bool TB>
-void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
+void launch_tiles(int M, int N, int K, const float* A, const float* B, float* C, const Epilogue& ep) {
   auto tiles = [&](int bm, int bn) { return static_cast<int64_t>((M + bm - 1) / bm) * ((N + bn - 1) / bn); };
   const unsigned grid128 = grid_of(M, N, 128, 128);
   if (g_tf32) {
@@ -483,6 +496,36 @@ void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, 
   } else {
     sgemm_kernel<32, 32, 16, 4, 4, 2, TA, TB><<<grid_of(M, N, 32, 32), 64, 0, g_stream>>>(M, N, K, A, B, C, ep);
   }
+}
+
+// Products with too few output tiles to fill the device and a long K (a weight gradient summed over a large
+// batch: 64 × 800 × 12544 in a convolution's backward has 13 tiles of 64 × 64) are split along K: each slice
+// into a partial product of its own, then one pass adds the partials in order (results repeat) through the
+// epilogue. Falls back to one launch when the partials' memory cannot be had.
+template <bool TA, bool TB>
+void launch_gemm(int M, int N, int K, const float* A, const float* B, float* C, Epilogue ep) {
+  ep.lda = TA ? M : K;
+  ep.ldb = TB ? K : N;
+  const int64_t tiles = static_cast<int64_t>((M + 63) / 64) * ((N + 63) / 64);
+  int splits = 1;
+  if (tiles < g_sms / 2 && K >= 2048) splits = static_cast<int>(std::min<int64_t>({(2 * g_sms + tiles - 1) / tiles, K / 512, 32}));
+  StoragePtr partial;
+  if (splits >= 2) partial = Storage::create(DType::F32, static_cast<size_t>(splits) * M * N);
+  if (!partial) {
+    launch_tiles<TA, TB>(M, N, K, A, B, C, ep);
+    return;
+  }
+  const int slice = (K + splits - 1) / splits + 15 & ~15;  // a multiple of 16: slices start on 16-byte rows
+  splits = (K + slice - 1) / slice;
+  Epilogue plain{1.f, 0.f, 0.f, nullptr, 0, ep.lda, ep.ldb};
+  for (int sp = 0; sp < splits; sp++) {
+    const int k0 = sp * slice, ks = std::min(slice, K - k0);
+    const float* As = TA ? A + static_cast<int64_t>(k0) * ep.lda : A + k0;  // op(A)[:, k0:] (A is [K, M] or [M, K])
+    const float* Bs = TB ? B + k0 : B + static_cast<int64_t>(k0) * ep.ldb;  // op(B)[k0:, :]
+    launch_tiles<TA, TB>(M, N, ks, As, Bs, partial->f32() + static_cast<int64_t>(sp) * M * N, plain);
+  }
+  const int64_t mn = static_cast<int64_t>(M) * N;
+  split_k_sum_kernel<<<blocks_for(mn), kThreads, 0, g_stream>>>(C, partial->f32(), splits, mn, N, ep);
 }
 
 // C[M,N] = act(alpha · op(A) · op(B) + beta · C + bias). M, N or K of 0: C = act(beta · C + bias) (K = 0).

@@ -133,28 +133,30 @@ await check('out of memory: OUT_OF_MEMORY with the sizes, after emptying the cac
   assert.deepEqual(rg.tensor([1, 2, 3], [3]).toArray(), Float32Array.of(1, 2, 3));
 });
 
-await check("TF32 only when opted in: 'highest' is exact float32, 'tf32' within 1e-3", () => {
-  const M = 512, N = 384, K = 700;
-  const r = (n) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
-  const A = r(M * K), B = r(K * N);
-  const ref = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) { const a = A[i * K + k]; for (let j = 0; j < N; j++) ref[i * N + j] += a * B[k * N + j]; }
-  const err = () => {
-    const out = rg.zeros([M, N]);
-    be.k.matmul(out.buf, rg.tensor(A, [M, K]).buf, rg.tensor(B, [K, N]).buf, M, N, K, false, false, 1, 0);
-    const got = out.toArray();
-    let d = 0, s = 0;
-    for (let i = 0; i < got.length; i++) { d += (got[i] - ref[i]) ** 2; s += ref[i] ** 2; }
-    return Math.sqrt(d / s);
-  };
-  const exact = err();
-  rg.setMatmulPrecision('tf32');
-  const tf32 = err();
-  rg.setMatmulPrecision('highest');
-  const back = err();
-  console.log(`   normwise error: highest ${exact.toExponential(2)}, tf32 ${tf32.toExponential(2)}`);
-  assert.ok(exact < 1e-5 && back < 1e-5 && tf32 < 1e-3);
-  assert.ok(tf32 > 4 * exact, 'the tf32 path rounds its inputs (it was taken)');
+await check("TF32 only when opted in: 'highest' is exact float32, 'tf32' within 1e-3 (also split along K)", () => {
+  // 512 × 384 × 700 runs as one tiled product; 40 × 50 × 5000 has too few output tiles and is split along K.
+  for (const [M, N, K] of [[512, 384, 700], [40, 50, 5000]]) {
+    const r = (n, seed) => Float32Array.from({ length: n }, (_, i) => Math.sin((i + seed) * 12.9898) * 43758.5453 % 1);
+    const A = r(M * K, 1), B = r(K * N, 2);
+    const ref = new Float64Array(M * N);
+    for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) { const a = A[i * K + k]; for (let j = 0; j < N; j++) ref[i * N + j] += a * B[k * N + j]; }
+    const err = () => {
+      const out = rg.zeros([M, N]);
+      be.k.matmul(out.buf, rg.tensor(A, [M, K]).buf, rg.tensor(B, [K, N]).buf, M, N, K, false, false, 1, 0);
+      const got = out.toArray();
+      let d = 0, s = 0;
+      for (let i = 0; i < got.length; i++) { d += (got[i] - ref[i]) ** 2; s += ref[i] ** 2; }
+      return Math.sqrt(d / s);
+    };
+    const exact = err();
+    rg.setMatmulPrecision('tf32');
+    const tf32 = err();
+    rg.setMatmulPrecision('highest');
+    const back = err();
+    console.log(`   ${M}×${N}×${K} normwise error: highest ${exact.toExponential(2)}, tf32 ${tf32.toExponential(2)}`);
+    assert.ok(exact < 1e-5 && back < 1e-5 && tf32 < 1e-3, `${M}×${N}×${K}`);
+    assert.ok(tf32 > 4 * exact, 'the tf32 path rounds its inputs (it was taken)');
+  }
 });
 
 await check('tensors dropped without dispose() return their device memory after garbage collection', async () => {
