@@ -217,6 +217,7 @@ thread_local AlignedBuffer tls_bpack;
 thread_local AlignedBuffer tls_apack;
 thread_local AlignedBuffer tls_arow;
 thread_local AlignedBuffer tls_swap;
+thread_local AlignedBuffer tls_split;
 
 // Packs op(A)[i0:i0+mc, k0:k0+kc] · alpha into slivers of MR rows: Ap[s][k][r], rows past M zero.
 void pack_a(float* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
@@ -357,6 +358,71 @@ RG_INLINE void small_m_rows(const float* A, bool transA, const float* B, float* 
 
 }  // namespace
 
+// The packed product over K in [kbeg, kend) of a product whose whole K sets the leading dimensions (a slice of K
+// for split-K, else all of it): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :] + beta · C + bias).
+void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
+  const int64_t flops = 2 * M * N * (kend - kbeg);
+  const int64_t min_flops_per_range = 1 << 20;
+  const int MR = kIsa.mr, NR = kIsa.nr;
+  // Columns in panels of at most NC: the packed KC × NC block of op(B) stays in the last-level cache while
+  // every row block streams past it (without panels, a 64 × 12544 × 800 product — a convolution's — packed
+  // 19 MB per K block and ran at a quarter of the speed).
+  const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
+  const int64_t slivers = (std::min(N, panel) + NR - 1) / NR;
+  // Threads only from ~8 MFLOP per thread: below that, handing work to a second thread cost more than it
+  // saved (128³ ran at 100 GFLOP/s on one thread, 36 on two).
+  const int64_t threads = std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / (8 * min_flops_per_range)));
+  // Row blocks: about MC rows each, their count a multiple of the thread count, so that the pool's equal
+  // contiguous task ranges carry equal work (M = 256 on 2 threads: 2 blocks of 132 and 124 rows, not
+  // 96 + 96 + 64 split 2 : 1, which left a core idle a third of the time).
+  const int64_t row_blocks = threads * std::max<int64_t>(1, (M + MC * threads / 2) / (MC * threads));
+  const int64_t mc_rows = (((M + row_blocks - 1) / row_blocks) + MR - 1) / MR * MR;
+  const int64_t used_blocks = (M + mc_rows - 1) / mc_rows;
+
+  const int64_t kc_max = std::min(kend - kbeg, KC);
+  float* Bp = tls_bpack.get(static_cast<size_t>(slivers * NR * kc_max));
+
+  for (int64_t p0 = 0; p0 < N; p0 += panel) {
+    const int64_t first_sliver = p0 / NR;
+    const int64_t panel_slivers = (std::min(N, p0 + panel) - p0 + NR - 1) / NR;
+    // Sliver ranges per row block: with fewer row blocks than threads, the columns are split too.
+    const int64_t chunks = std::min<int64_t>(panel_slivers, std::max<int64_t>(1, (threads + used_blocks - 1) / used_blocks));
+    const int64_t tasks = used_blocks * chunks;
+    for (int64_t k0 = kbeg; k0 < kend; k0 += KC) {
+      const int64_t kc = std::min(KC, kend - k0);
+      const bool first = k0 == kbeg, last = k0 + kc >= kend;
+      const Epilogue e{first ? beta : 1.f, first ? bias : nullptr, last ? act : Activation::None, slope};
+      pool.parallel_for(panel_slivers, std::max<int64_t>(1, panel_slivers / threads), [&](int64_t s0, int64_t s1) {
+        for (int64_t s = s0; s < s1; s++) pack_b_sliver(Bp + s * kc * NR, B, transB, N, K, first_sliver + s, k0, kc, NR);
+      });
+      pool.parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+        float* Ap = tls_apack.get(static_cast<size_t>(mc_rows * kc_max));
+        int64_t packed_block = -1;
+        for (int64_t t = t0; t < t1; t++) {
+          const int64_t rb = t / chunks, ch = t % chunks;
+          const int64_t i0 = rb * mc_rows, mc = std::min(mc_rows, M - i0);
+          if (rb != packed_block) {
+            pack_a(Ap, A, transA, M, K, i0, mc, k0, kc, alpha, MR);
+            packed_block = rb;
+          }
+          const int64_t s_begin = panel_slivers * ch / chunks, s_end = panel_slivers * (ch + 1) / chunks;
+          for (int64_t s = s_begin; s < s_end; s++) {
+            const int64_t j0 = (first_sliver + s) * NR;
+            const int nr = static_cast<int>(std::min<int64_t>(NR, N - j0));
+            Epilogue te = e;
+            if (te.bias) te.bias += j0;
+            for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
+              kIsa.kernel(kc, Ap + r0 * kc, Bp + s * kc * NR, C + (i0 + r0) * N + j0, N, mr, nr, te);
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
 void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
              const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
   if (M <= 0 || N <= 0) return;
@@ -372,7 +438,6 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
     });
     return;
   }
-  const int64_t flops = 2 * M * N * K;
   // Keep at least ~1 MFLOP per thread: below that, waking a thread costs more than it saves.
   const int64_t min_flops_per_range = 1 << 20;
 
@@ -418,63 +483,34 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
     return;
   }
 
-  const int MR = kIsa.mr, NR = kIsa.nr;
-  // Columns in panels of at most NC: the packed KC × NC block of op(B) stays in the last-level cache while
-  // every row block streams past it (without panels, a 64 × 12544 × 800 product — a convolution's — packed
-  // 19 MB per K block and ran at a quarter of the speed).
-  const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
-  const int64_t slivers = (std::min(N, panel) + NR - 1) / NR;
-  // Threads only from ~8 MFLOP per thread: below that, handing work to a second thread cost more than it
-  // saved (128³ ran at 100 GFLOP/s on one thread, 36 on two).
-  const int64_t threads = std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / (8 * min_flops_per_range)));
-  // Row blocks: about MC rows each, their count a multiple of the thread count, so that the pool's equal
-  // contiguous task ranges carry equal work (M = 256 on 2 threads: 2 blocks of 132 and 124 rows, not
-  // 96 + 96 + 64 split 2 : 1, which left a core idle a third of the time).
-  const int64_t row_blocks = threads * std::max<int64_t>(1, (M + MC * threads / 2) / (MC * threads));
-  const int64_t mc_rows = (((M + row_blocks - 1) / row_blocks) + MR - 1) / MR * MR;
-  const int64_t used_blocks = (M + mc_rows - 1) / mc_rows;
-
-  const int64_t kc_max = std::min(K, KC);
-  float* Bp = tls_bpack.get(static_cast<size_t>(slivers * NR * kc_max));
-
-  for (int64_t p0 = 0; p0 < N; p0 += panel) {
-    const int64_t first_sliver = p0 / NR;
-    const int64_t panel_slivers = (std::min(N, p0 + panel) - p0 + NR - 1) / NR;
-    // Sliver ranges per row block: with fewer row blocks than threads, the columns are split too.
-    const int64_t chunks = std::min<int64_t>(panel_slivers, std::max<int64_t>(1, (threads + used_blocks - 1) / used_blocks));
-    const int64_t tasks = used_blocks * chunks;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-      const int64_t kc = std::min(KC, K - k0);
-      const bool first = k0 == 0, last = k0 + kc >= K;
-      const Epilogue e{first ? beta : 1.f, first ? bias : nullptr, last ? act : Activation::None, slope};
-      pool.parallel_for(panel_slivers, std::max<int64_t>(1, panel_slivers / threads), [&](int64_t s0, int64_t s1) {
-        for (int64_t s = s0; s < s1; s++) pack_b_sliver(Bp + s * kc * NR, B, transB, N, K, first_sliver + s, k0, kc, NR);
-      });
-      pool.parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-        float* Ap = tls_apack.get(static_cast<size_t>(mc_rows * kc_max));
-        int64_t packed_block = -1;
-        for (int64_t t = t0; t < t1; t++) {
-          const int64_t rb = t / chunks, ch = t % chunks;
-          const int64_t i0 = rb * mc_rows, mc = std::min(mc_rows, M - i0);
-          if (rb != packed_block) {
-            pack_a(Ap, A, transA, M, K, i0, mc, k0, kc, alpha, MR);
-            packed_block = rb;
-          }
-          const int64_t s_begin = panel_slivers * ch / chunks, s_end = panel_slivers * (ch + 1) / chunks;
-          for (int64_t s = s_begin; s < s_end; s++) {
-            const int64_t j0 = (first_sliver + s) * NR;
-            const int nr = static_cast<int>(std::min<int64_t>(NR, N - j0));
-            Epilogue te = e;
-            if (te.bias) te.bias += j0;
-            for (int64_t r0 = 0; r0 < mc; r0 += MR) {
-              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
-              kIsa.kernel(kc, Ap + r0 * kc, Bp + s * kc * NR, C + (i0 + r0) * N + j0, N, mr, nr, te);
-            }
-          }
-        }
-      });
-    }
+  // A small output over a long K (a weight gradient summed over every position of a batch: 32 × 25 × 50176 in a
+  // convolution's backward) gives each K block too little work to share, and two barriers per block dominated
+  // (20–30 GFLOP/s). Split K instead: each thread multiplies its own contiguous slice of K alone, into a partial
+  // product, and the partials are added in thread order through the epilogue (the result depends only on the
+  // thread count, as everything here).
+  const int64_t split_threads = std::min<int64_t>(pool.size(), K / (4 * KC));
+  if (M * N <= 65536 && split_threads > 1 && pool.ranges_for(split_threads, 1) == split_threads) {
+    const int64_t slice = (K + split_threads - 1) / split_threads;
+    float* partial = tls_split.get(static_cast<size_t>(split_threads * M * N));
+    pool.parallel_for(split_threads, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; t++) {
+        const int64_t k0 = t * slice, ks = std::min(slice, K - k0);
+        // a nested call runs on this thread alone
+        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f);
+      }
+    });
+    const Epilogue e{beta, bias, act, slope};
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        float v = 0.f;
+        for (int64_t t = 0; t < split_threads; t++) v += partial[t * M * N + i * N + j];
+        float* c = C + i * N + j;
+        *c = activate(v + (e.beta == 0.f ? 0.f : e.beta * *c) + (e.bias ? e.bias[j] : 0.f), e.act, e.slope);
+      }
+    return;
   }
+
+  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope);
 }
 
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
