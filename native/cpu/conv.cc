@@ -138,6 +138,30 @@ void maxpool2d_forward(ThreadPool& pool, float* out, int32_t* argmax, const floa
       const float* plane = inp + p * H * W;
       float* o = out + p * g.OH * g.OW;
       int32_t* am = argmax + p * g.OH * g.OW;
+      if (PH == 0 && PW == 0 && KH == 2 && KW == 2 && SH == 2 && SW == 2) {
+        // the common 2 × 2 window of stride 2: two input rows per output row, selects instead of branches
+        for (int64_t oh = 0; oh < g.OH; oh++) {
+          const float* r0 = plane + 2 * oh * W;
+          const float* r1 = r0 + W;
+          float* orow = o + oh * g.OW;
+          int32_t* arow = am + oh * g.OW;
+          const int32_t base = static_cast<int32_t>(2 * oh * W);
+          for (int64_t ow = 0; ow < g.OW; ow++) {
+            const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+            float best = a;
+            int32_t at = base + static_cast<int32_t>(2 * ow);
+            bool take = b > best || b != b;
+            best = take ? b : best, at = take ? base + static_cast<int32_t>(2 * ow + 1) : at;
+            take = c > best || c != c;
+            best = take ? c : best, at = take ? base + static_cast<int32_t>(W + 2 * ow) : at;
+            take = d > best || d != d;
+            best = take ? d : best, at = take ? base + static_cast<int32_t>(W + 2 * ow + 1) : at;
+            orow[ow] = best;
+            arow[ow] = at;
+          }
+        }
+        continue;
+      }
       if (PH == 0 && PW == 0) {
         // every window lies inside the plane: no bounds to test
         for (int64_t oh = 0; oh < g.OH; oh++) {
