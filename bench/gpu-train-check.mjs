@@ -12,6 +12,8 @@
 import { parseArgs } from 'node:util';
 import * as rg from '../dist/index.js';
 import { buildModel } from './workloads.mjs';
+// the library's seeded generator (mulberry32), so that every run and every backend sees the same data
+import { mulberry32 as rng } from '../dist/data/split.js';
 
 const { values: opt } = parseArgs({ options: { backend: { type: 'string', default: 'cuda' }, against: { type: 'string', default: 'cpu' } } });
 const device = opt.backend;
@@ -21,16 +23,7 @@ const check = (ok, what) => {
   if (!ok) failures.push(what);
 };
 
-/** mulberry32 and Box–Muller: the same data on every run and every backend. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Box–Muller. */
 function normal(r) {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 }

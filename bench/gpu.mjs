@@ -20,6 +20,8 @@ import { parseArgs } from 'node:util';
 import * as rg from '../dist/index.js';
 // The GEMM table times the backend's kernel itself, as bench/run.mjs does: the public API has no raw matmul.
 import { backendByName } from '../dist/backend.js';
+// the library's seeded generator (mulberry32), so that every run trains on the same synthetic data
+import { mulberry32 as rng } from '../dist/data/split.js';
 import { buildModel, exportSplit, median, WORKLOADS } from './workloads.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -68,16 +70,6 @@ function loadRaw(dir, n) {
     data.yt = readRaw(join(dir, 'yTest.i32'), Int32Array);
   }
   return data;
-}
-/** mulberry32: a small seeded generator, so that every run trains on the same synthetic data. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 function synthetic(n, seed) {
   const r = rng(seed);

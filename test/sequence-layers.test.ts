@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { loadCpuAddon } from '../lib/backends/cpu.js';
-import { randomArray, relError, rg, rng, TOL } from './helpers.js';
+import { expectNoTensorGrowth, randomArray, relError, rg, rng, TOL } from './helpers.js';
 
 /** The native CPU backend joins the list when its addon has the sequence kernels. */
 function nativeSequence(): { ok: boolean; why: string } {
@@ -412,16 +412,7 @@ describe.each(backendNames)('sequence layers on %s', (backend) => {
       ];
       for (const [layer, makeX] of cases) {
         const x = makeX();
-        const counts: number[] = [];
-        for (let i = 0; i < 4; i++) {
-          const y = layer.forward(x);
-          const dy = rg.tensor(new Float32Array(y.size).fill(0.5), y.shape);
-          const dx = layer.backward(dy);
-          for (const t of [y, dy, dx]) t.dispose();
-          x.toArray(); // a read waits for the queue, where a native backend's frees run
-          counts.push(rg.memory().tensors);
-        }
-        expect(counts.slice(1), layer.constructor.name).toEqual([counts[0], counts[0], counts[0]]);
+        expectNoTensorGrowth(layer, x, layer.constructor.name);
       }
     });
 

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 
+#include "../core/dropout_hash.h"
 #include "conv.cuh"
 #include "gemm.cuh"
 #include "kernels.h"
@@ -557,24 +558,11 @@ Status accuracy_count(ThreadPool&, float* count, const float* logits, const int3
 
 // ---- dropout: the same hash of (seed, i) as the CPU and the reference ----
 
-namespace {
-__host__ __device__ __forceinline__ uint32_t fmix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-}  // namespace
-
 Status dropout_forward(ThreadPool&, float* out, float* mask, const float* inp, int64_t N, float p, uint32_t seed) {
   const uint32_t s = fmix32(seed);
   const float scale = p < 1.f ? 1.f / (1.f - p) : 0.f;
   return map("dropout_forward", N, [=] __device__(int64_t i) {
-    const uint32_t h = fmix32((static_cast<uint32_t>(i) * 0x9E3779B9u) ^ s);
-    const float u = static_cast<float>(h >> 8) * (1.f / 16777216.f);
-    const float m = u >= p ? scale : 0.f;
+    const float m = dropout_uniform(s, i) >= p ? scale : 0.f;
     mask[i] = m;
     out[i] = inp[i] * m;
   });
