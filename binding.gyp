@@ -17,6 +17,8 @@
         "native/cpu/device.cc",
         "native/cpu/conv.cc",
         "native/cpu/sequence.cc",
+        "native/cpu/recurrent.cc",
+        "native/cpu/attention.cc",
         "native/addon/kernel_table.cc",
         "native/addon/addon.cc"
       ],

@@ -17,6 +17,12 @@ type Opt = Buf | null;
 export type ActCode = 0 | 1 | 2;
 export const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const satisfies Record<string, ActCode>;
 
+/** The recurrent cell of rnn_forward / rnn_backward, and its number of gates G. */
+export const RNN_MODE = { tanh: 0, relu: 1, lstm: 2, gru: 3 } as const;
+export const RNN_GATES = [1, 1, 4, 3] as const;
+/** Floats per step of rnn_forward's ws, in units of B·H. */
+export const RNN_WS = [0, 0, 5, 4] as const;
+
 export interface Kernels {
   /** out[M,N] = alpha·op(a)·op(b) + beta·out; op(a) [M,K] is a[M,K] or (transA) a[K,M]; op(b) [K,N] is b[K,N] or (transB) b[N,K]. beta 0 ignores out. */
   matmul(out: B, a: B, b: B, M: number, N: number, K: number, transA: boolean, transB: boolean, alpha: number, beta: number): void;
@@ -171,6 +177,44 @@ export interface Kernels {
    * x̂·mean_d(g·x̂)) (overwrite); dweight[d] (+)= Σ_rows dout·x̂, dbias[d] (+)= Σ_rows dout (+= when accumulate).
    */
   layernorm_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: Opt, saveMean: B, saveInvstd: B, rows: number, dim: number, accumulate: boolean): void;
+  /** out[outOffset + i] = src[srcOffset + i] for i < N (float32): a slice of one buffer into another (per-layer states). */
+  copy_range(out: B, src: B, N: number, outOffset: number, srcOffset: number): void;
+
+  // ---- recurrent layers: the whole sequence of one layer per call (modes in RNN_MODE) ----
+  /**
+   * One recurrent layer over T steps, time-major: xproj [T, B, G·H] holds x_t·W_ihᵀ + b_ih for every step (one GEMM
+   * before the call); w_hh [G·H, H], b_hh [G·H]?; h0, c0 [B, H]? (null: zeros; c0 for LSTM only). Per step the
+   * hidden projection h_{t−1}·W_hhᵀ + b_hh is added, with PyTorch's gate order and formulas:
+   *   RNN  h = tanh|relu(xp + hp)                                   (G = 1)
+   *   LSTM i, f, g, o = σ, σ, tanh, σ of (xp + hp); c = f·c' + i·g; h = o·tanh(c)        (G = 4)
+   *   GRU  r, z = σ(xr + hr), σ(xz + hz); n = tanh(xn + r·hn); h = (1 − z)·n + z·h'      (G = 3)
+   * out [T, B, H] = h_t; hN [B, H] = h_{T−1}; cN [B, H] = c_{T−1} (LSTM, else null). ws [T, ·] keeps what the
+   * backward needs, per step: LSTM [B, 4H] activated gates then [B, H] c_t (5·B·H); GRU [B, 3H] r, z, n then [B, H]
+   * hn = h'·W_hnᵀ + b_hn (4·B·H); RNN none (null).
+   */
+  rnn_forward(out: B, hN: B, cN: Opt, ws: Opt, xproj: B, w_hh: B, b_hh: Opt, h0: Opt, c0: Opt, T: number, B: number, H: number, mode: number): void;
+  /**
+   * Backpropagation through time over the forward's saved steps, last to first: dxproj [T, B, G·H] = the gradient
+   * of the gates' pre-activations through the input projection (overwrite); dw_hh [G·H, H]? (+)= Σ_t dgates_hᵀ·h_{t−1},
+   * db_hh [G·H]? (+)= Σ_t dgates_h; dh0, dc0 [B, H]? the gradient of the initial state (overwrite). dout [T, B, H]
+   * is the gradient of the output sequence, dhN / dcN [B, H]? that of the final state (null: zero). scratch:
+   * 2·B·H floats, plus T·B·3H for GRU (its hidden-side gate gradients); its contents are not part of the result.
+   */
+  rnn_backward(dxproj: B, dw_hh: Opt, db_hh: Opt, dh0: Opt, dc0: Opt, scratch: B, dout: B, dhN: Opt, dcN: Opt, ws: Opt, out: B, w_hh: B, h0: Opt, c0: Opt, T: number, B: number, H: number, mode: number, accumulate: boolean): void;
+
+  // ---- attention ----
+  /**
+   * Scaled dot-product self-attention of H heads of width D over qkv [B, T, 3·H·D] (each row q | k | v, head h at
+   * columns h·D… of each, as PyTorch's in_proj output): probs [B, H, T, T] = softmax_j(q_i·k_j / √D) (with causal,
+   * j > i is excluded and its probability is 0), out [B, T, H·D] = Σ_j probs_ij·v_j, heads side by side.
+   */
+  attention_forward(out: B, probs: B, qkv: B, B: number, T: number, H: number, D: number, causal: boolean): void;
+  /**
+   * Its backward: dqkv [B, T, 3·H·D] (overwrite) from dout [B, T, H·D] and the forward's qkv and probs. dS = P∘(dP −
+   * Σ_j dP∘P) with dP = dout·vᵀ; dq = dS·k/√D, dk = dSᵀ·q/√D, dv = Pᵀ·dout. scratch [B, H, T, T] (contents not part
+   * of the result).
+   */
+  attention_backward(dqkv: B, scratch: B, dout: B, qkv: B, probs: B, B: number, T: number, H: number, D: number, causal: boolean): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -187,7 +231,8 @@ export const KERNEL_NAMES = [
   'dropout_forward', 'dropout_backward',
   'im2col', 'col2im', 'transpose01', 'channel_sum', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward',
   'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward', 'conv2d_forward', 'conv2d_backward',
-  'embedding_backward', 'layernorm_forward', 'layernorm_backward',
+  'embedding_backward', 'layernorm_forward', 'layernorm_backward', 'copy_range', 'rnn_forward', 'rnn_backward',
+  'attention_forward', 'attention_backward',
 ] as const satisfies readonly KernelName[];
 
 export type HostArray = Float32Array | Int32Array | Float64Array;

@@ -16,6 +16,10 @@ export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d, type MaxPool2
 export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './nn/batchnorm.js';
 export { Embedding } from './nn/embedding.js';
 export { LayerNorm, type LayerNormOptions } from './nn/layernorm.js';
+export { RNN, LSTM, GRU, type RNNOptions, type ElmanRNNOptions, type RecurrentState } from './nn/rnn.js';
+export {
+  MultiheadAttention, TransformerBlock, PositionalEmbedding, type MultiheadAttentionOptions, type TransformerBlockOptions,
+} from './nn/attention.js';
 export type { Size2 } from './nn/util.js';
 export { Loss, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, BCELoss, L1Loss, HuberLoss, type CrossEntropyOptions } from './losses.js';
 export { clipGradNorm, clipGradValue, applyPenalty, type PenaltyOptions } from './optim/clip.js';

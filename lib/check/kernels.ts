@@ -10,6 +10,8 @@
 import { backendByName, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
 import '../backends/index.js'; // registers the backends, so a name resolves without going through lib/index.ts
 import { mulberry32 } from '../data/split.js';
+import { RNN_GATES, RNN_WS } from '../backend.js';
+import { referenceKernels } from '../backends/reference/index.js';
 import { randomArray, relError, TOL } from './numerics.js';
 
 /**
@@ -19,7 +21,7 @@ import { randomArray, relError, TOL } from './numerics.js';
  */
 export type ArgSpec =
   | { kind: 'in'; data: Float32Array | Int32Array }
-  | { kind: 'out'; size: number; init?: Float32Array; int?: boolean }
+  | { kind: 'out'; size: number; init?: Float32Array; int?: boolean; scratch?: boolean }
   | null
   | number
   | boolean;
@@ -43,6 +45,8 @@ export interface KernelCase {
 const inp = (data: Float32Array | Int32Array): ArgSpec => ({ kind: 'in', data });
 const out = (size: number, init?: Float32Array): ArgSpec => ({ kind: 'out', size, init });
 const intOut = (size: number): ArgSpec => ({ kind: 'out', size, int: true });
+/** A kernel's working memory: an output whose contents are not compared. */
+const scratch = (size: number): ArgSpec => ({ kind: 'out', size, scratch: true });
 /** The value an int32 output starts from: no valid index, so an element left unwritten shows. */
 const INT_POISON = -7;
 export const ELEMENTWISE_SIZES = [[1], [3], [17], [64], [257], [40_000]];
@@ -160,6 +164,30 @@ function rowStats(x: Float32Array, rows: number, dim: number, eps: number): { me
 }
 
 /** The case table, one entry per kernel of the contract. */
+/** [T, B, H, mode, initial state?, b_hh?] for the recurrent kernels: every mode with and without an initial state. */
+const RNN_SIZES = [
+  [1, 1, 1, 0, 0, 1], [3, 2, 5, 0, 1, 1], [7, 3, 17, 1, 1, 0], [1, 1, 1, 2, 1, 1], [5, 3, 17, 2, 0, 1], [20, 4, 33, 2, 1, 1],
+  [1, 1, 1, 3, 1, 1], [6, 3, 17, 3, 0, 0], [20, 2, 33, 3, 1, 1], [4, 1, 130, 2, 1, 1], [3, 16, 64, 3, 1, 1],
+];
+/** The inputs of rnn_forward for RNN_SIZES `s` (xproj, w_hh, b_hh?, h0?, c0?, T, B, H, mode), and its reference outputs. */
+function rnnCase([T, B, H, mode, state, bias]: number[], r: () => number) {
+  const GH = RNN_GATES[mode] * H, lstm = mode === 2, wsSize = RNN_WS[mode] * T * B * H;
+  const xproj = randomArray(T * B * GH, r), whh = randomArray(GH * H, r, 1 / Math.sqrt(H));
+  const bhh = bias ? randomArray(GH, r) : null, h0 = state ? randomArray(B * H, r) : null;
+  const c0 = state && lstm ? randomArray(B * H, r) : null;
+  const inputs: ArgSpec[] = [inp(xproj), inp(whh), bhh && inp(bhh), h0 && inp(h0), c0 && inp(c0), T, B, H, mode];
+  return {
+    T, B, H, lstm, wsSize, bias: bias === 1, inputs,
+    forward() {
+      const hs = new Float32Array(T * B * H), ws = wsSize ? new Float32Array(wsSize) : null;
+      referenceKernels.rnn_forward(hs, new Float32Array(B * H), lstm ? new Float32Array(B * H) : null, ws, xproj, whh, bhh, h0, c0, T, B, H, mode);
+      return { out: hs, ws };
+    },
+  };
+}
+/** [B, T, H, D, causal?] for attention. */
+const ATTENTION_SIZES = [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [2, 3, 1, 5, 1], [3, 17, 2, 7, 0], [2, 17, 3, 16, 1], [2, 64, 4, 32, 1], [1, 130, 2, 64, 0], [4, 9, 8, 8, 1]];
+
 export const cases = {
   matmul: {
     // [M, N, K, transA, transB]: the small shapes with every transposition, then the large ones
@@ -532,6 +560,65 @@ conv2d_forward: {
       };
     },
   },
+  copy_range: {
+    // [N, outSize, srcSize, outOffset, srcOffset]: the whole buffer, a slice at each end, one element
+    sizes: [[1, 1, 1, 0, 0], [17, 17, 17, 0, 0], [5, 20, 9, 15, 4], [64, 200, 300, 3, 236], [1, 3, 3, 2, 0]],
+    build: ([n, outSize, srcSize, outOffset, srcOffset], r) => ({
+      args: [out(outSize, randomArray(outSize, r)), inp(randomArray(srcSize, r)), n, outOffset, srcOffset],
+      tol: 0,
+    }),
+  },
+  rnn_forward: {
+    // [T, B, H, mode (0 tanh, 1 relu, 2 LSTM, 3 GRU), initial state?, b_hh?]: one step of one unit, odd sizes, a long
+    // sequence, a batch of 1, a wide layer
+    sizes: RNN_SIZES,
+    build: (s, r) => {
+      const c = rnnCase(s, r);
+      return { args: [out(c.T * c.B * c.H), out(c.B * c.H), c.lstm ? out(c.B * c.H) : null, c.wsSize ? out(c.wsSize) : null, ...c.inputs], tol: TOL.reduction };
+    },
+  },
+  rnn_backward: {
+    // RNN_SIZES, then outputs: 0 dxproj only, 1 everything, 2 dxproj and the weights'; accumulate? The forward's
+    // saved steps come from the reference.
+    sizes: RNN_SIZES.map((s, i) => [...s, i % 3 === 2 ? 0 : i % 3 === 0 ? 1 : 2, i % 2]),
+    build: (s, r) => {
+      const [T, B, H, mode, , , outputs, acc] = s;
+      const c = rnnCase(s, r);
+      const { out: hs, ws } = c.forward();
+      const GH = RNN_GATES[mode] * H;
+      const grad = (n: number) => (acc ? out(n, randomArray(n, r)) : out(n));
+      const all = outputs === 1, weights = outputs !== 0;
+      return {
+        args: [
+          out(T * B * GH), weights ? grad(GH * H) : null, weights && c.bias ? grad(GH) : null, all ? out(B * H) : null,
+          all && c.lstm ? out(B * H) : null, scratch(2 * B * H + (mode === 3 ? T * B * GH : 0)), inp(randomArray(T * B * H, r)),
+          all ? inp(randomArray(B * H, r)) : null, all && c.lstm ? inp(randomArray(B * H, r)) : null, ws ? inp(ws) : null, inp(hs),
+          c.inputs[1], c.inputs[3], c.inputs[4], T, B, H, mode, acc === 1,
+        ],
+        tol: TOL.reduction,
+      };
+    },
+  },
+  attention_forward: {
+    // [B, T, H, D, causal?]: one position, odd lengths and widths, GPT-sized heads, a long sequence
+    sizes: ATTENTION_SIZES,
+    build: ([B, T, H, D, causal], r) => ({
+      args: [out(B * T * H * D), out(B * H * T * T), inp(randomArray(B * T * 3 * H * D, r, 1.5)), B, T, H, D, causal === 1],
+      tol: TOL.reduction,
+    }),
+  },
+  attention_backward: {
+    sizes: ATTENTION_SIZES,
+    build: ([B, T, H, D, causal], r) => {
+      const qkv = randomArray(B * T * 3 * H * D, r, 1.5);
+      const probs = new Float32Array(B * H * T * T);
+      referenceKernels.attention_forward(new Float32Array(B * T * H * D), probs, qkv, B, T, H, D, causal === 1);
+      return {
+        args: [out(B * T * 3 * H * D), scratch(B * H * T * T), inp(randomArray(B * T * H * D, r)), inp(qkv), inp(probs), B, T, H, D, causal === 1],
+        tol: TOL.reduction,
+      };
+    },
+  },
 } satisfies Record<KernelName, KernelCase>;
 
 /**
@@ -555,7 +642,7 @@ export function runKernel(b: Backend, name: KernelName, args: ArgSpec[]): HostAr
     (b.k[name] as (...x: unknown[]) => void)(...bufs);
     const outs: HostArray[] = [];
     args.forEach((a, i) => {
-      if (a !== null && typeof a === 'object' && a.kind === 'out') outs.push(b.read(bufs[i] as Buf));
+      if (a !== null && typeof a === 'object' && a.kind === 'out' && !a.scratch) outs.push(b.read(bufs[i] as Buf));
     });
     return outs;
   } finally {

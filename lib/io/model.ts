@@ -10,11 +10,13 @@ import { describe, RetrogradError } from '../errors.js';
 import { GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from '../nn/activation.js';
 import { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from '../nn/batchnorm.js';
 import { Conv2d, type Conv2dOptions } from '../nn/conv.js';
+import { MultiheadAttention, PositionalEmbedding, TransformerBlock } from '../nn/attention.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm, type LayerNormOptions } from '../nn/layernorm.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from '../nn/pool.js';
+import { GRU, LSTM, RNN } from '../nn/rnn.js';
 import { Sequential } from '../nn/sequential.js';
 import { Dropout, Flatten } from '../nn/shape.js';
 import { Optimizer, type OptimizerStateDict } from '../optim/optimizer.js';
@@ -71,7 +73,36 @@ const ENTRIES: Record<string, Entry> = {
     args: (m) => { const l = m as LayerNorm; return [l.normalizedShape.length === 1 ? l.normalizedShape[0] : [...l.normalizedShape], { eps: l.eps, elementwiseAffine: l.elementwiseAffine }]; },
     make: (a) => new LayerNorm(a[0] as number | number[], a[1] as LayerNormOptions),
   },
+  RNN: {
+    cls: RNN,
+    args: (m) => { const r = m as RNN; return [r.inputSize, r.hiddenSize, { ...recurrentOptions(r), nonlinearity: r.nonlinearity }]; },
+    make: (a) => new RNN(a[0] as number, a[1] as number, a[2] as object),
+  },
+  LSTM: { cls: LSTM, args: (m) => recurrentArgs(m as LSTM), make: (a) => new LSTM(a[0] as number, a[1] as number, a[2] as object) },
+  GRU: { cls: GRU, args: (m) => recurrentArgs(m as GRU), make: (a) => new GRU(a[0] as number, a[1] as number, a[2] as object) },
+  MultiheadAttention: {
+    cls: MultiheadAttention,
+    args: (m) => { const l = m as MultiheadAttention; return [l.embedDim, l.numHeads, { causal: l.causal }]; },
+    make: (a) => new MultiheadAttention(a[0] as number, a[1] as number, a[2] as object),
+  },
+  TransformerBlock: {
+    cls: TransformerBlock,
+    args: (m) => { const l = m as TransformerBlock; return [l.embedDim, l.numHeads, { mlpRatio: l.mlpRatio, causal: l.causal, eps: l.eps }]; },
+    make: (a) => new TransformerBlock(a[0] as number, a[1] as number, a[2] as object),
+  },
+  PositionalEmbedding: {
+    cls: PositionalEmbedding,
+    args: (m) => [(m as PositionalEmbedding).maxLen, (m as PositionalEmbedding).embeddingDim],
+    make: (a) => new PositionalEmbedding(a[0] as number, a[1] as number),
+  },
 };
+
+function recurrentOptions(m: RNN | LSTM | GRU): object {
+  return { batchFirst: m.batchFirst, numLayers: m.numLayers, bias: m.bias };
+}
+function recurrentArgs(m: LSTM | GRU): unknown[] {
+  return [m.inputSize, m.hiddenSize, recurrentOptions(m)];
+}
 
 function batchNormArgs(m: BatchNorm1d | BatchNorm2d): unknown[] {
   return [m.numFeatures, { eps: m.eps, momentum: m.momentum, affine: m.affine, trackRunningStats: m.trackRunningStats }];

@@ -55,6 +55,17 @@ double conv_hw(const double* s) {
   const double g[12] = {s[0], s[1], s[2], s[3], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12]};
   return out_hw(g, true);
 }
+// The recurrent kernels' gates G and saved floats per step S (in units of B·H) for a mode; an unknown mode has none
+// (its call is refused by check_rnn).
+double rnn_gates(double mode) { return mode == 2 ? 4 : mode == 3 ? 3 : 1; }
+double rnn_ws(double mode) { return mode == 2 ? 5 : mode == 3 ? 4 : 0; }
+// The checks a size cannot express: a known mode, and the saved steps (buffer ws_index) present for LSTM and GRU.
+Status check_rnn(const char* name, const Call& c, int ws_index) {
+  const int64_t mode = z(c, 3);
+  if (mode < 0 || mode > 3) return Status::Invalid(std::string(name) + ": mode " + std::to_string(mode) + " is not one of 0 (tanh), 1 (relu), 2 (LSTM), 3 (GRU)");
+  if (mode >= 2 && !c.buf[ws_index]) return Status::Invalid(std::string(name) + ": the LSTM and GRU need the ws buffer of saved steps");
+  return Status::Ok();
+}
 double out_hw(const double* s, bool dilated) {
   const double H = s[2], W = s[3], KH = s[4], KW = s[5], SH = s[6], SW = s[7], PH = s[8], PW = s[9];
   const double DH = dilated ? s[10] : 1, DW = dilated ? s[11] : 1;
@@ -250,6 +261,41 @@ const std::vector<KernelDef> kTable = {
     {"layernorm_backward", {A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32, A::F32, A::Size, A::Size, A::Bool},
      NEED { return {s[0] * s[1], s[1], s[1], s[0] * s[1], s[0] * s[1], s[1], s[0], s[0]}; },
      RUN { return ok([&] { return K::layernorm_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), f(c, 5), f(c, 6), f(c, 7), z(c, 0), z(c, 1), b(c, 2)); }); }},
+    // copy_range(out, src, N, outOffset, srcOffset)
+    {"copy_range", {A::F32, A::F32, A::Size, A::Size, A::Size}, NEED { return {s[1] + s[0], s[2] + s[0]}; },
+     RUN { return ok([&] { return K::copy_range(pool, f(c, 0), f(c, 1), z(c, 0), z(c, 1), z(c, 2)); }); }},
+    // rnn_forward(out[T,B,H], hN[B,H], cN[B,H]?, ws[T·B·S·H]?, xproj[T,B,G·H], w_hh[G·H,H], b_hh[G·H]?, h0[B,H]?, c0[B,H]?, T, B, H, mode)
+    {"rnn_forward", {A::F32, A::F32, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32Opt, A::F32Opt, A::Size, A::Size, A::Size, A::Size},
+     NEED {
+       const double T = s[0], B = s[1], H = s[2], G = rnn_gates(s[3]), S = rnn_ws(s[3]);
+       return {T * B * H, B * H, B * H, T * B * S * H, T * B * G * H, G * H * H, G * H, B * H, B * H};
+     },
+     RUN {
+       const bool lstm = z(c, 3) == 2;
+       if (Status s = check_rnn("rnn_forward", c, 3); !s.ok()) return s;
+       return ok([&] { return K::rnn_forward(pool, f(c, 0), f(c, 1), lstm ? f(c, 2) : nullptr, f(c, 3), f(c, 4), f(c, 5), f(c, 6), f(c, 7), lstm ? f(c, 8) : nullptr, z(c, 0), z(c, 1), z(c, 2), z(c, 3)); });
+     }},
+    // rnn_backward(dxproj, dw_hh?, db_hh?, dh0?, dc0?, scratch, dout, dhN?, dcN?, ws?, out, w_hh, h0?, c0?, T, B, H, mode, accumulate)
+    {"rnn_backward", {A::F32, A::F32Opt, A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32Opt, A::F32Opt, A::F32, A::F32, A::F32Opt, A::F32Opt,
+                      A::Size, A::Size, A::Size, A::Size, A::Bool},
+     NEED {
+       const double T = s[0], B = s[1], H = s[2], G = rnn_gates(s[3]), S = rnn_ws(s[3]);
+       return {T * B * G * H, G * H * H, G * H, B * H, B * H, 2 * B * H + (s[3] == 3 ? T * B * G * H : 0), T * B * H, B * H, B * H,
+               T * B * S * H, T * B * H, G * H * H, B * H, B * H};
+     },
+     RUN {
+       const bool lstm = z(c, 3) == 2;
+       if (Status s = check_rnn("rnn_backward", c, 9); !s.ok()) return s;
+       return ok([&] { return K::rnn_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), lstm ? f(c, 4) : nullptr, f(c, 5), f(c, 6), f(c, 7), lstm ? f(c, 8) : nullptr, f(c, 9), f(c, 10), f(c, 11), f(c, 12), lstm ? f(c, 13) : nullptr, z(c, 0), z(c, 1), z(c, 2), z(c, 3), b(c, 4)); });
+     }},
+    // attention_forward(out[B,T,H·D], probs[B,H,T,T], qkv[B,T,3·H·D], B, T, H, D, causal)
+    {"attention_forward", {A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Bool},
+     NEED { return {s[0] * s[1] * s[2] * s[3], s[0] * s[2] * s[1] * s[1], s[0] * s[1] * 3 * s[2] * s[3]}; },
+     RUN { return ok([&] { return K::attention_forward(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3), b(c, 4)); }); }},
+    // attention_backward(dqkv[B,T,3·H·D], scratch[B,H,T,T], dout[B,T,H·D], qkv, probs, B, T, H, D, causal)
+    {"attention_backward", {A::F32, A::F32, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Bool},
+     NEED { return {s[0] * s[1] * 3 * s[2] * s[3], s[0] * s[2] * s[1] * s[1], s[0] * s[1] * s[2] * s[3], s[0] * s[1] * 3 * s[2] * s[3], s[0] * s[2] * s[1] * s[1]}; },
+     RUN { return ok([&] { return K::attention_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), z(c, 1), z(c, 2), z(c, 3), b(c, 4)); }); }},
 };
 
 }  // namespace

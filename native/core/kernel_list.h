@@ -133,3 +133,18 @@ RG_KERNEL layernorm_forward(ThreadPool& pool, float* out, float* save_mean, floa
 RG_KERNEL layernorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                              const float* weight, const float* save_mean, const float* save_invstd, int64_t rows, int64_t dim,
                              bool accumulate);
+RG_KERNEL copy_range(ThreadPool& pool, float* out, const float* src, int64_t N, int64_t out_offset, int64_t src_offset);
+
+// ---- recurrent layers (cpu/recurrent.cc, cuda/recurrent.cuh): one layer over a whole sequence; mode 0 tanh, 1 relu,
+// 2 LSTM, 3 GRU ----
+RG_KERNEL rnn_forward(ThreadPool& pool, float* out, float* hN, float* cN, float* ws, const float* xproj, const float* w_hh,
+                      const float* b_hh, const float* h0, const float* c0, int64_t T, int64_t B, int64_t H, int64_t mode);
+RG_KERNEL rnn_backward(ThreadPool& pool, float* dxproj, float* dw_hh, float* db_hh, float* dh0, float* dc0, float* scratch,
+                       const float* dout, const float* dhN, const float* dcN, const float* ws, const float* out, const float* w_hh,
+                       const float* h0, const float* c0, int64_t T, int64_t B, int64_t H, int64_t mode, bool accumulate);
+
+// ---- attention (cpu/attention.cc, cuda/attention.cuh): qkv [B, T, 3·H·D], probs and scratch [B, H, T, T] ----
+RG_KERNEL attention_forward(ThreadPool& pool, float* out, float* probs, const float* qkv, int64_t B, int64_t T, int64_t H, int64_t D,
+                            bool causal);
+RG_KERNEL attention_backward(ThreadPool& pool, float* dqkv, float* scratch, const float* dout, const float* qkv, const float* probs,
+                             int64_t B, int64_t T, int64_t H, int64_t D, bool causal);

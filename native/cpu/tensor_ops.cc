@@ -21,6 +21,10 @@ void fill(ThreadPool& pool, float* out, int64_t N, float value) {
   });
 }
 
+void copy_range(ThreadPool& pool, float* out, const float* src, int64_t N, int64_t out_offset, int64_t src_offset) {
+  copy(pool, out + out_offset, src + src_offset, N);
+}
+
 void copy(ThreadPool& pool, void* out, const void* src, int64_t N) {
   pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
     std::memmove(static_cast<char*>(out) + i0 * 4, static_cast<const char*>(src) + i0 * 4,

@@ -573,3 +573,7 @@ Status dropout_backward(ThreadPool&, float* dinp, const float* dout, const float
 }
 
 }  // namespace rg::cuda
+
+// The attention and recurrent kernels use the warp helpers and GEMM wrappers above.
+#include "attention.cuh"
+#include "recurrent.cuh"

@@ -2,10 +2,12 @@
 // the oracle the native backends are tested against; a float64 instance serves the gradient checks.
 import type { Backend, BackendInfo, Buf, DType, HostArray, Kernels } from '../../backend.js';
 import * as activations from './activations.js';
+import * as attention from './attention.js';
 import * as conv from './conv.js';
 import * as linear from './linear.js';
 import * as losses from './losses.js';
 import * as optim from './optim.js';
+import * as recurrent from './recurrent.js';
 import * as sequence from './sequence.js';
 import * as tensorOps from './tensor_ops.js';
 
@@ -21,6 +23,8 @@ export const referenceKernels = {
   ...tensorKernels,
   ...conv,
   ...sequence,
+  ...recurrent,
+  ...attention,
 } satisfies Record<keyof Kernels, (...args: never[]) => void>;
 
 type FloatArray = Float32Array | Float64Array;

@@ -10,6 +10,9 @@ export function fill(out: F, N: number, value: number): void {
 export function copy(out: Any, src: Any, N: number): void {
   for (let i = 0; i < N; i++) out[i] = src[i];
 }
+export function copy_range(out: F, src: F, N: number, outOffset: number, srcOffset: number): void {
+  for (let i = 0; i < N; i++) out[outOffset + i] = src[srcOffset + i];
+}
 export function axpy(out: F, src: F, N: number, alpha: number): void {
   for (let i = 0; i < N; i++) out[i] += alpha * src[i];
 }
