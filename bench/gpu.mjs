@@ -3,6 +3,8 @@
 // same card in the same run.
 //   W1, W2 (bench/workloads.mjs): seconds per epoch over N = 8,000 samples, the data on the GPU, shuffled each
 //     epoch; a warm-up epoch, then the median of several; milliseconds per step. Matrix products in exact float32.
+//   W4 (bench/workloads.mjs, the tiny GPT): training tokens/s on random tokens held on the GPU, a plain loop (no fit);
+//     warm-up, then the median of >= 20 samples of 10 steps between two reads of the loss; ms per step, the loss.
 //   GEMM n×n×n (default 1024, 2048, 4096, 8192): the backend's matmul kernel itself, exact float32 and, after
 //     rg.setMatmulPrecision('tf32'), TF32; each checked first against a float64 host product (all four
 //     transpose cases and alpha/beta, outputs poisoned with NaN), then timed: median of >= 20 samples of
@@ -22,7 +24,7 @@ import * as rg from '../dist/index.js';
 import { backendByName } from '../dist/backend.js';
 // the library's seeded generator (mulberry32), so that every run trains on the same synthetic data
 import { mulberry32 as rng } from '../dist/data/split.js';
-import { buildModel, exportSplit, median, WORKLOADS } from './workloads.mjs';
+import { buildModel, exportSplit, median, trainGpt, WORKLOADS } from './workloads.mjs';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values: opt } = parseArgs({
@@ -121,6 +123,15 @@ async function train(name, data) {
   x.dispose();
   y.dispose();
   log(`retrograd ${name}: ${seconds.toFixed(4)} s/epoch, ${r.msPerStep.toFixed(3)} ms/step over ${times.length} epochs (warm-up ${warmupSeconds.toFixed(3)} s)`);
+  return r;
+}
+
+// ---- retrograd: W4 (the tiny GPT) ----
+const GPT_GROUP = 10; // steps between two reads of the loss: no host sync per step (bench/peers/torch_gpu.py: the same)
+async function trainGptTimed(name) {
+  const r = await trainGpt(rg, WORKLOADS[name], { budget, group: GPT_GROUP, seconds: opt.quick ? 2 : 4 });
+  r.msPerStep = 1000 * r.secondsPerStep;
+  log(`retrograd ${name}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.msPerStep.toFixed(3)} ms/step over ${r.samples}×${GPT_GROUP} steps, loss ${r.firstLoss.toFixed(3)} → ${r.loss.toFixed(3)}`);
   return r;
 }
 
@@ -314,14 +325,14 @@ try {
   fail(`retrograd ${backendName} backend`, e);
 }
 if (cuda) {
-  if (data)
-    for (const name of Object.keys(WORKLOADS)) {
-      try {
-        mine.workloads[name] = await train(name, data);
-      } catch (e) {
-        fail(`retrograd ${name}`, e);
-      }
+  for (const name of Object.keys(WORKLOADS)) {
+    if (!data && !WORKLOADS[name].gpt) continue; // W4 trains on random tokens of its own
+    try {
+      mine.workloads[name] = WORKLOADS[name].gpt ? await trainGptTimed(name) : await train(name, data);
+    } catch (e) {
+      fail(`retrograd ${name}`, e);
     }
+  }
   try {
     mine.gemm = gemm(cuda);
   } catch (e) {
@@ -351,6 +362,8 @@ const rows = [
   ['W2 ms/step', mine.workloads.W2?.msPerStep, th.workloads?.W2?.msPerStep, 'time', 3],
   ['W3 (CNN) s/epoch', mine.workloads.W3?.seconds, th.workloads?.W3?.seconds, 'time', 4],
   ['W3 (CNN) ms/step', mine.workloads.W3?.msPerStep, th.workloads?.W3?.msPerStep, 'time', 3],
+  ['W4 (GPT) tokens/s', mine.workloads.W4?.tokensPerSecond, th.workloads?.W4?.tokensPerSecond, 'rate', 0],
+  ['W4 (GPT) ms/step', mine.workloads.W4?.msPerStep, th.workloads?.W4?.msPerStep, 'time', 3],
   ['GEMM 4096 fp32 TFLOP/s', mine.gemm?.fp32?.[4096], th.gemm?.fp32?.['4096'], 'rate', 2],
   ['GEMM 4096 tf32 TFLOP/s', mine.gemm?.tf32?.[4096], th.gemm?.tf32?.['4096'], 'rate', 2],
 ];
@@ -370,6 +383,8 @@ for (const [label, r, t, kind, d] of rows) {
 const acc = (w) => (typeof w?.testAccuracy === 'number' ? `${(100 * w.testAccuracy).toFixed(1)}%` : null);
 if (acc(mine.workloads.W1) || acc(th.workloads?.W1))
   lines.push(`test accuracy after the runs: W1 ${acc(mine.workloads.W1) ?? '—'} / ${acc(th.workloads?.W1) ?? '—'}, W2 ${acc(mine.workloads.W2) ?? '—'} / ${acc(th.workloads?.W2) ?? '—'} (retrograd / PyTorch)`);
+if (typeof mine.workloads.W4?.loss === 'number' || typeof th.workloads?.W4?.loss === 'number')
+  lines.push(`W4 loss after the timed steps: ${fmt(mine.workloads.W4?.loss, 3)} / ${fmt(th.workloads?.W4?.loss, 3)} (retrograd / PyTorch; random tokens: ln 96 = 4.564)`);
 if (mine.gemm?.relError)
   lines.push(`matmul check, worst normwise relative error: fp32 ${fmt(mine.gemm.relError.fp32?.worst, 9)}, tf32 ${fmt(mine.gemm.relError.tf32?.worst, 9)}${mine.gemm.tf32Effective === false ? ' (TF32 NOT in effect)' : ''}`);
 for (const [part, e] of Object.entries(errors)) lines.push(`FAILED ${part}: ${e.split('\n')[0].slice(0, 200)}`);

@@ -3,15 +3,22 @@
 //   W2: MLP 784-1024-1024-10, ReLU, batch 256, SGD lr 0.05 momentum 0.9
 //   W3: CNN conv(1→32, 5×5, pad 2)-ReLU-maxpool 2-conv(32→64, 5×5, pad 2)-ReLU-maxpool 2-Linear(64·7·7→10),
 //       input [N, 1, 28, 28], batch 64, Adam lr 1e-3 (the main job's `--model cnn`)
-// All train on the main job's MNIST split (8,000 training digits) and report test accuracy on its 2,000.
-// An MLP workload has `sizes`; a convolutional one has `cnn` (channels, kernel, padding, pool, classes).
+//   W4: tiny GPT (examples/text.mjs's tinyGpt): vocab 96, context 64, embedding 128, 4 heads, 2 pre-norm causal
+//       blocks, MLP ratio 4; batch 32 sequences of 64 random tokens with next-token targets, AdamW lr 3e-4 (weight
+//       decay 0.01), cross-entropy over the [B·T, vocab] logits
+// W1–W3 train on the main job's MNIST split (8,000 training digits) and report test accuracy on its 2,000; W4 is
+// timed per training step (tokens/s = B·T / median step) and reports its loss after the timed steps.
+// An MLP workload has `sizes`; a convolutional one has `cnn` (channels, kernel, padding, pool, classes); the
+// language model has `gpt` (tinyGpt's options).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tinyGpt } from '../examples/text.mjs';
 
 export const WORKLOADS = {
   W1: { sizes: [784, 256, 128, 10], batchSize: 64, optimizer: { name: 'adam', lr: 1e-3 } },
   W2: { sizes: [784, 1024, 1024, 10], batchSize: 256, optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 } },
   W3: { cnn: { channels: [1, 32, 64], kernel: 5, padding: 2, pool: 2, classes: 10 }, batchSize: 64, optimizer: { name: 'adam', lr: 1e-3 } },
+  W4: { gpt: { vocab: 96, contextLength: 64, embedDim: 128, numHeads: 4, numLayers: 2, mlpRatio: 4 }, batchSize: 32, optimizer: { name: 'adamw', lr: 3e-4 } },
 };
 
 /** The input features of the CNN's last Linear layer: channels × (28 / pool^convs)² (64·7·7 = 3136 for W3). */
@@ -98,4 +105,85 @@ export function buildModel(rg, w) {
     }
   }
   return new rg.Sequential(layers);
+}
+
+/**
+ * `count` batches of W4's data from `random` (a generator in [0, 1)): per sequence T + 1 uniform token ids, x the
+ * first T and y the next token at every position. Int32Array x [B·T] and y [B·T]. bench/peers/torch_*.py draw theirs
+ * with torch's generator: only the speed is compared.
+ */
+export function tokenBatches(w, count, random) {
+  const { vocab, contextLength: T } = w.gpt, B = w.batchSize;
+  return Array.from({ length: count }, () => {
+    const x = new Int32Array(B * T), y = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      let prev = Math.floor(vocab * random());
+      for (let t = 0; t < T; t++) {
+        const next = Math.floor(vocab * random());
+        x[b * T + t] = prev;
+        y[b * T + t] = next;
+        prev = next;
+      }
+    }
+    return { x, y };
+  });
+}
+
+/**
+ * Seconds per training step, for W4. `step()` queues one step and returns its loss; `read(loss)` waits for
+ * everything queued and returns the number. A sample is `group` steps then one read (1 on the CPU, where each step
+ * ends in a read as in fit; more on a GPU, which is not synchronised every step). `warmup` samples first (fewer once
+ * they take a quarter of the budget), then at least `minSamples` and more until `seconds` have passed (`maxSamples`
+ * at most), all within `budget`: a runner that needs seconds per step (the reference backend, 9 s on W4) gets fewer
+ * samples, one at least. bench/peers/torch_cpu.py and torch_gpu.py mirror this.
+ */
+export async function timeSteps({ step, read, group = 1, warmup = 3, minSamples = 20, seconds = 5, maxSamples = 1000, budget = 30 }) {
+  const sample = async () => {
+    let loss;
+    for (let i = 0; i < group; i++) loss = step();
+    return read(loss);
+  };
+  const tw = performance.now();
+  const firstLoss = await sample();
+  for (let i = 1; i < warmup && (performance.now() - tw) / 1000 < budget / 4; i++) await sample();
+  const times = [];
+  let loss, spent = 0;
+  while (times.length === 0 || (times.length < minSamples ? spent < budget : spent < Math.min(seconds, budget) && times.length < maxSamples)) {
+    const t = performance.now();
+    loss = await sample();
+    const s = (performance.now() - t) / 1000;
+    times.push(s / group);
+    spent += s;
+  }
+  return { secondsPerStep: median(times), samples: times.length, stepsPerSample: group, firstLoss, loss };
+}
+
+/**
+ * Workload W4 on the library module `rg` and its current backend: tinyGpt, AdamW, cross-entropy over the
+ * [B·T, vocab] logits, in a plain loop (no fit) over 8 batches of random tokens held on the backend. Returns
+ * tokensPerSecond (B·T / the median step) with timeSteps' figures; `group`: steps between two reads.
+ */
+export async function trainGpt(rg, w, { budget = 30, group = 1, seconds } = {}) {
+  const { vocab, contextLength: T } = w.gpt, B = w.batchSize;
+  rg.manualSeed(1);
+  const model = tinyGpt(rg, w.gpt);
+  const optimizer = new rg.AdamW(model.parameters(), { lr: w.optimizer.lr });
+  const loss = new rg.CrossEntropyLoss();
+  const data = tokenBatches(w, 8, rg.mulberry32(4)).map(({ x, y }) => [rg.tensor(x, [B, T]), rg.tensor(y, [B * T])]);
+  let i = 0;
+  const step = () => {
+    const [x, y] = data[i++ % data.length];
+    const logits = model.forward(x);
+    const l = loss.forward(logits.reshape([B * T, vocab]), y);
+    model.zeroGrad();
+    model.backward(loss.backward().reshape([B, T, vocab]));
+    optimizer.step();
+    return l;
+  };
+  try {
+    const r = await timeSteps({ step, read: async (l) => (await l.data())[0], group, budget, ...(seconds ? { seconds } : {}) });
+    return { tokensPerSecond: (B * T) / r.secondsPerStep, tokensPerStep: B * T, ...r };
+  } finally {
+    for (const t of data.flat()) t.dispose();
+  }
 }

@@ -1,7 +1,10 @@
 // PyTorch golden values (test/golden/torch.json, written by test/golden/make_golden.py with PyTorch 1.13):
 // optimizer trajectories for every option, loss values and gradients, layer outputs and gradients (Linear,
 // activations, Conv2d, pooling, batch normalisation with its running statistics in training and eval, LayerNorm,
-// Embedding), a small CNN trained a few steps, and state-dict names — on every backend.
+// Embedding), the recurrent layers (RNN tanh and ReLU, LSTM, GRU: output, final state, and the backward of gradients
+// on the output and on the final state, down to dx, every parameter and the initial state), MultiheadAttention with
+// and without a causal mask, a pre-norm TransformerBlock, a small CNN trained a few steps, and state-dict names — on
+// every backend.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { probeCuda } from '../lib/backends/cuda.js';
@@ -38,6 +41,20 @@ interface Golden {
     numEmbeddings: number; embeddingDim: number; indexShape: number[]; index: number[]; weight: number[]; yShape: number[]; y: number[];
     dy: number[]; dweight: number[]; stateDictKeys: string[];
   }[];
+  rnn: {
+    mode: 'RNN' | 'LSTM' | 'GRU'; nonlinearity?: 'tanh' | 'relu'; inputSize: number; hiddenSize: number; numLayers: number; batchFirst: boolean;
+    xShape: number[]; x: number[]; stateShape: number[]; state: Record<string, number[]>; y: number[]; yShape: number[]; hN: number[]; cN?: number[];
+    h0?: number[]; c0?: number[]; dy: number[]; dhN: number[]; dcN?: number[]; dx: number[]; grads: Record<string, number[]>;
+    dh0?: number[]; dc0?: number[]; stateDictKeys: string[];
+  }[];
+  attention: {
+    embedDim: number; numHeads: number; causal: boolean; xShape: number[]; x: number[]; state: Record<string, number[]>; y: number[]; dy: number[];
+    dx: number[]; grads: Record<string, number[]>; stateDictKeys: string[];
+  }[];
+  transformer: {
+    embedDim: number; numHeads: number; mlpRatio: number; causal: boolean; xShape: number[]; x: number[]; state: Record<string, number[]>;
+    y: number[]; dy: number[]; dx: number[]; grads: Record<string, number[]>; stateDictKeys: string[];
+  };
   cnn: { lr: number; momentum: number; xShape: number[]; x: number[]; target: number[]; initial: Record<string, number[]>; losses: number[]; final: Record<string, number[] | number> };
 }
 const seqAt = (a: number, b: number) => (i: number) => Math.sin(a * i + b) * 3;
@@ -50,6 +67,16 @@ const gradAt = (n: number, t: number) => Float32Array.from({ length: n }, (_, i)
 function camel(options: Record<string, unknown>): Record<string, unknown> {
   const map: Record<string, string> = { weight_decay: 'weightDecay', lr_decay: 'lrDecay', initial_accumulator_value: 'initialAccumulatorValue', momentum_decay: 'momentumDecay' };
   return Object.fromEntries(Object.entries(options).map(([k, v]) => [map[k] ?? k, v]));
+}
+
+/** A golden state dict as loadStateDict takes it (Float32Array values). */
+const f32Dict = (sd: Record<string, number[]>) => Object.fromEntries(Object.entries(sd).map(([k, v]) => [k, Float32Array.from(v)]));
+
+/** Every parameter's gradient against PyTorch's, by state-dict name (the names must be the same set). */
+function expectParamGrads(m: rg.Module, want: Record<string, number[]>): void {
+  const named = m.namedParameters();
+  expect(named.map(([n]) => n).sort()).toEqual(Object.keys(want).sort());
+  expectClose(Object.fromEntries(named.map(([n, p]) => [`grad ${n}`, [p.grad.toArray(), want[n]]])));
 }
 
 const cuda = probeCuda();
@@ -205,6 +232,68 @@ for (const backend of backendNames) {
         expect(y.shape).toEqual(c.yShape);
         emb.backward(rg.tensor(c.dy, c.yShape));
         expectClose({ y: [y.toArray(), c.y], dweight: [emb.weight.grad.toArray(), c.dweight] });
+      });
+    }
+
+    for (const c of golden.rnn) {
+      const init = c.h0 ? 'given initial state' : 'zero initial state';
+      const name = `${c.mode}${c.nonlinearity ? ` ${c.nonlinearity}` : ''}(${c.inputSize}, ${c.hiddenSize}, numLayers ${c.numLayers}${c.batchFirst ? ', batchFirst' : ''}) on [${c.xShape.join(', ')}], ${init}`;
+      it(`${name}: output, final state, dx, parameter and initial-state gradients`, () => {
+        rg.setBackend(backend);
+        const opts = { numLayers: c.numLayers, batchFirst: c.batchFirst };
+        const layer = c.mode === 'LSTM' ? new rg.LSTM(c.inputSize, c.hiddenSize, opts)
+          : c.mode === 'GRU' ? new rg.GRU(c.inputSize, c.hiddenSize, opts)
+          : new rg.RNN(c.inputSize, c.hiddenSize, { ...opts, nonlinearity: c.nonlinearity });
+        expect(Object.keys(layer.stateDict())).toEqual(c.stateDictKeys);
+        layer.loadStateDict(f32Dict(c.state));
+        const lstm = c.mode === 'LSTM';
+        if (c.h0) layer.initialState = lstm ? [rg.tensor(c.h0, c.stateShape), rg.tensor(c.c0!, c.stateShape)] : rg.tensor(c.h0, c.stateShape);
+        const y = layer.forward(rg.tensor(c.x, c.xShape));
+        expect(y.shape).toEqual(c.yShape);
+        const last = layer.lastState!;
+        const [hN, cN] = lstm ? (last as readonly [rg.Tensor, rg.Tensor]) : [last as rg.Tensor, null];
+        expectClose({ y: [y.toArray(), c.y], hN: [hN.toArray(), c.hN] });
+        if (lstm) expectClose({ cN: [cN!.toArray(), c.cN!] });
+        const dhN = rg.tensor(c.dhN, c.stateShape);
+        layer.lastStateGrad = lstm ? [dhN, rg.tensor(c.dcN!, c.stateShape)] : dhN;
+        const dx = layer.backward(rg.tensor(c.dy, c.yShape));
+        expectClose({ dx: [dx.toArray(), c.dx] });
+        expectParamGrads(layer, c.grads);
+        const g = layer.initialStateGrad;
+        if (!c.h0) expect(g).toBeNull();
+        else if (lstm) {
+          const [dh0, dc0] = g as readonly [rg.Tensor, rg.Tensor];
+          expectClose({ dh0: [dh0.toArray(), c.dh0!], dc0: [dc0.toArray(), c.dc0!] });
+        } else expectClose({ dh0: [(g as rg.Tensor).toArray(), c.dh0!] });
+      });
+    }
+
+    for (const c of golden.attention) {
+      it(`MultiheadAttention(${c.embedDim}, ${c.numHeads}${c.causal ? ', causal' : ''}) self-attention on [${c.xShape.join(', ')}]: output, dx, parameter gradients`, () => {
+        rg.setBackend(backend);
+        const mha = new rg.MultiheadAttention(c.embedDim, c.numHeads, { causal: c.causal });
+        expect(Object.keys(mha.stateDict())).toEqual(c.stateDictKeys);
+        mha.loadStateDict(f32Dict(c.state));
+        const y = mha.forward(rg.tensor(c.x, c.xShape));
+        expect(y.shape).toEqual(c.xShape);
+        const dx = mha.backward(rg.tensor(c.dy, c.xShape));
+        expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx] });
+        expectParamGrads(mha, c.grads);
+      });
+    }
+
+    {
+      const c = golden.transformer;
+      it(`TransformerBlock(${c.embedDim}, ${c.numHeads}, causal, mlpRatio ${c.mlpRatio}) on [${c.xShape.join(', ')}]: output, dx, parameter gradients`, () => {
+        rg.setBackend(backend);
+        const block = new rg.TransformerBlock(c.embedDim, c.numHeads, { causal: c.causal, mlpRatio: c.mlpRatio });
+        expect(Object.keys(block.stateDict())).toEqual(c.stateDictKeys);
+        block.loadStateDict(f32Dict(c.state));
+        const y = block.forward(rg.tensor(c.x, c.xShape));
+        expect(y.shape).toEqual(c.xShape);
+        const dx = block.backward(rg.tensor(c.dy, c.xShape));
+        expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx] });
+        expectParamGrads(block, c.grads);
       });
     }
 

@@ -1,13 +1,14 @@
 // TensorFlow.js peer of retrograd's benchmark harness (bench/run.mjs runs it in a child process).
 //   node bench/peers/tfjs.mjs --backend cpu|wasm --data DIR [--repeats 3] [--budget 30] [--gemm 64,128]
-//                             [--workloads W1,W2,W3] [--no-latency]
+//                             [--workloads W1,W2,W3,W4] [--no-latency]
 // cpu: tfjs-backend-cpu, the pure-JavaScript backend that @tensorflow/tfjs runs in Node without tfjs-node
 // (which cannot install here: it downloads libtensorflow). wasm: tfjs-backend-wasm, single-threaded in Node.
 // Same workloads as bench/workloads.mjs; the last layer carries a softmax because TF.js's
 // sparseCategoricalCrossentropy takes probabilities (the same model as logits + cross-entropy). W3's images are
 // channels-last [N, 28, 28, 1], TF.js's layout (with one input channel the same bytes as [N, 1, 28, 28]); its
 // Flatten then orders the 64·7·7 features differently from PyTorch's, a permutation of the Linear's inputs.
-// tfjs-backend-wasm has no Conv2DBackpropFilter kernel, so it cannot train W3: reported as not supported.
+// tfjs-backend-wasm has no Conv2DBackpropFilter kernel, so it cannot train W3: reported as not supported. W4 (the
+// tiny GPT) is not written for TF.js (tfjs-layers has no multi-head attention layer): reported as not supported.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -63,6 +64,10 @@ function cnn(c) {
 const out = { tfjs: tf.version_core, backend: tf.getBackend(), workloads: {} };
 for (const name of values.workloads.split(',').filter(Boolean)) {
   const w = WORKLOADS[name];
+  if (w.gpt) {
+    out.workloads[name] = { unsupported: 'no multi-head attention layer in tfjs-layers: the TF.js peer has no tiny GPT' };
+    continue;
+  }
   if (w.cnn && !tf.getKernel('Conv2DBackpropFilter', tf.getBackend())) {
     out.workloads[name] = { unsupported: `no Conv2DBackpropFilter kernel in tfjs-backend-${values.backend}` };
     continue;

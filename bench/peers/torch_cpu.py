@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch CPU peer of retrograd's benchmark harness (bench/run.mjs runs it; Debian's python3-torch 1.13).
 
-Same workloads as bench/workloads.mjs on the MNIST split the harness exports. Prints one JSON object.
+Same workloads as bench/workloads.mjs: W1–W3 on the MNIST split the harness exports, W4 (the tiny GPT) on random
+tokens, timed per step (models.train_gpt). Prints one JSON object.
 The harness sets the environment for each configuration (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS) and
 passes --threads for torch.set_num_threads, --workloads for the workloads to run (default all), --no-latency
 to skip the batch-1 latency and --gemm '' to skip the GEMM sizes.
@@ -22,6 +23,8 @@ WORKLOADS = {
     "W2": {"sizes": [784, 1024, 1024, 10], "batch": 256, "opt": ("sgd", {"lr": 0.05, "momentum": 0.9})},
     "W3": {"cnn": {"channels": [1, 32, 64], "kernel": 5, "padding": 2, "pool": 2, "classes": 10}, "batch": 64,
            "opt": ("adam", {"lr": 1e-3})},
+    "W4": {"gpt": {"vocab": 96, "contextLength": 64, "embedDim": 128, "numHeads": 4, "numLayers": 2, "mlpRatio": 4},
+           "batch": 32, "opt": ("adamw", {"lr": 3e-4})},
 }
 
 
@@ -142,7 +145,10 @@ def main():
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(),
            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "workloads": {}}
     for name in filter(None, a.workloads.split(",")):
-        res["workloads"][name] = train(name, x, y, xt, yt, a.repeats, a.budget)
+        if "gpt" in WORKLOADS[name]:
+            res["workloads"][name] = models.train_gpt(torch, WORKLOADS[name], budget=a.budget)
+        else:
+            res["workloads"][name] = train(name, x, y, xt, yt, a.repeats, a.budget)
     if not a.no_latency:
         res["latency_us"] = latency(x)
     if a.gemm:

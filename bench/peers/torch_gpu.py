@@ -5,6 +5,8 @@ Same card, eager mode, float32:
   W1, W2 exactly as bench/workloads.mjs defines them, one epoch over the first N training samples, the data
   resident on the GPU, shuffled each epoch, batches by index slicing; a warm-up epoch, then the median of
   several, each between two torch.cuda.synchronize(). Matrix layers run in exact float32 (TF32 off).
+  W4, the tiny GPT (models.train_gpt): tokens/s on random tokens held on the GPU, warm-up, then the median of
+  >= 20 samples of 10 steps, each sample ending in torch.cuda.synchronize() and a read of the loss.
   GEMM n×n×n with torch.matmul in exact float32 and in TF32, timed with CUDA events: median of >= 20 reps
   after a warm-up, on random normal inputs.
 Data: xTrain.f32 / yTrain.i32 (and xTest.f32 / yTest.i32 when present) as exportSplit writes them, or, without
@@ -27,7 +29,10 @@ WORKLOADS = {
     "W2": {"sizes": [784, 1024, 1024, 10], "batch": 256, "opt": ("sgd", {"lr": 0.05, "momentum": 0.9})},
     "W3": {"cnn": {"channels": [1, 32, 64], "kernel": 5, "padding": 2, "pool": 2, "classes": 10}, "batch": 64,
            "opt": ("adam", {"lr": 1e-3})},
+    "W4": {"gpt": {"vocab": 96, "contextLength": 64, "embedDim": 128, "numHeads": 4, "numLayers": 2, "mlpRatio": 4},
+           "batch": 32, "opt": ("adamw", {"lr": 3e-4})},
 }
+GPT_GROUP = 10  # steps between two synchronisations, as bench/gpu.mjs
 PIXELS = 784
 
 
@@ -122,6 +127,15 @@ def train(torch, name, x, y, xt, yt, epochs, budget, dev):
     return res
 
 
+def train_gpt(torch, name, budget, seconds, dev):
+    r = models.train_gpt(torch, WORKLOADS[name], dev, budget=budget, group=GPT_GROUP, seconds=seconds,
+                         sync=torch.cuda.synchronize)
+    r["msPerStep"] = 1000 * r["secondsPerStep"]
+    log(f"{name}: {r['tokensPerSecond']:.0f} tokens/s, {r['msPerStep']:.3f} ms/step over {r['samples']}×{GPT_GROUP} steps,"
+        f" loss {r['firstLoss']:.3f} → {r['loss']:.3f}")
+    return r
+
+
 def gemm(torch, sizes, reps, dev):
     """TFLOP/s of torch.matmul at n×n×n, exact float32 and TF32; the error of each against float64 shows which
     precision really ran."""
@@ -190,6 +204,9 @@ def main():
             x, y, xt, yt, res["data"] = load(torch, a.data, a.n, dev) if a.data else synthetic(torch, a.n, 2024, dev)
             for name in WORKLOADS:
                 try:
+                    if "gpt" in WORKLOADS[name]:
+                        res["workloads"][name] = train_gpt(torch, name, a.budget, 2 if a.quick else 4, dev)
+                        continue
                     res["workloads"][name] = train(torch, name, x, y, xt, yt, epochs, a.budget, dev)
                 except Exception as e:  # noqa: BLE001 - one workload failing must not stop the others
                     res["errors"][name] = f"{type(e).__name__}: {e}"

@@ -68,6 +68,7 @@ abstract class RecurrentBase extends Module {
   lastStateGrad: RecurrentState | null = null;
   private _lastState: RecurrentState | null = null;
   private _initialStateGrad: RecurrentState | null = null;
+  private ownedStates: Tensor[] = [];
   private readonly layerParams: LayerParams[] = [];
   private readonly scratch = new Scratch(this.ws);
   private saved?: Saved;
@@ -182,12 +183,8 @@ abstract class RecurrentBase extends Module {
     const saved: Saved = { T, B, unbatched, inputs: [], outs: [], ws: [], h0: [], c0: [], xShape: x.shape, yShape: [] };
     const yShape = unbatched ? [T, H] : this.batchFirst ? [B, T, H] : [T, B, H];
     const stateShape = unbatched ? [L, H] : [L, B, H];
-    // The last state is the layer's until the next forward, unless it became the initial state (TBPTT: the next batch
-    // starts where this one ended); then it is the caller's.
-    const held = init ?? [];
-    for (const [i, key] of ['hN', 'cN'].entries()) if (held[i] && this.stateOf(this._lastState)[i] === held[i]) this.scratch.keep(key);
-    const hLast = this.scratch.get('hN', b, stateShape);
-    const cLast = this.isLstm ? this.scratch.get('cN', b, stateShape) : null;
+    const hLast = this.ws.get('hN', b, stateShape);
+    const cLast = this.isLstm ? this.ws.get('cN', b, stateShape) : null;
     const y = this.ws.get('y', b, yShape);
     let layerIn = xt;
     for (let l = 0; l < L; l++) {
@@ -218,6 +215,14 @@ abstract class RecurrentBase extends Module {
     saved.yShape = y.shape;
     this.saved = saved;
     this._lastState = cLast ? [hLast, cLast] : hLast;
+    if (this.ws.reuse === 0) {
+      // The state tensors are the layer's: one stays alive while it is the last state or the initial state (truncated
+      // BPTT: each batch starts where the last one ended), and is freed once it is neither. (Inside fit they are the
+      // workspace's.)
+      const live = [...this.stateOf(this._lastState), ...(init ?? [])];
+      for (const t of this.ownedStates) if (!live.includes(t)) t.dispose();
+      this.ownedStates = this.stateOf(this._lastState).concat((init ?? []).filter((t) => this.ownedStates.includes(t)));
+    }
     return y;
   }
 

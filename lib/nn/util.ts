@@ -59,11 +59,6 @@ export class Scratch {
     return t;
   }
 
-  /** Hands buffer `key` over to whoever holds it (it is no longer freed by this layer). */
-  keep(key: string): void {
-    this.owned.delete(key);
-  }
-
   release(key: string): void {
     const t = this.owned.get(key);
     if (!t) return;

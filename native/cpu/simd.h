@@ -40,18 +40,17 @@ void dispatch(const F& f) {
   }
 }
 
-RG_INLINE float bits_to_float(int32_t i) {
-  float f;
-  std::memcpy(&f, &i, 4);
-  return f;
-}
+RG_INLINE float bits_to_float(int32_t i) { return __builtin_bit_cast(float, i); }
 
 // e^x: x = n ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n built in the exponent bits (as 2^(n−1)·2
-// so that n = 128 stays representable). Below −87 the result flushes to 0; above 88.72 it is +inf.
+// so that n = 128 stays representable). Below −87 the result is 0 (a multiply by the comparison, not a select:
+// a select after the polynomial kept GCC from vectorising the loop); x is clamped to 89, where p·2^128 overflows
+// to +inf by itself. A NaN passes through the arithmetic (and 0·NaN) as NaN. Vectorises with -fno-trapping-math.
 RG_INLINE float vexp(float x) {
-  const float xc = x < -87.f ? -87.f : (x > 88.72f ? 88.72f : x);
+  const float xc = x < -87.f ? -87.f : (x > 89.f ? 89.f : x);
   const float fx = xc * 1.44269504088896341f;
-  const float n = static_cast<float>(static_cast<int32_t>(fx + (fx >= 0.f ? 0.5f : -0.5f)));
+  const int32_t ni = static_cast<int32_t>(fx + (fx >= 0.f ? 0.5f : -0.5f));
+  const float n = static_cast<float>(ni);
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -61,11 +60,8 @@ RG_INLINE float vexp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const float scale = bits_to_float((static_cast<int32_t>(n) + 126) << 23);
-  float y = p * scale * 2.f;
-  y = x < -87.f ? 0.f : y;
-  y = x > 88.72f ? INFINITY : y;
-  return x != x ? x : y;  // NaN stays NaN
+  const float scale = bits_to_float(static_cast<int32_t>((static_cast<uint32_t>(ni) + 126u) << 23));
+  return p * scale * 2.f * static_cast<float>(x >= -87.f);
 }
 
 RG_INLINE float vsigmoid(float x) { return 1.f / (1.f + vexp(-x)); }

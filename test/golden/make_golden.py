@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Golden values from PyTorch for retrograd's tests (optimizers, losses, layers, convolution, pooling, batch
-normalisation, a small CNN's training steps, layer normalisation and embeddings).
+normalisation, a small CNN's training steps, layer normalisation, embeddings, the recurrent layers RNN (tanh and
+ReLU), LSTM and GRU with their initial and final states, multi-head self-attention with and without a causal mask,
+and a pre-norm transformer block).
 
 Run with Debian's python3-torch (1.13): `npm run golden` (/usr/bin/python3 test/golden/make_golden.py).
 Writes test/golden/torch.json; the tests read that file and never need Python. Inputs are deterministic
@@ -434,6 +436,131 @@ def embedding_cases():
     return out
 
 
+def fill_params(module, a=0.41, b=0.3):
+    """Deterministic, non-trivial values for every parameter of `module` (named_parameters order): weights
+    sin-shaped with amplitude 1/sqrt(fan-in), biases amplitude 1/2, LayerNorm weights around 1."""
+    with torch.no_grad():
+        for i, (name, p) in enumerate(module.named_parameters()):
+            vals = torch.tensor(seq(p.numel(), a + 0.07 * i, b + 0.5 * i)).view_as(p)
+            leaf = name.rsplit(".", 1)[-1]
+            if p.dim() > 1:
+                vals = vals / (3 * math.sqrt(p.shape[1]))
+            elif leaf == "weight":  # a LayerNorm's scale
+                vals = 1 + vals / 6
+            else:
+                vals = vals / 6
+            p.copy_(vals)
+
+
+def grads_of(module):
+    return {name: flat(p.grad) for name, p in module.named_parameters()}
+
+
+def rnn_cases():
+    """RNN (tanh, ReLU), LSTM and GRU: output, final state, and the backward of a fixed upstream gradient on the
+    output plus one on the final state: dx, every parameter's gradient (PyTorch's names) and the initial state's."""
+    out = []
+    # (mode, nonlinearity, I, H, numLayers, batch_first, xShape, with an initial state)
+    for mode, nl, I, H, L, bf, shape, with_init in [
+        ("LSTM", None, 4, 6, 1, False, (5, 3, 4), False),
+        ("LSTM", None, 3, 5, 2, True, (2, 4, 3), True),
+        ("GRU", None, 4, 6, 1, False, (5, 3, 4), False),
+        ("GRU", None, 3, 5, 2, True, (2, 4, 3), True),
+        ("RNN", "tanh", 4, 6, 1, False, (5, 3, 4), True),
+        ("RNN", "relu", 3, 5, 1, True, (2, 4, 3), False),
+    ]:
+        kw = {"nonlinearity": nl} if nl else {}
+        m = getattr(torch.nn, mode)(I, H, num_layers=L, batch_first=bf, **kw)
+        fill_params(m, 0.43, 0.2 + 0.1 * L)
+        B = shape[0] if bf else shape[1]
+        n = math.prod(shape)
+        x = torch.tensor(seq(n, 0.57, 0.3)).view(*shape).div(2).requires_grad_()
+        state_shape = (L, B, H)
+        ns = math.prod(state_shape)
+        h0 = torch.tensor(seq(ns, 0.73, 0.4)).view(*state_shape).div(4).requires_grad_() if with_init else None
+        c0 = torch.tensor(seq(ns, 0.37, 1.1)).view(*state_shape).div(3).requires_grad_() if with_init and mode == "LSTM" else None
+        if mode == "LSTM":
+            y, (hn, cn) = m(x, (h0, c0)) if with_init else m(x)
+        else:
+            y, hn = m(x, h0) if with_init else m(x)
+            cn = None
+        dy = torch.tensor(seq(y.numel(), 0.31, 0.7)).view_as(y) / 3
+        dhn = torch.tensor(seq(hn.numel(), 0.89, 1.5)).view_as(hn) / 3
+        outs, grads = [y, hn], [dy, dhn]
+        if cn is not None:
+            dcn = torch.tensor(seq(cn.numel(), 0.53, 0.2)).view_as(cn) / 3
+            outs.append(cn)
+            grads.append(dcn)
+        torch.autograd.backward(outs, grads)
+        case = {"mode": mode, "inputSize": I, "hiddenSize": H, "numLayers": L, "batchFirst": bf, "xShape": list(shape),
+                "x": flat(x), "stateShape": list(state_shape), "state": {k: flat(v) for k, v in m.state_dict().items()},
+                "y": flat(y), "yShape": list(y.shape), "hN": flat(hn), "dy": flat(dy), "dhN": flat(dhn), "dx": flat(x.grad),
+                "grads": grads_of(m), "stateDictKeys": list(m.state_dict().keys())}
+        if nl:
+            case["nonlinearity"] = nl
+        if cn is not None:
+            case.update({"cN": flat(cn), "dcN": flat(dcn)})
+        if with_init:
+            case.update({"h0": flat(h0), "dh0": flat(h0.grad)})
+            if c0 is not None:
+                case.update({"c0": flat(c0), "dc0": flat(c0.grad)})
+        out.append(case)
+    return out
+
+
+def causal_mask(T):
+    return torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+
+
+def attention_cases():
+    """MultiheadAttention(E, heads, batch_first=True) self-attention (query = key = value = x), need_weights=False,
+    without a mask and with a causal one: output, dx and the parameter gradients."""
+    out = []
+    E, heads, B, T = 8, 2, 2, 5
+    for causal in [False, True]:
+        mha = torch.nn.MultiheadAttention(E, heads, batch_first=True)
+        fill_params(mha, 0.47, 0.6)
+        x = torch.tensor(seq(B * T * E, 0.61, 0.25)).view(B, T, E).div(2).requires_grad_()
+        y, _ = mha(x, x, x, need_weights=False, attn_mask=causal_mask(T) if causal else None)
+        dy = torch.tensor(seq(y.numel(), 0.39, 1.3)).view_as(y) / 3
+        y.backward(dy)
+        out.append({"embedDim": E, "numHeads": heads, "causal": causal, "xShape": [B, T, E], "x": flat(x),
+                    "state": {k: flat(v) for k, v in mha.state_dict().items()}, "y": flat(y), "dy": flat(dy),
+                    "dx": flat(x.grad), "grads": grads_of(mha), "stateDictKeys": list(mha.state_dict().keys())})
+    return out
+
+
+class PreNormBlock(torch.nn.Module):
+    """retrograd's TransformerBlock: x1 = x + attn(ln1(x)), y = x1 + mlp(ln2(x1)), causal self-attention."""
+
+    def __init__(self, E, heads, ratio=4):
+        super().__init__()
+        self.ln1 = torch.nn.LayerNorm(E)
+        self.attn = torch.nn.MultiheadAttention(E, heads, batch_first=True)
+        self.ln2 = torch.nn.LayerNorm(E)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(E, ratio * E), torch.nn.GELU(), torch.nn.Linear(ratio * E, E))
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x1 = x + self.attn(h, h, h, need_weights=False, attn_mask=causal_mask(x.shape[1]))[0]
+        return x1 + self.mlp(self.ln2(x1))
+
+
+def transformer_case():
+    """A pre-norm causal transformer block (E 8, 2 heads, MLP 4E with erf GELU): y, dx and every parameter's gradient
+    under the state-dict names of retrograd's TransformerBlock."""
+    E, heads, B, T = 8, 2, 2, 5
+    block = PreNormBlock(E, heads)
+    fill_params(block, 0.51, 0.9)
+    x = torch.tensor(seq(B * T * E, 0.67, 0.15, 0.2)).view(B, T, E).requires_grad_()
+    y = block(x)
+    dy = torch.tensor(seq(y.numel(), 0.27, 0.45)).view_as(y) / 3
+    y.backward(dy)
+    return {"embedDim": E, "numHeads": heads, "mlpRatio": 4, "causal": True, "xShape": [B, T, E], "x": flat(x),
+            "state": {k: flat(v) for k, v in block.state_dict().items()}, "y": flat(y), "dy": flat(dy), "dx": flat(x.grad),
+            "grads": grads_of(block), "stateDictKeys": list(block.state_dict().keys())}
+
+
 CNN_STEPS = 3
 
 
@@ -474,7 +601,8 @@ if __name__ == "__main__":
     data = {"torch": torch.__version__, "nParam": N_PARAM, "steps": STEPS, "optim": optim_cases(), "losses": loss_cases(),
             "layers": layer_cases(), "schedulers": scheduler_cases(), "clip": clip_cases(), "groups": group_cases(), "plateauMetrics": PLATEAU_METRICS,
             "conv": conv_cases(), "pool": pool_cases(), "batchnorm": batchnorm_cases(), "cnn": cnn_case(),
-            "layernorm": layernorm_cases(), "embedding": embedding_cases()}
+            "layernorm": layernorm_cases(), "embedding": embedding_cases(), "rnn": rnn_cases(), "attention": attention_cases(),
+            "transformer": transformer_case()}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1)
     print(f"wrote {OUT}")

@@ -1,0 +1,68 @@
+// Shared by the text examples (char-lstm.mjs, tiny-gpt.mjs) and bench W4: a character vocabulary over a plain-text
+// file, batches of windows for next-character prediction, a tiny GPT, and sampling with a temperature.
+import { readFileSync } from 'node:fs';
+
+/** A text present on every Debian and Ubuntu system. */
+export const DEFAULT_TEXT = '/usr/share/common-licenses/GPL-3';
+
+/** The file's characters as token ids over its own character set (sorted), with the entropy of their frequencies. */
+export function loadText(path = DEFAULT_TEXT) {
+  const text = readFileSync(path, 'utf8');
+  const chars = [...new Set(text)].sort();
+  const index = new Map(chars.map((c, i) => [c, i]));
+  const ids = Int32Array.from(text, (c) => index.get(c));
+  const counts = new Float64Array(chars.length);
+  for (const id of ids) counts[id]++;
+  let unigramEntropy = 0; // nats per character: the loss of a model that knows only the frequencies
+  for (const n of counts) if (n > 0) unigramEntropy -= (n / ids.length) * Math.log(n / ids.length);
+  return { text, chars, ids, unigramEntropy, decode: (xs) => Array.from(xs, (i) => chars[i]).join('') };
+}
+
+/**
+ * One epoch of next-character batches: windows of `seqLen` + 1 characters from random starts (`random`: a
+ * generator in [0, 1)), `x` the first seqLen of each, `y` the next character at every position. Yields int32 arrays
+ * [batchSize · seqLen] for x and y.
+ */
+export function* windowBatches(ids, { batchSize, seqLen, batches, random }) {
+  for (let n = 0; n < batches; n++) {
+    const x = new Int32Array(batchSize * seqLen), y = new Int32Array(batchSize * seqLen);
+    for (let b = 0; b < batchSize; b++) {
+      const start = Math.floor(random() * (ids.length - seqLen - 1));
+      x.set(ids.subarray(start, start + seqLen), b * seqLen);
+      y.set(ids.subarray(start + 1, start + seqLen + 1), b * seqLen);
+    }
+    yield { x, y };
+  }
+}
+
+/**
+ * A tiny GPT as one Sequential: token embedding, learned positions, `numLayers` pre-norm causal transformer blocks,
+ * a final LayerNorm and the projection back to the vocabulary. Input int32 [B, T], output logits [B, T, vocab].
+ */
+export function tinyGpt(rg, { vocab, contextLength, embedDim, numHeads, numLayers, mlpRatio = 4 }) {
+  const blocks = Array.from({ length: numLayers }, () => new rg.TransformerBlock(embedDim, numHeads, { causal: true, mlpRatio }));
+  return new rg.Sequential([
+    new rg.Embedding(vocab, embedDim), new rg.PositionalEmbedding(contextLength, embedDim), ...blocks,
+    new rg.LayerNorm(embedDim), new rg.Linear(embedDim, vocab),
+  ]);
+}
+
+/** An index drawn from softmax(logits / temperature) (`random` in [0, 1)); temperature 0 takes the most likely. */
+export function sampleIndex(logits, temperature, random) {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  if (temperature <= 0) return best;
+  const p = Float64Array.from(logits, (v) => Math.exp((v - logits[best]) / temperature));
+  let u = random() * p.reduce((a, v) => a + v, 0);
+  for (let i = 0; i < p.length; i++) if ((u -= p[i]) <= 0) return i;
+  return p.length - 1;
+}
+
+/** A one-line progress display on a terminal (`label  step i/n  loss`), nothing when output is not a terminal. */
+export function progress(label, i, n, loss) {
+  if (!process.stdout.isTTY) return;
+  const width = 24, done = Math.round((width * i) / n);
+  process.stdout.write(`\r${label} [${'='.repeat(done)}${' '.repeat(width - done)}] ${i}/${n}  loss ${loss.toFixed(3)}`);
+  if (i === n) process.stdout.write('\r\x1b[K');
+}
+
