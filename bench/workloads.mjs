@@ -166,9 +166,10 @@ export async function timeSteps({ step, read, group = 1, warmup = 3, minSamples 
 export async function trainGpt(rg, w, { budget = 30, group = 1, seconds } = {}) {
   const { vocab, contextLength: T } = w.gpt, B = w.batchSize;
   rg.manualSeed(1);
-  const model = tinyGpt(rg, w.gpt);
+  // a hand-written loop that keeps no step's outputs: the layers and the loss reuse their buffers, as inside fit
+  const model = tinyGpt(rg, w.gpt).reuseOutputs();
   const optimizer = new rg.AdamW(model.parameters(), { lr: w.optimizer.lr });
-  const loss = new rg.CrossEntropyLoss();
+  const loss = new rg.CrossEntropyLoss().reuseOutputs();
   const data = tokenBatches(w, 8, rg.mulberry32(4)).map(({ x, y }) => [rg.tensor(x, [B, T]), rg.tensor(y, [B * T])]);
   let i = 0;
   const step = () => {

@@ -28,10 +28,12 @@ const embed = new rg.Embedding(chars.length, embedDim);
 const lstm = new rg.LSTM(embedDim, hidden, { batchFirst: true });
 const head = new rg.Linear(hidden, chars.length);
 const layers = [embed, lstm, head];
+// each step writes into the last step's buffers (the loop keeps nothing), so a step allocates nothing
+for (const l of layers) l.reuseOutputs();
 const params = layers.flatMap((l) => l.parameters());
 const opt = new rg.Adam(params, { lr: 3e-3 });
 const sched = new rg.CosineAnnealingLR(opt, epochs * stepsPerEpoch, { etaMin: 3e-4 });
-const lossFn = new rg.CrossEntropyLoss();
+const lossFn = new rg.CrossEntropyLoss().reuseOutputs();
 
 /** Logits [B·T, V] for int32 ids [B, T], through the three layers. */
 function forward(x) {

@@ -26,13 +26,14 @@ const split = Math.floor(ids.length * 0.9);
 const [train, valid] = [ids.subarray(0, split), ids.subarray(split)];
 console.log(`${file}: ${ids.length} characters, ${V} distinct; unigram entropy ${unigramEntropy.toFixed(3)} nats/char`);
 
-const model = tinyGpt(rg, { vocab: V, ...config });
+// reuseOutputs: each step writes into the last step's buffers (the loop keeps nothing), so a step allocates nothing
+const model = tinyGpt(rg, { vocab: V, ...config }).reuseOutputs();
 const params = model.parameters();
 const count = params.reduce((a, p) => a + p.value.size, 0);
 console.log(`backend ${rg.getBackend()}; GPT: ${numLayers} blocks, width ${config.embedDim}, ${config.numHeads} heads, context ${T}; ${count} parameters`);
 const opt = new rg.AdamW(params, { lr: 2e-3, weightDecay: 0.01 });
 const sched = new rg.OneCycleLR(opt, 2e-3, { totalSteps: epochs * stepsPerEpoch, pctStart: 0.1 });
-const lossFn = new rg.CrossEntropyLoss();
+const lossFn = new rg.CrossEntropyLoss().reuseOutputs();
 
 /** Mean loss over windows of the held-out text (no gradient). */
 function validLoss() {

@@ -1,7 +1,7 @@
 // Losses: forward(pred, target) returns a one-element tensor with PyTorch's reduction='mean', computed
 // together with its gradient in one fused kernel; backward() returns that gradient, dL/dpred.
 import type { Backend } from './backend.js';
-import { checkNumber, checkOptions } from './errors.js';
+import { checkNumber, checkOptions, describe } from './errors.js';
 import { checkTensor, type Tensor } from './tensor.js';
 import { fmtShape } from './nn/util.js';
 import { sameShape, Workspace } from './workspace.js';
@@ -10,7 +10,16 @@ export abstract class Loss {
   /** @internal */
   readonly ws = new Workspace();
   private dpred?: Tensor;
+  private reusingOutputs = false;
   abstract readonly label: string;
+
+  /** As Module.reuseOutputs: the loss value and its gradient are written into the same two tensors at every step. */
+  reuseOutputs(on = true): this {
+    if (typeof on !== 'boolean') throw new TypeError(`${this.label}.reuseOutputs: expected a boolean, got ${describe(on)}`);
+    if (on !== this.reusingOutputs) this.ws.reuse += on ? 1 : -1;
+    this.reusingOutputs = on;
+    return this;
+  }
 
   forward(pred: Tensor, target: Tensor): Tensor {
     checkTensor(this.label, pred, 'prediction');

@@ -246,6 +246,20 @@ export abstract class Module {
     }
   }
 
+  private reusingOutputs = false;
+  /**
+   * Hand-written training loops: with `on`, every forward and backward of this module (and its children) writes into
+   * the buffers it returned last time for the same shapes, as inside `fit`, so that a steady-state step allocates
+   * nothing. A step's outputs are then valid until the next step overwrites them (keep a copy with `.to()` or
+   * `toArray()`). `reuseOutputs(false)` goes back to fresh tensors.
+   */
+  reuseOutputs(on = true): this {
+    if (typeof on !== 'boolean') throw new TypeError(`reuseOutputs: expected a boolean, got ${describe(on)}`);
+    if (on !== this.reusingOutputs) this.reuseBuffers(on ? 1 : -1);
+    this.reusingOutputs = on;
+    return this;
+  }
+
   /** @internal Switches output-buffer reuse on (+1) or off (−1) for this module and its children. */
   reuseBuffers(delta: 1 | -1): void {
     this.ws.reuse += delta;
