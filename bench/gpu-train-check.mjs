@@ -3,7 +3,8 @@
 //   1. W1 (784-256-128-10, Adam 1e-3, batch 64) learns 10 Gaussian blobs in 784-d (8,000 training samples) in 2
 //      epochs: test accuracy on 2,000 more must be > 90%; device bytes in use after epoch 1 and after epoch 2
 //      must be the same (no growth per epoch).
-//   2. 20 steps of a small MLP (32-64-64-10, batch 64), and of a small CNN with every convolutional layer, on cuda
+//   2. 20 steps of a small MLP (32-64-64-10, batch 64), of a small CNN with every convolutional layer, of an LSTM and a
+//      GRU, and of a causal transformer block, on cuda
 //      and on cpu from the same initial weights and data:
 //      SGD with momentum must agree to a relative difference < 1e-3 (max |Δw| / max |w| per tensor); Adam's
 //      figure is printed for information (its normalised step amplifies rounding in near-zero gradients).
@@ -88,7 +89,14 @@ const cnn = () =>
     new rg.Conv2d(1, 8, 3, { padding: 1 }), new rg.BatchNorm2d(8), new rg.ReLU(), new rg.MaxPool2d(2),
     new rg.Conv2d(8, 16, 3, { stride: 2, padding: 1, dilation: 1 }), new rg.ReLU(), new rg.AvgPool2d(2), new rg.Flatten(), new rg.Linear(64, 10),
   ]);
+// Sequence models on [N, 4, 8] (the same 32 features as 4 steps of 8): an LSTM then a GRU, and a causal transformer block.
+const recurrent = () =>
+  new rg.Sequential([new rg.LSTM(8, 16, { batchFirst: true }), new rg.GRU(16, 16, { batchFirst: true }), new rg.Flatten(), new rg.Linear(64, 10)]);
+const transformer = () =>
+  new rg.Sequential([new rg.Linear(8, 16), new rg.TransformerBlock(16, 2, { causal: true }), new rg.Flatten(), new rg.Linear(64, 10)]);
 const MODELS = {
+  recurrent: { build: recurrent, d: 32, shape: (n) => [n, 4, 8], label: 'LSTM(8, 16) → GRU(16, 16) → Linear' },
+  transformer: { build: transformer, d: 32, shape: (n) => [n, 4, 8], label: 'Linear → causal TransformerBlock(16, 2 heads) → Linear' },
   mlp: { build: () => mlp([32, 64, 64, 10]), d: 32, shape: (n) => [n, 32], label: 'MLP 32-64-64-10' },
   cnn: { build: cnn, d: 256, shape: (n) => [n, 1, 16, 16], label: 'CNN conv-batchnorm-maxpool-conv(stride 2)-avgpool-linear' },
 };
@@ -138,7 +146,8 @@ async function crossBackend(kind) {
   }
 }
 
-for (const [label, part] of [['W1 blobs', w1Blobs], ['cross-backend steps, MLP', () => crossBackend('mlp')], ['cross-backend steps, CNN', () => crossBackend('cnn')]]) {
+const parts = [['W1 blobs', w1Blobs], ...['mlp', 'cnn', 'recurrent', 'transformer'].map((kind) => [`cross-backend steps, ${kind}`, () => crossBackend(kind)])];
+for (const [label, part] of parts) {
   try {
     await part();
   } catch (e) {

@@ -6,16 +6,22 @@
 //                                 [--cell lstm|gru|rnn] [--quick]
 // `--forget-bias 0` (PyTorch's initialisation) stays at chance from about 30 steps on: the first input fades as
 // σ(0)^T and so does its gradient. `--cell rnn` (a plain tanh RNN) does not learn at these lengths either.
+import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 import { progress } from './text.mjs';
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const quick = args.includes('--quick');
-const length = Number(option('--length', 100));
-const epochs = Number(option('--epochs', quick ? 2 : 8));
-const cell = option('--cell', 'lstm');
-const noise = Number(option('--noise', 0.2));
+const { values: opts } = parseArgs({
+  options: {
+    length: { type: 'string', default: '100' }, epochs: { type: 'string' }, lr: { type: 'string', default: '1e-3' },
+    noise: { type: 'string', default: '0.2' }, 'forget-bias': { type: 'string', default: '3' }, cell: { type: 'string', default: 'lstm' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const quick = opts.quick;
+const length = Number(opts.length);
+const epochs = Number(opts.epochs ?? (quick ? 2 : 8));
+const cell = opts.cell;
+const noise = Number(opts.noise);
 const [symbols, classes, hidden, batchSize, stepsPerEpoch] = [8, 4, 64, 64, quick ? 30 : 60];
 
 rg.manualSeed(3);
@@ -43,11 +49,11 @@ if (cell === 'lstm') {
   // PyTorch's default (about 0) a cell keeps σ(0)^T = 2^−T of its first input after T steps and no gradient
   // reaches the first symbol; with 3 it keeps 0.95^T (8% after 50 steps).
   const bias = Object.fromEntries(rnn.namedParameters()).bias_hh_l0.value;
-  bias.assign(bias.toArray().fill(Number(option('--forget-bias', 3)), hidden, 2 * hidden)); // gates stacked i, f, g, o
+  bias.assign(bias.toArray().fill(Number(opts['forget-bias']), hidden, 2 * hidden)); // gates stacked i, f, g, o
 }
 const head = new rg.Linear(hidden, classes);
 const params = [...rnn.parameters(), ...head.parameters()];
-const opt = new rg.Adam(params, { lr: Number(option('--lr', 1e-3)) });
+const opt = new rg.Adam(params, { lr: Number(opts.lr) });
 const lossFn = new rg.CrossEntropyLoss();
 const zeros = rg.zeros([batchSize, length, hidden]); // the output sequence's gradient: the loss reads only h_T
 console.log(`${cell.toUpperCase()}(${symbols}, ${hidden}) over ${length} steps, backend ${rg.getBackend()}; chance accuracy ${(100 / classes).toFixed(0)}%`);

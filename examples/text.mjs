@@ -1,13 +1,20 @@
 // Shared by the text examples (char-lstm.mjs, tiny-gpt.mjs) and bench W4: a character vocabulary over a plain-text
 // file, batches of windows for next-character prediction, a tiny GPT, and sampling with a temperature.
-import { readFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-/** A text present on every Debian and Ubuntu system. */
-export const DEFAULT_TEXT = '/usr/share/common-licenses/GPL-3';
+/** Texts present on every Debian and Ubuntu system: the licences (GPL, LGPL, Apache, MPL, …), about 240 kB. */
+export const DEFAULT_TEXT = '/usr/share/common-licenses';
 
-/** The file's characters as token ids over its own character set (sorted), with the entropy of their frequencies. */
+/**
+ * A plain-text file, or every regular file of a folder in name order (links skipped), as token ids over its own
+ * character set (sorted), with the entropy of the characters' frequencies.
+ */
 export function loadText(path = DEFAULT_TEXT) {
-  const text = readFileSync(path, 'utf8');
+  const files = lstatSync(path).isDirectory()
+    ? readdirSync(path).sort().map((f) => join(path, f)).filter((f) => lstatSync(f).isFile())
+    : [path];
+  const text = files.map((f) => readFileSync(f, 'utf8')).join('\n\n');
   const chars = [...new Set(text)].sort();
   const index = new Map(chars.map((c, i) => [c, i]));
   const ids = Int32Array.from(text, (c) => index.get(c));
@@ -15,7 +22,14 @@ export function loadText(path = DEFAULT_TEXT) {
   for (const id of ids) counts[id]++;
   let unigramEntropy = 0; // nats per character: the loss of a model that knows only the frequencies
   for (const n of counts) if (n > 0) unigramEntropy -= (n / ids.length) * Math.log(n / ids.length);
-  return { text, chars, ids, unigramEntropy, decode: (xs) => Array.from(xs, (i) => chars[i]).join('') };
+  return { text, chars, ids, unigramEntropy, files: files.length };
+}
+
+/** Training and held-out text: every tenth block of 2,048 characters is held out, so both sample the whole text. */
+export function splitText(ids, block = 2048) {
+  const train = [], valid = [];
+  for (let i = 0; i * block < ids.length; i++) (i % 10 === 9 ? valid : train).push(...ids.subarray(i * block, (i + 1) * block));
+  return { train: Int32Array.from(train), valid: Int32Array.from(valid) };
 }
 
 /**

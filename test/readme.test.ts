@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 it('the README example trains, evaluates and predicts', () => {
   const root = join(import.meta.dirname, '..');
@@ -35,3 +35,28 @@ it('the server example keeps answering its health check while it trains', () => 
   expect(Number(m[1])).toBeGreaterThan(5);
   expect(Number(m[2])).toBeLessThan(50); // a blocked event loop would hold every check for a whole training step or more
 }, 120_000);
+
+describe('the sequence-model examples (--quick)', () => {
+  const root = join(import.meta.dirname, '..');
+  const run = (file: string) => execFileSync(process.execPath, [join(root, 'examples', file), '--quick'], { cwd: root, encoding: 'utf8' });
+  const number = (re: RegExp, out: string) => Number(re.exec(out)![1]);
+
+  it('char-lstm: the held-out loss falls below the unigram entropy, and it samples text', () => {
+    const out = run('char-lstm.mjs');
+    const unigram = number(/unigram entropy ([\d.]+)/, out), valid = number(/final valid loss ([\d.]+)/, out);
+    expect(valid).toBeLessThan(unigram);
+    expect(out).toMatch(/sample \(temperature 0\.7\):\nThis License .{100,}/s);
+  }, 120_000);
+
+  it('tiny-gpt: the held-out loss falls below the unigram entropy, and it samples text', () => {
+    const out = run('tiny-gpt.mjs');
+    expect(number(/final valid loss ([\d.]+)/, out)).toBeLessThan(number(/unigram entropy ([\d.]+)/, out) - 0.3);
+    expect(out).toMatch(/sample \(temperature 0\.7\):\nThis License .{100,}/s);
+  }, 120_000);
+
+  it('sequence-classifier: an LSTM carries the first symbol across 100 steps (well above the 25% of chance)', () => {
+    const out = run('sequence-classifier.mjs');
+    const accuracies = [...out.matchAll(/accuracy ([\d.]+)%/g)].map((m) => Number(m[1]));
+    expect(accuracies.at(-1)!).toBeGreaterThan(50);
+  }, 120_000);
+});

@@ -10,7 +10,8 @@
 // State: `.initialState = h0` ([numLayers, B, H]; for LSTM `[h0, c0]`) before forward starts from it, else from
 // zeros; `.lastState` is the final state of the last forward, the same shapes. The final state may feed the loss:
 // `.lastStateGrad = dL/dlastState` before backward adds that path (dy may then be zeros); after backward,
-// `.initialStateGrad` holds dL/dinitialState when an initial state was set.
+// `.initialStateGrad` holds dL/dinitialState when an initial state was set. The state tensors belong to the layer: a
+// last state stays valid while it is the last state or the initial state, and is freed once it is neither.
 // Gradient contract: weight and bias gradients accumulate (or overwrite freshly zeroed grads); dx overwrites.
 import { currentBackend, RNN_GATES, RNN_MODE, RNN_WS } from '../backend.js';
 import { checkNumber, checkOptions, describe } from '../errors.js';

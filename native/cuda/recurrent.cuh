@@ -18,6 +18,18 @@ Status copy_or_zero(ThreadPool& pool, float* dst, const float* src, int64_t n) {
   return src ? copy(pool, dst, src, n) : fill(pool, dst, n, 0.f);
 }
 
+// out[B, GH] = act(beta·out + h·W_hhᵀ + b_hh); without h (the zero initial state) no product is launched, so A is
+// never read.
+Status hidden_projection(ThreadPool& pool, float* out, const float* h, const float* w_hh, const float* b_hh, int64_t B, int64_t GH, int64_t H,
+                         float beta, bool relu) {
+  const Activation act = relu ? Activation::Relu : Activation::None;
+  if (h) return gemm_ex(pool, false, true, B, GH, H, 1.f, h, w_hh, beta, out, b_hh, act, 0.f);
+  return map("rnn_forward", B * GH, [=] __device__(int64_t i) {
+    const float v = (beta != 0.f ? out[i] : 0.f) + (b_hh ? b_hh[i % GH] : 0.f);
+    out[i] = relu && v < 0.f ? 0.f : v;
+  });
+}
+
 }  // namespace
 
 Status copy_range(ThreadPool& pool, float* out, const float* src, int64_t N, int64_t out_offset, int64_t src_offset) {
@@ -32,18 +44,16 @@ Status rnn_forward(ThreadPool& pool, float* out, float* hN, float* cN, float* ws
     const float* hprev = t > 0 ? out + (t - 1) * BH : h0;
     const float* xp = xproj + t * B * GH;
     float* h = out + t * BH;
-    const float alpha = hprev ? 1.f : 0.f;
     if (mode == 0 || mode == 1) {
       if (!(s = copy(pool, h, xp, BH)).ok()) break;
-      if (!(s = gemm_ex(pool, false, true, B, H, H, alpha, hprev, w_hh, 1.f, h, b_hh, mode == 1 ? Activation::Relu : Activation::None, 0.f)).ok())
-        break;
+      if (!(s = hidden_projection(pool, h, hprev, w_hh, b_hh, B, H, H, 1.f, mode == 1)).ok()) break;
       if (mode == 0) s = map("rnn_forward", BH, [=] __device__(int64_t i) { h[i] = tanhf(h[i]); });
     } else if (mode == 2) {
       float* gates = ws + t * S;
       float* c = gates + 4 * BH;
       const float* cprev = t > 0 ? c - S : c0;
       if (!(s = copy(pool, gates, xp, B * GH)).ok()) break;
-      if (!(s = gemm_ex(pool, false, true, B, GH, H, alpha, hprev, w_hh, 1.f, gates, b_hh, Activation::None, 0.f)).ok()) break;
+      if (!(s = hidden_projection(pool, gates, hprev, w_hh, b_hh, B, GH, H, 1.f, false)).ok()) break;
       s = map("rnn_forward", BH, [=] __device__(int64_t k) {
         const int64_t b = k / H, j = k % H;
         float* g = gates + b * GH;
@@ -56,7 +66,7 @@ Status rnn_forward(ThreadPool& pool, float* out, float* hN, float* cN, float* ws
     } else {
       float* gates = ws + t * S;
       float* hn = gates + 3 * BH;
-      if (!(s = gemm_ex(pool, false, true, B, GH, H, alpha, hprev, w_hh, 0.f, gates, b_hh, Activation::None, 0.f)).ok()) break;
+      if (!(s = hidden_projection(pool, gates, hprev, w_hh, b_hh, B, GH, H, 0.f, false)).ok()) break;
       s = map("rnn_forward", BH, [=] __device__(int64_t k) {
         const int64_t b = k / H, j = k % H;
         float* g = gates + b * GH;
