@@ -7,7 +7,7 @@
 // character; the unigram entropy printed first is what a model that knows only the characters' frequencies gets.
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { DEFAULT_TEXT, loadText, progress, splitText, sampleIndex, windowBatches } from './text.mjs';
+import { DEFAULT_TEXT, loadText, sampleIndex, splitText, trainOnText } from './text.mjs';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -43,18 +43,6 @@ function forward(x) {
   return head.forward(lstm.forward(embed.forward(x))).reshape([-1, chars.length]);
 }
 
-/** Mean loss over windows of the held-out text (no gradient). */
-function validLoss() {
-  let sum = 0, n = 0;
-  for (const { x, y } of windowBatches(valid, { batchSize, seqLen, batches: 4, random: rg.mulberry32(99) })) {
-    const xt = rg.tensor(x, [batchSize, seqLen]), yt = rg.tensor(y, [batchSize * seqLen]);
-    sum += lossFn.forward(forward(xt), yt).item();
-    n++;
-    xt.dispose(), yt.dispose();
-  }
-  return sum / n;
-}
-
 /** `length` characters continuing `prompt`, one at a time: the state carries the context. */
 function sample(prompt, length) {
   const index = new Map(chars.map((c, i) => [c, i]));
@@ -72,25 +60,19 @@ function sample(prompt, length) {
   return out.join('');
 }
 
-const started = performance.now();
-for (let epoch = 1; epoch <= epochs; epoch++) {
-  let sum = 0, step = 0;
-  for (const { x, y } of windowBatches(train, { batchSize, seqLen, batches: stepsPerEpoch, random })) {
-    const xt = rg.tensor(x, [batchSize, seqLen]), yt = rg.tensor(y, [batchSize * seqLen]);
-    const loss = lossFn.forward(forward(xt), yt);
+const finalLoss = trainOnText(rg, {
+  train, valid, batchSize, seqLen, epochs, stepsPerEpoch, random, logits: forward,
+  step: (x, y) => {
+    const loss = lossFn.forward(forward(x), y);
     for (const p of params) p.zeroGrad();
     // backpropagation: the loss's gradient through the head, then through time in the LSTM, then into the embedding
     embed.backward(lstm.backward(head.backward(lossFn.backward().reshape([batchSize, seqLen, chars.length]))));
     rg.clipGradNorm(params, 1.0);
     opt.step();
     sched.step();
-    sum += loss.item();
-    progress(`epoch ${epoch}/${epochs}`, ++step, stepsPerEpoch, sum / step);
-    xt.dispose(), yt.dispose();
-  }
-  const seconds = (performance.now() - started) / 1000;
-  console.log(`epoch ${epoch}/${epochs}  train loss ${(sum / step).toFixed(3)}  valid loss ${validLoss().toFixed(3)}  (${seconds.toFixed(0)} s)`);
-}
-console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${validLoss().toFixed(3)}`);
+    return loss;
+  },
+});
+console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${finalLoss.toFixed(3)}`);
 console.log(`sample (temperature ${temperature}):\n${sample('This License ', quick ? 120 : 400)}`);
 

@@ -80,3 +80,35 @@ export function progress(label, i, n, loss) {
   if (i === n) process.stdout.write('\r\x1b[K');
 }
 
+
+/**
+ * The training loop of the text examples: `epochs` × `stepsPerEpoch` steps on random windows of `train`, each
+ * `step(x, y)` (x int32 [B, T], y int32 [B·T]) doing one update and returning its loss tensor; progress on a
+ * terminal and one line per epoch with the held-out loss, `logits(x)` ([B·T, V]) scored on four fixed batches of
+ * `valid`. Returns the final held-out loss.
+ */
+export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, stepsPerEpoch, random, step, logits }) {
+  const lossFn = new rg.CrossEntropyLoss();
+  const batches = (ids, n, r) =>
+    Array.from(windowBatches(ids, { batchSize, seqLen, batches: n, random: r }), ({ x, y }) => ({
+      x: rg.tensor(x, [batchSize, seqLen]), y: rg.tensor(y, [batchSize * seqLen]),
+    }));
+  const held = batches(valid, 4, rg.mulberry32(99));
+  const validLoss = () => held.reduce((s, { x, y }) => s + lossFn.forward(logits(x), y).item(), 0) / held.length;
+  const started = performance.now();
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    let sum = 0;
+    for (let i = 1; i <= stepsPerEpoch; i++) {
+      const [{ x, y }] = batches(train, 1, random);
+      sum += step(x, y).item();
+      progress(`epoch ${epoch}/${epochs}`, i, stepsPerEpoch, sum / i);
+      x.dispose(), y.dispose();
+    }
+    const seconds = (performance.now() - started) / 1000, tokens = epoch * stepsPerEpoch * batchSize * seqLen;
+    console.log(`epoch ${epoch}/${epochs}  train loss ${(sum / stepsPerEpoch).toFixed(3)}  valid loss ${validLoss().toFixed(3)}  ` +
+      `(${seconds.toFixed(0)} s, ${(tokens / seconds).toFixed(0)} tokens/s)`);
+  }
+  const final = validLoss();
+  for (const { x, y } of held) x.dispose(), y.dispose();
+  return final;
+}

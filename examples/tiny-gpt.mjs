@@ -7,7 +7,7 @@
 // (a folder reads all its files); every tenth block of 2,048 characters is held out for the validation loss. Losses are in nats per character.
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { DEFAULT_TEXT, loadText, progress, splitText, sampleIndex, tinyGpt, windowBatches } from './text.mjs';
+import { DEFAULT_TEXT, loadText, sampleIndex, splitText, tinyGpt, trainOnText } from './text.mjs';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -41,18 +41,6 @@ const opt = new rg.AdamW(params, { lr: 2e-3, weightDecay: 0.01 });
 const sched = new rg.OneCycleLR(opt, 2e-3, { totalSteps: epochs * stepsPerEpoch, pctStart: 0.1 });
 const lossFn = new rg.CrossEntropyLoss().reuseOutputs();
 
-/** Mean loss over windows of the held-out text (no gradient). */
-function validLoss() {
-  let sum = 0, n = 0;
-  for (const { x, y } of windowBatches(valid, { batchSize, seqLen: T, batches: 4, random: rg.mulberry32(99) })) {
-    const xt = rg.tensor(x, [batchSize, T]), yt = rg.tensor(y, [batchSize * T]);
-    sum += lossFn.forward(model.forward(xt).reshape([-1, V]), yt).item();
-    n++;
-    xt.dispose(), yt.dispose();
-  }
-  return sum / n;
-}
-
 /** `length` characters continuing `prompt`; each step sees the last `contextLength` characters. */
 function sample(prompt, length) {
   const index = new Map(chars.map((c, i) => [c, i]));
@@ -65,24 +53,19 @@ function sample(prompt, length) {
   return context.map((i) => chars[i]).join('');
 }
 
-const started = performance.now();
-for (let epoch = 1; epoch <= epochs; epoch++) {
-  let sum = 0, step = 0;
-  for (const { x, y } of windowBatches(train, { batchSize, seqLen: T, batches: stepsPerEpoch, random })) {
-    const xt = rg.tensor(x, [batchSize, T]), yt = rg.tensor(y, [batchSize * T]);
-    const loss = lossFn.forward(model.forward(xt).reshape([-1, V]), yt);
+const finalLoss = trainOnText(rg, {
+  train, valid, batchSize, seqLen: T, epochs, stepsPerEpoch, random,
+  logits: (x) => model.forward(x).reshape([-1, V]),
+  step: (x, y) => {
+    const loss = lossFn.forward(model.forward(x).reshape([-1, V]), y);
     opt.zeroGrad();
+    // backpropagation through the head, the blocks (attention, MLP, their residuals) and both embeddings
     model.backward(lossFn.backward().reshape([batchSize, T, V]));
     rg.clipGradNorm(params, 1.0);
     opt.step();
     sched.step();
-    sum += loss.item();
-    progress(`epoch ${epoch}/${epochs}`, ++step, stepsPerEpoch, sum / step);
-    xt.dispose(), yt.dispose();
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const tokens = epoch * stepsPerEpoch * batchSize * T;
-  console.log(`epoch ${epoch}/${epochs}  train loss ${(sum / step).toFixed(3)}  valid loss ${validLoss().toFixed(3)}  (${seconds.toFixed(0)} s, ${(tokens / seconds).toFixed(0)} tokens/s)`);
-}
-console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${validLoss().toFixed(3)}`);
+    return loss;
+  },
+});
+console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${finalLoss.toFixed(3)}`);
 console.log(`sample (temperature ${temperature}):\n${sample('This License ', quick ? 120 : 400)}`);

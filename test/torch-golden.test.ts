@@ -268,33 +268,24 @@ for (const backend of backendNames) {
       });
     }
 
-    for (const c of golden.attention) {
-      it(`MultiheadAttention(${c.embedDim}, ${c.numHeads}${c.causal ? ', causal' : ''}) self-attention on [${c.xShape.join(', ')}]: output, dx, parameter gradients`, () => {
+    /** A layer built by `make` with PyTorch's weights `c.state`: forward, backward and every parameter gradient. */
+    const attentionCase = (label: string, c: (typeof golden.attention)[number], make: () => rg.Module) =>
+      it(`${label} on [${c.xShape.join(', ')}]: output, dx, parameter gradients`, () => {
         rg.setBackend(backend);
-        const mha = new rg.MultiheadAttention(c.embedDim, c.numHeads, { causal: c.causal });
-        expect(Object.keys(mha.stateDict())).toEqual(c.stateDictKeys);
-        mha.loadStateDict(f32Dict(c.state));
-        const y = mha.forward(rg.tensor(c.x, c.xShape));
+        const layer = make();
+        expect(Object.keys(layer.stateDict())).toEqual(c.stateDictKeys);
+        layer.loadStateDict(f32Dict(c.state));
+        const y = layer.forward(rg.tensor(c.x, c.xShape));
         expect(y.shape).toEqual(c.xShape);
-        const dx = mha.backward(rg.tensor(c.dy, c.xShape));
+        const dx = layer.backward(rg.tensor(c.dy, c.xShape));
         expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx] });
-        expectParamGrads(mha, c.grads);
+        expectParamGrads(layer, c.grads);
       });
-    }
-
+    for (const c of golden.attention)
+      attentionCase(`MultiheadAttention(${c.embedDim}, ${c.numHeads}${c.causal ? ', causal' : ''}) self-attention`, c, () => new rg.MultiheadAttention(c.embedDim, c.numHeads, { causal: c.causal }));
     {
       const c = golden.transformer;
-      it(`TransformerBlock(${c.embedDim}, ${c.numHeads}, causal, mlpRatio ${c.mlpRatio}) on [${c.xShape.join(', ')}]: output, dx, parameter gradients`, () => {
-        rg.setBackend(backend);
-        const block = new rg.TransformerBlock(c.embedDim, c.numHeads, { causal: c.causal, mlpRatio: c.mlpRatio });
-        expect(Object.keys(block.stateDict())).toEqual(c.stateDictKeys);
-        block.loadStateDict(f32Dict(c.state));
-        const y = block.forward(rg.tensor(c.x, c.xShape));
-        expect(y.shape).toEqual(c.xShape);
-        const dx = block.backward(rg.tensor(c.dy, c.xShape));
-        expectClose({ y: [y.toArray(), c.y], dx: [dx.toArray(), c.dx] });
-        expectParamGrads(block, c.grads);
-      });
+      attentionCase(`TransformerBlock(${c.embedDim}, ${c.numHeads}, causal, mlpRatio ${c.mlpRatio})`, c, () => new rg.TransformerBlock(c.embedDim, c.numHeads, { causal: c.causal, mlpRatio: c.mlpRatio }));
     }
 
     it(`Conv2d-BatchNorm2d-ReLU-MaxPool2d-Flatten-Linear: ${golden.cnn.losses.length} steps of SGD with momentum, losses and final state`, () => {

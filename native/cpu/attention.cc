@@ -14,6 +14,14 @@ namespace rg::cpu {
 
 namespace {
 
+// A head's [T, D] block, its rows `stride` apart in a packed matrix, copied out to contiguous rows (and back).
+void head_copy(float* dst, const float* src, int64_t T, int64_t D, int64_t stride) {
+  for (int64_t t = 0; t < T; t++) std::memcpy(dst + t * D, src + t * stride, static_cast<size_t>(D) * 4);
+}
+void head_scatter(float* dst, const float* src, int64_t T, int64_t D, int64_t stride) {
+  for (int64_t t = 0; t < T; t++) std::memcpy(dst + t * stride, src + t * D, static_cast<size_t>(D) * 4);
+}
+
 // Per-thread blocks of a (batch row, head) pair: q, k, v, and one more [T, D] for the output or its gradient.
 struct Blocks {
   std::vector<float> buf;
@@ -23,16 +31,15 @@ struct Blocks {
     q = buf.data(), k = q + TD, v = k + TD, o = v + TD;
     dq = backward ? o + TD : nullptr, dk = backward ? dq + TD : nullptr, dv = backward ? dk + TD : nullptr;
   }
+  // q, k and v of head h of batch row b, from qkv [B, T, 3E]
+  void load(const float* qkv, int64_t b, int64_t h, int64_t T, int64_t D, int64_t E) {
+    const float* rows = qkv + b * T * 3 * E + h * D;
+    head_copy(q, rows, T, D, 3 * E);
+    head_copy(k, rows + E, T, D, 3 * E);
+    head_copy(v, rows + 2 * E, T, D, 3 * E);
+  }
 };
 thread_local Blocks tls_blocks;
-
-// A head's [T, D] block, its rows `stride` apart in a packed matrix, copied out to contiguous rows (and back).
-void head_copy(float* dst, const float* src, int64_t T, int64_t D, int64_t stride) {
-  for (int64_t t = 0; t < T; t++) std::memcpy(dst + t * D, src + t * stride, static_cast<size_t>(D) * 4);
-}
-void head_scatter(float* dst, const float* src, int64_t T, int64_t D, int64_t stride) {
-  for (int64_t t = 0; t < T; t++) std::memcpy(dst + t * stride, src + t * D, static_cast<size_t>(D) * 4);
-}
 
 }  // namespace
 
@@ -44,10 +51,7 @@ void attention_forward(ThreadPool& pool, float* out, float* probs, const float* 
     m.size(TD, false);
     for (int64_t p = p0; p < p1; p++) {
       const int64_t b = p / H, h = p % H;
-      const float* rows = qkv + b * T * 3 * E + h * D;
-      head_copy(m.q, rows, T, D, 3 * E);
-      head_copy(m.k, rows + E, T, D, 3 * E);
-      head_copy(m.v, rows + 2 * E, T, D, 3 * E);
+      m.load(qkv, b, h, T, D, E);
       float* P = probs + p * T * T;
       gemm(pool, false, true, T, T, D, scale, m.q, m.k, 0.f, P);
       for (int64_t i = 0; i < T; i++) {
@@ -76,10 +80,7 @@ void attention_backward(ThreadPool& pool, float* dqkv, float* scratch, const flo
     m.size(TD, true);
     for (int64_t p = p0; p < p1; p++) {
       const int64_t b = p / H, h = p % H;
-      const float* rows = qkv + b * T * 3 * E + h * D;
-      head_copy(m.q, rows, T, D, 3 * E);
-      head_copy(m.k, rows + E, T, D, 3 * E);
-      head_copy(m.v, rows + 2 * E, T, D, 3 * E);
+      m.load(qkv, b, h, T, D, E);
       head_copy(m.o, dout + b * T * E + h * D, T, D, E);  // dout's block
       const float* P = probs + p * T * T;
       float* dS = scratch + p * T * T;
