@@ -218,6 +218,14 @@ describe('bad input', () => {
     expect(() => new rg.MultiheadAttention(10, 3)).toThrow(/embedDim \(10\) must be divisible by numHeads \(3\)/);
     const mha = new rg.MultiheadAttention(8, 2);
     expect(() => mha.forward(input([2, 3, 6], 1))).toThrow(/MultiheadAttention\(8, 2\): input must be \[B, T, 8\], got \[2, 3, 6\]/);
+    const block = new rg.TransformerBlock(8, 2, { causal: true });
+    expect(() => block.forward(input([2, 3, 4], 1))).toThrow(/TransformerBlock\(8, 2, causal\): input must be \[B, T, 8\], got \[2, 3, 4\]/);
+    expect(() => new rg.TransformerBlock(8, 3)).toThrow(/embedDim \(8\) must be divisible by numHeads \(3\)/);
+    expect(() => new rg.TransformerBlock(8, 2, { mlpratio: 2 } as never)).toThrow(/mlpratio.*mlpRatio/);
+    const gru = new rg.GRU(3, 4, { numLayers: 2 });
+    gru.forward(input([5, 2, 3], 1));
+    gru.lastStateGrad = input([1, 2, 4], 1);
+    expect(() => gru.backward(input([5, 2, 4], 1))).toThrow(/GRU\(3, 4, numLayers=2\): lastStateGrad must be \[2, 2, 4\], got \[1, 2, 4\]/);
     const pos = new rg.PositionalEmbedding(4, 3);
     expect(() => pos.forward(input([1, 5, 3], 1))).toThrow(/5 positions, more than maxLen 4/);
     // a failed call changed nothing: the next valid one works
