@@ -125,11 +125,33 @@ const torchConfigs = [
 const results = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0].model, cpus: os.cpus().length, node: process.version, blas }, runners: {} };
 // What every peer measures: the selected workloads, the batch-1 latency and the GEMM sizes, or none of them.
 const peerArgs = ['--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--workloads', workloadNames.join(','), '--gemm', only.has('gemm') ? GEMM_SIZES.join(',') : '', ...(only.has('latency') ? [] : ['--no-latency'])];
+// W4 alone, as a script that trains only the tiny GPT runs it.
+const w4Args = ['--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--workloads', 'W4', '--gemm', '', '--no-latency'];
+const otherArgs = peerArgs.map((a, i) => (peerArgs[i - 1] === '--workloads' ? workloadNames.filter((w) => w !== 'W4').join(',') : a));
+// PyTorch's CPU tensors come from glibc's malloc. With its default thresholds, blocks above the (adaptive) mmap
+// threshold are mapped and unmapped at every step, and the pages are faulted in again: W4 alone ran 3.5× slower that way
+// (12.7k against 44.2k tokens/s), and a process that had freed large blocks before (W1–W3 in the same process) did not.
+// So W4 runs in a process of its own for each configuration (what a user's script gets), and once more with the
+// thresholds raised (PyTorch's best case).
+const MALLOC_RAISED = { MALLOC_MMAP_THRESHOLD_: String(2 ** 32), MALLOC_TRIM_THRESHOLD_: String(2 ** 32) };
 results.runners['retrograd cpu'] = await retrograd('cpu', GEMM_SIZES);
 if (!skip.has('reference')) results.runners['retrograd reference'] = await retrograd('reference', [64, 128, 256]);
 if (!skip.has('torch')) {
-  for (const [label, env, extra] of torchConfigs)
-    results.runners[label] = child(label, python, [join(here, 'peers/torch_cpu.py'), ...peerArgs, ...extra], { ...baseEnv, ...env });
+  const torch = (label, args, extra, env) => child(label, python, [join(here, 'peers/torch_cpu.py'), ...args, ...extra], { ...baseEnv, ...env });
+  const others = workloadNames.some((w) => w !== 'W4') || only.has('gemm') || only.has('latency');
+  for (const [label, env, extra] of torchConfigs) {
+    const r = others ? torch(label, otherArgs, extra, env) : { workloads: {} };
+    if (workloadNames.includes('W4') && !r.missing) {
+      const w4 = torch(`${label} W4`, w4Args, extra, env);
+      if (w4.missing) r.missingW4 = w4.missing;
+      else r.workloads = { ...r.workloads, ...w4.workloads };
+    }
+    results.runners[label] = r;
+  }
+  if (workloadNames.includes('W4')) {
+    const [label, env, extra] = torchConfigs[0];
+    results.runners['torch (1 BLAS + 2 torch threads, malloc thresholds raised)'] = torch(`${label} W4, malloc thresholds raised`, w4Args, extra, { ...env, ...MALLOC_RAISED });
+  }
   if (only.has('gemm'))
     results.runners['OpenBLAS sgemm (numpy, SkylakeX, 2 threads)'] = { gemm: child('OpenBLAS', python, [join(here, 'peers/openblas_gemm.py'), GEMM_SIZES.join(',')], { ...baseEnv, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '2' }) };
 }
@@ -208,7 +230,14 @@ if (workloadNames.length || latency) {
       said.push(`batch-1 latency ${results.summary.latencyRatio.toFixed(2)}× lower`);
     }
     lines.push(`retrograd cpu against the fastest PyTorch configuration of this run: ${said.join(', ')}`);
+    const plain = torchRuns.filter(([l]) => !l.includes('malloc'));
+    if (gptNames.length && plain.length < torchRuns.length) {
+      const speedup = speed('W4', rgc) / Math.max(...plain.map(([, r]) => speed('W4', r) || 0));
+      results.summary.w4SpeedupDefaultMalloc = speedup;
+      lines.push(`W4 against the fastest PyTorch configuration with glibc's default malloc thresholds (a script that trains only the GPT): ${speedup.toFixed(2)}× faster`);
+    }
   }
+  for (const [label, r] of torchRuns) if (r.missingW4) lines.push(`(${label}: W4 missing: ${r.missingW4})`);
 }
 if (only.has('gemm')) {
   lines.push('');

@@ -177,7 +177,7 @@ export interface Kernels {
    * x̂·mean_d(g·x̂)) (overwrite); dweight[d] (+)= Σ_rows dout·x̂, dbias[d] (+)= Σ_rows dout (+= when accumulate).
    */
   layernorm_backward(dinp: Opt, dweight: Opt, dbias: Opt, dout: B, inp: B, weight: Opt, saveMean: B, saveInvstd: B, rows: number, dim: number, accumulate: boolean): void;
-  /** out[outOffset + i] = src[srcOffset + i] for i < N (float32): a slice of one buffer into another (per-layer states). */
+  /** out[outOffset + i] = src[srcOffset + i] for i < N (float32): a slice of one buffer into another (per-layer states); the two ranges must not overlap. */
   copy_range(out: B, src: B, N: number, outOffset: number, srcOffset: number): void;
 
   // ---- recurrent layers: the whole sequence of one layer per call (modes in RNN_MODE) ----

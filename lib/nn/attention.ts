@@ -9,7 +9,8 @@
 // TransformerBlock(E, H): x1 = x + attn(ln1(x)), y = x1 + mlp(ln2(x1)), mlp = Linear(E, r·E), GELU, Linear(r·E, E). Its
 // backward is the chain rule written out: the gradient of each residual sum reaches both of its branches, and the
 // two contributions to dx (and to dx1) add.
-// PositionalEmbedding(maxLen, E): y[b, t] = x[b, t] + weight[t], weight [maxLen, E] learned (GPT-2's N(0, 0.02²) start).
+// PositionalEmbedding(maxLen, E): y[b, t] = x[b, t] + weight[t], weight [maxLen, E] learned (GPT-2's N(0, 0.02²) start);
+// its backward returns the incoming gradient itself (the identity's), as dx.
 // Gradient contract: parameter gradients accumulate (or overwrite freshly zeroed grads); dx overwrites.
 import { currentBackend } from '../backend.js';
 import { checkNumber, checkOptions, describe } from '../errors.js';
@@ -97,6 +98,7 @@ export class MultiheadAttention extends Module {
     const { bufs: [dw, db], accumulate } = Parameter.gradTargets([this.inProjWeight, this.inProjBias]);
     if (B * T === 0) {
       if (!accumulate) for (const [g, n] of [[dw, 3 * E * E], [db, 3 * E]] as const) if (g) k.fill(g, n, 0);
+      if (this.ws.reuse === 0) dctx.dispose();
       return dx;
     }
     k.attention_backward(dqkv.buf, scratch.buf, dctx.buf, qkv.buf, probs.buf, B, T, this.numHeads, this.headDim, this.causal);
@@ -138,7 +140,9 @@ export class TransformerBlock extends Module {
     const hidden = Math.round(embedDim * this.mlpRatio);
     if (hidden < 1) throw new RangeError(`TransformerBlock: mlpRatio ${this.mlpRatio} leaves the MLP no hidden units`);
     this.eps = checkNumber('TransformerBlock', 'eps', options.eps ?? 1e-5, { min: 0, minExclusive: true });
-    this.causal = options.causal ?? false;
+    const causal = options.causal ?? false;
+    if (typeof causal !== 'boolean') throw new TypeError(`TransformerBlock: option causal must be a boolean, got ${describe(causal)}`);
+    this.causal = causal;
     this.ln1 = this.registerModule('ln1', new LayerNorm(embedDim, { eps: this.eps })) as LayerNorm;
     this.attn = this.registerModule('attn', new MultiheadAttention(embedDim, numHeads, { causal: this.causal })) as MultiheadAttention;
     this.ln2 = this.registerModule('ln2', new LayerNorm(embedDim, { eps: this.eps })) as LayerNorm;
@@ -171,7 +175,7 @@ export class TransformerBlock extends Module {
     const x = this.checkInput(input, this.label);
     checkSequence(this.label, x, this.embedDim);
     const [fc1, act, fc2] = this.mlp.layers as [Linear, GELU, Linear];
-    this.free(...this.held.splice(0));
+    for (const t of this.held.splice(0)) t.dispose(); // held only outside a training loop: the block's own
     const h1 = this.ln1.forward(x);
     const a = this.attn.forward(h1);
     const x1 = this.sum('x1', x, a);

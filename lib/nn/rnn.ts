@@ -234,7 +234,6 @@ abstract class RecurrentBase extends Module {
     const I = this.inputSize, H = this.hiddenSize, L = this.numLayers, mode = this.mode, GH = RNN_GATES[mode] * H;
     const b = dy.backend, k = b.k;
     const dState = this.lastStateGrad ? this.stateParts('lastStateGrad', this.lastStateGrad, B, s.unbatched, b) : null;
-    this.lastStateGrad = null;
     const timeMajor = this.timeMajorIo(s.unbatched, B, T);
     let dout = dy.reshape([T, B, H]);
     if (!timeMajor) {
@@ -270,6 +269,7 @@ abstract class RecurrentBase extends Module {
     }
     if (inputGrad && !timeMajor) k.transpose01(dx.buf, dout.buf, null, T, B, I);
     this._initialStateGrad = dh0All ? (dc0All ? [dh0All, dc0All] : dh0All) : null;
+    this.lastStateGrad = null; // consumed
     return dx;
   }
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "simd.h"
 
 namespace rg::cpu {
 
@@ -45,7 +46,7 @@ thread_local Blocks tls_blocks;
 
 void attention_forward(ThreadPool& pool, float* out, float* probs, const float* qkv, int64_t B, int64_t T, int64_t H, int64_t D, bool causal) {
   const int64_t E = H * D, TD = T * D;
-  const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  const float scale = D > 0 ? 1.f / std::sqrt(static_cast<float>(D)) : 0.f;
   pool.parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
     Blocks& m = tls_blocks;
     m.size(TD, false);
@@ -54,17 +55,20 @@ void attention_forward(ThreadPool& pool, float* out, float* probs, const float* 
       m.load(qkv, b, h, T, D, E);
       float* P = probs + p * T * T;
       gemm(pool, false, true, T, T, D, scale, m.q, m.k, 0.f, P);
-      for (int64_t i = 0; i < T; i++) {
-        float* s = P + i * T;
-        const int64_t n = causal ? i + 1 : T;  // the keys this query sees
-        float mx = s[0];
-        for (int64_t j = 1; j < n; j++) mx = std::max(mx, s[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < n; j++) sum += (s[j] = std::exp(s[j] - mx));
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < n; j++) s[j] *= inv;
-        for (int64_t j = n; j < T; j++) s[j] = 0.f;
-      }
+      dispatch([&]() __attribute__((always_inline)) {
+        for (int64_t i = 0; i < T; i++) {
+          float* s = P + i * T;
+          const int64_t n = causal ? i + 1 : T;  // the keys this query sees
+          float mx = s[0];
+          for (int64_t j = 1; j < n; j++) mx = std::max(mx, s[j]);
+          for (int64_t j = 0; j < n; j++) s[j] = vexp(s[j] - mx);  // a vector loop; the sum below keeps its order
+          double sum = 0;
+          for (int64_t j = 0; j < n; j++) sum += s[j];
+          const float inv = static_cast<float>(1.0 / sum);
+          for (int64_t j = 0; j < n; j++) s[j] *= inv;
+          for (int64_t j = n; j < T; j++) s[j] = 0.f;
+        }
+      });
       gemm(pool, false, false, T, D, T, 1.f, P, m.v, 0.f, m.o);
       head_scatter(out + b * T * E + h * D, m.o, T, D, E);
     }
@@ -74,7 +78,7 @@ void attention_forward(ThreadPool& pool, float* out, float* probs, const float* 
 void attention_backward(ThreadPool& pool, float* dqkv, float* scratch, const float* dout, const float* qkv, const float* probs, int64_t B,
                         int64_t T, int64_t H, int64_t D, bool causal) {
   const int64_t E = H * D, TD = T * D;
-  const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  const float scale = D > 0 ? 1.f / std::sqrt(static_cast<float>(D)) : 0.f;
   pool.parallel_for(B * H, 1, [&](int64_t p0, int64_t p1) {
     Blocks& m = tls_blocks;
     m.size(TD, true);

@@ -1,13 +1,15 @@
 // Sequence-model kernels: the gradient of an embedding lookup (its forward is gather_rows) and layer
 // normalisation over the last dimension. Sums run in a fixed order, so results do not depend on the thread count:
-// rows in ascending order for every column of the embedding gradient and of dweight / dbias, a row at a time for
-// the statistics.
+// rows in ascending order for every column of the embedding gradient and of dweight / dbias; a row's statistics in 16
+// float partial sums (a vector loop) added in order in double.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "kernels.h"
+#include "simd.h"
 
 namespace rg::cpu {
 
@@ -29,23 +31,40 @@ Status embedding_backward(ThreadPool& pool, float* dweight, const int32_t* index
   return Status::Ok();
 }
 
+namespace {
+
+// Σ x[d] and Σ (x[d] − m)·(y[d] − m2)-style row sums in kLanes independent float partial sums (a vector loop), added
+// in lane order in double: the result depends on dim only, and each partial holds dim / kLanes terms.
+constexpr int64_t kLanes = 16;
+template <typename F>
+RG_INLINE double lane_sum(int64_t dim, F term) {
+  float part[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= dim; d += kLanes)
+    for (int64_t l = 0; l < kLanes; l++) part[l] += term(d + l);
+  double total = 0;
+  for (; d < dim; d++) total += term(d);
+  for (int64_t l = 0; l < kLanes; l++) total += part[l];
+  return total;
+}
+
+}  // namespace
+
 void layernorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, const float* inp, const float* weight,
                        const float* bias, int64_t rows, int64_t dim, float eps) {
   pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* x = inp + r * dim;
-      double sum = 0;
-      for (int64_t d = 0; d < dim; d++) sum += x[d];
-      const double m = dim ? sum / static_cast<double>(dim) : 0.0;
-      double sq = 0;
-      for (int64_t d = 0; d < dim; d++) sq += (x[d] - m) * (x[d] - m);
-      const float mean = static_cast<float>(m);
-      const float invstd = static_cast<float>(1.0 / std::sqrt((dim ? sq / static_cast<double>(dim) : 0.0) + static_cast<double>(eps)));
-      save_mean[r] = mean;
-      save_invstd[r] = invstd;
-      float* y = out + r * dim;
-      for (int64_t d = 0; d < dim; d++) y[d] = (x[d] - mean) * invstd * (weight ? weight[d] : 1.f) + (bias ? bias[d] : 0.f);
-    }
+    dispatch([&]() __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; r++) {
+        const float* x = inp + r * dim;
+        const float mean = dim ? static_cast<float>(lane_sum(dim, [&](int64_t d) { return x[d]; }) / static_cast<double>(dim)) : 0.f;
+        const double sq = lane_sum(dim, [&](int64_t d) { return (x[d] - mean) * (x[d] - mean); });
+        const float invstd = static_cast<float>(1.0 / std::sqrt((dim ? sq / static_cast<double>(dim) : 0.0) + static_cast<double>(eps)));
+        save_mean[r] = mean;
+        save_invstd[r] = invstd;
+        float* y = out + r * dim;
+        for (int64_t d = 0; d < dim; d++) y[d] = (x[d] - mean) * invstd * (weight ? weight[d] : 1.f) + (bias ? bias[d] : 0.f);
+      }
+    });
   });
 }
 
@@ -53,36 +72,38 @@ void layernorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* db
                         const float* weight, const float* save_mean, const float* save_invstd, int64_t rows, int64_t dim, bool accumulate) {
   if (dinp) {
     pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; r++) {
-        const float* x = inp + r * dim;
-        const float* dy = dout + r * dim;
-        const float mean = save_mean[r], invstd = save_invstd[r];
-        double sg = 0, sgx = 0;  // Σ g, Σ g·x̂
-        for (int64_t d = 0; d < dim; d++) {
-          const float g = dy[d] * (weight ? weight[d] : 1.f);
-          sg += g;
-          sgx += static_cast<double>(g) * ((x[d] - mean) * invstd);
+      dispatch([&]() __attribute__((always_inline)) {
+        for (int64_t r = r0; r < r1; r++) {
+          const float* x = inp + r * dim;
+          const float* dy = dout + r * dim;
+          const float mean = save_mean[r], invstd = save_invstd[r];
+          auto g = [&](int64_t d) { return dy[d] * (weight ? weight[d] : 1.f); };  // the gradient of x̂
+          const float mg = static_cast<float>(lane_sum(dim, g) / static_cast<double>(dim));
+          const float mgx = static_cast<float>(lane_sum(dim, [&](int64_t d) { return g(d) * ((x[d] - mean) * invstd); }) / static_cast<double>(dim));
+          float* dx = dinp + r * dim;
+          for (int64_t d = 0; d < dim; d++) dx[d] = invstd * (g(d) - mg - (x[d] - mean) * invstd * mgx);
         }
-        const float mg = static_cast<float>(sg / static_cast<double>(dim)), mgx = static_cast<float>(sgx / static_cast<double>(dim));
-        float* dx = dinp + r * dim;
-        for (int64_t d = 0; d < dim; d++) {
-          const float g = dy[d] * (weight ? weight[d] : 1.f);
-          dx[d] = invstd * (g - mg - (x[d] - mean) * invstd * mgx);
-        }
-      }
+      });
     });
   }
   if (!dweight && !dbias) return;
+  // Threads own column ranges; each walks the rows in order, so every column adds its rows in ascending order.
   pool.parallel_for(dim, std::max<int64_t>(16, 65536 / std::max<int64_t>(1, rows)), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) {
-      double sw = 0, sb = 0;
+    std::vector<double> sw(static_cast<size_t>(c1 - c0)), sb(static_cast<size_t>(c1 - c0));
+    dispatch([&]() __attribute__((always_inline)) {
       for (int64_t r = 0; r < rows; r++) {
-        const float dy = dout[r * dim + c];
-        sw += static_cast<double>(dy) * ((inp[r * dim + c] - save_mean[r]) * save_invstd[r]);
-        sb += dy;
+        const float* dy = dout + r * dim;
+        const float* x = inp + r * dim;
+        const float mean = save_mean[r], invstd = save_invstd[r];
+        for (int64_t c = c0; c < c1; c++) {
+          sw[c - c0] += static_cast<double>(dy[c]) * ((x[c] - mean) * invstd);
+          sb[c - c0] += dy[c];
+        }
       }
-      if (dweight) dweight[c] = (accumulate ? dweight[c] : 0.f) + static_cast<float>(sw);
-      if (dbias) dbias[c] = (accumulate ? dbias[c] : 0.f) + static_cast<float>(sb);
+    });
+    for (int64_t c = c0; c < c1; c++) {
+      if (dweight) dweight[c] = (accumulate ? dweight[c] : 0.f) + static_cast<float>(sw[c - c0]);
+      if (dbias) dbias[c] = (accumulate ? dbias[c] : 0.f) + static_cast<float>(sb[c - c0]);
     }
   });
 }

@@ -100,19 +100,21 @@ __global__ void attention_dkv_kernel(float* dqkv, const float* dS, const float* 
   }
 }
 
+// 1/√D (0 for heads of width 0, whose scores are all 0: uniform probabilities, as on the CPU)
+float attention_scale(int64_t D) { return D > 0 ? 1.f / sqrtf(static_cast<float>(D)) : 0.f; }
+
 }  // namespace
 
 Status attention_forward(ThreadPool&, float* out, float* probs, const float* qkv, int64_t B, int64_t T, int64_t H, int64_t D, bool causal) {
-  if (B <= 0 || T <= 0 || H <= 0 || D <= 0) return Status::Ok();
-  attention_forward_kernel<<<row_blocks(B * H * T), kThreads, 0, g_stream>>>(out, probs, qkv, B, T, H, D, causal,
-                                                                             1.f / sqrtf(static_cast<float>(D)));
+  if (B <= 0 || T <= 0 || H <= 0) return Status::Ok();
+  attention_forward_kernel<<<row_blocks(B * H * T), kThreads, 0, g_stream>>>(out, probs, qkv, B, T, H, D, causal, attention_scale(D));
   return launched("attention_forward");
 }
 
 Status attention_backward(ThreadPool&, float* dqkv, float* scratch, const float* dout, const float* qkv, const float* probs, int64_t B, int64_t T,
                           int64_t H, int64_t D, bool causal) {
-  if (B <= 0 || T <= 0 || H <= 0 || D <= 0) return Status::Ok();
-  const float scale = 1.f / sqrtf(static_cast<float>(D));
+  if (B <= 0 || T <= 0 || H <= 0) return Status::Ok();
+  const float scale = attention_scale(D);
   attention_dq_kernel<<<row_blocks(B * H * T), kThreads, 0, g_stream>>>(dqkv, scratch, dout, qkv, probs, B, T, H, D, causal, scale);
   Status s = launched("attention_backward");
   if (!s.ok()) return s;

@@ -6,7 +6,7 @@
 import type { F } from './types.js';
 
 export function attention_forward(out: F, probs: F, qkv: F, B: number, T: number, H: number, D: number, causal: boolean): void {
-  const E = H * D, scale = 1 / Math.sqrt(D);
+  const E = H * D, scale = D > 0 ? 1 / Math.sqrt(D) : 0;
   const at = (b: number, t: number, part: number, h: number) => (b * T + t) * 3 * E + part * E + h * D;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
@@ -33,7 +33,7 @@ export function attention_forward(out: F, probs: F, qkv: F, B: number, T: number
 }
 
 export function attention_backward(dqkv: F, _scratch: F, dout: F, qkv: F, probs: F, B: number, T: number, H: number, D: number, causal: boolean): void {
-  const E = H * D, scale = 1 / Math.sqrt(D);
+  const E = H * D, scale = D > 0 ? 1 / Math.sqrt(D) : 0;
   const at = (b: number, t: number, part: number, h: number) => (b * T + t) * 3 * E + part * E + h * D;
   dqkv.fill(0);
   for (let b = 0; b < B; b++)

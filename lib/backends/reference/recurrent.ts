@@ -56,7 +56,7 @@ export function rnn_forward(out: F, hN: F, cN: F | null, ws: F | null, xproj: F,
       }
   }
   for (let k = 0; k < B * H; k++) hN[k] = T > 0 ? out[(T - 1) * B * H + k] : h0 ? h0[k] : 0;
-  if (cN) for (let k = 0; k < B * H; k++) cN[k] = T > 0 ? ws![(T - 1) * S + 4 * B * H + k] : c0 ? c0[k] : 0;
+  if (cN && mode === RNN_MODE.lstm) for (let k = 0; k < B * H; k++) cN[k] = T > 0 ? ws![(T - 1) * S + 4 * B * H + k] : c0 ? c0[k] : 0;
 }
 
 export function rnn_backward(dxproj: F, dw_hh: F | null, db_hh: F | null, dh0: F | null, dc0: F | null, _scratch: F, dout: F, dhN: F | null, dcN: F | null, ws: F | null, out: F, w_hh: F, h0: F | null, c0: F | null, T: number, B: number, H: number, mode: number, accumulate: boolean): void {
@@ -117,7 +117,7 @@ export function rnn_backward(dxproj: F, dw_hh: F | null, db_hh: F | null, dh0: F
     dh = next;
   }
   if (dh0) for (let k = 0; k < B * H; k++) dh0[k] = dh[k];
-  if (dc0) for (let k = 0; k < B * H; k++) dc0[k] = dc[k];
+  if (dc0 && mode === RNN_MODE.lstm) for (let k = 0; k < B * H; k++) dc0[k] = dc[k];
   if (dw_hh) {
     for (let gI = 0; gI < GH; gI++)
       for (let kk = 0; kk < H; kk++) {
