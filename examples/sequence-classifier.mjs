@@ -5,7 +5,8 @@
 //   npm run example:sequence -- [--length 100] [--epochs 8] [--lr 1e-3] [--noise 0.2] [--forget-bias 3]
 //                                 [--cell lstm|gru|rnn] [--quick]
 // `--forget-bias 0` (PyTorch's initialisation) stays at chance from about 30 steps on: the first input fades as
-// σ(0)^T and so does its gradient. `--cell rnn` (a plain tanh RNN) does not learn at these lengths either.
+// σ(0)^T and so does its gradient. `--cell gru` learns too (its update gate gets the same bias); `--cell rnn` (a
+// plain tanh RNN, no gate to bias) does not learn at these lengths.
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 import { progress } from './text.mjs';
@@ -44,12 +45,13 @@ function batch(B) {
 const Cell = { lstm: rg.LSTM, gru: rg.GRU, rnn: rg.RNN }[cell];
 if (!Cell) throw new RangeError(`--cell must be lstm, gru or rnn, got ${cell}`);
 const rnn = new Cell(symbols, hidden, { batchFirst: true });
-if (cell === 'lstm') {
+if (cell !== 'rnn') {
   // A positive forget-gate bias (Gers et al.; Jozefowicz et al.): the cell starts out keeping its contents. With
   // PyTorch's default (about 0) a cell keeps σ(0)^T = 2^−T of its first input after T steps and no gradient
-  // reaches the first symbol; with 3 it keeps 0.95^T (8% after 50 steps).
+  // reaches the first symbol; with 3 it keeps 0.95^T (8% after 50 steps). The GRU's counterpart is its update gate z
+  // (h = (1 − z)·n + z·h'): the second block in both layouts (LSTM i f g o, GRU r z n).
   const bias = Object.fromEntries(rnn.namedParameters()).bias_hh_l0.value;
-  bias.assign(bias.toArray().fill(Number(opts['forget-bias']), hidden, 2 * hidden)); // gates stacked i, f, g, o
+  bias.assign(bias.toArray().fill(Number(opts['forget-bias']), hidden, 2 * hidden));
 }
 const head = new rg.Linear(hidden, classes);
 const params = [...rnn.parameters(), ...head.parameters()];
