@@ -60,19 +60,14 @@ function sample(prompt, length) {
   return out.join('');
 }
 
-const finalLoss = trainOnText(rg, {
-  train, valid, batchSize, seqLen, epochs, stepsPerEpoch, random, logits: forward,
-  step: (x, y) => {
+trainOnText(rg, {
+  train, valid, batchSize, seqLen, epochs, stepsPerEpoch, random, opt, sched, unigramEntropy, logits: forward,
+  forwardBackward: (x, y) => {
     const loss = lossFn.forward(forward(x), y);
-    for (const p of params) p.zeroGrad();
     // backpropagation: the loss's gradient through the head, then through time in the LSTM, then into the embedding
     embed.backward(lstm.backward(head.backward(lossFn.backward().reshape([batchSize, seqLen, chars.length]))));
-    rg.clipGradNorm(params, 1.0);
-    opt.step();
-    sched.step();
     return loss;
   },
 });
-console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${finalLoss.toFixed(3)}`);
 console.log(`sample (temperature ${temperature}):\n${sample('This License ', quick ? 120 : 400)}`);
 

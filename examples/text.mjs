@@ -82,12 +82,14 @@ export function progress(label, i, n, loss) {
 
 
 /**
- * The training loop of the text examples: `epochs` × `stepsPerEpoch` steps on random windows of `train`, each
- * `step(x, y)` (x int32 [B, T], y int32 [B·T]) doing one update and returning its loss tensor; progress on a
+ * The training loop of the text examples: `epochs` × `stepsPerEpoch` steps on random windows of `train`. Each step
+ * zeroes the gradients, runs `forwardBackward(x, y)` (x int32 [B, T], y int32 [B·T]; it returns the loss tensor after
+ * backpropagating it), clips the gradients' global norm to 1 and steps the optimizer and the schedule. Progress on a
  * terminal and one line per epoch with the held-out loss, `logits(x)` ([B·T, V]) scored on four fixed batches of
- * `valid`. Returns the final held-out loss.
+ * `valid`; then the final held-out loss against the unigram entropy. Returns that loss.
  */
-export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, stepsPerEpoch, random, step, logits }) {
+export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, stepsPerEpoch, random, opt, sched, forwardBackward, logits, unigramEntropy }) {
+  const params = opt.params;
   const lossFn = new rg.CrossEntropyLoss();
   const batches = (ids, n, r) =>
     Array.from(windowBatches(ids, { batchSize, seqLen, batches: n, random: r }), ({ x, y }) => ({
@@ -100,7 +102,12 @@ export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, steps
     let sum = 0;
     for (let i = 1; i <= stepsPerEpoch; i++) {
       const [{ x, y }] = batches(train, 1, random);
-      sum += step(x, y).item();
+      opt.zeroGrad();
+      const loss = forwardBackward(x, y);
+      rg.clipGradNorm(params, 1.0);
+      opt.step();
+      sched.step();
+      sum += loss.item();
       progress(`epoch ${epoch}/${epochs}`, i, stepsPerEpoch, sum / i);
       x.dispose(), y.dispose();
     }
@@ -110,5 +117,6 @@ export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, steps
   }
   const final = validLoss();
   for (const { x, y } of held) x.dispose(), y.dispose();
+  console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${final.toFixed(3)}`);
   return final;
 }

@@ -53,19 +53,14 @@ function sample(prompt, length) {
   return context.map((i) => chars[i]).join('');
 }
 
-const finalLoss = trainOnText(rg, {
-  train, valid, batchSize, seqLen: T, epochs, stepsPerEpoch, random,
+trainOnText(rg, {
+  train, valid, batchSize, seqLen: T, epochs, stepsPerEpoch, random, opt, sched, unigramEntropy,
   logits: (x) => model.forward(x).reshape([-1, V]),
-  step: (x, y) => {
+  forwardBackward: (x, y) => {
     const loss = lossFn.forward(model.forward(x).reshape([-1, V]), y);
-    opt.zeroGrad();
     // backpropagation through the head, the blocks (attention, MLP, their residuals) and both embeddings
     model.backward(lossFn.backward().reshape([batchSize, T, V]));
-    rg.clipGradNorm(params, 1.0);
-    opt.step();
-    sched.step();
     return loss;
   },
 });
-console.log(`\nunigram entropy ${unigramEntropy.toFixed(3)} nats/char; final valid loss ${finalLoss.toFixed(3)}`);
 console.log(`sample (temperature ${temperature}):\n${sample('This License ', quick ? 120 : 400)}`);
