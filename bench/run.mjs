@@ -124,10 +124,15 @@ const torchConfigs = [
 
 const results = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0].model, cpus: os.cpus().length, node: process.version, blas }, runners: {} };
 // What every peer measures: the selected workloads, the batch-1 latency and the GEMM sizes, or none of them.
-const peerArgs = ['--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--workloads', workloadNames.join(','), '--gemm', only.has('gemm') ? GEMM_SIZES.join(',') : '', ...(only.has('latency') ? [] : ['--no-latency'])];
+/** A peer's arguments for workloads `names`, with or without the GEMM sizes and the batch-1 latency. */
+const argsFor = (names, { gemm, latency }) => [
+  '--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--workloads', names.join(','),
+  '--gemm', gemm ? GEMM_SIZES.join(',') : '', ...(latency ? [] : ['--no-latency']),
+];
+const peerArgs = argsFor(workloadNames, { gemm: only.has('gemm'), latency: only.has('latency') });
 // W4 alone, as a script that trains only the tiny GPT runs it.
-const w4Args = ['--data', dataDir, '--repeats', String(repeats), '--budget', String(budget), '--workloads', 'W4', '--gemm', '', '--no-latency'];
-const otherArgs = peerArgs.map((a, i) => (peerArgs[i - 1] === '--workloads' ? workloadNames.filter((w) => w !== 'W4').join(',') : a));
+const w4Args = argsFor(['W4'], { gemm: false, latency: false });
+const otherArgs = argsFor(workloadNames.filter((w) => w !== 'W4'), { gemm: only.has('gemm'), latency: only.has('latency') });
 // PyTorch's CPU tensors come from glibc's malloc. With its default thresholds, blocks above the (adaptive) mmap
 // threshold are mapped and unmapped at every step, and the pages are faulted in again: W4 alone ran 3.5× slower that way
 // (12.7k against 44.2k tokens/s), and a process that had freed large blocks before (W1–W3 in the same process) did not.

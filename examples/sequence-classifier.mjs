@@ -9,7 +9,7 @@
 // plain tanh RNN, no gate to bias) does not learn at these lengths.
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { progress } from './text.mjs';
+import { epochBar } from './text.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -58,6 +58,7 @@ const params = [...rnn.parameters(), ...head.parameters()];
 const opt = new rg.Adam(params, { lr: Number(opts.lr) });
 const lossFn = new rg.CrossEntropyLoss();
 const zeros = rg.zeros([batchSize, length, hidden]); // the output sequence's gradient: the loss reads only h_T
+const noCellGrad = rg.zeros([1, batchSize, hidden]); // the LSTM's final c does not enter the loss
 console.log(`${cell.toUpperCase()}(${symbols}, ${hidden}) over ${length} steps, backend ${rg.getBackend()}; chance accuracy ${(100 / classes).toFixed(0)}%`);
 
 /** h_T of the last layer: the final state's h ([numLayers, B, H] → [B, H]; for the LSTM the first of [h, c]). */
@@ -81,6 +82,7 @@ function evaluate() {
 
 for (let epoch = 1; epoch <= epochs; epoch++) {
   let sum = 0;
+  const bar = epochBar(`epoch ${epoch}/${epochs}`, stepsPerEpoch);
   for (let step = 1; step <= stepsPerEpoch; step++) {
     const { x, y } = batch(batchSize);
     rnn.forward(x);
@@ -88,13 +90,14 @@ for (let epoch = 1; epoch <= epochs; epoch++) {
     opt.zeroGrad();
     // dL/dh_T enters the recurrent layer as the gradient of its final state; BPTT carries it back to step 1
     const dh = head.backward(lossFn.backward()).reshape([1, batchSize, hidden]);
-    rnn.lastStateGrad = cell === 'lstm' ? [dh, rg.zeros([1, batchSize, hidden])] : dh;
+    rnn.lastStateGrad = cell === 'lstm' ? [dh, noCellGrad] : dh;
     rnn.backward(zeros);
     rg.clipGradNorm(params, 1.0);
     opt.step();
     sum += loss.item();
-    progress(`epoch ${epoch}/${epochs}`, step, stepsPerEpoch, sum / step);
+    bar.update(step, sum / step);
     x.dispose(), y.dispose();
   }
+  bar.stop();
   console.log(`epoch ${epoch}/${epochs}  loss ${(sum / stepsPerEpoch).toFixed(3)}  accuracy ${(100 * evaluate()).toFixed(1)}%`);
 }

@@ -1,6 +1,7 @@
 // Shared by the text examples (char-lstm.mjs, tiny-gpt.mjs) and bench W4: a character vocabulary over a plain-text
 // file, batches of windows for next-character prediction, a tiny GPT, and sampling with a temperature.
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 
 /** Texts present on every Debian and Ubuntu system: the licences (GPL, LGPL, Apache, MPL, …), about 240 kB. */
@@ -72,14 +73,19 @@ export function sampleIndex(logits, temperature, random) {
   return p.length - 1;
 }
 
-/** A one-line progress display on a terminal (`label  step i/n  loss`), nothing when output is not a terminal. */
-export function progress(label, i, n, loss) {
-  if (!process.stdout.isTTY) return;
-  const width = 24, done = Math.round((width * i) / n);
-  process.stdout.write(`\r${label} [${'='.repeat(done)}${' '.repeat(width - done)}] ${i}/${n}  loss ${loss.toFixed(3)}`);
-  if (i === n) process.stdout.write('\r\x1b[K');
+/**
+ * An epoch's progress bar on a terminal (cli-progress, as fit draws it): `update(step, loss)`, then `stop()`. Nothing
+ * is drawn when the output is not a terminal.
+ */
+export function epochBar(label, steps) {
+  if (!process.stdout.isTTY) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} {bar} {value}/{total} | loss {loss} | eta {eta_formatted}`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(steps, 0, { loss: '-' });
+  return { update: (step, loss) => bar.update(step, { loss: loss.toFixed(3) }), stop: () => bar.stop() };
 }
-
 
 /**
  * The training loop of the text examples: `epochs` × `stepsPerEpoch` steps on random windows of `train`. Each step
@@ -100,6 +106,7 @@ export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, steps
   const started = performance.now();
   for (let epoch = 1; epoch <= epochs; epoch++) {
     let sum = 0;
+    const bar = epochBar(`epoch ${epoch}/${epochs}`, stepsPerEpoch);
     for (let i = 1; i <= stepsPerEpoch; i++) {
       const [{ x, y }] = batches(train, 1, random);
       opt.zeroGrad();
@@ -108,9 +115,10 @@ export function trainOnText(rg, { train, valid, batchSize, seqLen, epochs, steps
       opt.step();
       sched.step();
       sum += loss.item();
-      progress(`epoch ${epoch}/${epochs}`, i, stepsPerEpoch, sum / i);
+      bar.update(i, sum / i);
       x.dispose(), y.dispose();
     }
+    bar.stop();
     const seconds = (performance.now() - started) / 1000, tokens = epoch * stepsPerEpoch * batchSize * seqLen;
     console.log(`epoch ${epoch}/${epochs}  train loss ${(sum / stepsPerEpoch).toFixed(3)}  valid loss ${validLoss().toFixed(3)}  ` +
       `(${seconds.toFixed(0)} s, ${(tokens / seconds).toFixed(0)} tokens/s)`);
