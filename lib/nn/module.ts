@@ -7,7 +7,8 @@ import { checkTensor, empty, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
 import type { CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
 import type { DataLoader } from '../data/loader.js';
-import { compileModel, evaluateModel, fitModel, predictModel, predictModelAsync, type Compiled } from '../train/fit.js';
+import { compileModel, evaluateModel, fitModel, type Compiled } from '../train/fit.js';
+import { predictModel, predictModelAsync } from '../train/predict.js';
 
 export class Parameter {
   value: Tensor;

@@ -15,7 +15,7 @@ import { Workspace } from '../workspace.js';
 import { GradientDiagnostics } from './diagnostics.js';
 import { Progress } from './progress.js';
 import { DataLoader } from '../data/loader.js';
-import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './types.js';
+import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs } from './types.js';
 
 interface InFlight {
   step: number;
@@ -58,7 +58,7 @@ export function compileModel(model: Module, options: CompileOptions): void {
 }
 
 /** Mini-batches of x (and y) gathered on the backend by an index tensor. */
-class Batches {
+export class Batches {
   readonly n: number;
   private readonly ws = new Workspace();
   private index?: Tensor;
@@ -118,7 +118,7 @@ function accuracyShape(where: string, out: Tensor, y: Tensor): number {
 }
 
 /** Marks the model busy (refusing overlapping calls) and switches its buffer reuse on; returns the undo. */
-function claim(model: Module, where: string): () => void {
+export function claim(model: Module, where: string): () => void {
   if (model.busy)
     throw new RetrogradError(`${where}: the model is busy with another fit, evaluate or predictAsync call; await it first`, 'BUSY');
   model.busy = true;
@@ -340,65 +340,6 @@ export async function evaluateModel(model: Module, x: Tensor | DataLoader, yOrOp
   const release = claim(model, 'evaluate');
   try {
     return await evaluateInner(model, source);
-  } finally {
-    release();
-  }
-}
-
-/** The model's outputs over x, batch by batch (the caller sets eval mode). */
-function* predictBatches(model: Module, x: Tensor, batchSize: number): Generator<Tensor> {
-  const batches = new Batches(model.backend, x, undefined, batchSize);
-  try {
-    batches.begin();
-    for (let i = 0; i < batches.count; i++) yield model.forward(batches.getX(i));
-  } finally {
-    batches.dispose();
-  }
-}
-
-function checkPredict(where: string, model: Module, x: unknown, options: PredictOptions): [Tensor, number] {
-  checkOptions(where, options, ['batchSize']);
-  const xt = checkTensor(where, x, 'x');
-  if (xt.shape.length === 0) throw new RangeError(`${where}: x needs a batch dimension, got a scalar`);
-  if (xt.backend !== model.backend) throw new TypeError(`${where}: x is on '${xt.device}' but the model is on '${model.backend.name}'`);
-  return [xt, checkNumber(where, 'batchSize', options.batchSize ?? 1024, { min: 1, integer: true })];
-}
-
-function assemble(model: Module, x: Tensor, parts: [Float32Array | Int32Array, readonly number[]][]): Tensor {
-  const rowShape = parts.length ? parts[0][1].slice(1) : [];
-  const total = parts.reduce((s, [a]) => s + a.length, 0);
-  const all = new Float32Array(total);
-  let at = 0;
-  for (const [a] of parts) {
-    all.set(a, at);
-    at += a.length;
-  }
-  return fromHost(model.backend, all, [x.shape[0], ...rowShape]);
-}
-
-/** Outputs for x in eval mode, as a new tensor (synchronous). */
-export function predictModel(model: Module, x: Tensor, options: PredictOptions = {}): Tensor {
-  const [xt, batchSize] = checkPredict('predict', model, x, options);
-  const release = claim(model, 'predict');
-  model.eval();
-  try {
-    const parts: [Float32Array | Int32Array, readonly number[]][] = [];
-    for (const out of predictBatches(model, xt, batchSize)) parts.push([out.toArray(), out.shape]);
-    return assemble(model, xt, parts);
-  } finally {
-    release();
-  }
-}
-
-/** predict without blocking the event loop while the native backend computes. */
-export async function predictModelAsync(model: Module, x: Tensor, options: PredictOptions = {}): Promise<Tensor> {
-  const [xt, batchSize] = checkPredict('predictAsync', model, x, options);
-  const release = claim(model, 'predictAsync');
-  model.eval();
-  try {
-    const parts: [Float32Array | Int32Array, readonly number[]][] = [];
-    for (const out of predictBatches(model, xt, batchSize)) parts.push([await out.data(), out.shape]);
-    return assemble(model, xt, parts);
   } finally {
     release();
   }
