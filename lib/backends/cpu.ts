@@ -25,6 +25,9 @@ export function loadCpuAddon(): NativeAddon {
     const missing = missingKernels(a);
     if (missing.length) throw new Error(`the addon is out of date: it lacks the kernels ${missing.join(', ')}`);
     a.setErrorClass(RetrogradError);
+    // Threads the system refused (a tight ulimit): the backend runs with those it got, and says so once.
+    const threadWarning = a.info().threadWarning;
+    if (typeof threadWarning === 'string') process.emitWarning(`retrograd: ${threadWarning}`, { code: 'RETROGRAD_THREADS' });
     addon = a;
     return a;
   } catch (e) {

@@ -27,6 +27,14 @@ class RetrogradAddon;
 // `code` set.
 Napi::Error make_error(Napi::Env env, const char* code, const std::string& message);
 
+// Tells V8 of native bytes so that its garbage collector runs when they add up. node-addon-api's wrapper aborts
+// the process when the call fails, which it does while a worker's environment is being torn down (terminate()):
+// the raw call's status is ignored instead, as the count no longer matters then.
+inline void adjust_external_memory(Napi::Env env, int64_t change) {
+  int64_t total;
+  napi_adjust_external_memory(env, change, &total);
+}
+
 // A native storage as JavaScript sees it: { size, dtype, dispose() }.
 class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
  public:
@@ -44,7 +52,7 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
     storage_ = std::move(s);
     size_ = storage_->size();
     dtype_ = storage_->dtype();
-    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(storage_->bytes()));
+    adjust_external_memory(env, static_cast<int64_t>(storage_->bytes()));
   }
   const StoragePtr& storage() const { return storage_; }
 
@@ -57,7 +65,7 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   void dispose(const Napi::CallbackInfo& info) { release(info.Env()); }
   void release(Napi::Env env) {
     if (!storage_) return;
-    Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(storage_->bytes()));
+    adjust_external_memory(env, -static_cast<int64_t>(storage_->bytes()));
     storage_.reset();  // queued commands keep their own references
   }
 
@@ -398,6 +406,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       return o;
     }
     o.Set("threads", queue_.threads());
+    if (!queue_.start_error().empty()) o.Set("threadWarning", queue_.start_error());
     for (const device::Fact& f : device::describe()) {
       if (f.kind == device::Fact::Number) {
         o.Set(f.key, f.number);

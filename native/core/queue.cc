@@ -8,7 +8,16 @@
 namespace rg {
 
 
-CommandQueue::CommandQueue(int threads) : pool_(threads), thread_([this] { run(); }) {}
+CommandQueue::CommandQueue(int threads) : pool_(threads) {
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::exception& e) {
+    // No thread to be had (a tight `ulimit -v` or process limit): commands then run at enqueue, in order, on the
+    // caller's thread. Slower, still correct; start_error() says why.
+    start_error_ = std::string("the command queue runs on the calling thread: no thread could be created (") + e.what() + ")";
+  }
+  pool_.start();  // after the queue's own thread, which matters more than any one worker
+}
 
 CommandQueue::~CommandQueue() {
   {
@@ -17,11 +26,19 @@ CommandQueue::~CommandQueue() {
     stopping_.store(true);
   }
   has_work_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 uint64_t CommandQueue::enqueue(Command command, bool always) {
   uint64_t seq;
+  if (!thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      seq = ++enqueued_;
+    }
+    execute(command, always, seq);
+    return seq;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     commands_.push_back({std::move(command), always});
@@ -62,7 +79,7 @@ Status CommandQueue::take_error(uint64_t seq) {
 void CommandQueue::run() {
   for (;;) {
     Command command;
-    bool skip;
+    bool always;
     uint64_t seq;
     // The kernels of one forward pass arrive a few microseconds apart: spin (yielding) before sleeping.
     spin_until([&] { return pending_.load(std::memory_order_acquire) != 0 || stopping_.load(); });
@@ -70,34 +87,43 @@ void CommandQueue::run() {
       std::unique_lock<std::mutex> lock(mu_);
       has_work_.wait(lock, [&] { return stop_ || !commands_.empty(); });
       if (commands_.empty()) return;  // stopping, and everything has run
-      skip = !error_.ok() && !commands_.front().always;
+      always = commands_.front().always;
       command = std::move(commands_.front().command);
       commands_.pop_front();
       pending_.store(commands_.size(), std::memory_order_release);
       seq = completed_ + 1;
     }
-    Status s;
-    if (!skip) {
-      try {
-        s = command(pool_);
-      } catch (const std::bad_alloc&) {
-        s = Status::OutOfMemory("out of host memory while running a queued kernel");
-      } catch (const std::exception& e) {
-        s = {Code::Internal, e.what()};
-      }
-    }
-    command = nullptr;  // release the storages it holds before reporting progress
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!s.ok() && error_.ok()) {
-        error_ = std::move(s);
-        error_seq_ = seq;
-      }
-      completed_++;
-      completed_atomic_.store(completed_, std::memory_order_release);
-    }
-    progressed_.notify_all();
+    execute(command, always, seq);
   }
+}
+
+void CommandQueue::execute(Command& command, bool always, uint64_t seq) {
+  bool skip;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    skip = !error_.ok() && !always;
+  }
+  Status s;
+  if (!skip) {
+    try {
+      s = command(pool_);
+    } catch (const std::bad_alloc&) {
+      s = Status::OutOfMemory("out of host memory while running a queued kernel");
+    } catch (const std::exception& e) {
+      s = {Code::Internal, e.what()};
+    }
+  }
+  command = nullptr;  // release the storages it holds before reporting progress
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!s.ok() && error_.ok()) {
+      error_ = std::move(s);
+      error_seq_ = seq;
+    }
+    completed_++;
+    completed_atomic_.store(completed_, std::memory_order_release);
+  }
+  progressed_.notify_all();
 }
 
 }  // namespace rg

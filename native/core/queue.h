@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "status.h"
@@ -43,9 +44,12 @@ class CommandQueue {
   Status take_error(uint64_t seq = UINT64_MAX);
 
   int threads() const { return pool_.size(); }
+  // Empty, or why the queue or its pool could not start every thread it wanted (it runs with what it got).
+  std::string start_error() const { return start_error_.empty() ? pool_.start_error() : start_error_; }
 
  private:
   void run();
+  void execute(Command& command, bool always, uint64_t seq);
 
   ThreadPool pool_;
   mutable std::mutex mu_;
@@ -65,6 +69,7 @@ class CommandQueue {
   std::atomic<size_t> pending_{0};
   std::atomic<uint64_t> completed_atomic_{0};
   std::atomic<bool> stopping_{false};
+  std::string start_error_;
   std::thread thread_;
 };
 

@@ -42,8 +42,31 @@ int default_thread_count() {
   return std::min(physical_core_count(), 256);
 }
 
-ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {
-  for (int i = 1; i < threads_; i++) workers_.emplace_back([this] { worker_loop(); });
+ThreadPool::ThreadPool(int threads) : requested_(std::max(1, threads)), threads_(1) {}
+
+void ThreadPool::start() {
+  // A thread that cannot be created (a tight `ulimit -v` or process limit) is not fatal: the pool runs with the
+  // threads it got, and start_error() says why (the addon reports it as a warning). Reaching the limit means the
+  // address space is nearly used up by thread stacks, so half of the threads are let go again to leave memory for
+  // the kernels' data.
+  for (int i = 1; i < requested_; i++) {
+    try {
+      workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (const std::exception& e) {
+      const int keep = std::max(1, i / 2);
+      start_error_ = "could create only " + std::to_string(i) + " of " + std::to_string(requested_) + " threads (" +
+                     e.what() + "); running with " + std::to_string(keep);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        keep_.store(keep);
+      }
+      wake_.notify_all();
+      for (size_t w = keep - 1; w < workers_.size(); w++) workers_[w].join();
+      workers_.resize(keep - 1);
+      break;
+    }
+  }
+  threads_ = static_cast<int>(workers_.size()) + 1;
 }
 
 ThreadPool::~ThreadPool() {
@@ -80,7 +103,7 @@ void ThreadPool::run_chunks(uint32_t job, const RangeFn* fn, int64_t n, int chun
   in_parallel_region = false;
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int index) {
   uint32_t seen = 0;
   for (;;) {
     uint32_t job;
@@ -88,11 +111,11 @@ void ThreadPool::worker_loop() {
     int64_t n;
     int chunks;
     // Parallel kernels come microseconds apart: spin (yielding) before sleeping.
-    spin_until([&] { return published_job_.load(std::memory_order_acquire) != seen || stopping_.load(); });
+    spin_until([&] { return published_job_.load(std::memory_order_acquire) != seen || stopping_.load() || index >= keep_.load(); });
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || job_ != seen; });
-      if (stop_) return;
+      wake_.wait(lock, [&] { return stop_ || job_ != seen || index >= keep_.load(); });
+      if (stop_ || index >= keep_.load()) return;
       seen = job = job_;
       fn = fn_;
       n = n_;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,12 +18,16 @@ class ThreadPool {
  public:
   using RangeFn = std::function<void(int64_t begin, int64_t end)>;
 
+  // Asks for `threads` threads (the caller's included); start() creates the workers.
   explicit ThreadPool(int threads);
+  void start();
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return threads_; }
+  // Empty, or why the pool has fewer threads than it was asked for.
+  const std::string& start_error() const { return start_error_; }
   // true while a parallel_for runs on more than one thread (every core is taken).
   bool busy() const { return busy_.load(std::memory_order_acquire); }
 
@@ -34,13 +39,15 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t grain, const RangeFn& fn);
 
  private:
-  void worker_loop();
+  void worker_loop(int index);
   // Claims and runs chunks of job `job` until none is left. A claim succeeds only while next_ still
   // carries that job's number in its high 32 bits, so a worker that wakes late never runs a chunk of a
   // later job with an earlier job's function.
   void run_chunks(uint32_t job, const RangeFn* fn, int64_t n, int chunks);
 
+  int requested_;
   int threads_;
+  std::string start_error_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;
@@ -57,6 +64,7 @@ class ThreadPool {
   std::atomic<uint32_t> published_job_{0};  // job_, readable without the lock by spinning workers
   std::atomic<bool> stopping_{false};
   std::atomic<bool> busy_{false};
+  std::atomic<int> keep_{1 << 30};  // workers with an index at or above this one end (see start())
 };
 
 // Physical cores this process may run on (SMT siblings counted once), from the CPU affinity mask and
