@@ -1,11 +1,14 @@
-// Memory soak: 10,000 training steps and 100,000 predict calls; the process's RSS and rg.memory() must stay
-// flat. Prints the samples and a verdict (exit code 1 when memory grows).
-//   node bench/soak.mjs [--steps 10000] [--predicts 100000]
+// Memory soak: 10,000 training steps, 100,000 predict calls of one row and 5,000 of random sizes (1–1,000
+// rows, as a server's requests come); the process's RSS and rg.memory() must stay flat. Prints the samples and a
+// verdict (exit code 1 when memory grows).
+//   node bench/soak.mjs [--steps 10000] [--predicts 100000] [--varying 5000]
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '10000' }, predicts: { type: 'string', default: '100000' } } });
-const steps = Number(values.steps), predicts = Number(values.predicts);
+const { values } = parseArgs({
+  options: { steps: { type: 'string', default: '10000' }, predicts: { type: 'string', default: '100000' }, varying: { type: 'string', default: '5000' } },
+});
+const steps = Number(values.steps), predicts = Number(values.predicts), varying = Number(values.varying);
 const mb = (b) => (b / 2 ** 20).toFixed(1);
 
 rg.setBackend('cpu');
@@ -34,13 +37,29 @@ for (let done = 0; done < predicts; done += 10000) {
   }
   sample('predict', done + 10000);
 }
+// Every batch size is new to the layers' output buffers: they must keep only the few most recent.
+const random = rg.mulberry32(7);
+const rows = new Float32Array(1000 * 64).map(() => random() * 2 - 1);
+const varyingStep = Math.max(1, Math.floor(varying / 10));
+for (let done = 0; done < varying; done += varyingStep) {
+  for (let i = 0; i < varyingStep; i++) {
+    const n = 1 + Math.floor(random() * 1000);
+    const batch = rg.tensor(rows.subarray(0, n * 64), [n, 64]);
+    model.predict(batch).dispose();
+    batch.dispose();
+    if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+  }
+  one.toArray(); // a read: the frees queued so far have run
+  sample('varying', done + varyingStep);
+}
 
 for (const s of samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 12)) === 0 || _ === samples.at(-1)))
   console.log(`${s.phase.padEnd(8)} ${String(s.done).padStart(7)}   rss ${mb(s.rss).padStart(7)} MB   tensors ${String(s.tensors).padStart(5)}   native ${mb(s.bytes)} MB`);
 // Flat: after warm-up (the first quarter of each phase), RSS within 16 MB and the tensor count unchanged.
 let ok = true;
-for (const phase of ['train', 'predict']) {
+for (const phase of ['train', 'predict', 'varying']) {
   const ss = samples.filter((s) => s.phase === phase);
+  if (!ss.length) continue; // a phase asked for 0 calls
   const tail = ss.slice(Math.floor(ss.length / 4));
   const rssGrowth = tail.at(-1).rss - tail[0].rss;
   const tensorGrowth = tail.at(-1).tensors - tail[0].tensors;

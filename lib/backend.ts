@@ -106,6 +106,10 @@ export interface Kernels {
   penalty(acc: B, grad: B, w: B, N: number, l1: number, l2: number): void;
   /** count[0] += number of rows whose first largest logit is at the int32 target. */
   accuracy_count(count: B, logits: B, target: B, B: number, C: number): void;
+  /** first[0] (int32) = index of the first NaN or infinity in x[N], or −1. With one and tag ≥ 0 the kernel fails with
+   * RetrogradError NON_FINITE ("check_finite: tensor <tag> holds NaN at element <i>"), and a native queue skips the
+   * kernels after it (an optimizer step) until a read reports it: fit's guard against a non-finite step. */
+  check_finite(first: B, x: B, N: number, tag: number): void;
 
   /** mask = keep ? 1/(1−p) : 0 with keep a hash of (seed, i); out = inp · mask. */
   dropout_forward(out: B, mask: B, inp: B, N: number, p: number, seed: number): void;
@@ -227,7 +231,7 @@ export const KERNEL_NAMES = [
   'softmax_backward',
   'mse_loss', 'cross_entropy_loss', 'bce_with_logits_loss', 'l1_loss', 'huber_loss', 'bce_loss',
   'sgd_step', 'adam_step', 'rmsprop_step', 'adagrad_step', 'adamax_step', 'adadelta_step', 'nadam_radam_step',
-  'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'penalty', 'accuracy_count',
+  'fill', 'copy', 'axpy', 'gather_rows', 'norm_accumulate', 'clip_by_norm', 'clamp', 'penalty', 'accuracy_count', 'check_finite',
   'dropout_forward', 'dropout_backward',
   'im2col', 'col2im', 'transpose01', 'channel_sum', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward',
   'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward', 'conv2d_forward', 'conv2d_backward',

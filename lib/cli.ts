@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import * as rg from './index.js';
 import { backendByName, currentBackend, KERNEL_NAMES, type Backend } from './backend.js';
 import { uniform } from './random.js';
+import { ELEMENT_FACTOR } from './check/numerics.js';
 
 /** The `mnist` command's models: the MLP (the default) and the CNN of benchmark W3 (bench/workloads.mjs). */
 const MNIST_MODELS = {
@@ -165,9 +166,11 @@ async function check(args: string[]): Promise<void> {
   const num = (x: number) => (x === 0 ? '0' : x.toExponential(1));
   for (const s of summary) {
     const verdict = s.passed === s.total ? 'ok  ' : 'FAIL';
-    console.log(`${verdict} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)})`);
+    console.log(`${verdict} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)}), element ${num(s.worst.elementError)} (tol ${num(ELEMENT_FACTOR * s.worst.tol)})`);
     for (const f of s.failures.slice(0, 5)) {
-      const what = f.message ? `threw: ${f.message}` : `output ${f.output}: error ${num(f.error)} > tol ${num(f.tol)}`;
+      const what = f.message
+        ? `threw: ${f.message}`
+        : `output ${f.output}: normwise error ${num(f.error)} (tol ${num(f.tol)}), worst element ${num(f.elementError)} (tol ${num(ELEMENT_FACTOR * f.tol)})`;
       console.log(`       sizes [${f.sizes.join(', ')}] (case seed ${f.seed}) ${what}`);
     }
     if (s.failures.length > 5) console.log(`       … and ${s.failures.length - 5} more`);

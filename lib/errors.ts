@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'DISPOSED'
   | 'BUSY'
+  | 'NON_FINITE'
   | 'INTERNAL';
 
 export class RetrogradError extends Error {

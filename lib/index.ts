@@ -38,7 +38,7 @@ export type { KernelName } from './backend.js';
 export { checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions } from './train/callbacks.js';
 export type { DiagnosticsOptions } from './train/diagnostics.js';
-export type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
+export type { BatchingOptions, BatchingStats, Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
 export { trainTestSplit, mulberry32, type Split } from './data/split.js';
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions } from './data/loader.js';

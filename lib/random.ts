@@ -1,6 +1,7 @@
 // The seeded random source of retrograd: initialisation, dropout seeds, shuffling and randn all draw from
 // it, so `manualSeed(s)` makes a run reproducible on every backend. xoshiro128** (32-bit state words, exact
 // in JavaScript integer arithmetic).
+import { describe } from './errors.js';
 
 let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 
@@ -66,9 +67,26 @@ export function permutation(n: number): Int32Array {
 }
 
 export type RngState = [number, number, number, number];
+/** The generator's four state words, as unsigned 32-bit integers. */
 export function getRngState(): RngState {
-  return [s0, s1, s2, s3];
+  return [s0 >>> 0, s1 >>> 0, s2 >>> 0, s3 >>> 0];
 }
+
+/**
+ * Checks a state for setRngState and returns it normalised. Each word is an integer in [0, 2^32), or its signed
+ * 32-bit form (what versions that did not normalise the words wrote). The all-zero state is refused: xoshiro
+ * never leaves it, so every draw would be 0 (and normal() would loop forever).
+ */
+export function checkRngState(state: unknown, what = 'setRngState: the state'): RngState {
+  if (!Array.isArray(state) || state.length !== 4 || !state.every((w) => typeof w === 'number'))
+    throw new TypeError(`${what} must be an array of 4 integers, got ${describe(state)}`);
+  const bad = state.find((w: number) => !Number.isInteger(w) || w < -(2 ** 31) || w >= 2 ** 32);
+  if (bad !== undefined) throw new RangeError(`${what} holds ${bad}, which is not a 32-bit integer`);
+  if (state.every((w) => w === 0)) throw new RangeError(`${what} must not be all zero (the generator would draw only zeros)`);
+  return state.map((w: number) => w >>> 0) as RngState;
+}
+
+/** Restores a state from getRngState; a refused state leaves the generator as it was. */
 export function setRngState(state: RngState): void {
-  [s0, s1, s2, s3] = state;
+  [s0, s1, s2, s3] = checkRngState(state);
 }

@@ -11,10 +11,17 @@ function escape(s: string): string {
 /** One SVG line chart of the given series over epochs. */
 export function lineChart(title: string, series: [string, number[]][], width = 640, height = 320): string {
   const pad = { l: 56, r: 16, t: 32, b: 40 };
-  const values = series.flatMap(([, v]) => v).filter(Number.isFinite);
-  const n = Math.max(1, ...series.map(([, v]) => v.length));
-  let lo = Math.min(...values), hi = Math.max(...values);
-  if (!values.length) [lo, hi] = [0, 1];
+  // loops, not Math.min(...values): spreading a long History's values overflows the call stack
+  let lo = Infinity, hi = -Infinity, n = 1;
+  for (const [, v] of series) {
+    n = Math.max(n, v.length);
+    for (const val of v) {
+      if (!Number.isFinite(val)) continue;
+      if (val < lo) lo = val;
+      if (val > hi) hi = val;
+    }
+  }
+  if (lo > hi) [lo, hi] = [0, 1];
   if (hi === lo) [lo, hi] = [lo - 0.5, hi + 0.5];
   const x = (i: number) => pad.l + (n === 1 ? 0 : (i / (n - 1)) * (width - pad.l - pad.r));
   const y = (v: number) => pad.t + (1 - (v - lo) / (hi - lo)) * (height - pad.t - pad.b);

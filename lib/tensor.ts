@@ -14,6 +14,8 @@ export class Tensor {
   /** For int32 tensors made from host data: the smallest and largest value, so class indices can be checked without a read. */
   intRange?: readonly [number, number];
   private _buf: Buf | null;
+  /** For a view (reshape): the tensor that owns the storage. Disposing a view lets go of the view only. */
+  private base?: Tensor;
 
   /** @internal Use rg.tensor / rg.zeros / rg.randn. */
   constructor(backend: Backend, buf: Buf, shape: readonly number[], dtype: TensorDType) {
@@ -28,11 +30,13 @@ export class Tensor {
     return this.backend.name;
   }
   get disposed(): boolean {
-    return this._buf === null;
+    return this._buf === null || (this.base !== undefined && this.base._buf === null);
   }
   /** @internal The backend buffer. */
   get buf(): Buf {
     if (this._buf === null) throw new RetrogradError(`Tensor [${this.shape.join(', ')}] has been disposed`, 'DISPOSED');
+    if (this.base && this.base._buf === null)
+      throw new RetrogradError(`Tensor [${this.shape.join(', ')}] is a view of a tensor [${this.base.shape.join(', ')}] that has been disposed`, 'DISPOSED');
     return this._buf;
   }
 
@@ -41,6 +45,7 @@ export class Tensor {
     const resolved = resolveShape('Tensor.reshape', shape, this.size);
     const t = new Tensor(this.backend, this.buf, resolved, this.dtype);
     t.intRange = this.intRange;
+    t.base = this.base ?? this;
     return t;
   }
 
@@ -92,10 +97,11 @@ export class Tensor {
     return t;
   }
 
-  /** Frees the buffer now (queued kernels that use it still complete). Views of it become unusable. */
+  /** Frees the buffer now (queued kernels that use it still complete). Views of it become unusable. A view's
+   * dispose() lets go of the view only: the storage belongs to the tensor it was made from. */
   dispose(): void {
     if (this._buf === null) return;
-    this.backend.dispose(this._buf);
+    if (!this.base) this.backend.dispose(this._buf);
     this._buf = null;
   }
 

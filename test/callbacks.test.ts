@@ -1,12 +1,15 @@
 // fit's callbacks: early stopping with the best weights restored, checkpoints of the best model, and the
 // learning rate driven by schedulers and recorded in the History.
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { cpuAvailable, rg } from './helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 const dir = mkdtempSync(join(tmpdir(), 'retrograd-cb-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function data(n: number, seed: number): [rg.Tensor, rg.Tensor] {
   const xs = new Float32Array(n * 4), ys = new Int32Array(n);

@@ -3,27 +3,16 @@
 // written here, running statistics, state dicts and save/load, bad-input errors, a small CNN that learns, and a
 // training step that allocates nothing. Everything but the gradient checks runs on each backend that has the
 // convolution kernels: the reference always, the native CPU backend once its addon carries them.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { loadCpuAddon } from '../lib/backends/cpu.js';
-import { expectNoTensorGrowth, randomArray, relError, rg, rng, TOL } from './helpers.js';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectNoTensorGrowth, randomArray, relError, requireCpu, rg, rng, TOL } from './helpers.js';
 
-/** The native CPU backend joins the list when its addon has the convolution kernels. */
-function nativeConv(): { ok: boolean; why: string } {
-  try {
-    const missing = ['im2col', 'batchnorm_forward'].filter((k) => !loadCpuAddon().kernels.includes(k));
-    return missing.length ? { ok: false, why: `the CPU addon lacks ${missing.join(', ')}` } : { ok: true, why: '' };
-  } catch (e) {
-    return { ok: false, why: (e instanceof Error ? e.message : String(e)).split('\n').slice(0, 3).join(' ') };
-  }
-}
-const native = nativeConv();
-if (!native.ok) console.warn(`conv-layers: the 'cpu' backend is not tested here: ${native.why}`);
-const backendNames: ('reference' | 'cpu')[] = ['reference', ...(native.ok ? (['cpu'] as const) : [])];
+const backendNames: ('reference' | 'cpu')[] = ['reference', ...(requireCpu() ? (['cpu'] as const) : [])];
 
 const dir = mkdtempSync(join(tmpdir(), 'retrograd-conv-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function input(shape: number[], seed: number, scale = 1): rg.Tensor {
@@ -336,7 +325,7 @@ describe.each(backendNames)('conv layers on %s', (backend) => {
     });
 
     it('moved to another backend, a BatchNorm keeps its running statistics and its count', () => {
-      const other = backend === 'cpu' ? 'reference' : native.ok ? 'cpu' : 'reference';
+      const other = backend === 'cpu' ? 'reference' : backendNames.includes('cpu') ? 'cpu' : 'reference';
       const bn = new rg.BatchNorm2d(2, { affine: false });
       bn.forward(input([2, 2, 3, 3], 101));
       const mean = [...bn.stateDict().running_mean.toArray()];

@@ -3,7 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, rg } from './helpers.js';
+import { requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 const dir = mkdtempSync(join(tmpdir(), 'retrograd-data-'));
 
@@ -60,6 +62,17 @@ describe('datasets and loaders', () => {
     writeFileSync(join(dir, 'bad.csv'), 'a,label\n1,0\nx,1\n');
     await expect((async () => { for await (const _ of rg.readCSV(join(dir, 'bad.csv'), { label: 'label' })) { /* consume */ } })()).rejects.toThrow(/line 3, column 1: 'x' is not a number/);
     await expect((async () => { for await (const _ of rg.readCSV(path, { label: 'target' })) { /* consume */ } })()).rejects.toThrow(/has no column 'target'/);
+  });
+
+  it('trainTestSplit refuses row counts and sizes that do not divide the data into whole rows', () => {
+    const x = new Float32Array(10), y = new Int32Array(5);
+    expect(() => rg.trainTestSplit(x, y, 4, 2, 1, 1)).toThrow(/trainTestSplit: x holds 10 values, not a whole number of rows for n = 4/);
+    expect(() => rg.trainTestSplit(x, new Int32Array(4), 5, 2, 1, 1)).toThrow(/trainTestSplit: y holds 4 values, not a whole number of rows for n = 5/);
+    expect(() => rg.trainTestSplit(x, y, 5, -1, 1, 1)).toThrow(/trainTestSplit: invalid trainSize -1; expected an integer >= 0/);
+    expect(() => rg.trainTestSplit(x, y, 5, 2.5, 1, 1)).toThrow(/invalid trainSize 2\.5/);
+    expect(() => rg.trainTestSplit(x, y, 0, 0, 0, 1)).toThrow(/invalid n 0/);
+    const { xTrain, yTest } = rg.trainTestSplit(x, y, 5, 3, 2, 1);
+    expect([xTrain.length, yTest.length]).toEqual([6, 2]);
   });
 
   it('fit trains from a DataLoader over a CSV stream, without keeping the batches', async () => {

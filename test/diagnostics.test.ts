@@ -1,7 +1,9 @@
 // fit's diagnostics: per-parameter gradient norms and update/weight ratios in the History, and warnings that
 // name the layer whose gradients vanish or explode.
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, relError, rg } from './helpers.js';
+import { relError, requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 function warnings(run: () => Promise<unknown>): Promise<string[]> {
   const seen: string[] = [];

@@ -1,7 +1,9 @@
 // Bad input (API.md, "Errors"): a clear error naming the layer or parameter, the expected and the actual
 // value; nothing changed by a failed call; the next valid call works.
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, rg } from './helpers.js';
+import { requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 const backendNames = cpuAvailable ? (['cpu', 'reference'] as const) : (['reference'] as const);
 

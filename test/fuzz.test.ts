@@ -3,7 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { KERNEL_NAMES } from '../lib/backend.js';
 import { loadCpuAddon } from '../lib/backends/cpu.js';
-import { cpuAvailable, rg, rng } from './helpers.js';
+import { requireCpu, rg, rng } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments', () => {
   const a = cpuAvailable ? (loadCpuAddon() as unknown as Record<string, (...args: unknown[]) => unknown> & { kernels: string[] }) : undefined!;

@@ -4,7 +4,9 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, relError, rg, rng } from './helpers.js';
+import { relError, requireCpu, rg, rng } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 const dir = mkdtempSync(join(tmpdir(), 'retrograd-io-'));
 const backendNames = cpuAvailable ? (['cpu', 'reference'] as const) : (['reference'] as const);

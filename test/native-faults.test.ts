@@ -3,7 +3,9 @@
 // that an abort shows as its exit status instead of killing the test runner.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, rg } from './helpers.js';
+import { requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 const cwd = new URL('..', import.meta.url).pathname;
 

@@ -2,7 +2,9 @@
 // scale each group from its own base rate, and state dicts that keep the groups.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, relError, rg, TOL } from './helpers.js';
+import { relError, requireCpu, rg, TOL } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 const golden = JSON.parse(readFileSync(new URL('./golden/torch.json', import.meta.url), 'utf8')) as {
   groups: { optimizer: 'SGD' | 'AdamW'; trajectory: { a: number[]; b: number[]; lrs: number[] }[] }[];

@@ -1,7 +1,9 @@
 // L1/L2 penalties on chosen parameters: the gradient added is the derivative of the value returned, and fit
 // reports the loss with the penalty and leaves unpenalised parameters alone.
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, relError, rg } from './helpers.js';
+import { relError, requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
 
 describe('weight penalties', () => {
   rg.setBackend(cpuAvailable ? 'cpu' : 'reference');

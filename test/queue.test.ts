@@ -2,9 +2,9 @@
 // skip until a read reports the error; data movement (writes) still runs; a read reports only an error of work
 // queued before it, so an earlier read in flight still resolves with its data.
 import { describe, expect, it } from 'vitest';
-import { cpu, cpuAvailable } from './helpers.js';
+import { cpu, requireCpu } from './helpers.js';
 
-describe.skipIf(!cpuAvailable)('the native command queue after a failed kernel', () => {
+describe.skipIf(!requireCpu())('the native command queue after a failed kernel', () => {
   it('reports the error at the first read after it, skips the kernels after it, keeps writes, and recovers', async () => {
     const b = cpu();
     const logits = b.fromHost(Float32Array.of(1, 2, 3, 4, 5, 6));

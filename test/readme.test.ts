@@ -2,7 +2,11 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { requireBuiltDist } from './helpers.js';
+
+// the README's code and the examples import the package as a user does: dist/
+beforeAll(requireBuiltDist);
 
 it('the README example trains, evaluates and predicts', () => {
   const root = join(import.meta.dirname, '..');
@@ -32,8 +36,13 @@ it('the server example keeps answering its health check while it trains', () => 
   const root = join(import.meta.dirname, '..');
   const out = execFileSync(process.execPath, [join(root, 'examples', 'server.mjs'), '--check'], { cwd: root, encoding: 'utf8' });
   const m = /health checks during training: (\d+), median ([\d.]+) ms, p99 ([\d.]+) ms/.exec(out)!;
-  expect(Number(m[1])).toBeGreaterThan(5);
-  expect(Number(m[2])).toBeLessThan(50); // a blocked event loop would hold every check for a whole training step or more
+  const epochs = [...out.matchAll(/^epoch \d+: /gm)].length;
+  expect(epochs).toBeGreaterThan(0);
+  // Counted, not timed (other test files may load the machine, which stretches latencies and training alike): a
+  // blocked event loop would answer once per epoch at most, when fit's callbacks hand it back; a free one polls
+  // every 20 ms all through.
+  expect(Number(m[1])).toBeGreaterThan(Math.max(5, 4 * epochs));
+  expect(out).toMatch(/^failed requests: 0$/m);
 }, 120_000);
 
 describe('the sequence-model examples (--quick)', () => {

@@ -1,19 +1,28 @@
 // The HTML report as a person sees it: headless Chromium (Debian's) renders it to a PNG, and the plotted
-// curves must be there — pixels of each series' colour across the chart areas. Skips, saying why, when no
-// Chromium is installed (.ci/run installs it).
+// curves must be there — pixels of each series' colour across the chart areas. Without Chromium it skips, saying
+// why, and fails in CI (.ci/run installs it).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { expect, it } from 'vitest';
 import { historyReport } from '../lib/report.js';
+import { requireOrSkip } from './helpers.js';
 
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-if (!chromium) console.warn('skipping the browser check of the report: no Chromium at /usr/bin/chromium (apt-get install chromium)');
+const haveChromium = requireOrSkip('Chromium', chromium !== undefined, 'no Chromium at /usr/bin/chromium or /usr/bin/chromium-browser (apt-get install chromium)');
 
-it.skipIf(!chromium)('headless Chromium draws the loss and accuracy curves of the report', () => {
+it.skipIf(!haveChromium)('headless Chromium draws the loss and accuracy curves of the report', () => {
   const dir = mkdtempSync(join(tmpdir(), 'retrograd-report-'));
+  try {
+    drawAndCheck(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true }); // the report, the screenshot and Chromium's profile
+  }
+}, 90_000);
+
+function drawAndCheck(dir: string): void {
   const epochs = 12;
   const history = {
     epoch: Array.from({ length: epochs }, (_, i) => i),
@@ -52,4 +61,4 @@ it.skipIf(!chromium)('headless Chromium draws the loss and accuracy curves of th
   expect(red.n).toBeGreaterThan(500);
   expect(blue.rows).toBeGreaterThan(100);
   expect(red.rows).toBeGreaterThan(100);
-}, 90_000);
+}

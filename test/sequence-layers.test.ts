@@ -3,27 +3,16 @@
 // bad-input errors with their messages, a small model that learns, and a training step that allocates nothing.
 // Everything but the gradient checks runs on each backend that has the kernels: the reference always, the native
 // CPU backend once its addon carries embedding_backward and layernorm_forward / layernorm_backward.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { loadCpuAddon } from '../lib/backends/cpu.js';
-import { expectNoTensorGrowth, randomArray, relError, rg, rng, TOL } from './helpers.js';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectNoTensorGrowth, randomArray, relError, requireCpu, rg, rng, TOL } from './helpers.js';
 
-/** The native CPU backend joins the list when its addon has the sequence kernels. */
-function nativeSequence(): { ok: boolean; why: string } {
-  try {
-    const missing = ['embedding_backward', 'layernorm_forward', 'layernorm_backward'].filter((k) => !loadCpuAddon().kernels.includes(k));
-    return missing.length ? { ok: false, why: `the CPU addon lacks ${missing.join(', ')}` } : { ok: true, why: '' };
-  } catch (e) {
-    return { ok: false, why: (e instanceof Error ? e.message : String(e)).split('\n').slice(0, 3).join(' ') };
-  }
-}
-const native = nativeSequence();
-if (!native.ok) console.warn(`sequence-layers: the 'cpu' backend is not tested here: ${native.why}`);
-const backendNames: ('reference' | 'cpu')[] = ['reference', ...(native.ok ? (['cpu'] as const) : [])];
+const backendNames: ('reference' | 'cpu')[] = ['reference', ...(requireCpu() ? (['cpu'] as const) : [])];
 
 const dir = mkdtempSync(join(tmpdir(), 'retrograd-seq-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function input(shape: number[], seed: number, scale = 1, offset = 0): rg.Tensor {

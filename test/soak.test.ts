@@ -2,8 +2,11 @@
 // 2,000 training steps and 20,000 predict calls.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
-import { cpuAvailable } from './helpers.js';
+import { beforeAll, expect, it } from 'vitest';
+import { requireBuiltDist, requireCpu } from './helpers.js';
+
+const cpuAvailable = requireCpu();
+beforeAll(requireBuiltDist); // bench/soak.mjs imports the package: dist/
 
 it.skipIf(!cpuAvailable)('memory stays flat while training and serving', () => {
   const root = join(import.meta.dirname, '..');

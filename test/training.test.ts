@@ -1,7 +1,9 @@
 // Training as a whole: a 20-step trajectory native vs reference from the same seed, and real runs that must
 // converge (XOR, two spirals, an MNIST slice).
 import { describe, expect, it } from 'vitest';
-import { cpuAvailable, relError, rg, TOL } from './helpers.js';
+import { relError, requireCpu, rg, TOL } from './helpers.js';
+
+const native = requireCpu();
 
 function mlp(): rg.Sequential {
   return new rg.Sequential([new rg.Linear(20, 33), new rg.GELU(), new rg.Linear(33, 17), new rg.Tanh(), new rg.Linear(17, 5)]);
@@ -27,7 +29,7 @@ function trajectory(backend: 'cpu' | 'reference', makeOpt: (m: rg.Module) => rg.
   return { losses, params, state };
 }
 
-describe.skipIf(!cpuAvailable)('20-step trajectories, native CPU against the reference', () => {
+describe.skipIf(!native)('20-step trajectories, native CPU against the reference', () => {
   const optimizers: [string, (m: rg.Module) => rg.Optimizer<{ lr: number }>][] = [
     ['SGD nesterov + weight decay', (m) => new rg.SGD(m.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
     ['Adam amsgrad', (m) => new rg.Adam(m.parameters(), { lr: 1e-2, amsgrad: true })],
@@ -39,21 +41,21 @@ describe.skipIf(!cpuAvailable)('20-step trajectories, native CPU against the ref
     it(name, () => {
       const ref = trajectory('reference', make);
       const nat = trajectory('cpu', make);
-      expect(relError(nat.losses, ref.losses)).toBeLessThan(TOL.reduction);
+      expect(relError(nat.losses, ref.losses)).toBeLessThan(TOL.trajectory);
       expect(ref.losses[19]).toBeLessThan(ref.losses[0]);
-      nat.params.forEach((p, i) => expect(relError(p, ref.params[i]), `parameter ${i}`).toBeLessThan(TOL.reduction));
+      nat.params.forEach((p, i) => expect(relError(p, ref.params[i]), `parameter ${i}`).toBeLessThan(TOL.trajectory));
       for (const [i, s] of Object.entries(ref.state.state)) {
         for (const [k, v] of Object.entries(s)) {
           const got = nat.state.state[Number(i)][k];
           if (typeof v === 'number') expect(got).toBe(v);
-          else expect(relError(got as Float32Array, v), `state ${i}.${k}`).toBeLessThan(TOL.reduction);
+          else expect(relError(got as Float32Array, v), `state ${i}.${k}`).toBeLessThan(TOL.trajectory);
         }
       }
     });
   }
 });
 
-const backendsToTrain = cpuAvailable ? (['cpu', 'reference'] as const) : (['reference'] as const);
+const backendsToTrain = native ? (['cpu', 'reference'] as const) : (['reference'] as const);
 
 describe('real training runs converge', () => {
   for (const backend of backendsToTrain) {
@@ -94,7 +96,7 @@ describe('real training runs converge', () => {
     });
   }
 
-  it.skipIf(!cpuAvailable)('an MNIST MLP reaches 90% on 500 held-back digits after training on 3,000', async () => {
+  it.skipIf(!native)('an MNIST MLP reaches 90% on 500 held-back digits after training on 3,000', async () => {
     rg.setBackend('cpu');
     rg.manualSeed(1);
     const { xTrain, yTrain, xTest, yTest } = rg.mnistSplit(3000, 500);

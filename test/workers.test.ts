@@ -1,8 +1,11 @@
 // The addon in worker threads: each worker has its own queue and pool; two workers training at once get
 // exactly the weights the main thread gets alone, and workers that load and end leave no native tensor behind.
 import { Worker } from 'node:worker_threads';
-import { describe, expect, it } from 'vitest';
-import { cpuAvailable, rg } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { requireBuiltDist, requireCpu, rg } from './helpers.js';
+
+const cpuAvailable = requireCpu();
+beforeAll(requireBuiltDist); // the workers import the package: dist/
 
 const TRAIN = `
   const { parentPort } = require('node:worker_threads');
@@ -19,9 +22,12 @@ const TRAIN = `
 
 function runWorker(code: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    // resolves once the worker has exited, so its addon instance has freed what it held
     const w = new Worker(code, { eval: true });
-    w.once('message', (m) => { resolve(m); void w.terminate(); });
+    let message: unknown;
+    w.once('message', (m) => { message = m; void w.terminate(); });
     w.once('error', reject);
+    w.once('exit', () => resolve(message));
   });
 }
 
@@ -41,7 +47,6 @@ describe.skipIf(!cpuAvailable)('retrograd in worker threads', () => {
         const { parentPort } = require('node:worker_threads');
         import('retrograd').then((rg) => { rg.setBackend('cpu'); const t = rg.randn([1000]); rg.zeros([50]); parentPort.postMessage(t.size); });`)));
     }
-    await new Promise((r) => setTimeout(r, 50));
     expect(rg.memory().tensors).toBeLessThanOrEqual(before);
   }, 60_000);
 });

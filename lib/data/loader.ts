@@ -76,29 +76,59 @@ export interface CsvOptions {
   transform?: Transform;
 }
 
-/** Streams a numeric CSV file as samples, one record at a time (csv-parse); nothing is held beyond a record. */
+/** A plain decimal number: digits, an optional fraction and exponent. Number() also takes '' (as 0),
+ * 'Infinity', '0x10' and '0b1', none of which is a measurement in a data file. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** Streams a numeric CSV file as samples, one record at a time (csv-parse); nothing is held beyond a record.
+ * Every cell must be a finite decimal number; every row has the first row's number of columns. */
 export function readCSV(path: string, options: CsvOptions): IterableDataset {
   checkOptions('readCSV', options, ['label', 'header', 'delimiter', 'transform']);
   if (typeof path !== 'string') throw new TypeError(`readCSV: path must be a string, got ${describe(path)}`);
+  if (typeof options.label === 'number') checkNumber('readCSV', 'label', options.label, { min: 0, integer: true });
+  else if (typeof options.label !== 'string') throw new TypeError(`readCSV: label must be a column name or index, got ${describe(options.label)}`);
   const header = options.header ?? true;
   return new IterableDataset(async function* () {
-    const parser = createReadStream(path).pipe(parse({ delimiter: options.delimiter ?? ',', trim: true, skip_empty_lines: true }));
+    const file = createReadStream(path);
+    // the column count is checked here, to name the file in the message
+    const parser = parse({ delimiter: options.delimiter ?? ',', trim: true, skip_empty_lines: true, relax_column_count: true, info: true });
+    // pipe() does not forward errors: without this, a missing file would be an unhandled 'error' event that
+    // no caller can catch, and the parser would wait forever
+    file.once('error', (e: NodeJS.ErrnoException) => {
+      e.message = e.message.includes(path) ? `readCSV: ${e.message}` : `readCSV: ${path}: ${e.message}`;
+      parser.destroy(e);
+    });
+    file.pipe(parser);
     let labelAt = typeof options.label === 'number' ? options.label : -1;
-    let line = 0;
-    for await (const record of parser as AsyncIterable<string[]>) {
-      line++;
-      if (header && line === 1) {
-        if (typeof options.label === 'string') {
-          labelAt = record.indexOf(options.label);
-          if (labelAt < 0) throw new RangeError(`readCSV: ${path} has no column '${options.label}'; columns: ${record.join(', ')}`);
+    let columns = -1;
+    try {
+      for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number; records: number } }>) {
+        const line = info.lines;
+        if (columns < 0) columns = record.length;
+        else if (record.length !== columns) throw new RangeError(`readCSV: ${path} line ${line}: ${record.length} columns, the first row has ${columns}`);
+        if (header && info.records === 1) {
+          if (typeof options.label === 'string') {
+            labelAt = record.indexOf(options.label);
+            if (labelAt < 0) throw new RangeError(`readCSV: ${path} has no column '${options.label}'; columns: ${record.join(', ')}`);
+          }
+          continue;
         }
-        continue;
+        if (labelAt < 0 || labelAt >= record.length) throw new RangeError(`readCSV: ${path} line ${line}: no label column ${String(options.label)}`);
+        const values = record.map((cell, i) => {
+          if (cell === '') throw new RangeError(`readCSV: ${path} line ${line}, column ${i + 1}: the cell is empty`);
+          const v = Number(cell);
+          if (!DECIMAL.test(cell) || !Number.isFinite(v)) throw new RangeError(`readCSV: ${path} line ${line}, column ${i + 1}: '${cell}' is not a number: cells hold finite decimal numbers`);
+          return v;
+        });
+        yield { x: values.filter((_, i) => i !== labelAt), y: values[labelAt] };
       }
-      if (labelAt < 0 || labelAt >= record.length) throw new RangeError(`readCSV: ${path} line ${line}: no label column ${String(options.label)}`);
-      const values = record.map(Number);
-      const bad = values.findIndex((v) => Number.isNaN(v));
-      if (bad >= 0) throw new RangeError(`readCSV: ${path} line ${line}, column ${bad + 1}: '${record[bad]}' is not a number`);
-      yield { x: values.filter((_, i) => i !== labelAt), y: values[labelAt] };
+    } catch (e) {
+      // csv-parse's own errors (an unclosed quote…) name the line, not the file
+      const err = e as Error & { code?: string };
+      if (typeof err.code === 'string' && err.code.startsWith('CSV_')) err.message = `readCSV: ${path}: ${err.message}`;
+      throw e;
+    } finally {
+      file.destroy(); // a consumer that stops early leaves no open file
     }
   }, { transform: options.transform });
 }
@@ -109,6 +139,12 @@ export interface DataLoaderOptions {
   shuffle?: boolean;
   /** Drop a last batch smaller than batchSize. */
   dropLast?: boolean;
+  /**
+   * The dtype of number targets: 'int32' (class indices, for CrossEntropyLoss) or 'float32' (values, for
+   * MSELoss and the others). Unset, the first batch decides (int32 when its targets are all integers) and
+   * the choice holds for every later batch and epoch. Vector targets are always float32.
+   */
+  targetDtype?: 'int32' | 'float32';
 }
 
 /** Batches of { x: [B, …features], y: [B] int32 class indices, or [B, k] float32 } tensors. */
@@ -116,6 +152,9 @@ export class DataLoader {
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
+  readonly targetDtype: 'int32' | 'float32' | undefined;
+  /** The dtype of number targets, once targetDtype or the first batch has decided it. */
+  private decided?: 'int32' | 'float32';
 
   constructor(
     readonly dataset: Dataset | IterableDataset,
@@ -123,10 +162,15 @@ export class DataLoader {
   ) {
     if (!(dataset instanceof Dataset) && !(dataset instanceof IterableDataset))
       throw new TypeError(`DataLoader: expected a Dataset or an IterableDataset, got ${describe(dataset)}`);
-    checkOptions('DataLoader', options, ['batchSize', 'shuffle', 'dropLast']);
+    checkOptions('DataLoader', options, ['batchSize', 'shuffle', 'dropLast', 'targetDtype']);
+    const targetDtype = options.targetDtype;
+    if (targetDtype !== undefined && targetDtype !== 'int32' && targetDtype !== 'float32')
+      throw new TypeError(`DataLoader: targetDtype must be 'int32' or 'float32', got ${describe(targetDtype)}`);
     this.batchSize = checkNumber('DataLoader', 'batchSize', options.batchSize ?? 32, { min: 1, integer: true });
     this.shuffle = options.shuffle ?? false;
     this.dropLast = options.dropLast ?? false;
+    this.targetDtype = targetDtype;
+    this.decided = targetDtype;
   }
 
   /** Batches per epoch, when the data set's length is known. */
@@ -143,9 +187,11 @@ export class DataLoader {
   /** @internal The batches of one epoch as tensors on `backend`. */
   async *batches(backend: Backend): AsyncGenerator<{ x: Tensor; y: Tensor }> {
     let pending: Sample[] = [];
+    let ids: number[] = []; // each sample's index in the data set (a stream: its position), for error messages
     const emit = () => {
-      const batch = assemble(backend, pending);
+      const batch = this.assemble(backend, pending, ids);
       pending = [];
+      ids = [];
       return batch;
     };
     if (this.dataset instanceof Dataset) {
@@ -153,42 +199,56 @@ export class DataLoader {
       const order = this.shuffle ? permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
       for (let i = 0; i < n; i++) {
         pending.push(await this.dataset.get(order[i]));
+        ids.push(order[i]);
         if (pending.length === this.batchSize) yield emit();
       }
     } else {
+      let i = 0;
       for await (const s of this.dataset) {
         pending.push(s);
+        ids.push(i++);
         if (pending.length === this.batchSize) yield emit();
       }
     }
     if (pending.length && !this.dropLast) yield emit();
   }
-}
 
-function assemble(backend: Backend, samples: Sample[]): { x: Tensor; y: Tensor } {
-  const B = samples.length;
-  const F = samples[0].x.length;
-  const x = new Float32Array(B * F);
-  samples.forEach((s, i) => {
-    if (s.x.length !== F) throw new RangeError(`DataLoader: sample ${i} of the batch has ${s.x.length} features, the first has ${F}`);
-    x.set(s.x, i * F);
-  });
-  const first = samples[0].y;
-  let y: Tensor;
-  if (typeof first === 'number') {
-    const ys = samples.map((s, i) => {
-      if (typeof s.y !== 'number') throw new TypeError(`DataLoader: sample ${i}'s target is an array, the first one's a number`);
-      return s.y;
-    });
-    y = ys.every(Number.isInteger) ? fromHost(backend, Int32Array.from(ys), [B]) : fromHost(backend, Float32Array.from(ys), [B]);
-  } else {
-    const K = first.length;
-    const ys = new Float32Array(B * K);
+  private assemble(backend: Backend, samples: Sample[], ids: number[]): { x: Tensor; y: Tensor } {
+    const B = samples.length;
+    const F = samples[0].x.length;
+    const x = new Float32Array(B * F);
     samples.forEach((s, i) => {
-      if (typeof s.y === 'number' || s.y.length !== K) throw new RangeError(`DataLoader: sample ${i}'s target does not have ${K} values like the first`);
-      ys.set(s.y, i * K);
+      if (s.x.length !== F) throw new RangeError(`DataLoader: sample ${i} of the batch has ${s.x.length} features, the first has ${F}`);
+      x.set(s.x, i * F);
     });
-    y = fromHost(backend, ys, [B, K]);
+    const first = samples[0].y;
+    let y: Tensor;
+    if (typeof first === 'number') {
+      const ys = samples.map((s, i) => {
+        if (typeof s.y !== 'number') throw new TypeError(`DataLoader: sample ${i}'s target is an array, the first one's a number`);
+        return s.y;
+      });
+      // decided once: a loader whose batches switched between int32 and float32 would fail whichever loss it feeds
+      const dtype = this.decided ?? (ys.every(Number.isInteger) ? 'int32' : 'float32');
+      if (dtype === 'int32') {
+        const bad = ys.findIndex((v) => !Number.isInteger(v));
+        if (bad >= 0) {
+          const why = this.targetDtype ? '(targetDtype)' : "(decided by the first batch); pass targetDtype: 'float32' for targets that are values";
+          throw new RangeError(`DataLoader: sample ${ids[bad]}'s target ${ys[bad]} is not an integer, and the targets are int32 ${why}`);
+        }
+      }
+      this.decided = dtype;
+      y = dtype === 'int32' ? fromHost(backend, Int32Array.from(ys), [B]) : fromHost(backend, Float32Array.from(ys), [B]);
+    } else {
+      if (this.targetDtype === 'int32') throw new TypeError(`DataLoader: sample ${ids[0]}'s target is a vector; targetDtype 'int32' is for class indices (numbers)`);
+      const K = first.length;
+      const ys = new Float32Array(B * K);
+      samples.forEach((s, i) => {
+        if (typeof s.y === 'number' || s.y.length !== K) throw new RangeError(`DataLoader: sample ${i}'s target does not have ${K} values like the first`);
+        ys.set(s.y, i * K);
+      });
+      y = fromHost(backend, ys, [B, K]);
+    }
+    return { x: fromHost(backend, x, [B, F]), y };
   }
-  return { x: fromHost(backend, x, [B, F]), y };
 }

@@ -1,4 +1,5 @@
 // Seeded train/test splits of row-major data sets.
+import { checkNumber } from '../errors.js';
 
 /** A small seeded generator (mulberry32), separate from rg.manualSeed so a split never moves with it. */
 export function mulberry32(seed: number): () => number {
@@ -26,6 +27,12 @@ export interface Split<X extends Float32Array | Int32Array, Y extends Float32Arr
 export function trainTestSplit<X extends Float32Array | Int32Array, Y extends Float32Array | Int32Array>(
   x: X, y: Y, n: number, trainSize: number, testSize: number, seed: number,
 ): Split<X, Y> {
+  checkNumber('trainTestSplit', 'n', n, { min: 1, integer: true });
+  checkNumber('trainTestSplit', 'trainSize', trainSize, { min: 0, integer: true });
+  checkNumber('trainTestSplit', 'testSize', testSize, { min: 0, integer: true });
+  // rows of a fractional length would shift every row after the first
+  for (const [name, a] of [['x', x], ['y', y]] as const)
+    if (a.length % n !== 0) throw new RangeError(`trainTestSplit: ${name} holds ${a.length} values, not a whole number of rows for n = ${n}`);
   if (trainSize + testSize > n) throw new RangeError(`trainTestSplit: ${trainSize} + ${testSize} rows requested, the data has ${n}`);
   const rand = mulberry32(seed);
   const order = Array.from({ length: n }, (_, i) => i);

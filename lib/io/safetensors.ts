@@ -3,6 +3,7 @@
 // end]}, "__metadata__"?: {string: string}}, then the raw little-endian data, offsets relative to its start.
 // The decoder trusts nothing: every length, offset, shape and dtype is checked before a byte is read, and the
 // data must be covered exactly once (no holes, no overlaps), as the specification requires.
+import { open, stat } from 'node:fs/promises';
 import { RetrogradError } from '../errors.js';
 
 export type StDType = 'F32' | 'F64' | 'I32' | 'I64' | 'F16' | 'BF16' | 'U8' | 'I8' | 'BOOL' | 'I16' | 'U16' | 'U32' | 'U64';
@@ -21,10 +22,12 @@ function corrupt(file: string, why: string): RetrogradError {
 
 /** Encodes tensors (in the given order) and string metadata; the header is padded with spaces to 8 bytes. */
 export function encodeSafetensors(tensors: Record<string, StTensor>, metadata: Record<string, string> = {}): Buffer {
-  const header: Record<string, unknown> = {};
+  // a null-prototype header, so that a tensor named '__proto__' is written like any other
+  const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
+    if (name === '__metadata__') throw new RangeError("encodeSafetensors: no tensor may be named '__metadata__' (the format reserves the name)");
     const bytes = t.data.byteLength;
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -43,24 +46,78 @@ export function encodeSafetensors(tensors: Record<string, StTensor>, metadata: R
   return out;
 }
 
-/** Decodes and validates a safetensors buffer. Only F32 and I32 tensors become arrays (I64 is narrowed to I32 when every value fits). */
-export function decodeSafetensors(buf: Buffer, file = 'the buffer'): { tensors: Record<string, StTensor>; metadata: Record<string, string> } {
-  if (buf.length < 8) throw corrupt(file, `${buf.length} bytes, shorter than the 8-byte header length`);
-  const n = buf.readBigUInt64LE(0);
-  if (n > BigInt(Math.min(MAX_HEADER, buf.length - 8))) throw corrupt(file, `header length ${n} exceeds the ${buf.length - 8} bytes that follow`);
-  const headerLen = Number(n);
+type Entry = { name: string; dtype: StDType; shape: number[]; begin: number; end: number };
+type Decoded = { tensors: Record<string, StTensor>; metadata: Record<string, string> };
+
+/** The header length (first 8 bytes), bounded by the format's limit and by the bytes that follow it. */
+function headerLength(first8: Buffer, after: number, file: string): number {
+  const n = first8.readBigUInt64LE(0);
+  // safetensors' own reader refuses headers over 100 MB: a larger length is a corrupt file, not a model
+  if (n > BigInt(MAX_HEADER)) throw corrupt(file, `header length ${n} exceeds the limit of ${MAX_HEADER} bytes`);
+  if (n > BigInt(after)) throw corrupt(file, `header length ${n} exceeds the ${after} bytes that follow`);
+  return Number(n);
+}
+
+/**
+ * The first name that appears twice in one object of a valid JSON text, and the names of the objects around
+ * it. JSON.parse keeps the last of duplicate names silently; the format allows each tensor once.
+ */
+function duplicateName(text: string): { name: string; path: string[] } | undefined {
+  const frames: { names: Set<string> | null; label: string }[] = [];
+  let expectName = false;
+  let last = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+      }
+      if (expectName) {
+        const name = JSON.parse(text.slice(i, end + 1)) as string;
+        const names = frames[frames.length - 1].names!;
+        if (names.has(name)) return { name, path: frames.slice(1).map((f) => f.label) };
+        names.add(name);
+        last = name;
+        expectName = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      frames.push({ names: new Set(), label: last });
+      expectName = true;
+    } else if (c === 0x5b /* [ */) {
+      frames.push({ names: null, label: last });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      frames.pop();
+      expectName = false;
+    } else if (c === 0x2c /* , */) {
+      expectName = frames[frames.length - 1].names !== null;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Parses and checks a header against a data section of `dataLen` bytes: every dtype, shape and offset, the
+ * coverage of the data (no holes, no overlaps, nothing left over), before any data is read.
+ */
+function parseHeader(bytes: Buffer, dataLen: number, file: string): { entries: Entry[]; metadata: Record<string, string> } {
+  const text = bytes.toString('utf8');
   let header: unknown;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8'));
+    header = JSON.parse(text);
   } catch (e) {
     throw corrupt(file, `the header is not JSON (${(e as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw corrupt(file, 'the header is not a JSON object');
-  const dataStart = 8 + headerLen;
-  const dataLen = buf.length - dataStart;
-  const metadata: Record<string, string> = {};
-  const spans: [number, number, string][] = [];
-  const tensors: Record<string, StTensor> = {};
+  const dup = duplicateName(text);
+  if (dup) throw corrupt(file, `the name '${dup.name}' appears twice${dup.path.length ? ` in ${dup.path.join('.')}` : ''}`);
+  // null-prototype objects: every name, '__proto__' included, is an own key like any other
+  const metadata: Record<string, string> = Object.create(null);
+  const entries: Entry[] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw corrupt(file, '__metadata__ must be an object of strings');
@@ -72,7 +129,7 @@ export function decodeSafetensors(buf: Buffer, file = 'the buffer'): { tensors: 
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (e === null || typeof e !== 'object') throw corrupt(file, `entry '${name}' is not an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_SIZE)) throw corrupt(file, `entry '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, e.dtype)) throw corrupt(file, `entry '${name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw corrupt(file, `entry '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1])
@@ -82,31 +139,81 @@ export function decodeSafetensors(buf: Buffer, file = 'the buffer'): { tensors: 
     const count = (e.shape as number[]).reduce((a, d) => a * d, 1);
     const size = DTYPE_SIZE[e.dtype as StDType];
     if (end - begin !== count * size) throw corrupt(file, `entry '${name}' spans ${end - begin} bytes, its shape and dtype need ${count * size}`);
-    spans.push([begin, end, name]);
-    const bytes = buf.subarray(dataStart + begin, dataStart + end);
-    const aligned = new Uint8Array(bytes); // a copy: the source may be unaligned
-    if (e.dtype === 'F32') tensors[name] = { dtype: 'F32', shape: e.shape as number[], data: new Float32Array(aligned.buffer) };
-    else if (e.dtype === 'I32') tensors[name] = { dtype: 'I32', shape: e.shape as number[], data: new Int32Array(aligned.buffer) };
-    else if (e.dtype === 'I64') {
-      const wide = new BigInt64Array(aligned.buffer);
-      const narrow = new Int32Array(wide.length);
-      for (let i = 0; i < wide.length; i++) {
-        if (wide[i] > 2147483647n || wide[i] < -2147483648n) throw corrupt(file, `entry '${name}' holds ${wide[i]}, outside int32`);
-        narrow[i] = Number(wide[i]);
-      }
-      tensors[name] = { dtype: 'I32', shape: e.shape as number[], data: narrow };
-    } else if (e.dtype === 'F64') {
-      tensors[name] = { dtype: 'F32', shape: e.shape as number[], data: Float32Array.from(new Float64Array(aligned.buffer)) };
-    } else {
-      throw corrupt(file, `entry '${name}' has dtype ${e.dtype}, which retrograd does not load (F32, F64, I32, I64)`);
-    }
+    if (!['F32', 'I32', 'I64', 'F64'].includes(e.dtype)) throw corrupt(file, `entry '${name}' has dtype ${e.dtype}, which retrograd does not load (F32, F64, I32, I64)`);
+    entries.push({ name, dtype: e.dtype as StDType, shape: e.shape as number[], begin, end });
   }
-  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const spans = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let covered = 0;
-  for (const [begin, end, name] of spans) {
+  for (const { begin, end, name } of spans) {
     if (begin !== covered) throw corrupt(file, begin < covered ? `entry '${name}' overlaps the previous one` : `a hole in the data before '${name}'`);
     covered = end;
   }
   if (covered !== dataLen) throw corrupt(file, `${dataLen - covered} bytes after the last tensor are not indexed`);
+  return { entries, metadata };
+}
+
+/** One entry's bytes (an aligned copy) as an F32 or I32 tensor; I64 is narrowed when every value fits, F64 rounded. */
+function toTensor(e: Entry, aligned: Uint8Array, file: string): StTensor {
+  if (e.dtype === 'F32') return { dtype: 'F32', shape: e.shape, data: new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4) };
+  if (e.dtype === 'I32') return { dtype: 'I32', shape: e.shape, data: new Int32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4) };
+  if (e.dtype === 'F64') return { dtype: 'F32', shape: e.shape, data: Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8)) };
+  const wide = new BigInt64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8);
+  const narrow = new Int32Array(wide.length);
+  for (let i = 0; i < wide.length; i++) {
+    if (wide[i] > 2147483647n || wide[i] < -2147483648n) throw corrupt(file, `entry '${e.name}' holds ${wide[i]}, outside int32`);
+    narrow[i] = Number(wide[i]);
+  }
+  return { dtype: 'I32', shape: e.shape, data: narrow };
+}
+
+/** Decodes and validates a safetensors buffer. Only F32 and I32 tensors become arrays (I64 is narrowed to I32 when every value fits). */
+export function decodeSafetensors(buf: Buffer, file = 'the buffer'): Decoded {
+  if (buf.length < 8) throw corrupt(file, `${buf.length} bytes, shorter than the 8-byte header length`);
+  const n = headerLength(buf, buf.length - 8, file);
+  const dataStart = 8 + n;
+  const { entries, metadata } = parseHeader(buf.subarray(8, dataStart), buf.length - dataStart, file);
+  const tensors: Record<string, StTensor> = Object.create(null);
+  for (const e of entries) tensors[e.name] = toTensor(e, new Uint8Array(buf.subarray(dataStart + e.begin, dataStart + e.end)), file); // a copy: the source may be unaligned
   return { tensors, metadata };
+}
+
+/**
+ * Reads a safetensors file without trusting it: a regular file only (a device or a pipe could be endless), the
+ * header length and header first, and the data only once the file's size matches what the header indexes;
+ * each tensor is read straight into its own array.
+ */
+export async function readSafetensorsFile(path: string, where: string): Promise<Decoded> {
+  // stat before open: opening a FIFO would wait for a writer
+  const notRegular = () => new RetrogradError(`${where}: ${path} is not a regular file`, 'INVALID_ARGUMENT');
+  if (!(await stat(path)).isFile()) throw notRegular();
+  const fh = await open(path, 'r');
+  try {
+    const info = await fh.stat();
+    if (!info.isFile()) throw notRegular();
+    const size = info.size;
+    if (size < 8) throw corrupt(path, `${size} bytes, shorter than the 8-byte header length`);
+    const readAt = async (into: Uint8Array, position: number) => {
+      // at most 1 GiB per read: one read cannot pass 2 GiB
+      for (let done = 0; done < into.length;) {
+        const { bytesRead } = await fh.read(into, done, Math.min(into.length - done, 2 ** 30), position + done);
+        if (bytesRead === 0) throw corrupt(path, `the file ended at byte ${position + done} while it was read (it changed?)`);
+        done += bytesRead;
+      }
+    };
+    const first8 = Buffer.alloc(8);
+    await readAt(first8, 0);
+    const n = headerLength(first8, size - 8, path);
+    const head = Buffer.alloc(n);
+    await readAt(head, 8);
+    const { entries, metadata } = parseHeader(head, size - 8 - n, path);
+    const tensors: Record<string, StTensor> = Object.create(null);
+    for (const e of entries) {
+      const bytes = new Uint8Array(e.end - e.begin);
+      await readAt(bytes, 8 + n + e.begin);
+      tensors[e.name] = toTensor(e, bytes, path);
+    }
+    return { tensors, metadata };
+  } finally {
+    await fh.close();
+  }
 }

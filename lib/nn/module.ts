@@ -2,13 +2,13 @@
 // PyTorch's state-dict names), its buffers (running statistics) and what its backward needs from the last
 // forward. backward(dy) returns dL/dx and ACCUMULATES dL/dparam into each param.grad.
 import { backendByName, currentBackend, type Backend, type Buf } from '../backend.js';
-import { describe } from '../errors.js';
+import { describe, RetrogradError } from '../errors.js';
 import { checkTensor, empty, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
-import type { CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
+import type { BatchingOptions, BatchingStats, CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
 import type { DataLoader } from '../data/loader.js';
 import { compileModel, evaluateModel, fitModel, type Compiled } from '../train/fit.js';
-import { predictModel, predictModelAsync } from '../train/predict.js';
+import { batchingStats, predictModel, predictModelAsync, setBatching } from '../train/predict.js';
 
 export class Parameter {
   value: Tensor;
@@ -42,6 +42,12 @@ export class Parameter {
     return this.value.shape;
   }
 
+  /** @internal true while the gradient is a zero that zeroGrad() deferred and nothing has written since (PyTorch's
+   * grad of None): optimizers, clipping and fit's finite check leave it alone. */
+  get gradPending(): boolean {
+    return this.zeroPending;
+  }
+
   /** Zeroes the gradient. The fill is deferred: a backward that comes first overwrites instead of adding,
    * so the training step spends no pass over memory on it. */
   zeroGrad(): void {
@@ -52,11 +58,20 @@ export class Parameter {
   moveTo(b: Backend): void {
     if (this.value.backend === b) return;
     const value = this.value.toBackend(b);
-    const grad = this.grad.toBackend(b);
+    // A pending zero stays pending: "no gradient since zeroGrad()" must survive the move (optimizers skip it).
+    const pending = this.zeroPending;
+    let grad: Tensor;
+    try {
+      grad = pending ? empty(b, this._grad.shape) : this._grad.toBackend(b);
+    } catch (e) {
+      value.dispose();
+      throw e;
+    }
     this.value.dispose();
     this._grad.dispose();
     this.value = value;
-    this.grad = grad;
+    this._grad = grad;
+    this.zeroPending = pending;
   }
 
   /** @internal The gradient buffers a backward kernel writes for `params` (null for absent or frozen ones) and
@@ -151,29 +166,44 @@ export abstract class Module {
     return sd;
   }
 
-  /** Loads every parameter and buffer; checks every key and shape first, and loads nothing on a mismatch. */
+  /** Loads every parameter and buffer; checks every key, shape, dtype and value first, and loads nothing on a mismatch. */
   loadStateDict(sd: Record<string, Tensor | Float32Array | Int32Array>): void {
     const where = `${this.constructor.name}.loadStateDict`;
     if (sd === null || typeof sd !== 'object') throw new TypeError(`${where}: expected an object of tensors, got ${describe(sd)}`);
     const own = this.stateDict();
-    for (const key of Object.keys(own)) if (!(key in sd)) throw new RangeError(`${where}: missing key '${key}'`);
+    for (const key of Object.keys(own)) if (!Object.hasOwn(sd, key)) throw new RangeError(`${where}: missing key '${key}'`);
+    // The assignments run once every value has passed; a tensor on another backend is read here already, so that
+    // a failing read stops the load before anything is assigned.
+    const assign: (() => void)[] = [];
     for (const [key, v] of Object.entries(sd)) {
-      const target = own[key];
+      const target = Object.hasOwn(own, key) ? own[key] : undefined; // not a name Object.prototype has
       if (!target) throw new RangeError(`${where}: unknown key '${key}'; expected keys: ${Object.keys(own).join(', ')}`);
+      if (target.disposed) throw new RetrogradError(`${where}: the module's own '${key}' has been disposed`, 'DISPOSED');
       if (v instanceof Tensor) {
+        if (v.disposed) throw new RetrogradError(`${where}: '${key}' has been disposed`, 'DISPOSED');
         if (v.shape.length !== target.shape.length || v.shape.some((d, i) => d !== target.shape[i]))
           throw new RangeError(`${where}: '${key}' has shape [${v.shape.join(', ')}], expected [${target.shape.join(', ')}]`);
         if ((v.dtype === 'int32') !== (target.dtype === 'int32')) throw new TypeError(`${where}: '${key}' has dtype ${v.dtype}, expected ${target.dtype}`);
+        if (v.backend === target.backend) assign.push(() => target.assign(v));
+        else {
+          const data = v.backend.read(v.buf);
+          // as Tensor.assign across backends: the data as read (float64 stays float64), the int range along
+          assign.push(() => {
+            target.backend.write(target.buf, data);
+            target.intRange = v.intRange;
+          });
+        }
       } else if (v instanceof Float32Array || v instanceof Int32Array) {
         // the host copies a state dict's toArray() gives: Float32Array for float tensors, Int32Array for int32 buffers
         if ((v instanceof Int32Array) !== (target.dtype === 'int32'))
           throw new TypeError(`${where}: '${key}' is ${v.constructor.name}, expected ${target.dtype === 'int32' ? 'Int32Array' : 'Float32Array'} for ${target.dtype === 'int32' ? 'an' : 'a'} ${target.dtype} tensor`);
         if (v.length !== target.size) throw new RangeError(`${where}: '${key}' has ${v.length} values, expected ${target.size} (shape [${target.shape.join(', ')}])`);
+        assign.push(() => target.assign(v));
       } else {
         throw new TypeError(`${where}: '${key}' must be a Tensor, a Float32Array or (int32 buffers) an Int32Array, got ${describe(v)}`);
       }
     }
-    for (const [key, v] of Object.entries(sd)) own[key].assign(v);
+    for (const f of assign) f();
   }
 
   train(mode = true): this {
@@ -298,5 +328,14 @@ export abstract class Module {
   }
   predictAsync(x: Tensor, options?: PredictOptions): Promise<Tensor> {
     return predictModelAsync(this, x, options);
+  }
+  /** How concurrent predictAsync calls on this model are coalesced into shared batches ({ maxBatch, maxDelayMs }). */
+  setBatching(options: BatchingOptions): this {
+    setBatching(this, options);
+    return this;
+  }
+  /** Batches formed from predictAsync calls so far: { batches, requests, rows }. */
+  batchingStats(): BatchingStats {
+    return batchingStats(this);
   }
 }

@@ -2,7 +2,7 @@
 // rate decays as lr / (1 + (step − 1)·lrDecay), eps outside the square root (native/cpu/optim.cc).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
+import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
 export interface AdagradOptions {
   lr?: number;
@@ -13,21 +13,26 @@ export interface AdagradOptions {
   maximize?: boolean;
 }
 
+function resolve(where: string, given: AdagradOptions | Record<string, unknown>): Required<AdagradOptions> {
+  checkOptions(where, given, ['lr', 'lrDecay', 'weightDecay', 'initialAccumulatorValue', 'eps', 'maximize']);
+  const options = given as AdagradOptions;
+  const o = {
+    lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-2, { min: 0 }),
+    lrDecay: checkNumber(where, 'lrDecay', options.lrDecay ?? 0, { min: 0 }),
+    weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+    initialAccumulatorValue: checkNumber(where, 'initialAccumulatorValue', options.initialAccumulatorValue ?? 0, { min: 0 }),
+    eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-10, { min: 0 }),
+    maximize: options.maximize ?? false,
+  };
+  if (typeof o.maximize !== 'boolean') throw new TypeError(`${where}: maximize must be a boolean, got ${typeof o.maximize}`);
+  return o;
+}
+
 export class Adagrad extends Optimizer<Required<AdagradOptions>> {
   protected readonly label = 'Adagrad';
+  protected readonly stateSpec: StateSpec = { buffers: ['sum'], numbers: { step: STEP } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdagradOptions = {}) {
-    const where = 'Adagrad';
-    checkOptions(where, options, ['lr', 'lrDecay', 'weightDecay', 'initialAccumulatorValue', 'eps', 'maximize']);
-    const o = {
-      lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-2, { min: 0 }),
-      lrDecay: checkNumber(where, 'lrDecay', options.lrDecay ?? 0, { min: 0 }),
-      weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-      initialAccumulatorValue: checkNumber(where, 'initialAccumulatorValue', options.initialAccumulatorValue ?? 0, { min: 0 }),
-      eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-10, { min: 0 }),
-      maximize: options.maximize ?? false,
-    };
-    if (typeof o.maximize !== 'boolean') throw new TypeError(`${where}: maximize must be a boolean, got ${typeof o.maximize}`);
-    super(where, params, o);
+    super('Adagrad', params, resolve('Adagrad', options), resolve);
   }
 
   protected update(p: Parameter, s: ParamState): void {

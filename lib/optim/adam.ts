@@ -2,7 +2,7 @@
 // L2 weight decay added to the gradient (Adam) or decoupled decay of the weights (AdamW), AMSGrad.
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
+import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
 export interface AdamOptions {
   lr?: number;
@@ -15,8 +15,9 @@ export interface AdamOptions {
 
 type Resolved = Required<AdamOptions> & { lr: number };
 
-function resolve(where: string, options: AdamOptions, defaultDecay: number): Resolved {
-  checkOptions(where, options, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize']);
+function resolve(where: string, given: AdamOptions | Record<string, unknown>, defaultDecay: number): Resolved {
+  checkOptions(where, given, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize']);
+  const options = given as AdamOptions;
   const betas = options.betas ?? [0.9, 0.999];
   if (!Array.isArray(betas) || betas.length !== 2) throw new TypeError(`${where}: betas must be a pair [beta1, beta2], got ${String(betas)}`);
   const o: Resolved = {
@@ -38,8 +39,12 @@ function resolve(where: string, options: AdamOptions, defaultDecay: number): Res
 export class Adam extends Optimizer<Resolved> {
   protected readonly label: string = 'Adam';
   protected readonly decoupled: boolean = false;
+  protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'], numbers: { step: STEP } };
+  /** The name in messages and the default weight decay, which AdamW overrides. */
+  protected static readonly variant = { label: 'Adam', weightDecay: 0 };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamOptions = {}) {
-    super('Adam', params, resolve('Adam', options, 0));
+    const { label, weightDecay } = (new.target as typeof Adam).variant;
+    super(label, params, resolve(label, options, weightDecay), (where, o) => resolve(where, o, weightDecay));
   }
   protected update(p: Parameter, s: ParamState): void {
     const o = this.activeOptions;
@@ -57,7 +62,5 @@ export class Adam extends Optimizer<Resolved> {
 export class AdamW extends Adam {
   protected override readonly label: string = 'AdamW';
   protected override readonly decoupled: boolean = true;
-  constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamOptions = {}) {
-    super(params, resolve('AdamW', options, 1e-2));
-  }
+  protected static override readonly variant = { label: 'AdamW', weightDecay: 1e-2 };
 }

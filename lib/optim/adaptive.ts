@@ -5,7 +5,7 @@
 // twice there, a bug fixed since).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
+import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
 function betasOf(where: string, betas: unknown): [number, number] {
   const b = betas ?? [0.9, 0.999];
@@ -26,18 +26,23 @@ function nextStep(s: ParamState): number {
 
 export interface AdamaxOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number; maximize?: boolean }
 
+function adamaxOptions(w: string, given: AdamaxOptions | Record<string, unknown>): Required<AdamaxOptions> {
+  checkOptions(w, given, ['lr', 'betas', 'eps', 'weightDecay', 'maximize']);
+  const options = given as AdamaxOptions;
+  return {
+    lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 2e-3, { min: 0 }),
+    betas: betasOf(w, options.betas),
+    eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
+    weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+    maximize: flag(w, 'maximize', options.maximize ?? false),
+  };
+}
+
 export class Adamax extends Optimizer<Required<AdamaxOptions>> {
   protected readonly label = 'Adamax';
+  protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_inf'], numbers: { step: STEP } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamaxOptions = {}) {
-    const w = 'Adamax';
-    checkOptions(w, options, ['lr', 'betas', 'eps', 'weightDecay', 'maximize']);
-    super(w, params, {
-      lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 2e-3, { min: 0 }),
-      betas: betasOf(w, options.betas),
-      eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
-      weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-      maximize: flag(w, 'maximize', options.maximize ?? false),
-    });
+    super('Adamax', params, adamaxOptions('Adamax', options), adamaxOptions);
   }
   protected update(p: Parameter, s: ParamState): void {
     const o = this.activeOptions;
@@ -49,18 +54,23 @@ export class Adamax extends Optimizer<Required<AdamaxOptions>> {
 
 export interface AdadeltaOptions { lr?: number; rho?: number; eps?: number; weightDecay?: number; maximize?: boolean }
 
+function adadeltaOptions(w: string, given: AdadeltaOptions | Record<string, unknown>): Required<AdadeltaOptions> {
+  checkOptions(w, given, ['lr', 'rho', 'eps', 'weightDecay', 'maximize']);
+  const options = given as AdadeltaOptions;
+  return {
+    lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 1.0, { min: 0 }),
+    rho: checkNumber(w, 'rho', options.rho ?? 0.9, { min: 0, max: 1 }),
+    eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-6, { min: 0 }),
+    weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+    maximize: flag(w, 'maximize', options.maximize ?? false),
+  };
+}
+
 export class Adadelta extends Optimizer<Required<AdadeltaOptions>> {
   protected readonly label = 'Adadelta';
+  protected readonly stateSpec: StateSpec = { buffers: ['square_avg', 'acc_delta'], numbers: { step: STEP } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdadeltaOptions = {}) {
-    const w = 'Adadelta';
-    checkOptions(w, options, ['lr', 'rho', 'eps', 'weightDecay', 'maximize']);
-    super(w, params, {
-      lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 1.0, { min: 0 }),
-      rho: checkNumber(w, 'rho', options.rho ?? 0.9, { min: 0, max: 1 }),
-      eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-6, { min: 0 }),
-      weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-      maximize: flag(w, 'maximize', options.maximize ?? false),
-    });
+    super('Adadelta', params, adadeltaOptions('Adadelta', options), adadeltaOptions);
   }
   protected update(p: Parameter, s: ParamState): void {
     const o = this.activeOptions;
@@ -72,18 +82,24 @@ export class Adadelta extends Optimizer<Required<AdadeltaOptions>> {
 
 export interface NAdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number; momentumDecay?: number }
 
+function nadamOptions(w: string, given: NAdamOptions | Record<string, unknown>): Required<NAdamOptions> {
+  checkOptions(w, given, ['lr', 'betas', 'eps', 'weightDecay', 'momentumDecay']);
+  const options = given as NAdamOptions;
+  return {
+    lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 2e-3, { min: 0 }),
+    betas: betasOf(w, options.betas),
+    eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
+    weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+    momentumDecay: checkNumber(w, 'momentumDecay', options.momentumDecay ?? 4e-3, { min: 0 }),
+  };
+}
+
 export class NAdam extends Optimizer<Required<NAdamOptions>> {
   protected readonly label = 'NAdam';
+  // mu_product: the product of the momentum schedule's μ so far, each in [0, 1)
+  protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_avg_sq'], numbers: { step: STEP, mu_product: { min: 0, max: 1 } } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: NAdamOptions = {}) {
-    const w = 'NAdam';
-    checkOptions(w, options, ['lr', 'betas', 'eps', 'weightDecay', 'momentumDecay']);
-    super(w, params, {
-      lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 2e-3, { min: 0 }),
-      betas: betasOf(w, options.betas),
-      eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
-      weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-      momentumDecay: checkNumber(w, 'momentumDecay', options.momentumDecay ?? 4e-3, { min: 0 }),
-    });
+    super('NAdam', params, nadamOptions('NAdam', options), nadamOptions);
   }
   protected update(p: Parameter, s: ParamState): void {
     const o = this.activeOptions;
@@ -102,17 +118,22 @@ export class NAdam extends Optimizer<Required<NAdamOptions>> {
 
 export interface RAdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number }
 
+function radamOptions(w: string, given: RAdamOptions | Record<string, unknown>): Required<RAdamOptions> {
+  checkOptions(w, given, ['lr', 'betas', 'eps', 'weightDecay']);
+  const options = given as RAdamOptions;
+  return {
+    lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 1e-3, { min: 0 }),
+    betas: betasOf(w, options.betas),
+    eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
+    weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+  };
+}
+
 export class RAdam extends Optimizer<Required<RAdamOptions>> {
   protected readonly label = 'RAdam';
+  protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_avg_sq'], numbers: { step: STEP } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: RAdamOptions = {}) {
-    const w = 'RAdam';
-    checkOptions(w, options, ['lr', 'betas', 'eps', 'weightDecay']);
-    super(w, params, {
-      lr: checkNumber(w, 'learning rate (lr)', options.lr ?? 1e-3, { min: 0 }),
-      betas: betasOf(w, options.betas),
-      eps: checkNumber(w, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
-      weightDecay: checkNumber(w, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-    });
+    super('RAdam', params, radamOptions('RAdam', options), radamOptions);
   }
   protected update(p: Parameter, s: ParamState): void {
     const o = this.activeOptions;

@@ -4,9 +4,15 @@ import { checkNumber, checkOptions } from '../errors.js';
 import { parameterList, type Parameter } from '../nn/module.js';
 import { currentBackend } from '../backend.js';
 import { empty, type Tensor } from '../tensor.js';
+import { gradPending } from './optimizer.js';
 
 function gradParams(where: string, params: Iterable<Parameter>): Parameter[] {
   return parameterList(where, params).filter((p) => p.requiresGrad);
+}
+/** The parameters that have a gradient to clip: as PyTorch skips a grad of None, one that zeroGrad() left pending
+ * is left alone (reading it would write the zeros and make the next step() update the parameter). */
+function clipParams(where: string, params: Iterable<Parameter>): Parameter[] {
+  return gradParams(where, params).filter((p) => !gradPending(p));
 }
 
 /**
@@ -20,7 +26,7 @@ export function clipGradNorm(params: Iterable<Parameter>, maxNorm: number, optio
   checkNumber(where, 'maxNorm', maxNorm, { min: 0 });
   const normType = options.normType ?? 2;
   if (normType !== 2 && normType !== Infinity) throw new RangeError(`${where}: normType must be 2 or Infinity, got ${normType}`);
-  const list = gradParams(where, params);
+  const list = clipParams(where, params);
   if (list.length === 0) return 0;
   const backend = list[0].value.backend;
   const inf = normType === Infinity;
@@ -38,7 +44,7 @@ export function clipGradNorm(params: Iterable<Parameter>, maxNorm: number, optio
 /** Clamps every gradient element to [−clipValue, clipValue]. */
 export function clipGradValue(params: Iterable<Parameter>, clipValue: number): void {
   checkNumber('clipGradValue', 'clipValue', clipValue, { min: 0 });
-  for (const p of gradParams('clipGradValue', params)) p.grad.backend.k.clamp(p.grad.buf, p.grad.size, -clipValue, clipValue);
+  for (const p of clipParams('clipGradValue', params)) p.grad.backend.k.clamp(p.grad.buf, p.grad.size, -clipValue, clipValue);
 }
 
 export interface PenaltyOptions {

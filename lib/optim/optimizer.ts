@@ -1,10 +1,30 @@
 // Optimizer: keeps its state (momentum, moments) as tensors on the parameters' backend and calls one update
-// kernel per parameter at each step(). Parameters with requiresGrad = false are skipped.
-import { checkNumber, checkOptions, describe } from '../errors.js';
+// kernel per parameter at each step(). Parameters with requiresGrad = false are skipped, and so are those whose
+// gradient nothing has written since zeroGrad() (PyTorch 2 skips a grad of None). step() and loadStateDict()
+// check everything before they change anything.
+import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.js';
 import { Parameter, parameterList } from '../nn/module.js';
-import { empty, fromHost, type Tensor } from '../tensor.js';
+import { empty, fromHost, Tensor } from '../tensor.js';
 
 export type ParamState = Record<string, Tensor | number>;
+
+type NumberRange = { min?: number; max?: number; integer?: boolean };
+
+/** The per-parameter state an optimizer keeps: buffers shaped like the parameter, and numbers with their range. */
+export interface StateSpec {
+  readonly buffers: readonly string[];
+  readonly numbers: Readonly<Record<string, NumberRange>>;
+}
+/** Checks a complete set of hyperparameters (`where` names the caller in messages) and returns them resolved. */
+export type OptionsCheck<Options> = (where: string, options: Record<string, unknown>) => Options;
+
+/** The step count every optimizer keeps. */
+export const STEP: NumberRange = { min: 0, integer: true };
+
+/** True while p's gradient is a zero that zeroGrad() deferred and nothing has written since: PyTorch's grad of None. */
+export function gradPending(p: Parameter): boolean {
+  return p.gradPending;
+}
 
 export interface OptimizerStateDict {
   state: Record<number, Record<string, Float32Array | number>>;
@@ -32,14 +52,19 @@ export abstract class Optimizer<Options extends { lr: number }> {
   readonly groups: readonly Group<Options>[];
   protected readonly state = new Map<Parameter, ParamState>();
   protected abstract readonly label: string;
+  /** What loadStateDict accepts as per-parameter state. */
+  protected abstract readonly stateSpec: StateSpec;
+  /** The constructor's check of a complete set of hyperparameters, for groups, loaded states and each step. */
+  private readonly resolveOptions: OptionsCheck<Options>;
   /** The hyperparameters of the group being updated (set by step()). */
   private active?: Options;
 
   /**
    * `params`: parameters (model.parameters()), or parameter groups `[{ params, weightDecay: 0 }, { params }]` whose
-   * own keys override `options` for their parameters, as PyTorch's per-parameter options.
+   * own keys override `options` for their parameters, as PyTorch's per-parameter options. `resolve`: the subclass's
+   * check of a complete set of hyperparameters (the one that gave `options`).
    */
-  constructor(where: string, params: Iterable<Parameter> | ParamGroup[], options: Options) {
+  constructor(where: string, params: Iterable<Parameter> | ParamGroup[], options: Options, resolve: OptionsCheck<Options>) {
     if (params === null || typeof params !== 'object' || typeof (params as Iterable<unknown>)[Symbol.iterator] !== 'function')
       throw new TypeError(`${where}: params must be an array of Parameters (model.parameters()) or of parameter groups, got ${describe(params)}`);
     const list = [...(params as Iterable<unknown>)];
@@ -47,7 +72,9 @@ export abstract class Optimizer<Options extends { lr: number }> {
     if (list.length > 0 && list.every(isGroup)) {
       groups = (list as ParamGroup[]).map((g, gi) => {
         const { params: gp, ...overrides } = g;
-        return { params: parameterList(where, gp, `group ${gi} params`), options: { ...options, ...checkOverrides(where, gi, overrides, options) } };
+        const merged = { ...options, ...checkOverrides(where, gi, overrides, options) };
+        // the group as a whole too (SGD's nesterov needs the group's momentum): step() checks it so at every call
+        return { params: parameterList(where, gp, `group ${gi} params`), options: resolve(`${where} (group ${gi})`, merged) };
       });
     } else {
       groups = [{ params: parameterList(where, list), options }];
@@ -57,6 +84,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
     if (new Set(all).size !== all.length) throw new RangeError(`${where}: a parameter appears in more than one group`);
     this.params = all;
     this.groups = groups;
+    this.resolveOptions = resolve;
   }
 
   /** The hyperparameters of the first group (the only one, unless groups were given). */
@@ -81,21 +109,72 @@ export abstract class Optimizer<Options extends { lr: number }> {
   }
 
   step(): void {
-    for (const g of this.groups) {
-      this.active = g.options;
-      try {
-        for (const p of g.params) {
-          if (!p.requiresGrad) continue;
-          let s = this.state.get(p);
-          if (!s) {
-            s = {};
-            this.state.set(p, s);
-          }
-          this.update(p, s);
-        }
-      } finally {
-        this.active = undefined;
+    const where = `${this.label}.step`;
+    // Everything is checked first: a step that throws leaves every parameter, step count and buffer as it was.
+    const todo: [Parameter, Options][] = [];
+    this.groups.forEach((g, gi) => {
+      this.resolveOptions(`${where} (group ${gi})`, g.options);
+      for (const p of g.params) {
+        if (!p.requiresGrad || gradPending(p)) continue;
+        this.checkParameter(where, p);
+        todo.push([p, g.options]);
       }
+    });
+    for (const [p] of todo) this.follow(p);
+    try {
+      for (const [p, options] of todo) {
+        this.active = options;
+        let s = this.state.get(p);
+        if (!s) {
+          s = {};
+          this.state.set(p, s);
+        }
+        this.update(p, s);
+      }
+    } finally {
+      this.active = undefined;
+    }
+  }
+
+  /** Throws unless p, its gradient and its state can be updated. */
+  private checkParameter(where: string, p: Parameter): void {
+    const at = () => `${where}: parameter ${this.params.indexOf(p)}`; // only on failure: indexOf is a scan
+    const of = () => `${where}: the gradient of parameter ${this.params.indexOf(p)}`;
+    if (p.value.disposed) throw new RetrogradError(`${at()} (shape [${p.shape.join(', ')}]) has been disposed`, 'DISPOSED');
+    const g: unknown = p.grad;
+    if (!(g instanceof Tensor)) throw new TypeError(`${of()} must be a Tensor, got ${describe(g)}`);
+    if (g.disposed) throw new RetrogradError(`${of()} (shape [${g.shape.join(', ')}]) has been disposed`, 'DISPOSED');
+    if (g.backend !== p.value.backend) throw new TypeError(`${of()} is on '${g.device}' but the parameter is on '${p.value.device}'`);
+    if (g.shape.length !== p.shape.length || g.shape.some((d, k) => d !== p.shape[k]))
+      throw new RangeError(`${of()} has shape [${g.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
+    if (g.dtype !== p.value.dtype) throw new TypeError(`${of()} has dtype ${g.dtype}, expected ${p.value.dtype}`);
+    const s = this.state.get(p);
+    for (const name in s) {
+      const v = s[name];
+      if (typeof v === 'number') continue;
+      if (v.disposed) throw new RetrogradError(`${at()}: its state '${name}' has been disposed`, 'DISPOSED');
+      if (v.size !== p.value.size) throw new RangeError(`${at()} has ${p.value.size} values but its state '${name}' has ${v.size}; was its value replaced?`);
+    }
+  }
+
+  /** Moves p's state tensors to the backend p lives on now (after model.to()): copied there, the old ones freed. */
+  private follow(p: Parameter): void {
+    const s = this.state.get(p);
+    if (!s) return;
+    const b = p.value.backend;
+    const moved: [string, Tensor][] = [];
+    try {
+      for (const name in s) {
+        const v = s[name];
+        if (typeof v !== 'number' && v.backend !== b) moved.push([name, v.toBackend(b)]);
+      }
+    } catch (e) {
+      for (const [, t] of moved) t.dispose();
+      throw e;
+    }
+    for (const [name, t] of moved) {
+      (s[name] as Tensor).dispose();
+      s[name] = t;
     }
   }
 
@@ -105,6 +184,30 @@ export abstract class Optimizer<Options extends { lr: number }> {
 
   /** Updates one parameter in place from its grad. */
   protected abstract update(p: Parameter, state: ParamState): void;
+
+  /** @internal The numbers of the per-parameter state (step counts…), for undoing steps whose kernels a failure
+   * skipped: fit's guard against a non-finite step (lib/train/fit.ts). */
+  countersSnapshot(): Map<Parameter, Record<string, number>> {
+    const snap = new Map<Parameter, Record<string, number>>();
+    for (const [p, s] of this.state) {
+      const numbers: Record<string, number> = {};
+      for (const [k, v] of Object.entries(s)) if (typeof v === 'number') numbers[k] = v;
+      snap.set(p, numbers);
+    }
+    return snap;
+  }
+  /** @internal Puts the numbers of a snapshot back; state created since (its buffers never updated) is dropped. */
+  restoreCounters(snap: Map<Parameter, Record<string, number>>): void {
+    for (const [p, s] of this.state) {
+      const numbers = snap.get(p);
+      if (numbers) {
+        Object.assign(s, numbers);
+      } else {
+        for (const v of Object.values(s)) if (typeof v !== 'number') v.dispose();
+        this.state.delete(p);
+      }
+    }
+  }
 
   /** A state tensor shaped like p, created zero-filled on first use. */
   protected buffer(p: Parameter, s: ParamState, name: string): Tensor {
@@ -133,35 +236,76 @@ export abstract class Optimizer<Options extends { lr: number }> {
     return { state, param_groups };
   }
 
+  /**
+   * Loads a state written by stateDict(): the hyperparameters are checked as the constructor checks them, the
+   * per-parameter state against what this optimizer keeps; on any error nothing is loaded.
+   */
   loadStateDict(sd: OptimizerStateDict): void {
     const where = `${this.label}.loadStateDict`;
-    if (!sd || typeof sd !== 'object' || !sd.state || !Array.isArray(sd.param_groups) || sd.param_groups.length !== this.groups.length)
+    if (!sd || typeof sd !== 'object' || !sd.state || typeof sd.state !== 'object' || !Array.isArray(sd.param_groups) || sd.param_groups.length !== this.groups.length)
       throw new TypeError(`${where}: expected { state, param_groups: [${this.groups.length} group(s)] }, got ${describe(sd)}`);
-    const loaded = new Map<Parameter, ParamState>();
+    const groups = sd.param_groups.map((pg, gi) => {
+      const at = `${where} (group ${gi})`;
+      if (pg === null || typeof pg !== 'object' || Array.isArray(pg)) throw new TypeError(`${at}: expected an object of hyperparameters, got ${describe(pg)}`);
+      const { params, initial_lr: initialLr, ...group } = pg;
+      const n = this.groups[gi].params.length;
+      if (params !== undefined && (!Array.isArray(params) || params.length !== n))
+        throw new RangeError(`${at}: params must list the group's ${n} parameter${n === 1 ? '' : 's'}, got ${describe(params)}`);
+      if (initialLr !== undefined) checkNumber(at, 'initial_lr', initialLr, { min: 0 });
+      return { options: this.resolveOptions(at, { ...this.groups[gi].options, ...group }), initialLr: initialLr as number | undefined };
+    });
+    const checked = new Map<Parameter, Record<string, Float32Array | number>>();
     for (const [key, entry] of Object.entries(sd.state)) {
-      const i = Number(key);
-      const p = this.params[i];
-      if (!p) throw new RangeError(`${where}: state for parameter ${key}, but the optimizer has ${this.params.length}`);
-      const s: ParamState = {};
-      for (const [name, v] of Object.entries(entry)) {
-        if (typeof v === 'number') s[name] = v;
-        else if (v instanceof Float32Array && v.length === p.value.size) s[name] = fromHost(p.value.backend, v, p.value.shape);
-        else throw new RangeError(`${where}: state '${name}' of parameter ${key} must hold ${p.value.size} float32 values`);
-      }
-      loaded.set(p, s);
+      const p = /^\d+$/.test(key) ? this.params[Number(key)] : undefined;
+      if (!p) throw new RangeError(`${where}: state for parameter ${key}, but the optimizer has ${this.params.length} (indices 0 to ${this.params.length - 1})`);
+      checked.set(p, this.checkState(where, key, p, entry));
     }
-    const updates = sd.param_groups.map((pg, gi) => {
-      const { params: _params, initial_lr: initialLr, ...group } = pg;
-      for (const key of Object.keys(group))
-        if (!(key in this.groups[gi].options)) throw new RangeError(`${where}: unknown hyperparameter '${key}' for ${this.label}`);
-      return { group, initialLr };
+    const loaded = new Map<Parameter, ParamState>();
+    const created: Tensor[] = [];
+    try {
+      for (const [p, entry] of checked) {
+        const s: ParamState = {};
+        for (const [name, v] of Object.entries(entry)) {
+          if (typeof v === 'number') s[name] = v;
+          else created.push((s[name] = fromHost(p.value.backend, v, p.value.shape)));
+        }
+        loaded.set(p, s);
+      }
+    } catch (e) {
+      for (const t of created) t.dispose();
+      throw e;
+    }
+    // Nothing below can fail.
+    groups.forEach(({ options, initialLr }, gi) => {
+      Object.assign(this.groups[gi].options, options);
+      if (initialLr !== undefined) this.groups[gi].initialLr = initialLr;
     });
-    updates.forEach(({ group, initialLr }, gi) => {
-      Object.assign(this.groups[gi].options, group);
-      if (typeof initialLr === 'number') this.groups[gi].initialLr = initialLr;
-    });
+    for (const s of this.state.values()) for (const v of Object.values(s)) if (typeof v !== 'number') v.dispose();
     this.state.clear();
     for (const [p, s] of loaded) this.state.set(p, s);
+  }
+
+  /** One parameter's loaded state: only the keys this optimizer keeps, numbers in range, buffers of p's size. */
+  private checkState(where: string, key: string, p: Parameter, entry: unknown): Record<string, Float32Array | number> {
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+      throw new TypeError(`${where}: the state of parameter ${key} must be an object, got ${describe(entry)}`);
+    const { buffers, numbers } = this.stateSpec;
+    for (const [name, v] of Object.entries(entry)) {
+      const what = `state '${name}' of parameter ${key}`;
+      const range = Object.hasOwn(numbers, name) ? numbers[name] : undefined;
+      if (range) {
+        if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`${where}: ${what} must be a number, got ${describe(v)}`);
+        const { min = -Infinity, max = Infinity, integer = false } = range;
+        if (v < min || v > max || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
+          throw new RangeError(`${where}: ${what} must be ${integer ? `an integer >= ${min}` : `a number in [${min}, ${max}]`}, got ${v}`);
+      } else if (buffers.includes(name)) {
+        if (!(v instanceof Float32Array)) throw new TypeError(`${where}: ${what} must be a Float32Array of ${p.value.size} values, got ${describe(v)}`);
+        if (v.length !== p.value.size) throw new RangeError(`${where}: ${what} has ${v.length} values, expected ${p.value.size} (shape [${p.shape.join(', ')}])`);
+      } else {
+        throw new RangeError(`${where}: unknown state '${name}' for parameter ${key}; ${this.label} keeps ${[...Object.keys(numbers), ...buffers].join(', ')}`);
+      }
+    }
+    return entry as Record<string, Float32Array | number>;
   }
 }
 

@@ -2,7 +2,7 @@
 // running mean of the gradient subtracted) and momentum (native/cpu/optim.cc).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
+import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
 export interface RMSpropOptions {
   lr?: number;
@@ -14,23 +14,28 @@ export interface RMSpropOptions {
   maximize?: boolean;
 }
 
+function resolve(where: string, given: RMSpropOptions | Record<string, unknown>): Required<RMSpropOptions> {
+  checkOptions(where, given, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum', 'centered', 'maximize']);
+  const options = given as RMSpropOptions;
+  const o = {
+    lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-2, { min: 0 }),
+    alpha: checkNumber(where, 'alpha', options.alpha ?? 0.99, { min: 0 }),
+    eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
+    weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
+    momentum: checkNumber(where, 'momentum', options.momentum ?? 0, { min: 0 }),
+    centered: options.centered ?? false,
+    maximize: options.maximize ?? false,
+  };
+  for (const flag of ['centered', 'maximize'] as const)
+    if (typeof o[flag] !== 'boolean') throw new TypeError(`${where}: ${flag} must be a boolean, got ${typeof o[flag]}`);
+  return o;
+}
+
 export class RMSprop extends Optimizer<Required<RMSpropOptions>> {
   protected readonly label = 'RMSprop';
+  protected readonly stateSpec: StateSpec = { buffers: ['square_avg', 'grad_avg', 'momentum_buffer'], numbers: { step: STEP } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: RMSpropOptions = {}) {
-    const where = 'RMSprop';
-    checkOptions(where, options, ['lr', 'alpha', 'eps', 'weightDecay', 'momentum', 'centered', 'maximize']);
-    const o = {
-      lr: checkNumber(where, 'learning rate (lr)', options.lr ?? 1e-2, { min: 0 }),
-      alpha: checkNumber(where, 'alpha', options.alpha ?? 0.99, { min: 0 }),
-      eps: checkNumber(where, 'epsilon value (eps)', options.eps ?? 1e-8, { min: 0 }),
-      weightDecay: checkNumber(where, 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-      momentum: checkNumber(where, 'momentum', options.momentum ?? 0, { min: 0 }),
-      centered: options.centered ?? false,
-      maximize: options.maximize ?? false,
-    };
-    for (const flag of ['centered', 'maximize'] as const)
-      if (typeof o[flag] !== 'boolean') throw new TypeError(`${where}: ${flag} must be a boolean, got ${typeof o[flag]}`);
-    super(where, params, o);
+    super('RMSprop', params, resolve('RMSprop', options), resolve);
   }
 
   protected update(p: Parameter, s: ParamState): void {

@@ -66,18 +66,42 @@ export abstract class LRScheduler {
   stateDict(): Record<string, unknown> {
     return { lastEpoch: this.lastEpoch, baseLrs: [...this.baseLrs], stepCount: this.stepCount, lastLrs: [...this.lastLrs] };
   }
+  /** Loads a state written by stateDict(); checks all of it first (children included) and loads nothing on an error. */
   loadStateDict(sd: Record<string, unknown>): void {
+    this.checkState(sd);
+    this.applyState(sd);
+  }
+  /** @internal Throws unless `sd` is a state this scheduler can load. */
+  checkState(sd: unknown): void {
     const where = `${this.constructor.name}.loadStateDict`;
-    for (const key of ['lastEpoch', 'stepCount'] as const)
-      if (typeof sd[key] !== 'number') throw new TypeError(`${where}: '${key}' must be a number`);
-    for (const key of ['baseLrs', 'lastLrs'] as const)
-      if (!Array.isArray(sd[key]) || !(sd[key] as unknown[]).every((v) => typeof v === 'number'))
-        throw new TypeError(`${where}: '${key}' must be an array of numbers`);
+    if (sd === null || typeof sd !== 'object' || Array.isArray(sd)) throw new TypeError(`${where}: expected an object, got ${describe(sd)}`);
+    const state = sd as Record<string, unknown>;
+    count(where, state, 'lastEpoch', -1);
+    count(where, state, 'stepCount', 0);
+    const n = this.optimizer.groups.length;
+    for (const key of ['baseLrs', 'lastLrs'] as const) {
+      const v = state[key];
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw new TypeError(`${where}: '${key}' must be an array of numbers`);
+      if (v.length !== n) throw new RangeError(`${where}: '${key}' must hold ${n} learning rate${n === 1 ? '' : 's'} (one per parameter group), got ${v.length}`);
+      v.forEach((x: number, i) => {
+        if (!Number.isFinite(x) || x < 0) throw new RangeError(`${where}: '${key}[${i}]' must be a finite number >= 0, got ${x}`);
+      });
+    }
+  }
+  /** @internal Loads a state that checkState() accepted. */
+  applyState(sd: Record<string, unknown>): void {
     this.lastEpoch = sd.lastEpoch as number;
     this.stepCount = sd.stepCount as number;
     this.baseLrs = [...(sd.baseLrs as number[])];
     this.lastLrs = [...(sd.lastLrs as number[])];
   }
+}
+
+/** Throws unless sd[key] is an integer >= min (a step or epoch count). */
+function count(where: string, sd: Record<string, unknown>, key: string, min: number): void {
+  const v = sd[key];
+  if (typeof v !== 'number') throw new TypeError(`${where}: '${key}' must be a number`);
+  if (!Number.isInteger(v) || v < min) throw new RangeError(`${where}: '${key}' must be an integer >= ${min}, got ${v}`);
 }
 
 /** lr × gamma every stepSize epochs. */
@@ -222,12 +246,17 @@ export class SequentialLR extends LRScheduler {
   override stateDict(): Record<string, unknown> {
     return { ...super.stateDict(), schedulers: this.schedulers.map((s) => s.stateDict()) };
   }
-  override loadStateDict(sd: Record<string, unknown>): void {
-    const children = sd.schedulers;
+  override checkState(sd: unknown): void {
+    super.checkState(sd);
+    const children = (sd as Record<string, unknown>).schedulers;
     if (!Array.isArray(children) || children.length !== this.schedulers.length)
       throw new TypeError(`SequentialLR.loadStateDict: expected the state of ${this.schedulers.length} schedulers`);
-    super.loadStateDict(sd);
-    this.schedulers.forEach((s, i) => s.loadStateDict(children[i] as Record<string, unknown>));
+    this.schedulers.forEach((s, i) => s.checkState(children[i]));
+  }
+  override applyState(sd: Record<string, unknown>): void {
+    super.applyState(sd);
+    const children = sd.schedulers as Record<string, unknown>[];
+    this.schedulers.forEach((s, i) => s.applyState(children[i]));
   }
 }
 
@@ -404,11 +433,14 @@ export class ReduceLROnPlateau {
   stateDict(): Record<string, unknown> {
     return { best: this.best, numBadEpochs: this.numBadEpochs, cooldownCounter: this.cooldownCounter, lastEpoch: this.lastEpoch };
   }
+  /** Loads a state written by stateDict(); checks all of it first and loads nothing on an error. */
   loadStateDict(sd: Record<string, unknown>): void {
-    for (const key of ['best', 'numBadEpochs', 'cooldownCounter', 'lastEpoch'] as const)
-      if (typeof sd[key] !== 'number' && !(key === 'best' && sd[key] === null))
-        throw new TypeError(`ReduceLROnPlateau.loadStateDict: '${key}' must be a number`);
-    // JSON turns ±Infinity (no improvement seen yet) into null
+    const where = 'ReduceLROnPlateau.loadStateDict';
+    if (sd === null || typeof sd !== 'object' || Array.isArray(sd)) throw new TypeError(`${where}: expected an object, got ${describe(sd)}`);
+    for (const key of ['numBadEpochs', 'cooldownCounter', 'lastEpoch'] as const) count(where, sd, key, 0);
+    // null: ±Infinity (no improvement seen yet) after a trip through JSON
+    if (sd.best !== null && (typeof sd.best !== 'number' || Number.isNaN(sd.best)))
+      throw new TypeError(`${where}: 'best' must be a number or null, got ${describe(sd.best)}`);
     this.best = sd.best === null ? (this.mode === 'min' ? Infinity : -Infinity) : (sd.best as number);
     this.numBadEpochs = sd.numBadEpochs as number;
     this.cooldownCounter = sd.cooldownCounter as number;

@@ -1,7 +1,7 @@
 // SGD with momentum, dampening, Nesterov and weight decay: torch.optim.SGD's formulas (native/cpu/optim.cc).
 import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
-import { Optimizer, type ParamGroup, type ParamState } from './optimizer.js';
+import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
 export interface SGDOptions {
   lr: number;
@@ -12,24 +12,30 @@ export interface SGDOptions {
   maximize?: boolean;
 }
 
+function resolve(where: string, options: SGDOptions | Record<string, unknown>): Required<SGDOptions> {
+  checkOptions(where, options, ['lr', 'momentum', 'dampening', 'nesterov', 'weightDecay', 'maximize']);
+  const given = options as SGDOptions;
+  if (!given || given.lr === undefined) throw new TypeError(`${where}: option lr is required (new rg.SGD(params, { lr: 0.01 }))`);
+  const o = {
+    lr: checkNumber(where, 'learning rate (lr)', given.lr, { min: 0 }),
+    momentum: checkNumber(where, 'momentum', given.momentum ?? 0, { min: 0 }),
+    dampening: checkNumber(where, 'dampening', given.dampening ?? 0),
+    weightDecay: checkNumber(where, 'weightDecay', given.weightDecay ?? 0, { min: 0 }),
+    nesterov: given.nesterov ?? false,
+    maximize: given.maximize ?? false,
+  };
+  if (typeof o.nesterov !== 'boolean') throw new TypeError(`${where}: nesterov must be a boolean, got ${typeof o.nesterov}`);
+  if (typeof o.maximize !== 'boolean') throw new TypeError(`${where}: maximize must be a boolean, got ${typeof o.maximize}`);
+  if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0))
+    throw new RangeError(`${where}: nesterov requires a momentum > 0 and zero dampening, got momentum ${o.momentum}, dampening ${o.dampening}`);
+  return o;
+}
+
 export class SGD extends Optimizer<Required<SGDOptions>> {
   protected readonly label = 'SGD';
+  protected readonly stateSpec: StateSpec = { buffers: ['momentum_buffer'], numbers: { step: STEP } };
   constructor(params: Iterable<Parameter> | ParamGroup[], options: SGDOptions) {
-    checkOptions('SGD', options, ['lr', 'momentum', 'dampening', 'nesterov', 'weightDecay', 'maximize']);
-    if (!options || options.lr === undefined) throw new TypeError('SGD: option lr is required (new rg.SGD(params, { lr: 0.01 }))');
-    const o = {
-      lr: checkNumber('SGD', 'learning rate (lr)', options.lr, { min: 0 }),
-      momentum: checkNumber('SGD', 'momentum', options.momentum ?? 0, { min: 0 }),
-      dampening: checkNumber('SGD', 'dampening', options.dampening ?? 0),
-      weightDecay: checkNumber('SGD', 'weightDecay', options.weightDecay ?? 0, { min: 0 }),
-      nesterov: options.nesterov ?? false,
-      maximize: options.maximize ?? false,
-    };
-    if (typeof o.nesterov !== 'boolean') throw new TypeError(`SGD: nesterov must be a boolean, got ${typeof o.nesterov}`);
-    if (typeof o.maximize !== 'boolean') throw new TypeError(`SGD: maximize must be a boolean, got ${typeof o.maximize}`);
-    if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0))
-      throw new RangeError(`SGD: nesterov requires a momentum > 0 and zero dampening, got momentum ${o.momentum}, dampening ${o.dampening}`);
-    super('SGD', params, o);
+    super('SGD', params, resolve('SGD', options), resolve);
   }
 
   protected update(p: Parameter, s: ParamState): void {

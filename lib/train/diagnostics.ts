@@ -60,7 +60,8 @@ export class GradientDiagnostics {
       if (!t.p.requiresGrad) continue;
       const k = t.p.value.backend.k;
       k.fill(t.grad2.buf, 1, 0);
-      k.norm_accumulate(t.grad2.buf, t.p.grad.buf, t.p.grad.size, false);
+      // a gradient still pending zero reads as zero, without writing the zeros (the optimizer skips it)
+      if (!t.p.gradPending) k.norm_accumulate(t.grad2.buf, t.p.grad.buf, t.p.grad.size, false);
       k.copy(t.prev.buf, t.p.value.buf, t.p.value.size);
     }
   }

@@ -8,7 +8,7 @@ import { Loss } from '../losses.js';
 import type { Module, Parameter } from '../nn/module.js';
 import { fmtShape } from '../nn/util.js';
 import { applyPenalty } from '../optim/clip.js';
-import { Optimizer } from '../optim/optimizer.js';
+import { gradPending, Optimizer } from '../optim/optimizer.js';
 import { permutation } from '../random.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
@@ -111,27 +111,92 @@ function checkData(where: string, model: Module, x: unknown, y: unknown): [Tenso
   return [xt, yt];
 }
 
+/** The targets metric 'accuracy' needs (int32 class indices [N]), checked before anything runs. */
+function accuracyTargets(where: string, y: Tensor): void {
+  if (y.dtype !== 'int32' || y.shape.length !== 1)
+    throw new TypeError(`${where}: metric 'accuracy' needs int32 class targets [N], got ${y.dtype} targets ${fmtShape(y.shape)}; compile without metrics: ['accuracy'] for this loss`);
+}
+
 function accuracyShape(where: string, out: Tensor, y: Tensor): number {
   if (out.shape.length !== 2 || y.dtype !== 'int32' || y.shape.length !== 1)
     throw new TypeError(`${where}: metric 'accuracy' needs [N, C] outputs and int32 class targets [N], got outputs ${fmtShape(out.shape)} and ${y.dtype} targets ${fmtShape(y.shape)}`);
   return out.shape[1];
 }
 
-/** Marks the model busy (refusing overlapping calls) and switches its buffer reuse on; returns the undo. */
+/** Marks the model busy (refusing overlapping calls); returns the undo. Buffer reuse is switched on per step (inStep). */
 export function claim(model: Module, where: string): () => void {
   if (model.busy)
     throw new RetrogradError(`${where}: the model is busy with another fit, evaluate or predictAsync call; await it first`, 'BUSY');
   model.busy = true;
-  const loss = model.compiled?.loss;
-  model.reuseBuffers(1);
-  if (loss) loss.ws.reuse++;
   const wasTraining = model.training;
   return () => {
     model.train(wasTraining);
-    model.reuseBuffers(-1);
-    if (loss) loss.ws.reuse--;
     model.busy = false;
   };
+}
+
+function switchReuse(model: Module, loss: Loss | undefined, delta: 1 | -1): void {
+  model.reuseBuffers(delta);
+  if (loss) loss.ws.reuse += delta;
+}
+
+/** Runs fn (which queues one training or evaluation step) with the model's buffer reuse on. fit and evaluate await
+ * reads between steps: a forward the caller runs meanwhile must get fresh tensors, not buffers the next step
+ * overwrites, so reuse is on only while a step is being queued. */
+export function inStep<T>(model: Module, loss: Loss | undefined, fn: () => T): T {
+  switchReuse(model, loss, 1);
+  try {
+    return fn();
+  } finally {
+    switchReuse(model, loss, -1);
+  }
+}
+
+/**
+ * fit's guard against a non-finite step (NaN or infinity in the loss or a gradient): check_finite runs over the loss
+ * and every written gradient before the optimizer; one that finds a bad value fails, and the native queue then skips
+ * the optimizer kernels after it (a synchronous backend throws at once), so the weights stay those from before the
+ * step. The failure surfaces at the step's loss read and is reported with the epoch, the step and the tensor's name.
+ * Tags: 0 the loss, i + 1 the gradient of parameter i.
+ */
+class FiniteGuard {
+  private readonly first: Tensor;
+  private readonly named: [string, Parameter][];
+  /** The optimizer's counters before each step still in flight, to undo the steps a failure skipped. */
+  private readonly before = new Map<number, Map<Parameter, Record<string, number>>>();
+  constructor(
+    backend: Backend,
+    model: Module,
+    private readonly optimizer: Optimizer<{ lr: number }>,
+  ) {
+    this.first = empty(backend, [1], 'int32');
+    this.named = model.namedParameters();
+  }
+  /** Queues the checks of step `step`, before its optimizer step. */
+  check(loss: Tensor, step: number): void {
+    this.before.set(step, this.optimizer.countersSnapshot());
+    this.before.delete(step - 2); // at most two steps are in flight
+    const k = this.first.backend.k;
+    k.check_finite(this.first.buf, loss.buf, loss.size, 0);
+    this.named.forEach(([, p], i) => {
+      if (p.requiresGrad && !gradPending(p)) k.check_finite(this.first.buf, p.grad.buf, p.grad.size, i + 1);
+    });
+  }
+  /** The error for a failed check at (epoch, step), both counted from 0; anything else as it came. */
+  explain(e: unknown, epoch: number, step: number): unknown {
+    if (!(e instanceof RetrogradError) || e.code !== 'NON_FINITE') return e;
+    // the failed step and the one queued after it did not run: their step counts go back
+    const counters = this.before.get(step);
+    if (counters) this.optimizer.restoreCounters(counters);
+    const m = /tensor (\d+) holds (\S+) at element (\d+)/.exec(e.message);
+    if (!m) return e;
+    const tag = Number(m[1]), value = m[2], kind = value === 'NaN' ? 'NaN' : 'infinite';
+    const what = tag === 0 ? `the loss became ${kind}` : `the gradient of '${this.named[tag - 1]?.[0] ?? `parameter ${tag - 1}`}' became ${kind} (${value} at element ${m[3]})`;
+    return new RetrogradError(`fit: ${what} at epoch ${epoch + 1}, step ${step + 1}; the step was not applied, the weights are those from before it`, 'NON_FINITE');
+  }
+  dispose(): void {
+    this.first.dispose();
+  }
 }
 
 async function runCallbacks(callbacks: Callback[], fn: (c: Callback) => void | Promise<void>): Promise<void> {
@@ -194,6 +259,8 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
     checkData('fit (validationData)', model, validation[0], validation[1]);
   }
   if (xt && xt.shape[0] === 0) throw new RangeError('fit: x has no samples');
+  if (yt && compiled.metrics.includes('accuracy')) accuracyTargets('fit', yt);
+  if (validation !== undefined && !(validation instanceof DataLoader) && compiled.metrics.includes('accuracy')) accuracyTargets('fit (validationData)', validation[1]);
 
   const release = claim(model, 'fit');
   const backend = model.backend;
@@ -204,6 +271,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const progress = new Progress(verbose, epochs, source.count ?? 0);
   const correct = empty(backend, [1]);
   const diagnostics = options.diagnostics ? new GradientDiagnostics(model, options.diagnostics) : undefined;
+  const guard = new FiniteGuard(backend, model, optimizer);
   model.stopTraining = false;
   try {
     {
@@ -218,7 +286,12 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         // One step in flight: step s + 1 is queued before the loss of step s is awaited, so the native thread
         // never waits for JavaScript to queue work. Reads are snapshots taken in queue order.
         const settle = async (f: InFlight) => {
-          const value = (await f.loss)[0];
+          let value: number;
+          try {
+            value = (await f.loss)[0];
+          } catch (e) {
+            throw guard.explain(e, epoch, f.step);
+          }
           if (!Number.isFinite(value))
             throw new Error(`fit: the loss became ${Number.isNaN(value) ? 'NaN' : 'infinite'} at epoch ${epoch + 1}, step ${f.step + 1}`);
           lossSum += value * f.rows;
@@ -234,19 +307,29 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         let step = 0;
         for await (const [xb, yb, owned] of source.epoch(shuffle)) {
           if (xb.backend !== backend) throw new TypeError(`fit: a batch is on '${xb.device}' but the model is on '${backend.name}'`);
-          const out = model.forward(xb);
-          const loss = lossFn.forward(out, yb);
-          model.zeroGrad();
-          model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
-          for (const pen of compiled.penalties) {
-            const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
-            backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
-            value.dispose();
-          }
-          diagnostics?.beforeStep();
-          optimizer.step();
-          const stepStats = diagnostics?.afterStep();
-          if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('fit', out, yb));
+          if (owned && wantAccuracy) accuracyTargets('fit', yb);
+          const { loss, stepStats } = inStep(model, lossFn, () => {
+            try {
+              const out = model.forward(xb);
+              const loss = lossFn.forward(out, yb);
+              const classes = wantAccuracy ? accuracyShape('fit', out, yb) : 0;
+              model.zeroGrad();
+              model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+              for (const pen of compiled.penalties) {
+                const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
+                backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
+                value.dispose();
+              }
+              guard.check(loss, step);
+              diagnostics?.beforeStep();
+              optimizer.step();
+              const stepStats = diagnostics?.afterStep();
+              if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], classes);
+              return { loss, stepStats };
+            } catch (e) {
+              throw guard.explain(e, epoch, step);
+            }
+          });
           const current: InFlight = {
             step, rows: xb.shape[0], loss: quiet(loss.data()),
             correct: wantAccuracy && progress.showsBar ? quiet(correct.data()) : undefined,
@@ -288,6 +371,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
     source.dispose();
     correct.dispose();
     diagnostics?.dispose();
+    guard.dispose();
     release();
   }
   return history;
@@ -306,10 +390,12 @@ async function evaluateInner(model: Module, source: BatchSource): Promise<Logs> 
   try {
     let n = 0;
     for await (const [xb, yb, owned] of source.epoch(false)) {
-      const out = model.forward(xb);
-      const loss = compiled.loss.forward(out, yb);
-      backend.k.axpy(lossSum.buf, loss.buf, 1, xb.shape[0]);
-      if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('evaluate', out, yb));
+      inStep(model, compiled.loss, () => {
+        const out = model.forward(xb);
+        const loss = compiled.loss.forward(out, yb);
+        backend.k.axpy(lossSum.buf, loss.buf, 1, xb.shape[0]);
+        if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], accuracyShape('evaluate', out, yb));
+      });
       n += xb.shape[0];
       if (owned) {
         xb.dispose();

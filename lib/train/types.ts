@@ -45,6 +45,22 @@ export interface EvaluateOptions {
 export interface PredictOptions {
   batchSize?: number;
 }
+/**
+ * Dynamic batching of concurrent `predictAsync` calls on one model (`model.setBatching`): calls that arrive while a
+ * batch runs, or within `maxDelayMs` of the first queued one, share one forward of up to `maxBatch` rows.
+ */
+export interface BatchingOptions {
+  /** Most rows of one coalesced batch (default 256); a single larger call still runs, alone. 1 turns coalescing off. */
+  maxBatch?: number;
+  /** How long an idle model waits for more calls before it starts a batch (default 0: at once, after the current tick; at most 60,000). */
+  maxDelayMs?: number;
+}
+/** Counts since the model was made: coalesced batches run, predictAsync calls they served, and their rows. */
+export interface BatchingStats {
+  batches: number;
+  requests: number;
+  rows: number;
+}
 
 /** What fit returns: per-epoch logs, as Keras' History. */
 export interface History {

@@ -97,11 +97,14 @@ class ReadWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     queue_.wait_for(seq_);
-    status_ = queue_.take_error(seq_);
-    if (status_.ok() && host_) status_ = device::finish(*host_);
+    if (host_) status_ = device::finish(*host_);
   }
   void OnOK() override {
     Napi::Env env = Env();
+    // Taken here, on the JavaScript thread, so that every command queued before the rejection is delivered is
+    // skipped (see CommandQueue::take_error).
+    Status failed = queue_.take_error(seq_);
+    if (!failed.ok()) status_ = std::move(failed);
     if (!status_.ok()) {
       deferred_.Reject(make_error(env, code_name(status_.code), status_.message).Value());
       return;

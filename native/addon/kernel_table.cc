@@ -195,6 +195,9 @@ const std::vector<KernelDef> kTable = {
     // accuracy_count(count[1], logits[B,C], target[B] int32, B, C): count += correct
     {"accuracy_count", {A::F32, A::F32, A::I32, A::Size, A::Size}, NEED { return {1, s[0] * s[1], s[0]}; },
      RUN { return ok([&] { K::accuracy_count(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1)); }); }},
+    // check_finite(first[1] int32, x[N], N, tag): first NaN/infinity or -1; fails (NON_FINITE) when tag >= 0
+    {"check_finite", {A::I32, A::F32, A::Size, A::Int}, NEED { return {1, s[0]}; },
+     RUN { return K::check_finite(pool, i32(c, 0), f(c, 1), z(c, 0), z(c, 1)); }},
 
     // dropout_forward(out[N], mask[N], inp[N], N, p, seed); dropout_backward(dinp, dout, mask, N)
     {"dropout_forward", {A::F32, A::F32, A::F32, A::Size, A::Float, A::Size}, ELEMENTWISE_NEED,

@@ -91,6 +91,9 @@ RG_KERNEL clamp(ThreadPool& pool, float* x, int64_t N, float lo, float hi);
 RG_KERNEL penalty(ThreadPool& pool, float* acc, float* grad, const float* w, int64_t N, float l1, float l2);
 RG_KERNEL accuracy_count(ThreadPool& pool, float* count, const float* logits, const int32_t* target,
                     int64_t B, int64_t C);
+// first[0] = index of the first NaN or infinity in x[N], or -1. With one and tag >= 0 the kernel FAILS (NON_FINITE,
+// naming tag, index and value), so that the queue skips the kernels after it (an optimizer step) until a read.
+Status check_finite(ThreadPool& pool, int32_t* first, const float* x, int64_t N, int64_t tag);
 
 // ---- dropout.cc ----
 RG_KERNEL dropout_forward(ThreadPool& pool, float* out, float* mask, const float* inp, int64_t N, float p,

@@ -73,6 +73,9 @@ Status CommandQueue::take_error(uint64_t seq) {
   if (error_.ok() || error_seq_ > seq) return Status::Ok();
   Status s = std::move(error_);
   error_ = Status::Ok();
+  // The commands queued so far were queued without knowing of the failure (fit queues the next step before it
+  // reads this one's loss): they are skipped too, not only those that had not run when the error was taken.
+  skip_until_ = enqueued_;
   return s;
 }
 
@@ -101,7 +104,7 @@ void CommandQueue::execute(Command& command, bool always, uint64_t seq) {
   bool skip;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    skip = !error_.ok() && !always;
+    skip = (!error_.ok() || seq <= skip_until_) && !always;
   }
   Status s;
   if (!skip) {

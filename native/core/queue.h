@@ -40,7 +40,8 @@ class CommandQueue {
   // Waits for everything queued so far, then returns and clears the first error since the last take.
   Status sync();
   // Returns and clears the recorded error of a command with a sequence number <= seq, without waiting (an
-  // error of a later command stays for a later read).
+  // error of a later command stays for a later read). Call it on the thread that enqueues (JavaScript's): every
+  // command queued before the error is taken is skipped, as it was queued without knowing of the failure.
   Status take_error(uint64_t seq = UINT64_MAX);
 
   int threads() const { return pool_.size(); }
@@ -64,6 +65,7 @@ class CommandQueue {
   uint64_t completed_ = 0;
   Status error_;
   uint64_t error_seq_ = 0;  // sequence number of the command that failed
+  uint64_t skip_until_ = 0;  // commands up to this one are skipped (queued before a failure was reported)
   bool stop_ = false;
   // Mirrors of commands_.size() and completed_, readable without the lock by spinning threads.
   std::atomic<size_t> pending_{0};

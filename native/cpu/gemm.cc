@@ -53,7 +53,7 @@ struct Epilogue {
 
 inline float activate(float v, Activation act, float slope) {
   switch (act) {
-    case Activation::Relu: return v > 0.f ? v : 0.f;
+    case Activation::Relu: return v < 0.f ? 0.f : v;  // NaN stays NaN, as in PyTorch
     case Activation::LeakyRelu: return v > 0.f ? v : v * slope;
     default: return v;
   }
@@ -82,7 +82,8 @@ RG_AVX512 inline __m512 epi512(__m512 v, const float* c, const float* bias, cons
   if (e.beta == 1.f) v = _mm512_add_ps(v, _mm512_loadu_ps(c));
   else if (e.beta != 0.f) v = _mm512_fmadd_ps(_mm512_set1_ps(e.beta), _mm512_loadu_ps(c), v);
   if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias));
-  if (e.act == Activation::Relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  // max_ps returns its second operand when either is NaN: zero first, so that NaN stays NaN (PyTorch's ReLU)
+  if (e.act == Activation::Relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
   else if (e.act == Activation::LeakyRelu)
     v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ), v, _mm512_set1_ps(e.slope));
   return v;
@@ -126,7 +127,7 @@ RG_AVX2 inline __m256 epi256(__m256 v, const float* c, const float* bias, const 
   if (e.beta == 1.f) v = _mm256_add_ps(v, _mm256_loadu_ps(c));
   else if (e.beta != 0.f) v = _mm256_fmadd_ps(_mm256_set1_ps(e.beta), _mm256_loadu_ps(c), v);
   if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
-  if (e.act == Activation::Relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+  if (e.act == Activation::Relu) v = _mm256_max_ps(_mm256_setzero_ps(), v);  // NaN stays NaN (see epi512)
   else if (e.act == Activation::LeakyRelu)
     v = _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(e.slope)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ));
   return v;

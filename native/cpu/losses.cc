@@ -87,7 +87,7 @@ void l1_loss(ThreadPool& pool, float* loss, float* dpred, const float* pred, con
   const float inv = 1.f / static_cast<float>(N);
   double sum = parallel_sum(pool, N, kGrain, [&](int64_t i) {
     const float d = pred[i] - target[i];
-    dpred[i] = (d > 0.f ? inv : (d < 0.f ? -inv : 0.f));
+    dpred[i] = d > 0.f ? inv : d < 0.f ? -inv : d == 0.f ? 0.f : d;  // sign(NaN) is NaN
     return static_cast<double>(std::fabs(d));
   });
   loss[0] = static_cast<float>(sum / static_cast<double>(N));

@@ -1,6 +1,8 @@
 // Tensor utilities the layers and the training loop use: fill, copy, axpy, row gathers (mini-batches),
 // and the accuracy count. All overwrite their output except axpy and accuracy_count, which accumulate.
 #include <algorithm>
+#include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -111,6 +113,26 @@ void accuracy_count(ThreadPool&, float* count, const float* logits, const int32_
     if (best == target[b]) correct++;
   }
   count[0] += static_cast<float>(correct);
+}
+
+Status check_finite(ThreadPool& pool, int32_t* first, const float* x, int64_t N, int64_t tag) {
+  // An exponent of all ones is NaN or infinity: an integer OR over the bits vectorises, a float test would not
+  // (it needs reassociation). Each range finds its first bad element; the smallest index wins.
+  const uint32_t* bits = reinterpret_cast<const uint32_t*>(x);
+  std::atomic<int64_t> smallest{INT64_MAX};
+  pool.parallel_for(N, kGrain * 4, [&](int64_t i0, int64_t i1) {
+    uint32_t bad = 0;
+    for (int64_t i = i0; i < i1; i++) bad |= (bits[i] & 0x7f800000u) == 0x7f800000u;
+    if (!bad) return;
+    int64_t i = i0;
+    while ((bits[i] & 0x7f800000u) != 0x7f800000u) i++;
+    int64_t seen = smallest.load();
+    while (i < seen && !smallest.compare_exchange_weak(seen, i)) {}
+  });
+  const int64_t at = smallest.load() == INT64_MAX ? -1 : smallest.load();
+  first[0] = static_cast<int32_t>(at);
+  if (at >= 0 && tag >= 0) return non_finite(tag, at, x[at]);
+  return Status::Ok();
 }
 
 }  // namespace rg::cpu

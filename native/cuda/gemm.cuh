@@ -117,7 +117,7 @@ struct Epilogue {
     float v = alpha * acc;
     if (beta != 0.f) v += beta * *c_old;
     if (bias) v += bias[col];
-    if (act == 1) v = v > 0.f ? v : 0.f;
+    if (act == 1) v = v < 0.f ? 0.f : v;  // NaN stays NaN, as in PyTorch
     else if (act == 2) v = v > 0.f ? v : v * slope;
     return v;
   }

@@ -2,6 +2,7 @@
 // CPU kernels (native/cpu/) to the letter, so that both agree with the reference backend. Elementwise work
 // is a grid-stride map; sums are two-stage (per-block partials, then one block adds them in order), so every
 // result is the same from run to run; row-wise work (softmax, cross-entropy, accuracy) takes a warp per row.
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -60,6 +61,8 @@ Status take_failure() {
     case kEmbeddingIndex:
       return Status::Invalid("embedding_backward: index " + std::to_string(r.a) + " at position " + std::to_string(r.b) + " is outside [0, " +
                              std::to_string(r.c) + ")");
+    case kNonFinite:
+      return non_finite(r.a, r.b, static_cast<float>(r.value));
     case kProbability:
       return Status::Invalid("BCELoss: every input must be between 0 and 1, got " + std::to_string(r.value) + " at index " +
                              std::to_string(r.a));
@@ -99,10 +102,10 @@ Status linear_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbi
 // ---- activations ----
 
 Status relu_forward(ThreadPool&, float* out, const float* inp, int64_t N) {
-  return map("relu_forward", N, [=] __device__(int64_t i) { out[i] = inp[i] > 0.f ? inp[i] : 0.f; });
+  return map("relu_forward", N, [=] __device__(int64_t i) { out[i] = inp[i] < 0.f ? 0.f : inp[i]; });
 }
 Status relu_backward(ThreadPool&, float* dinp, const float* dout, const float* inp, int64_t N) {
-  return map("relu_backward", N, [=] __device__(int64_t i) { dinp[i] = inp[i] > 0.f ? dout[i] : 0.f; });
+  return map("relu_backward", N, [=] __device__(int64_t i) { dinp[i] = inp[i] <= 0.f ? 0.f : dout[i]; });
 }
 Status leaky_relu_forward(ThreadPool&, float* out, const float* inp, int64_t N, float slope) {
   return map("leaky_relu_forward", N, [=] __device__(int64_t i) { out[i] = inp[i] > 0.f ? inp[i] : slope * inp[i]; });
@@ -203,7 +206,7 @@ __global__ void act_bias_backward_kernel(float* dz, float* dbias, const float* d
     for (int64_t b = threadIdx.y; b < B; b += 8) {
       const float d = dout[b * OC + o];
       const float y = out[b * OC + o];
-      const float g = act == 0 ? d : (y > 0.f ? d : (act == 1 ? 0.f : d * slope));
+      const float g = act == 0 ? d : (!(y <= 0.f) ? d : (act == 1 ? 0.f : d * slope));
       if (dz) dz[b * OC + o] = g;
       sum += g;
     }
@@ -343,7 +346,7 @@ Status l1_loss(ThreadPool&, float* loss, float* dpred, const float* pred, const 
   const float inv = 1.f / static_cast<float>(N);
   return reduce("l1_loss", N, [=] __device__(int64_t i) {
     const float d = pred[i] - target[i];
-    dpred[i] = d > 0.f ? inv : (d < 0.f ? -inv : 0.f);
+    dpred[i] = d > 0.f ? inv : d < 0.f ? -inv : d == 0.f ? 0.f : d;  // sign(NaN) is NaN
     return static_cast<double>(fabsf(d));
   }, loss, Into::Mean);
 }
@@ -353,7 +356,7 @@ Status huber_loss(ThreadPool&, float* loss, float* dpred, const float* pred, con
   return reduce("huber_loss", N, [=] __device__(int64_t i) {
     const float d = pred[i] - target[i];
     const float ad = fabsf(d);
-    dpred[i] = fminf(fmaxf(d, -delta), delta) * inv;
+    dpred[i] = (isnan(d) ? d : fminf(fmaxf(d, -delta), delta)) * inv;  // fmaxf drops NaN
     return static_cast<double>(ad < delta ? 0.5f * d * d : delta * (ad - 0.5f * delta));
   }, loss, Into::Mean);
 }
@@ -539,7 +542,7 @@ Status clip_by_norm(ThreadPool&, float* x, const float* acc, int64_t N, float ma
 }
 
 Status clamp(ThreadPool&, float* x, int64_t N, float lo, float hi) {
-  return map("clamp", N, [=] __device__(int64_t i) { x[i] = fminf(fmaxf(x[i], lo), hi); });
+  return map("clamp", N, [=] __device__(int64_t i) { x[i] = isnan(x[i]) ? x[i] : fminf(fmaxf(x[i], lo), hi); });  // fmaxf drops NaN
 }
 
 Status penalty(ThreadPool&, float* acc, float* grad, const float* w, int64_t N, float l1, float l2) {
@@ -554,6 +557,35 @@ Status accuracy_count(ThreadPool&, float* count, const float* logits, const int3
   if (B <= 0 || C <= 0) return Status::Ok();
   accuracy_kernel<<<row_blocks(B), kThreads, 0, g_stream>>>(count, logits, target, B, C);
   return launched("accuracy_count");
+}
+
+// check_finite: the smallest index of a NaN or infinity by integer atomicMin (order-independent, so deterministic),
+// then one thread writes it (or -1) and, with tag >= 0, records the failure that stops the kernels after it.
+__global__ void first_nonfinite_kernel(int* first, const float* x, int64_t N) {
+  RG_GUARD();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < N; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    if (!isfinite(x[i])) atomicMin(first, static_cast<int>(i));
+}
+__global__ void finish_nonfinite_kernel(int* first, const float* x, int64_t tag) {
+  RG_GUARD();
+  if (first[0] == INT_MAX) {
+    first[0] = -1;
+  } else if (tag >= 0) {
+    record_failure(kNonFinite, tag, first[0], 0, static_cast<double>(x[first[0]]));
+  }
+}
+
+Status check_finite(ThreadPool&, int32_t* first, const float* x, int64_t N, int64_t tag) {
+  int* f = reinterpret_cast<int*>(first);
+  Status s = map("check_finite", 1, [=] __device__(int64_t) { f[0] = INT_MAX; });
+  if (!s.ok()) return s;
+  if (N > 0) {
+    first_nonfinite_kernel<<<blocks_for(N), kThreads, 0, g_stream>>>(f, x, N);
+    s = launched("check_finite");
+    if (!s.ok()) return s;
+  }
+  finish_nonfinite_kernel<<<1, 1, 0, g_stream>>>(f, x, tag);
+  return launched("check_finite");
 }
 
 // ---- dropout: the same hash of (seed, i) as the CPU and the reference ----

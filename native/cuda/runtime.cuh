@@ -24,7 +24,7 @@ int g_sms = 132;
 
 // Failures a kernel can find in its data. The first one is recorded; until the host takes it, every later
 // kernel returns at once, so a bad batch cannot go on to update the weights.
-enum FailureKind : int { kNone = 0, kClassIndex = 1, kRowIndex = 2, kProbability = 3, kEmbeddingIndex = 4 };
+enum FailureKind : int { kNone = 0, kClassIndex = 1, kRowIndex = 2, kProbability = 3, kEmbeddingIndex = 4, kNonFinite = 5 };
 struct FailureRecord {
   int kind;
   int unused;

@@ -6,16 +6,19 @@
    PyTorch's outputs; test/io-interop.test.ts loads the file into the equivalent retrograd model.
 2. Reads retrograd-mlp.safetensors (written by rg.save, see write_fixture.mjs) with numpy alone, loads it into
    the equivalent PyTorch model and checks that PyTorch's outputs equal retrograd's (retrograd-mlp.json).
+Files are read and written in test/golden/, or in the folder given as the first argument (test/io-interop.test.ts
+runs both steps in a temporary folder against what retrograd writes at that moment).
 """
 import json
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 
 
 def write_safetensors(path, tensors):

@@ -3,10 +3,10 @@
 import type { F } from './types.js';
 
 export function relu_forward(out: F, inp: F, N: number): void {
-  for (let i = 0; i < N; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+  for (let i = 0; i < N; i++) out[i] = inp[i] < 0 ? 0 : inp[i]; // NaN stays NaN, as in PyTorch
 }
 export function relu_backward(dinp: F, dout: F, inp: F, N: number): void {
-  for (let i = 0; i < N; i++) dinp[i] = inp[i] > 0 ? dout[i] : 0;
+  for (let i = 0; i < N; i++) dinp[i] = inp[i] <= 0 ? 0 : dout[i]; // a NaN input passes the gradient, as PyTorch's
 }
 export function leaky_relu_forward(out: F, inp: F, N: number, slope: number): void {
   for (let i = 0; i < N; i++) out[i] = inp[i] > 0 ? inp[i] : inp[i] * slope;

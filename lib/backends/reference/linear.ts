@@ -29,7 +29,7 @@ export function linear_forward(out: F, inp: F, weight: F, bias: F | null, B: num
 
 /** The activations of act codes 1 (ReLU) and 2 (LeakyReLU); 0 is the identity. */
 function activate(v: number, act: number, slope: number): number {
-  if (act === 0 || v > 0) return v;
+  if (act === 0 || !(v <= 0)) return v; // NaN stays NaN, as in PyTorch
   return act === 1 ? 0 : v * slope;
 }
 
@@ -62,7 +62,7 @@ export function linear_backward(dinp: F | null, dweight: F | null, dbias: F | nu
 }
 
 export function act_bias_backward(dz: F | null, dbias: F | null, dout: F, out: F, B: number, OC: number, act: number, slope: number, accumulate: boolean): void {
-  const grad = (i: number) => (act === 0 || out[i] > 0 ? dout[i] : act === 1 ? 0 : dout[i] * slope);
+  const grad = (i: number) => (act === 0 || !(out[i] <= 0) ? dout[i] : act === 1 ? 0 : dout[i] * slope);
   if (dz) for (let i = 0; i < B * OC; i++) dz[i] = grad(i);
   if (dbias) {
     for (let o = 0; o < OC; o++) {

@@ -44,6 +44,15 @@ export function penalty(acc: F, grad: F, w: F, N: number, l1: number, l2: number
   }
   acc[0] += s;
 }
+export function check_finite(first: I, x: F, N: number, tag: number): void {
+  let at = -1;
+  for (let i = 0; i < N && at < 0; i++) if (!Number.isFinite(x[i])) at = i;
+  first[0] = at;
+  if (at >= 0 && tag >= 0) {
+    const v = x[at];
+    throw new RetrogradError(`check_finite: tensor ${tag} holds ${Number.isNaN(v) ? 'NaN' : v > 0 ? '+Infinity' : '-Infinity'} at element ${at}`, 'NON_FINITE');
+  }
+}
 export function accuracy_count(count: F, logits: F, target: I, B: number, C: number): void {
   let correct = 0;
   for (let b = 0; b < B; b++) {
