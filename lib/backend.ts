@@ -17,6 +17,37 @@ type Opt = Buf | null;
 export type ActCode = 0 | 1 | 2;
 export const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const satisfies Record<string, ActCode>;
 
+/**
+ * The op codes of `elementwise`. Unary ops read a; binary ops a and b; `where` a (the condition), b and c. alpha and
+ * beta are the op's scalars where it has any. Comparisons give float32 masks (1 true, 0 false). NaN propagates as in
+ * PyTorch (relu, clamp, maximum, minimum of a NaN are NaN).
+ */
+export const EW = {
+  identity: 0, // a (with broadcasting: expand / materialise)
+  neg: 1, exp: 2, log: 3, log1p: 4, sqrt: 5, rsqrt: 6, abs: 7, sign: 8, sin: 9, cos: 10, tanh: 11, sigmoid: 12,
+  relu: 13,
+  gelu: 14, // erf form
+  leakyRelu: 15, // slope alpha
+  softplus: 16, // log(1 + e^(alpha·a)) / alpha, a itself where alpha·a > beta (PyTorch's beta and threshold)
+  clamp: 17, // min(max(a, alpha), beta); NaN stays NaN
+  square: 18, reciprocal: 19,
+  powScalar: 20, // a^alpha
+  affine: 21, // alpha·a + beta
+  geluGrad: 22, // Φ(a) + a·φ(a), GELU's derivative
+  add: 32, sub: 33, mul: 34, div: 35, pow: 36, maximum: 37, minimum: 38,
+  eq: 39, ne: 40, lt: 41, le: 42, gt: 43, ge: 44,
+  reluGrad: 45, // b ≤ 0 ? 0 : a (a the gradient, b ReLU's input; NaN passes the gradient, as PyTorch's)
+  leakyReluGrad: 46, // b > 0 ? a : alpha·a
+  maskedFill: 47, // b ≠ 0 ? alpha : a
+  axpby: 48, // alpha·a + beta·b
+  where: 64, // a ≠ 0 ? b : c
+} as const;
+export type EwOp = (typeof EW)[keyof typeof EW];
+/** Reductions of `reduce`. */
+export const REDUCE = { sum: 0, max: 1, min: 2 } as const;
+/** The most dimensions the generic kernels (elementwise, strided_copy, strided_scatter) take. */
+export const MAX_DIMS = 6;
+
 /** The recurrent cell of rnn_forward / rnn_backward, and its number of gates G. */
 export const RNN_MODE = { tanh: 0, relu: 1, lstm: 2, gru: 3 } as const;
 export const RNN_GATES = [1, 1, 4, 3] as const;
@@ -219,6 +250,38 @@ export interface Kernels {
    * of the result).
    */
   attention_backward(dqkv: B, scratch: B, dout: B, qkv: B, probs: B, B: number, T: number, H: number, D: number, causal: boolean): void;
+
+  // ---- generic tensor operations (the glue of models written op by op; lib/ops/) ----
+  /**
+   * out = op(a, b?, c?) with NumPy broadcasting over up to 6 dimensions. out is contiguous of shape [d0 … d(ndim−1)]
+   * (unused dimensions 1); each input is contiguous with that shape except where bit k of its mask is set, where its
+   * dimension k is 1 (broadcast). op an EW code; alpha, beta its scalars. Float32 only.
+   */
+  elementwise(out: B, a: B, b: Opt, c: Opt, op: number, alpha: number, beta: number, ndim: number, d0: number, d1: number, d2: number, d3: number, d4: number, d5: number, amask: number, bmask: number, cmask: number): void;
+  /**
+   * out[o, i] = op over r of a[o, r, i] for a [outer, R, inner] (sum: in r order, in double; max / min: the first
+   * extreme, NaN winning as in PyTorch), and idx[o, i] (int32, optional) = the r where max / min found it. R = 0
+   * gives 0 for sum, and max / min are refused (their identity is not defined).
+   */
+  reduce(out: B, idx: Opt, a: B, op: number, outer: number, R: number, inner: number): void;
+  /** out [d0 … d(ndim−1)] (contiguous, 4-byte elements of any dtype) = a[offset + Σ_k i_k·s_k]: permute, transpose,
+   * narrow, slice, expand (stride 0) and materialising a view. */
+  strided_copy(out: B, a: B, ndim: number, offset: number, d0: number, d1: number, d2: number, d3: number, d4: number, d5: number, s0: number, s1: number, s2: number, s3: number, s4: number, s5: number): void;
+  /** out[offset + Σ_k i_k·s_k] = a[i] (accumulate: +=) for a contiguous [d0 … d(ndim−1)]; the positions must be distinct
+   * (cat, stack, the gradients of narrow and slice). */
+  strided_scatter(out: B, a: B, ndim: number, offset: number, d0: number, d1: number, d2: number, d3: number, d4: number, d5: number, s0: number, s1: number, s2: number, s3: number, s4: number, s5: number, accumulate: boolean): void;
+  /** For p < batch: out_p [M,N] = alpha·op(a_p)·op(b_p) + beta·out_p, a_p = a + p·strideA, b_p = b + p·strideB (stride 0
+   * broadcasts), out_p = out + p·M·N; op as matmul's. */
+  bmm(out: B, a: B, b: B, batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean, strideA: number, strideB: number, alpha: number, beta: number): void;
+  /** out [outer, n, inner] = a [outer, D, inner] at idx[j] along D (4-byte elements of any dtype); an index outside
+   * [0, D) fails the kernel. */
+  index_select(out: B, a: B, idx: B, outer: number, D: number, inner: number, n: number): void;
+  /** out [outer, D, inner] += src [outer, n, inner] at idx[j] along D, j in order (deterministic); bad indices fail. */
+  index_add(out: B, src: B, idx: B, outer: number, D: number, inner: number, n: number): void;
+  /** out [outer, n, inner] = a[o, idx[o, j, i], i] for a [outer, D, inner] (torch.gather along the middle axis). */
+  gather(out: B, a: B, idx: B, outer: number, D: number, n: number, inner: number): void;
+  /** out [outer, D, inner] += src[o, j, i] at out[o, idx[o, j, i], i], j in order (torch.scatter_add_, deterministic). */
+  scatter_add(out: B, src: B, idx: B, outer: number, D: number, n: number, inner: number): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -237,6 +300,7 @@ export const KERNEL_NAMES = [
   'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward', 'conv2d_forward', 'conv2d_backward',
   'embedding_backward', 'layernorm_forward', 'layernorm_backward', 'copy_range', 'rnn_forward', 'rnn_backward',
   'attention_forward', 'attention_backward',
+  'elementwise', 'reduce', 'strided_copy', 'strided_scatter', 'bmm', 'index_select', 'index_add', 'gather', 'scatter_add',
 ] as const satisfies readonly KernelName[];
 
 export type HostArray = Float32Array | Int32Array | Float64Array;

@@ -6,6 +6,50 @@ import { normal } from './random.js';
 
 export type TensorDType = 'float32' | 'int32' | 'float64';
 
+/** The tensors made inside each rg.tidy scope, innermost last. */
+const tidyScopes: Tensor[][] = [];
+
+/**
+ * Runs fn and disposes every tensor made while it ran, except what it returns (a tensor, or tensors in an array or
+ * an object's values) and leaves that require grad: deterministic release for code that makes many intermediates
+ * (TensorFlow.js's habit). A tensor a later backward needs must not be made inside (it would be disposed).
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Tensor[] = [];
+  tidyScopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    tidyScopes.pop();
+  }
+  if (result instanceof Promise) throw new TypeError('rg.tidy: fn must be synchronous (it returned a promise)');
+  const keep = new Set<Tensor>();
+  const visit = (v: unknown) => {
+    if (v instanceof Tensor) keep.add(v);
+    else if (Array.isArray(v)) v.forEach(visit);
+    else if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(visit);
+  };
+  visit(result);
+  for (const t of scope) {
+    if (!keep.has(t) && !t._requiresGrad && !t._param && !t._isGrad) t.dispose();
+  }
+  // what is kept belongs to the enclosing scope now
+  if (tidyScopes.length) for (const t of keep) tidyScopes[tidyScopes.length - 1].push(t);
+  return result;
+}
+
+/** A node of the autograd graph (lib/autograd/engine.ts), as Tensor sees it. */
+export interface GradNode {
+  readonly name: string;
+}
+/** Set by lib/autograd/: records reshape on the graph (a view's gradient is the reshaped gradient). */
+let reshapeHook: ((from: Tensor, view: Tensor) => Tensor) | undefined;
+/** @internal */
+export function setReshapeHook(hook: (from: Tensor, view: Tensor) => Tensor): void {
+  reshapeHook = hook;
+}
+
 export class Tensor {
   readonly shape: readonly number[];
   readonly size: number;
@@ -16,6 +60,20 @@ export class Tensor {
   private _buf: Buf | null;
   /** For a view (reshape): the tensor that owns the storage. Disposing a view lets go of the view only. */
   private base?: Tensor;
+  /** @internal Autograd (lib/autograd/): the node that made this tensor, and which of its outputs it is. */
+  gradFn: GradNode | null = null;
+  /** @internal */
+  outputIndex = 0;
+  /** @internal A leaf's accumulated gradient (a parameter's lives in the Parameter). */
+  _grad: Tensor | null = null;
+  /** @internal A leaf that requires grad. */
+  _requiresGrad = false;
+  /** @internal The Parameter whose value this tensor is: its gradient accumulates into the Parameter's. */
+  _param?: { accumulate(g: Tensor): void; readonly grad: Tensor; readonly requiresGrad: boolean };
+  /** @internal A leaf's .grad: kept by rg.tidy. */
+  _isGrad = false;
+  /** @internal In-place changes so far, shared with views: a backward that saved this tensor checks it. */
+  _version: { n: number } = { n: 0 };
 
   /** @internal Use rg.tensor / rg.zeros / rg.randn. */
   constructor(backend: Backend, buf: Buf, shape: readonly number[], dtype: TensorDType) {
@@ -24,6 +82,12 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.size = shapeSize(shape);
     this.dtype = dtype;
+    if (tidyScopes.length) tidyScopes[tidyScopes.length - 1].push(this);
+  }
+
+  /** @internal The tensor that owns this one's storage: the base of a view, else itself. */
+  get viewBase(): Tensor {
+    return this.base ?? this;
   }
 
   get device(): string {
@@ -46,7 +110,8 @@ export class Tensor {
     const t = new Tensor(this.backend, this.buf, resolved, this.dtype);
     t.intRange = this.intRange;
     t.base = this.base ?? this;
-    return t;
+    t._version = this._version;
+    return reshapeHook ? reshapeHook(this, t) : t;
   }
 
   /** A copy of the data; waits for queued work. */
@@ -72,6 +137,7 @@ export class Tensor {
       if (src.backend === this.backend) this.backend.k.copy(this.buf, src.buf, this.size);
       else this.backend.write(this.buf, src.backend.read(src.buf));
       this.intRange = src.intRange;
+      this._version.n++;
       return this;
     }
     if (src === null || typeof src !== 'object' || typeof (src as ArrayLike<number>).length !== 'number')
@@ -80,6 +146,7 @@ export class Tensor {
     const data = this.dtype === 'int32' ? Int32Array.from(src) : Float32Array.from(src);
     this.backend.write(this.buf, data);
     if (data instanceof Int32Array) this.intRange = intRangeOf(data);
+    this._version.n++;
     return this;
   }
 
@@ -150,8 +217,10 @@ function resolveShape(where: string, shape: readonly number[], size: number): nu
 }
 
 /** Creates a tensor on the current backend from a copy of `data`. Int32Array gives int32, anything else float32. */
-export function tensor(data: Float32Array | Int32Array | Float64Array | readonly number[], shape: readonly number[]): Tensor {
+export function tensor(data: Float32Array | Int32Array | Float64Array | readonly number[], shape: readonly number[], options: { requiresGrad?: boolean } = {}): Tensor {
   const where = 'rg.tensor';
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object, got ${describe(options)}`);
+  for (const key of Object.keys(options)) if (key !== 'requiresGrad') throw new TypeError(`${where}: unknown option '${key}'; known: requiresGrad`);
   if (!(Array.isArray(data) || ArrayBuffer.isView(data)) || data instanceof DataView)
     throw new TypeError(`${where}: data must be a Float32Array, an Int32Array or an array of numbers, got ${describe(data)}`);
   const dims = checkShape(where, shape);
@@ -162,7 +231,13 @@ export function tensor(data: Float32Array | Int32Array | Float64Array | readonly
     for (let i = 0; i < data.length; i++)
       if (typeof data[i] !== 'number') throw new TypeError(`${where}: data[${i}] is ${describe(data[i])}, expected a number`);
   }
-  return fromHost(currentBackend(), data instanceof Int32Array ? data : Float32Array.from(data as ArrayLike<number>), dims);
+  const t = fromHost(currentBackend(), data instanceof Int32Array ? data : Float32Array.from(data as ArrayLike<number>), dims);
+  if (options.requiresGrad !== undefined) {
+    if (typeof options.requiresGrad !== 'boolean') throw new TypeError(`${where}: requiresGrad must be a boolean, got ${describe(options.requiresGrad)}`);
+    if (options.requiresGrad && t.dtype === 'int32') throw new TypeError(`${where}: only float tensors can require grad, the data is an Int32Array`);
+    t._requiresGrad = options.requiresGrad;
+  }
+  return t;
 }
 
 /** @internal A tensor on `backend` holding a copy of host data. */

@@ -10,7 +10,7 @@
 import { backendByName, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
 import '../backends/index.js'; // registers the backends, so a name resolves without going through lib/index.ts
 import { mulberry32 } from '../data/split.js';
-import { RNN_GATES, RNN_WS } from '../backend.js';
+import { EW, REDUCE, RNN_GATES, RNN_WS } from '../backend.js';
 import { referenceKernels } from '../backends/reference/index.js';
 import { compare, ELEMENT_FACTOR, randomArray, TOL } from './numerics.js';
 
@@ -50,6 +50,45 @@ const scratch = (size: number): ArgSpec => ({ kind: 'out', size, scratch: true }
 /** The value an int32 output starts from: no valid index, so an element left unwritten shows. */
 const INT_POISON = -7;
 export const ELEMENTWISE_SIZES = [[1], [3], [17], [64], [257], [40_000]];
+
+/** elementwise's broadcasting layouts: out dims, and the masks of a, b, c (bit k: that input is 1 along dim k). */
+const EW_LAYOUTS: { dims: number[]; masks: [number, number, number] }[] = [
+  { dims: [40_000], masks: [0, 0, 0] }, // the contiguous fast path
+  { dims: [17, 3], masks: [0, 0b01, 0] }, // b a row
+  { dims: [5, 4, 17], masks: [0b010, 0b101, 0b001] },
+  { dims: [2, 3, 1, 4, 2, 5], masks: [0b010010, 0b101100, 0b000001] },
+  { dims: [], masks: [0, 0, 0] }, // scalars
+  { dims: [257, 1], masks: [0b10, 0b01, 0b11] },
+];
+/** The operands of an EW op on its domain: positive where a log or root needs it, small integers where equality
+ * matters, 0/1 for conditions and masks. */
+function ewOperands(op: number, r: () => number, sizes: number[]): [Float32Array, Float32Array, Float32Array] {
+  const positive = (n: number) => randomArray(n, r, 1.4, 1.5);
+  const small = (n: number) => Float32Array.from({ length: n }, () => Math.floor(r() * 3) - 1);
+  const flags = (n: number) => Float32Array.from({ length: n }, () => (r() < 0.5 ? 0 : 1));
+  const [na, nb, nc] = sizes;
+  const logLike = [EW.log, EW.log1p, EW.sqrt, EW.rsqrt, EW.reciprocal, EW.powScalar, EW.pow] as number[];
+  const compare = [EW.eq, EW.ne, EW.lt, EW.le, EW.gt, EW.ge, EW.maximum, EW.minimum, EW.reluGrad, EW.leakyReluGrad] as number[];
+  const a = op === EW.where ? flags(na) : logLike.includes(op) ? positive(na) : compare.includes(op) ? small(na) : randomArray(na, r, 3);
+  const b = op === EW.maskedFill ? flags(nb) : op === EW.div ? Float32Array.from(positive(nb), (v, i) => (i % 2 ? v : -v)) : op === EW.pow ? randomArray(nb, r, 2) : compare.includes(op) ? small(nb) : randomArray(nb, r, 3);
+  return [a, b, randomArray(nc, r, 3)];
+}
+/** n int32 indices in [0, D). */
+function indices(n: number, D: number, r: () => number): Int32Array {
+  return Int32Array.from({ length: n }, () => Math.floor(r() * D));
+}
+/** strided_copy's (and strided_scatter's) layouts over a source of `src` elements. */
+const STRIDED_LAYOUTS: { src: number; ndim: number; offset: number; dims: number[]; strides: number[] }[] = [
+  { src: 1, ndim: 1, offset: 0, dims: [1, 1, 1, 1, 1, 1], strides: [1, 0, 0, 0, 0, 0] },
+  { src: 17 * 33, ndim: 2, offset: 0, dims: [33, 17, 1, 1, 1, 1], strides: [1, 33, 0, 0, 0, 0] }, // transpose
+  { src: 200, ndim: 2, offset: 5, dims: [10, 7, 1, 1, 1, 1], strides: [20, 1, 0, 0, 0, 0] }, // narrow
+  { src: 7, ndim: 2, offset: 0, dims: [5, 7, 1, 1, 1, 1], strides: [0, 1, 0, 0, 0, 0] }, // expand
+  { src: 120, ndim: 4, offset: 0, dims: [2, 4, 5, 3, 1, 1], strides: [60, 5, 1, 20, 0, 0] }, // permute (0, 2, 3, 1)
+  { src: 2 * 3 * 2 * 2 * 3 * 2, ndim: 6, offset: 0, dims: [2, 2, 3, 2, 3, 2], strides: [72, 6, 24, 1, 2, 12] }, // 6-d permute
+  { src: 100, ndim: 1, offset: 3, dims: [24, 1, 1, 1, 1, 1], strides: [4, 0, 0, 0, 0, 0] }, // a step
+  { src: 40_000, ndim: 2, offset: 0, dims: [200, 200, 1, 1, 1, 1], strides: [1, 200, 0, 0, 0, 0] }, // a large transpose
+  { src: 10, ndim: 0, offset: 4, dims: [1, 1, 1, 1, 1, 1], strides: [0, 0, 0, 0, 0, 0] }, // one element
+];
 
 function norm(x: Float32Array): number {
   return Math.sqrt(x.reduce((s, v) => s + v * v, 0));
@@ -630,6 +669,91 @@ conv2d_forward: {
         tol: TOL.reduction,
       };
     },
+  },
+
+  // ---- generic tensor operations ----
+  elementwise: {
+    // [op, layout]: every op code on every broadcasting layout of EW_LAYOUTS
+    sizes: Object.values(EW).flatMap((op) => EW_LAYOUTS.map((_, layout) => [op, layout])),
+    build: ([op, layout], r) => {
+      const { dims, masks } = EW_LAYOUTS[layout];
+      const count = (mask: number) => dims.reduce((n, d, k) => n * ((mask >> k) & 1 ? 1 : d), 1);
+      const [a, b, c] = ewOperands(op, r, masks.map(count));
+      const d = [...dims, 1, 1, 1, 1, 1, 1].slice(0, 6);
+      const [alpha, beta] = op === EW.clamp ? [-0.5, 0.75] : op === EW.softplus ? [1.5, 2] : op === EW.powScalar ? [1.7, 0] : [0.3, -1.25];
+      return {
+        args: [out(count(0)), inp(a), op >= EW.add ? inp(b) : null, op === EW.where ? inp(c) : null, op, alpha, beta, dims.length, ...d, ...masks],
+        tol: TOL.elementwise,
+        floor: 1e-6,
+      };
+    },
+  },
+  reduce: {
+    // [op, outer, R, inner]
+    sizes: [[0, 1, 1, 1], [0, 3, 17, 5], [0, 1, 40_000, 1], [0, 257, 3, 1], [0, 2, 0, 3], [0, 4, 1000, 33], [1, 3, 17, 5], [1, 1, 1000, 7], [2, 4, 33, 1], [1, 5, 3, 64], [2, 1, 257, 3], [1, 1, 1, 1]],
+    build: ([op, outer, R, inner], r) => ({
+      args: [out(outer * inner), op === REDUCE.sum ? null : intOut(outer * inner), inp(randomArray(outer * R * inner, r, 2)), op, outer, R, inner],
+      tol: TOL.reduction,
+    }),
+  },
+  strided_copy: {
+    sizes: STRIDED_LAYOUTS.map((_, i) => [i]),
+    build: ([i], r) => {
+      const { src, ndim, offset, dims, strides } = STRIDED_LAYOUTS[i];
+      const n = dims.slice(0, ndim).reduce((p, d) => p * d, 1);
+      return { args: [out(n), inp(randomArray(src, r)), ndim, offset, ...dims, ...strides], tol: 0 };
+    },
+  },
+  strided_scatter: {
+    // [layout, accumulate]; only the layouts whose positions are distinct (no stride 0)
+    sizes: STRIDED_LAYOUTS.flatMap((l, i) => (l.strides.slice(0, l.ndim).some((s, k) => s === 0 && l.dims[k] > 1) ? [] : [[i, 0], [i, 1]])),
+    build: ([i, accumulate], r) => {
+      const { src, ndim, offset, dims, strides } = STRIDED_LAYOUTS[i];
+      const n = dims.slice(0, ndim).reduce((p, d) => p * d, 1);
+      return { args: [out(src, randomArray(src, r)), inp(randomArray(n, r)), ndim, offset, ...dims, ...strides, accumulate === 1], tol: TOL.elementwise };
+    },
+  },
+  bmm: {
+    // [batch, M, N, K, transA, transB, a broadcast over the batch]
+    sizes: [[1, 1, 1, 1, 0, 0, 0], [3, 17, 5, 9, 0, 0, 0], [4, 8, 33, 16, 1, 0, 0], [2, 7, 3, 64, 0, 1, 1], [5, 3, 3, 3, 1, 1, 0], [2, 65, 70, 130, 0, 0, 0], [0, 3, 3, 3, 0, 0, 0]],
+    build: ([P, M, N, K, ta, tb, shared], r) => {
+      const accumulate = (M + K) % 2 === 1;
+      return {
+        args: [out(P * M * N, accumulate ? randomArray(P * M * N, r) : undefined), inp(randomArray((shared ? 1 : P) * M * K, r)), inp(randomArray(P * K * N, r)),
+          P, M, N, K, ta === 1, tb === 1, shared ? 0 : M * K, K * N, accumulate ? 0.5 : 1, accumulate ? 0.75 : 0],
+        tol: TOL.reduction,
+      };
+    },
+  },
+  index_select: {
+    // [outer, D, inner, n]
+    sizes: [[1, 1, 1, 1], [3, 17, 5, 9], [1, 1000, 64, 300], [7, 3, 1, 20], [2, 5, 3, 0]],
+    build: ([outer, D, inner, n], r) => ({
+      args: [out(outer * n * inner), inp(randomArray(outer * D * inner, r)), inp(indices(n, D, r)), outer, D, inner, n],
+      tol: 0,
+    }),
+  },
+  index_add: {
+    sizes: [[1, 1, 1, 1], [3, 17, 5, 9], [1, 1000, 64, 300], [7, 3, 1, 20], [2, 5, 3, 0]],
+    build: ([outer, D, inner, n], r) => ({
+      args: [out(outer * D * inner, randomArray(outer * D * inner, r)), inp(randomArray(outer * n * inner, r)), inp(indices(n, D, r)), outer, D, inner, n],
+      tol: TOL.elementwise,
+    }),
+  },
+  gather: {
+    // [outer, D, n, inner]
+    sizes: [[1, 1, 1, 1], [3, 17, 9, 5], [64, 10, 1, 1], [2, 3, 20, 7]],
+    build: ([outer, D, n, inner], r) => ({
+      args: [out(outer * n * inner), inp(randomArray(outer * D * inner, r)), inp(indices(outer * n * inner, D, r)), outer, D, n, inner],
+      tol: 0,
+    }),
+  },
+  scatter_add: {
+    sizes: [[1, 1, 1, 1], [3, 17, 9, 5], [64, 10, 1, 1], [2, 3, 20, 7]],
+    build: ([outer, D, n, inner], r) => ({
+      args: [out(outer * D * inner, randomArray(outer * D * inner, r)), inp(randomArray(outer * n * inner, r)), inp(indices(outer * n * inner, D, r)), outer, D, n, inner],
+      tol: TOL.elementwise,
+    }),
   },
 } satisfies Record<KernelName, KernelCase>;
 

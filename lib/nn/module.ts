@@ -11,9 +11,8 @@ import { compileModel, evaluateModel, fitModel, type Compiled } from '../train/f
 import { batchingStats, predictModel, predictModelAsync, setBatching } from '../train/predict.js';
 
 export class Parameter {
-  value: Tensor;
-  /** false freezes the parameter: backward leaves its grad alone and optimizers skip it. */
-  requiresGrad = true;
+  private _value!: Tensor;
+  private _requiresGrad = true;
   private _grad: Tensor;
   /** zeroGrad() was called and nothing has written the gradient since: it reads as zeros. */
   private zeroPending = false;
@@ -23,6 +22,44 @@ export class Parameter {
     if (t.dtype === 'int32') throw new TypeError('Parameter: value must be a float tensor, got int32');
     this.value = t;
     this._grad = empty(t.backend, t.shape);
+  }
+
+  /** The parameter's tensor: a leaf of the autograd graph whose gradient accumulates into this.grad. */
+  get value(): Tensor {
+    return this._value;
+  }
+  set value(t: Tensor) {
+    if (this._value && this._value._param === this) {
+      this._value._param = undefined;
+      this._value._requiresGrad = false;
+    }
+    this._value = t;
+    t._param = this;
+    t._requiresGrad = this._requiresGrad;
+  }
+
+  /** false freezes the parameter: backward leaves its grad alone and optimizers skip it. */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+  set requiresGrad(on: boolean) {
+    if (typeof on !== 'boolean') throw new TypeError(`Parameter.requiresGrad: expected a boolean, got ${describe(on)}`);
+    this._requiresGrad = on;
+    this._value._requiresGrad = on;
+  }
+
+  /** @internal Autograd's accumulation into the gradient: a pending zero is overwritten, else added to (+=). */
+  accumulate(g: Tensor): void {
+    if (!this._requiresGrad) return;
+    const k = this._grad.backend.k;
+    if (g.backend !== this._grad.backend)
+      throw new TypeError(`Parameter: a gradient on '${g.device}' for a parameter on '${this._grad.device}'`);
+    if (this.zeroPending) {
+      k.copy(this._grad.buf, g.buf, g.size);
+      this.zeroPending = false;
+    } else {
+      k.axpy(this._grad.buf, g.buf, g.size, 1);
+    }
   }
 
   /** dL/dvalue, accumulated by backward; zeros after zeroGrad(). */

@@ -91,6 +91,10 @@ class ReadWorker : public Napi::AsyncWorker {
     } else {
       seq_ = queue_.enqueue([](ThreadPool&) { return device::fence(); });
     }
+    queue_.register_read(seq_);
+  }
+  ~ReadWorker() override {
+    if (!delivered_) queue_.take_read_error(seq_);  // unregisters a read that never reached OnOK (teardown)
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -103,7 +107,8 @@ class ReadWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     // Taken here, on the JavaScript thread, so that every command queued before the rejection is delivered is
     // skipped (see CommandQueue::take_error).
-    Status failed = queue_.take_error(seq_);
+    delivered_ = true;
+    Status failed = queue_.take_read_error(seq_);
     if (!failed.ok()) status_ = std::move(failed);
     if (!status_.ok()) {
       deferred_.Reject(make_error(env, code_name(status_.code), status_.message).Value());
@@ -128,6 +133,7 @@ class ReadWorker : public Napi::AsyncWorker {
   DType dtype_;
   bool has_storage_;
   uint64_t seq_ = 0;
+  bool delivered_ = false;
   Status status_;
 };
 
@@ -340,8 +346,6 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       throw make_error(env, "INVALID_ARGUMENT", name + ": expected " + std::to_string(k.args.size()) + " arguments, got " +
                                                     std::to_string(info.Length() - 1));
     auto call = std::make_shared<Call>();
-    std::vector<DType> want;
-    std::vector<bool> optional;
     for (size_t a = 0; a < k.args.size(); a++) {
       const Napi::Value v = info[a + 1];
       const std::string where = name + ", argument " + std::to_string(a);
@@ -349,15 +353,19 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
         case Arg::F32:
         case Arg::F32Opt:
         case Arg::I32:
+        case Arg::I32Opt:
         case Arg::Any32: {
           StoragePtr s;
-          if (k.args[a] == Arg::F32Opt && (v.IsNull() || v.IsUndefined())) {
+          const bool optional = k.args[a] == Arg::F32Opt || k.args[a] == Arg::I32Opt;
+          if (optional && (v.IsNull() || v.IsUndefined())) {
             s = nullptr;
           } else {
             s = storage_arg(env, v, where);
             bool is_f32 = s->dtype() == DType::F32;
-            if ((k.args[a] == Arg::I32 && is_f32) || ((k.args[a] == Arg::F32 || k.args[a] == Arg::F32Opt) && !is_f32))
-              throw make_error(env, "INVALID_ARGUMENT", where + ": expected a " + (k.args[a] == Arg::I32 ? "int32" : "float32") +
+            const bool want_i32 = k.args[a] == Arg::I32 || k.args[a] == Arg::I32Opt;
+            const bool want_f32 = k.args[a] == Arg::F32 || k.args[a] == Arg::F32Opt;
+            if ((want_i32 && is_f32) || (want_f32 && !is_f32))
+              throw make_error(env, "INVALID_ARGUMENT", where + ": expected a " + (want_i32 ? "int32" : "float32") +
                                                             " storage, got " + (is_f32 ? "float32" : "int32"));
           }
           call->buf[call->nbuf++] = std::move(s);
@@ -385,7 +393,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       if (!call->buf[i]) continue;
       double have = static_cast<double>(call->buf[i]->size());
       if (std::isnan(need[i]))
-        throw make_error(env, "INVALID_ARGUMENT", name + ": the window geometry has no output (a kernel larger than the padded input, or a zero size)");
+        throw make_error(env, "INVALID_ARGUMENT", name + ": the sizes give no valid shape (a window larger than the padded input, a zero stride, or more dimensions than the kernel takes)");
       if (!(have >= need[i]))
         throw make_error(env, "INVALID_ARGUMENT", name + ": buffer " + std::to_string(i) + " holds " +
                                                       std::to_string(call->buf[i]->size()) + " elements, needs " +

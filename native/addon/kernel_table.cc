@@ -66,6 +66,18 @@ Status check_rnn(const char* name, const Call& c, int ws_index) {
   if (mode >= 2 && !c.buf[ws_index]) return Status::Invalid(std::string(name) + ": the LSTM and GRU need the ws buffer of saved steps");
   return Status::Ok();
 }
+// strided_copy / strided_scatter: {contiguous elements, strided extent} for scalars ndim, offset, d0…d5, s0…s5; NaN
+// for more than kMaxDims dimensions.
+std::vector<double> strided_need(const double* s) {
+  const int ndim = static_cast<int>(s[0]);
+  if (ndim > kMaxDims) return {NAN, NAN};
+  double n = 1, extent = s[1] + 1;
+  for (int k = 0; k < ndim; k++) {
+    n *= s[2 + k];
+    extent += (s[2 + k] - 1) * s[8 + k];
+  }
+  return {n, n == 0 ? 0 : extent};
+}
 double out_hw(const double* s, bool dilated) {
   const double H = s[2], W = s[3], KH = s[4], KW = s[5], SH = s[6], SW = s[7], PH = s[8], PW = s[9];
   const double DH = dilated ? s[10] : 1, DW = dilated ? s[11] : 1;
@@ -299,6 +311,73 @@ const std::vector<KernelDef> kTable = {
     {"attention_backward", {A::F32, A::F32, A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Bool},
      NEED { return {s[0] * s[1] * 3 * s[2] * s[3], s[0] * s[2] * s[1] * s[1], s[0] * s[1] * s[2] * s[3], s[0] * s[1] * 3 * s[2] * s[3], s[0] * s[2] * s[1] * s[1]}; },
      RUN { return ok([&] { return K::attention_backward(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), f(c, 4), z(c, 0), z(c, 1), z(c, 2), z(c, 3), b(c, 4)); }); }},
+
+    // ---- generic tensor operations: shapes arrive as scalars d0…d5 (and strides s0…s5) ----
+    // elementwise(out, a, b?, c?, op, alpha, beta, ndim, d0…d5, amask, bmask, cmask)
+    {"elementwise", {A::F32, A::F32, A::F32Opt, A::F32Opt, A::Int, A::Float, A::Float, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size,
+                     A::Size, A::Size, A::Size},
+     NEED {
+       const int ndim = static_cast<int>(s[3]);
+       if (ndim > kMaxDims) return {NAN};
+       auto count = [&](double mask) {
+         double n = 1;
+         for (int k = 0; k < ndim; k++) n *= (static_cast<int64_t>(mask) >> k & 1) ? 1 : s[4 + k];
+         return n;
+       };
+       return {count(0), count(s[10]), count(s[11]), count(s[12])};
+     },
+     RUN {
+       int64_t dims[kMaxDims];
+       for (int k = 0; k < kMaxDims; k++) dims[k] = z(c, 4 + k);
+       return K::elementwise(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), static_cast<int>(z(c, 0)), x(c, 1), x(c, 2), static_cast<int>(z(c, 3)),
+                             dims, static_cast<unsigned>(z(c, 10)), static_cast<unsigned>(z(c, 11)), static_cast<unsigned>(z(c, 12)));
+     }},
+    // reduce(out[outer,inner], idx[outer,inner]? int32, a[outer,R,inner], op, outer, R, inner)
+    {"reduce", {A::F32, A::I32Opt, A::F32, A::Int, A::Size, A::Size, A::Size},
+     NEED { return {s[1] * s[3], s[1] * s[3], s[1] * s[2] * s[3]}; },
+     RUN { return K::reduce(pool, f(c, 0), c.buf[1] ? i32(c, 1) : nullptr, f(c, 2), static_cast<int>(z(c, 0)), z(c, 1), z(c, 2), z(c, 3)); }},
+    // strided_copy(out[d…], a, ndim, offset, d0…d5, s0…s5)
+    {"strided_copy", {A::Any32, A::Any32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size,
+                      A::Size, A::Size},
+     NEED { return strided_need(s); },
+     RUN {
+       int64_t dims[kMaxDims], strides[kMaxDims];
+       for (int k = 0; k < kMaxDims; k++) dims[k] = z(c, 2 + k), strides[k] = z(c, 8 + k);
+       return ok([&] { return K::strided_copy(pool, raw(c, 0), raw(c, 1), static_cast<int>(z(c, 0)), z(c, 1), dims, strides); });
+     }},
+    // strided_scatter(out, a[d…], ndim, offset, d0…d5, s0…s5, accumulate)
+    {"strided_scatter", {A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size, A::Size,
+                         A::Size, A::Size, A::Bool},
+     NEED { std::vector<double> n = strided_need(s); return {n[1], n[0]}; },
+     RUN {
+       int64_t dims[kMaxDims], strides[kMaxDims];
+       for (int k = 0; k < kMaxDims; k++) dims[k] = z(c, 2 + k), strides[k] = z(c, 8 + k);
+       return ok([&] { return K::strided_scatter(pool, f(c, 0), f(c, 1), static_cast<int>(z(c, 0)), z(c, 1), dims, strides, b(c, 14)); });
+     }},
+    // bmm(out[batch,M,N], a, b, batch, M, N, K, transA, transB, strideA, strideB, alpha, beta)
+    {"bmm", {A::F32, A::F32, A::F32, A::Size, A::Size, A::Size, A::Size, A::Bool, A::Bool, A::Size, A::Size, A::Float, A::Float},
+     NEED {
+       const double P = s[0], M = s[1], N = s[2], K = s[3];
+       if (P == 0) return {0, 0, 0};
+       return {P * M * N, (P - 1) * s[6] + M * K, (P - 1) * s[7] + K * N};
+     },
+     RUN { return ok([&] { return K::bmm(pool, f(c, 0), f(c, 1), f(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3), b(c, 4), b(c, 5), z(c, 6), z(c, 7), x(c, 8), x(c, 9)); }); }},
+    // index_select(out[outer,n,inner], a[outer,D,inner], idx[n] int32, outer, D, inner, n)
+    {"index_select", {A::Any32, A::Any32, A::I32, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[3] * s[2], s[0] * s[1] * s[2], s[3]}; },
+     RUN { return K::index_select(pool, raw(c, 0), raw(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+    // index_add(out[outer,D,inner], src[outer,n,inner], idx[n] int32, outer, D, inner, n)
+    {"index_add", {A::F32, A::F32, A::I32, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1] * s[2], s[0] * s[3] * s[2], s[3]}; },
+     RUN { return K::index_add(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+    // gather(out[outer,n,inner], a[outer,D,inner], idx[outer,n,inner] int32, outer, D, n, inner)
+    {"gather", {A::Any32, A::Any32, A::I32, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[2] * s[3], s[0] * s[1] * s[3], s[0] * s[2] * s[3]}; },
+     RUN { return K::gather(pool, raw(c, 0), raw(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
+    // scatter_add(out[outer,D,inner], src[outer,n,inner], idx[outer,n,inner] int32, outer, D, n, inner)
+    {"scatter_add", {A::F32, A::F32, A::I32, A::Size, A::Size, A::Size, A::Size},
+     NEED { return {s[0] * s[1] * s[3], s[0] * s[2] * s[3], s[0] * s[2] * s[3]}; },
+     RUN { return K::scatter_add(pool, f(c, 0), f(c, 1), i32(c, 2), z(c, 0), z(c, 1), z(c, 2), z(c, 3)); }},
 };
 
 }  // namespace

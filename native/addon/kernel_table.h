@@ -15,6 +15,7 @@ namespace rg::addon {
 enum class Arg : uint8_t {
   F32,      // float32 buffer
   F32Opt,   // float32 buffer or null (a gradient that is not wanted, an absent bias)
+  I32Opt,   // int32 buffer or null
   I32,      // int32 buffer
   Any32,    // float32 or int32 buffer
   Size,     // integer in [0, 2^31)
@@ -24,7 +25,7 @@ enum class Arg : uint8_t {
   Act,      // activation code: 0 none, 1 ReLU, 2 LeakyReLU
 };
 
-constexpr int kMaxArgs = 20;
+constexpr int kMaxArgs = 24;
 
 struct Call {
   StoragePtr buf[kMaxArgs];

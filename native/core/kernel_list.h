@@ -151,3 +151,25 @@ RG_KERNEL attention_forward(ThreadPool& pool, float* out, float* probs, const fl
                             bool causal);
 RG_KERNEL attention_backward(ThreadPool& pool, float* dqkv, float* scratch, const float* dout, const float* qkv, const float* probs,
                              int64_t B, int64_t T, int64_t H, int64_t D, bool causal);
+
+// ---- generic tensor operations (cpu/ops.cc, cuda/ops.cuh), the glue of models written op by op; the op codes are
+// lib/backend.ts's EW and REDUCE. Up to kMaxDims dimensions; dims[k] and strides[k] for k < ndim. ----
+constexpr int kMaxDims = 6;
+// out [dims] = op(a, b?, c?), broadcasting: an input is contiguous with out's shape but 1 where bit k of its mask is set.
+Status elementwise(ThreadPool& pool, float* out, const float* a, const float* b, const float* c, int op, float alpha, float beta,
+                   int ndim, const int64_t* dims, unsigned amask, unsigned bmask, unsigned cmask);
+// out[o, i] = op_r a[o, r, i]; idx[o, i] the r of max / min (optional). sum in r order, in double.
+Status reduce(ThreadPool& pool, float* out, int32_t* idx, const float* a, int op, int64_t outer, int64_t R, int64_t inner);
+// out [dims] (contiguous) = a[offset + Σ i_k·strides_k], 4-byte elements.
+RG_KERNEL strided_copy(ThreadPool& pool, void* out, const void* a, int ndim, int64_t offset, const int64_t* dims, const int64_t* strides);
+// out[offset + Σ i_k·strides_k] (+)= a[i]; the positions are distinct.
+RG_KERNEL strided_scatter(ThreadPool& pool, float* out, const float* a, int ndim, int64_t offset, const int64_t* dims, const int64_t* strides,
+                          bool accumulate);
+// out_p = alpha·op(a + p·stride_a)·op(b + p·stride_b) + beta·out_p, out_p = out + p·M·N.
+RG_KERNEL bmm(ThreadPool& pool, float* out, const float* a, const float* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
+              bool trans_b, int64_t stride_a, int64_t stride_b, float alpha, float beta);
+// Index kernels along the middle axis of [outer, D, inner]; an index outside [0, D) fails the kernel.
+Status index_select(ThreadPool& pool, void* out, const void* a, const int32_t* idx, int64_t outer, int64_t D, int64_t inner, int64_t n);
+Status index_add(ThreadPool& pool, float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t inner, int64_t n);
+Status gather(ThreadPool& pool, void* out, const void* a, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner);
+Status scatter_add(ThreadPool& pool, float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner);

@@ -79,6 +79,23 @@ Status CommandQueue::take_error(uint64_t seq) {
   return s;
 }
 
+void CommandQueue::register_read(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_reads_.insert(seq);
+}
+
+Status CommandQueue::take_read_error(uint64_t seq) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_reads_.erase(seq);
+    if (error_.ok() || error_seq_ > seq) return Status::Ok();
+    // an earlier read, queued after the failure, is still to be delivered: the error is that read's
+    auto earlier = pending_reads_.lower_bound(error_seq_);
+    if (earlier != pending_reads_.end() && *earlier < seq) return Status::Ok();
+  }
+  return take_error(seq);
+}
+
 void CommandQueue::run() {
   for (;;) {
     Command command;

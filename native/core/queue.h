@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -43,6 +44,11 @@ class CommandQueue {
   // error of a later command stays for a later read). Call it on the thread that enqueues (JavaScript's): every
   // command queued before the error is taken is skipped, as it was queued without knowing of the failure.
   Status take_error(uint64_t seq = UINT64_MAX);
+  // Asynchronous reads resolve in any order (libuv's pool), but a failure belongs to the first read queued after
+  // it: a read registers its sequence number when queued, and take_read_error(seq) hands it the error only when no
+  // earlier read that could claim it is still to be delivered; it also unregisters the read.
+  void register_read(uint64_t seq);
+  Status take_read_error(uint64_t seq);
 
   int threads() const { return pool_.size(); }
   // Empty, or why the queue or its pool could not start every thread it wanted (it runs with what it got).
@@ -65,7 +71,8 @@ class CommandQueue {
   uint64_t completed_ = 0;
   Status error_;
   uint64_t error_seq_ = 0;  // sequence number of the command that failed
-  uint64_t skip_until_ = 0;  // commands up to this one are skipped (queued before a failure was reported)
+  uint64_t skip_until_ = 0;
+  std::set<uint64_t> pending_reads_;  // commands up to this one are skipped (queued before a failure was reported)
   bool stop_ = false;
   // Mirrors of commands_.size() and completed_, readable without the lock by spinning threads.
   std::atomic<size_t> pending_{0};

@@ -7,12 +7,14 @@ import * as conv from './conv.js';
 import * as linear from './linear.js';
 import * as losses from './losses.js';
 import * as optim from './optim.js';
+import * as ops from './ops.js';
 import * as recurrent from './recurrent.js';
 import * as sequence from './sequence.js';
 import * as tensorOps from './tensor_ops.js';
 
 const { erf: _erf, ...activationKernels } = activations;
 const { fmix32: _fmix32, ...tensorKernels } = tensorOps;
+const { ewValue: _ewValue, ewReadsB: _ewReadsB, ewReadsC: _ewReadsC, ...opKernels } = ops;
 
 /** The reference kernels, every one of the contract (checked by `satisfies`). */
 export const referenceKernels = {
@@ -25,6 +27,7 @@ export const referenceKernels = {
   ...sequence,
   ...recurrent,
   ...attention,
+  ...opKernels,
 } satisfies Record<keyof Kernels, (...args: never[]) => void>;
 
 type FloatArray = Float32Array | Float64Array;

@@ -1,0 +1,323 @@
+// Reverse-mode automatic differentiation: the chain rule over a recorded graph of operations (PyTorch's autograd).
+//
+// An operation on tensors that require grad records a Node: edges to the nodes (or leaves) of its inputs, the
+// tensors its backward needs (saved with their version, so that an in-place change is caught), and a backward
+// that maps the gradients of its outputs to those of its inputs by calling kernels. `backward()` walks the nodes
+// that lead to the root in reverse topological order, sums the gradients that meet at a tensor, accumulates into
+// leaves' `.grad` (PyTorch's +=; a Parameter's deferred zero is overwritten instead, as Module.backward does) and
+// releases the saved tensors unless `retainGraph`. Under `noGrad`, and when no input requires grad, nothing is
+// recorded: inference pays nothing.
+import { RetrogradError } from '../errors.js';
+import type { GradNode } from '../tensor.js';
+import { Tensor } from '../tensor.js';
+
+/** Where a gradient goes: the node that made an input (and which of its outputs it was), or a leaf. */
+export type Edge = { node: Node; index: number } | { leaf: Tensor } | null;
+
+interface Saved {
+  tensor: Tensor;
+  version: number;
+}
+
+/** The gradients of a node's inputs from those of its outputs (null: no gradient for that input). */
+export type BackwardFn = (grads: (Tensor | null)[], saved: Tensor[]) => (Tensor | null)[];
+
+export class Node implements GradNode {
+  private savedTensors: Saved[] | null;
+  /** Set once backward ran without retainGraph: the saved tensors are gone. */
+  released = false;
+  constructor(
+    readonly name: string,
+    readonly edges: Edge[],
+    saved: Tensor[],
+    readonly numOutputs: number,
+    private readonly fn: BackwardFn,
+  ) {
+    this.savedTensors = saved.map((tensor) => ({ tensor, version: tensor._version.n }));
+  }
+
+  /** @internal Runs the backward: checks that the saved tensors are still there and unchanged. */
+  apply(grads: (Tensor | null)[]): (Tensor | null)[] {
+    if (this.released || !this.savedTensors)
+      throw new RetrogradError(
+        `backward: trying to go through the graph a second time (${this.name}'s saved tensors were released by the first backward); pass { retainGraph: true } to the first call`,
+        'INVALID_ARGUMENT',
+      );
+    for (const s of this.savedTensors) {
+      if (s.tensor._version.n !== s.version)
+        throw new RetrogradError(
+          `backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) was changed by an in-place operation: version ${s.version} when saved, ${s.tensor._version.n} now`,
+          'INVALID_ARGUMENT',
+        );
+      if (s.tensor.disposed)
+        throw new RetrogradError(`backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) has been disposed`, 'DISPOSED');
+    }
+    return this.fn(grads, this.savedTensors.map((s) => s.tensor));
+  }
+
+  release(): void {
+    this.savedTensors = null;
+    this.released = true;
+  }
+}
+
+// ---- grad mode ----
+
+let gradEnabled = true;
+
+/** Whether operations record the graph now (false inside noGrad). */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording the graph (PyTorch's torch.no_grad): inference, evaluation, in-place updates. */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+/** Runs fn recording the graph even inside noGrad. */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+function withGradMode<T>(mode: boolean, fn: () => T): T {
+  if (typeof fn !== 'function') throw new TypeError(`rg.${mode ? 'enableGrad' : 'noGrad'}: expected a function, got ${typeof fn}`);
+  const before = gradEnabled;
+  gradEnabled = mode;
+  try {
+    const r = fn();
+    if (r instanceof Promise) {
+      // an async fn would run its awaited parts with the mode of whatever runs then: refuse rather than surprise
+      gradEnabled = before;
+      throw new TypeError(`rg.${mode ? 'enableGrad' : 'noGrad'}: fn must be synchronous (it returned a promise)`);
+    }
+    return r;
+  } finally {
+    gradEnabled = before;
+  }
+}
+
+// ---- recording ----
+
+/** Whether x takes part in the graph: a leaf that requires grad, or the output of a recorded operation. */
+export function requiresGrad(x: Tensor): boolean {
+  return x.gradFn !== null || x._requiresGrad;
+}
+
+export function edgeOf(x: Tensor): Edge {
+  if (x.gradFn) return { node: x.gradFn as Node, index: x.outputIndex };
+  if (x._requiresGrad) return { leaf: x };
+  return null;
+}
+
+/**
+ * Records an operation when the graph is on and an input requires grad: `outputs` get the node (and become
+ * non-leaves). `inputs` are the differentiable inputs in the order the backward returns their gradients.
+ */
+export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): void {
+  if (!gradEnabled) return;
+  let any = false;
+  for (const x of inputs) if (requiresGrad(x)) any = true;
+  if (!any) return;
+  const node = new Node(name, inputs.map(edgeOf), [...saved], outputs.length, backward);
+  outputs.forEach((o, i) => {
+    o.gradFn = node;
+    o.outputIndex = i;
+  });
+}
+
+// ---- the backward pass ----
+
+/** Adds g into a leaf's gradient: a Parameter's (deferred zero overwritten), else the tensor's own .grad. */
+function accumulateLeaf(leaf: Tensor, g: Tensor): void {
+  if (leaf._param) {
+    leaf._param.accumulate(g);
+    return;
+  }
+  if (!leaf._grad || leaf._grad.disposed) {
+    const copy = new Tensor(g.backend, g.backend.alloc(g.dtype === 'int32' ? 'int32' : g.backend.floatType, g.size), leaf.shape, leaf.dtype);
+    g.backend.k.copy(copy.buf, g.buf, g.size);
+    copy._isGrad = true;
+    leaf._grad = copy;
+  } else {
+    g.backend.k.axpy(leaf._grad.buf, g.buf, g.size, 1);
+  }
+}
+
+/** a + b into a new tensor (the gradients that meet at one tensor). */
+let sum: (a: Tensor, b: Tensor) => Tensor;
+/** A tensor of ones shaped like x (the seed of a scalar's backward). */
+let onesLike: (x: Tensor) => Tensor;
+/** @internal lib/autograd/ops wires the two kernels the engine itself needs. */
+export function setEngineOps(ops: { add(a: Tensor, b: Tensor): Tensor; onesLike(x: Tensor): Tensor }): void {
+  sum = ops.add;
+  onesLike = ops.onesLike;
+}
+
+export interface BackwardOptions {
+  /** Keep the saved tensors, so that the graph can be gone through again. */
+  retainGraph?: boolean;
+}
+
+/**
+ * The chain rule from `roots` (each with its incoming gradient) back to the leaves. With `capture`, the gradients
+ * that reach those tensors are returned instead of being accumulated into leaves (rg.autograd.grad).
+ */
+function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]): Map<Tensor, Tensor> {
+  const captured = new Map<Tensor, Tensor>();
+  const captureSet = new Set(capture ?? []);
+  // nodes that lead to the roots, and how many gradients each waits for
+  const pending = new Map<Node, number>();
+  const stack: Node[] = [];
+  for (const [t] of roots) if (t.gradFn && !pending.has(t.gradFn as Node)) {
+    pending.set(t.gradFn as Node, 0);
+    stack.push(t.gradFn as Node);
+  }
+  while (stack.length) {
+    const n = stack.pop()!;
+    for (const e of n.edges) {
+      if (!e || !('node' in e)) continue;
+      const seen = pending.has(e.node);
+      pending.set(e.node, (pending.get(e.node) ?? 0) + 1);
+      if (!seen) stack.push(e.node);
+    }
+  }
+  // gradients arriving at each node's outputs
+  const inbox = new Map<Node, (Tensor | null)[]>();
+  const deliver = (node: Node, index: number, g: Tensor) => {
+    let slots = inbox.get(node);
+    if (!slots) inbox.set(node, (slots = new Array<Tensor | null>(node.numOutputs).fill(null)));
+    const have = slots[index];
+    if (have) {
+      slots[index] = sum(have, g);
+      drop(have);
+      drop(g);
+    } else {
+      slots[index] = g;
+    }
+  };
+  const toLeaf = (leaf: Tensor, g: Tensor, own: boolean) => {
+    if (capture) {
+      if (captureSet.has(leaf)) {
+        const have = captured.get(leaf);
+        captured.set(leaf, have ? sum(have, g) : own ? g : copyOf(g));
+        if (have) drop(have);
+        if (have && own) drop(g);
+      } else if (own) drop(g);
+      return;
+    }
+    accumulateLeaf(leaf, g);
+    if (own) drop(g);
+  };
+  const ready: Node[] = [];
+  for (const [t, g] of roots) {
+    if (t.gradFn) deliver(t.gradFn as Node, t.outputIndex, copyOf(g));
+    else if (t._requiresGrad) toLeaf(t, g, false);
+  }
+  for (const [n, c] of pending) if (c === 0) ready.push(n);
+  while (ready.length) {
+    const node = ready.pop()!;
+    const grads = inbox.get(node) ?? new Array<Tensor | null>(node.numOutputs).fill(null);
+    inbox.delete(node);
+    // a captured non-leaf (autograd.grad with respect to an intermediate tensor) takes the gradient of its output
+    if (capture) grads.forEach((g, i) => {
+      if (!g) return;
+      for (const t of captureSet) if (t.gradFn === node && t.outputIndex === i) captured.set(t, copyOf(g));
+    });
+    const out = node.apply(grads);
+    if (!retainGraph) node.release();
+    // the node's incoming gradients are freed unless passed on (as themselves or as views of themselves)
+    const passed = new Set(out.map((o) => o?.viewBase));
+    for (const g of grads) if (g && !passed.has(g.viewBase)) drop(g);
+    // a gradient given for two inputs (x + x) is delivered once and copied for the others
+    const delivered = new Set<Tensor>();
+    node.edges.forEach((e, i) => {
+      let g = out[i];
+      if (g && e) {
+        if (delivered.has(g.viewBase)) g = copyOf(g);
+        else delivered.add(g.viewBase);
+      }
+      if (!e) {
+        if (g && !grads.some((x) => x && x.viewBase === g.viewBase)) drop(g);
+        return;
+      }
+      if ('leaf' in e) {
+        if (g) toLeaf(e.leaf, g, true);
+        return;
+      }
+      if (g) deliver(e.node, e.index, g);
+      const left = pending.get(e.node)! - 1;
+      pending.set(e.node, left);
+      if (left === 0) ready.push(e.node);
+    });
+  }
+  return captured;
+}
+
+/** Frees a gradient the engine owns; a view's storage is its base's, which the engine owns as well. */
+function drop(g: Tensor): void {
+  g.viewBase.dispose();
+}
+
+function copyOf(g: Tensor): Tensor {
+  const t = new Tensor(g.backend, g.backend.alloc(g.backend.floatType, g.size), g.shape, g.dtype);
+  g.backend.k.copy(t.buf, g.buf, g.size);
+  return t;
+}
+
+function checkRoot(where: string, t: Tensor, gradient?: Tensor): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${where}: expected a Tensor, got ${typeof t}`);
+  if (!requiresGrad(t))
+    throw new RetrogradError(`${where}: the tensor does not require grad and has no gradient function (was it made under noGrad, or from tensors that do not require grad?)`, 'INVALID_ARGUMENT');
+  if (gradient === undefined) {
+    if (t.size !== 1)
+      throw new RetrogradError(`${where}: a gradient can be implied only for a one-element output, this one has shape [${t.shape.join(', ')}]; pass the gradient`, 'INVALID_ARGUMENT');
+    return onesLike(t);
+  }
+  if (!(gradient instanceof Tensor)) throw new TypeError(`${where}: gradient must be a Tensor, got ${typeof gradient}`);
+  if (gradient.size !== t.size || gradient.shape.length !== t.shape.length || gradient.shape.some((d, i) => d !== t.shape[i]))
+    throw new RangeError(`${where}: gradient has shape [${gradient.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
+  if (gradient.backend !== t.backend) throw new TypeError(`${where}: gradient is on '${gradient.device}' but the tensor is on '${t.device}'`);
+  return gradient;
+}
+
+/** tensor.backward(gradient?, { retainGraph }): accumulates dL/dleaf into every leaf's .grad. */
+export function backward(t: Tensor, gradient?: Tensor, options: BackwardOptions = {}): void {
+  const g = checkRoot('backward', t, gradient);
+  try {
+    run([[t, g]], options.retainGraph ?? false);
+  } finally {
+    if (g !== gradient) g.dispose();
+  }
+}
+
+export interface GradOptions extends BackwardOptions {
+  /** The gradients of the outputs (needed for outputs with more than one element). */
+  gradOutputs?: (Tensor | undefined)[];
+  /** Inputs the outputs do not depend on get null instead of an error. */
+  allowUnused?: boolean;
+}
+
+/**
+ * rg.autograd.grad(outputs, inputs): the gradients of the outputs with respect to any tensors (leaves or
+ * intermediates, e.g. a model's input), returned and not accumulated into .grad.
+ */
+export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+  const outs = Array.isArray(outputs) ? outputs : [outputs];
+  const ins = Array.isArray(inputs) ? inputs : [inputs];
+  ins.forEach((x, i) => {
+    if (!(x instanceof Tensor)) throw new TypeError(`autograd.grad: inputs[${i}] must be a Tensor, got ${typeof x}`);
+    if (!requiresGrad(x)) throw new RetrogradError(`autograd.grad: inputs[${i}] (shape [${x.shape.join(', ')}]) does not require grad`, 'INVALID_ARGUMENT');
+  });
+  const roots: [Tensor, Tensor][] = outs.map((o, i) => [o, checkRoot(`autograd.grad (outputs[${i}])`, o, options.gradOutputs?.[i])]);
+  let captured: Map<Tensor, Tensor>;
+  try {
+    captured = run(roots, options.retainGraph ?? false, ins);
+  } finally {
+    roots.forEach(([, g], i) => { if (g !== options.gradOutputs?.[i]) g.dispose(); });
+  }
+  return ins.map((x, i) => {
+    const g = captured.get(x);
+    if (!g && !options.allowUnused)
+      throw new RetrogradError(`autograd.grad: inputs[${i}] (shape [${x.shape.join(', ')}]) is not used to compute the outputs; pass { allowUnused: true } to get null`, 'INVALID_ARGUMENT');
+    return g ?? null;
+  });
+}

@@ -1,0 +1,152 @@
+// Every differentiable tensor operation's gradient against central finite differences, in float64 on the reference
+// backend: broadcasting, keepdim, negative dims, size-1 dimensions and batches included. Each check weighs the output
+// with fixed random weights, so every output element's gradient is checked, not only their sum.
+import { describe, expect, it } from 'vitest';
+import * as rg from '../lib/index.js';
+import { reference64Backend } from '../lib/backends/reference/index.js';
+import { fromHost, type Tensor } from '../lib/tensor.js';
+import { rng } from './helpers.js';
+
+type Spec = number[] | { shape: number[]; positive?: boolean; away?: boolean; int?: number; noGrad?: boolean };
+const b64 = reference64Backend;
+
+function data(spec: Spec, r: () => number): Float64Array | Int32Array {
+  const s = Array.isArray(spec) ? { shape: spec } : spec;
+  const n = s.shape.reduce((p, d) => p * d, 1);
+  if (s.int !== undefined) return Int32Array.from({ length: n }, () => Math.floor(r() * s.int!));
+  return Float64Array.from({ length: n }, () => {
+    const v = 2 * r() - 1;
+    if (s.positive) return 0.3 + 1.5 * r();
+    // away from 0 (where relu, abs, sign and friends have no derivative)
+    return s.away ? Math.sign(v) * (0.2 + Math.abs(v)) : v * 1.5;
+  });
+}
+function shapeOf(spec: Spec): number[] {
+  return Array.isArray(spec) ? spec : spec.shape;
+}
+
+/** max |analytic − numeric| / max(1, |numeric|) over every input element. */
+function gradcheck(f: (...xs: Tensor[]) => Tensor, specs: Spec[], seed = 1): number {
+  const r = rng(seed);
+  const values = specs.map((s) => data(s, r));
+  const differentiable = specs.map((s) => !(!Array.isArray(s) && (s.int !== undefined || s.noGrad)));
+  const make = (vals: (Float64Array | Int32Array)[]) => vals.map((v, i) => {
+    const t = fromHost(b64, v, shapeOf(specs[i]));
+    if (differentiable[i]) t.requiresGrad_();
+    return t;
+  });
+  const xs = make(values);
+  const out = f(...xs);
+  const weights = fromHost(b64, Float64Array.from({ length: out.size }, () => 2 * r() - 1), out.shape);
+  out.mul(weights).sum().backward();
+  const lossAt = (vals: (Float64Array | Int32Array)[]) => rg.noGrad(() => {
+    const o = f(...make(vals));
+    return (b64.read(o.mul(weights).sum().buf) as Float64Array)[0];
+  });
+  let worst = 0;
+  values.forEach((v, i) => {
+    if (!differentiable[i]) return;
+    const analytic = b64.read(xs[i].grad!.buf) as Float64Array;
+    for (let j = 0; j < v.length; j++) {
+      const h = 1e-6 * Math.max(1, Math.abs(v[j]));
+      const plus = values.map((a) => a.slice()), minus = values.map((a) => a.slice());
+      plus[i][j] += h;
+      minus[i][j] -= h;
+      const numeric = (lossAt(plus) - lossAt(minus)) / (2 * h);
+      worst = Math.max(worst, Math.abs(analytic[j] - numeric) / Math.max(1, Math.abs(numeric)));
+    }
+  });
+  return worst;
+}
+
+const TOL = 1e-6;
+const cases: [string, (...xs: Tensor[]) => Tensor, Spec[]][] = [
+  ['add broadcast', (a, b) => a.add(b), [[3, 1, 4], [2, 1]]],
+  ['add scalar', (a) => a.add(2.5), [[5]]],
+  ['add alpha', (a, b) => a.add(b, { alpha: -0.5 }), [[2, 3], [3]]],
+  ['sub broadcast', (a, b) => a.sub(b), [[4, 3], [4, 1]]],
+  ['rsub scalar', (a) => rg.sub(1.5, a), [[3, 2]]],
+  ['mul broadcast', (a, b) => a.mul(b), [[2, 3, 4], [3, 1]]],
+  ['mul scalar', (a) => a.mul(-3), [[4]]],
+  ['div broadcast', (a, b) => a.div(b), [[3, 4], { shape: [4], positive: true }]],
+  ['div by scalar tensor', (a, b) => a.div(b), [[2, 3], { shape: [], positive: true }]],
+  ['pow tensor', (a, b) => a.pow(b), [{ shape: [2, 3], positive: true }, [3]]],
+  ['pow scalar', (a) => a.pow(2.5), [{ shape: [5], positive: true }]],
+  ['neg', (a) => a.neg(), [[4, 2]]],
+  ['exp', (a) => a.exp(), [[6]]],
+  ['log', (a) => a.log(), [{ shape: [6], positive: true }]],
+  ['log1p', (a) => a.log1p(), [{ shape: [6], positive: true }]],
+  ['sqrt', (a) => a.sqrt(), [{ shape: [6], positive: true }]],
+  ['rsqrt', (a) => a.rsqrt(), [{ shape: [6], positive: true }]],
+  ['abs', (a) => a.abs(), [{ shape: [7], away: true }]],
+  ['sin', (a) => a.sin(), [[6]]],
+  ['cos', (a) => a.cos(), [[6]]],
+  ['tanh', (a) => a.tanh(), [[2, 5]]],
+  ['sigmoid', (a) => a.sigmoid(), [[2, 5]]],
+  ['relu', (a) => a.relu(), [{ shape: [3, 4], away: true }]],
+  ['gelu', (a) => a.gelu(), [[3, 4]]],
+  ['leakyRelu', (a) => a.leakyRelu(0.2), [{ shape: [3, 4], away: true }]],
+  ['softplus', (a) => a.softplus(2, 1), [{ shape: [3, 4], away: true }]],
+  ['clamp', (a) => a.clamp(-0.5, 0.6), [{ shape: [12], away: true }]],
+  ['square', (a) => a.square(), [[5]]],
+  ['reciprocal', (a) => a.reciprocal(), [{ shape: [5], positive: true }]],
+  ['maximum', (a, b) => a.maximum(b), [[3, 4], [4]]],
+  ['minimum', (a, b) => rg.minimum(a, b), [[3, 1], [1, 4]]],
+  ['where', (c, a, b) => rg.where(c.gt(0), a, b), [{ shape: [3, 4], noGrad: true }, [3, 4], [4]]],
+  ['maskedFill', (a, m) => a.maskedFill(m.gt(0), -2), [[3, 4], { shape: [1, 4], noGrad: true }]],
+  ['sum all', (a) => a.sum(), [[3, 4]]],
+  ['sum dims keepdim', (a) => a.sum([0, -1], { keepdim: true }), [[2, 3, 4]]],
+  ['sum negative dim', (a) => a.sum(-2), [[2, 3, 4]]],
+  ['mean', (a) => a.mean(1), [[3, 5]]],
+  ['mean all', (a) => a.mean(), [[3, 5]]],
+  ['max all', (a) => a.max(), [[3, 5]]],
+  ['max dim', (a) => a.max(1).values, [[3, 5]]],
+  ['min dim keepdim', (a) => a.min(0, { keepdim: true }).values, [[3, 5]]],
+  ['var', (a) => a.var(1), [[3, 5]]],
+  ['var all, correction 0', (a) => a.var(null, { correction: 0 }), [[3, 5]]],
+  ['std', (a) => a.std(0, { keepdim: true }), [[4, 3]]],
+  ['logsumexp', (a) => a.logsumexp(-1), [[3, 5]]],
+  ['norm', (a) => a.norm(), [[3, 5]]],
+  ['norm dim', (a) => a.norm(2, 1), [[3, 5]]],
+  ['norm 1', (a) => a.norm(1), [{ shape: [7], away: true }]],
+  ['softmax last', (a) => a.softmax(-1), [[3, 5]]],
+  ['softmax dim 0', (a) => a.softmax(0), [[3, 5]]],
+  ['logSoftmax', (a) => a.logSoftmax(1), [[2, 3, 4]]],
+  ['matmul 2-d', (a, b) => a.matmul(b), [[3, 4], [4, 5]]],
+  ['matmul 1-d · 1-d', (a, b) => a.matmul(b), [[4], [4]]],
+  ['matmul 1-d · 2-d', (a, b) => a.matmul(b), [[4], [4, 3]]],
+  ['matmul 2-d · 1-d', (a, b) => a.matmul(b), [[3, 4], [4]]],
+  ['matmul batched', (a, b) => a.matmul(b), [[2, 3, 4], [2, 4, 5]]],
+  ['matmul batch broadcast', (a, b) => a.matmul(b), [[2, 1, 3, 4], [3, 4, 2]]],
+  ['matmul shared matrix', (a, b) => a.matmul(b), [[3, 4], [2, 4, 2]]],
+  ['matmul rows · matrix', (a, b) => a.matmul(b), [[2, 3, 4], [4, 5]]],
+  ['linear', (x, w, b) => rg.linear(x, w, b), [[2, 3, 4], [5, 4], [5]]],
+  ['linear without bias', (x, w) => rg.linear(x, w), [[3, 4], [2, 4]]],
+  ['reshape', (a) => a.reshape([4, -1]).mul(a.reshape([4, 3])), [[2, 6]]],
+  ['view then sum', (a) => a.view([3, 4]).sum(0), [[12]]],
+  ['permute', (a) => a.permute(2, 0, 1), [[2, 3, 4]]],
+  ['transpose', (a) => a.transpose(0, -1), [[2, 3, 4]]],
+  ['t', (a) => a.t(), [[3, 4]]],
+  ['squeeze / unsqueeze', (a) => a.squeeze(1).unsqueeze(0), [[3, 1, 4]]],
+  ['expand', (a) => a.expand(2, 3, 4), [[3, 1]]],
+  ['flatten', (a) => a.flatten(1), [[2, 3, 4]]],
+  ['narrow', (a) => a.narrow(1, 1, 2), [[3, 5]]],
+  ['slice with step', (a) => a.slice(-1, 1, 7, 2), [[2, 8]]],
+  ['select', (a) => a.select(1, -1), [[3, 4]]],
+  ['at', (a) => a.at(1, 2), [[3, 4]]],
+  ['cat', (a, b) => rg.cat([a, b, a], 1), [[2, 3], [2, 1]]],
+  ['stack', (a, b) => rg.stack([a, b], -1), [[2, 3], [2, 3]]],
+  ['split', (a) => rg.cat(a.split(2, 1).reverse(), 1), [[2, 5]]],
+  ['chunk', (a) => a.chunk(3, 0)[1], [[7, 2]]],
+  ['indexSelect', (a, i) => a.indexSelect(1, i), [[3, 4], { shape: [6], int: 4 }]],
+  ['gather', (a, i) => a.gather(1, i), [[3, 4], { shape: [3, 5], int: 4 }]],
+  ['scatterAdd', (a, i, s) => a.scatterAdd(0, i, s), [[4, 3], { shape: [6, 3], int: 4 }, [6, 3]]],
+  ['a composite: x·σ(x) − mean(x²)', (a) => a.mul(a.sigmoid()).sub(a.square().mean()), [[3, 4]]],
+  ['a tensor used twice', (a, b) => a.mul(b).add(a), [[3], [3]]],
+];
+
+describe('autograd: every operation against finite differences (float64, reference)', () => {
+  it.each(cases)('%s', (_, f, specs) => {
+    expect(gradcheck(f, specs)).toBeLessThan(TOL);
+  });
+});
