@@ -19,6 +19,7 @@
         "native/cpu/sequence.cc",
         "native/cpu/recurrent.cc",
         "native/cpu/attention.cc",
+        "native/cpu/ops.cc",
         "native/addon/kernel_table.cc",
         "native/addon/addon.cc"
       ],

@@ -20,7 +20,8 @@ export const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const satisfies Record<
 /**
  * The op codes of `elementwise`. Unary ops read a; binary ops a and b; `where` a (the condition), b and c. alpha and
  * beta are the op's scalars where it has any. Comparisons give float32 masks (1 true, 0 false). NaN propagates as in
- * PyTorch (relu, clamp, maximum, minimum of a NaN are NaN).
+ * PyTorch (relu, clamp, maximum, minimum of a NaN are NaN); pow follows JavaScript's Math.pow, so pow(1, NaN) and
+ * pow(±1, ±∞) are NaN where PyTorch gives 1.
  */
 export const EW = {
   identity: 0, // a (with broadcasting: expand / materialise)

@@ -7,6 +7,8 @@ export { RetrogradError, type ErrorCode } from './errors.js';
 export { manualSeed } from './random.js';
 export { Tensor, tensor, tidy } from './tensor.js';
 export * from './autograd/index.js';
+export * as F from './nn/functional.js';
+export { ModuleList, ModuleDict } from './nn/containers.js';
 export { Module, Parameter } from './nn/module.js';
 export { Sequential } from './nn/sequential.js';
 export { Linear, type LinearOptions } from './nn/linear.js';

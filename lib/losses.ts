@@ -3,6 +3,8 @@
 import type { Backend } from './backend.js';
 import { checkNumber, checkOptions, describe } from './errors.js';
 import { checkTensor, type Tensor } from './tensor.js';
+import { EW, ewKernel } from './autograd/core.js';
+import { record } from './autograd/engine.js';
 import { fmtShape } from './nn/util.js';
 import { sameShape, Workspace } from './workspace.js';
 
@@ -33,8 +35,20 @@ export abstract class Loss {
     const dpred = this.ws.get('dpred', b, pred.shape);
     this.run(b, loss, dpred, pred, target);
     this.dpred = dpred;
+    // on the autograd graph: dL/dpred is the fused kernel's, scaled by the gradient that reaches the loss; the target
+    // gets its negative where the loss is symmetric in the two (MSE, L1, Huber)
+    const targetGrad = this.symmetric && target.dtype !== 'int32';
+    const inputs = targetGrad ? [pred, target] : [pred];
+    record(this.label, inputs, [loss], [dpred], ([g], [d]) => {
+      if (!g) return inputs.map(() => null);
+      const gp = ewKernel(this.label, EW.mul, [d, g]);
+      return targetGrad ? [gp, ewKernel(this.label, EW.neg, [gp])] : [gp];
+    });
     return loss;
   }
+
+  /** Whether dL/dtarget = −dL/dpred (the losses of pred − target). */
+  protected readonly symmetric: boolean = false;
 
   /** dL/dpred of the mean loss of the last forward. */
   backward(): Tensor {
@@ -55,6 +69,7 @@ export abstract class Loss {
 
 export class MSELoss extends Loss {
   readonly label = 'MSELoss';
+  protected override readonly symmetric = true;
   protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
   protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
     b.k.mse_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size);
@@ -104,6 +119,7 @@ export class CrossEntropyLoss extends Loss {
 /** Mean absolute error. */
 export class L1Loss extends Loss {
   readonly label = 'L1Loss';
+  protected override readonly symmetric = true;
   protected check(pred: Tensor, target: Tensor) { this.checkSameShape(pred, target); }
   protected run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor) {
     b.k.l1_loss(loss.buf, dpred.buf, pred.buf, target.buf, pred.size);
@@ -113,6 +129,7 @@ export class L1Loss extends Loss {
 /** Huber loss: quadratic below delta, linear above (PyTorch's HuberLoss). */
 export class HuberLoss extends Loss {
   readonly label = 'HuberLoss';
+  protected override readonly symmetric = true;
   readonly delta: number;
   constructor(options: { delta?: number } = {}) {
     super();

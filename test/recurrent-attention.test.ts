@@ -59,7 +59,7 @@ class FromInitialState extends rg.Module {
     this.layer.initialState = c0 ? [h0, c0] : h0;
     return this.layer.forward(this.getBuffer('x'));
   }
-  backward(dy: rg.Tensor): rg.Tensor {
+  override backward(dy: rg.Tensor): rg.Tensor {
     this.layer.backward(dy);
     const g = this.layer.initialStateGrad!;
     return Array.isArray(g) ? g[0] : (g as rg.Tensor);
@@ -81,7 +81,7 @@ class ToFinalState extends rg.Module {
     const s = this.layer.lastState!;
     return Array.isArray(s) ? s[this.cell ? 1 : 0] : (s as rg.Tensor);
   }
-  backward(dy: rg.Tensor): rg.Tensor {
+  override backward(dy: rg.Tensor): rg.Tensor {
     const s = this.layer.lastState!;
     if (Array.isArray(s)) {
       const zero = empty(dy.backend, dy.shape);

@@ -681,10 +681,15 @@ conv2d_forward: {
       const [a, b, c] = ewOperands(op, r, masks.map(count));
       const d = [...dims, 1, 1, 1, 1, 1, 1].slice(0, 6);
       const [alpha, beta] = op === EW.clamp ? [-0.5, 0.75] : op === EW.softplus ? [1.5, 2] : op === EW.powScalar ? [1.7, 0] : [0.3, -1.25];
+      // Terms that cancel (Built.floor): GELU's derivative Φ(x) + x φ(x) near its root at x ≈ −0.75 (terms ~0.2, as
+      // gelu_backward's floor), and axpby's α·a + β·b, whose α and β reach a float32 kernel rounded to float32.
+      const n = count(0);
+      const rms = (x: Float32Array) => (x.length ? norm(x) / Math.sqrt(x.length) : 0);
+      const floor = op === EW.geluGrad ? 0.2 * Math.sqrt(n) : op === EW.axpby ? 0.5 * Math.sqrt(n) * (Math.abs(alpha) * rms(a) + Math.abs(beta) * rms(b)) : 1e-6;
       return {
-        args: [out(count(0)), inp(a), op >= EW.add ? inp(b) : null, op === EW.where ? inp(c) : null, op, alpha, beta, dims.length, ...d, ...masks],
+        args: [out(n), inp(a), op >= EW.add ? inp(b) : null, op === EW.where ? inp(c) : null, op, alpha, beta, dims.length, ...d, ...masks],
         tol: TOL.elementwise,
-        floor: 1e-6,
+        floor,
       };
     },
   },

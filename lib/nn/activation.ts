@@ -33,7 +33,7 @@ abstract class Elementwise extends Module {
     this.yShape = y.shape;
   }
 
-  backward(dy: Tensor): Tensor {
+  override backward(dy: Tensor): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const dx = this.ws.get('dx', dy.backend, dy.shape);
     this.grad(dy.backend.k, dx, dy, this.saved!);

@@ -86,7 +86,7 @@ export class MultiheadAttention extends Module {
     return this.outProj.forward(ctx);
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     if (!this.saved) throw new Error(`${this.label}: backward called before forward`);
     const { x, qkv, probs, B, T } = this.saved;
     checkGradShape(this.label, this.checkInput(dy, this.label), x.shape);
@@ -190,7 +190,7 @@ export class TransformerBlock extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.xShape);
     const [fc1, act, fc2] = this.mlp.layers as [Linear, GELU, Linear];
     // y = x1 + mlp(ln2(x1)): dx1 = dy + ln2ᵀ·mlpᵀ·dy
@@ -262,7 +262,7 @@ export class PositionalEmbedding extends Module {
     return y;
   }
 
-  backward(dy: Tensor): Tensor {
+  override backward(dy: Tensor): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const b = dy.backend, E = this.embeddingDim;
     const { bufs: [dw], accumulate } = Parameter.gradTargets([this.weight]);

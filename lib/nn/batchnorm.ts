@@ -139,7 +139,7 @@ abstract class BatchNorm extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const x = this.x!;
     const { mean, invstd, R, batchStats } = this.saved!;

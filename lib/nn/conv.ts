@@ -107,7 +107,7 @@ export class Conv2d extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const x = this.x!;
     const { B, H, W, OH, OW } = this.g!;

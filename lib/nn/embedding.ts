@@ -49,7 +49,7 @@ export class Embedding extends Module {
     return y;
   }
 
-  backward(dy: Tensor): Tensor {
+  override backward(dy: Tensor): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const x = this.x!;
     const b = x.backend;

@@ -75,7 +75,7 @@ export class LayerNorm extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const x = this.x!;
     const { mean, invstd } = this.saved!;

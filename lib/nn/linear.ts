@@ -57,7 +57,7 @@ export class Linear extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.y?.shape);
     const { bufs: [dw, db], accumulate } = Parameter.gradTargets([this.weight, this.bias]);
     return this.backwardFrom(dy, dw, db, accumulate, inputGrad);

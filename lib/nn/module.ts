@@ -5,6 +5,7 @@ import { backendByName, currentBackend, type Backend, type Buf } from '../backen
 import { describe, RetrogradError } from '../errors.js';
 import { checkTensor, empty, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
+import { wrapForward } from './graph.js';
 import type { BatchingOptions, BatchingStats, CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
 import type { DataLoader } from '../data/loader.js';
 import { compileModel, evaluateModel, fitModel, type Compiled } from '../train/fit.js';
@@ -148,10 +149,54 @@ export abstract class Module {
   /** Output buffers, reused inside the training loop. */
   protected readonly ws = new Workspace();
 
-  abstract forward(x: Tensor): Tensor;
-  /** dL/dx from dL/dy; accumulates parameter gradients. `inputGrad = false` (internal: the training loop's
-   * first layer) lets a layer skip computing dL/dx and return an empty tensor. */
-  abstract backward(dy: Tensor, inputGrad?: boolean): Tensor;
+  constructor() {
+    wrapForward(this);
+  }
+
+  /** The module's computation. A module written with tensor operations needs only this: its backward comes from
+   * the graph (loss.backward()). It may take and return several tensors. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- PyTorch's freedom: any inputs, any outputs (a subclass types its own)
+  abstract forward(...inputs: any[]): any;
+  /**
+   * dL/dx from dL/dy; accumulates parameter gradients. The built-in layers implement it with their fused kernels
+   * (`inputGrad = false`, internal: the training loop's first layer, skips dL/dx). A module written with tensor
+   * operations has no hand-written backward: build the loss from its output and call loss.backward().
+   */
+  backward(_dy: Tensor, _inputGrad?: boolean): Tensor {
+    throw new TypeError(
+      `${this.constructor.name}.backward: this module is written with tensor operations and has no hand-written backward; compute a loss from its output and call loss.backward() (fit does this by itself)`,
+    );
+  }
+
+  /** Registers a sub-module under `name` (its parameters appear as name.…) and returns it:
+   * `fc1 = this.add('fc1', new rg.Linear(4, 8))`. Sub-modules and Parameters assigned to fields register by
+   * themselves under the field's name too. */
+  add<M extends Module>(name: string, m: M): M {
+    if (typeof name !== 'string' || name === '' || name.includes('.')) throw new TypeError(`${this.constructor.name}.add: name must be a non-empty string without dots, got ${describe(name)}`);
+    if (!(m instanceof Module)) throw new TypeError(`${this.constructor.name}.add: expected a Module, got ${describe(m)}`);
+    this._modules.set(name, m);
+    return m;
+  }
+  /** Registers a Parameter under `name` and returns it. */
+  addParameter(name: string, p: Parameter): Parameter {
+    if (typeof name !== 'string' || name === '' || name.includes('.')) throw new TypeError(`${this.constructor.name}.addParameter: name must be a non-empty string without dots, got ${describe(name)}`);
+    if (!(p instanceof Parameter)) throw new TypeError(`${this.constructor.name}.addParameter: expected a Parameter, got ${describe(p)}`);
+    this._parameters.set(name, p);
+    return p;
+  }
+
+  /** Fields holding a Module or a Parameter that were assigned rather than registered: registered under the field's
+   * name (PyTorch's attribute registration), in the order they were assigned. */
+  private discover(): void {
+    for (const [key, v] of Object.entries(this)) {
+      if (key.startsWith('_')) continue;
+      if (v instanceof Module && v !== this) {
+        if (![...this._modules.values()].includes(v)) this._modules.set(key, v);
+      } else if (v instanceof Parameter) {
+        if (![...this._parameters.values()].includes(v)) this._parameters.set(key, v);
+      }
+    }
+  }
 
   protected registerParameter(name: string, p: Parameter): Parameter {
     this._parameters.set(name, p);
@@ -171,10 +216,12 @@ export abstract class Module {
   }
 
   children(): Module[] {
+    this.discover();
     return [...this._modules.values()];
   }
 
   namedParameters(prefix = ''): [string, Parameter][] {
+    this.discover();
     const out: [string, Parameter][] = [];
     for (const [n, p] of this._parameters) out.push([prefix + n, p]);
     for (const [n, m] of this._modules) out.push(...m.namedParameters(`${prefix}${n}.`));
@@ -184,6 +231,7 @@ export abstract class Module {
     return this.namedParameters().map(([, p]) => p);
   }
   namedBuffers(prefix = ''): [string, Tensor][] {
+    this.discover();
     const out: [string, Tensor][] = [];
     for (const [n, t] of this._buffers) out.push([prefix + n, t]);
     for (const [n, m] of this._modules) out.push(...m.namedBuffers(`${prefix}${n}.`));
@@ -195,6 +243,7 @@ export abstract class Module {
   stateDict(): Record<string, Tensor> {
     const sd: Record<string, Tensor> = {};
     const visit = (m: Module, prefix: string) => {
+      m.discover();
       for (const [n, p] of m._parameters) sd[prefix + n] = p.value;
       for (const [n, t] of m._buffers) sd[prefix + n] = t;
       for (const [n, c] of m._modules) visit(c, `${prefix}${n}.`);
@@ -244,6 +293,7 @@ export abstract class Module {
   }
 
   train(mode = true): this {
+    this.discover();
     this.training = mode;
     for (const m of this._modules.values()) m.train(mode);
     return this;
@@ -268,6 +318,7 @@ export abstract class Module {
   }
   /** @internal */
   moveTo(b: Backend): this {
+    this.discover();
     for (const p of this._parameters.values()) p.moveTo(b);
     for (const [n, t] of this._buffers) {
       if (t.backend !== b) {
@@ -286,6 +337,7 @@ export abstract class Module {
     const saved: [Parameter, Tensor, Tensor][] = [];
     const savedBuffers: [Module, string, Tensor][] = [];
     const visit = (m: Module) => {
+      m.discover();
       for (const p of m._parameters.values()) {
         saved.push([p, p.value, p.grad]);
         p.value = p.value.toBackend(b);
@@ -330,6 +382,7 @@ export abstract class Module {
 
   /** @internal Switches output-buffer reuse on (+1) or off (−1) for this module and its children. */
   reuseBuffers(delta: 1 | -1): void {
+    this.discover();
     this.ws.reuse += delta;
     for (const m of this._modules.values()) m.reuseBuffers(delta);
   }

@@ -79,7 +79,7 @@ abstract class Pool2d extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const x = this.x!;
     if (!inputGrad) return this.ws.get('none', x.backend, [0]);
@@ -152,7 +152,7 @@ abstract class GlobalAvg extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     const x = this.x!;
     if (!inputGrad) return this.ws.get('none', x.backend, [0]);

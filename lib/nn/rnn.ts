@@ -227,7 +227,7 @@ abstract class RecurrentBase extends Module {
     return y;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.saved?.yShape);
     const s = this.saved!;
     const { T, B } = s;

@@ -44,7 +44,7 @@ export class Sequential extends Module {
     return h;
   }
 
-  backward(dy: Tensor, inputGrad = true): Tensor {
+  override backward(dy: Tensor, inputGrad = true): Tensor {
     let g = dy;
     for (let i = this.layers.length - 1; i >= 0; i--) {
       if (i > 0 && this.fused[i - 1]) {

@@ -18,7 +18,7 @@ export class Flatten extends Module {
     this.yShape = y.shape;
     return y;
   }
-  backward(dy: Tensor): Tensor {
+  override backward(dy: Tensor): Tensor {
     checkGradShape('Flatten', this.checkInput(dy, 'Flatten'), this.yShape);
     return dy.reshape(this.xShape!);
   }
@@ -50,7 +50,7 @@ export class Dropout extends Module {
     this.mask = mask;
     return y;
   }
-  backward(dy: Tensor): Tensor {
+  override backward(dy: Tensor): Tensor {
     checkGradShape(this.label, this.checkInput(dy, this.label), this.yShape);
     if (!this.mask) return dy;
     const dx = this.ws.get('dx', dy.backend, dy.shape);

@@ -9,6 +9,8 @@ import type { Module, Parameter } from '../nn/module.js';
 import { fmtShape } from '../nn/util.js';
 import { applyPenalty } from '../optim/clip.js';
 import { gradPending, Optimizer } from '../optim/optimizer.js';
+import { noGrad } from '../autograd/engine.js';
+import { hasOwnBackward } from '../nn/graph.js';
 import { permutation } from '../random.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
@@ -123,6 +125,11 @@ function accuracyShape(where: string, out: Tensor, y: Tensor): number {
   return out.shape[1];
 }
 
+interface StepResult {
+  loss: Tensor;
+  stepStats?: Promise<[string, string, number[]][]>;
+}
+
 /** Marks the model busy (refusing overlapping calls); returns the undo. Buffer reuse is switched on per step (inStep). */
 export function claim(model: Module, where: string): () => void {
   if (model.busy)
@@ -150,6 +157,12 @@ export function inStep<T>(model: Module, loss: Loss | undefined, fn: () => T): T
   } finally {
     switchReuse(model, loss, -1);
   }
+}
+
+/** An inference step (evaluate, predict): nothing recorded; buffers reused only by a model of built-in layers (a
+ * module written with operations may call a layer twice in one forward, whose first output must survive). */
+export function inferenceStep<T>(model: Module, loss: Loss | undefined, fn: () => T): T {
+  return noGrad(() => (hasOwnBackward(model) ? inStep(model, loss, fn) : fn()));
 }
 
 /**
@@ -272,6 +285,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const correct = empty(backend, [1]);
   const diagnostics = options.diagnostics ? new GradientDiagnostics(model, options.diagnostics) : undefined;
   const guard = new FiniteGuard(backend, model, optimizer);
+  const handWritten = hasOwnBackward(model);
   model.stopTraining = false;
   try {
     {
@@ -308,13 +322,18 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         for await (const [xb, yb, owned] of source.epoch(shuffle)) {
           if (xb.backend !== backend) throw new TypeError(`fit: a batch is on '${xb.device}' but the model is on '${backend.name}'`);
           if (owned && wantAccuracy) accuracyTargets('fit', yb);
-          const { loss, stepStats } = inStep(model, lossFn, () => {
+          // A model of built-in layers runs its hand-written backward with buffers reused and nothing recorded; a
+          // model written with tensor operations runs on the graph, with fresh tensors (a module called twice in one
+          // forward must not overwrite its first output).
+          const runStep = handWritten ? (f: () => StepResult) => noGrad(() => inStep(model, lossFn, f)) : (f: () => StepResult) => f();
+          const { loss, stepStats } = runStep(() => {
             try {
               const out = model.forward(xb);
               const loss = lossFn.forward(out, yb);
               const classes = wantAccuracy ? accuracyShape('fit', out, yb) : 0;
               model.zeroGrad();
-              model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+              if (handWritten) model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+              else loss.backward();
               for (const pen of compiled.penalties) {
                 const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
                 backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
@@ -390,7 +409,7 @@ async function evaluateInner(model: Module, source: BatchSource): Promise<Logs> 
   try {
     let n = 0;
     for await (const [xb, yb, owned] of source.epoch(false)) {
-      inStep(model, compiled.loss, () => {
+      inferenceStep(model, compiled.loss, () => {
         const out = model.forward(xb);
         const loss = compiled.loss.forward(out, yb);
         backend.k.axpy(lossSum.buf, loss.buf, 1, xb.shape[0]);

@@ -12,7 +12,7 @@
 import type { Module } from '../nn/module.js';
 import { checkNumber, checkOptions } from '../errors.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
-import { Batches, claim, inStep } from './fit.js';
+import { Batches, claim, inferenceStep } from './fit.js';
 import type { BatchingOptions, BatchingStats, PredictOptions } from './types.js';
 
 /** The model's outputs over x, batch by batch (the caller sets eval mode). Buffer reuse is on only while a forward
@@ -21,7 +21,7 @@ function* predictBatches(model: Module, x: Tensor, batchSize: number): Generator
   const batches = new Batches(model.backend, x, undefined, batchSize);
   try {
     batches.begin();
-    for (let i = 0; i < batches.count; i++) yield inStep(model, undefined, () => model.forward(batches.getX(i)));
+    for (let i = 0; i < batches.count; i++) yield inferenceStep(model, undefined, () => model.forward(batches.getX(i)));
   } finally {
     batches.dispose();
   }

@@ -70,7 +70,7 @@ Status check_rnn(const char* name, const Call& c, int ws_index) {
 // for more than kMaxDims dimensions.
 std::vector<double> strided_need(const double* s) {
   const int ndim = static_cast<int>(s[0]);
-  if (ndim > kMaxDims) return {NAN, NAN};
+  if (ndim > K::kMaxDims) return {NAN, NAN};
   double n = 1, extent = s[1] + 1;
   for (int k = 0; k < ndim; k++) {
     n *= s[2 + k];
@@ -318,7 +318,7 @@ const std::vector<KernelDef> kTable = {
                      A::Size, A::Size, A::Size},
      NEED {
        const int ndim = static_cast<int>(s[3]);
-       if (ndim > kMaxDims) return {NAN};
+       if (ndim > K::kMaxDims) return {NAN};
        auto count = [&](double mask) {
          double n = 1;
          for (int k = 0; k < ndim; k++) n *= (static_cast<int64_t>(mask) >> k & 1) ? 1 : s[4 + k];
@@ -327,8 +327,8 @@ const std::vector<KernelDef> kTable = {
        return {count(0), count(s[10]), count(s[11]), count(s[12])};
      },
      RUN {
-       int64_t dims[kMaxDims];
-       for (int k = 0; k < kMaxDims; k++) dims[k] = z(c, 4 + k);
+       int64_t dims[K::kMaxDims];
+       for (int k = 0; k < K::kMaxDims; k++) dims[k] = z(c, 4 + k);
        return K::elementwise(pool, f(c, 0), f(c, 1), f(c, 2), f(c, 3), static_cast<int>(z(c, 0)), x(c, 1), x(c, 2), static_cast<int>(z(c, 3)),
                              dims, static_cast<unsigned>(z(c, 10)), static_cast<unsigned>(z(c, 11)), static_cast<unsigned>(z(c, 12)));
      }},
@@ -341,8 +341,8 @@ const std::vector<KernelDef> kTable = {
                       A::Size, A::Size},
      NEED { return strided_need(s); },
      RUN {
-       int64_t dims[kMaxDims], strides[kMaxDims];
-       for (int k = 0; k < kMaxDims; k++) dims[k] = z(c, 2 + k), strides[k] = z(c, 8 + k);
+       int64_t dims[K::kMaxDims], strides[K::kMaxDims];
+       for (int k = 0; k < K::kMaxDims; k++) dims[k] = z(c, 2 + k), strides[k] = z(c, 8 + k);
        return ok([&] { return K::strided_copy(pool, raw(c, 0), raw(c, 1), static_cast<int>(z(c, 0)), z(c, 1), dims, strides); });
      }},
     // strided_scatter(out, a[d…], ndim, offset, d0…d5, s0…s5, accumulate)
@@ -350,8 +350,8 @@ const std::vector<KernelDef> kTable = {
                          A::Size, A::Size, A::Bool},
      NEED { std::vector<double> n = strided_need(s); return {n[1], n[0]}; },
      RUN {
-       int64_t dims[kMaxDims], strides[kMaxDims];
-       for (int k = 0; k < kMaxDims; k++) dims[k] = z(c, 2 + k), strides[k] = z(c, 8 + k);
+       int64_t dims[K::kMaxDims], strides[K::kMaxDims];
+       for (int k = 0; k < K::kMaxDims; k++) dims[k] = z(c, 2 + k), strides[k] = z(c, 8 + k);
        return ok([&] { return K::strided_scatter(pool, f(c, 0), f(c, 1), static_cast<int>(z(c, 0)), z(c, 1), dims, strides, b(c, 14)); });
      }},
     // bmm(out[batch,M,N], a, b, batch, M, N, K, transA, transB, strideA, strideB, alpha, beta)

@@ -12,6 +12,7 @@
 #include "conv.cuh"
 #include "gemm.cuh"
 #include "kernels.h"
+#include "ops.cuh"
 #include "runtime.cuh"
 #include "sequence.cuh"
 
@@ -63,6 +64,9 @@ Status take_failure() {
                              std::to_string(r.c) + ")");
     case kNonFinite:
       return non_finite(r.a, r.b, static_cast<float>(r.value));
+    case kIndex:
+      return Status::Invalid(std::string(index_kernel_name(static_cast<int>(r.value))) + ": index " + std::to_string(r.a) + " at position " +
+                             std::to_string(r.b) + " is outside [0, " + std::to_string(r.c) + ")");
     case kProbability:
       return Status::Invalid("BCELoss: every input must be between 0 and 1, got " + std::to_string(r.value) + " at index " +
                              std::to_string(r.a));

@@ -24,7 +24,8 @@ int g_sms = 132;
 
 // Failures a kernel can find in its data. The first one is recorded; until the host takes it, every later
 // kernel returns at once, so a bad batch cannot go on to update the weights.
-enum FailureKind : int { kNone = 0, kClassIndex = 1, kRowIndex = 2, kProbability = 3, kEmbeddingIndex = 4, kNonFinite = 5 };
+// kIndex: an index kernel of ops.cuh (a: the index, b: its position, c: the dimension, value: which kernel).
+enum FailureKind : int { kNone = 0, kClassIndex = 1, kRowIndex = 2, kProbability = 3, kEmbeddingIndex = 4, kNonFinite = 5, kIndex = 6 };
 struct FailureRecord {
   int kind;
   int unused;

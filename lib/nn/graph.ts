@@ -1,0 +1,82 @@
+// Built-in layers on the autograd graph. A module whose forward and backward are written by hand (every built-in
+// layer, and a Sequential of them) runs its fused kernels as one node: its forward runs without recording anything
+// inside, and the node's backward is the module's own backward — Linear + ReLU stays one GEMM each way. What the
+// module's backward reads from the last forward (its cached input, output, masks…) is kept with the node and put
+// back while the node's backward runs, so a module called twice in one forward (shared weights) is correct. The
+// module's backward accumulates its parameters' gradients itself, as in Module.backward.
+import { isGradEnabled, noGrad, record, requiresGrad } from '../autograd/engine.js';
+import { Tensor } from '../tensor.js';
+import type { Module } from './module.js';
+
+/** > 0 while a hand-written module's forward runs: its sub-modules' forwards record nothing. */
+let insideFused = 0;
+
+/** Whether m's forward and backward are defined together (the same class) and so are those of all its sub-modules:
+ * then its backward can stand for everything its forward did. */
+export function hasOwnBackward(m: Module): boolean {
+  let proto = Object.getPrototypeOf(m);
+  while (proto && !Object.prototype.hasOwnProperty.call(proto, 'forward')) proto = Object.getPrototypeOf(proto);
+  if (!proto || !Object.prototype.hasOwnProperty.call(proto, 'backward')) return false;
+  return m.children().every(hasOwnBackward);
+}
+
+/** The fields of m and of its sub-modules, each module's own shallow copy. */
+function fieldsOf(m: Module, into = new Map<Module, Record<string, unknown>>()): Map<Module, Record<string, unknown>> {
+  into.set(m, { ...m });
+  for (const c of m.children()) fieldsOf(c, into);
+  return into;
+}
+
+/** Installs the forward that records the module as one node (called by Module's constructor). */
+export function wrapForward(m: Module): void {
+  const own = (m as unknown as { forward: (...a: unknown[]) => Tensor }).forward;
+  Object.defineProperty(m, 'forward', {
+    configurable: true,
+    writable: true,
+    value: function forward(this: Module, ...args: unknown[]): Tensor {
+      if (insideFused > 0 || !isGradEnabled() || args.length !== 1 || !(args[0] instanceof Tensor)) return own.apply(this, args);
+      const x = args[0];
+      const params = this.parameters().filter((p) => p.requiresGrad);
+      if (!requiresGrad(x) && params.length === 0) return own.apply(this, args);
+      if (!hasOwnBackward(this)) return own.apply(this, args);
+      const before = fieldsOf(this);
+      let y: Tensor;
+      insideFused++;
+      try {
+        y = noGrad(() => own.apply(this, args));
+      } finally {
+        insideFused--;
+      }
+      // what the forward changed is what its backward will read
+      const after = fieldsOf(this);
+      const changed: [Module, string, unknown][] = [];
+      const saved: Tensor[] = [];
+      for (const [mod, fields] of after) {
+        const was = before.get(mod) ?? {};
+        for (const [k, v] of Object.entries(fields)) {
+          if (was[k] === v) continue;
+          changed.push([mod, k, v]);
+          if (v instanceof Tensor && v !== y) saved.push(v);
+        }
+      }
+      if (y === x) return y; // an identity (Dropout in eval mode, Identity): nothing to record
+      const label = (this as unknown as { label?: string }).label ?? this.constructor.name;
+      const inputs = [x, ...params.map((p) => p.value)];
+      const self = this;
+      record(label, inputs, [y], saved, ([g]) => {
+        if (!g) return inputs.map(() => null);
+        // put back this forward's state, run the hand-written backward, then restore whatever is there now
+        const now = changed.map(([mod, k]) => (mod as unknown as Record<string, unknown>)[k]);
+        for (const [mod, k, v] of changed) (mod as unknown as Record<string, unknown>)[k] = v;
+        try {
+          const wantInput = requiresGrad(x);
+          const dx = self.backward(g, wantInput);
+          return [wantInput ? dx : null, ...params.map(() => null)];
+        } finally {
+          changed.forEach(([mod, k], i) => ((mod as unknown as Record<string, unknown>)[k] = now[i]));
+        }
+      });
+      return y;
+    },
+  });
+}
