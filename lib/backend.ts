@@ -140,7 +140,9 @@ export interface Kernels {
   accuracy_count(count: B, logits: B, target: B, B: number, C: number): void;
   /** first[0] (int32) = index of the first NaN or infinity in x[N], or −1. With one and tag ≥ 0 the kernel fails with
    * RetrogradError NON_FINITE ("check_finite: tensor <tag> holds NaN at element <i>"), and a native queue skips the
-   * kernels after it (an optimizer step) until a read reports it: fit's guard against a non-finite step. */
+   * kernels after it (an optimizer step) until a read reports it: fit's guard against a non-finite step. With tag ≥ 0
+   * the failure sticks: when first[0] ≥ 0 already (an earlier check failed), it fails at once, until the caller sets
+   * first[0] back to −1 (so a step queued before the failure was reported is refused too). */
   check_finite(first: B, x: B, N: number, tag: number): void;
 
   /** mask = keep ? 1/(1−p) : 0 with keep a hash of (seed, i); out = inp · mask. */
@@ -321,7 +323,8 @@ export interface Backend {
   readonly async: boolean;
   readonly k: Kernels;
   /** A zero-filled buffer. */
-  alloc(dtype: DType, size: number): Buf;
+  /** A new buffer, zero-filled; `zero` false (native backends) leaves the contents to the kernel that overwrites them. */
+  alloc(dtype: DType, size: number, zero?: boolean): Buf;
   /** A new buffer holding a copy of host data (float data takes the backend's float type). */
   fromHost(data: HostArray): Buf;
   /** Queued copy of host data (taken now) into a buffer of the same size and dtype. */

@@ -43,7 +43,7 @@ describe.each(backends)('NaN propagates through the kernels (%s)', (name) => {
   it('check_finite finds the first NaN or infinity, and fails only with a tag', () => {
     rg.setBackend(name);
     const b = rg.getBackend() === 'cpu' ? rg.tensor([0], [1]).backend : rg.tensor([0], [1]).backend;
-    const first = rg.tensor(new Int32Array(1), [1]);
+    const first = rg.tensor(Int32Array.of(-1), [1]);
     for (const n of [1, 17, 70_001]) {
       const data = new Float32Array(n).fill(1);
       b.k.check_finite(first.buf, rg.tensor(data, [n]).buf, n, 3);
@@ -53,11 +53,18 @@ describe.each(backends)('NaN propagates through the kernels (%s)', (name) => {
       const x = rg.tensor(data, [n]);
       b.k.check_finite(first.buf, x.buf, n, -1);
       expect(first.toArray()[0]).toBe(n > 2 ? Math.floor(n / 2) : n - 1);
+      first.assign(Int32Array.of(-1)); // with a tag, an index left in first would fail the next check at once
       expect(() => {
         b.k.check_finite(first.buf, x.buf, n, 3);
         first.toArray();
       }).toThrow(n > 2 ? `check_finite: tensor 3 holds NaN at element ${Math.floor(n / 2)}` : 'check_finite: tensor 3 holds -Infinity at element 0');
       expect(values(rg.tensor([1, 2], [2]))).toEqual([1, 2]); // and the next call works
+      // the failure sticks to `first`: a clean tensor checked after it fails too, until first is reset to −1
+      expect(() => {
+        b.k.check_finite(first.buf, rg.tensor([1], [1]).buf, 1, 4);
+        first.toArray();
+      }).toThrow('check_finite: tensor 4 follows a failed check');
+      first.assign(Int32Array.of(-1));
     }
   });
 });

@@ -10,8 +10,10 @@ beforeAll(requireBuiltDist); // bench/soak.mjs imports the package: dist/
 
 it.skipIf(!cpuAvailable)('memory stays flat while training and serving', () => {
   const root = join(import.meta.dirname, '..');
-  const out = execFileSync(process.execPath, [join(root, 'bench', 'soak.mjs'), '--steps', '2000', '--predicts', '20000'], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--expose-gc', join(root, 'bench', 'soak.mjs'), '--steps', '2000', '--predicts', '20000', '--varying', '1000', '--graph', '4000'], { cwd: root, encoding: 'utf8' });
   expect(out).toMatch(/train: .* → flat/);
   expect(out).toMatch(/predict: .* → flat/);
+  expect(out).toMatch(/varying: .* → flat/);
+  expect(out).toMatch(/graph: .* → flat/);
   expect(out).toMatch(/verdict: memory stays flat/);
 }, 120_000);

@@ -32,7 +32,7 @@ export function scalarLike(x: Tensor, v: number): Tensor {
 export function alloc(backend: Backend, shape: readonly number[]): Tensor {
   let n = 1;
   for (const d of shape) n *= d;
-  return new Tensor(backend, backend.alloc(backend.floatType, n), shape, backend.floatType);
+  return new Tensor(backend, backend.alloc(backend.floatType, n, false), shape, backend.floatType);
 }
 
 export function fmt(shape: readonly number[]): string {
@@ -148,7 +148,7 @@ export function reduceDim(x: Tensor, k: number, op: number, withIndex = false): 
   for (let i = k + 1; i < shape.length; i++) inner *= shape[i];
   shape[k] = 1;
   const values = alloc(x.backend, shape);
-  const indices = withIndex ? new Tensor(x.backend, x.backend.alloc('int32', values.size), shape, 'int32') : undefined;
+  const indices = withIndex ? new Tensor(x.backend, x.backend.alloc('int32', values.size, false), shape, 'int32') : undefined;
   if (values.size > 0) x.backend.k.reduce(values.buf, indices?.buf ?? null, x.buf, op, outer, R, inner);
   return { values, indices };
 }

@@ -133,7 +133,7 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
     return;
   }
   if (!leaf._grad || leaf._grad.disposed) {
-    const copy = new Tensor(g.backend, g.backend.alloc(g.dtype === 'int32' ? 'int32' : g.backend.floatType, g.size), leaf.shape, leaf.dtype);
+    const copy = new Tensor(g.backend, g.backend.alloc(g.dtype === 'int32' ? 'int32' : g.backend.floatType, g.size, false), leaf.shape, leaf.dtype);
     g.backend.k.copy(copy.buf, g.buf, g.size);
     copy._isGrad = true;
     leaf._grad = copy;
@@ -258,7 +258,7 @@ function drop(g: Tensor): void {
 }
 
 function copyOf(g: Tensor): Tensor {
-  const t = new Tensor(g.backend, g.backend.alloc(g.backend.floatType, g.size), g.shape, g.dtype);
+  const t = new Tensor(g.backend, g.backend.alloc(g.backend.floatType, g.size, false), g.shape, g.dtype);
   g.backend.k.copy(t.buf, g.buf, g.size);
   return t;
 }

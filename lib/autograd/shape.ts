@@ -21,7 +21,7 @@ function contiguousStrides(shape: readonly number[]): number[] {
 /** A new tensor (x's dtype) of `dims` = x[offset + Σ i_k·strides_k], one strided_copy; size-1 dimensions dropped
  * from the kernel's view and neighbours that are contiguous in x merged, so that up to MAX_DIMS suffice. */
 function stridedCopy(where: string, x: Tensor, dims: readonly number[], strides: readonly number[], offset: number): Tensor {
-  const out = new Tensor(x.backend, x.backend.alloc(x.dtype === 'int32' ? 'int32' : x.backend.floatType, dims.reduce((p, d) => p * d, 1)), dims, x.dtype);
+  const out = new Tensor(x.backend, x.backend.alloc(x.dtype === 'int32' ? 'int32' : x.backend.floatType, dims.reduce((p, d) => p * d, 1), false), dims, x.dtype);
   if (out.size === 0) return out;
   const [d, s] = mergeDims(dims, strides);
   if (d.length > MAX_DIMS) throw new RangeError(`${where}: the copy needs ${d.length} dimensions, at most ${MAX_DIMS} are supported`);
@@ -230,7 +230,7 @@ export function cat(tensors: readonly TensorLike[], dim = 0): Tensor {
   });
   const shape = [...first.shape];
   shape[d] = ts.reduce((s, x) => s + x.shape[d], 0);
-  const out = new Tensor(first.backend, first.backend.alloc(first.dtype === 'int32' ? 'int32' : first.backend.floatType, shape.reduce((p, v) => p * v, 1)), shape, first.dtype);
+  const out = new Tensor(first.backend, first.backend.alloc(first.dtype === 'int32' ? 'int32' : first.backend.floatType, shape.reduce((p, v) => p * v, 1), false), shape, first.dtype);
   const strides = contiguousStrides(shape);
   const offsets: number[] = [];
   let at = 0;
@@ -314,7 +314,7 @@ export function indexSelect(x: TensorLike, dim: number, index: TensorLike): Tens
   const n = idx.size, D = t.shape[d];
   const shape = [...t.shape];
   shape[d] = n;
-  const out = new Tensor(t.backend, t.backend.alloc(t.dtype === 'int32' ? 'int32' : t.backend.floatType, outer * n * inner), shape, t.dtype);
+  const out = new Tensor(t.backend, t.backend.alloc(t.dtype === 'int32' ? 'int32' : t.backend.floatType, outer * n * inner, false), shape, t.dtype);
   if (out.size) t.backend.k.index_select(out.buf, t.buf, idx.buf, outer, D, inner, n);
   record(where, [t], [out], [idx], ([g], [ix]) => {
     if (!g) return [null];
@@ -339,7 +339,7 @@ export function gather(x: TensorLike, dim: number, index: TensorLike): Tensor {
   const idx = indexTensor(where, index, t);
   const d = normDim(where, dim, t.shape.length);
   const [outer, D, n, inner] = gatherLayout(where, t, idx, d);
-  const out = new Tensor(t.backend, t.backend.alloc(t.dtype === 'int32' ? 'int32' : t.backend.floatType, idx.size), idx.shape, t.dtype);
+  const out = new Tensor(t.backend, t.backend.alloc(t.dtype === 'int32' ? 'int32' : t.backend.floatType, idx.size, false), idx.shape, t.dtype);
   if (out.size) t.backend.k.gather(out.buf, t.buf, idx.buf, outer, D, n, inner);
   record(where, [t], [out], [idx], ([g], [ix]) => {
     if (!g) return [null];

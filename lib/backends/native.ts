@@ -6,7 +6,7 @@ export interface NativeAddon {
   kernels: string[];
   napiVersion: number;
   setErrorClass(ctor: unknown): void;
-  alloc(dtype: 'float32' | 'int32', size: number): Buf;
+  alloc(dtype: 'float32' | 'int32', size: number, zero?: boolean): Buf;
   fromHost(data: Float32Array | Int32Array): Buf;
   write(buf: Buf, data: Float32Array | Int32Array): void;
   read(buf: Buf): Float32Array | Int32Array;
@@ -38,8 +38,8 @@ export class NativeBackend implements Backend {
     });
     this.k = k as unknown as Kernels;
   }
-  alloc(dtype: DType, size: number): Buf {
-    return this.a.alloc(dtype === 'int32' ? 'int32' : 'float32', size);
+  alloc(dtype: DType, size: number, zero = true): Buf {
+    return this.a.alloc(dtype === 'int32' ? 'int32' : 'float32', size, zero);
   }
   fromHost(data: HostArray): Buf {
     return this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data);

@@ -98,7 +98,7 @@ export function maxPool2d(x: TensorLike, kernelSize: Pair, options: PoolOptions 
   const g0 = poolGeometry(where, t, kernelSize, options);
   const { B, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW } = g0;
   const out = alloc(t.backend, [B, C, OH, OW]);
-  const argmax = new Tensor(t.backend, t.backend.alloc('int32', out.size), out.shape, 'int32');
+  const argmax = new Tensor(t.backend, t.backend.alloc('int32', out.size, false), out.shape, 'int32');
   if (out.size) t.backend.k.maxpool2d_forward(out.buf, argmax.buf, t.buf, B, C, H, W, KH, KW, SH, SW, PH, PW);
   record(where, [t], [out], [argmax], ([g], [am]) => {
     if (!g) return [null];
@@ -175,7 +175,8 @@ export function batchNorm(x: TensorLike, runningMean: Tensor | null, runningVar:
   for (const [name, v] of [['weight', w], ['bias', b], ['runningMean', runningMean], ['runningVar', runningVar]] as const)
     if (v && (v.shape.length !== 1 || v.shape[0] !== C)) throw new RangeError(`${where}: ${name} must be [${C}], got ${fmt(v.shape)}`);
   checkFloat(where, t, ...[w, b, runningMean, runningVar].filter((v): v is Tensor => v !== null));
-  const rm = runningMean ?? alloc(t.backend, [C]), rv = runningVar ?? alloc(t.backend, [C]);
+  const scratch = () => new Tensor(t.backend, t.backend.alloc(t.backend.floatType, C), [C], t.backend.floatType);
+  const rm = runningMean ?? scratch(), rv = runningVar ?? scratch();
   const out = alloc(t.backend, t.shape), sm = alloc(t.backend, [C]), si = alloc(t.backend, [C]);
   t.backend.k.batchnorm_forward(out.buf, sm.buf, si.buf, rm.buf, rv.buf, t.buf, w?.buf ?? null, b?.buf ?? null, B, C, R, options.momentum ?? 0.1, options.eps ?? 1e-5, training);
   if (runningMean) runningMean._version.n++;

@@ -182,7 +182,7 @@ class FiniteGuard {
     model: Module,
     private readonly optimizer: Optimizer<{ lr: number }>,
   ) {
-    this.first = empty(backend, [1], 'int32');
+    this.first = fromHost(backend, Int32Array.of(-1), [1]); // no failure yet (check_finite's failures stick to it)
     this.named = model.namedParameters();
   }
   /** Queues the checks of step `step`, before its optimizer step. */
@@ -285,6 +285,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const correct = empty(backend, [1]);
   const diagnostics = options.diagnostics ? new GradientDiagnostics(model, options.diagnostics) : undefined;
   const guard = new FiniteGuard(backend, model, optimizer);
+  let lastQueued: InFlight | undefined;
   const handWritten = hasOwnBackward(model);
   model.stopTraining = false;
   try {
@@ -354,6 +355,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
             correct: wantAccuracy && progress.showsBar ? quiet(correct.data()) : undefined,
             diagnostics: stepStats,
           };
+          lastQueued = current;
           // On a synchronous backend reads resolve at once: yield so that timers and I/O still run.
           if (owned) {
             // queued kernels keep their storages alive: the loader's tensors can go now
@@ -386,6 +388,9 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
       await runCallbacks(callbacks, (c) => c.onTrainEnd?.({}));
     }
   } finally {
+    // a step queued after a failed one was refused by the guard: its read takes that refusal, so that it does not
+    // surface at the caller's next read
+    if (lastQueued) await Promise.allSettled([lastQueued.loss, lastQueued.correct, lastQueued.diagnostics]);
     progress.stop();
     source.dispose();
     correct.dispose();

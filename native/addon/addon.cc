@@ -180,11 +180,11 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     return obj;
   }
 
-  StoragePtr create(Napi::Env env, DType dtype, double size, const char* where) {
+  StoragePtr create(Napi::Env env, DType dtype, double size, const char* where, bool zero = true) {
     if (!(size >= 0 && size <= 4e9 && std::floor(size) == size))
       throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": size must be an integer in [0, 4e9], got " + std::to_string(size));
     if (!available_.ok()) throw make_error(env, code_name(available_.code), std::string(where) + ": " + available_.message);
-    StoragePtr s = Storage::create(dtype, static_cast<size_t>(size));
+    StoragePtr s = Storage::create(dtype, static_cast<size_t>(size), zero);
     if (!s) {
       std::string detail;
       if (!device::kHostStorage) {
@@ -207,13 +207,17 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   }
 
   // alloc(dtype, size) -> NativeStorage, zero-filled.
+  // alloc(dtype, size, zero = true) -> NativeStorage; zero false leaves the contents to the kernel that writes them.
   Napi::Value alloc(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[1].IsNumber())
       throw make_error(env, "INVALID_ARGUMENT", "alloc: expected (dtype, size)");
     DType dtype = parse_dtype(env, info[0], "alloc");
-    StoragePtr s = create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc");
-    if (!device::kHostStorage && s->bytes()) queue_.enqueue([s](ThreadPool&) { return device::zero(*s); }, true);
+    if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsBoolean())
+      throw make_error(env, "INVALID_ARGUMENT", "alloc: zero must be a boolean");
+    const bool zero = info.Length() < 3 || info[2].IsUndefined() || info[2].As<Napi::Boolean>().Value();
+    StoragePtr s = create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc", zero);
+    if (zero && !device::kHostStorage && s->bytes()) queue_.enqueue([s](ThreadPool&) { return device::zero(*s); }, true);
     return wrap(env, std::move(s));
   }
 
@@ -444,7 +448,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     o.Set("bytes", static_cast<double>(memory_stats().bytes.load()));
     device::Memory m = device::memory();
     o.Set("deviceBytesInUse", static_cast<double>(m.in_use));
-    o.Set("deviceBytesCached", static_cast<double>(m.cached));
+    // the CPU backend's device is the host: its storage cache is what it keeps for reuse
+    o.Set("deviceBytesCached", static_cast<double>(device::kHostStorage ? memory_stats().cached.load() : m.cached));
     return o;
   }
 

@@ -92,7 +92,8 @@ RG_KERNEL penalty(ThreadPool& pool, float* acc, float* grad, const float* w, int
 RG_KERNEL accuracy_count(ThreadPool& pool, float* count, const float* logits, const int32_t* target,
                     int64_t B, int64_t C);
 // first[0] = index of the first NaN or infinity in x[N], or -1. With one and tag >= 0 the kernel FAILS (NON_FINITE,
-// naming tag, index and value), so that the queue skips the kernels after it (an optimizer step) until a read.
+// naming tag, index and value), so that the queue skips the kernels after it (an optimizer step) until a read. With
+// tag >= 0 the failure sticks: first[0] >= 0 on entry fails at once (until the caller resets it to -1).
 Status check_finite(ThreadPool& pool, int32_t* first, const float* x, int64_t N, int64_t tag);
 
 // ---- dropout.cc ----

@@ -30,6 +30,12 @@ inline Status non_finite(int64_t tag, int64_t index, float value) {
                            std::to_string(index));
 }
 
+// check_finite's failure when an earlier check on the same flag failed.
+inline Status non_finite_before(int64_t tag, int64_t index) {
+  return Status::NonFinite("check_finite: tensor " + std::to_string(tag) + " follows a failed check (element " + std::to_string(index) +
+                           " of an earlier tensor was not finite)");
+}
+
 // The stable codes of API.md's error section.
 inline const char* code_name(Code c) {
   switch (c) {

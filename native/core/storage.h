@@ -15,13 +15,16 @@ enum class DType : uint8_t { F32 = 0, I32 = 1 };
 struct MemoryStats {
   std::atomic<int64_t> storages{0};
   std::atomic<int64_t> bytes{0};
+  std::atomic<int64_t> cached{0};  // host bytes the storage cache holds for reuse
 };
 MemoryStats& memory_stats();
 
 class Storage {
  public:
-  // Returns nullptr when the allocation fails (the caller reports OUT_OF_MEMORY).
-  static std::shared_ptr<Storage> create(DType dtype, size_t size);
+  // Returns nullptr when the allocation fails (the caller reports OUT_OF_MEMORY). `zero`: host storage is
+  // zero-filled (a device storage is zeroed by a queued command, see the addon's alloc); without it the contents are
+  // whatever the allocator's cache held, for outputs a kernel overwrites.
+  static std::shared_ptr<Storage> create(DType dtype, size_t size, bool zero = true);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;

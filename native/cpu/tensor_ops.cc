@@ -116,6 +116,7 @@ void accuracy_count(ThreadPool&, float* count, const float* logits, const int32_
 }
 
 Status check_finite(ThreadPool& pool, int32_t* first, const float* x, int64_t N, int64_t tag) {
+  if (tag >= 0 && first[0] >= 0) return non_finite_before(tag, first[0]);
   // An exponent of all ones is NaN or infinity: an integer OR over the bits vectorises, a float test would not
   // (it needs reassociation). Each range finds its first bad element; the smallest index wins.
   const uint32_t* bits = reinterpret_cast<const uint32_t*>(x);

@@ -213,7 +213,7 @@ Status device_errors(const char* what, cudaError_t e) {
 
 }  // namespace
 
-std::shared_ptr<Storage> Storage::create(DType dtype, size_t size) {
+std::shared_ptr<Storage> Storage::create(DType dtype, size_t size, bool /* zero: the addon queues it */) {
   if (!device::init().ok()) return nullptr;
   void* p = nullptr;
   const size_t bytes = size * 4;

@@ -63,7 +63,7 @@ Status take_failure() {
       return Status::Invalid("embedding_backward: index " + std::to_string(r.a) + " at position " + std::to_string(r.b) + " is outside [0, " +
                              std::to_string(r.c) + ")");
     case kNonFinite:
-      return non_finite(r.a, r.b, static_cast<float>(r.value));
+      return r.c == 1 ? non_finite_before(r.a, r.b) : non_finite(r.a, r.b, static_cast<float>(r.value));
     case kIndex:
       return Status::Invalid(std::string(index_kernel_name(static_cast<int>(r.value))) + ": index " + std::to_string(r.a) + " at position " +
                              std::to_string(r.b) + " is outside [0, " + std::to_string(r.c) + ")");
@@ -570,6 +570,11 @@ __global__ void first_nonfinite_kernel(int* first, const float* x, int64_t N) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < N; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     if (!isfinite(x[i])) atomicMin(first, static_cast<int>(i));
 }
+// With tag >= 0, an index left by an earlier failed check fails this one at once (RG_GUARD then stops the rest).
+__global__ void sticky_nonfinite_kernel(const int* first, int64_t tag) {
+  RG_GUARD();
+  if (first[0] >= 0) record_failure(kNonFinite, tag, first[0], 1, 0.0);
+}
 __global__ void finish_nonfinite_kernel(int* first, const float* x, int64_t tag) {
   RG_GUARD();
   if (first[0] == INT_MAX) {
@@ -581,6 +586,11 @@ __global__ void finish_nonfinite_kernel(int* first, const float* x, int64_t tag)
 
 Status check_finite(ThreadPool&, int32_t* first, const float* x, int64_t N, int64_t tag) {
   int* f = reinterpret_cast<int*>(first);
+  if (tag >= 0) {
+    sticky_nonfinite_kernel<<<1, 1, 0, g_stream>>>(f, tag);
+    Status sticky = launched("check_finite");
+    if (!sticky.ok()) return sticky;
+  }
   Status s = map("check_finite", 1, [=] __device__(int64_t) { f[0] = INT_MAX; });
   if (!s.ok()) return s;
   if (N > 0) {

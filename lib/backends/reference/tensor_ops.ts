@@ -45,6 +45,8 @@ export function penalty(acc: F, grad: F, w: F, N: number, l1: number, l2: number
   acc[0] += s;
 }
 export function check_finite(first: I, x: F, N: number, tag: number): void {
+  if (tag >= 0 && first[0] >= 0)
+    throw new RetrogradError(`check_finite: tensor ${tag} follows a failed check (element ${first[0]} of an earlier tensor was not finite)`, 'NON_FINITE');
   let at = -1;
   for (let i = 0; i < N && at < 0; i++) if (!Number.isFinite(x[i])) at = i;
   first[0] = at;
