@@ -1,5 +1,6 @@
 // retrograd's public API (../shared/API.md is the contract). Exports only.
 import './backends/index.js';
+import './train/index.js';
 import { currentBackend } from './backend.js';
 
 export { backends, getBackend, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';

@@ -1,94 +1,16 @@
-// Tensor operations and autograd against PyTorch 1.13 (test/golden/make_autograd_golden.py writes autograd.json):
-// every operation's output and the gradients of a weighted sum of it, and models that need the graph — a residual
-// MLP, two inputs concatenated, a siamese pair sharing weights, a custom loss — trained 20 steps from PyTorch's
-// initial weights with equal losses at every step and equal final weights, and the gradient with respect to the
-// input. Runs on the reference and the native CPU backends.
+// Tensor operations and autograd against PyTorch 1.13 (lib/check/autograd.ts, golden values in
+// test/golden/autograd.json): every operation's output and gradients, four models that need the graph trained 20
+// steps from PyTorch's initial weights (equal losses at every step and equal final weights), and the gradient with
+// respect to the input; on the reference and the native CPU backends.
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { checkInputGradient, checkModel, checkOp, OPS, type AutogradGolden } from '../lib/check/autograd.js';
 import { requireCpu, rg } from './helpers.js';
 
 const cpuAvailable = requireCpu();
 const backends: ('reference' | 'cpu')[] = cpuAvailable ? ['reference', 'cpu'] : ['reference'];
 afterEach(() => rg.setBackend(cpuAvailable ? 'cpu' : 'reference'));
-
-interface Input { shape: number[]; data?: number[]; int?: number[]; grad?: boolean; gradient?: number[] }
-interface OpCase { name: string; inputs: Input[]; shape: number[]; output: number[]; weights: number[] }
-interface Weights { [key: string]: { shape: number[]; data: number[] } }
-interface ModelCase { name: string; initial: Weights; losses: number[]; final: Weights }
-const golden = JSON.parse(readFileSync(new URL('./golden/autograd.json', import.meta.url), 'utf8')) as {
-  ops: OpCase[]; models: ModelCase[]; inputGradient: { initial: Weights; x: number[]; loss: number; gradient: number[] };
-};
-
-type T = rg.Tensor;
-const OPS: Record<string, (...xs: T[]) => T> = {
-  'add broadcast': (a, b) => a.add(b),
-  'add size-1': (a, b) => a.add(b),
-  'add scalar': (a) => a.add(2.5),
-  'add alpha': (a, b) => a.add(b, { alpha: -0.5 }),
-  'sub broadcast': (a, b) => a.sub(b),
-  'rsub scalar': (a) => rg.sub(1.5, a),
-  'mul broadcast': (a, b) => a.mul(b),
-  'mul scalar': (a) => a.mul(-3),
-  'div broadcast': (a, b) => a.div(b),
-  'pow tensor': (a, b) => a.pow(b),
-  'pow scalar': (a) => a.pow(2.5),
-  neg: (a) => a.neg(), exp: (a) => a.exp(), log: (a) => a.log(), log1p: (a) => a.log1p(), sqrt: (a) => a.sqrt(),
-  rsqrt: (a) => a.rsqrt(), abs: (a) => a.abs(), sign: (a) => a.sign(), sin: (a) => a.sin(), cos: (a) => a.cos(),
-  tanh: (a) => a.tanh(), sigmoid: (a) => a.sigmoid(), relu: (a) => a.relu(), gelu: (a) => a.gelu(),
-  leakyRelu: (a) => a.leakyRelu(0.2),
-  softplus: (a) => a.softplus(2, 1),
-  clamp: (a) => a.clamp(-0.5, 0.6),
-  square: (a) => a.square(), reciprocal: (a) => a.reciprocal(),
-  maximum: (a, b) => a.maximum(b), minimum: (a, b) => a.minimum(b),
-  eq: (a, b) => a.eq(b), lt: (a, b) => a.lt(b), ge: (a, b) => a.ge(b),
-  where: (c, a, b) => rg.where(c.gt(0), a, b),
-  maskedFill: (a, m) => a.maskedFill(m.gt(0), -2),
-  'sum all': (a) => a.sum(),
-  'sum dims keepdim': (a) => a.sum([0, -1], { keepdim: true }),
-  'sum negative dim': (a) => a.sum(-2),
-  'sum empty dim': (a) => a.sum(0),
-  'mean dim': (a) => a.mean(1),
-  'max all': (a) => a.max(),
-  'max dim': (a) => a.max(1).values,
-  'min dim keepdim': (a) => a.min(0, { keepdim: true }).values,
-  var: (a) => a.var(1),
-  'var all, correction 0': (a) => a.var(null, { correction: 0 }),
-  'std keepdim': (a) => a.std(0, { keepdim: true }),
-  logsumexp: (a) => a.logsumexp(-1),
-  norm: (a) => a.norm(),
-  'norm dim': (a) => a.norm(2, 1),
-  'softmax dim 0': (a) => a.softmax(0),
-  logSoftmax: (a) => a.logSoftmax(1),
-  'matmul 2-d': (a, b) => a.matmul(b),
-  'matmul 1-d · 1-d': (a, b) => a.matmul(b),
-  'matmul 1-d · 2-d': (a, b) => a.matmul(b),
-  'matmul batch broadcast': (a, b) => a.matmul(b),
-  'matmul rows · matrix': (a, b) => a.matmul(b),
-  linear: (x, w, b) => rg.F.linear(x, w, b),
-  permute: (a) => a.permute(2, 0, 1),
-  transpose: (a) => a.transpose(0, -1),
-  'squeeze unsqueeze': (a) => a.squeeze(1).unsqueeze(0),
-  expand: (a) => a.expand(2, 3, 4),
-  flatten: (a) => a.flatten(1),
-  narrow: (a) => a.narrow(1, 1, 2),
-  'slice with step': (a) => a.slice(1, 1, 7, 2),
-  cat: (a, b) => rg.cat([a, b, a], 1),
-  'cat with an empty tensor': (a, b) => rg.cat([a, b], 0),
-  stack: (a, b) => rg.stack([a, b], -1),
-  chunk: (a) => a.chunk(3, 0)[1],
-  indexSelect: (a, i) => a.indexSelect(1, i),
-  gather: (a, i) => a.gather(1, i),
-  scatterAdd: (a, i, s) => a.scatterAdd(0, i, s),
-};
-
-/** Per element |a − b| ≤ tol·(1 + |b|), NaN matching NaN. */
-function expectClose(got: ArrayLike<number>, want: number[], tol: number, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    if (Number.isNaN(want[i])) expect(Number.isNaN(got[i]), `${what}[${i}]`).toBe(true);
-    else expect(Math.abs(got[i] - want[i]), `${what}[${i}]: ${got[i]} vs ${want[i]}`).toBeLessThanOrEqual(tol * (1 + Math.abs(want[i])));
-  }
-}
+const golden = JSON.parse(readFileSync(new URL('./golden/autograd.json', import.meta.url), 'utf8')) as AutogradGolden;
 
 describe.each(backends)('operations against PyTorch (%s)', (name) => {
   it('every case of the golden file has an operation here', () => {
@@ -96,120 +18,22 @@ describe.each(backends)('operations against PyTorch (%s)', (name) => {
   });
   it.each(golden.ops.map((c) => [c.name, c] as const))('%s', (_, c) => {
     rg.setBackend(name);
-    const xs = c.inputs.map((inp) => inp.int
-      ? rg.tensor(Int32Array.from(inp.int), inp.shape)
-      : rg.tensor(inp.data!, inp.shape, { requiresGrad: inp.grad !== false }));
-    const out = OPS[c.name](...xs);
-    expect(out.shape).toEqual(c.shape);
-    expectClose(out.toArray(), c.output, 2e-6, 'output');
-    if (!out.requiresGrad) return;
-    out.mul(rg.tensor(c.weights, c.shape)).sum().backward();
-    c.inputs.forEach((inp, i) => {
-      if (inp.gradient) expectClose(xs[i].grad ? xs[i].grad!.toArray() : new Float32Array(inp.gradient.length), inp.gradient, 1e-5, `gradient of input ${i}`);
-    });
+    expect(checkOp(c)).toBeNull();
   });
 });
-
-// ---- the models, as PyTorch's, with the same names ----
-
-const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(1.7 * i + 0.9 * seed + 0.3) * 1.4);
-const data = (rows: number, cols: number, seed: number) => rg.tensor(values(rows * cols, seed), [rows, cols]);
-const labels = (rows: number, classes: number, seed: number) => rg.tensor(Int32Array.from({ length: rows }, (_, i) => (i * 5 + seed) % classes), [rows]);
-
-class Residual extends rg.Module {
-  fc1 = new rg.Linear(6, 6);
-  fc2 = new rg.Linear(6, 6);
-  out = new rg.Linear(6, 3);
-  forward(x: T) {
-    return this.out.forward(x.add(this.fc2.forward(this.fc1.forward(x).relu())).relu());
-  }
-}
-class TwoInputs extends rg.Module {
-  fa = new rg.Linear(3, 4);
-  fb = new rg.Linear(5, 4);
-  out = new rg.Linear(8, 2);
-  forward(a: T, b: T) {
-    return this.out.forward(rg.cat([this.fa.forward(a).relu(), this.fb.forward(b).tanh()], 1));
-  }
-}
-class Siamese extends rg.Module {
-  enc = new rg.Sequential([new rg.Linear(4, 8), new rg.Tanh(), new rg.Linear(8, 3)]);
-  forward(x1: T, x2: T): [T, T] {
-    return [this.enc.forward(x1), this.enc.forward(x2)];
-  }
-}
-
-function load(m: rg.Module, w: Weights): void {
-  m.loadStateDict(Object.fromEntries(Object.entries(w).map(([k, v]) => [k, rg.tensor(v.data, v.shape)])));
-}
-function expectWeights(m: rg.Module, w: Weights, tol: number): void {
-  const sd = m.stateDict();
-  for (const [k, v] of Object.entries(w)) expectClose(sd[k].toArray(), v.data, tol, k);
-}
-
-const MODELS: Record<string, () => { model: rg.Module; opt: rg.Optimizer<{ lr: number }>; loss: (s: number) => T }> = {
-  'residual MLP': () => {
-    const model = new Residual();
-    return { model, opt: new rg.Adam(model.parameters(), { lr: 1e-2 }), loss: (s) => rg.F.crossEntropy(model.forward(data(16, 6, s)), labels(16, 3, s)) };
-  },
-  'two inputs, concatenated': () => {
-    const model = new TwoInputs();
-    return {
-      model, opt: new rg.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
-      loss: (s) => rg.F.mseLoss(model.forward(data(8, 3, s), data(8, 5, s + 50)), data(8, 2, s + 90)),
-    };
-  },
-  'siamese pair sharing weights, contrastive loss': () => {
-    const model = new Siamese();
-    return {
-      model, opt: new rg.SGD(model.parameters(), { lr: 0.1 }),
-      loss: (s) => {
-        const [e1, e2] = model.forward(data(8, 4, s), data(8, 4, s + 30));
-        const d = e1.sub(e2).square().sum(1).add(1e-6).sqrt();
-        const same = rg.tensor(Array.from({ length: 8 }, (_, i) => (i + s) % 2), [8]);
-        return same.mul(d.square()).add(rg.sub(1, same).mul(rg.sub(1, d).clamp(0).square())).mean();
-      },
-    };
-  },
-  'custom loss (log-cosh)': () => {
-    const model = new rg.Sequential([new rg.Linear(5, 8), new rg.GELU(), new rg.Linear(8, 1)]);
-    return {
-      model, opt: new rg.Adam(model.parameters(), { lr: 5e-3 }),
-      loss: (s) => {
-        const e = model.forward(data(12, 5, s)).sub(data(12, 1, s + 70));
-        return e.exp().add(e.neg().exp()).mul(0.5).log().mean(); // log cosh
-      },
-    };
-  },
-};
 
 describe.each(backends)('models written with operations, 20 steps against PyTorch (%s)', (name) => {
   it.each(golden.models.map((c) => [c.name, c] as const))('%s', (_, c) => {
     rg.setBackend(name);
-    const { model, opt, loss } = MODELS[c.name]();
-    load(model, c.initial);
-    const losses: number[] = [];
-    for (let s = 0; s < c.losses.length; s++) {
-      opt.zeroGrad();
-      model.zeroGrad();
-      const l = loss(s);
-      l.backward();
-      opt.step();
-      losses.push(l.item());
-    }
-    expectClose(losses, c.losses, 1e-4, 'losses');
-    expectWeights(model, c.final, 1e-4);
+    expect(checkModel(c)).toBeNull();
   });
-
   it('the gradient with respect to the input', () => {
     rg.setBackend(name);
-    const g = golden.inputGradient;
-    const model = new Residual();
-    load(model, g.initial);
-    const x = rg.tensor(g.x, [4, 6], { requiresGrad: true });
-    const l = rg.F.crossEntropy(model.forward(x), labels(4, 3, 1));
-    expectClose([l.item()], [g.loss], 1e-5, 'loss');
-    const [gx] = rg.autograd.grad(l, x);
-    expectClose(gx!.toArray(), g.gradient, 1e-5, 'dL/dx');
+    expect(checkInputGradient(golden.inputGradient)).toBeNull();
+  });
+  it('a check that differs says where', () => {
+    rg.setBackend(name);
+    const c = golden.ops.find((o) => o.name === 'exp')!;
+    expect(checkOp({ ...c, output: c.output.map((v, i) => (i === 2 ? v * 1.001 : v)) })).toMatch(/^output\[2\]: .*, PyTorch /);
   });
 });

@@ -24,6 +24,21 @@ it('the README example trains, evaluates and predicts', () => {
   }
 }, 120_000);
 
+it('the "Writing models" example trains a residual module by hand and takes the input gradient', () => {
+  const root = join(import.meta.dirname, '..');
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const code = readme.slice(readme.indexOf('## Writing models')).match(/```js\n([\s\S]*?)```/)![1];
+  const file = join(root, 'test', 'readme-models.tmp.mjs');
+  writeFileSync(file, code);
+  try {
+    const out = execFileSync(process.execPath, [file], { cwd: root, encoding: 'utf8' }).trim().split(/\s+/);
+    expect(Number(out[0])).toBeLessThan(0.9); // ln 3 ≈ 1.10 at chance
+    expect(out[1]).toBe('[');
+  } finally {
+    rmSync(file, { force: true });
+  }
+}, 60_000);
+
 it('the fine-tuning example freezes the first layer and learns the new digits', () => {
   const root = join(import.meta.dirname, '..');
   const out = execFileSync(process.execPath, [join(root, 'examples', 'fine-tune.mjs'), '--quick'], { cwd: root, encoding: 'utf8' });

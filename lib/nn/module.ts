@@ -8,8 +8,30 @@ import { Workspace } from '../workspace.js';
 import { wrapForward } from './graph.js';
 import type { BatchingOptions, BatchingStats, CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
 import type { DataLoader } from '../data/loader.js';
-import { compileModel, evaluateModel, fitModel, type Compiled } from '../train/fit.js';
-import { batchingStats, predictModel, predictModelAsync, setBatching } from '../train/predict.js';
+import type { Compiled } from '../train/fit.js';
+
+/**
+ * The training loop behind Module's Keras-style methods. lib/train/ installs it when it loads (lib/index.ts loads
+ * it), so that the house reads top to bottom: train uses nn and optim, nn imports nothing of train.
+ */
+export interface Trainer {
+  compile(m: Module, options: CompileOptions): void;
+  fit(m: Module, x: Tensor | DataLoader, y?: Tensor | FitOptions, options?: FitOptions): Promise<History>;
+  evaluate(m: Module, x: Tensor | DataLoader, y?: Tensor | EvaluateOptions, options?: EvaluateOptions): Promise<Record<string, number>>;
+  predict(m: Module, x: Tensor, options?: PredictOptions): Tensor;
+  predictAsync(m: Module, x: Tensor, options?: PredictOptions): Promise<Tensor>;
+  setBatching(m: Module, options: BatchingOptions): void;
+  batchingStats(m: Module): BatchingStats;
+}
+let trainer: Trainer | undefined;
+/** @internal lib/train/index.ts */
+export function installTrainer(t: Trainer): void {
+  trainer = t;
+}
+function training(): Trainer {
+  if (!trainer) throw new RetrogradError('the training loop is not loaded: import retrograd (its index), not lib/nn/ alone', 'INTERNAL');
+  return trainer;
+}
 
 export class Parameter {
   private _value!: Tensor;
@@ -403,29 +425,29 @@ export abstract class Module {
 
   // ---- Keras-style training conveniences (lib/train/) ----
   compile(options: CompileOptions): void {
-    compileModel(this, options);
+    training().compile(this, options);
   }
   /** fit(x, y, options) with tensors, or fit(loader, options) with a DataLoader. */
   fit(x: Tensor | DataLoader, y?: Tensor | FitOptions, options?: FitOptions): Promise<History> {
-    return fitModel(this, x, y, options);
+    return training().fit(this, x, y, options);
   }
   /** evaluate(x, y, options) with tensors, or evaluate(loader) with a DataLoader. */
   evaluate(x: Tensor | DataLoader, y?: Tensor | EvaluateOptions, options?: EvaluateOptions): Promise<Record<string, number>> {
-    return evaluateModel(this, x, y, options);
+    return training().evaluate(this, x, y, options);
   }
   predict(x: Tensor, options?: PredictOptions): Tensor {
-    return predictModel(this, x, options);
+    return training().predict(this, x, options);
   }
   predictAsync(x: Tensor, options?: PredictOptions): Promise<Tensor> {
-    return predictModelAsync(this, x, options);
+    return training().predictAsync(this, x, options);
   }
   /** How concurrent predictAsync calls on this model are coalesced into shared batches ({ maxBatch, maxDelayMs }). */
   setBatching(options: BatchingOptions): this {
-    setBatching(this, options);
+    training().setBatching(this, options);
     return this;
   }
   /** Batches formed from predictAsync calls so far: { batches, requests, rows }. */
   batchingStats(): BatchingStats {
-    return batchingStats(this);
+    return training().batchingStats(this);
   }
 }
