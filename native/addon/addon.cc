@@ -23,6 +23,9 @@ namespace rg::addon {
 
 class RetrogradAddon;
 
+// The type tag of NativeStorage objects (napi_type_tag_object), checked by every kernel call.
+constexpr napi_type_tag kStorageTag = {0x7265'7472'6f67'7261ULL, 0x6473'746f'7261'6765ULL};
+
 // Throws a RetrogradError (the class lib/ registers through setErrorClass) or, before that, an Error, with
 // `code` set.
 Napi::Error make_error(Napi::Env env, const char* code, const std::string& message);
@@ -173,10 +176,12 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     error_class = Napi::Persistent(info[0].As<Napi::Function>());
   }
 
-  // Wraps a new storage in a NativeStorage object.
+  // Wraps a new storage in a NativeStorage object, type-tagged so that a kernel call recognises it by one lookup
+  // (instanceof walks the prototype chain: with a kernel call's many buffers it was a visible part of the per-op cost).
   Napi::Value wrap(Napi::Env env, StoragePtr s) {
     Napi::Object obj = storage_ctor_.New({});
     NativeStorage::Unwrap(obj)->attach(env, std::move(s));
+    napi_type_tag_object(env, obj, &kStorageTag);
     return obj;
   }
 
@@ -257,10 +262,16 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   }
 
   StoragePtr storage_arg(Napi::Env env, const Napi::Value& v, const std::string& where) {
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(storage_ctor_.Value()))
-      throw make_error(env, "INVALID_ARGUMENT", where + ": expected a native storage");
+    return storage_at(env, v, [&] { return where; });
+  }
+  // The storage v holds; `where()` builds the message's prefix, only when there is an error to report.
+  template <typename Where>
+  StoragePtr storage_at(Napi::Env env, const Napi::Value& v, const Where& where) {
+    bool tagged = false;
+    if (v.IsObject()) napi_check_object_type_tag(env, v, &kStorageTag, &tagged);
+    if (!tagged) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
     const StoragePtr& s = NativeStorage::Unwrap(v.As<Napi::Object>())->storage();
-    if (!s) throw make_error(env, "INVALID_ARGUMENT", where + ": the tensor has been disposed");
+    if (!s) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
     return s;
   }
 
@@ -345,14 +356,14 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     if (!(ki >= 0 && ki < static_cast<double>(table.size()) && std::floor(ki) == ki))
       throw make_error(env, "INVALID_ARGUMENT", "run: unknown kernel index " + std::to_string(ki));
     const KernelDef& k = table[static_cast<size_t>(ki)];
-    const std::string name = k.name;
+    const char* name = k.name;
     if (info.Length() - 1 != k.args.size())
-      throw make_error(env, "INVALID_ARGUMENT", name + ": expected " + std::to_string(k.args.size()) + " arguments, got " +
+      throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": expected " + std::to_string(k.args.size()) + " arguments, got " +
                                                     std::to_string(info.Length() - 1));
     auto call = std::make_shared<Call>();
     for (size_t a = 0; a < k.args.size(); a++) {
       const Napi::Value v = info[a + 1];
-      const std::string where = name + ", argument " + std::to_string(a);
+      const auto where = [&] { return std::string(name) + ", argument " + std::to_string(a); };
       switch (k.args[a]) {
         case Arg::F32:
         case Arg::F32Opt:
@@ -364,30 +375,30 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
           if (optional && (v.IsNull() || v.IsUndefined())) {
             s = nullptr;
           } else {
-            s = storage_arg(env, v, where);
+            s = storage_at(env, v, where);
             bool is_f32 = s->dtype() == DType::F32;
             const bool want_i32 = k.args[a] == Arg::I32 || k.args[a] == Arg::I32Opt;
             const bool want_f32 = k.args[a] == Arg::F32 || k.args[a] == Arg::F32Opt;
             if ((want_i32 && is_f32) || (want_f32 && !is_f32))
-              throw make_error(env, "INVALID_ARGUMENT", where + ": expected a " + (want_i32 ? "int32" : "float32") +
+              throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a " + (want_i32 ? "int32" : "float32") +
                                                             " storage, got " + (is_f32 ? "float32" : "int32"));
           }
           call->buf[call->nbuf++] = std::move(s);
           break;
         }
         case Arg::Bool:
-          if (!v.IsBoolean()) throw make_error(env, "INVALID_ARGUMENT", where + ": expected a boolean");
+          if (!v.IsBoolean()) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a boolean");
           call->s[call->ns++] = v.As<Napi::Boolean>().Value() ? 1 : 0;
           break;
         default: {
-          if (!v.IsNumber()) throw make_error(env, "INVALID_ARGUMENT", where + ": expected a number");
+          if (!v.IsNumber()) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a number");
           double d = v.As<Napi::Number>().DoubleValue();
           if (k.args[a] == Arg::Size && !(d >= 0 && d < 2147483648.0 && std::floor(d) == d))
-            throw make_error(env, "INVALID_ARGUMENT", where + ": expected an integer size in [0, 2^31), got " + std::to_string(d));
+            throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an integer size in [0, 2^31), got " + std::to_string(d));
           if (k.args[a] == Arg::Int && !(std::fabs(d) < 9007199254740992.0 && std::floor(d) == d))
-            throw make_error(env, "INVALID_ARGUMENT", where + ": expected an integer, got " + std::to_string(d));
+            throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an integer, got " + std::to_string(d));
           if (k.args[a] == Arg::Act && !(d == 0 || d == 1 || d == 2))
-            throw make_error(env, "INVALID_ARGUMENT", where + ": expected an activation code 0, 1 or 2, got " + std::to_string(d));
+            throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an activation code 0, 1 or 2, got " + std::to_string(d));
           call->s[call->ns++] = d;
         }
       }
@@ -397,9 +408,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       if (!call->buf[i]) continue;
       double have = static_cast<double>(call->buf[i]->size());
       if (std::isnan(need[i]))
-        throw make_error(env, "INVALID_ARGUMENT", name + ": the sizes give no valid shape (a window larger than the padded input, a zero stride, or more dimensions than the kernel takes)");
+        throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": the sizes give no valid shape (a window larger than the padded input, a zero stride, or more dimensions than the kernel takes)");
       if (!(have >= need[i]))
-        throw make_error(env, "INVALID_ARGUMENT", name + ": buffer " + std::to_string(i) + " holds " +
+        throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": buffer " + std::to_string(i) + " holds " +
                                                       std::to_string(call->buf[i]->size()) + " elements, needs " +
                                                       std::to_string(static_cast<int64_t>(need[i])));
     }
@@ -407,7 +418,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     queue_.enqueue([call, fn, name](ThreadPool& pool) {
       Status s = fn(pool, *call);
       if (!s.ok() && s.message.rfind(name, 0) != 0 && s.message.find(':') == std::string::npos)
-        s.message = name + ": " + s.message;
+        s.message = std::string(name) + ": " + s.message;
       return s;
     });
   }

@@ -46,6 +46,11 @@ uint64_t CommandQueue::enqueue(Command command, bool always) {
     pending_.store(commands_.size(), std::memory_order_release);
   }
   has_work_.notify_one();
+  // Back-pressure: a caller that queues faster than the kernels run (a model written op by op, with tensors made
+  // per operation) would otherwise keep every queued command's output alive at once, each in freshly faulted
+  // memory, instead of reusing the storage cache's warm blocks (measured: a 16 K-float ReLU per call 140 µs against
+  // 8 µs). A training step of fit queues far fewer commands than this.
+  if (seq > kMaxPending && pending_.load(std::memory_order_acquire) >= kMaxPending) wait_for(seq - kMaxPending / 2);
   return seq;
 }
 
@@ -60,7 +65,9 @@ void CommandQueue::wait_for(uint64_t seq) {
   // (measured: 256³ products at 110 GFLOP/s with the reader spinning, 160 without).
   spin_until([&] { return completed_atomic_.load(std::memory_order_acquire) >= seq || pool_.busy(); });
   std::unique_lock<std::mutex> lock(mu_);
-  progressed_.wait(lock, [&] { return completed_ >= seq; });
+  waiting_.fetch_add(1);  // seq_cst: seen by execute() before it reads waiting_, or completed_ is seen here
+  progressed_.wait(lock, [&] { return completed_atomic_.load() >= seq; });
+  waiting_.fetch_sub(1);
 }
 
 Status CommandQueue::sync() {
@@ -73,6 +80,7 @@ Status CommandQueue::take_error(uint64_t seq) {
   if (error_.ok() || error_seq_ > seq) return Status::Ok();
   Status s = std::move(error_);
   error_ = Status::Ok();
+  failed_.store(false);
   // The commands queued so far were queued without knowing of the failure (fit queues the next step before it
   // reads this one's loss): they are skipped too, not only those that had not run when the error was taken.
   skip_until_ = enqueued_;
@@ -111,18 +119,16 @@ void CommandQueue::run() {
       command = std::move(commands_.front().command);
       commands_.pop_front();
       pending_.store(commands_.size(), std::memory_order_release);
-      seq = completed_ + 1;
+      seq = ++popped_;
     }
     execute(command, always, seq);
   }
 }
 
+// The lock is taken only to record a failure or to wake a waiting reader: with one queued command per tensor
+// operation, three lock round trips per command contended with the enqueuing thread (measured: a kernel call 3.1 µs).
 void CommandQueue::execute(Command& command, bool always, uint64_t seq) {
-  bool skip;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    skip = (!error_.ok() || seq <= skip_until_) && !always;
-  }
+  const bool skip = (failed_.load() || seq <= skip_until_.load()) && !always;
   Status s;
   if (!skip) {
     try {
@@ -134,16 +140,19 @@ void CommandQueue::execute(Command& command, bool always, uint64_t seq) {
     }
   }
   command = nullptr;  // release the storages it holds before reporting progress
-  {
+  if (!s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!s.ok() && error_.ok()) {
+    if (error_.ok()) {
       error_ = std::move(s);
       error_seq_ = seq;
+      failed_.store(true);
     }
-    completed_++;
-    completed_atomic_.store(completed_, std::memory_order_release);
   }
-  progressed_.notify_all();
+  completed_atomic_.store(seq);  // seq_cst, paired with wait_for's waiting_
+  if (waiting_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    progressed_.notify_all();
+  }
 }
 
 }  // namespace rg

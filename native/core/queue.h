@@ -51,6 +51,8 @@ class CommandQueue {
   Status take_read_error(uint64_t seq);
 
   int threads() const { return pool_.size(); }
+  // The most commands waiting to run before enqueue waits for half of them (see enqueue).
+  static constexpr size_t kMaxPending = 1024;
   // Empty, or why the queue or its pool could not start every thread it wanted (it runs with what it got).
   std::string start_error() const { return start_error_.empty() ? pool_.start_error() : start_error_; }
 
@@ -68,13 +70,15 @@ class CommandQueue {
   };
   std::deque<Entry> commands_;
   uint64_t enqueued_ = 0;
-  uint64_t completed_ = 0;
+  uint64_t popped_ = 0;  // commands taken by the queue's thread (their sequence numbers)
   Status error_;
   uint64_t error_seq_ = 0;  // sequence number of the command that failed
-  uint64_t skip_until_ = 0;
-  std::set<uint64_t> pending_reads_;  // commands up to this one are skipped (queued before a failure was reported)
+  std::atomic<uint64_t> skip_until_{0};  // commands up to this one are skipped (queued before a failure was reported)
+  std::atomic<bool> failed_{false};  // error_ holds a failure (read without the lock by the queue's thread)
+  std::atomic<int> waiting_{0};  // readers blocked in wait_for
+  std::set<uint64_t> pending_reads_;  // asynchronous reads queued and not yet delivered
   bool stop_ = false;
-  // Mirrors of commands_.size() and completed_, readable without the lock by spinning threads.
+  // commands_.size(), and the sequence number of the last command run, readable without the lock.
   std::atomic<size_t> pending_{0};
   std::atomic<uint64_t> completed_atomic_{0};
   std::atomic<bool> stopping_{false};

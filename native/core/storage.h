@@ -40,8 +40,8 @@ class Storage {
   Storage(DType dtype, size_t size, void* base, void* data) : dtype_(dtype), size_(size), base_(base), data_(data) {}
   DType dtype_;
   size_t size_;
-  void* base_;  // what calloc returned
-  void* data_;  // base_ rounded up to 64 bytes
+  void* base_;  // the block from the host storage cache (storage.cc), 64-byte aligned
+  void* data_;  // the elements: base_ on the host
 };
 
 using StoragePtr = std::shared_ptr<Storage>;
