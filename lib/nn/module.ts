@@ -165,6 +165,7 @@ export abstract class Module {
   /** @internal true while fit / evaluate / predictAsync run, to refuse overlapping calls. */
   busy = false;
 
+  private fieldCount = -1;
   private readonly _parameters = new Map<string, Parameter>();
   private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();
@@ -210,7 +211,13 @@ export abstract class Module {
   /** Fields holding a Module or a Parameter that were assigned rather than registered: registered under the field's
    * name (PyTorch's attribute registration), in the order they were assigned. */
   private discover(): void {
-    for (const [key, v] of Object.entries(this)) {
+    // fields are rarely added after construction: look again only when their number changed (this runs at every
+    // parameters() call, zeroGrad's included)
+    const keys = Object.keys(this);
+    if (keys.length === this.fieldCount) return;
+    this.fieldCount = keys.length;
+    for (const key of keys) {
+      const v = (this as unknown as Record<string, unknown>)[key];
       if (key.startsWith('_')) continue;
       if (v instanceof Module && v !== this) {
         if (![...this._modules.values()].includes(v)) this._modules.set(key, v);
