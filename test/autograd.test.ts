@@ -170,6 +170,24 @@ describe.each(backends)('modules on the graph (%s)', (name) => {
     viaLayers.forEach((g, i) => close(g, viaOps[i], 1e-5));
   });
 
+  it('a Sequential holding a module written with operations records every layer (no fusion that the graph cannot see)', () => {
+    rg.setBackend(name);
+    rg.manualSeed(4);
+    const block = new Residual();
+    const lin = new rg.Linear(4, 2);
+    const seq = new rg.Sequential([new rg.Linear(3, 4), new rg.ReLU(), block, lin, new rg.ReLU()]);
+    const x = rg.randn([5, 3]);
+    seq.zeroGrad();
+    seq.forward(x).sum().backward();
+    const viaSeq = seq.parameters().map((p) => arr(p.grad));
+    seq.zeroGrad();
+    const [l0] = seq.layers as [rg.Linear];
+    rg.linear(block.forward(rg.linear(x, l0.weight, l0.bias).relu()), lin.weight, lin.bias).relu().sum().backward();
+    const viaOps = seq.parameters().map((p) => arr(p.grad));
+    viaSeq.forEach((g, i) => close(g, viaOps[i], 1e-5));
+    expect(viaSeq[0].some((v) => v !== 0)).toBe(true);
+  });
+
   it('Module.backward still works for built-in layers (the original API)', () => {
     rg.setBackend(name);
     rg.manualSeed(2);

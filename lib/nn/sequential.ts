@@ -8,6 +8,7 @@ import { ACT, type ActCode } from '../backend.js';
 import { LeakyReLU, ReLU } from './activation.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
+import { isGradEnabled } from '../autograd/engine.js';
 
 export class Sequential extends Module {
   readonly layers: readonly Module[];
@@ -27,9 +28,12 @@ export class Sequential extends Module {
   forward(x: Tensor): Tensor {
     let h = x;
     const fused: boolean[] = [];
+    // On the graph (a Sequential holding a module written with operations), each layer records itself: no fusion,
+    // whose backward only Sequential.backward knows. A Sequential of built-in layers is one node, run under noGrad.
+    const fuse = !isGradEnabled();
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i];
-      const act = layer instanceof Linear ? epilogueOf(this.layers[i + 1]) : undefined;
+      const act = fuse && layer instanceof Linear ? epilogueOf(this.layers[i + 1]) : undefined;
       if (act) {
         // Linear then ReLU / LeakyReLU: one kernel, the activation in the matrix product's epilogue.
         h = (layer as Linear).forwardAct(h, act.code, act.slope);
