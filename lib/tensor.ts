@@ -26,7 +26,10 @@ export function tidy<T>(fn: () => T): T {
   if (result instanceof Promise) throw new TypeError('rg.tidy: fn must be synchronous (it returned a promise)');
   const keep = new Set<Tensor>();
   const visit = (v: unknown) => {
-    if (v instanceof Tensor) keep.add(v);
+    if (v instanceof Tensor) {
+      keep.add(v);
+      keep.add(v.viewBase); // a view's storage is its base's
+    }
     else if (Array.isArray(v)) v.forEach(visit);
     else if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(visit);
   };

@@ -110,6 +110,25 @@ describe.each(backends)('the engine (%s)', (name) => {
     expect(arr(a.add(1))).toEqual([2, 3, 4]); // still usable
   });
 
+  it('a gradient given for two inputs reaches both (x + x on a leaf and on a Parameter)', () => {
+    rg.setBackend(name);
+    const x = rg.tensor([1, 2, 3], [3], { requiresGrad: true });
+    x.add(x).sum().backward();
+    expect(arr(x.grad)).toEqual([2, 2, 2]);
+    const p = new rg.Parameter(rg.tensor([1, 2], [2]));
+    p.add(p).mul(p).sum().backward();
+    expect(arr(p.grad)).toEqual([4, 8]);
+  });
+
+  it('tidy keeps a returned view and its storage', () => {
+    rg.setBackend(name);
+    const x = rg.tensor([1, 2, 3, 4], [2, 2]);
+    const s = rg.tidy(() => x.mul(2).sum());
+    expect(s.item()).toBe(20);
+    const m = rg.tidy(() => x.matmul(x));
+    expect(arr(m)).toEqual([7, 10, 15, 22]);
+  });
+
   it('tidy frees every intermediate but what is returned', () => {
     rg.setBackend(name);
     const x = rg.randn([16]);
@@ -186,6 +205,40 @@ describe.each(backends)('modules on the graph (%s)', (name) => {
     const viaOps = seq.parameters().map((p) => arr(p.grad));
     viaSeq.forEach((g, i) => close(g, viaOps[i], 1e-5));
     expect(viaSeq[0].some((v) => v !== 0)).toBe(true);
+  });
+
+  it.each([
+    ['BatchNorm1d', () => new rg.BatchNorm1d(3), [4, 3]],
+    ['LayerNorm', () => new rg.LayerNorm(3), [4, 3]],
+    ['LSTM', () => new rg.LSTM(3, 2, { batchFirst: true }), [2, 4, 3]],
+    ['MaxPool2d after Conv2d', () => new rg.Sequential([new rg.Conv2d(1, 2, 3, { padding: 1 }), new rg.MaxPool2d(2)]), [2, 1, 4, 4]],
+  ] as const)('%s called twice in one forward gives twice the gradient of one call', (_, make, shape) => {
+    rg.setBackend(name);
+    rg.manualSeed(9);
+    const m = make();
+    const x = rg.randn([...shape]);
+    m.zeroGrad();
+    m.forward(x).sum().backward();
+    const once = m.parameters().map((p) => arr(p.grad));
+    m.zeroGrad();
+    m.forward(x).sum().add(m.forward(x).sum()).backward();
+    m.parameters().forEach((p, i) => close(arr(p.grad), once[i].map((v) => 2 * v), 1e-4));
+  });
+
+  it('a field replaced by another module is registered in its place', () => {
+    rg.setBackend(name);
+    class Net extends rg.Module {
+      head: rg.Module | null = new rg.Linear(3, 2);
+      forward(x: rg.Tensor) {
+        return this.head!.forward(x);
+      }
+    }
+    const net = new Net();
+    expect(net.stateDict()['head.weight'].shape).toEqual([2, 3]);
+    net.head = new rg.Linear(3, 5);
+    expect(net.stateDict()['head.weight'].shape).toEqual([5, 3]);
+    net.head = null;
+    expect(Object.keys(net.stateDict())).toEqual([]);
   });
 
   it('Module.backward still works for built-in layers (the original API)', () => {

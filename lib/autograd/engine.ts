@@ -112,16 +112,17 @@ export function edgeOf(x: Tensor): Edge {
  * Records an operation when the graph is on and an input requires grad: `outputs` get the node (and become
  * non-leaves). `inputs` are the differentiable inputs in the order the backward returns their gradients.
  */
-export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): void {
-  if (!gradEnabled) return;
+export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): Node | undefined {
+  if (!gradEnabled) return undefined;
   let any = false;
   for (const x of inputs) if (requiresGrad(x)) any = true;
-  if (!any) return;
+  if (!any) return undefined;
   const node = new Node(name, inputs.map(edgeOf), [...saved], outputs.length, backward);
   outputs.forEach((o, i) => {
     o.gradFn = node;
     o.outputIndex = i;
   });
+  return node;
 }
 
 // ---- the backward pass ----
@@ -224,21 +225,23 @@ function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]
     });
     const out = node.apply(grads);
     if (!retainGraph) node.release();
-    // the node's incoming gradients are freed unless passed on (as themselves or as views of themselves)
-    const passed = new Set(out.map((o) => o?.viewBase));
-    for (const g of grads) if (g && !passed.has(g.viewBase)) drop(g);
-    // a gradient given for two inputs (x + x) is delivered once and copied for the others
-    const delivered = new Set<Tensor>();
+    // Which gradient goes to which edge, decided before anything is freed: a tensor given for two inputs (x + x) goes
+    // to the first as itself and to the others as copies; every tensor of `grads` and `out` (by storage) that no
+    // edge takes is freed, once.
+    const given: (Tensor | null)[] = node.edges.map(() => null);
+    const taken = new Set<Tensor>();
     node.edges.forEach((e, i) => {
-      let g = out[i];
-      if (g && e) {
-        if (delivered.has(g.viewBase)) g = copyOf(g);
-        else delivered.add(g.viewBase);
-      }
-      if (!e) {
-        if (g && !grads.some((x) => x && x.viewBase === g.viewBase)) drop(g);
-        return;
-      }
+      const g = out[i];
+      if (!g || !e) return;
+      given[i] = taken.has(g.viewBase) ? copyOf(g) : g;
+      taken.add(g.viewBase);
+    });
+    const unused = new Set<Tensor>();
+    for (const g of [...grads, ...out]) if (g && !taken.has(g.viewBase)) unused.add(g.viewBase);
+    for (const g of unused) g.dispose();
+    node.edges.forEach((e, i) => {
+      const g = given[i];
+      if (!e) return;
       if ('leaf' in e) {
         if (g) toLeaf(e.leaf, g, true);
         return;

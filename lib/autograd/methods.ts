@@ -14,8 +14,93 @@ import * as shape from './shape.js';
 
 type Dims = number | readonly number[] | null | undefined;
 
+/** The operations, as methods: on Tensor, and on Parameter (which stands for its value). */
+export interface TensorMethods {
+  add(other: TensorLike, options?: { alpha?: number }): Tensor;
+  sub(other: TensorLike, options?: { alpha?: number }): Tensor;
+  mul(other: TensorLike): Tensor;
+  div(other: TensorLike): Tensor;
+  pow(exponent: TensorLike): Tensor;
+  neg(): Tensor;
+  exp(): Tensor;
+  log(): Tensor;
+  log1p(): Tensor;
+  sqrt(): Tensor;
+  rsqrt(): Tensor;
+  abs(): Tensor;
+  sign(): Tensor;
+  sin(): Tensor;
+  cos(): Tensor;
+  tanh(): Tensor;
+  sigmoid(): Tensor;
+  relu(): Tensor;
+  gelu(): Tensor;
+  leakyRelu(negativeSlope?: number): Tensor;
+  softplus(beta?: number, threshold?: number): Tensor;
+  clamp(min?: number | null, max?: number | null): Tensor;
+  square(): Tensor;
+  reciprocal(): Tensor;
+  maximum(other: TensorLike): Tensor;
+  minimum(other: TensorLike): Tensor;
+  eq(other: TensorLike): Tensor;
+  ne(other: TensorLike): Tensor;
+  lt(other: TensorLike): Tensor;
+  le(other: TensorLike): Tensor;
+  gt(other: TensorLike): Tensor;
+  ge(other: TensorLike): Tensor;
+  where(condition: TensorLike, other: TensorLike): Tensor;
+  maskedFill(mask: TensorLike, value: number): Tensor;
+
+  sum(dim?: Dims, options?: red.ReduceOptions): Tensor;
+  mean(dim?: Dims, options?: red.ReduceOptions): Tensor;
+  max(): Tensor;
+  max(dim: number, options?: red.ReduceOptions): { values: Tensor; indices: Tensor };
+  min(): Tensor;
+  min(dim: number, options?: red.ReduceOptions): { values: Tensor; indices: Tensor };
+  argmax(dim?: number, options?: red.ReduceOptions): Tensor;
+  argmin(dim?: number, options?: red.ReduceOptions): Tensor;
+  var(dim?: Dims, options?: red.VarOptions): Tensor;
+  std(dim?: Dims, options?: red.VarOptions): Tensor;
+  logsumexp(dim?: Dims, options?: red.ReduceOptions): Tensor;
+  norm(p?: number, dim?: Dims, options?: red.ReduceOptions): Tensor;
+  softmax(dim?: number): Tensor;
+  logSoftmax(dim?: number): Tensor;
+
+  matmul(other: TensorLike): Tensor;
+  t(): Tensor;
+
+  view(shape: readonly number[]): Tensor;
+  flatten(startDim?: number, endDim?: number): Tensor;
+  squeeze(dim?: number | number[]): Tensor;
+  unsqueeze(dim: number): Tensor;
+  permute(...dims: number[]): Tensor;
+  transpose(dim0: number, dim1: number): Tensor;
+  expand(...shape: number[]): Tensor;
+  expandAs(other: Tensor): Tensor;
+  contiguous(): Tensor;
+  narrow(dim: number, start: number, length: number): Tensor;
+  slice(dim: number, start?: number, end?: number, step?: number): Tensor;
+  select(dim: number, index: number): Tensor;
+  /** x.at(i, j) is x[i][j] (a tensor; .item() reads a single element). */
+  at(...indices: number[]): Tensor;
+  split(sizeOrSizes: number | readonly number[], dim?: number): Tensor[];
+  chunk(chunks: number, dim?: number): Tensor[];
+  indexSelect(dim: number, index: TensorLike): Tensor;
+  gather(dim: number, index: TensorLike): Tensor;
+  scatterAdd(dim: number, index: TensorLike, src: TensorLike): Tensor;
+
+  /** In place (bumps the version: a backward that saved this tensor then refuses to run). */
+  add_(other: TensorLike, options?: { alpha?: number }): this;
+  sub_(other: TensorLike, options?: { alpha?: number }): this;
+  mul_(other: TensorLike): this;
+  div_(other: TensorLike): this;
+  zero_(): this;
+  fill_(value: number): this;
+  clamp_(min?: number | null, max?: number | null): this;
+}
+
 declare module '../tensor.js' {
-  interface Tensor {
+  interface Tensor extends TensorMethods {
     /** Whether backward computes a gradient for this tensor (leaves set it; results of operations inherit it). */
     requiresGrad: boolean;
     /** The gradient backward accumulated into this leaf (null until then); a Parameter's value shows its grad. */
@@ -30,89 +115,10 @@ declare module '../tensor.js' {
     detach(): Tensor;
     /** A copy that stays in the graph (PyTorch's clone). */
     clone(): Tensor;
-
-    add(other: TensorLike, options?: { alpha?: number }): Tensor;
-    sub(other: TensorLike, options?: { alpha?: number }): Tensor;
-    mul(other: TensorLike): Tensor;
-    div(other: TensorLike): Tensor;
-    pow(exponent: TensorLike): Tensor;
-    neg(): Tensor;
-    exp(): Tensor;
-    log(): Tensor;
-    log1p(): Tensor;
-    sqrt(): Tensor;
-    rsqrt(): Tensor;
-    abs(): Tensor;
-    sign(): Tensor;
-    sin(): Tensor;
-    cos(): Tensor;
-    tanh(): Tensor;
-    sigmoid(): Tensor;
-    relu(): Tensor;
-    gelu(): Tensor;
-    leakyRelu(negativeSlope?: number): Tensor;
-    softplus(beta?: number, threshold?: number): Tensor;
-    clamp(min?: number | null, max?: number | null): Tensor;
-    square(): Tensor;
-    reciprocal(): Tensor;
-    maximum(other: TensorLike): Tensor;
-    minimum(other: TensorLike): Tensor;
-    eq(other: TensorLike): Tensor;
-    ne(other: TensorLike): Tensor;
-    lt(other: TensorLike): Tensor;
-    le(other: TensorLike): Tensor;
-    gt(other: TensorLike): Tensor;
-    ge(other: TensorLike): Tensor;
-    where(condition: TensorLike, other: TensorLike): Tensor;
-    maskedFill(mask: TensorLike, value: number): Tensor;
-
-    sum(dim?: Dims, options?: red.ReduceOptions): Tensor;
-    mean(dim?: Dims, options?: red.ReduceOptions): Tensor;
-    max(): Tensor;
-    max(dim: number, options?: red.ReduceOptions): { values: Tensor; indices: Tensor };
-    min(): Tensor;
-    min(dim: number, options?: red.ReduceOptions): { values: Tensor; indices: Tensor };
-    argmax(dim?: number, options?: red.ReduceOptions): Tensor;
-    argmin(dim?: number, options?: red.ReduceOptions): Tensor;
-    var(dim?: Dims, options?: red.VarOptions): Tensor;
-    std(dim?: Dims, options?: red.VarOptions): Tensor;
-    logsumexp(dim?: Dims, options?: red.ReduceOptions): Tensor;
-    norm(p?: number, dim?: Dims, options?: red.ReduceOptions): Tensor;
-    softmax(dim?: number): Tensor;
-    logSoftmax(dim?: number): Tensor;
-
-    matmul(other: TensorLike): Tensor;
-    t(): Tensor;
-
-    view(shape: readonly number[]): Tensor;
-    flatten(startDim?: number, endDim?: number): Tensor;
-    squeeze(dim?: number | number[]): Tensor;
-    unsqueeze(dim: number): Tensor;
-    permute(...dims: number[]): Tensor;
-    transpose(dim0: number, dim1: number): Tensor;
-    expand(...shape: number[]): Tensor;
-    expandAs(other: Tensor): Tensor;
-    contiguous(): Tensor;
-    narrow(dim: number, start: number, length: number): Tensor;
-    slice(dim: number, start?: number, end?: number, step?: number): Tensor;
-    select(dim: number, index: number): Tensor;
-    /** x.at(i, j) is x[i][j] (a tensor; .item() reads a single element). */
-    at(...indices: number[]): Tensor;
-    split(sizeOrSizes: number | readonly number[], dim?: number): Tensor[];
-    chunk(chunks: number, dim?: number): Tensor[];
-    indexSelect(dim: number, index: TensorLike): Tensor;
-    gather(dim: number, index: TensorLike): Tensor;
-    scatterAdd(dim: number, index: TensorLike, src: TensorLike): Tensor;
-
-    /** In place (bumps the version: a backward that saved this tensor then refuses to run). */
-    add_(other: TensorLike, options?: { alpha?: number }): this;
-    sub_(other: TensorLike, options?: { alpha?: number }): this;
-    mul_(other: TensorLike): this;
-    div_(other: TensorLike): this;
-    zero_(): this;
-    fill_(value: number): this;
-    clamp_(min?: number | null, max?: number | null): this;
   }
+}
+declare module '../nn/module.js' {
+  interface Parameter extends TensorMethods {}
 }
 
 const P = Tensor.prototype as unknown as Record<string, unknown>;

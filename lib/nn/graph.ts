@@ -4,12 +4,22 @@
 // module's backward reads from the last forward (its cached input, output, masks…) is kept with the node and put
 // back while the node's backward runs, so a module called twice in one forward (shared weights) is correct. The
 // module's backward accumulates its parameters' gradients itself, as in Module.backward.
-import { isGradEnabled, noGrad, record, requiresGrad } from '../autograd/engine.js';
+import { isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
 import { Tensor } from '../tensor.js';
 import type { Module } from './module.js';
+import { Scratch } from './util.js';
 
 /** > 0 while a hand-written module's forward runs: its sub-modules' forwards record nothing. */
 let insideFused = 0;
+
+/** The node each module's last recorded forward made, while its backward has not run. */
+const pendingNode = new WeakMap<Module, Node>();
+/** true while a forward runs whose module's previous forward still awaits its backward (a module called twice in one
+ * forward): what that forward made must not be freed by this one. */
+let keepingPrevious = false;
+export function keepPreviousForward(): boolean {
+  return keepingPrevious;
+}
 
 /** Whether m's forward and backward are defined together (the same class) and so are those of all its sub-modules:
  * then its backward can stand for everything its forward did. */
@@ -40,12 +50,20 @@ export function wrapForward(m: Module): void {
       if (!requiresGrad(x) && params.length === 0) return own.apply(this, args);
       if (!hasOwnBackward(this)) return own.apply(this, args);
       const before = fieldsOf(this);
+      // called again before the last call's backward ran (shared weights): the scratch tensors of that call stay with
+      // its node instead of being freed by this forward
+      const previous = pendingNode.get(this);
+      const keep = previous !== undefined && !previous.released;
+      if (keep) for (const fields of before.values()) for (const v of Object.values(fields)) if (v instanceof Scratch) v.disown();
       let y: Tensor;
+      const wasKeeping = keepingPrevious;
       insideFused++;
+      keepingPrevious = keep;
       try {
         y = noGrad(() => own.apply(this, args));
       } finally {
         insideFused--;
+        keepingPrevious = wasKeeping;
       }
       // what the forward changed is what its backward will read
       const after = fieldsOf(this);
@@ -63,20 +81,32 @@ export function wrapForward(m: Module): void {
       const label = (this as unknown as { label?: string }).label ?? this.constructor.name;
       const inputs = [x, ...params.map((p) => p.value)];
       const self = this;
-      record(label, inputs, [y], saved, ([g]) => {
+      const node = record(label, inputs, [y], saved, ([g]) => {
         if (!g) return inputs.map(() => null);
         // put back this forward's state, run the hand-written backward, then restore whatever is there now
         const now = changed.map(([mod, k]) => (mod as unknown as Record<string, unknown>)[k]);
         for (const [mod, k, v] of changed) (mod as unknown as Record<string, unknown>)[k] = v;
         try {
           const wantInput = requiresGrad(x);
-          const dx = self.backward(g, wantInput);
+          const dx = ownBackward.call(self, g, wantInput);
           return [wantInput ? dx : null, ...params.map(() => null)];
         } finally {
           changed.forEach(([mod, k], i) => ((mod as unknown as Record<string, unknown>)[k] = now[i]));
         }
       });
+      if (node) pendingNode.set(this, node);
       return y;
+    },
+  });
+  // Module.backward called by hand consumes the last forward's state, as the node's backward would: the node is done
+  const ownBackward = (m as unknown as { backward: (dy: Tensor, inputGrad?: boolean) => Tensor }).backward;
+  Object.defineProperty(m, 'backward', {
+    configurable: true,
+    writable: true,
+    value: function backward(this: Module, dy: Tensor, inputGrad?: boolean): Tensor {
+      pendingNode.get(this)?.release();
+      pendingNode.delete(this);
+      return ownBackward.call(this, dy, inputGrad);
     },
   });
 }

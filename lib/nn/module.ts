@@ -166,6 +166,8 @@ export abstract class Module {
   busy = false;
 
   private fieldCount = -1;
+  /** Fields registered by discovery, with what they held then. */
+  private readonly discovered = new Map<string, Module | Parameter>();
   private readonly _parameters = new Map<string, Parameter>();
   private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();
@@ -213,16 +215,32 @@ export abstract class Module {
   private discover(): void {
     // fields are rarely added after construction: look again only when their number changed (this runs at every
     // parameters() call, zeroGrad's included)
+    const self = this as unknown as Record<string, unknown>;
+    // a field that was registered by discovery and now holds something else (a new head, null) is registered anew
+    let changed = false;
+    for (const [key, was] of this.discovered) {
+      if (self[key] === was) continue;
+      this._modules.delete(key);
+      this._parameters.delete(key);
+      this.discovered.delete(key);
+      changed = true;
+    }
     const keys = Object.keys(this);
-    if (keys.length === this.fieldCount) return;
+    if (!changed && keys.length === this.fieldCount) return;
     this.fieldCount = keys.length;
     for (const key of keys) {
-      const v = (this as unknown as Record<string, unknown>)[key];
+      const v = self[key];
       if (key.startsWith('_')) continue;
       if (v instanceof Module && v !== this) {
-        if (![...this._modules.values()].includes(v)) this._modules.set(key, v);
+        if (![...this._modules.values()].includes(v)) {
+          this._modules.set(key, v);
+          this.discovered.set(key, v);
+        }
       } else if (v instanceof Parameter) {
-        if (![...this._parameters.values()].includes(v)) this._parameters.set(key, v);
+        if (![...this._parameters.values()].includes(v)) {
+          this._parameters.set(key, v);
+          this.discovered.set(key, v);
+        }
       }
     }
   }

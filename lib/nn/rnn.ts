@@ -13,6 +13,7 @@
 // `.initialStateGrad` holds dL/dinitialState when an initial state was set. The state tensors belong to the layer: a
 // last state stays valid while it is the last state or the initial state, and is freed once it is neither.
 // Gradient contract: weight and bias gradients accumulate (or overwrite freshly zeroed grads); dx overwrites.
+import { keepPreviousForward } from './graph.js';
 import { currentBackend, RNN_GATES, RNN_MODE, RNN_WS } from '../backend.js';
 import { checkNumber, checkOptions, describe } from '../errors.js';
 import { uniform } from '../random.js';
@@ -216,7 +217,9 @@ abstract class RecurrentBase extends Module {
     saved.yShape = y.shape;
     this.saved = saved;
     this._lastState = cLast ? [hLast, cLast] : hLast;
-    if (this.ws.reuse === 0) {
+    if (this.ws.reuse === 0 && keepPreviousForward()) {
+      this.ownedStates = []; // the last forward's autograd node keeps its states for its backward; the GC frees them
+    } else if (this.ws.reuse === 0) {
       // The state tensors are the layer's: one stays alive while it is the last state or the initial state (truncated
       // BPTT: each batch starts where the last one ended), and is freed once it is neither. (Inside fit they are the
       // workspace's.)

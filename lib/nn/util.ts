@@ -65,4 +65,10 @@ export class Scratch {
     t.dispose();
     this.owned.delete(key);
   }
+
+  /** @internal Lets go of the tensors made so far without disposing them: an autograd node that recorded the layer
+   * keeps them for its backward (lib/nn/graph.ts), so the next forward must not free them. */
+  disown(): void {
+    this.owned.clear();
+  }
 }
