@@ -68,6 +68,34 @@ describe.each(backends)('the engine (%s)', (name) => {
     close(arr(gx), numeric, 2e-3);
   });
 
+  it('autograd.grad leaves every .grad alone, built-in layers included, and runs only what leads to its inputs', () => {
+    rg.setBackend(name);
+    rg.manualSeed(6);
+    const lin = new rg.Linear(3, 2);
+    lin.zeroGrad();
+    const x = rg.randn([4, 3], { requiresGrad: true });
+    const h = lin.forward(x).tanh();
+    const side = rg.tensor([1, 2, 3], [3], { requiresGrad: true });
+    const other = side.log(); // a branch the inputs do not need
+    rg.noGrad(() => side.mul_(2)); // would fail that branch's backward
+    const [gh] = rg.autograd.grad(h.sum().add(other.sum()), h);
+    expect(arr(gh)).toEqual(new Array(8).fill(1));
+    expect(arr(lin.weight.grad).every((v) => v === 0)).toBe(true);
+    expect(x.grad).toBeNull();
+  });
+
+  it('a backward that fails on a changed tensor changes no gradient', () => {
+    rg.setBackend(name);
+    const w = rg.tensor([1, 2], [2], { requiresGrad: true });
+    const x = rg.tensor([0.5, 1], [2], { requiresGrad: true });
+    const e = rg.noGrad(() => x.mul(1));
+    const loss = x.mul(e).sum().add(w.mul(3).sum());
+    rg.noGrad(() => e.mul_(2));
+    expect(() => loss.backward()).toThrow(/changed by an in-place operation/);
+    expect(w.grad).toBeNull();
+    expect(x.grad).toBeNull();
+  });
+
   it('custom Functions: forward and backward written with operations', () => {
     rg.setBackend(name);
     class Cube extends rg.autograd.Function {

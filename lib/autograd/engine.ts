@@ -38,6 +38,12 @@ export class Node implements GradNode {
 
   /** @internal Runs the backward: checks that the saved tensors are still there and unchanged. */
   apply(grads: (Tensor | null)[]): (Tensor | null)[] {
+    this.check();
+    return this.fn(grads, this.savedTensors!.map((s) => s.tensor));
+  }
+
+  /** @internal Throws unless the backward can run: not released, its saved tensors alive and unchanged. */
+  check(): void {
     if (this.released || !this.savedTensors)
       throw new RetrogradError(
         `backward: trying to go through the graph a second time (${this.name}'s saved tensors were released by the first backward); pass { retainGraph: true } to the first call`,
@@ -52,7 +58,6 @@ export class Node implements GradNode {
       if (s.tensor.disposed)
         throw new RetrogradError(`backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) has been disposed`, 'DISPOSED');
     }
-    return this.fn(grads, this.savedTensors.map((s) => s.tensor));
   }
 
   release(): void {
@@ -64,6 +69,12 @@ export class Node implements GradNode {
 // ---- grad mode ----
 
 let gradEnabled = true;
+/** > 0 while rg.autograd.grad runs a backward: nodes must not accumulate into parameters' gradients. */
+let capturing = 0;
+/** @internal Whether the backward running now returns gradients (autograd.grad) rather than accumulating them. */
+export function isCapturing(): boolean {
+  return capturing > 0;
+}
 
 /** Whether operations record the graph now (false inside noGrad). */
 export function isGradEnabled(): boolean {
@@ -181,6 +192,27 @@ function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]
       if (!seen) stack.push(e.node);
     }
   }
+  // with capture, only the nodes that lead to a captured tensor run: the rest of the graph is left as it is
+  let needed: ((n: Node) => boolean) | undefined;
+  if (capture) {
+    // reaches(n): a captured tensor is n's output or lies behind n; a node runs when one lies behind it (a captured
+    // intermediate takes its gradient where it arrives, and the nodes below it run only for other captured tensors)
+    const memo = new Map<Node, boolean>();
+    const producesCaptured = (n: Node) => [...captureSet].some((t) => t.gradFn === n);
+    const behind = (n: Node): boolean => n.edges.some((e) => e !== null && ('leaf' in e ? captureSet.has(e.leaf) : reaches(e.node)));
+    const reaches = (n: Node): boolean => {
+      const known = memo.get(n);
+      if (known !== undefined) return known;
+      memo.set(n, false); // a graph has no cycles: this only guards the recursion
+      const r = producesCaptured(n) || behind(n);
+      memo.set(n, r);
+      return r;
+    };
+    needed = behind;
+  }
+  // every node that will run is checked before any runs: a backward that would fail on a changed or released tensor
+  // changes nothing
+  for (const n of pending.keys()) if (!needed || needed(n)) n.check();
   // gradients arriving at each node's outputs
   const inbox = new Map<Node, (Tensor | null)[]>();
   const deliver = (node: Node, index: number, g: Tensor) => {
@@ -223,6 +255,17 @@ function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]
       if (!g) return;
       for (const t of captureSet) if (t.gradFn === node && t.outputIndex === i) captured.set(t, copyOf(g));
     });
+    if (needed && !needed(node)) {
+      // not on a path to a captured tensor: its gradients are dropped, its inputs stop waiting for it
+      for (const g of grads) if (g) drop(g);
+      for (const e of node.edges) {
+        if (!e || !('node' in e)) continue;
+        const left = pending.get(e.node)! - 1;
+        pending.set(e.node, left);
+        if (left === 0) ready.push(e.node);
+      }
+      continue;
+    }
     const out = node.apply(grads);
     if (!retainGraph) node.release();
     // Which gradient goes to which edge, decided before anything is freed: a tensor given for two inputs (x + x) goes
@@ -312,9 +355,11 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], opti
   });
   const roots: [Tensor, Tensor][] = outs.map((o, i) => [o, checkRoot(`autograd.grad (outputs[${i}])`, o, options.gradOutputs?.[i])]);
   let captured: Map<Tensor, Tensor>;
+  capturing++;
   try {
     captured = run(roots, options.retainGraph ?? false, ins);
   } finally {
+    capturing--;
     roots.forEach(([, g], i) => { if (g !== options.gradOutputs?.[i]) g.dispose(); });
   }
   return ins.map((x, i) => {

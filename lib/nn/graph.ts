@@ -4,7 +4,7 @@
 // module's backward reads from the last forward (its cached input, output, masks…) is kept with the node and put
 // back while the node's backward runs, so a module called twice in one forward (shared weights) is correct. The
 // module's backward accumulates its parameters' gradients itself, as in Module.backward.
-import { isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
+import { isCapturing, isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
 import { Tensor } from '../tensor.js';
 import type { Module } from './module.js';
 import { Scratch } from './util.js';
@@ -86,11 +86,15 @@ export function wrapForward(m: Module): void {
         // put back this forward's state, run the hand-written backward, then restore whatever is there now
         const now = changed.map(([mod, k]) => (mod as unknown as Record<string, unknown>)[k]);
         for (const [mod, k, v] of changed) (mod as unknown as Record<string, unknown>)[k] = v;
+        // under autograd.grad nothing accumulates into .grad: the parameters sit out the layer's backward
+        const frozen = isCapturing() ? params.filter((p) => p.requiresGrad) : [];
+        for (const p of frozen) p.requiresGrad = false;
         try {
           const wantInput = requiresGrad(x);
           const dx = ownBackward.call(self, g, wantInput);
           return [wantInput ? dx : null, ...params.map(() => null)];
         } finally {
+          for (const p of frozen) p.requiresGrad = true;
           changed.forEach(([mod, k], i) => ((mod as unknown as Record<string, unknown>)[k] = now[i]));
         }
       });
