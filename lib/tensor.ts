@@ -2,7 +2,6 @@
 // tensor's buffer lives until dispose() (or, as a last resort, the garbage collector).
 import { backendByName, currentBackend, type Backend, type Buf, type HostArray } from './backend.js';
 import { describe, RetrogradError } from './errors.js';
-import { normal } from './random.js';
 
 export type TensorDType = 'float32' | 'int32' | 'float64';
 
@@ -266,16 +265,13 @@ export function empty(backend: Backend, shape: readonly number[], dtype: 'float'
   return new Tensor(backend, backend.alloc(dt, shapeSize(shape)), shape, dt);
 }
 
-export function zeros(shape: readonly number[]): Tensor {
-  return empty(currentBackend(), checkShape('rg.zeros', shape));
-}
-
-/** Standard-normal values from the seeded generator. */
-export function randn(shape: readonly number[]): Tensor {
-  const dims = checkShape('rg.randn', shape);
-  const data = new Float32Array(shapeSize(dims));
-  for (let i = 0; i < data.length; i++) data[i] = normal();
-  return fromHost(currentBackend(), data, dims);
+/** @internal A new tensor holding a copy of x's data, under `shape` (x's by default): one queued copy, the output
+ * not zeroed first. */
+export function copyOf(x: Tensor, shape: readonly number[] = x.shape): Tensor {
+  const dt = x.dtype === 'int32' ? 'int32' : x.backend.floatType;
+  const t = new Tensor(x.backend, x.backend.alloc(dt, x.size, false), shape, dt);
+  if (x.size) x.backend.k.copy(t.buf, x.buf, x.size);
+  return t;
 }
 
 /** Throws a TypeError unless `x` is a Tensor. */

@@ -118,3 +118,14 @@ export function neverRises(counts: readonly number[]): number | undefined {
   const i = counts.findIndex((c) => c > counts[0]);
   return i < 0 ? undefined : i;
 }
+
+/** A safetensors file's bytes from a header written as JSON text (duplicate or escaped keys stay as written) and the
+ * data bytes: the length, the header padded with spaces to 8 bytes, the data. */
+export function safetensorsBytes(json: string, data: Buffer): Buffer {
+  while ((json.length + 8) % 8) json += ' ';
+  const b = Buffer.alloc(8 + json.length + data.length);
+  b.writeBigUInt64LE(BigInt(json.length), 0);
+  b.write(json, 8);
+  data.copy(b, 8 + json.length);
+  return b;
+}

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { requireCpu, rg } from './helpers.js';
+import { requireCpu, rg, safetensorsBytes } from './helpers.js';
 import { getRngState, setRngState } from '../lib/random.js';
 import { historyReport, lineChart } from '../lib/report.js';
 import { trainFromConfig } from '../lib/train/config.js';
@@ -157,14 +157,7 @@ describe('safetensors files that lie', () => {
   });
 
   it('duplicate names are refused, and every name (__proto__ too) round-trips', async () => {
-    const raw = (json: string, data: Buffer) => {
-      while ((json.length + 8) % 8) json += ' ';
-      const b = Buffer.alloc(8 + json.length + data.length);
-      b.writeBigUInt64LE(BigInt(json.length), 0);
-      b.write(json, 8);
-      data.copy(b, 8 + json.length);
-      return b;
-    };
+    const raw = safetensorsBytes;
     const dup = raw('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', Buffer.alloc(8));
     expect(() => rg.decodeSafetensors(dup)).toThrow(/the name 'a' appears twice/);
     const escaped = raw('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"\\u0061":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', Buffer.alloc(8));

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { relError, requireCpu, rg, rng } from './helpers.js';
+import { relError, requireCpu, rg, rng, safetensorsBytes } from './helpers.js';
 
 const cpuAvailable = requireCpu();
 
@@ -34,15 +34,7 @@ describe('safetensors', () => {
   it('rejects truncated, oversized, overlapping, holed and mistyped files without reading out of bounds', () => {
     const good = rg.encodeSafetensors({ w: { dtype: 'F32', shape: [4], data: Float32Array.of(1, 2, 3, 4) }, v: { dtype: 'F32', shape: [2], data: Float32Array.of(5, 6) } });
     const n = Number(good.readBigUInt64LE(0));
-    const withHeader = (h: object, data = Buffer.alloc(24)) => {
-      let json = JSON.stringify(h);
-      while ((json.length + 8) % 8) json += ' ';
-      const b = Buffer.alloc(8 + json.length + data.length);
-      b.writeBigUInt64LE(BigInt(json.length), 0);
-      b.write(json, 8);
-      data.copy(b, 8 + json.length);
-      return b;
-    };
+    const withHeader = (h: object, data = Buffer.alloc(24)) => safetensorsBytes(JSON.stringify(h), data);
     const cases: [string, Buffer, RegExp][] = [
       ['empty', Buffer.alloc(0), /shorter than the 8-byte header length/],
       ['truncated data', good.subarray(0, good.length - 3), /truncated|not indexed|ends at byte/],

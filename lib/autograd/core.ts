@@ -3,7 +3,7 @@
 // broadcast gradient back to an input's shape. Each operation is shape logic here plus one queued kernel call.
 import { EW, MAX_DIMS, REDUCE, type Backend } from '../backend.js';
 import { describe, RetrogradError } from '../errors.js';
-import { fromHost, Tensor } from '../tensor.js';
+import { copyOf, fromHost, Tensor } from '../tensor.js';
 import { record } from './engine.js';
 
 /** Anything an operation takes as a tensor: a Tensor, a Parameter (its value) or a plain number (a scalar). */
@@ -120,23 +120,22 @@ export function ewKernel(where: string, op: number, inputs: Tensor[], alpha = 0,
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   if (sameShape(g.shape, shape)) return g;
   const n = g.shape.length, lead = n - shape.length;
-  let t = g;
-  // dimensions to sum, highest first, each kept with size 1
-  for (let k = n - 1; k >= 0; k--) {
-    const target = k < lead ? 1 : shape[k - lead];
-    if (t.shape[k] !== 1 && target === 1) {
-      const next = reduceDim(t, k, REDUCE.sum).values;
-      if (t !== g) t.dispose();
-      t = next;
-    }
-  }
-  return t === g ? copyReshaped(g, shape) : t.reshape(shape);
+  const dims: number[] = [];
+  for (let k = 0; k < n; k++) if ((k < lead ? 1 : shape[k - lead]) === 1) dims.push(k);
+  return reduceKept(g, dims, REDUCE.sum).reshape(shape);
 }
 
-function copyReshaped(g: Tensor, shape: readonly number[]): Tensor {
-  const t = alloc(g.backend, shape);
-  g.backend.k.copy(t.buf, g.buf, g.size);
-  return t;
+/** op over each of `dims` in turn (highest first, a fixed order), each kept with size 1: a new tensor (a copy when
+ * no dimension has more than one element), the intermediates freed. */
+export function reduceKept(x: Tensor, dims: readonly number[], op: number): Tensor {
+  let t = x;
+  for (let i = dims.length - 1; i >= 0; i--) {
+    if (t.shape[dims[i]] === 1) continue;
+    const next = reduceDim(t, dims[i], op).values;
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t === x ? copyOf(x) : t;
 }
 
 /** op over dimension k of x, kept with size 1; for max / min also the int32 positions along k. */

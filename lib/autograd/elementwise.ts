@@ -2,8 +2,8 @@
 // the unary functions, comparisons (float 0/1 masks, no gradient), where and maskedFill. Each forward is one call
 // of the elementwise kernel; each backward a few more, and a sum over the broadcast dimensions.
 import { describe } from '../errors.js';
-import { Tensor } from '../tensor.js';
-import { checkFloat, EW, ewKernel, ewOp, fmt, scalarLike, sumTo, toTensor, type TensorLike } from './core.js';
+import type { Tensor } from '../tensor.js';
+import { broadcastShapes, checkFloat, EW, ewKernel, ewOp, fmt, sameShape, scalarLike, sumTo, toTensor, type TensorLike } from './core.js';
 
 const k = ewKernel;
 
@@ -279,16 +279,7 @@ export function maskedFill(x: TensorLike, mask: TensorLike, value: number): Tens
   const t = toTensor(w, x), m = toTensor(w, mask, t, 'mask');
   if (typeof value !== 'number') throw new TypeError(`${w}: value must be a number, got ${describe(value)}`);
   checkFloat(w, t, m);
-  const shape = t.shape;
-  const b = ewShape(w, t, m);
-  if (b.length !== shape.length || b.some((d, i) => d !== shape[i])) throw new RangeError(`${w}: mask of shape ${fmt(m.shape)} does not broadcast to the input's shape ${fmt(shape)}`);
+  if (!sameShape(broadcastShapes(w, t.shape, m.shape), t.shape))
+    throw new RangeError(`${w}: mask of shape ${fmt(m.shape)} does not broadcast to the input's shape ${fmt(t.shape)}`);
   return ewOp(w, EW.maskedFill, [t, m], value, 0, (g, [, mm]) => [k(w, EW.maskedFill, [g, mm], 0), null]);
-}
-function ewShape(where: string, a: Tensor, b: Tensor): readonly number[] {
-  const n = Math.max(a.shape.length, b.shape.length);
-  return Array.from({ length: n }, (_, i) => {
-    const x = a.shape[a.shape.length - n + i] ?? 1, y = b.shape[b.shape.length - n + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) throw new RangeError(`${where}: shapes ${fmt(a.shape)} and ${fmt(b.shape)} cannot be broadcast together`);
-    return Math.max(x, y);
-  });
 }

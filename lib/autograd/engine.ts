@@ -9,7 +9,7 @@
 // recorded: inference pays nothing.
 import { RetrogradError } from '../errors.js';
 import type { GradNode } from '../tensor.js';
-import { Tensor } from '../tensor.js';
+import { copyOf, Tensor } from '../tensor.js';
 
 /** Where a gradient goes: the node that made an input (and which of its outputs it was), or a leaf. */
 export type Edge = { node: Node; index: number } | { leaf: Tensor } | null;
@@ -145,10 +145,8 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
     return;
   }
   if (!leaf._grad || leaf._grad.disposed) {
-    const copy = new Tensor(g.backend, g.backend.alloc(g.dtype === 'int32' ? 'int32' : g.backend.floatType, g.size, false), leaf.shape, leaf.dtype);
-    g.backend.k.copy(copy.buf, g.buf, g.size);
-    copy._isGrad = true;
-    leaf._grad = copy;
+    leaf._grad = copyOf(g, leaf.shape);
+    leaf._grad._isGrad = true;
   } else {
     g.backend.k.axpy(leaf._grad.buf, g.buf, g.size, 1);
   }
@@ -303,11 +301,6 @@ function drop(g: Tensor): void {
   g.viewBase.dispose();
 }
 
-function copyOf(g: Tensor): Tensor {
-  const t = new Tensor(g.backend, g.backend.alloc(g.backend.floatType, g.size, false), g.shape, g.dtype);
-  g.backend.k.copy(t.buf, g.buf, g.size);
-  return t;
-}
 
 function checkRoot(where: string, t: Tensor, gradient?: Tensor): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${where}: expected a Tensor, got ${typeof t}`);

@@ -4,7 +4,7 @@ import { EW } from '../backend.js';
 import { RetrogradError } from '../errors.js';
 import { Parameter } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
-import { alloc, checkFloat, ewKernel, toTensor, type TensorLike } from './core.js';
+import { alloc, checkFloat, ewKernel, type TensorLike } from './core.js';
 import { setRequiresGrad } from './creation.js';
 import * as ew from './elementwise.js';
 import { backward, isGradEnabled, requiresGrad, setEngineOps, type BackwardOptions } from './engine.js';
@@ -297,4 +297,3 @@ setEngineOps({
   },
 });
 
-export { toTensor };

@@ -3,7 +3,7 @@
 // over several dimensions reduces them one at a time, highest first, in a fixed order (deterministic).
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { alloc, checkFloat, EW, ewKernel, fmt, normDim, REDUCE, reduceDim, scalarLike, toTensor, type TensorLike } from './core.js';
+import { alloc, checkFloat, EW, ewKernel, fmt, normDim, REDUCE, reduceDim, reduceKept, scalarLike, toTensor, type TensorLike } from './core.js';
 import { record } from './engine.js';
 import { abs, add, div, exp, log, mul, sqrt, sub } from './elementwise.js';
 import { permute } from './shape.js';
@@ -30,24 +30,6 @@ function finalShape(shape: readonly number[], dims: number[], keepdim: boolean):
   return keepdim ? keptShape(shape, dims) : shape.filter((_, i) => !dims.includes(i));
 }
 
-/** Sum over dims kept with size 1, without recording. */
-function sumKept(x: Tensor, dims: number[]): Tensor {
-  let t = x;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    if (t.shape[dims[i]] === 1 && t !== x) continue;
-    const next = reduceDim(t, dims[i], REDUCE.sum).values;
-    if (t !== x) t.dispose();
-    t = next;
-  }
-  if (t === x) {
-    // no dimension to reduce: a copy, so that the result is a tensor of its own
-    const c = alloc(x.backend, x.shape);
-    x.backend.k.copy(c.buf, x.buf, x.size);
-    return c;
-  }
-  return t;
-}
-
 /** g (of the kept shape) broadcast back to `shape`. */
 function expandBack(g: Tensor, kept: number[], shape: readonly number[]): Tensor {
   return ewKernel('grad', EW.identity, [g.reshape(kept)], 0, 0, shape);
@@ -59,7 +41,7 @@ export function sum(x: TensorLike, dim?: number | readonly number[] | null, opti
   checkFloat(where, t);
   const dims = dimsOf(where, t, dim);
   const kept = keptShape(t.shape, dims);
-  const out = sumKept(t, dims).reshape(finalShape(t.shape, dims, options.keepdim ?? false));
+  const out = reduceKept(t, dims, REDUCE.sum).reshape(finalShape(t.shape, dims, options.keepdim ?? false));
   record(where, [t], [out], [], ([g]) => [g ? expandBack(g, kept, t.shape) : null]);
   return out;
 }
@@ -71,7 +53,7 @@ export function mean(x: TensorLike, dim?: number | readonly number[] | null, opt
   const dims = dimsOf(where, t, dim);
   const count = dims.reduce((p, d) => p * t.shape[d], 1);
   const kept = keptShape(t.shape, dims);
-  const s = sumKept(t, dims);
+  const s = reduceKept(t, dims, REDUCE.sum);
   const out = ewKernel(where, EW.div, [s, scalarLike(s, count)]).reshape(finalShape(t.shape, dims, options.keepdim ?? false));
   s.dispose();
   record(where, [t], [out], [], ([g]) => {
@@ -188,16 +170,7 @@ export function logsumexp(x: TensorLike, dim?: number | readonly number[] | null
   checkFloat(where, t);
   const dims = dimsOf(where, t, dim);
   // the shift: the maximum, detached (it cancels in the gradient)
-  let m = t;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    const next = reduceDim(m, dims[i], REDUCE.max).values;
-    if (m !== t) m.dispose();
-    m = next;
-  }
-  if (m === t) {
-    m = alloc(t.backend, t.shape);
-    t.backend.k.copy(m.buf, t.buf, t.size);
-  }
+  const m = reduceKept(t, dims, REDUCE.max);
   const finite = ewKernel(where, EW.abs, [m]);
   const isInf = ewKernel(where, EW.eq, [finite, scalarLike(m, Infinity)]);
   const shift = ewKernel(where, EW.maskedFill, [m, isInf], 0);
@@ -225,7 +198,7 @@ export function norm(x: TensorLike, p = 2, dim?: number | readonly number[] | nu
   const dims = dimsOf(where, t, dim);
   const kept = keptShape(t.shape, dims);
   const sq = ewKernel(where, EW.square, [t]);
-  const s = sumKept(sq, dims);
+  const s = reduceKept(sq, dims, REDUCE.sum);
   sq.dispose();
   const n = ewKernel(where, EW.sqrt, [s]);
   s.dispose();

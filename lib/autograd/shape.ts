@@ -23,12 +23,19 @@ function contiguousStrides(shape: readonly number[]): number[] {
 function stridedCopy(where: string, x: Tensor, dims: readonly number[], strides: readonly number[], offset: number): Tensor {
   const out = new Tensor(x.backend, x.backend.alloc(x.dtype === 'int32' ? 'int32' : x.backend.floatType, dims.reduce((p, d) => p * d, 1), false), dims, x.dtype);
   if (out.size === 0) return out;
+  const [n, D, S] = kernelLayout(where, dims, strides);
+  x.backend.k.strided_copy(out.buf, x.buf, n, offset, D[0], D[1], D[2], D[3], D[4], D[5], S[0], S[1], S[2], S[3], S[4], S[5]);
+  return out;
+}
+
+/** The strided kernels' view of a layout: size-1 dimensions dropped, neighbours that are contiguous merged, then
+ * padded to MAX_DIMS dimensions (of 1, stride 0). */
+function kernelLayout(where: string, dims: readonly number[], strides: readonly number[]): [number, number[], number[]] {
   const [d, s] = mergeDims(dims, strides);
   if (d.length > MAX_DIMS) throw new RangeError(`${where}: the copy needs ${d.length} dimensions, at most ${MAX_DIMS} are supported`);
   const D = [1, 1, 1, 1, 1, 1], S = [0, 0, 0, 0, 0, 0];
   d.forEach((v, i) => { D[i] = v; S[i] = s[i]; });
-  x.backend.k.strided_copy(out.buf, x.buf, d.length, offset, D[0], D[1], D[2], D[3], D[4], D[5], S[0], S[1], S[2], S[3], S[4], S[5]);
-  return out;
+  return [d.length, D, S];
 }
 
 function mergeDims(dims: readonly number[], strides: readonly number[]): [number[], number[]] {
@@ -50,11 +57,8 @@ function mergeDims(dims: readonly number[], strides: readonly number[]): [number
 /** into[offset + Σ i_k·strides_k] (+)= src[i] for src contiguous of `dims`. */
 function stridedScatter(where: string, into: Tensor, src: Tensor, dims: readonly number[], strides: readonly number[], offset: number, accumulate: boolean): void {
   if (src.size === 0) return;
-  const [d, s] = mergeDims(dims, strides);
-  if (d.length > MAX_DIMS) throw new RangeError(`${where}: the copy needs ${d.length} dimensions, at most ${MAX_DIMS} are supported`);
-  const D = [1, 1, 1, 1, 1, 1], S = [0, 0, 0, 0, 0, 0];
-  d.forEach((v, i) => { D[i] = v; S[i] = s[i]; });
-  into.backend.k.strided_scatter(into.buf, src.buf, d.length, offset, D[0], D[1], D[2], D[3], D[4], D[5], S[0], S[1], S[2], S[3], S[4], S[5], accumulate);
+  const [n, D, S] = kernelLayout(where, dims, strides);
+  into.backend.k.strided_scatter(into.buf, src.buf, n, offset, D[0], D[1], D[2], D[3], D[4], D[5], S[0], S[1], S[2], S[3], S[4], S[5], accumulate);
 }
 
 function zerosOf(x: Tensor, shape: readonly number[]): Tensor {
@@ -224,7 +228,7 @@ export function cat(tensors: readonly TensorLike[], dim = 0): Tensor {
   const d = normDim(where, dim, first.shape.length);
   ts.forEach((x, i) => {
     if (x.backend !== first.backend) throw new TypeError(`${where}: tensors[${i}] is on '${x.device}', tensors[0] on '${first.device}'`);
-    if ((x.dtype === 'int32') !== (first.dtype === 'int32')) throw new TypeError(`${where}: tensors[${i}] is ${x.dtype}, tensors[0] ${first.dtype}`);
+    if (x.dtype === 'int32') throw new TypeError(`${where}: tensors[${i}] is int32; int32 tensors cannot be joined yet (join their host arrays)`);
     if (x.shape.length !== first.shape.length || x.shape.some((v, k) => k !== d && v !== first.shape[k]))
       throw new RangeError(`${where}: tensors[${i}] has shape ${fmt(x.shape)}, expected ${fmt(first.shape)} outside dimension ${dim}`);
   });
@@ -236,10 +240,6 @@ export function cat(tensors: readonly TensorLike[], dim = 0): Tensor {
   let at = 0;
   for (const x of ts) {
     offsets.push(at * strides[d]);
-    if (x.dtype === 'int32') {
-      // index tensors: the same placement through a float view is not possible; copy row blocks on the host
-      throw new TypeError(`${where}: int32 tensors cannot be joined yet; join their host arrays`);
-    }
     stridedScatter(where, out, x, x.shape, strides, at * strides[d], false);
     at += x.shape[d];
   }

@@ -10,7 +10,7 @@ import * as ew from '../autograd/elementwise.js';
 import { linear, matmul } from '../autograd/linalg.js';
 import { logSoftmax, mean, softmax, sum } from '../autograd/reduce.js';
 import { gather, indexSelect } from '../autograd/shape.js';
-import { BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, type Loss } from '../losses.js';
+import { BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss } from '../losses.js';
 
 export { linear, matmul, softmax, logSoftmax };
 export const { relu, gelu, sigmoid, tanh, leakyRelu, softplus } = ew;
@@ -211,25 +211,21 @@ function reductionOf(where: string, r: unknown): Reduction {
 function reduce(r: Reduction, v: Tensor): Tensor {
   return r === 'none' ? v : r === 'sum' ? sum(v) : mean(v);
 }
-/** The fused loss kernels give the mean; a module's Loss instance is made per call. */
-function fused(loss: Loss, pred: Tensor, target: Tensor): Tensor {
-  return loss.forward(pred, target);
-}
 
 export function mseLoss(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.mseLoss', r = reductionOf(where, options.reduction);
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
-  return r === 'mean' ? fused(new MSELoss(), p, t) : reduce(r, ew.square(ew.sub(p, t)));
+  return r === 'mean' ? new MSELoss().forward(p, t) : reduce(r, ew.square(ew.sub(p, t)));
 }
 export function l1Loss(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.l1Loss', r = reductionOf(where, options.reduction);
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
-  return r === 'mean' ? fused(new L1Loss(), p, t) : reduce(r, ew.abs(ew.sub(p, t)));
+  return r === 'mean' ? new L1Loss().forward(p, t) : reduce(r, ew.abs(ew.sub(p, t)));
 }
 export function huberLoss(input: TensorLike, target: TensorLike, options: { reduction?: Reduction; delta?: number } = {}): Tensor {
   const where = 'F.huberLoss', r = reductionOf(where, options.reduction), delta = options.delta ?? 1;
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
-  if (r === 'mean') return fused(new HuberLoss({ delta }), p, t);
+  if (r === 'mean') return new HuberLoss({ delta }).forward(p, t);
   const d = ew.sub(p, t), a = ew.abs(d);
   const quadratic = ew.mul(ew.square(d), 0.5), linearPart = ew.mul(ew.sub(a, 0.5 * delta), delta);
   return reduce(r, ew.where(ew.lt(a, delta), quadratic, linearPart));
@@ -237,7 +233,7 @@ export function huberLoss(input: TensorLike, target: TensorLike, options: { redu
 export function binaryCrossEntropy(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.binaryCrossEntropy', r = reductionOf(where, options.reduction);
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
-  if (r === 'mean') return fused(new BCELoss(), p, t);
+  if (r === 'mean') return new BCELoss().forward(p, t);
   // −(t·log p + (1 − t)·log(1 − p)), the logs clamped at −100 as PyTorch does
   const lp = ew.clamp(ew.log(p), -100), lq = ew.clamp(ew.log(ew.sub(1, p)), -100);
   return reduce(r, ew.neg(ew.add(ew.mul(t, lp), ew.mul(ew.sub(1, t), lq))));
@@ -245,7 +241,7 @@ export function binaryCrossEntropy(input: TensorLike, target: TensorLike, option
 export function binaryCrossEntropyWithLogits(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.binaryCrossEntropyWithLogits', r = reductionOf(where, options.reduction);
   const [x, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
-  if (r === 'mean') return fused(new BCEWithLogitsLoss(), x, t);
+  if (r === 'mean') return new BCEWithLogitsLoss().forward(x, t);
   // max(x, 0) − x·t + log(1 + e^−|x|)
   return reduce(r, ew.add(ew.sub(ew.relu(x), ew.mul(x, t)), ew.log1p(ew.exp(ew.neg(ew.abs(x))))));
 }
@@ -256,7 +252,7 @@ export function crossEntropy(input: TensorLike, target: Tensor, options: { reduc
   checkOptions(where, options, ['reduction', 'ignoreIndex']);
   const r = reductionOf(where, options.reduction);
   const x = toTensor(where, input);
-  if (r === 'mean') return fused(new CrossEntropyLoss({ ignoreIndex: options.ignoreIndex }), x, target);
+  if (r === 'mean') return new CrossEntropyLoss({ ignoreIndex: options.ignoreIndex }).forward(x, target);
   return nllLoss(logSoftmax(x, x.shape.length === 1 ? 0 : 1), target, options);
 }
 
