@@ -68,9 +68,9 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
     expect(() => a.run('matmul')).toThrow(/kernel index/);
     // matmul with buffers one element short
     const mm = a.kernels.indexOf('matmul');
-    expect(() => a.run(mm, f(6), f(5), f(4), 3, 2, 2, false, false, 1, 0)).toThrow('matmul: buffer 1 holds 5 elements, needs 6');
-    expect(() => a.run(mm, f(6), f(6), f(4), 3, 2, -2, false, false, 1, 0)).toThrow(/argument 5: expected an integer size/);
-    expect(() => a.run(mm, f(6), f(6), f(4), 3, 2, 2, 0, false, 1, 0)).toThrow(/argument 6: expected a boolean/);
+    expect(() => a.run(mm, f(6), f(5), f(4), 3, 2, 2, false, false, 1, 0)).toThrow('matmul: buffer 1 (a) holds 5 elements, needs 6');
+    expect(() => a.run(mm, f(6), f(6), f(4), 3, 2, -2, false, false, 1, 0)).toThrow(/argument 5 \(K\): expected an integer size/);
+    expect(() => a.run(mm, f(6), f(6), f(4), 3, 2, 2, 0, false, 1, 0)).toThrow(/argument 6 \(transA\): expected a boolean/);
     expect(() => a.run(mm, a.alloc('int32', 6), f(6), f(4), 3, 2, 2, false, false, 1, 0)).toThrow(/expected a float32 storage, got int32/);
     // an index buffer that points outside the source is reported at the next read, naming the kernel
     const g = a.kernels.indexOf('gather_rows');

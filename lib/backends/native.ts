@@ -24,25 +24,91 @@ export function missingKernels(a: NativeAddon): string[] {
   return KERNEL_NAMES.filter((k) => !a.kernels.includes(k));
 }
 
+/**
+ * Storages given back by dispose(), kept by size for the next alloc of that size: a model written op by op makes and
+ * frees a tensor per operation, and a native allocation (a storage and its wrapper object) cost 2 µs where the
+ * operation's kernel call cost 1. A kept storage is handed out again at once: a kernel queued before the dispose still
+ * reads it before any kernel queued after the alloc writes it, as the queue runs in order. Float storages only (an
+ * alloc that asks for zeros gets them by a queued fill); up to MAX_KEPT storages and MAX_KEPT_BYTES in all, each at most
+ * MAX_KEPT_SIZE elements (larger ones are rarer, and their kernels outweigh the allocation).
+ */
+class StoragePool {
+  static readonly MAX_KEPT = 4096;
+  static readonly MAX_KEPT_BYTES = 256 << 20;
+  static readonly MAX_KEPT_SIZE = 1 << 20;
+  private readonly bySize = new Map<number, Buf[]>();
+  count = 0;
+  bytes = 0;
+
+  take(size: number): Buf | undefined {
+    const list = this.bySize.get(size);
+    if (!list || list.length === 0) return undefined;
+    this.count--;
+    this.bytes -= size * 4;
+    const b = list.pop() as NativeBuf;
+    b.kept = false;
+    return b;
+  }
+  /** Keeps buf (a float32 storage of `size` elements) unless the pool is full. */
+  keep(buf: Buf, size: number): boolean {
+    if (size > StoragePool.MAX_KEPT_SIZE || this.count >= StoragePool.MAX_KEPT || this.bytes + size * 4 > StoragePool.MAX_KEPT_BYTES) return false;
+    let list = this.bySize.get(size);
+    if (!list) this.bySize.set(size, (list = []));
+    (buf as NativeBuf).kept = true;
+    list.push(buf);
+    this.count++;
+    this.bytes += size * 4;
+    return true;
+  }
+  /** Releases every kept storage. */
+  drain(release: (buf: Buf) => void): void {
+    for (const list of this.bySize.values()) for (const b of list) release(b);
+    this.bySize.clear();
+    this.count = 0;
+    this.bytes = 0;
+  }
+}
+
+/** A native storage; `poolSize` (set by alloc and fromHost on float storages) makes it one the pool may keep, and
+ * `kept` marks it while the pool holds it (a second dispose of it is ignored). Own properties: the storage's accessors
+ * are calls into the addon. */
+type NativeBuf = Buf & { dispose(): void; poolSize?: number; kept?: boolean };
+
 export class NativeBackend implements Backend {
   readonly floatType = 'float32';
   readonly async = true;
   readonly k: Kernels;
+  private readonly pool = new StoragePool();
+  private fillKernel = -1;
   constructor(
     readonly name: string,
     private readonly a: NativeAddon,
   ) {
     const k: Record<string, (...args: unknown[]) => void> = {};
     a.kernels.forEach((kernel, index) => {
-      k[kernel] = (...args: unknown[]) => a.run(index, ...args);
+      k[kernel] = a.run.bind(a, index) as (...args: unknown[]) => void;
     });
     this.k = k as unknown as Kernels;
+    this.fillKernel = a.kernels.indexOf('fill');
   }
   alloc(dtype: DType, size: number, zero = true): Buf {
-    return this.a.alloc(dtype === 'int32' ? 'int32' : 'float32', size, zero);
+    if (dtype !== 'int32') {
+      const kept = this.pool.take(size);
+      if (kept) {
+        if (zero && size > 0) this.a.run(this.fillKernel, kept, size, 0);
+        return kept;
+      }
+    }
+    return this.poolable(this.a.alloc(dtype === 'int32' ? 'int32' : 'float32', size, zero), dtype, size);
+  }
+  private poolable(buf: Buf, dtype: DType, size: number): Buf {
+    const b = buf as NativeBuf;
+    b.poolSize = dtype === 'int32' ? -1 : size;
+    b.kept = false;
+    return b;
   }
   fromHost(data: HostArray): Buf {
-    return this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data);
+    return this.poolable(this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data), data instanceof Int32Array ? 'int32' : 'float32', data.length);
   }
   write(buf: Buf, data: HostArray): void {
     this.a.write(buf, data instanceof Float64Array ? Float32Array.from(data) : data);
@@ -60,10 +126,18 @@ export class NativeBackend implements Backend {
     return this.a.syncAsync();
   }
   dispose(buf: Buf): void {
-    (buf as unknown as { dispose(): void }).dispose();
+    const b = buf as NativeBuf;
+    if (b.kept) return;
+    if (b.poolSize !== undefined && b.poolSize >= 0 && this.pool.keep(buf, b.poolSize)) return;
+    b.dispose();
+  }
+  /** Frees the storages the pool keeps (memory() counts them as cached, not as live tensors). */
+  releaseCached(): void {
+    this.pool.drain((b) => (b as NativeBuf).dispose());
   }
   memory() {
-    return this.a.memory();
+    const m = this.a.memory();
+    return { ...m, tensors: m.tensors - this.pool.count, bytes: m.bytes - this.pool.bytes, deviceBytesCached: m.deviceBytesCached + this.pool.bytes };
   }
   setMatmulPrecision(precision: 'highest' | 'tf32'): void {
     this.a.setMatmulPrecision(precision);

@@ -51,8 +51,9 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   explicit NativeStorage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStorage>(info) {}
   ~NativeStorage() override { release(Env()); }
 
-  void attach(Napi::Env env, StoragePtr s) {
+  void attach(Napi::Env env, StoragePtr s, std::shared_ptr<Retired> retired) {
     storage_ = std::move(s);
+    retired_ = std::move(retired);
     size_ = storage_->size();
     dtype_ = storage_->dtype();
     adjust_external_memory(env, static_cast<int64_t>(storage_->bytes()));
@@ -69,10 +70,12 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   void release(Napi::Env env) {
     if (!storage_) return;
     adjust_external_memory(env, -static_cast<int64_t>(storage_->bytes()));
-    storage_.reset();  // queued commands keep their own references
+    if (retired_) retired_->retire(std::move(storage_));  // freed once the commands queued before have run
+    storage_.reset();
   }
 
   StoragePtr storage_;
+  std::shared_ptr<Retired> retired_;
   size_t size_ = 0;
   DType dtype_ = DType::F32;
 };
@@ -149,6 +152,19 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     auto names = Napi::Array::New(env, kernel_table().size());
     for (size_t i = 0; i < kernel_table().size(); i++) names.Set(static_cast<uint32_t>(i), kernel_table()[i].name);
     exports.Set("kernels", names);
+    // signatures[name] = [[argument name, kind], ...]: the tests hold lib/backend.ts's contract to them
+    auto signatures = Napi::Object::New(env);
+    for (const KernelDef& k : kernel_table()) {
+      auto args = Napi::Array::New(env, k.args.size());
+      for (size_t a = 0; a < k.args.size(); a++) {
+        auto pair = Napi::Array::New(env, 2);
+        pair.Set(0u, k.names[a]);
+        pair.Set(1u, arg_kind_name(k.args[a]));
+        args.Set(static_cast<uint32_t>(a), pair);
+      }
+      signatures.Set(k.name, args);
+    }
+    exports.Set("signatures", signatures);
     exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
     DefineAddon(exports, {
                              InstanceMethod<&RetrogradAddon::set_error_class>("setErrorClass"),
@@ -180,7 +196,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   // (instanceof walks the prototype chain: with a kernel call's many buffers it was a visible part of the per-op cost).
   Napi::Value wrap(Napi::Env env, StoragePtr s) {
     Napi::Object obj = storage_ctor_.New({});
-    NativeStorage::Unwrap(obj)->attach(env, std::move(s));
+    NativeStorage::Unwrap(obj)->attach(env, std::move(s), queue_.retired());
     napi_type_tag_object(env, obj, &kStorageTag);
     return obj;
   }
@@ -346,7 +362,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     return p;
   }
 
-  // run(kernelIndex, ...args): checks the arguments against the table entry, then queues the kernel.
+  // run(kernelIndex, ...args): checks the arguments against the table entry, then queues the kernel. The arguments
+  // go straight into a slot of the queue's ring (nothing is allocated); a refused argument gives the slot back.
   void run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsNumber())
@@ -357,70 +374,89 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       throw make_error(env, "INVALID_ARGUMENT", "run: unknown kernel index " + std::to_string(ki));
     const KernelDef& k = table[static_cast<size_t>(ki)];
     const char* name = k.name;
-    if (info.Length() - 1 != k.args.size())
-      throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": expected " + std::to_string(k.args.size()) + " arguments, got " +
+    size_t expected = 0;
+    for (Arg a : k.args) expected += a == Arg::Dims ? kMaxDims : 1;
+    if (info.Length() - 1 != expected)
+      throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": expected " + std::to_string(expected) + " arguments, got " +
                                                     std::to_string(info.Length() - 1));
-    auto call = std::make_shared<Call>();
+    struct Slot {  // gives the slot back unless it was committed
+      CommandQueue& q;
+      bool committed = false;
+      ~Slot() {
+        if (!committed) q.abandon();
+      }
+    } slot{queue_};
+    Command& c = queue_.begin();
+    c.kernel = k.run;
+    c.name = name;
+    size_t at = 1;  // the next JavaScript argument (0: the kernel index)
     for (size_t a = 0; a < k.args.size(); a++) {
-      const Napi::Value v = info[a + 1];
-      const auto where = [&] { return std::string(name) + ", argument " + std::to_string(a); };
-      switch (k.args[a]) {
-        case Arg::F32:
-        case Arg::F32Opt:
-        case Arg::I32:
-        case Arg::I32Opt:
-        case Arg::Any32: {
-          StoragePtr s;
-          const bool optional = k.args[a] == Arg::F32Opt || k.args[a] == Arg::I32Opt;
-          if (optional && (v.IsNull() || v.IsUndefined())) {
-            s = nullptr;
-          } else {
-            s = storage_at(env, v, where);
-            bool is_f32 = s->dtype() == DType::F32;
-            const bool want_i32 = k.args[a] == Arg::I32 || k.args[a] == Arg::I32Opt;
-            const bool want_f32 = k.args[a] == Arg::F32 || k.args[a] == Arg::F32Opt;
-            if ((want_i32 && is_f32) || (want_f32 && !is_f32))
-              throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a " + (want_i32 ? "int32" : "float32") +
-                                                            " storage, got " + (is_f32 ? "float32" : "int32"));
-          }
-          call->buf[call->nbuf++] = std::move(s);
-          break;
+      const Arg kind = k.args[a];
+      const size_t first = at - 1;  // this argument's position among the kernel's
+      const auto where = [&] {
+        return std::string(name) + ", argument " + std::to_string(kind == Arg::Dims ? at - 2 : first) + " (" + k.names[a] +
+               (kind == Arg::Dims ? "[" + std::to_string(at - 2 - first) + "]" : "") + ")";
+      };
+      if (kind == Arg::F32 || kind == Arg::F32Opt || kind == Arg::I32 || kind == Arg::I32Opt || kind == Arg::Any32) {
+        const Napi::Value v = info[at++];
+        const bool optional = kind == Arg::F32Opt || kind == Arg::I32Opt;
+        if (optional && (v.IsNull() || v.IsUndefined())) {
+          c.buf[c.nbuf++] = nullptr;
+          continue;
         }
-        case Arg::Bool:
+        const StoragePtr& s = storage_at(env, v, where);
+        const bool is_f32 = s->dtype() == DType::F32;
+        const bool want_i32 = kind == Arg::I32 || kind == Arg::I32Opt;
+        const bool want_f32 = kind == Arg::F32 || kind == Arg::F32Opt;
+        if ((want_i32 && is_f32) || (want_f32 && !is_f32))
+          throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a " + (want_i32 ? "int32" : "float32") + " storage, got " +
+                                                        (is_f32 ? "float32" : "int32"));
+        c.buf[c.nbuf++] = s.get();
+        continue;
+      }
+      const int count = kind == Arg::Dims ? kMaxDims : 1;
+      for (int i = 0; i < count; i++) {
+        const Napi::Value v = info[at++];
+        if (kind == Arg::Bool) {
           if (!v.IsBoolean()) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a boolean");
-          call->s[call->ns++] = v.As<Napi::Boolean>().Value() ? 1 : 0;
-          break;
-        default: {
-          if (!v.IsNumber()) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a number");
-          double d = v.As<Napi::Number>().DoubleValue();
-          if (k.args[a] == Arg::Size && !(d >= 0 && d < 2147483648.0 && std::floor(d) == d))
-            throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an integer size in [0, 2^31), got " + std::to_string(d));
-          if (k.args[a] == Arg::Int && !(std::fabs(d) < 9007199254740992.0 && std::floor(d) == d))
-            throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an integer, got " + std::to_string(d));
-          if (k.args[a] == Arg::Act && !(d == 0 || d == 1 || d == 2))
-            throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an activation code 0, 1 or 2, got " + std::to_string(d));
-          call->s[call->ns++] = d;
+          c.s[c.ns++] = v.As<Napi::Boolean>().Value() ? 1 : 0;
+          continue;
         }
+        if (!v.IsNumber()) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a number");
+        const double d = v.As<Napi::Number>().DoubleValue();
+        if ((kind == Arg::Size || kind == Arg::Dims) && !(d >= 0 && d < 2147483648.0 && std::floor(d) == d))
+          throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an integer size in [0, 2^31), got " + std::to_string(d));
+        if (kind == Arg::Int && !(std::fabs(d) < 9007199254740992.0 && std::floor(d) == d))
+          throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an integer, got " + std::to_string(d));
+        if (kind == Arg::Act && !(d == 0 || d == 1 || d == 2))
+          throw make_error(env, "INVALID_ARGUMENT", where() + ": expected an activation code 0, 1 or 2, got " + std::to_string(d));
+        c.s[c.ns++] = d;
       }
     }
-    std::vector<double> need = k.need(call->s);
-    for (int i = 0; i < call->nbuf; i++) {
-      if (!call->buf[i]) continue;
-      double have = static_cast<double>(call->buf[i]->size());
+    const Sizes need = k.need(c.s);
+    for (int i = 0; i < c.nbuf; i++) {
+      if (!c.buf[i]) continue;
+      const double have = static_cast<double>(c.buf[i]->size());
       if (std::isnan(need[i]))
         throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": the sizes give no valid shape (a window larger than the padded input, a zero stride, or more dimensions than the kernel takes)");
       if (!(have >= need[i]))
-        throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": buffer " + std::to_string(i) + " holds " +
-                                                      std::to_string(call->buf[i]->size()) + " elements, needs " +
+        throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": buffer " + std::to_string(i) + " (" + buffer_name(k, i) + ") holds " +
+                                                      std::to_string(c.buf[i]->size()) + " elements, needs " +
                                                       std::to_string(static_cast<int64_t>(need[i])));
     }
-    auto fn = k.run;
-    queue_.enqueue([call, fn, name](ThreadPool& pool) {
-      Status s = fn(pool, *call);
-      if (!s.ok() && s.message.rfind(name, 0) != 0 && s.message.find(':') == std::string::npos)
-        s.message = std::string(name) + ": " + s.message;
-      return s;
-    });
+    queue_.commit();
+    slot.committed = true;
+  }
+
+  // The name of a kernel's i-th buffer argument.
+  static const std::string& buffer_name(const KernelDef& k, int i) {
+    for (size_t a = 0; a < k.args.size(); a++) {
+      const Arg kind = k.args[a];
+      if (kind == Arg::F32 || kind == Arg::F32Opt || kind == Arg::I32 || kind == Arg::I32Opt || kind == Arg::Any32) {
+        if (i-- == 0) return k.names[a];
+      }
+    }
+    return k.names[0];
   }
 
   Napi::Value info(const Napi::CallbackInfo& info) {

@@ -1,18 +1,33 @@
 #include "queue.h"
 
-#include "spin.h"
-
 #include <exception>
 #include <utility>
 
+#include "spin.h"
+
 namespace rg {
 
+namespace {
 
-CommandQueue::CommandQueue(int threads) : pool_(threads) {
+// Leaves a slot as begin() hands it out: no storages held, no task.
+void clear(Command& c) {
+  if (c.task) c.task = nullptr;
+  c.kernel = nullptr;
+  c.name = nullptr;
+  c.nbuf = 0;
+  c.ns = 0;
+  c.always = false;
+}
+
+}  // namespace
+
+CommandQueue::CommandQueue(int threads) : pool_(threads), ring_(new Command[kSlots]), retired_(std::make_shared<Retired>()) {
+  retired_->head = &head_;
+  retired_->tail = &tail_;
   try {
     thread_ = std::thread([this] { run(); });
   } catch (const std::exception& e) {
-    // No thread to be had (a tight `ulimit -v` or process limit): commands then run at enqueue, in order, on the
+    // No thread to be had (a tight `ulimit -v` or process limit): commands then run at commit, in order, on the
     // caller's thread. Slower, still correct; start_error() says why.
     start_error_ = std::string("the command queue runs on the calling thread: no thread could be created (") + e.what() + ")";
   }
@@ -20,53 +35,58 @@ CommandQueue::CommandQueue(int threads) : pool_(threads) {
 }
 
 CommandQueue::~CommandQueue() {
+  stopping_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    stopping_.store(true);
   }
   has_work_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // everything has run: the storages waiting on it go, and those released from now on go at once
+  retired_->head = nullptr;
+  retired_->waiting.clear();
 }
 
-uint64_t CommandQueue::enqueue(Command command, bool always) {
-  uint64_t seq;
+Command& CommandQueue::begin() {
+  const uint64_t seq = tail_.load(std::memory_order_relaxed) + 1;
+  // The slot is free once the command kSlots before it has run; a full ring waits for half of it.
+  if (seq > kSlots && head_.load(std::memory_order_acquire) < seq - kSlots) wait_for(seq - kSlots / 2);
+  retired_->sweep();
+  Command& c = ring_[(seq - 1) % kSlots];
+  clear(c);  // a slot begun and neither committed nor abandoned (an exception between the two) starts over
+  return c;
+}
+
+void CommandQueue::abandon() {
+  clear(ring_[tail_.load(std::memory_order_relaxed) % kSlots]);
+}
+
+uint64_t CommandQueue::commit() {
+  const uint64_t seq = tail_.load(std::memory_order_relaxed) + 1;
+  tail_.store(seq);  // seq_cst, paired with run()'s asleep_
   if (!thread_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      seq = ++enqueued_;
-    }
-    execute(command, always, seq);
-    return seq;
+    execute(ring_[(seq - 1) % kSlots], seq);
+  } else if (asleep_.load()) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    has_work_.notify_one();
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    commands_.push_back({std::move(command), always});
-    seq = ++enqueued_;
-    pending_.store(commands_.size(), std::memory_order_release);
-  }
-  has_work_.notify_one();
-  // Back-pressure: a caller that queues faster than the kernels run (a model written op by op, with tensors made
-  // per operation) would otherwise keep every queued command's output alive at once, each in freshly faulted
-  // memory, instead of reusing the storage cache's warm blocks (measured: a 16 K-float ReLU per call 140 µs against
-  // 8 µs). A training step of fit queues far fewer commands than this.
-  if (seq > kMaxPending && pending_.load(std::memory_order_acquire) >= kMaxPending) wait_for(seq - kMaxPending / 2);
   return seq;
 }
 
-uint64_t CommandQueue::last() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return enqueued_;
+uint64_t CommandQueue::enqueue(Task task, bool always) {
+  Command& c = begin();
+  c.task = std::move(task);
+  c.always = always;
+  return commit();
 }
 
 void CommandQueue::wait_for(uint64_t seq) {
-  // Small inference work completes in microseconds: spin (yielding) before sleeping.
+  // Small inference work completes in microseconds: spin (pause instructions) before sleeping.
   // Not while the pool runs a kernel on every thread: the spinner would take a core from that kernel
   // (measured: 256³ products at 110 GFLOP/s with the reader spinning, 160 without).
-  spin_until([&] { return completed_atomic_.load(std::memory_order_acquire) >= seq || pool_.busy(); });
+  spin_until([&] { return head_.load(std::memory_order_acquire) >= seq || pool_.busy(); });
   std::unique_lock<std::mutex> lock(mu_);
-  waiting_.fetch_add(1);  // seq_cst: seen by execute() before it reads waiting_, or completed_ is seen here
-  progressed_.wait(lock, [&] { return completed_atomic_.load() >= seq; });
+  waiting_.fetch_add(1);  // seq_cst: seen by execute() before it reads waiting_, or head_ is seen here
+  progressed_.wait(lock, [&] { return head_.load() >= seq; });
   waiting_.fetch_sub(1);
 }
 
@@ -83,7 +103,7 @@ Status CommandQueue::take_error(uint64_t seq) {
   failed_.store(false);
   // The commands queued so far were queued without knowing of the failure (fit queues the next step before it
   // reads this one's loss): they are skipped too, not only those that had not run when the error was taken.
-  skip_until_ = enqueued_;
+  skip_until_ = tail_.load();
   return s;
 }
 
@@ -106,40 +126,37 @@ Status CommandQueue::take_read_error(uint64_t seq) {
 
 void CommandQueue::run() {
   for (;;) {
-    Command command;
-    bool always;
-    uint64_t seq;
-    // The kernels of one forward pass arrive a few microseconds apart: spin (yielding) before sleeping.
-    spin_until([&] { return pending_.load(std::memory_order_acquire) != 0 || stopping_.load(); });
-    {
+    const uint64_t next = head_.load(std::memory_order_relaxed) + 1;
+    // The kernels of one forward pass arrive a few microseconds apart: spin before sleeping.
+    spin_until([&] { return tail_.load(std::memory_order_acquire) >= next || stopping_.load(); });
+    if (tail_.load(std::memory_order_acquire) < next) {
       std::unique_lock<std::mutex> lock(mu_);
-      has_work_.wait(lock, [&] { return stop_ || !commands_.empty(); });
-      if (commands_.empty()) return;  // stopping, and everything has run
-      always = commands_.front().always;
-      command = std::move(commands_.front().command);
-      commands_.pop_front();
-      pending_.store(commands_.size(), std::memory_order_release);
-      seq = ++popped_;
+      asleep_.store(true);  // seq_cst: commit() sees it, or the predicate sees commit()'s tail_
+      has_work_.wait(lock, [&] { return tail_.load() >= next || stopping_.load(); });
+      asleep_.store(false);
+      if (tail_.load() < next) return;  // stopping, and everything has run
     }
-    execute(command, always, seq);
+    execute(ring_[(next - 1) % kSlots], next);
   }
 }
 
-// The lock is taken only to record a failure or to wake a waiting reader: with one queued command per tensor
-// operation, three lock round trips per command contended with the enqueuing thread (measured: a kernel call 3.1 µs).
-void CommandQueue::execute(Command& command, bool always, uint64_t seq) {
-  const bool skip = (failed_.load() || seq <= skip_until_.load()) && !always;
+// The lock is taken only to record a failure or to wake a waiting reader.
+void CommandQueue::execute(Command& c, uint64_t seq) {
+  const bool skip = (failed_.load() || seq <= skip_until_.load()) && !c.always;
   Status s;
   if (!skip) {
     try {
-      s = command(pool_);
+      s = c.kernel ? c.kernel(pool_, c) : c.task(pool_);
     } catch (const std::bad_alloc&) {
       s = Status::OutOfMemory("out of host memory while running a queued kernel");
     } catch (const std::exception& e) {
       s = {Code::Internal, e.what()};
     }
+    // a kernel's failure names the kernel, unless its message already names where it comes from
+    if (!s.ok() && c.name && s.message.rfind(c.name, 0) != 0 && s.message.find(':') == std::string::npos)
+      s.message = std::string(c.name) + ": " + s.message;
   }
-  command = nullptr;  // release the storages it holds before reporting progress
+  clear(c);  // release the storages it holds before reporting progress
   if (!s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     if (error_.ok()) {
@@ -148,7 +165,7 @@ void CommandQueue::execute(Command& command, bool always, uint64_t seq) {
       failed_.store(true);
     }
   }
-  completed_atomic_.store(seq);  // seq_cst, paired with wait_for's waiting_
+  head_.store(seq);  // seq_cst, paired with wait_for's waiting_
   if (waiting_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
     progressed_.notify_all();

@@ -16,7 +16,17 @@ const { erf: _erf, ...activationKernels } = activations;
 const { fmix32: _fmix32, ...tensorKernels } = tensorOps;
 const { ewValue: _ewValue, ewReadsB: _ewReadsB, ewReadsC: _ewReadsC, ...opKernels } = ops;
 
-/** The reference kernels, every one of the contract (checked by `satisfies`). */
+/** A buffer as a reference kernel receives it: a typed array (an intersection, so that a kernel declared on
+ * Float32Array | Float64Array or on Int32Array accepts it). */
+type HostBuf = Float32Array & Float64Array & Int32Array;
+/** A kernel of the contract with its buffers on the host: an optional buffer may be null, sizes and flags as they are. */
+type OnHost<T> = T extends (...args: infer A) => void
+  ? (...args: { [I in keyof A]: A[I] extends Buf ? HostBuf : A[I] extends Buf | null ? HostBuf | null : A[I] }) => void
+  : never;
+
+/** The reference kernels: every one of the contract, each with the contract's arguments (checked by `satisfies`:
+ * a kernel missing, taking an argument more or fewer, a number where the contract has a buffer, or refusing the null an
+ * optional buffer may be, does not compile). */
 export const referenceKernels = {
   ...linear,
   ...activationKernels,
@@ -28,7 +38,7 @@ export const referenceKernels = {
   ...recurrent,
   ...attention,
   ...opKernels,
-} satisfies Record<keyof Kernels, (...args: never[]) => void>;
+} satisfies { [K in keyof Kernels]: OnHost<Kernels[K]> };
 
 type FloatArray = Float32Array | Float64Array;
 
