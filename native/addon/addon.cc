@@ -111,6 +111,7 @@ class ReadWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::Env env = Env();
+    queue_.retired()->sweep();
     // Taken here, on the JavaScript thread, so that every command queued before the rejection is delivered is
     // skipped (see CommandQueue::take_error).
     delivered_ = true;
@@ -317,12 +318,14 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     auto ab = Napi::ArrayBuffer::New(env, n * 4);
     if (device::kHostStorage) {
       throw_if_failed(env, queue_.sync());
+      queue_.retired()->sweep();
       if (n) std::memcpy(ab.Data(), s->raw(), n * 4);
     } else {
       std::shared_ptr<device::HostBuffer> host = device::host_buffer(n * 4);
       if (!host) throw make_error(env, "OUT_OF_MEMORY", "read: could not allocate " + std::to_string(n * 4) + " bytes of host memory");
       const uint64_t seq = queue_.enqueue([s, host](ThreadPool&) { return device::download(*host, *s); }, true);
       queue_.wait_for(seq);
+      queue_.retired()->sweep();
       throw_if_failed(env, queue_.take_error(seq));
       throw_if_failed(env, device::finish(*host));
       if (n) std::memcpy(ab.Data(), host->data(), n * 4);
@@ -342,7 +345,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
 
   void sync(const Napi::CallbackInfo& info) {
     if (!device::kHostStorage) queue_.enqueue([](ThreadPool&) { return device::fence(); });
-    throw_if_failed(info.Env(), queue_.sync());
+    Status failed = queue_.sync();
+    queue_.retired()->sweep();
+    throw_if_failed(info.Env(), failed);
   }
 
   // setMatmulPrecision('highest' | 'tf32'): applies to the products queued after it.
@@ -490,6 +495,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   }
 
   Napi::Value memory(const Napi::CallbackInfo& info) {
+    queue_.retired()->sweep();  // storages the queue has run past are no longer live
     auto o = Napi::Object::New(info.Env());
     o.Set("tensors", static_cast<double>(memory_stats().storages.load()));
     o.Set("bytes", static_cast<double>(memory_stats().bytes.load()));
