@@ -41,6 +41,8 @@ export const EW = {
   leakyReluGrad: 46, // b > 0 ? a : alpha·a
   maskedFill: 47, // b ≠ 0 ? alpha : a
   axpby: 48, // alpha·a + beta·b
+  sigmoidGrad: 49, // a·b·(1 − b) (a the gradient, b sigmoid's output)
+  tanhGrad: 50, // a·(1 − b²) (b tanh's output)
   where: 64, // a ≠ 0 ? b : c
 } as const;
 export type EwOp = (typeof EW)[keyof typeof EW];
@@ -261,6 +263,9 @@ export interface Kernels {
    * dimension k is 1 (broadcast). op an EW code; alpha, beta its scalars. Float32 only.
    */
   elementwise(out: B, a: B, b: Opt, c: Opt, op: number, alpha: number, beta: number, ndim: number, d0: number, d1: number, d2: number, d3: number, d4: number, d5: number, amask: number, bmask: number, cmask: number): void;
+  /** elementwise without broadcasting: a (and b, c where the op reads them) contiguous with N elements each, as out. The short
+   * call of the common case (a third of elementwise's arguments, each a cost of a native call). */
+  elementwise_flat(out: B, a: B, b: Opt, c: Opt, op: number, alpha: number, beta: number, N: number): void;
   /**
    * out[o, i] = op over r of a[o, r, i] for a [outer, R, inner] (sum: in r order, in double; max / min: the first
    * extreme, NaN winning as in PyTorch), and idx[o, i] (int32, optional) = the r where max / min found it. R = 0
@@ -303,7 +308,7 @@ export const KERNEL_NAMES = [
   'avgpool2d_backward', 'batchnorm_forward', 'batchnorm_backward', 'conv2d_forward', 'conv2d_backward',
   'embedding_backward', 'layernorm_forward', 'layernorm_backward', 'copy_range', 'rnn_forward', 'rnn_backward',
   'attention_forward', 'attention_backward',
-  'elementwise', 'reduce', 'strided_copy', 'strided_scatter', 'bmm', 'index_select', 'index_add', 'gather', 'scatter_add',
+  'elementwise', 'elementwise_flat', 'reduce', 'strided_copy', 'strided_scatter', 'bmm', 'index_select', 'index_add', 'gather', 'scatter_add',
 ] as const satisfies readonly KernelName[];
 
 export type HostArray = Float32Array | Int32Array | Float64Array;

@@ -105,6 +105,13 @@ function layout(where: string, out: readonly number[], shapes: (readonly number[
 
 /** out = op(inputs…) by the elementwise kernel, broadcasting the inputs to `outShape` (default: their broadcast). */
 export function ewKernel(where: string, op: number, inputs: Tensor[], alpha = 0, beta = 0, outShape?: readonly number[]): Tensor {
+  const [a, b, c] = inputs;
+  if ((!outShape || sameShape(outShape, a.shape)) && (!b || sameShape(b.shape, a.shape)) && (!c || sameShape(c.shape, a.shape))) {
+    // nothing broadcasts: the short call
+    const out = alloc(a.backend, a.shape);
+    if (out.size > 0) out.backend.k.elementwise_flat(out.buf, a.buf, b ? b.buf : null, c ? c.buf : null, op, alpha, beta, out.size);
+    return out;
+  }
   const shape = outShape ?? broadcastShapes(where, ...inputs.map((x) => x.shape));
   const out = alloc(inputs[0].backend, shape);
   if (out.size === 0) return out;

@@ -131,7 +131,7 @@ function unary(where: string, op: number, x: TensorLike, derivative: ((x: Tensor
 }
 
 export const neg = (x: TensorLike) => unary('neg', EW.neg, x, (p) => k('neg', EW.affine, [p], 0, -1));
-export const exp = (x: TensorLike) => unary('exp', EW.exp, x, (_, out) => k('exp', EW.identity, [out]), 0, 0, true);
+export const exp = (x: TensorLike) => unaryGrad('exp', EW.exp, x, EW.mul, true);
 export const log = (x: TensorLike) => unary('log', EW.log, x, (p) => k('log', EW.reciprocal, [p]));
 export const log1p = (x: TensorLike) => unary('log1p', EW.log1p, x, (p) => {
   const t = k('log1p', EW.affine, [p], 1, 1);
@@ -162,27 +162,18 @@ export const cos = (x: TensorLike) => unary('cos', EW.cos, x, (p) => {
   s.dispose();
   return r;
 });
-export const tanh = (x: TensorLike) => unary('tanh', EW.tanh, x, (_, out) => {
-  const sq = k('tanh', EW.square, [out]);
-  const r = k('tanh', EW.affine, [sq], -1, 1);
-  sq.dispose();
-  return r;
-}, 0, 0, true);
-export const sigmoid = (x: TensorLike) => unary('sigmoid', EW.sigmoid, x, (_, out) => {
-  const one = k('sigmoid', EW.affine, [out], -1, 1);
-  const r = k('sigmoid', EW.mul, [out, one]);
-  one.dispose();
-  return r;
-}, 0, 0, true);
-export function relu(x: TensorLike): Tensor {
-  const t = toTensor('relu', x);
-  return ewOp('relu', EW.relu, [t], 0, 0, (g, [p]) => [k('relu', EW.reluGrad, [g, p])]);
+/** A unary op whose gradient is one kernel of (g, saved) — the saved tensor its input or, with fromOutput, its output. */
+function unaryGrad(where: string, op: number, x: TensorLike, gradOp: number, fromOutput: boolean, alpha = 0): Tensor {
+  const t = toTensor(where, x);
+  return ewOp(where, op, [t], alpha, 0, (g, [p], out) => [k(where, gradOp, [g, fromOutput ? out : p], alpha)], fromOutput);
 }
+export const tanh = (x: TensorLike) => unaryGrad('tanh', EW.tanh, x, EW.tanhGrad, true);
+export const sigmoid = (x: TensorLike) => unaryGrad('sigmoid', EW.sigmoid, x, EW.sigmoidGrad, true);
+export const relu = (x: TensorLike) => unaryGrad('relu', EW.relu, x, EW.reluGrad, false);
 export const gelu = (x: TensorLike) => unary('gelu', EW.gelu, x, (p) => k('gelu', EW.geluGrad, [p]));
 export function leakyRelu(x: TensorLike, negativeSlope = 0.01): Tensor {
   if (typeof negativeSlope !== 'number') throw new TypeError(`leakyRelu: negativeSlope must be a number, got ${describe(negativeSlope)}`);
-  const t = toTensor('leakyRelu', x);
-  return ewOp('leakyRelu', EW.leakyRelu, [t], negativeSlope, 0, (g, [p]) => [k('leakyRelu', EW.leakyReluGrad, [g, p], negativeSlope)]);
+  return unaryGrad('leakyRelu', EW.leakyRelu, x, EW.leakyReluGrad, false, negativeSlope);
 }
 /** log(1 + e^(beta·x)) / beta, x itself where beta·x > threshold (PyTorch's softplus). */
 export function softplus(x: TensorLike, beta = 1, threshold = 20): Tensor {

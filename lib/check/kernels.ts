@@ -73,6 +73,18 @@ function ewOperands(op: number, r: () => number, sizes: number[]): [Float32Array
   const b = op === EW.maskedFill ? flags(nb) : op === EW.div ? Float32Array.from(positive(nb), (v, i) => (i % 2 ? v : -v)) : op === EW.pow ? randomArray(nb, r, 2) : compare.includes(op) ? small(nb) : randomArray(nb, r, 3);
   return [a, b, randomArray(nc, r, 3)];
 }
+/** The alpha and beta an EW op is tried with. */
+function ewScalars(op: number): [number, number] {
+  return op === EW.clamp ? [-0.5, 0.75] : op === EW.softplus ? [1.5, 2] : op === EW.powScalar ? [1.7, 0] : [0.3, -1.25];
+}
+/** Terms that cancel (Built.floor) in an EW op over n elements: GELU's derivative Φ(x) + x φ(x) near its root at
+ * x ≈ −0.75 (terms ~0.2, as gelu_backward's floor), and axpby's α·a + β·b, whose α and β reach a float32 kernel
+ * rounded to float32. */
+function ewFloor(op: number, n: number, a: Float32Array, b: Float32Array): number {
+  const [alpha, beta] = ewScalars(op);
+  const rms = (x: Float32Array) => (x.length ? norm(x) / Math.sqrt(x.length) : 0);
+  return op === EW.geluGrad ? 0.2 * Math.sqrt(n) : op === EW.axpby ? 0.5 * Math.sqrt(n) * (Math.abs(alpha) * rms(a) + Math.abs(beta) * rms(b)) : 1e-6;
+}
 /** n int32 indices in [0, D). */
 function indices(n: number, D: number, r: () => number): Int32Array {
   return Int32Array.from({ length: n }, () => Math.floor(r() * D));
@@ -680,17 +692,22 @@ conv2d_forward: {
       const count = (mask: number) => dims.reduce((n, d, k) => n * ((mask >> k) & 1 ? 1 : d), 1);
       const [a, b, c] = ewOperands(op, r, masks.map(count));
       const d = [...dims, 1, 1, 1, 1, 1, 1].slice(0, 6);
-      const [alpha, beta] = op === EW.clamp ? [-0.5, 0.75] : op === EW.softplus ? [1.5, 2] : op === EW.powScalar ? [1.7, 0] : [0.3, -1.25];
-      // Terms that cancel (Built.floor): GELU's derivative Φ(x) + x φ(x) near its root at x ≈ −0.75 (terms ~0.2, as
-      // gelu_backward's floor), and axpby's α·a + β·b, whose α and β reach a float32 kernel rounded to float32.
+      const [alpha, beta] = ewScalars(op);
       const n = count(0);
-      const rms = (x: Float32Array) => (x.length ? norm(x) / Math.sqrt(x.length) : 0);
-      const floor = op === EW.geluGrad ? 0.2 * Math.sqrt(n) : op === EW.axpby ? 0.5 * Math.sqrt(n) * (Math.abs(alpha) * rms(a) + Math.abs(beta) * rms(b)) : 1e-6;
       return {
         args: [out(n), inp(a), op >= EW.add ? inp(b) : null, op === EW.where ? inp(c) : null, op, alpha, beta, dims.length, ...d, ...masks],
         tol: TOL.elementwise,
-        floor,
+        floor: ewFloor(op, n, a, b),
       };
+    },
+  },
+  elementwise_flat: {
+    // [op, N]: every op code, on a vector with a SIMD tail and on one element
+    sizes: Object.values(EW).flatMap((op) => [[op, 1], [op, 37]]),
+    build: ([op, n], r) => {
+      const [a, b, c] = ewOperands(op, r, [n, n, n]);
+      const [alpha, beta] = ewScalars(op);
+      return { args: [out(n), inp(a), op >= EW.add ? inp(b) : null, op === EW.where ? inp(c) : null, op, alpha, beta, n], tol: TOL.elementwise, floor: ewFloor(op, n, a, b) };
     },
   },
   reduce: {

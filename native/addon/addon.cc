@@ -278,12 +278,13 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     queue_.enqueue([dst, host](ThreadPool&) { return device::upload(*dst, *host); }, true);
   }
 
-  StoragePtr storage_arg(Napi::Env env, const Napi::Value& v, const std::string& where) {
+  const StoragePtr& storage_arg(Napi::Env env, const Napi::Value& v, const std::string& where) {
     return storage_at(env, v, [&] { return where; });
   }
   // The storage v holds; `where()` builds the message's prefix, only when there is an error to report.
+  // The reference stays valid while the wrapper lives: the caller's arguments keep it alive for the call.
   template <typename Where>
-  StoragePtr storage_at(Napi::Env env, const Napi::Value& v, const Where& where) {
+  const StoragePtr& storage_at(Napi::Env env, const Napi::Value& v, const Where& where) {
     bool tagged = false;
     if (v.IsObject()) napi_check_object_type_tag(env, v, &kStorageTag, &tagged);
     if (!tagged) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");

@@ -177,6 +177,13 @@ Status matmul(ThreadPool& pool, float* out, const float* a, const float* b, int6
   return ok([&] { return K::gemm(pool, transA, transB, M, N, Kd, alpha, a, b, beta, out); });
 }
 
+// elementwise_flat(out, a, b?, c?, op, alpha, beta, N): elementwise over N contiguous elements, nothing broadcast.
+Status elementwise_flat(ThreadPool& pool, float* out, const float* a, const float* b, const float* c, int op, float alpha, float beta,
+                        int64_t N) {
+  const int64_t dims[K::kMaxDims] = {N, 1, 1, 1, 1, 1};
+  return K::elementwise(pool, out, a, b, c, op, alpha, beta, 1, dims, 0, 0, 0);
+}
+
 // The recurrent kernels: a known mode, the saved steps present for LSTM and GRU, and the cell states only for LSTM.
 Status check_rnn(const char* name, int64_t mode, const float* ws) {
   if (mode < 0 || mode > 3) return Status::Invalid(std::string(name) + ": mode " + std::to_string(mode) + " is not one of 0 (tanh), 1 (relu), 2 (LSTM), 3 (GRU)");
@@ -424,6 +431,8 @@ const std::vector<KernelDef> kTable = {
        };
        return {count(0), count(s[10]), count(s[11]), count(s[12])};
      }),
+    ADAPTED(elementwise_flat, {"out", "a", "b?", "c?", "op", "alpha", "beta", "N"},
+            NEED { return {s[3], s[3], s[3], s[3]}; }),
     // reduce(out[outer,inner], idx[outer,inner]? int32, a[outer,R,inner], op, outer, R, inner)
     KERNEL(reduce, {"out", "idx?", "a", "op", "outer", "R", "inner"},
            NEED { return {s[1] * s[3], s[1] * s[3], s[1] * s[2] * s[3]}; }),

@@ -122,13 +122,14 @@ class CommandQueue {
   std::unique_ptr<Command[]> ring_;
   std::shared_ptr<Retired> retired_;
   // tail_: commands committed (the last sequence number); head_: commands run or skipped. Slot of seq: (seq - 1) % kSlots.
-  std::atomic<uint64_t> tail_{0};
-  std::atomic<uint64_t> head_{0};
+  // (each on its own cache line: the two threads write them, and sharing one line cost every command a transfer of it)
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<uint64_t> head_{0};
+  alignas(64) std::atomic<bool> asleep_{false};
 
   mutable std::mutex mu_;
   std::condition_variable has_work_;    // the queue's thread sleeps on it (asleep_ set)
   std::condition_variable progressed_;  // readers and a producer waiting for a free slot sleep on it (waiting_ > 0)
-  std::atomic<bool> asleep_{false};
   std::atomic<int> waiting_{0};
   std::atomic<bool> stopping_{false};
 

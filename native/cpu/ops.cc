@@ -39,10 +39,10 @@ enum Ew : int {
   kIdentity = 0, kNeg, kExp, kLog, kLog1p, kSqrt, kRsqrt, kAbs, kSign, kSin, kCos, kTanh, kSigmoid, kRelu, kGelu,
   kLeakyRelu, kSoftplus, kClamp, kSquare, kReciprocal, kPowScalar, kAffine, kGeluGrad,
   kAdd = 32, kSub, kMul, kDiv, kPow, kMaximum, kMinimum, kEq, kNe, kLt, kLe, kGt, kGe, kReluGrad, kLeakyReluGrad,
-  kMaskedFill, kAxpby,
+  kMaskedFill, kAxpby, kSigmoidGrad, kTanhGrad,
   kWhere = 64,
 };
-bool ew_known(int op) { return (op >= kIdentity && op <= kGeluGrad) || (op >= kAdd && op <= kAxpby) || op == kWhere; }
+bool ew_known(int op) { return (op >= kIdentity && op <= kGeluGrad) || (op >= kAdd && op <= kTanhGrad) || op == kWhere; }
 int ew_inputs(int op) { return op == kWhere ? 3 : op >= kAdd ? 2 : 1; }
 bool ew_costly(int op) {
   switch (op) {
@@ -172,6 +172,8 @@ RG_INLINE void ew_contig(int op, float* o, const float* a, const float* b, const
     RG_EW2(kLeakyReluGrad, y > 0.f ? x : alpha * x);
     RG_EW2(kMaskedFill, y != 0.f ? alpha : x);
     RG_EW2(kAxpby, alpha * x + beta * y);
+    RG_EW2(kSigmoidGrad, x * y * (1.f - y));
+    RG_EW2(kTanhGrad, x * (1.f - y * y));
     case kWhere:
       for (int64_t i = 0; i < n; i++) {
         const float x = a[i], y = b[i], z = c[i];

@@ -98,10 +98,10 @@ enum class Ew : int {
   sigmoid = 12, relu = 13, gelu = 14, leaky_relu = 15, softplus = 16, clamp = 17, square = 18, reciprocal = 19,
   pow_scalar = 20, affine = 21, gelu_grad = 22,
   add = 32, sub = 33, mul = 34, div = 35, pow = 36, maximum = 37, minimum = 38, eq = 39, ne = 40, lt = 41, le = 42, gt = 43,
-  ge = 44, relu_grad = 45, leaky_relu_grad = 46, masked_fill = 47, axpby = 48,
+  ge = 44, relu_grad = 45, leaky_relu_grad = 46, masked_fill = 47, axpby = 48, sigmoid_grad = 49, tanh_grad = 50,
   where = 64,
 };
-bool ew_known(int op) { return (op >= 0 && op <= 22) || (op >= 32 && op <= 48) || op == 64; }
+bool ew_known(int op) { return (op >= 0 && op <= 22) || (op >= 32 && op <= 50) || op == 64; }
 bool ew_reads_b(int op) { return op >= static_cast<int>(Ew::add); }
 bool ew_reads_c(int op) { return op == static_cast<int>(Ew::where); }
 
@@ -160,6 +160,8 @@ __device__ __forceinline__ float ew_value(int op, float x, float y, float z, flo
     case Ew::leaky_relu_grad: return y > 0.f ? x : alpha * x;
     case Ew::masked_fill: return y != 0.f ? alpha : x;
     case Ew::axpby: return alpha * x + beta * y;
+    case Ew::sigmoid_grad: return x * y * (1.f - y);
+    case Ew::tanh_grad: return x * (1.f - y * y);
     case Ew::where: return x != 0.f ? y : z;
   }
   return NAN;  // unreachable: the launcher refuses unknown codes

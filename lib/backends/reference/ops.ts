@@ -54,6 +54,8 @@ export function ewValue(op: number, a: number, b: number, c: number, alpha: numb
     case EW.leakyReluGrad: return b > 0 ? a : alpha * a;
     case EW.maskedFill: return b !== 0 ? alpha : a;
     case EW.axpby: return alpha * a + beta * b;
+    case EW.sigmoidGrad: return a * b * (1 - b);
+    case EW.tanhGrad: return a * (1 - b * b);
     case EW.where: return a !== 0 ? b : c;
     default: throw new RetrogradError(`elementwise: unknown op code ${op}`, 'INVALID_ARGUMENT');
   }
@@ -98,6 +100,10 @@ export function elementwise(out: F, a: F, b: F | null, c: F | null, op: number, 
       index[k] = 0;
     }
   }
+}
+
+export function elementwise_flat(out: F, a: F, b: F | null, c: F | null, op: number, alpha: number, beta: number, N: number): void {
+  elementwise(out, a, b, c, op, alpha, beta, 1, N, 1, 1, 1, 1, 1, 0, 0, 0);
 }
 
 export function reduce(out: F, idx: I | null, a: F, op: number, outer: number, R: number, inner: number): void {
