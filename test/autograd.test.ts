@@ -86,6 +86,24 @@ describe.each(backends)('the engine (%s)', (name) => {
     expect(x.grad).toBeNull();
   });
 
+  it("autograd.grad with respect to a built-in layer's parameters (a Sequential's too) equals backward's, leaving .grad alone", () => {
+    rg.setBackend(name);
+    rg.manualSeed(8);
+    const net = new rg.Sequential([new rg.Linear(3, 5), new rg.ReLU(), new rg.Linear(5, 2)]);
+    const head = new rg.Linear(2, 1);
+    const x = rg.randn([4, 3]);
+    const loss = () => head.forward(net.forward(x)).tanh().square().mean();
+    const [w0] = net.parameters();
+    w0.grad.assign(new Float32Array(w0.value.size).fill(7)); // an accumulated gradient that must survive
+    const [gw0, ghead] = rg.autograd.grad(loss(), [w0, head.weight]);
+    expect(arr(w0.grad)).toEqual(new Array(15).fill(7));
+    net.zeroGrad();
+    head.zeroGrad();
+    loss().backward();
+    close(arr(gw0), arr(w0.grad));
+    close(arr(ghead), arr(head.weight.grad));
+  });
+
   it('a backward that fails on a changed tensor changes no gradient', () => {
     rg.setBackend(name);
     const w = rg.tensor([1, 2], [2], { requiresGrad: true });
@@ -125,6 +143,16 @@ describe.each(backends)('the engine (%s)', (name) => {
     rg.noGrad(() => h.mul_(2));
     expect(() => y.backward()).toThrow(/changed by an in-place operation: version 0 when saved, 1 now/);
     expect(() => x.add_(1)).toThrow(/in-place operation on a tensor that requires grad \(a leaf\)/);
+  });
+
+  it('an in-place change to an input of add, sub or a product with a number is no error: their gradients need only shapes', () => {
+    rg.setBackend(name);
+    const x = rg.tensor([1, 2], [2], { requiresGrad: true });
+    const h = rg.noGrad(() => x.mul(1));
+    const y = x.add(h).sub(h).mul(3).add(h, 2).sum();
+    rg.noGrad(() => h.mul_(2));
+    y.backward();
+    expect(arr(x.grad)).toEqual([3, 3]);
   });
 
   it('refuses what it cannot do, clearly and changing nothing', () => {

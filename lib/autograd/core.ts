@@ -159,17 +159,26 @@ export function reduceDim(x: Tensor, k: number, op: number, withIndex = false): 
   return { values, indices };
 }
 
-/** A differentiable elementwise op: records `backward` (given the output gradient, the inputs and the output). */
+/**
+ * A differentiable elementwise op: records `backward` (given the output gradient, the inputs and the output). The
+ * inputs are saved for it (their values checked unchanged when it runs) unless `saveInputs` is false: for ops whose
+ * gradient needs only their shapes (add, sub, a product with a number), an in-place change after them is no error.
+ */
 export function ewOp(
   where: string, op: number, inputs: Tensor[], alpha: number, beta: number,
   backward: ((g: Tensor, inputs: Tensor[], out: Tensor) => (Tensor | null)[]) | null,
-  saveOutput = false,
+  saveOutput = false, saveInputs = true,
 ): Tensor {
   checkFloat(where, ...inputs);
   const out = ewKernel(where, op, inputs, alpha, beta);
   if (backward) {
-    const saved = saveOutput ? [...inputs, out] : inputs;
-    record(where, inputs, [out], saved, ([g], s) => (g ? backward(g, s.slice(0, inputs.length), s[inputs.length]) : inputs.map(() => null)));
+    const n = inputs.length;
+    if (saveInputs) {
+      record(where, inputs, [out], saveOutput ? [...inputs, out] : inputs, ([g], s) => (g ? backward(g, s.slice(0, n), s[n]) : inputs.map(() => null)));
+    } else {
+      const shapes = inputs.map((x) => ({ shape: x.shape }) as Tensor); // what such a backward reads of its inputs
+      record(where, inputs, [out], saveOutput ? [out] : [], ([g], s) => (g ? backward(g, shapes, s[0]) : inputs.map(() => null)));
+    }
   }
   return out;
 }

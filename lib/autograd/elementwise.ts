@@ -30,11 +30,11 @@ export function add(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const where = 'add';
   if (typeof b === 'number' && typeof a !== 'number') {
     const x = toTensor(where, a);
-    return ewOp(where, EW.affine, [x], 1, b * alpha, (g) => [g]);
+    return ewOp(where, EW.affine, [x], 1, b * alpha, (g) => [g], false, false);
   }
   const [x, y] = operands(where, a, b);
-  if (alpha !== 1) return ewOp(where, EW.axpby, [x, y], 1, alpha, (g, [p, q]) => [reduceTo(g, p.shape), scaleTo(g, alpha, q.shape)]);
-  return ewOp(where, EW.add, [x, y], 0, 0, (g, [p, q]) => [reduceTo(g, p.shape), reduceTo(g, q.shape)]);
+  if (alpha !== 1) return ewOp(where, EW.axpby, [x, y], 1, alpha, (g, [p, q]) => [reduceTo(g, p.shape), scaleTo(g, alpha, q.shape)], false, false);
+  return ewOp(where, EW.add, [x, y], 0, 0, (g, [p, q]) => [reduceTo(g, p.shape), reduceTo(g, q.shape)], false, false);
 }
 
 function scaleTo(g: Tensor, alpha: number, shape: readonly number[]): Tensor {
@@ -48,14 +48,14 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const where = 'sub';
   if (typeof b === 'number' && typeof a !== 'number') {
     const x = toTensor(where, a);
-    return ewOp(where, EW.affine, [x], 1, -b * alpha, (g) => [g]);
+    return ewOp(where, EW.affine, [x], 1, -b * alpha, (g) => [g], false, false);
   }
   if (typeof a === 'number' && typeof b !== 'number') {
     const y = toTensor(where, b);
-    return ewOp(where, EW.affine, [y], -alpha, a, (g) => [scaleTo(g, -alpha, y.shape)]);
+    return ewOp(where, EW.affine, [y], -alpha, a, (g) => [scaleTo(g, -alpha, y.shape)], false, false);
   }
   const [x, y] = operands(where, a, b);
-  return ewOp(where, EW.axpby, [x, y], 1, -alpha, (g, [p, q]) => [reduceTo(g, p.shape), scaleTo(g, -alpha, q.shape)]);
+  return ewOp(where, EW.axpby, [x, y], 1, -alpha, (g, [p, q]) => [reduceTo(g, p.shape), scaleTo(g, -alpha, q.shape)], false, false);
 }
 
 export function mul(a: TensorLike, b: TensorLike): Tensor {
@@ -63,7 +63,7 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number' || typeof a === 'number') {
     const s = (typeof b === 'number' ? b : a) as number;
     const x = toTensor(where, typeof b === 'number' ? a : b);
-    return ewOp(where, EW.affine, [x], s, 0, (g) => [scaleTo(g, s, x.shape)]);
+    return ewOp(where, EW.affine, [x], s, 0, (g) => [scaleTo(g, s, x.shape)], false, false);
   }
   const [x, y] = operands(where, a, b);
   return ewOp(where, EW.mul, [x, y], 0, 0, (g, [p, q]) => [mulTo(where, g, q, p.shape), mulTo(where, g, p, q.shape)]);

@@ -7,7 +7,7 @@
 // leaves' `.grad` (PyTorch's +=; a Parameter's deferred zero is overwritten instead, as Module.backward does) and
 // releases the saved tensors unless `retainGraph`. Under `noGrad`, and when no input requires grad, nothing is
 // recorded: inference pays nothing.
-import { RetrogradError } from '../errors.js';
+import { describe, RetrogradError } from '../errors.js';
 import type { GradNode } from '../tensor.js';
 import { copyOf, Tensor } from '../tensor.js';
 
@@ -335,15 +335,22 @@ export interface GradOptions extends BackwardOptions {
   allowUnused?: boolean;
 }
 
+/** What autograd.grad differentiates with respect to: a tensor that requires grad, or a Parameter (its value). */
+export type GradInput = Tensor | { readonly value: Tensor };
+
 /**
  * rg.autograd.grad(outputs, inputs): the gradients of the outputs with respect to any tensors (leaves or
  * intermediates, e.g. a model's input), returned and not accumulated into .grad.
  */
-export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+export function grad(outputs: Tensor | Tensor[], inputs: GradInput | GradInput[], options: GradOptions = {}): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs];
-  const ins = Array.isArray(inputs) ? inputs : [inputs];
+  // a Parameter stands for its value
+  const ins = (Array.isArray(inputs) ? inputs : [inputs]).map((x: unknown, i): Tensor => {
+    const t = x !== null && typeof x === 'object' && !(x instanceof Tensor) && (x as { value?: unknown }).value instanceof Tensor ? (x as { value: Tensor }).value : x;
+    if (!(t instanceof Tensor)) throw new TypeError(`autograd.grad: inputs[${i}] must be a Tensor or a Parameter, got ${describe(x)}`);
+    return t;
+  });
   ins.forEach((x, i) => {
-    if (!(x instanceof Tensor)) throw new TypeError(`autograd.grad: inputs[${i}] must be a Tensor, got ${typeof x}`);
     if (!requiresGrad(x)) throw new RetrogradError(`autograd.grad: inputs[${i}] (shape [${x.shape.join(', ')}]) does not require grad`, 'INVALID_ARGUMENT');
   });
   const roots: [Tensor, Tensor][] = outs.map((o, i) => [o, checkRoot(`autograd.grad (outputs[${i}])`, o, options.gradOutputs?.[i])]);

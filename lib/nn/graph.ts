@@ -3,7 +3,8 @@
 // inside, and the node's backward is the module's own backward — Linear + ReLU stays one GEMM each way. What the
 // module's backward reads from the last forward (its cached input, output, masks…) is kept with the node and put
 // back while the node's backward runs, so a module called twice in one forward (shared weights) is correct. The
-// module's backward accumulates its parameters' gradients itself, as in Module.backward.
+// module's backward accumulates its parameters' gradients itself, as in Module.backward (under autograd.grad, into
+// gradients lent for the call, which the node hands on as its parameters' gradients).
 import { isCapturing, isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
 import { Tensor } from '../tensor.js';
 import type { Module } from './module.js';
@@ -86,15 +87,17 @@ export function wrapForward(m: Module): void {
         // put back this forward's state, run the hand-written backward, then restore whatever is there now
         const now = changed.map(([mod, k]) => (mod as unknown as Record<string, unknown>)[k]);
         for (const [mod, k, v] of changed) (mod as unknown as Record<string, unknown>)[k] = v;
-        // under autograd.grad nothing accumulates into .grad: the parameters sit out the layer's backward
-        const frozen = isCapturing() ? params.filter((p) => p.requiresGrad) : [];
-        for (const p of frozen) p.requiresGrad = false;
+        // under autograd.grad nothing accumulates into .grad: the layer's backward writes its parameters' gradients into
+        // lent ones, which become this node's gradients for them
+        const lent = isCapturing() ? params.map((p) => p.lendGrad()) : null;
+        let paramGrads: (Tensor | null)[] = params.map(() => null);
         try {
           const wantInput = requiresGrad(x);
           const dx = ownBackward.call(self, g, wantInput);
-          return [wantInput ? dx : null, ...params.map(() => null)];
+          if (lent) paramGrads = lent.map((give) => give());
+          return [wantInput ? dx : null, ...paramGrads];
         } finally {
-          for (const p of frozen) p.requiresGrad = true;
+          if (lent && paramGrads.every((p) => p === null)) for (const give of lent) give().dispose(); // the backward threw
           changed.forEach(([mod, k], i) => ((mod as unknown as Record<string, unknown>)[k] = now[i]));
         }
       });

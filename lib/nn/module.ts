@@ -102,6 +102,21 @@ export class Parameter {
     return this.value.shape;
   }
 
+  /** @internal For autograd.grad through a built-in layer: the layer's backward accumulates into a fresh gradient (which
+   * starts as a pending zero) instead of this one; the function returned gives the gradient written there (zeros if
+   * none was) and puts this parameter's own gradient back as it was. */
+  lendGrad(): () => Tensor {
+    const grad = this._grad, pending = this.zeroPending;
+    this._grad = empty(grad.backend, grad.shape);
+    this.zeroPending = true;
+    return () => {
+      const lent = this.grad;
+      this._grad = grad;
+      this.zeroPending = pending;
+      return lent;
+    };
+  }
+
   /** @internal true while the gradient is a zero that zeroGrad() deferred and nothing has written since (PyTorch's
    * grad of None): optimizers, clipping and fit's finite check leave it alone. */
   get gradPending(): boolean {
