@@ -339,7 +339,9 @@ export interface Backend {
   readAsync(buf: Buf): Promise<HostArray>;
   sync(): void;
   syncAsync(): Promise<void>;
-  dispose(buf: Buf): void;
+  /** Frees buf. `floatElements`: buf is a float storage of at least that many elements that nothing else uses (a tensor's
+   * own storage), which a backend may keep for an alloc of that size. */
+  dispose(buf: Buf, floatElements?: number): void;
   /** Live tensors and their bytes; device backends add the bytes in use and cached by their allocator. */
   memory(): { tensors: number; bytes: number; deviceBytesInUse?: number; deviceBytesCached?: number };
   info(): BackendInfo;

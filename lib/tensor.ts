@@ -74,14 +74,22 @@ export class Tensor {
   _param?: { accumulate(g: Tensor): void; readonly grad: Tensor; readonly requiresGrad: boolean };
   /** @internal A leaf's .grad: kept by rg.tidy. */
   _isGrad = false;
+  /** In-place changes of this storage so far (on a view, unused: it counts on its base's). */
+  private _v = 0;
   /** @internal In-place changes so far, shared with views: a backward that saved this tensor checks it. */
-  _version: { n: number } = { n: 0 };
+  get _version(): number {
+    return (this.base ?? this)._v;
+  }
+  /** @internal Counts an in-place change (of this tensor and every view of its storage). */
+  bumpVersion(): void {
+    (this.base ?? this)._v++;
+  }
 
   /** @internal Use rg.tensor / rg.zeros / rg.randn. */
   constructor(backend: Backend, buf: Buf, shape: readonly number[], dtype: TensorDType) {
     this.backend = backend;
     this._buf = buf;
-    this.shape = Object.freeze([...shape]);
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]); // another tensor's shape is shared
     this.size = shapeSize(shape);
     this.dtype = dtype;
     if (tidyScopes.length) tidyScopes[tidyScopes.length - 1].push(this);
@@ -112,7 +120,6 @@ export class Tensor {
     const t = new Tensor(this.backend, this.buf, resolved, this.dtype);
     t.intRange = this.intRange;
     t.base = this.base ?? this;
-    t._version = this._version;
     return reshapeHook ? reshapeHook(this, t) : t;
   }
 
@@ -139,7 +146,7 @@ export class Tensor {
       if (src.backend === this.backend) this.backend.k.copy(this.buf, src.buf, this.size);
       else this.backend.write(this.buf, src.backend.read(src.buf));
       this.intRange = src.intRange;
-      this._version.n++;
+      this.bumpVersion();
       return this;
     }
     if (src === null || typeof src !== 'object' || typeof (src as ArrayLike<number>).length !== 'number')
@@ -148,7 +155,7 @@ export class Tensor {
     const data = this.dtype === 'int32' ? Int32Array.from(src) : Float32Array.from(src);
     this.backend.write(this.buf, data);
     if (data instanceof Int32Array) this.intRange = intRangeOf(data);
-    this._version.n++;
+    this.bumpVersion();
     return this;
   }
 
@@ -170,7 +177,7 @@ export class Tensor {
    * dispose() lets go of the view only: the storage belongs to the tensor it was made from. */
   dispose(): void {
     if (this._buf === null) return;
-    if (!this.base) this.backend.dispose(this._buf);
+    if (!this.base) this.backend.dispose(this._buf, this.dtype === 'int32' ? undefined : this.size);
     this._buf = null;
   }
 

@@ -33,7 +33,7 @@ export class Node implements GradNode {
     readonly numOutputs: number,
     private readonly fn: BackwardFn,
   ) {
-    this.savedTensors = saved.map((tensor) => ({ tensor, version: tensor._version.n }));
+    this.savedTensors = saved.map((tensor) => ({ tensor, version: tensor._version }));
   }
 
   /** @internal Runs the backward: checks that the saved tensors are still there and unchanged. */
@@ -50,9 +50,9 @@ export class Node implements GradNode {
         'INVALID_ARGUMENT',
       );
     for (const s of this.savedTensors) {
-      if (s.tensor._version.n !== s.version)
+      if (s.tensor._version !== s.version)
         throw new RetrogradError(
-          `backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) was changed by an in-place operation: version ${s.version} when saved, ${s.tensor._version.n} now`,
+          `backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) was changed by an in-place operation: version ${s.version} when saved, ${s.tensor._version} now`,
           'INVALID_ARGUMENT',
         );
       if (s.tensor.disposed)

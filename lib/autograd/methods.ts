@@ -249,7 +249,7 @@ Object.assign(P, {
     checkInPlace(this, 'fill_');
     if (typeof v !== 'number') throw new TypeError(`fill_: value must be a number, got ${typeof v}`);
     if (this.size) this.backend.k.fill(this.buf, this.size, v);
-    this._version.n++;
+    this.bumpVersion();
     return this;
   },
 });
@@ -272,7 +272,7 @@ function inPlace(t: Tensor, where: string, op: () => Tensor): Tensor {
   }
   t.backend.k.copy(t.buf, r.buf, t.size);
   r.dispose();
-  t._version.n++;
+  t.bumpVersion();
   return t;
 }
 

@@ -6,7 +6,7 @@ export interface NativeAddon {
   kernels: string[];
   napiVersion: number;
   setErrorClass(ctor: unknown): void;
-  alloc(dtype: 'float32' | 'int32', size: number, zero?: boolean): Buf;
+  alloc(dtype: 'float32' | 'int32' | 0 | 1, size: number, zero?: boolean): Buf;
   fromHost(data: Float32Array | Int32Array): Buf;
   write(buf: Buf, data: Float32Array | Int32Array): void;
   read(buf: Buf): Float32Array | Int32Array;
@@ -45,16 +45,13 @@ class StoragePool {
     if (!list || list.length === 0) return undefined;
     this.count--;
     this.bytes -= size * 4;
-    const b = list.pop() as NativeBuf;
-    b.kept = false;
-    return b;
+    return list.pop();
   }
   /** Keeps buf (a float32 storage of `size` elements) unless the pool is full. */
   keep(buf: Buf, size: number): boolean {
     if (size > StoragePool.MAX_KEPT_SIZE || this.count >= StoragePool.MAX_KEPT || this.bytes + size * 4 > StoragePool.MAX_KEPT_BYTES) return false;
     let list = this.bySize.get(size);
     if (!list) this.bySize.set(size, (list = []));
-    (buf as NativeBuf).kept = true;
     list.push(buf);
     this.count++;
     this.bytes += size * 4;
@@ -69,10 +66,7 @@ class StoragePool {
   }
 }
 
-/** A native storage; `poolSize` (set by alloc and fromHost on float storages) makes it one the pool may keep, and
- * `kept` marks it while the pool holds it (a second dispose of it is ignored). Own properties: the storage's accessors
- * are calls into the addon. */
-type NativeBuf = Buf & { dispose(): void; poolSize?: number; kept?: boolean };
+type NativeBuf = Buf & { dispose(): void };
 
 export class NativeBackend implements Backend {
   readonly floatType = 'float32';
@@ -99,16 +93,10 @@ export class NativeBackend implements Backend {
         return kept;
       }
     }
-    return this.poolable(this.a.alloc(dtype === 'int32' ? 'int32' : 'float32', size, zero), dtype, size);
-  }
-  private poolable(buf: Buf, dtype: DType, size: number): Buf {
-    const b = buf as NativeBuf;
-    b.poolSize = dtype === 'int32' ? -1 : size;
-    b.kept = false;
-    return b;
+    return this.a.alloc(dtype === 'int32' ? 1 : 0, size, zero);
   }
   fromHost(data: HostArray): Buf {
-    return this.poolable(this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data), data instanceof Int32Array ? 'int32' : 'float32', data.length);
+    return this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data);
   }
   write(buf: Buf, data: HostArray): void {
     this.a.write(buf, data instanceof Float64Array ? Float32Array.from(data) : data);
@@ -125,11 +113,9 @@ export class NativeBackend implements Backend {
   syncAsync(): Promise<void> {
     return this.a.syncAsync();
   }
-  dispose(buf: Buf): void {
-    const b = buf as NativeBuf;
-    if (b.kept) return;
-    if (b.poolSize !== undefined && b.poolSize >= 0 && this.pool.keep(buf, b.poolSize)) return;
-    b.dispose();
+  dispose(buf: Buf, floatElements?: number): void {
+    if (floatElements !== undefined && this.pool.keep(buf, floatElements)) return;
+    (buf as NativeBuf).dispose();
   }
   /** Frees the storages the pool keeps (memory() counts them as cached, not as live tensors). */
   releaseCached(): void {

@@ -179,8 +179,8 @@ export function batchNorm(x: TensorLike, runningMean: Tensor | null, runningVar:
   const rm = runningMean ?? scratch(), rv = runningVar ?? scratch();
   const out = alloc(t.backend, t.shape), sm = alloc(t.backend, [C]), si = alloc(t.backend, [C]);
   t.backend.k.batchnorm_forward(out.buf, sm.buf, si.buf, rm.buf, rv.buf, t.buf, w?.buf ?? null, b?.buf ?? null, B, C, R, options.momentum ?? 0.1, options.eps ?? 1e-5, training);
-  if (runningMean) runningMean._version.n++;
-  if (runningVar) runningVar._version.n++;
+  if (runningMean) runningMean.bumpVersion();
+  if (runningVar) runningVar.bumpVersion();
   const inputs = [t, ...(w ? [w] : []), ...(b ? [b] : [])];
   record(where, inputs, [out], [t, sm, si, ...(w ? [w] : [])], ([g], [xx, mm, ii, ww]) => {
     if (!g) return inputs.map(() => null);

@@ -219,13 +219,18 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     return s;
   }
 
+  // 'float32' | 'int32', or the DType's number (0 float32, 1 int32: the backend's fast spelling, no string to compare)
   static DType parse_dtype(Napi::Env env, const Napi::Value& v, const char* where) {
-    if (v.IsString()) {
+    if (v.IsNumber()) {
+      const double d = v.As<Napi::Number>().DoubleValue();
+      if (d == 0) return DType::F32;
+      if (d == 1) return DType::I32;
+    } else if (v.IsString()) {
       std::string d = v.As<Napi::String>();
       if (d == "float32") return DType::F32;
       if (d == "int32") return DType::I32;
     }
-    throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": dtype must be 'float32' or 'int32'");
+    throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": dtype must be 'float32' or 'int32' (or 0 or 1)");
   }
 
   // alloc(dtype, size) -> NativeStorage, zero-filled.
