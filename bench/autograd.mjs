@@ -1,7 +1,8 @@
 // Models written op by op, against PyTorch eager with its own autograd, in one run (`npm run bench:autograd`):
 //   W1 op by op: the MLP 784-256-128-10 as x.matmul(w1.t()).add(b1).relu()…, F.crossEntropy, loss.backward(), Adam,
 //     batch 64: milliseconds per step;
-//   the per-op cost: a chain of 1,000 elementwise ops on 16 floats with autograd on, forward + backward, µs per op.
+//   the per-op cost: a chain of 1,000 elementwise ops on 16 floats with autograd on, forward + backward, µs per op
+//   (median of 15 runs after 30 untimed ones, for both runners: V8 compiles the hot paths over the first tens).
 // retrograd and PyTorch runs alternate (repeated --rounds times) so that a noisy machine slows both alike; the
 // medians and their ratio are printed with the CPU model, and written to bench/results/autograd-<cpu>.json.
 //   node bench/autograd.mjs [--rounds 3] [--steps 125] [--skip torch]
@@ -64,6 +65,8 @@ async function w1(backend, repeats = 1) {
   return { secondsPerStep: median(times), loss: loss.item() };
 }
 
+/** Runs of the chain before timing, and runs timed (their median is reported; PyTorch's the same). */
+const CHAIN_WARMUP = 30, CHAIN_RUNS = 15;
 /** The chain of 1,000 small elementwise ops, forward + backward: µs per op. */
 function chain(backend, ops = 1000, size = 16) {
   rg.setBackend(backend);
@@ -74,9 +77,10 @@ function chain(backend, ops = 1000, size = 16) {
     h.sum().backward();
     return x.grad.sum().item();
   };
-  for (let i = 0; i < 10; i++) once();
+  // V8 compiles the hot paths over the first tens of runs: the steady state is what a training loop sees
+  for (let i = 0; i < CHAIN_WARMUP; i++) once();
   const times = [];
-  for (let r = 0; r < 5; r++) {
+  for (let r = 0; r < CHAIN_RUNS; r++) {
     const t = performance.now();
     once();
     times.push(performance.now() - t);
@@ -85,7 +89,7 @@ function chain(backend, ops = 1000, size = 16) {
 }
 
 function torch(part, threads) {
-  const r = spawnSync('/usr/bin/python3', [join(here, 'peers/torch_autograd.py'), '--data', dataDir, '--part', part, '--steps', String(steps), '--repeats', '1', ...(threads ? ['--threads', String(threads)] : [])], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '1' } });
+  const r = spawnSync('/usr/bin/python3', [join(here, 'peers/torch_autograd.py'), '--data', dataDir, '--part', part, '--steps', String(steps), '--repeats', part === 'chain' ? String(CHAIN_RUNS) : '1', '--warmup', String(CHAIN_WARMUP), ...(threads ? ['--threads', String(threads)] : [])], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: '1' } });
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop());
   } catch {

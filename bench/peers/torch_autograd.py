@@ -4,7 +4,7 @@ PyTorch's own autograd, in one process, timed the same way. Prints one JSON obje
 
   --data DIR         the MNIST split bench/autograd.mjs exports (xTrain.f32, yTrain.i32, meta.json)
   --part w1|chain    W1 written op by op (seconds per epoch), or the chain of small elementwise ops (µs per op)
-  --steps N, --repeats R, --threads T
+  --steps N, --repeats R, --threads T, --warmup W (chain runs before timing)
 """
 import argparse
 import json
@@ -52,6 +52,7 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--ops", type=int, default=1000)
     p.add_argument("--size", type=int, default=16)
+    p.add_argument("--warmup", type=int, default=1, help="runs of the chain before timing")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -76,7 +77,8 @@ def main():
             times.append(time.perf_counter() - t)
         out.update({"secondsPerStep": statistics.median(times) / a.steps, "loss": loss})
     else:
-        chain(a.ops, a.size)
+        for _ in range(a.warmup):
+            chain(a.ops, a.size)
         times = []
         for _ in range(max(a.repeats, 5)):
             t = time.perf_counter()

@@ -174,10 +174,13 @@ export function ewOp(
   if (backward) {
     const n = inputs.length;
     if (saveInputs) {
-      record(where, inputs, [out], saveOutput ? [...inputs, out] : inputs, ([g], s) => (g ? backward(g, s.slice(0, n), s[n]) : inputs.map(() => null)));
+      record(where, inputs, [out], saveOutput ? [...inputs, out] : inputs, (grads, s) => {
+        const g = grads[0];
+        return g ? backward(g, saveOutput ? s.slice(0, n) : s, s[n]) : inputs.map(() => null);
+      });
     } else {
       const shapes = inputs.map((x) => ({ shape: x.shape }) as Tensor); // what such a backward reads of its inputs
-      record(where, inputs, [out], saveOutput ? [out] : [], ([g], s) => (g ? backward(g, shapes, s[0]) : inputs.map(() => null)));
+      record(where, inputs, [out], saveOutput ? [out] : [], (grads, s) => (grads[0] ? backward(grads[0], shapes, s[0]) : inputs.map(() => null)));
     }
   }
   return out;

@@ -14,54 +14,53 @@ import { copyOf, Tensor } from '../tensor.js';
 /** Where a gradient goes: the node that made an input (and which of its outputs it was), or a leaf. */
 export type Edge = { node: Node; index: number } | { leaf: Tensor } | null;
 
-interface Saved {
-  tensor: Tensor;
-  version: number;
-}
-
 /** The gradients of a node's inputs from those of its outputs (null: no gradient for that input). */
 export type BackwardFn = (grads: (Tensor | null)[], saved: Tensor[]) => (Tensor | null)[];
 
 export class Node implements GradNode {
-  private savedTensors: Saved[] | null;
+  /** The tensors the backward needs, and the version of each when saved (null once released). */
+  private saved: readonly Tensor[] | null;
+  private readonly versions: number[];
   /** Set once backward ran without retainGraph: the saved tensors are gone. */
   released = false;
   constructor(
     readonly name: string,
     readonly edges: Edge[],
-    saved: Tensor[],
+    saved: readonly Tensor[],
     readonly numOutputs: number,
     private readonly fn: BackwardFn,
   ) {
-    this.savedTensors = saved.map((tensor) => ({ tensor, version: tensor._version }));
+    this.saved = saved;
+    this.versions = new Array<number>(saved.length);
+    for (let i = 0; i < saved.length; i++) this.versions[i] = saved[i]._version;
   }
 
   /** @internal Runs the backward: checks that the saved tensors are still there and unchanged. */
   apply(grads: (Tensor | null)[]): (Tensor | null)[] {
     this.check();
-    return this.fn(grads, this.savedTensors!.map((s) => s.tensor));
+    return this.fn(grads, this.saved as Tensor[]);
   }
 
   /** @internal Throws unless the backward can run: not released, its saved tensors alive and unchanged. */
   check(): void {
-    if (this.released || !this.savedTensors)
+    if (this.released || !this.saved)
       throw new RetrogradError(
         `backward: trying to go through the graph a second time (${this.name}'s saved tensors were released by the first backward); pass { retainGraph: true } to the first call`,
         'INVALID_ARGUMENT',
       );
-    for (const s of this.savedTensors) {
-      if (s.tensor._version !== s.version)
+    this.saved.forEach((t, i) => {
+      if (t._version !== this.versions[i])
         throw new RetrogradError(
-          `backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) was changed by an in-place operation: version ${s.version} when saved, ${s.tensor._version} now`,
+          `backward: a tensor ${this.name} saved for its gradient (shape [${t.shape.join(', ')}]) was changed by an in-place operation: version ${this.versions[i]} when saved, ${t._version} now`,
           'INVALID_ARGUMENT',
         );
-      if (s.tensor.disposed)
-        throw new RetrogradError(`backward: a tensor ${this.name} saved for its gradient (shape [${s.tensor.shape.join(', ')}]) has been disposed`, 'DISPOSED');
-    }
+      if (t.disposed)
+        throw new RetrogradError(`backward: a tensor ${this.name} saved for its gradient (shape [${t.shape.join(', ')}]) has been disposed`, 'DISPOSED');
+    });
   }
 
   release(): void {
-    this.savedTensors = null;
+    this.saved = null;
     this.released = true;
   }
 }
@@ -128,7 +127,7 @@ export function record(name: string, inputs: readonly Tensor[], outputs: readonl
   let any = false;
   for (const x of inputs) if (requiresGrad(x)) any = true;
   if (!any) return undefined;
-  const node = new Node(name, inputs.map(edgeOf), [...saved], outputs.length, backward);
+  const node = new Node(name, inputs.map(edgeOf), saved, outputs.length, backward);
   outputs.forEach((o, i) => {
     o.gradFn = node;
     o.outputIndex = i;
@@ -269,16 +268,25 @@ function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]
     // Which gradient goes to which edge, decided before anything is freed: a tensor given for two inputs (x + x) goes
     // to the first as itself and to the others as copies; every tensor of `grads` and `out` (by storage) that no
     // edge takes is freed, once.
-    const given: (Tensor | null)[] = node.edges.map(() => null);
-    const taken = new Set<Tensor>();
-    node.edges.forEach((e, i) => {
+    // (a node has a few edges: arrays, not sets)
+    const edges = node.edges;
+    const given: (Tensor | null)[] = new Array<Tensor | null>(edges.length).fill(null);
+    const taken: Tensor[] = [];
+    for (let i = 0; i < edges.length; i++) {
       const g = out[i];
-      if (!g || !e) return;
-      given[i] = taken.has(g.viewBase) ? copyOf(g) : g;
-      taken.add(g.viewBase);
-    });
-    const unused = new Set<Tensor>();
-    for (const g of [...grads, ...out]) if (g && !taken.has(g.viewBase)) unused.add(g.viewBase);
+      if (!g || !edges[i]) continue;
+      const base = g.viewBase;
+      given[i] = taken.includes(base) ? copyOf(g) : g;
+      taken.push(base);
+    }
+    const unused: Tensor[] = [];
+    for (const list of [grads, out]) {
+      for (const g of list) {
+        if (!g) continue;
+        const base = g.viewBase;
+        if (!taken.includes(base) && !unused.includes(base)) unused.push(base);
+      }
+    }
     for (const g of unused) g.dispose();
     node.edges.forEach((e, i) => {
       const g = given[i];

@@ -69,7 +69,7 @@ export class Function {
       if (inputs.includes(o)) throw new RetrogradError(`${name}.forward returned one of its inputs as output ${i}; return a new tensor (e.g. x.mul(1))`, 'INVALID_ARGUMENT');
     });
     if (isGradEnabled()) {
-      record(name, inputs, outputs, ctx.savedList, (grads) => {
+      record(name, inputs, outputs, [...ctx.savedList], (grads) => {
         // outputs that got no gradient take zeros, as in PyTorch
         const gs = grads.map((g, i) => g ?? zerosLike(outputs[i]));
         const r = noGrad(() => backward.call(this, ctx, ...gs));
