@@ -17,6 +17,8 @@ export type Edge = { node: Node; index: number } | { leaf: Tensor } | null;
 /** The gradients of a node's inputs from those of its outputs (null: no gradient for that input). */
 export type BackwardFn = (grads: (Tensor | null)[], saved: Tensor[]) => (Tensor | null)[];
 
+const NONE: number[] = [];
+
 export class Node implements GradNode {
   /** The tensors the backward needs, and the version of each when saved (null once released). */
   private saved: readonly Tensor[] | null;
@@ -31,7 +33,7 @@ export class Node implements GradNode {
     private readonly fn: BackwardFn,
   ) {
     this.saved = saved;
-    this.versions = new Array<number>(saved.length);
+    this.versions = saved.length === 0 ? NONE : new Array<number>(saved.length);
     for (let i = 0; i < saved.length; i++) this.versions[i] = saved[i]._version;
   }
 

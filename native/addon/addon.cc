@@ -33,6 +33,9 @@ Napi::Error make_error(Napi::Env env, const char* code, const std::string& messa
 // Tells V8 of native bytes so that its garbage collector runs when they add up. node-addon-api's wrapper aborts
 // the process when the call fails, which it does while a worker's environment is being torn down (terminate()):
 // the raw call's status is ignored instead, as the count no longer matters then.
+// A release runs inside a garbage collection (the storage's finalizer): it reports a decrease, which V8 takes without
+// starting anything (an increase can start a collection, which must not happen from inside another; batching the
+// reports crashed V8 that way).
 inline void adjust_external_memory(Napi::Env env, int64_t change) {
   int64_t total;
   napi_adjust_external_memory(env, change, &total);
