@@ -149,7 +149,7 @@ describe.each(backends)('the engine (%s)', (name) => {
     rg.setBackend(name);
     const x = rg.tensor([1, 2], [2], { requiresGrad: true });
     const h = rg.noGrad(() => x.mul(1));
-    const y = x.add(h).sub(h).mul(3).add(h, 2).sum();
+    const y = x.add(h).sub(h).mul(3).add(h, { alpha: 2 }).sum();
     rg.noGrad(() => h.mul_(2));
     y.backward();
     expect(arr(x.grad)).toEqual([3, 3]);
