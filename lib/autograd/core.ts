@@ -169,7 +169,7 @@ export function ewOp(
   backward: ((g: Tensor, inputs: Tensor[], out: Tensor) => (Tensor | null)[]) | null,
   saveOutput = false, saveInputs = true,
 ): Tensor {
-  checkFloat(where, ...inputs);
+  for (const x of inputs) if (x.dtype === 'int32' || x.backend !== inputs[0].backend) checkFloat(where, ...inputs); // throws
   const out = ewKernel(where, op, inputs, alpha, beta);
   if (backward) {
     const n = inputs.length;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "../core/device.h"
@@ -23,8 +24,14 @@ namespace rg::addon {
 
 class RetrogradAddon;
 
-// The type tag of NativeStorage objects (napi_type_tag_object), checked by every kernel call.
-constexpr napi_type_tag kStorageTag = {0x7265'7472'6f67'7261ULL, 0x6473'746f'7261'6765ULL};
+class NativeStorage;
+// The NativeStorage objects alive on this thread (each Node environment has its own): a kernel argument is taken as
+// a storage only when its wrapped pointer is one of them (napi_unwrap hands back whatever any addon wrapped). One
+// hash lookup where a type tag cost a second property lookup of the object, per buffer of every kernel call.
+inline std::unordered_set<const NativeStorage*>& live_storages() {
+  thread_local std::unordered_set<const NativeStorage*> live;
+  return live;
+}
 
 // Throws a RetrogradError (the class lib/ registers through setErrorClass) or, before that, an Error, with
 // `code` set.
@@ -51,8 +58,11 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
                         InstanceMethod<&NativeStorage::dispose>("dispose")});
   }
 
-  explicit NativeStorage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStorage>(info) {}
-  ~NativeStorage() override { release(Env()); }
+  explicit NativeStorage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStorage>(info) { live_storages().insert(this); }
+  ~NativeStorage() override {
+    live_storages().erase(this);
+    release(Env());
+  }
 
   void attach(Napi::Env env, StoragePtr s, std::shared_ptr<Retired> retired) {
     storage_ = std::move(s);
@@ -179,11 +189,15 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                              InstanceMethod<&RetrogradAddon::read_async>("readAsync"),
                              InstanceMethod<&RetrogradAddon::sync>("sync"),
                              InstanceMethod<&RetrogradAddon::sync_async>("syncAsync"),
-                             InstanceMethod<&RetrogradAddon::run>("run"),
                              InstanceMethod<&RetrogradAddon::info>("info"),
                              InstanceMethod<&RetrogradAddon::memory>("memory"),
                              InstanceMethod<&RetrogradAddon::set_matmul_precision>("setMatmulPrecision"),
                          });
+    // run() is the hot path (a call per tensor operation): a raw callback, so that its arguments land in a stack array
+    // (node-addon-api's CallbackInfo allocates one on the heap for more than six)
+    napi_value run_fn;
+    napi_create_function(env, "run", NAPI_AUTO_LENGTH, &RetrogradAddon::run_raw, this, &run_fn);
+    exports.Set("run", Napi::Value(env, run_fn));
   }
 
   Napi::FunctionReference error_class;
@@ -196,12 +210,10 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     error_class = Napi::Persistent(info[0].As<Napi::Function>());
   }
 
-  // Wraps a new storage in a NativeStorage object, type-tagged so that a kernel call recognises it by one lookup
-  // (instanceof walks the prototype chain: with a kernel call's many buffers it was a visible part of the per-op cost).
+  // Wraps a new storage in a NativeStorage object.
   Napi::Value wrap(Napi::Env env, StoragePtr s) {
     Napi::Object obj = storage_ctor_.New({});
     NativeStorage::Unwrap(obj)->attach(env, std::move(s), queue_.retired());
-    napi_type_tag_object(env, obj, &kStorageTag);
     return obj;
   }
 
@@ -293,10 +305,10 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   // The reference stays valid while the wrapper lives: the caller's arguments keep it alive for the call.
   template <typename Where>
   const StoragePtr& storage_at(Napi::Env env, const Napi::Value& v, const Where& where) {
-    bool tagged = false;
-    if (v.IsObject()) napi_check_object_type_tag(env, v, &kStorageTag, &tagged);
-    if (!tagged) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
-    const StoragePtr& s = NativeStorage::Unwrap(v.As<Napi::Object>())->storage();
+    void* wrapped = nullptr;
+    if (!v.IsObject() || napi_unwrap(env, v, &wrapped) != napi_ok || !live_storages().count(static_cast<const NativeStorage*>(wrapped)))
+      throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
+    const StoragePtr& s = static_cast<NativeStorage*>(wrapped)->storage();
     if (!s) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
     return s;
   }
@@ -378,11 +390,30 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
 
   // run(kernelIndex, ...args): checks the arguments against the table entry, then queues the kernel. The arguments
   // go straight into a slot of the queue's ring (nothing is allocated); a refused argument gives the slot back.
-  void run(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber())
+  static napi_value run_raw(napi_env raw_env, napi_callback_info cb) {
+    constexpr size_t kMaxCallArgs = 64;
+    size_t argc = kMaxCallArgs;
+    napi_value argv[kMaxCallArgs];
+    void* self = nullptr;
+    Napi::Env env(raw_env);
+    try {
+      if (napi_get_cb_info(raw_env, cb, &argc, argv, nullptr, &self) != napi_ok || !self)
+        throw make_error(env, "INTERNAL", "run: could not read the call's arguments");
+      if (argc > kMaxCallArgs) throw make_error(env, "INVALID_ARGUMENT", "run: more than " + std::to_string(kMaxCallArgs) + " arguments");
+      static_cast<RetrogradAddon*>(self)->run(env, argc, argv);
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    } catch (const std::exception& e) {
+      make_error(env, "INTERNAL", std::string("run: ") + e.what()).ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
+
+  void run(Napi::Env env, size_t argc, const napi_value* argv) {
+    const auto arg = [&](size_t i) { return Napi::Value(env, argv[i]); };
+    if (argc < 1 || !arg(0).IsNumber())
       throw make_error(env, "INVALID_ARGUMENT", "run: expected a kernel index first");
-    double ki = info[0].As<Napi::Number>().DoubleValue();
+    double ki = arg(0).As<Napi::Number>().DoubleValue();
     const auto& table = kernel_table();
     if (!(ki >= 0 && ki < static_cast<double>(table.size()) && std::floor(ki) == ki))
       throw make_error(env, "INVALID_ARGUMENT", "run: unknown kernel index " + std::to_string(ki));
@@ -390,9 +421,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     const char* name = k.name;
     size_t expected = 0;
     for (Arg a : k.args) expected += a == Arg::Dims ? kMaxDims : 1;
-    if (info.Length() - 1 != expected)
+    if (argc - 1 != expected)
       throw make_error(env, "INVALID_ARGUMENT", std::string(name) + ": expected " + std::to_string(expected) + " arguments, got " +
-                                                    std::to_string(info.Length() - 1));
+                                                    std::to_string(argc - 1));
     struct Slot {  // gives the slot back unless it was committed
       CommandQueue& q;
       bool committed = false;
@@ -412,7 +443,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                (kind == Arg::Dims ? "[" + std::to_string(at - 2 - first) + "]" : "") + ")";
       };
       if (kind == Arg::F32 || kind == Arg::F32Opt || kind == Arg::I32 || kind == Arg::I32Opt || kind == Arg::Any32) {
-        const Napi::Value v = info[at++];
+        const Napi::Value v = arg(at++);
         const bool optional = kind == Arg::F32Opt || kind == Arg::I32Opt;
         if (optional && (v.IsNull() || v.IsUndefined())) {
           c.buf[c.nbuf++] = nullptr;
@@ -430,7 +461,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       }
       const int count = kind == Arg::Dims ? kMaxDims : 1;
       for (int i = 0; i < count; i++) {
-        const Napi::Value v = info[at++];
+        const Napi::Value v = arg(at++);
         if (kind == Arg::Bool) {
           if (!v.IsBoolean()) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a boolean");
           c.s[c.ns++] = v.As<Napi::Boolean>().Value() ? 1 : 0;
