@@ -28,7 +28,7 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
   }
 
   it('alloc, fromHost, write, read, readAsync, sync, setErrorClass with junk', async () => {
-    for (const fn of ['alloc', 'fromHost', 'write', 'read', 'readAsync', 'sync', 'syncAsync', 'info', 'memory', 'run']) {
+    for (const fn of ['alloc', 'fromHost', 'write', 'read', 'readAsync', 'sync', 'syncAsync', 'info', 'memory', 'run', 'release']) {
       for (const x of junk()) {
         for (const y of [undefined, ...junk().slice(0, 12)]) {
           expectClean(() => {
@@ -45,6 +45,16 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
     s.dispose();
     expect(() => a.read(s)).toThrow(/read: the tensor has been disposed/);
     expect(() => a.write(a.alloc('float32', 3), new Float32Array(2))).toThrow(/write: expected 3 elements/);
+    // the backend's external handles: read, written, run and released like storages; a released one is refused
+    const e = a.fromHost(Float32Array.of(1, 2, 3), true);
+    a.run(a.kernels.indexOf('fill'), e, 2, 7);
+    expect(Array.from(a.read(e) as Float32Array)).toEqual([7, 7, 3]);
+    a.release(e);
+    a.release(e); // twice: nothing more to free
+    expect(() => a.read(e)).toThrow(/read: the tensor has been disposed/);
+    expect(() => a.run(a.kernels.indexOf('fill'), e, 2, 7)).toThrow(/fill, argument 0 \(out\): the tensor has been disposed/);
+    expect(() => a.release({})).toThrow(/release: expected a native storage/);
+    expect(() => a.release(s)).not.toThrow(); // a disposed NativeStorage
     await a.syncAsync();
   });
 

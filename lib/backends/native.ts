@@ -6,8 +6,11 @@ export interface NativeAddon {
   kernels: string[];
   napiVersion: number;
   setErrorClass(ctor: unknown): void;
-  alloc(dtype: 'float32' | 'int32' | 0 | 1, size: number, zero?: boolean): Buf;
-  fromHost(data: Float32Array | Int32Array): Buf;
+  /** external: a handle only the addon reads (cheaper to make than the storage object the addon's own API returns). */
+  alloc(dtype: 'float32' | 'int32' | 0 | 1, size: number, zero?: boolean, external?: boolean): Buf;
+  fromHost(data: Float32Array | Int32Array, external?: boolean): Buf;
+  /** Frees a storage (either kind of handle) now; kernels queued before still complete. */
+  release(buf: Buf): void;
   write(buf: Buf, data: Float32Array | Int32Array): void;
   read(buf: Buf): Float32Array | Int32Array;
   readAsync(buf: Buf): Promise<Float32Array | Int32Array>;
@@ -66,8 +69,6 @@ class StoragePool {
   }
 }
 
-type NativeBuf = Buf & { dispose(): void };
-
 export class NativeBackend implements Backend {
   readonly floatType = 'float32';
   readonly async = true;
@@ -93,10 +94,10 @@ export class NativeBackend implements Backend {
         return kept;
       }
     }
-    return this.a.alloc(dtype === 'int32' ? 1 : 0, size, zero);
+    return this.a.alloc(dtype === 'int32' ? 1 : 0, size, zero, true);
   }
   fromHost(data: HostArray): Buf {
-    return this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data);
+    return this.a.fromHost(data instanceof Float64Array ? Float32Array.from(data) : data, true);
   }
   write(buf: Buf, data: HostArray): void {
     this.a.write(buf, data instanceof Float64Array ? Float32Array.from(data) : data);
@@ -115,11 +116,11 @@ export class NativeBackend implements Backend {
   }
   dispose(buf: Buf, floatElements?: number): void {
     if (floatElements !== undefined && this.pool.keep(buf, floatElements)) return;
-    (buf as NativeBuf).dispose();
+    this.a.release(buf);
   }
   /** Frees the storages the pool keeps (memory() counts them as cached, not as live tensors). */
   releaseCached(): void {
-    this.pool.drain((b) => (b as NativeBuf).dispose());
+    this.pool.drain((b) => this.a.release(b));
   }
   memory() {
     const m = this.a.memory();

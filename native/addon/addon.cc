@@ -80,6 +80,11 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   }
   Napi::Value disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !storage_); }
   void dispose(const Napi::CallbackInfo& info) { release(info.Env()); }
+
+ public:
+  void dispose_now(Napi::Env env) { release(env); }
+
+ private:
   void release(Napi::Env env) {
     if (!storage_) return;
     adjust_external_memory(env, -static_cast<int64_t>(storage_->bytes()));
@@ -92,6 +97,33 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
   size_t size_ = 0;
   DType dtype_ = DType::F32;
 };
+
+// A storage handle for the backend's own use (lib/backends/native.ts asks for it): a Node-API external, which costs
+// a third less to make than a NativeStorage (no JavaScript constructor runs for it). JavaScript can only hand it
+// back to the addon: to kernels, reads and writes like a NativeStorage, and to release() to free it now.
+struct ExternalStorage {
+  StoragePtr storage;
+  std::shared_ptr<Retired> retired;
+  int64_t bytes = 0;
+};
+inline std::unordered_set<const ExternalStorage*>& live_externals() {
+  thread_local std::unordered_set<const ExternalStorage*> live;
+  return live;
+}
+inline void release_external(node_api_basic_env env, ExternalStorage* e) {
+  if (!e->storage) return;
+  int64_t total;
+  napi_adjust_external_memory(env, -e->bytes, &total);  // a decrease: safe inside a collection
+  e->retired->retire(std::move(e->storage));
+  e->storage.reset();
+}
+// Runs inside the garbage collection that finds the handle dead (a basic finalizer: nothing that calls JavaScript).
+inline void finalize_external(node_api_basic_env env, void* data, void* /* hint */) {
+  auto* e = static_cast<ExternalStorage*>(data);
+  live_externals().erase(e);
+  release_external(env, e);
+  delete e;
+}
 
 // An asynchronous read: a command queued in order starts copying the storage into a host buffer (so later
 // commands may overwrite the storage at once); a libuv worker waits for that command and for the copy to land,
@@ -183,6 +215,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     DefineAddon(exports, {
                              InstanceMethod<&RetrogradAddon::set_error_class>("setErrorClass"),
                              InstanceMethod<&RetrogradAddon::alloc>("alloc"),
+                             InstanceMethod<&RetrogradAddon::release>("release"),
                              InstanceMethod<&RetrogradAddon::from_host>("fromHost"),
                              InstanceMethod<&RetrogradAddon::write>("write"),
                              InstanceMethod<&RetrogradAddon::read>("read"),
@@ -210,11 +243,46 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     error_class = Napi::Persistent(info[0].As<Napi::Function>());
   }
 
-  // Wraps a new storage in a NativeStorage object.
-  Napi::Value wrap(Napi::Env env, StoragePtr s) {
+  // Wraps a new storage in a NativeStorage object, or (external) in an ExternalStorage handle.
+  Napi::Value wrap(Napi::Env env, StoragePtr s, bool external = false) {
+    if (external) {
+      auto* e = new ExternalStorage{std::move(s), queue_.retired(), 0};
+      e->bytes = static_cast<int64_t>(e->storage->bytes());
+      napi_value v;
+      if (napi_create_external(env, e, finalize_external, nullptr, &v) != napi_ok) {
+        delete e;
+        throw make_error(env, "OUT_OF_MEMORY", "could not create a storage handle");
+      }
+      live_externals().insert(e);
+      adjust_external_memory(env, e->bytes);
+      return Napi::Value(env, v);
+    }
     Napi::Object obj = storage_ctor_.New({});
     NativeStorage::Unwrap(obj)->attach(env, std::move(s), queue_.retired());
     return obj;
+  }
+
+  // A third argument (after dtype and size for alloc, after the data for fromHost) that asks for an external handle.
+  static bool wants_external(const Napi::CallbackInfo& info, size_t i) {
+    return info.Length() > i && info[i].IsBoolean() && info[i].As<Napi::Boolean>().Value();
+  }
+
+  // release(storage): frees a storage (either kind of handle) now; queued kernels that use it still complete.
+  void release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Napi::Value v = info.Length() ? info[0] : env.Undefined();
+    if (v.IsExternal()) {
+      void* data = nullptr;
+      napi_get_value_external(env, v, &data);
+      auto* e = static_cast<ExternalStorage*>(data);
+      if (!live_externals().count(e)) throw make_error(env, "INVALID_ARGUMENT", "release: expected a native storage");
+      release_external(env, e);
+      return;
+    }
+    void* wrapped = nullptr;
+    if (!v.IsObject() || napi_unwrap(env, v, &wrapped) != napi_ok || !live_storages().count(static_cast<const NativeStorage*>(wrapped)))
+      throw make_error(env, "INVALID_ARGUMENT", "release: expected a native storage");
+    static_cast<NativeStorage*>(wrapped)->dispose_now(env);
   }
 
   StoragePtr create(Napi::Env env, DType dtype, double size, const char* where, bool zero = true) {
@@ -249,7 +317,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   }
 
   // alloc(dtype, size) -> NativeStorage, zero-filled.
-  // alloc(dtype, size, zero = true) -> NativeStorage; zero false leaves the contents to the kernel that writes them.
+  // alloc(dtype, size, zero = true, external = false) -> NativeStorage, or with external an ExternalStorage handle; zero
+  // false leaves the contents to the kernel that writes them.
   Napi::Value alloc(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[1].IsNumber())
@@ -260,7 +329,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     const bool zero = info.Length() < 3 || info[2].IsUndefined() || info[2].As<Napi::Boolean>().Value();
     StoragePtr s = create(env, dtype, info[1].As<Napi::Number>().DoubleValue(), "alloc", zero);
     if (zero && !device::kHostStorage && s->bytes()) queue_.enqueue([s](ThreadPool&) { return device::zero(*s); }, true);
-    return wrap(env, std::move(s));
+    return wrap(env, std::move(s), wants_external(info, 3));
   }
 
   static void typed_array_of(Napi::Env env, const Napi::Value& v, const char* where, DType* dtype, const void** data,
@@ -274,7 +343,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     *data = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
   }
 
-  // fromHost(typedArray) -> NativeStorage holding a copy (a new storage: nothing queued can touch it yet).
+  // fromHost(typedArray, external = false) -> a NativeStorage (or ExternalStorage handle) holding a copy (a new storage:
+  // nothing queued can touch it yet).
   Napi::Value from_host(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     DType dtype;
@@ -287,7 +357,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     } else if (n) {
       upload(env, s, data, n * 4, "fromHost");
     }
-    return wrap(env, std::move(s));
+    return wrap(env, std::move(s), wants_external(info, 1));
   }
 
   // Queues dst ← data through a host buffer that holds a copy taken now.
@@ -306,7 +376,16 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   template <typename Where>
   const StoragePtr& storage_at(Napi::Env env, const Napi::Value& v, const Where& where) {
     void* wrapped = nullptr;
-    if (!v.IsObject() || napi_unwrap(env, v, &wrapped) != napi_ok || !live_storages().count(static_cast<const NativeStorage*>(wrapped)))
+    napi_valuetype type;
+    napi_typeof(env, v, &type);
+    if (type == napi_external) {
+      napi_get_value_external(env, v, &wrapped);
+      const auto* e = static_cast<const ExternalStorage*>(wrapped);
+      if (!live_externals().count(e)) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
+      if (!e->storage) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
+      return e->storage;
+    }
+    if (type != napi_object || napi_unwrap(env, v, &wrapped) != napi_ok || !live_storages().count(static_cast<const NativeStorage*>(wrapped)))
       throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
     const StoragePtr& s = static_cast<NativeStorage*>(wrapped)->storage();
     if (!s) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
