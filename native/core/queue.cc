@@ -53,15 +53,19 @@ Command& CommandQueue::begin() {
   retired_->sweep();
   Command& c = ring_[(seq - 1) % kSlots];
   clear(c);  // a slot begun and neither committed nor abandoned (an exception between the two) starts over
+  begun_ = true;
   return c;
 }
 
 void CommandQueue::abandon() {
+  if (!begun_) return;  // begin() did not return a slot: the one after the tail may still hold a queued command
+  begun_ = false;
   clear(ring_[tail_.load(std::memory_order_relaxed) % kSlots]);
 }
 
 uint64_t CommandQueue::commit() {
   const uint64_t seq = tail_.load(std::memory_order_relaxed) + 1;
+  begun_ = false;
   tail_.store(seq);  // seq_cst, paired with run()'s asleep_
   if (!thread_.joinable()) {
     execute(ring_[(seq - 1) % kSlots], seq);

@@ -121,6 +121,7 @@ class CommandQueue {
   ThreadPool pool_;
   std::unique_ptr<Command[]> ring_;
   std::shared_ptr<Retired> retired_;
+  bool begun_ = false;  // begin() handed out the slot after the tail (the JavaScript thread's; not yet committed)
   // tail_: commands committed (the last sequence number); head_: commands run or skipped. Slot of seq: (seq - 1) % kSlots.
   // (each on its own cache line: the two threads write them, and sharing one line cost every command a transfer of it)
   alignas(64) std::atomic<uint64_t> tail_{0};
