@@ -104,6 +104,20 @@ describe.each(backends)('the engine (%s)', (name) => {
     close(arr(ghead), arr(head.weight.grad));
   });
 
+  it('autograd.grad through a Sequential that holds one layer twice (its parameters listed twice)', () => {
+    rg.setBackend(name);
+    rg.manualSeed(9);
+    const shared = new rg.Linear(4, 4);
+    const net = new rg.Sequential([shared, new rg.Tanh(), shared]);
+    const x = rg.randn([3, 4]);
+    shared.weight.grad.assign(new Float32Array(16).fill(5));
+    const [gw] = rg.autograd.grad(net.forward(x).square().sum(), [shared.weight]);
+    expect(arr(shared.weight.grad)).toEqual(new Array(16).fill(5));
+    shared.zeroGrad();
+    net.forward(x).square().sum().backward();
+    close(arr(gw), arr(shared.weight.grad));
+  });
+
   it('a backward that fails on a changed tensor changes no gradient', () => {
     rg.setBackend(name);
     const w = rg.tensor([1, 2], [2], { requiresGrad: true });

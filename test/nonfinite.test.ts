@@ -3,7 +3,7 @@
 // and the weights are those from before that step.
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { requireCpu, rg } from './helpers.js';
+import { cpu, requireCpu, rg } from './helpers.js';
 
 const cpuAvailable = requireCpu();
 
@@ -169,5 +169,20 @@ describe.each(backends)('views (%s)', (name) => {
     base.dispose();
     expect(other.disposed).toBe(true);
     expect(() => other.toArray()).toThrow(/is a view of a tensor \[2, 3\] that has been disposed/);
+  });
+});
+
+describe.skipIf(!cpuAvailable)('storages kept for reuse (cpu)', () => {
+  it('zeros made while a failure is pending are zeros, not a disposed tensor kept for reuse', () => {
+    const b = cpu();
+    const kept = b.alloc('float32', 8, false);
+    b.k.fill(kept, 8, 3);
+    b.dispose(kept, 8); // kept by the backend for the next alloc of 8
+    // a kernel that fails when it runs (an index out of range), so that the queue skips kernels until the error is read
+    const idx = b.fromHost(Int32Array.of(99));
+    b.k.gather_rows(b.alloc('float32', 1, false), b.alloc('float32', 1), idx, 1, 1, 1, 0);
+    const zeros = b.alloc('float32', 8, true);
+    expect(() => b.sync()).toThrow(/gather_rows/);
+    expect(Array.from(b.read(zeros))).toEqual(new Array(8).fill(0));
   });
 });

@@ -31,8 +31,9 @@ export function missingKernels(a: NativeAddon): string[] {
  * Storages given back by dispose(), kept by size for the next alloc of that size: a model written op by op makes and
  * frees a tensor per operation, and a native allocation (a storage and its wrapper object) cost 2 µs where the
  * operation's kernel call cost 1. A kept storage is handed out again at once: a kernel queued before the dispose still
- * reads it before any kernel queued after the alloc writes it, as the queue runs in order. Float storages only (an
- * alloc that asks for zeros gets them by a queued fill); up to MAX_KEPT storages and MAX_KEPT_BYTES in all, each at most
+ * reads it before any kernel queued after the alloc writes it, as the queue runs in order. Float storages for outputs
+ * that a kernel overwrites only (an alloc that asks for zeros gets a new storage: zeroing a kept one would be a kernel,
+ * which a pending failure skips); up to MAX_KEPT storages and MAX_KEPT_BYTES in all, each at most
  * MAX_KEPT_SIZE elements (larger ones are rarer, and their kernels outweigh the allocation).
  */
 class StoragePool {
@@ -74,7 +75,6 @@ export class NativeBackend implements Backend {
   readonly async = true;
   readonly k: Kernels;
   private readonly pool = new StoragePool();
-  private fillKernel = -1;
   constructor(
     readonly name: string,
     private readonly a: NativeAddon,
@@ -84,15 +84,12 @@ export class NativeBackend implements Backend {
       k[kernel] = a.run.bind(a, index) as (...args: unknown[]) => void;
     });
     this.k = k as unknown as Kernels;
-    this.fillKernel = a.kernels.indexOf('fill');
   }
   alloc(dtype: DType, size: number, zero = true): Buf {
-    if (dtype !== 'int32') {
+    // not for zeros: a fill is a kernel, skipped while a failure is pending, and the zeros would be another tensor's data
+    if (dtype !== 'int32' && !zero) {
       const kept = this.pool.take(size);
-      if (kept) {
-        if (zero && size > 0) this.a.run(this.fillKernel, kept, size, 0);
-        return kept;
-      }
+      if (kept) return kept;
     }
     return this.a.alloc(dtype === 'int32' ? 1 : 0, size, zero, true);
   }

@@ -47,7 +47,7 @@ export function wrapForward(m: Module): void {
     value: function forward(this: Module, ...args: unknown[]): Tensor {
       if (insideFused > 0 || !isGradEnabled() || args.length !== 1 || !(args[0] instanceof Tensor)) return own.apply(this, args);
       const x = args[0];
-      const params = this.parameters().filter((p) => p.requiresGrad);
+      const params = [...new Set(this.parameters())].filter((p) => p.requiresGrad); // a layer held twice: its parameters once
       if (!requiresGrad(x) && params.length === 0) return own.apply(this, args);
       if (!hasOwnBackward(this)) return own.apply(this, args);
       const before = fieldsOf(this);
@@ -89,15 +89,23 @@ export function wrapForward(m: Module): void {
         for (const [mod, k, v] of changed) (mod as unknown as Record<string, unknown>)[k] = v;
         // under autograd.grad nothing accumulates into .grad: the layer's backward writes its parameters' gradients into
         // lent ones, which become this node's gradients for them
-        const lent = isCapturing() ? params.map((p) => p.lendGrad()) : null;
-        let paramGrads: (Tensor | null)[] = params.map(() => null);
+        // (each lent gradient is given back once, whatever throws: the parameter's own gradient is always restored)
+        const lent: (() => Tensor)[] = [];
+        const givenBack: Tensor[] = [];
+        const giveBack = () => {
+          while (givenBack.length < lent.length) givenBack.push(lent[givenBack.length]());
+        };
         try {
+          if (isCapturing()) for (const p of params) lent.push(p.lendGrad());
           const wantInput = requiresGrad(x);
           const dx = ownBackward.call(self, g, wantInput);
-          if (lent) paramGrads = lent.map((give) => give());
-          return [wantInput ? dx : null, ...paramGrads];
+          giveBack();
+          return [wantInput ? dx : null, ...params.map((_, i) => givenBack[i] ?? null)];
+        } catch (e) {
+          giveBack();
+          for (const t of givenBack) t.dispose();
+          throw e;
         } finally {
-          if (lent && paramGrads.every((p) => p === null)) for (const give of lent) give().dispose(); // the backward threw
           changed.forEach(([mod, k], i) => ((mod as unknown as Record<string, unknown>)[k] = now[i]));
         }
       });

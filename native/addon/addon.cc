@@ -28,7 +28,9 @@ class NativeStorage;
 // The NativeStorage objects alive on this thread (each Node environment has its own): a kernel argument is taken as
 // a storage only when its wrapped pointer is one of them (napi_unwrap hands back whatever any addon wrapped). One
 // hash lookup where a type tag cost a second property lookup of the object, per buffer of every kernel call.
-inline std::unordered_set<const NativeStorage*>& live_storages() {
+// (Internal linkage, and the addons are built with hidden visibility: the CPU and CUDA addons in one process must not
+// share these sets, as a GNU-unique symbol of an inline function would make them.)
+static std::unordered_set<const NativeStorage*>& live_storages() {
   thread_local std::unordered_set<const NativeStorage*> live;
   return live;
 }
@@ -106,7 +108,7 @@ struct ExternalStorage {
   std::shared_ptr<Retired> retired;
   int64_t bytes = 0;
 };
-inline std::unordered_set<const ExternalStorage*>& live_externals() {
+static std::unordered_set<const ExternalStorage*>& live_externals() {
   thread_local std::unordered_set<const ExternalStorage*> live;
   return live;
 }
@@ -483,7 +485,12 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     } catch (const Napi::Error& e) {
       e.ThrowAsJavaScriptException();
     } catch (const std::exception& e) {
-      make_error(env, "INTERNAL", std::string("run: ") + e.what()).ThrowAsJavaScriptException();
+      // building the RetrogradError calls JavaScript, which can throw in turn: then a plain error, never an escape
+      try {
+        make_error(env, "INTERNAL", std::string("run: ") + e.what()).ThrowAsJavaScriptException();
+      } catch (...) {
+        napi_throw_error(raw_env, "INTERNAL", "run: an internal error");
+      }
     }
     return nullptr;
   }
