@@ -121,7 +121,9 @@ export class NativeBackend implements Backend {
   }
   memory() {
     const m = this.a.memory();
-    return { ...m, tensors: m.tensors - this.pool.count, bytes: m.bytes - this.pool.bytes, deviceBytesCached: m.deviceBytesCached + this.pool.bytes };
+    // a kept storage is cached, not in use (a device allocator counts it in use: moved across; the CPU reports none)
+    const inUse = m.deviceBytesInUse >= this.pool.bytes ? m.deviceBytesInUse - this.pool.bytes : m.deviceBytesInUse;
+    return { ...m, tensors: m.tensors - this.pool.count, bytes: m.bytes - this.pool.bytes, deviceBytesInUse: inUse, deviceBytesCached: m.deviceBytesCached + this.pool.bytes };
   }
   setMatmulPrecision(precision: 'highest' | 'tf32'): void {
     this.a.setMatmulPrecision(precision);
