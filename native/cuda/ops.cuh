@@ -444,60 +444,32 @@ Status check_indices(const char* name, unsigned long long* first, const int32_t*
 }
 unsigned long long* index_scratch() { return reinterpret_cast<unsigned long long*>(g_partials); }
 
-// out[(o·n + j)·inner + i] = a[(o·D + idx[j])·inner + i], an element per thread.
-template <typename I>
-__global__ void index_select_kernel(uint32_t* out, const uint32_t* a, const int32_t* idx, int64_t D, I inner, I n, I total,
-                                    const unsigned long long* first) {
+// index_select (PerElement false: out[o, j, i] = a[o, idx[j], i]) and gather (PerElement true: out[e] = a[o, idx[e], i]),
+// for e = (o·n + j)·inner + i, an element per thread.
+template <typename I, bool PerElement>
+__global__ void take_kernel(uint32_t* out, const uint32_t* a, const int32_t* idx, int64_t D, I n, I inner, I total,
+                            const unsigned long long* first, IndexKernel kernel) {
   RG_GUARD();
-  if (index_failed(first, idx, D, kIndexSelect)) return;
+  if (index_failed(first, idx, D, kernel)) return;
   RG_FOR_EACH(I, e, total) {
     const I i = e % inner, row = e / inner;
-    const I j = row % n, o = row / n;
-    const int64_t k = idx[j];
-    if (k >= 0 && k < D) out[e] = a[(static_cast<int64_t>(o) * D + k) * inner + i];
+    const int64_t k = PerElement ? idx[e] : idx[row % n];
+    if (k >= 0 && k < D) out[e] = a[(static_cast<int64_t>(row / n) * D + k) * inner + i];
   }
 }
 
-// out[o, idx[j], i] += src[o, j, i]: a thread per column (o, i) adds its j in order, so repeated indices need no
-// atomics and the sums repeat.
-__global__ void index_add_kernel(float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t inner, int64_t n,
-                                 const unsigned long long* first) {
+// index_add (PerElement false: index idx[j]) and scatter_add (true: idx[o, j, i]): out[o, k, i] += src[o, j, i]. A thread
+// per column (o, i) adds its j in order, so repeated indices need no atomics and the sums repeat.
+template <bool PerElement>
+__global__ void add_at_kernel(float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner,
+                              const unsigned long long* first, IndexKernel kernel) {
   RG_GUARD();
-  if (index_failed(first, idx, D, kIndexAdd)) return;
-  RG_FOR_EACH(int64_t, col, outer * inner) {
-    const int64_t o = col / inner, i = col % inner;
-    float* dst = out + o * D * inner + i;
-    const float* s = src + o * n * inner + i;
-    for (int64_t j = 0; j < n; j++) {
-      const int64_t k = idx[j];
-      if (k >= 0 && k < D) dst[k * inner] += s[j * inner];
-    }
-  }
-}
-
-// out[e] = a[o, idx[e], i] for e = (o·n + j)·inner + i, an element per thread.
-template <typename I>
-__global__ void gather_kernel(uint32_t* out, const uint32_t* a, const int32_t* idx, int64_t D, I n_inner, I inner, I total,
-                              const unsigned long long* first) {
-  RG_GUARD();
-  if (index_failed(first, idx, D, kGather)) return;
-  RG_FOR_EACH(I, e, total) {
-    const I i = e % inner, o = e / n_inner;
-    const int64_t k = idx[e];
-    if (k >= 0 && k < D) out[e] = a[(static_cast<int64_t>(o) * D + k) * inner + i];
-  }
-}
-
-// out[o, idx[o, j, i], i] += src[o, j, i]: a thread per column (o, i), its j in order.
-__global__ void scatter_add_kernel(float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner,
-                                   const unsigned long long* first) {
-  RG_GUARD();
-  if (index_failed(first, idx, D, kScatterAdd)) return;
+  if (index_failed(first, idx, D, kernel)) return;
   RG_FOR_EACH(int64_t, col, outer * inner) {
     const int64_t o = col / inner, i = col % inner;
     float* dst = out + o * D * inner + i;
     for (int64_t j = 0; j < n; j++) {
-      const int64_t e = (o * n + j) * inner + i, k = idx[e];
+      const int64_t e = (o * n + j) * inner + i, k = PerElement ? idx[e] : idx[j];
       if (k >= 0 && k < D) dst[k * inner] += src[e];
     }
   }
@@ -622,57 +594,46 @@ Status bmm(ThreadPool&, float* out, const float* a, const float* b, int64_t batc
   return launched("bmm");
 }
 
+// The launches of take_kernel and add_at_kernel: the indices checked first (idx[0…n) or, per element, all of them).
+template <bool PerElement>
+Status take(const char* name, IndexKernel kernel, void* out, const void* a, const int32_t* idx, int64_t outer, int64_t D, int64_t n,
+            int64_t inner) {
+  const int64_t total = outer * n * inner, checked = PerElement ? total : n;
+  if (checked <= 0) return Status::Ok();
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
+  unsigned long long* first = index_scratch();
+  if (Status s = check_indices(name, first, idx, checked, D); !s.ok()) return s;
+  uint32_t* o = static_cast<uint32_t*>(out);
+  const uint32_t* src = static_cast<const uint32_t*>(a);
+  if (fits32(total))
+    take_kernel<uint32_t, PerElement><<<blocks_for(total), kThreads, 0, g_stream>>>(
+        o, src, idx, D, static_cast<uint32_t>(n), static_cast<uint32_t>(inner), static_cast<uint32_t>(total), first, kernel);
+  else take_kernel<int64_t, PerElement><<<blocks_for(total), kThreads, 0, g_stream>>>(o, src, idx, D, n, inner, total, first, kernel);
+  return launched(name);
+}
+template <bool PerElement>
+Status add_at(const char* name, IndexKernel kernel, float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t n,
+              int64_t inner) {
+  const int64_t checked = PerElement ? outer * n * inner : n;
+  if (checked <= 0) return Status::Ok();
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
+  unsigned long long* first = index_scratch();
+  if (Status s = check_indices(name, first, idx, checked, D); !s.ok()) return s;
+  add_at_kernel<PerElement><<<blocks_for(outer * inner), kThreads, 0, g_stream>>>(out, src, idx, outer, D, n, inner, first, kernel);
+  return launched(name);
+}
+
 Status index_select(ThreadPool&, void* out, const void* a, const int32_t* idx, int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  if (n <= 0) return Status::Ok();
-  std::lock_guard<std::mutex> lock(g_scratch_mu);
-  unsigned long long* first = index_scratch();
-  Status s = check_indices("index_select", first, idx, n, D);
-  if (!s.ok()) return s;
-  uint32_t* o = static_cast<uint32_t*>(out);
-  const uint32_t* src = static_cast<const uint32_t*>(a);
-  const int64_t total = outer * n * inner;
-  if (fits32(total))
-    index_select_kernel<uint32_t><<<blocks_for(total), kThreads, 0, g_stream>>>(o, src, idx, D, static_cast<uint32_t>(inner),
-                                                                                  static_cast<uint32_t>(n), static_cast<uint32_t>(total), first);
-  else index_select_kernel<int64_t><<<blocks_for(total), kThreads, 0, g_stream>>>(o, src, idx, D, inner, n, total, first);
-  return launched("index_select");
+  return take<false>("index_select", kIndexSelect, out, a, idx, outer, D, n, inner);
 }
-
 Status index_add(ThreadPool&, float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  if (n <= 0) return Status::Ok();
-  std::lock_guard<std::mutex> lock(g_scratch_mu);
-  unsigned long long* first = index_scratch();
-  Status s = check_indices("index_add", first, idx, n, D);
-  if (!s.ok()) return s;
-  index_add_kernel<<<blocks_for(outer * inner), kThreads, 0, g_stream>>>(out, src, idx, outer, D, inner, n, first);
-  return launched("index_add");
+  return add_at<false>("index_add", kIndexAdd, out, src, idx, outer, D, n, inner);
 }
-
 Status gather(ThreadPool&, void* out, const void* a, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner) {
-  const int64_t total = outer * n * inner;
-  if (total <= 0) return Status::Ok();
-  std::lock_guard<std::mutex> lock(g_scratch_mu);
-  unsigned long long* first = index_scratch();
-  Status s = check_indices("gather", first, idx, total, D);
-  if (!s.ok()) return s;
-  uint32_t* o = static_cast<uint32_t*>(out);
-  const uint32_t* src = static_cast<const uint32_t*>(a);
-  if (fits32(total))
-    gather_kernel<uint32_t><<<blocks_for(total), kThreads, 0, g_stream>>>(o, src, idx, D, static_cast<uint32_t>(n * inner),
-                                                                            static_cast<uint32_t>(inner), static_cast<uint32_t>(total), first);
-  else gather_kernel<int64_t><<<blocks_for(total), kThreads, 0, g_stream>>>(o, src, idx, D, n * inner, inner, total, first);
-  return launched("gather");
+  return take<true>("gather", kGather, out, a, idx, outer, D, n, inner);
 }
-
 Status scatter_add(ThreadPool&, float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner) {
-  const int64_t total = outer * n * inner;
-  if (total <= 0) return Status::Ok();
-  std::lock_guard<std::mutex> lock(g_scratch_mu);
-  unsigned long long* first = index_scratch();
-  Status s = check_indices("scatter_add", first, idx, total, D);
-  if (!s.ok()) return s;
-  scatter_add_kernel<<<blocks_for(outer * inner), kThreads, 0, g_stream>>>(out, src, idx, outer, D, n, inner, first);
-  return launched("scatter_add");
+  return add_at<true>("scatter_add", kScatterAdd, out, src, idx, outer, D, n, inner);
 }
 
 }  // namespace rg::cuda
