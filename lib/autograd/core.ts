@@ -159,30 +159,35 @@ export function reduceDim(x: Tensor, k: number, op: number, withIndex = false): 
   return { values, indices };
 }
 
-/**
- * A differentiable elementwise op: records `backward` (given the output gradient, the inputs and the output). The
- * inputs are saved for it (their values checked unchanged when it runs) unless `saveInputs` is false: for ops whose
- * gradient needs only their shapes (add, sub, a product with a number), an in-place change after them is no error.
- */
+/** Float inputs on one backend (the common case checked without building checkFloat's arguments). */
+function checkInputs(where: string, inputs: Tensor[]): void {
+  for (const x of inputs) if (x.dtype === 'int32' || x.backend !== inputs[0].backend) checkFloat(where, ...inputs); // throws
+}
+
+/** A differentiable elementwise op: records `backward` (given the output gradient, the inputs and the output). */
 export function ewOp(
   where: string, op: number, inputs: Tensor[], alpha: number, beta: number,
   backward: ((g: Tensor, inputs: Tensor[], out: Tensor) => (Tensor | null)[]) | null,
-  saveOutput = false, saveInputs = true,
+  saveOutput = false,
 ): Tensor {
-  for (const x of inputs) if (x.dtype === 'int32' || x.backend !== inputs[0].backend) checkFloat(where, ...inputs); // throws
+  checkInputs(where, inputs);
   const out = ewKernel(where, op, inputs, alpha, beta);
   if (backward) {
     const n = inputs.length;
-    if (saveInputs) {
-      record(where, inputs, [out], saveOutput ? [...inputs, out] : inputs, (grads, s) => {
-        const g = grads[0];
-        return g ? backward(g, saveOutput ? s.slice(0, n) : s, s[n]) : inputs.map(() => null);
-      });
-    } else {
-      const shapes = inputs.map((x) => ({ shape: x.shape }) as Tensor); // what such a backward reads of its inputs
-      record(where, inputs, [out], saveOutput ? [out] : [], (grads, s) => (grads[0] ? backward(grads[0], shapes, s[0]) : inputs.map(() => null)));
-    }
+    record(where, inputs, [out], saveOutput ? [...inputs, out] : inputs, (grads, s) => {
+      const g = grads[0];
+      return g ? backward(g, saveOutput ? s.slice(0, n) : s, s[n]) : inputs.map(() => null);
+    });
   }
+  return out;
+}
+
+/** An elementwise op whose gradient needs only the inputs' shapes (add, sub, a product with a number; `backward`
+ * captures them): nothing is saved, so an in-place change to an input after it is no error, as in PyTorch. */
+export function ewOpByShape(where: string, op: number, inputs: Tensor[], alpha: number, beta: number, backward: (g: Tensor) => (Tensor | null)[]): Tensor {
+  checkInputs(where, inputs);
+  const out = ewKernel(where, op, inputs, alpha, beta);
+  record(where, inputs, [out], [], (grads) => (grads[0] ? backward(grads[0]) : inputs.map(() => null)));
   return out;
 }
 

@@ -3,7 +3,7 @@
 // of the elementwise kernel; each backward a few more, and a sum over the broadcast dimensions.
 import { describe } from '../errors.js';
 import type { Tensor } from '../tensor.js';
-import { broadcastShapes, checkFloat, EW, ewKernel, ewOp, fmt, sameShape, scalarLike, sumTo, toTensor, type TensorLike } from './core.js';
+import { broadcastShapes, checkFloat, EW, ewKernel, ewOp, ewOpByShape, fmt, sameShape, scalarLike, sumTo, toTensor, type TensorLike } from './core.js';
 
 const k = ewKernel;
 
@@ -30,11 +30,12 @@ export function add(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const where = 'add';
   if (typeof b === 'number' && typeof a !== 'number') {
     const x = toTensor(where, a);
-    return ewOp(where, EW.affine, [x], 1, b * alpha, (g) => [g], false, false);
+    return ewOpByShape(where, EW.affine, [x], 1, b * alpha, (g) => [g]);
   }
   const [x, y] = operands(where, a, b);
-  if (alpha !== 1) return ewOp(where, EW.axpby, [x, y], 1, alpha, (g, [p, q]) => [reduceTo(g, p.shape), scaleTo(g, alpha, q.shape)], false, false);
-  return ewOp(where, EW.add, [x, y], 0, 0, (g, [p, q]) => [reduceTo(g, p.shape), reduceTo(g, q.shape)], false, false);
+  const xs = x.shape, ys = y.shape;
+  if (alpha !== 1) return ewOpByShape(where, EW.axpby, [x, y], 1, alpha, (g) => [reduceTo(g, xs), scaleTo(g, alpha, ys)]);
+  return ewOpByShape(where, EW.add, [x, y], 0, 0, (g) => [reduceTo(g, xs), reduceTo(g, ys)]);
 }
 
 function scaleTo(g: Tensor, alpha: number, shape: readonly number[]): Tensor {
@@ -48,14 +49,16 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const where = 'sub';
   if (typeof b === 'number' && typeof a !== 'number') {
     const x = toTensor(where, a);
-    return ewOp(where, EW.affine, [x], 1, -b * alpha, (g) => [g], false, false);
+    return ewOpByShape(where, EW.affine, [x], 1, -b * alpha, (g) => [g]);
   }
   if (typeof a === 'number' && typeof b !== 'number') {
     const y = toTensor(where, b);
-    return ewOp(where, EW.affine, [y], -alpha, a, (g) => [scaleTo(g, -alpha, y.shape)], false, false);
+    const ys = y.shape;
+    return ewOpByShape(where, EW.affine, [y], -alpha, a, (g) => [scaleTo(g, -alpha, ys)]);
   }
   const [x, y] = operands(where, a, b);
-  return ewOp(where, EW.axpby, [x, y], 1, -alpha, (g, [p, q]) => [reduceTo(g, p.shape), scaleTo(g, -alpha, q.shape)], false, false);
+  const xs = x.shape, ys = y.shape;
+  return ewOpByShape(where, EW.axpby, [x, y], 1, -alpha, (g) => [reduceTo(g, xs), scaleTo(g, -alpha, ys)]);
 }
 
 export function mul(a: TensorLike, b: TensorLike): Tensor {
@@ -63,7 +66,8 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number' || typeof a === 'number') {
     const s = (typeof b === 'number' ? b : a) as number;
     const x = toTensor(where, typeof b === 'number' ? a : b);
-    return ewOp(where, EW.affine, [x], s, 0, (g) => [scaleTo(g, s, x.shape)], false, false);
+    const xs = x.shape;
+    return ewOpByShape(where, EW.affine, [x], s, 0, (g) => [scaleTo(g, s, xs)]);
   }
   const [x, y] = operands(where, a, b);
   return ewOp(where, EW.mul, [x, y], 0, 0, (g, [p, q]) => [mulTo(where, g, q, p.shape), mulTo(where, g, p, q.shape)]);

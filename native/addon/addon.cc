@@ -24,17 +24,6 @@ namespace rg::addon {
 
 class RetrogradAddon;
 
-class NativeStorage;
-// The NativeStorage objects alive on this thread (each Node environment has its own): a kernel argument is taken as
-// a storage only when its wrapped pointer is one of them (napi_unwrap hands back whatever any addon wrapped). One
-// hash lookup where a type tag cost a second property lookup of the object, per buffer of every kernel call.
-// (Internal linkage, and the addons are built with hidden visibility: the CPU and CUDA addons in one process must not
-// share these sets, as a GNU-unique symbol of an inline function would make them.)
-static std::unordered_set<const NativeStorage*>& live_storages() {
-  thread_local std::unordered_set<const NativeStorage*> live;
-  return live;
-}
-
 // Throws a RetrogradError (the class lib/ registers through setErrorClass) or, before that, an Error, with
 // `code` set.
 Napi::Error make_error(Napi::Env env, const char* code, const std::string& message);
@@ -45,9 +34,40 @@ Napi::Error make_error(Napi::Env env, const char* code, const std::string& messa
 // A release runs inside a garbage collection (the storage's finalizer): it reports a decrease, which V8 takes without
 // starting anything (an increase can start a collection, which must not happen from inside another; batching the
 // reports crashed V8 that way).
-inline void adjust_external_memory(Napi::Env env, int64_t change) {
+inline void adjust_external_memory(node_api_basic_env env, int64_t change) {
   int64_t total;
   napi_adjust_external_memory(env, change, &total);
+}
+
+// A storage JavaScript holds, through either kind of handle (a NativeStorage object, or the external the backend uses).
+struct HeldStorage {
+  StoragePtr storage;  // null once released
+  std::shared_ptr<Retired> retired;
+
+  // Takes s, telling V8 of its bytes (outside a collection: an increase).
+  void hold(node_api_basic_env env, StoragePtr s, std::shared_ptr<Retired> r) {
+    storage = std::move(s);
+    retired = std::move(r);
+    adjust_external_memory(env, static_cast<int64_t>(storage->bytes()));
+  }
+  // Lets go of the storage now (also inside a collection: it reports a decrease); it is freed once the commands queued
+  // before have run.
+  void release(node_api_basic_env env) {
+    if (!storage) return;
+    adjust_external_memory(env, -static_cast<int64_t>(storage->bytes()));
+    retired->retire(std::move(storage));
+    storage.reset();
+  }
+};
+
+// The handles alive on this thread (each Node environment has its own): a value is taken as a storage only when its
+// wrapped or external pointer is one of them (napi_unwrap hands back whatever any addon wrapped). One hash lookup
+// where a type tag cost a second property lookup of the object, per buffer of every kernel call. (Internal linkage,
+// and the addons are built with hidden visibility: the CPU and CUDA addons in one process must not share these
+// sets, as a GNU-unique symbol of an inline function would make them.)
+static std::unordered_set<const void*>& live_handles() {
+  thread_local std::unordered_set<const void*> live;
+  return live;
 }
 
 // A native storage as JavaScript sees it: { size, dtype, dispose() }.
@@ -60,71 +80,54 @@ class NativeStorage : public Napi::ObjectWrap<NativeStorage> {
                         InstanceMethod<&NativeStorage::dispose>("dispose")});
   }
 
-  explicit NativeStorage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStorage>(info) { live_storages().insert(this); }
+  explicit NativeStorage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStorage>(info) { live_handles().insert(this); }
   ~NativeStorage() override {
-    live_storages().erase(this);
-    release(Env());
+    live_handles().erase(this);
+    held_.release(Env());
   }
 
   void attach(Napi::Env env, StoragePtr s, std::shared_ptr<Retired> retired) {
-    storage_ = std::move(s);
-    retired_ = std::move(retired);
-    size_ = storage_->size();
-    dtype_ = storage_->dtype();
-    adjust_external_memory(env, static_cast<int64_t>(storage_->bytes()));
+    size_ = s->size();
+    dtype_ = s->dtype();
+    held_.hold(env, std::move(s), std::move(retired));
   }
-  const StoragePtr& storage() const { return storage_; }
+  HeldStorage& held() { return held_; }
 
  private:
   Napi::Value size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(size_)); }
   Napi::Value dtype(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), dtype_ == DType::F32 ? "float32" : "int32");
   }
-  Napi::Value disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !storage_); }
-  void dispose(const Napi::CallbackInfo& info) { release(info.Env()); }
+  Napi::Value disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !held_.storage); }
+  void dispose(const Napi::CallbackInfo& info) { held_.release(info.Env()); }
 
- public:
-  void dispose_now(Napi::Env env) { release(env); }
-
- private:
-  void release(Napi::Env env) {
-    if (!storage_) return;
-    adjust_external_memory(env, -static_cast<int64_t>(storage_->bytes()));
-    if (retired_) retired_->retire(std::move(storage_));  // freed once the commands queued before have run
-    storage_.reset();
-  }
-
-  StoragePtr storage_;
-  std::shared_ptr<Retired> retired_;
+  HeldStorage held_;
   size_t size_ = 0;
   DType dtype_ = DType::F32;
 };
 
-// A storage handle for the backend's own use (lib/backends/native.ts asks for it): a Node-API external, which costs
-// a third less to make than a NativeStorage (no JavaScript constructor runs for it). JavaScript can only hand it
-// back to the addon: to kernels, reads and writes like a NativeStorage, and to release() to free it now.
-struct ExternalStorage {
-  StoragePtr storage;
-  std::shared_ptr<Retired> retired;
-  int64_t bytes = 0;
-};
-static std::unordered_set<const ExternalStorage*>& live_externals() {
-  thread_local std::unordered_set<const ExternalStorage*> live;
-  return live;
-}
-inline void release_external(node_api_basic_env env, ExternalStorage* e) {
-  if (!e->storage) return;
-  int64_t total;
-  napi_adjust_external_memory(env, -e->bytes, &total);  // a decrease: safe inside a collection
-  e->retired->retire(std::move(e->storage));
-  e->storage.reset();
-}
-// Runs inside the garbage collection that finds the handle dead (a basic finalizer: nothing that calls JavaScript).
+// The backend's handles (lib/backends/native.ts asks for them) are Node-API externals of a HeldStorage, which cost a
+// third less to make than a NativeStorage (no JavaScript constructor runs for them). JavaScript can only hand one back
+// to the addon: to kernels, reads and writes like a NativeStorage, and to release() to free it now. This finalizer runs
+// inside the garbage collection that finds the handle dead (a basic finalizer: nothing that calls JavaScript).
 inline void finalize_external(node_api_basic_env env, void* data, void* /* hint */) {
-  auto* e = static_cast<ExternalStorage*>(data);
-  live_externals().erase(e);
-  release_external(env, e);
-  delete e;
+  auto* h = static_cast<HeldStorage*>(data);
+  live_handles().erase(h);
+  h->release(env);
+  delete h;
+}
+
+// The storage a JavaScript value holds when it is one of this thread's handles, of either kind; else null.
+inline HeldStorage* held_by(napi_env env, napi_value v) {
+  napi_valuetype type;
+  void* p = nullptr;
+  if (napi_typeof(env, v, &type) != napi_ok) return nullptr;
+  if (type == napi_external) {
+    napi_get_value_external(env, v, &p);
+    return live_handles().count(p) ? static_cast<HeldStorage*>(p) : nullptr;
+  }
+  if (type != napi_object || napi_unwrap(env, v, &p) != napi_ok || !live_handles().count(p)) return nullptr;
+  return &static_cast<NativeStorage*>(p)->held();
 }
 
 // An asynchronous read: a command queued in order starts copying the storage into a host buffer (so later
@@ -245,18 +248,17 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     error_class = Napi::Persistent(info[0].As<Napi::Function>());
   }
 
-  // Wraps a new storage in a NativeStorage object, or (external) in an ExternalStorage handle.
+  // Wraps a new storage in a NativeStorage object, or (external) in an external handle.
   Napi::Value wrap(Napi::Env env, StoragePtr s, bool external = false) {
     if (external) {
-      auto* e = new ExternalStorage{std::move(s), queue_.retired(), 0};
-      e->bytes = static_cast<int64_t>(e->storage->bytes());
+      auto* h = new HeldStorage;
       napi_value v;
-      if (napi_create_external(env, e, finalize_external, nullptr, &v) != napi_ok) {
-        delete e;
+      if (napi_create_external(env, h, finalize_external, nullptr, &v) != napi_ok) {
+        delete h;
         throw make_error(env, "OUT_OF_MEMORY", "could not create a storage handle");
       }
-      live_externals().insert(e);
-      adjust_external_memory(env, e->bytes);
+      live_handles().insert(h);
+      h->hold(env, std::move(s), queue_.retired());
       return Napi::Value(env, v);
     }
     Napi::Object obj = storage_ctor_.New({});
@@ -272,19 +274,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   // release(storage): frees a storage (either kind of handle) now; queued kernels that use it still complete.
   void release(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const Napi::Value v = info.Length() ? info[0] : env.Undefined();
-    if (v.IsExternal()) {
-      void* data = nullptr;
-      napi_get_value_external(env, v, &data);
-      auto* e = static_cast<ExternalStorage*>(data);
-      if (!live_externals().count(e)) throw make_error(env, "INVALID_ARGUMENT", "release: expected a native storage");
-      release_external(env, e);
-      return;
-    }
-    void* wrapped = nullptr;
-    if (!v.IsObject() || napi_unwrap(env, v, &wrapped) != napi_ok || !live_storages().count(static_cast<const NativeStorage*>(wrapped)))
-      throw make_error(env, "INVALID_ARGUMENT", "release: expected a native storage");
-    static_cast<NativeStorage*>(wrapped)->dispose_now(env);
+    HeldStorage* h = held_by(env, info.Length() ? info[0] : env.Undefined());
+    if (!h) throw make_error(env, "INVALID_ARGUMENT", "release: expected a native storage");
+    h->release(env);
   }
 
   StoragePtr create(Napi::Env env, DType dtype, double size, const char* where, bool zero = true) {
@@ -319,7 +311,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   }
 
   // alloc(dtype, size) -> NativeStorage, zero-filled.
-  // alloc(dtype, size, zero = true, external = false) -> NativeStorage, or with external an ExternalStorage handle; zero
+  // alloc(dtype, size, zero = true, external = false) -> NativeStorage, or with external an external handle; zero
   // false leaves the contents to the kernel that writes them.
   Napi::Value alloc(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -345,7 +337,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     *data = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
   }
 
-  // fromHost(typedArray, external = false) -> a NativeStorage (or ExternalStorage handle) holding a copy (a new storage:
+  // fromHost(typedArray, external = false) -> a NativeStorage (or external handle) holding a copy (a new storage:
   // nothing queued can touch it yet).
   Napi::Value from_host(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -377,21 +369,10 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   // The reference stays valid while the wrapper lives: the caller's arguments keep it alive for the call.
   template <typename Where>
   const StoragePtr& storage_at(Napi::Env env, const Napi::Value& v, const Where& where) {
-    void* wrapped = nullptr;
-    napi_valuetype type;
-    napi_typeof(env, v, &type);
-    if (type == napi_external) {
-      napi_get_value_external(env, v, &wrapped);
-      const auto* e = static_cast<const ExternalStorage*>(wrapped);
-      if (!live_externals().count(e)) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
-      if (!e->storage) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
-      return e->storage;
-    }
-    if (type != napi_object || napi_unwrap(env, v, &wrapped) != napi_ok || !live_storages().count(static_cast<const NativeStorage*>(wrapped)))
-      throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
-    const StoragePtr& s = static_cast<NativeStorage*>(wrapped)->storage();
-    if (!s) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
-    return s;
+    const HeldStorage* h = held_by(env, v);
+    if (!h) throw make_error(env, "INVALID_ARGUMENT", where() + ": expected a native storage");
+    if (!h->storage) throw make_error(env, "INVALID_ARGUMENT", where() + ": the tensor has been disposed");
+    return h->storage;
   }
 
   // write(storage, typedArray): queued copy of host data (taken now) into the storage.

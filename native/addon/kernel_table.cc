@@ -105,6 +105,17 @@ auto value(const Command& c, int at) {
   else return static_cast<T>(c.s[at]);
 }
 
+// Runs a kernel: one that returns a Status reports it, one that returns nothing cannot fail.
+template <typename F>
+Status ok(F&& f) {
+  if constexpr (std::is_same_v<decltype(f()), Status>) {
+    return f();
+  } else {
+    f();
+    return Status::Ok();
+  }
+}
+
 template <auto F> struct Bind;
 template <typename R, typename... P, R (*F)(ThreadPool&, P...)>
 struct Bind<F> {
@@ -115,13 +126,7 @@ struct Bind<F> {
 
   template <size_t... I>
   static Status call(ThreadPool& pool, const Command& c, std::index_sequence<I...>) {
-    // a kernel that returns a Status reports it; one that returns nothing cannot fail
-    if constexpr (std::is_same_v<R, Status>) {
-      return F(pool, value<P>(c, L::slot[I])...);
-    } else {
-      F(pool, value<P>(c, L::slot[I])...);
-      return Status::Ok();
-    }
+    return ok([&] { return F(pool, value<P>(c, L::slot[I])...); });
   }
 };
 
@@ -158,16 +163,6 @@ KernelDef bind(const char* name, const char* const (&names)[N], Need need) {
 // Elementwise kernels over N = s[0] values, up to four buffers of N each.
 #define ELEMENTWISE_NEED NEED { return {s[0], s[0], s[0], s[0]}; }
 
-// Runs a kernel: one that returns a Status reports it, one that returns nothing cannot fail.
-template <typename F>
-Status ok(F&& f) {
-  if constexpr (std::is_same_v<decltype(f()), Status>) {
-    return f();
-  } else {
-    f();
-    return Status::Ok();
-  }
-}
 
 // ---- adapters: kernels whose contract differs from the native function's ----
 

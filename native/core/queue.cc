@@ -51,8 +51,8 @@ Command& CommandQueue::begin() {
   // The slot is free once the command kSlots before it has run; a full ring waits for half of it.
   if (seq > kSlots && head_.load(std::memory_order_acquire) < seq - kSlots) wait_for(seq - kSlots / 2);
   retired_->sweep();
-  Command& c = ring_[(seq - 1) % kSlots];
-  clear(c);  // a slot begun and neither committed nor abandoned (an exception between the two) starts over
+  Command& c = ring_[(seq - 1) % kSlots];  // cleared when its last command ran, or by abandon()
+  if (begun_) clear(c);  // begun again without a commit or an abandon: it starts over
   begun_ = true;
   return c;
 }
