@@ -1,13 +1,14 @@
 // A tiny GPT trained on a plain-text file, character by character: token and learned position embeddings, causal
 // pre-norm transformer blocks (multi-head self-attention and a GELU MLP, each with its residual), a final LayerNorm
 // and the projection to the vocabulary. The [B, T, V] logits are reshaped to [B·T, V] for the cross-entropy, as
-// PyTorch code does; generation feeds the last `contextLength` characters and samples the next with a temperature.
+// PyTorch code does; generation runs one character per step through a key/value cache (rg.KVCache: each step attends
+// to the cached keys and values of the characters before it) and samples the next with a temperature.
 //   npm run example:gpt -- [file] [--epochs 8] [--layers 2] [--temperature 0.7] [--quick]
 // The text defaults to the licences under /usr/share/common-licenses, present on every Debian and Ubuntu system
 // (a folder reads all its files); every tenth block of 2,048 characters is held out for the validation loss. Losses are in nats per character.
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { DEFAULT_TEXT, loadText, sampleIndex, splitText, tinyGpt, trainOnText } from './text.mjs';
+import { DEFAULT_TEXT, generate, loadText, sampleIndex, splitText, tinyGpt, trainOnText } from './text.mjs';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -41,16 +42,14 @@ const opt = new rg.AdamW(params, { lr: 2e-3, weightDecay: 0.01 });
 const sched = new rg.OneCycleLR(opt, 2e-3, { totalSteps: epochs * stepsPerEpoch, pctStart: 0.1 });
 const lossFn = new rg.CrossEntropyLoss().reuseOutputs();
 
-/** `length` characters continuing `prompt`; each step sees the last `contextLength` characters. */
+/** `length` characters continuing `prompt`, one step each through a key/value cache (text.mjs's generate). */
 function sample(prompt, length) {
   const index = new Map(chars.map((c, i) => [c, i]));
-  const context = Array.from(prompt, (c) => index.get(c) ?? 0);
-  for (let i = 0; i < length; i++) {
-    const window = context.slice(-T);
-    const logits = model.forward(rg.tensor(Int32Array.from(window), [1, window.length])).toArray();
-    context.push(sampleIndex(logits.subarray((window.length - 1) * V), temperature, random));
-  }
-  return context.map((i) => chars[i]).join('');
+  const ids = generate(rg, model, {
+    prompt: Array.from(prompt, (c) => index.get(c) ?? 0), length, contextLength: T,
+    pick: (logits) => sampleIndex(logits, temperature, random),
+  });
+  return ids.map((i) => chars[i]).join('');
 }
 
 trainOnText(rg, {
@@ -63,4 +62,6 @@ trainOnText(rg, {
     return loss;
   },
 });
-console.log(`sample (temperature ${temperature}):\n${sample('This License ', quick ? 120 : 400)}`);
+const started = performance.now(), length = quick ? 120 : 400;
+const text = sample('This License ', length);
+console.log(`sample (temperature ${temperature}; ${(length / ((performance.now() - started) / 1000)).toFixed(0)} characters/s through the cache):\n${text}`);

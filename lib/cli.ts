@@ -74,6 +74,7 @@ async function mnist(args: string[]): Promise<void> {
       test: { type: 'string' },
       backend: { type: 'string' },
       seed: { type: 'string', default: '1' },
+      save: { type: 'string' },
     },
   });
   if (!Object.hasOwn(MNIST_MODELS, values.model)) throw new RangeError(`retrograd mnist: --model must be mlp or cnn, got '${values.model}'`);
@@ -101,6 +102,10 @@ async function mnist(args: string[]): Promise<void> {
   const { accuracy } = await model.evaluate(xt, yt);
   console.log(`trained in ${((performance.now() - started) / 1000).toFixed(1)}s`);
   console.log(`test accuracy: ${(100 * accuracy).toFixed(2)}%`);
+  if (values.save) {
+    await rg.save(model, values.save);
+    console.log(`saved the model to ${values.save} (rg.load reads it back)`);
+  }
 }
 
 async function train(args: string[]): Promise<void> {
@@ -196,7 +201,7 @@ const commands: Record<string, (args: string[]) => void | Promise<void>> = { mni
 const run = commands[command];
 if (!run) {
   console.log(
-    'usage: retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S]\n' +
+    'usage: retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S] [--save file]\n' +
       '                                                                        the MNIST demo (8,000 / 2,000 digits; mlp: 20 epochs, cnn: 10)\n' +
       '       retrograd info                                                   backends, CPU features, threads\n' +
       '       retrograd train <config.json>                                    train a model described in JSON\n' +

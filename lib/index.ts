@@ -14,17 +14,25 @@ export { Module, Parameter } from './nn/module.js';
 export { Sequential } from './nn/sequential.js';
 export { Linear, type LinearOptions } from './nn/linear.js';
 export { ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax } from './nn/activation.js';
-export { Flatten, Dropout } from './nn/shape.js';
-export { Conv2d, type Conv2dOptions } from './nn/conv.js';
+export { Flatten, Identity, Dropout, Dropout2d } from './nn/shape.js';
+export { Conv2d, ConvTranspose2d, Conv1d, type Conv2dOptions, type ConvTranspose2dOptions, type Conv1dOptions } from './nn/conv.js';
+export { Upsample, type UpsampleOptions } from './nn/sampling.js';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d, type MaxPool2dOptions, type AvgPool2dOptions } from './nn/pool.js';
 export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './nn/batchnorm.js';
 export { Embedding } from './nn/embedding.js';
 export { LayerNorm, type LayerNormOptions } from './nn/layernorm.js';
+export { GroupNorm, type GroupNormOptions } from './nn/normalization.js';
 export { RNN, LSTM, GRU, type RNNOptions, type ElmanRNNOptions, type RecurrentState } from './nn/rnn.js';
 export {
   MultiheadAttention, TransformerBlock, PositionalEmbedding, type MultiheadAttentionOptions, type TransformerBlockOptions,
 } from './nn/attention.js';
-export type { Size2 } from './nn/util.js';
+export {
+  Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer, TransformerDecoderLayer, type TransformerOptions,
+  type TransformerLayerOptions, type TransformerForwardOptions, type EncoderLayerForwardOptions, type EncoderForwardOptions, type DecoderForwardOptions,
+} from './nn/transformer.js';
+export { KVCache } from './nn/kv-cache.js';
+export type { AttentionMask } from './nn/attention-ops.js';
+export type { Size1, Size2, InterpolationMode } from './nn/util.js';
 export { Loss, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, BCELoss, L1Loss, HuberLoss, type CrossEntropyOptions } from './losses.js';
 export { clipGradNorm, clipGradValue, applyPenalty, type PenaltyOptions } from './optim/clip.js';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';

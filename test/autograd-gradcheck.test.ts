@@ -144,6 +144,22 @@ const cases: [string, (...xs: Tensor[]) => Tensor, Spec[]][] = [
   ['F.conv2d', (x, w, b) => rg.F.conv2d(x, w, b, { stride: [2, 1], padding: 1, dilation: [1, 2] }), [[2, 3, 5, 6], [4, 3, 3, 2], [4]]],
   ['F.maxPool2d', (x) => rg.F.maxPool2d(x, 2, { stride: 1, padding: 1 }), [[1, 2, 4, 5]]],
   ['F.avgPool2d', (x) => rg.F.avgPool2d(x, [2, 3], { padding: [1, 1], countIncludePad: false }), [[2, 2, 4, 5]]],
+  ['F.convTranspose2d stride, padding, outputPadding, dilation', (x, w, b) => rg.F.convTranspose2d(x, w, b, { stride: [2, 1], padding: 1, outputPadding: [1, 0], dilation: [1, 2] }), [[2, 3, 3, 4], [3, 2, 3, 2], [2]]],
+  ['F.convTranspose2d outputPadding 2 at stride 1 (dilation 3: x padded)', (x, w, b) => rg.F.convTranspose2d(x, w, b, { outputPadding: [2, 0], dilation: [3, 1] }), [[1, 2, 3, 3], [2, 2, 2, 3], [2]]],
+  ['F.convTranspose2d unbatched, no bias', (x, w) => rg.F.convTranspose2d(x, w, null, { stride: 2 }), [[2, 3, 2], [2, 3, 2, 2]]],
+  ['F.conv1d stride, padding, dilation', (x, w, b) => rg.F.conv1d(x, w, b, { stride: 2, padding: 1, dilation: 2 }), [[2, 3, 7], [4, 3, 3], [4]]],
+  ['F.conv1d unbatched, no bias', (x, w) => rg.F.conv1d(x, w), [[2, 5], [3, 2, 2]]],
+  ['F.interpolate nearest 2-d to a size', (x) => rg.F.interpolate(x, { size: [5, 7] }), [[2, 2, 3, 4]]],
+  ['F.interpolate nearest 1-d scaleFactor 2.1', (x) => rg.F.interpolate(x, { scaleFactor: 2.1 }), [[1, 2, 5]]],
+  ['F.interpolate nearest downsampling', (x) => rg.F.interpolate(x, { scaleFactor: [0.5, 0.7] }), [[1, 2, 5, 6]]],
+  ['F.interpolate bilinear scaleFactor 1.7', (x) => rg.F.interpolate(x, { scaleFactor: 1.7, mode: 'bilinear' }), [[2, 2, 3, 4]]],
+  ['F.interpolate bilinear alignCorners, to a size', (x) => rg.F.interpolate(x, { size: [5, 2], mode: 'bilinear', alignCorners: true }), [[1, 3, 4, 3]]],
+  ['F.groupNorm with affine', (x, w, b) => rg.F.groupNorm(x, 3, w, b), [[2, 6, 3], [6], [6]]],
+  ['F.groupNorm without affine', (x) => rg.F.groupNorm(x, 2, null, null, 1e-3), [[2, 4, 2, 2]]],
+  ['F.dropout2d training (one mask: the seed is set at each call)', (x) => {
+    rg.manualSeed(5);
+    return rg.F.dropout2d(x, 0.4, true);
+  }, [[3, 4, 2, 2]]],
   ['F.layerNorm', (x, w, b) => rg.F.layerNorm(x, [4], w, b), [[3, 4], [4], [4]]],
   ['F.layerNorm over two dims, no affine', (x) => rg.F.layerNorm(x, [2, 3]), [[2, 2, 3]]],
   ['F.batchNorm training', (x, w, b) => rg.F.batchNorm(x, null, null, { weight: w, bias: b, training: true }), [[4, 3, 2], [3], [3]]],

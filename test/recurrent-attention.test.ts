@@ -262,7 +262,7 @@ describe('bookkeeping', () => {
       expect(Math.max(...v.map(Math.abs))).toBeGreaterThan(0.15);
     }
     const mha = new rg.MultiheadAttention(8, 2);
-    expect([...mha.inProjBias.value.toArray()].every((v) => v === 0)).toBe(true);
+    expect([...mha.inProjBias!.value.toArray()].every((v) => v === 0)).toBe(true);
     expect([...mha.outProj.bias!.value.toArray()].every((v) => v === 0)).toBe(true);
   });
 

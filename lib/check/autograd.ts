@@ -10,7 +10,20 @@ export interface GoldenInput { shape: number[]; data?: number[]; int?: number[];
 export interface GoldenOp { name: string; inputs: GoldenInput[]; shape: number[]; output: number[]; weights: number[] }
 export interface GoldenWeights { [key: string]: { shape: number[]; data: number[] } }
 export interface GoldenModel { name: string; initial: GoldenWeights; losses: number[]; final: GoldenWeights }
-export interface AutogradGolden { ops: GoldenOp[]; models: GoldenModel[]; inputGradient: { initial: GoldenWeights; x: number[]; loss: number; gradient: number[] } }
+/** A layer built as PyTorch built it: each state-dict entry with its shape, PyTorch's initial values and the bound of its
+ * uniform initialisation (null: a constant one), and the forward of an input with those values. */
+export interface GoldenLayer {
+  name: string;
+  state: { [key: string]: { shape: number[]; data: number[]; bound: number | null } };
+  input: { shape: number[]; data: number[] };
+  output: { shape: number[]; data: number[] };
+}
+export interface AutogradGolden {
+  ops: GoldenOp[];
+  models: GoldenModel[];
+  inputGradient: { initial: GoldenWeights; x: number[]; loss: number; gradient: number[] };
+  layers: GoldenLayer[];
+}
 
 type T = rg.Tensor;
 export const OPS: Record<string, (...xs: T[]) => T> = {
@@ -72,6 +85,27 @@ export const OPS: Record<string, (...xs: T[]) => T> = {
   indexSelect: (a, i) => a.indexSelect(1, i),
   gather: (a, i) => a.gather(1, i),
   scatterAdd: (a, i, s) => a.scatterAdd(0, i, s),
+  convTranspose2d: (x, w, b) => rg.F.convTranspose2d(x, w, b),
+  'convTranspose2d stride 2, padding 1, outputPadding 1, batch 3': (x, w, b) => rg.F.convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }),
+  'convTranspose2d non-square, dilation 2, no bias': (x, w) => rg.F.convTranspose2d(x, w, null, { stride: [1, 2], padding: [0, 1], dilation: 2 }),
+  'convTranspose2d outputPadding above the stride, below the dilation': (x, w, b) =>
+    rg.F.convTranspose2d(x, w, b, { padding: 1, outputPadding: [1, 2], dilation: [2, 3] }),
+  'convTranspose2d stride 3×2, outputPadding 2×1, unbatched': (x, w, b) => rg.F.convTranspose2d(x, w, b, { stride: [3, 2], padding: [1, 0], outputPadding: [2, 1] }),
+  'conv1d stride 2, padding 1, batch 3': (x, w, b) => rg.F.conv1d(x, w, b, { stride: 2, padding: 1 }),
+  'conv1d dilation 2, no bias, batch 1': (x, w) => rg.F.conv1d(x, w, null, { padding: 2, dilation: 2 }),
+  'conv1d unbatched': (x, w, b) => rg.F.conv1d(x, w, b),
+  'interpolate nearest scaleFactor 2': (x) => rg.F.interpolate(x, { scaleFactor: 2 }),
+  'interpolate nearest to a size that is not a multiple': (x) => rg.F.interpolate(x, { size: [7, 3], mode: 'nearest' }),
+  'interpolate nearest scaleFactor 1.5×2.1 (the factor, not the size ratio)': (x) => rg.F.interpolate(x, { scaleFactor: [1.5, 2.1] }),
+  'interpolate nearest 1-d': (x) => rg.F.interpolate(x, { size: 8 }),
+  'interpolate bilinear scaleFactor 2': (x) => rg.F.interpolate(x, { scaleFactor: 2, mode: 'bilinear' }),
+  'interpolate bilinear size 7×3': (x) => rg.F.interpolate(x, { size: [7, 3], mode: 'bilinear', alignCorners: false }),
+  'interpolate bilinear size 7×3, alignCorners': (x) => rg.F.interpolate(x, { size: [7, 3], mode: 'bilinear', alignCorners: true }),
+  'interpolate bilinear scaleFactor 1.7×0.6, batch 3': (x) => rg.F.interpolate(x, { scaleFactor: [1.7, 0.6], mode: 'bilinear' }),
+  'interpolate bilinear to 1×6, alignCorners': (x) => rg.F.interpolate(x, { size: [1, 6], mode: 'bilinear', alignCorners: true }),
+  'groupNorm 2 groups of 2 channels': (x, w, b) => rg.F.groupNorm(x, 2, w, b),
+  'groupNorm 2 groups of 3 channels, 1-d, batch 3': (x, w, b) => rg.F.groupNorm(x, 2, w, b, 1e-3),
+  'groupNorm 3 groups, no affine, batch 1': (x) => rg.F.groupNorm(x, 3),
 };
 
 /** Per element |a − b| ≤ tol·(1 + |b|), NaN matching NaN; else what differs first. */
@@ -206,4 +240,51 @@ export function checkInputGradient(g: AutogradGolden['inputGradient']): string |
   const l = rg.F.crossEntropy(model.forward(x), labels(4, 3, 1));
   const [gx] = rg.autograd.grad(l, x);
   return close([l.item()], [g.loss], 1e-5, 'loss') ?? close(gx!.toArray(), g.gradient, 1e-5, 'dL/dx');
+}
+
+// ---- layers: state-dict keys, shapes and initialisation as PyTorch's, and the forward with PyTorch's initial weights ----
+
+export const LAYERS: Record<string, () => rg.Module> = {
+  'ConvTranspose2d(6→3, k=3×2, s=2, p=1, op=1)': () => new rg.ConvTranspose2d(6, 3, [3, 2], { stride: 2, padding: 1, outputPadding: 1 }),
+  'ConvTranspose2d(2→5, k=3, d=2) without bias': () => new rg.ConvTranspose2d(2, 5, 3, { dilation: 2, bias: false }),
+  'Conv1d(3→5, k=4, s=2, p=1)': () => new rg.Conv1d(3, 5, 4, { stride: 2, padding: 1 }),
+  'GroupNorm(2, 6)': () => new rg.GroupNorm(2, 6),
+  'GroupNorm(3, 6) without affine': () => new rg.GroupNorm(3, 6, { affine: false }),
+  'Upsample(scaleFactor=2, nearest)': () => new rg.Upsample({ scaleFactor: 2 }),
+  'Upsample(size=[5, 7], bilinear, alignCorners)': () => new rg.Upsample({ size: [5, 7], mode: 'bilinear', alignCorners: true }),
+  Identity: () => new rg.Identity(3, { flag: true }),
+  'Dropout2d(0.3) in eval mode': () => new rg.Dropout2d(0.3).eval(),
+};
+
+/**
+ * A layer against PyTorch's: the same state-dict keys in the same order with the same shapes; each uniformly initialised
+ * tensor inside PyTorch's bound and, from 30 values on, reaching past 0.9 of it (so that a bound from another fan-in,
+ * 13% or more away for these layers, fails one way or the other); constant initialisations equal; and, with PyTorch's
+ * initial values loaded, the same output (within 2e-6).
+ */
+export function checkLayer(c: GoldenLayer): string | null {
+  const make = LAYERS[c.name];
+  if (!make) return `no layer for the golden case '${c.name}'`;
+  const layer = make();
+  const sd = layer.stateDict();
+  const keys = Object.keys(sd), want = Object.keys(c.state);
+  if (keys.join() !== want.join()) return `state-dict keys [${keys.join(', ')}], PyTorch [${want.join(', ')}]`;
+  for (const [k, v] of Object.entries(c.state)) {
+    const t = sd[k];
+    if (t.shape.join() !== v.shape.join()) return `${k}: shape [${t.shape.join(', ')}], PyTorch [${v.shape.join(', ')}]`;
+    const got = t.toArray();
+    if (v.bound === null) {
+      const d = close(got, v.data, 0, `${k} (initial value)`);
+      if (d) return d;
+      continue;
+    }
+    let max = 0;
+    for (const x of got) max = Math.max(max, Math.abs(x));
+    if (max > v.bound * (1 + 1e-6)) return `${k}: an initial value of magnitude ${max}, beyond PyTorch's bound ${v.bound}`;
+    if (got.length >= 30 && max < 0.9 * v.bound) return `${k}: initial values within ${max}, far inside PyTorch's bound ${v.bound}`;
+  }
+  load(layer, Object.fromEntries(Object.entries(c.state).map(([k, v]) => [k, { shape: v.shape, data: v.data }])));
+  const y = layer.forward(rg.tensor(c.input.data, c.input.shape));
+  if (y.shape.join() !== c.output.shape.join()) return `output shape [${y.shape.join(', ')}], PyTorch [${c.output.shape.join(', ')}]`;
+  return close(y.toArray(), c.output.data, 2e-6, 'output');
 }

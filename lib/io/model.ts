@@ -110,11 +110,14 @@ const ENTRIES: Record<string, Entry> = {
   GRU: { cls: GRU, args: (m) => recurrentArgs(m as GRU), make: (a) => new GRU(a[0] as number, a[1] as number, a[2] as object), state: (a) => recurrentState(a, 3) },
   MultiheadAttention: {
     cls: MultiheadAttention,
-    args: (m) => { const l = m as MultiheadAttention; return [l.embedDim, l.numHeads, { causal: l.causal }]; },
+    args: (m) => {
+      const l = m as MultiheadAttention;
+      return [l.embedDim, l.numHeads, { causal: l.causal, dropout: l.dropout, bias: l.inProjBias !== null, batchFirst: l.batchFirst }];
+    },
     make: (a) => new MultiheadAttention(a[0] as number, a[1] as number, a[2] as object),
     state: (a) => {
-      const E = dim(a[0]);
-      return E ? attentionState('', E) : undefined;
+      const [E, bias] = [dim(a[0]), flag(option(a[2], 'bias'), true)];
+      return E && bias !== undefined ? attentionState('', E, bias) : undefined;
     },
   },
   TransformerBlock: {
@@ -151,8 +154,11 @@ function flag(v: unknown, byDefault: boolean): boolean | undefined {
 function linearState(prefix: string, inF: number, outF: number, bias: boolean): StateSpec[] {
   return [[`${prefix}weight`, [outF, inF], 'float32'], ...(bias ? [[`${prefix}bias`, [outF], 'float32'] as StateSpec] : [])];
 }
-function attentionState(prefix: string, E: number): StateSpec[] {
-  return [[`${prefix}in_proj_weight`, [3 * E, E], 'float32'], [`${prefix}in_proj_bias`, [3 * E], 'float32'], ...linearState(`${prefix}out_proj.`, E, E, true)];
+function attentionState(prefix: string, E: number, bias = true): StateSpec[] {
+  return [
+    [`${prefix}in_proj_weight`, [3 * E, E], 'float32'], ...(bias ? [[`${prefix}in_proj_bias`, [3 * E], 'float32'] as StateSpec] : []),
+    ...linearState(`${prefix}out_proj.`, E, E, bias),
+  ];
 }
 function tableState(a: unknown[]): StateSpec[] | undefined {
   const [n, d] = [dim(a[0]), dim(a[1])];

@@ -1,3 +1,6 @@
+// The convolution layers: Conv2d (hand-written forward and backward over the fused kernels), ConvTranspose2d and Conv1d
+// (one node of rg.F each, on the same kernels).
+//
 // Conv2d: a 2-D cross-correlation over NCHW input, weight [OC, C, KH, KW] as PyTorch lays it out, initialised as
 // PyTorch does (kaiming_uniform with a = √5, i.e. U(−1/√fanIn, 1/√fanIn) with fanIn = C·KH·KW, and the same bound
 // for the bias). It runs as the fused kernels conv2d_forward / conv2d_backward, one matrix product over the im2col
@@ -9,8 +12,9 @@ import { checkNumber, checkOptions } from '../errors.js';
 import { uniform } from '../random.js';
 import { currentBackend } from '../backend.js';
 import { fromHost, type Tensor } from '../tensor.js';
+import * as F from './functional.js';
 import { Module, Parameter } from './module.js';
-import { checkFloat, checkGradShape, fmtPair, fmtShape, pair, type Size2 } from './util.js';
+import { checkFloat, checkGradShape, checkOutputPadding, fmtPair, fmtShape, pair, single, transposedSize, type Size1, type Size2 } from './util.js';
 
 export interface Conv2dOptions {
   stride?: Size2;
@@ -119,5 +123,150 @@ export class Conv2d extends Module {
     if (dw || db || (inputGrad && B * OH * OW > 0))
       k.conv2d_backward(inputGrad ? dx.buf : null, dw, db, dy.buf, x.buf, this.weight.value.buf, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, accumulate);
     return dx;
+  }
+}
+
+// ConvTranspose2d: the transposed convolution ("deconvolution", the gradient of a convolution with respect to its
+// input), weight [IC, OC, KH, KW] as PyTorch lays it out, groups 1. PyTorch's _ConvNd.reset_parameters initialises it
+// with kaiming_uniform(a = √5), whose fan_in is weight.size(1)·KH·KW: OC·KH·KW for this layout, so the weight and the
+// bias are U(−1/√(OC·KH·KW), 1/√(OC·KH·KW)). It runs as one node of rg.F.convTranspose2d, on the conv2d kernels.
+
+export interface ConvTranspose2dOptions {
+  stride?: Size2;
+  padding?: Size2;
+  /** Rows and columns added at the bottom and right of the output (default 0); each below its stride or its dilation. */
+  outputPadding?: Size2;
+  dilation?: Size2;
+  bias?: boolean;
+}
+
+/** Uniform U(−bound, bound) values from retrograd's seeded generator. */
+function uniformInit(n: number, bound: number): Float32Array {
+  return Float32Array.from({ length: n }, () => (2 * uniform() - 1) * bound);
+}
+
+function checkBias(name: string, useBias: unknown): boolean {
+  if (typeof useBias !== 'boolean') throw new TypeError(`${name}: option bias must be a boolean, got ${typeof useBias}`);
+  return useBias;
+}
+
+export class ConvTranspose2d extends Module {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly outputPadding: readonly [number, number];
+  readonly dilation: readonly [number, number];
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: Size2, options: ConvTranspose2dOptions = {}) {
+    super();
+    const name = 'ConvTranspose2d';
+    checkOptions(name, options, ['stride', 'padding', 'outputPadding', 'dilation', 'bias']);
+    this.inChannels = checkNumber(name, 'inChannels', inChannels, { min: 1, integer: true });
+    this.outChannels = checkNumber(name, 'outChannels', outChannels, { min: 1, integer: true });
+    this.kernelSize = pair(name, 'kernelSize', kernelSize, 1);
+    this.stride = pair(name, 'stride', options.stride ?? 1, 1);
+    this.padding = pair(name, 'padding', options.padding ?? 0, 0);
+    this.outputPadding = pair(name, 'outputPadding', options.outputPadding ?? 0, 0);
+    this.dilation = pair(name, 'dilation', options.dilation ?? 1, 1);
+    checkOutputPadding(name, this.outputPadding, this.stride, this.dilation);
+    const useBias = checkBias(name, options.bias ?? true);
+    const [KH, KW] = this.kernelSize;
+    const fanIn = outChannels * KH * KW;
+    const bound = 1 / Math.sqrt(fanIn);
+    const b = currentBackend();
+    this.weight = this.registerParameter('weight', new Parameter(fromHost(b, uniformInit(inChannels * fanIn, bound), [inChannels, outChannels, KH, KW])));
+    this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, uniformInit(outChannels, bound), [outChannels]))) : null;
+  }
+
+  get label(): string {
+    const extra = [
+      this.stride[0] !== 1 || this.stride[1] !== 1 ? `s=${fmtPair(this.stride)}` : '',
+      this.padding[0] !== 0 || this.padding[1] !== 0 ? `p=${fmtPair(this.padding)}` : '',
+      this.outputPadding[0] !== 0 || this.outputPadding[1] !== 0 ? `op=${fmtPair(this.outputPadding)}` : '',
+      this.dilation[0] !== 1 || this.dilation[1] !== 1 ? `d=${fmtPair(this.dilation)}` : '',
+    ].filter(Boolean);
+    return `ConvTranspose2d(${this.inChannels}→${this.outChannels}, k=${[fmtPair(this.kernelSize), ...extra].join(', ')})`;
+  }
+
+  /** x [B, IC, H, W] or [IC, H, W] → [B, OC, OH, OW] (or [OC, OH, OW]), OH = (H − 1)·S − 2P + D·(KH − 1) + outputPadding + 1. */
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, this.label);
+    checkFloat(this.label, x);
+    const r = x.shape.length, IC = this.inChannels;
+    if ((r !== 4 && r !== 3) || x.shape[r - 3] !== IC)
+      throw new RangeError(`${this.label}: input must be [B, ${IC}, H, W] or [${IC}, H, W], got ${fmtShape(x.shape)}`);
+    const [H, W] = x.shape.slice(-2);
+    if (H === 0 || W === 0) throw new RangeError(`${this.label}: input must have a non-empty H × W plane, got ${fmtShape(x.shape)}`);
+    const [KH, KW] = this.kernelSize, [SH, SW] = this.stride, [PH, PW] = this.padding, [DH, DW] = this.dilation, [OPH, OPW] = this.outputPadding;
+    const OH = transposedSize(H, KH, SH, PH, DH, OPH), OW = transposedSize(W, KW, SW, PW, DW, OPW);
+    if (OH < 1 || OW < 1)
+      throw new RangeError(`${this.label}: input ${fmtShape(x.shape)} gives an output of ${OH}×${OW}: the padding takes away more than the kernel adds`);
+    return F.convTranspose2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, outputPadding: this.outputPadding, dilation: this.dilation });
+  }
+}
+
+// Conv1d: a 1-d cross-correlation over [B, C, L] (or [C, L]), weight [OC, C, K] as PyTorch, initialised as Conv2d
+// (U(−1/√(C·K), 1/√(C·K)) for the weight and the bias). One node of rg.F.conv1d: the conv2d kernels with H = 1.
+
+export interface Conv1dOptions {
+  stride?: Size1;
+  padding?: Size1;
+  dilation?: Size1;
+  bias?: boolean;
+}
+
+export class Conv1d extends Module {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: number;
+  readonly stride: number;
+  readonly padding: number;
+  readonly dilation: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: Size1, options: Conv1dOptions = {}) {
+    super();
+    const name = 'Conv1d';
+    checkOptions(name, options, ['stride', 'padding', 'dilation', 'bias']);
+    this.inChannels = checkNumber(name, 'inChannels', inChannels, { min: 1, integer: true });
+    this.outChannels = checkNumber(name, 'outChannels', outChannels, { min: 1, integer: true });
+    this.kernelSize = single(name, 'kernelSize', kernelSize, 1);
+    this.stride = single(name, 'stride', options.stride ?? 1, 1);
+    this.padding = single(name, 'padding', options.padding ?? 0, 0);
+    this.dilation = single(name, 'dilation', options.dilation ?? 1, 1);
+    const useBias = checkBias(name, options.bias ?? true);
+    const K = this.kernelSize, fanIn = inChannels * K, bound = 1 / Math.sqrt(fanIn);
+    const b = currentBackend();
+    this.weight = this.registerParameter('weight', new Parameter(fromHost(b, uniformInit(outChannels * fanIn, bound), [outChannels, inChannels, K])));
+    this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, uniformInit(outChannels, bound), [outChannels]))) : null;
+  }
+
+  get label(): string {
+    const extra = [
+      this.stride !== 1 ? `s=${this.stride}` : '',
+      this.padding !== 0 ? `p=${this.padding}` : '',
+      this.dilation !== 1 ? `d=${this.dilation}` : '',
+    ].filter(Boolean);
+    return `Conv1d(${this.inChannels}→${this.outChannels}, k=${[String(this.kernelSize), ...extra].join(', ')})`;
+  }
+
+  /** x [B, C, L] or [C, L] → [B, OC, OL] (or [OC, OL]), OL = ⌊(L + 2P − D·(K − 1) − 1)/S⌋ + 1. */
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, this.label);
+    checkFloat(this.label, x);
+    const r = x.shape.length, C = this.inChannels;
+    if ((r !== 3 && r !== 2) || x.shape[r - 2] !== C) throw new RangeError(`${this.label}: input must be [B, ${C}, L] or [${C}, L], got ${fmtShape(x.shape)}`);
+    const L = x.shape[r - 1], span = this.dilation * (this.kernelSize - 1) + 1;
+    if (L === 0 || L + 2 * this.padding < span)
+      throw new RangeError(
+        `${this.label}: input ${fmtShape(x.shape)} is shorter than the kernel: the padded input has length ${L + 2 * this.padding}, ` +
+          `the${this.dilation > 1 ? ' dilated' : ''} kernel ${span}`,
+      );
+    return F.conv1d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation });
   }
 }

@@ -1,18 +1,23 @@
 // rg.F: torch.nn.functional's forms, on the same fused kernels as the layers, each one node of the autograd graph
 // (a layer's parameters become arguments: F.conv2d(x, weight, bias, { stride })). Losses take PyTorch's
 // `reduction` ('mean' by default, 'sum', 'none').
-import { checkOptions, describe } from '../errors.js';
+import { checkNumber, checkOptions, describe } from '../errors.js';
 import { nextSeed } from '../random.js';
 import { fromHost, Tensor } from '../tensor.js';
-import { alloc, checkFloat, fmt, toTensor, type TensorLike } from '../autograd/core.js';
-import { record } from '../autograd/engine.js';
+import { alloc, checkFloat, EW, ewKernel, fmt, toTensor, type TensorLike } from '../autograd/core.js';
+import { noGrad, record } from '../autograd/engine.js';
 import * as ew from '../autograd/elementwise.js';
 import { linear, matmul } from '../autograd/linalg.js';
 import { logSoftmax, mean, softmax, sum } from '../autograd/reduce.js';
-import { gather, indexSelect } from '../autograd/shape.js';
+import { cat, gather, indexSelect } from '../autograd/shape.js';
 import { BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss } from '../losses.js';
+import {
+  checkOutputPadding, interpolationInput, interpolationSpec, pair as sizePair, single, transposedSize,
+  type InterpolationOptions, type Size1, type Size2,
+} from './util.js';
 
 export { linear, matmul, softmax, logSoftmax };
+export type { InterpolationOptions, InterpolationMode } from './util.js';
 export const { relu, gelu, sigmoid, tanh, leakyRelu, softplus } = ew;
 
 type Pair = number | [number, number];
@@ -49,6 +54,33 @@ export function dropout(x: TensorLike, p = 0.5, training = true): Tensor {
   return out;
 }
 
+/** Zeroes whole channels of x [N, C, H, W] (or [C, H, W]) with probability p and scales the kept ones by 1/(1 − p)
+ * while training; the identity otherwise (PyTorch's dropout2d, channel-wise). */
+export function dropout2d(x: TensorLike, p = 0.5, training = true): Tensor {
+  const where = 'F.dropout2d';
+  const t = toTensor(where, x);
+  checkFloat(where, t);
+  if (typeof p !== 'number') throw new TypeError(`${where}: p must be a number, got ${describe(p)}`);
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`${where}: p must be in [0, 1], got ${p}`);
+  if (typeof training !== 'boolean') throw new TypeError(`${where}: training must be a boolean, got ${describe(training)}`);
+  const r = t.shape.length;
+  if (r !== 4 && r !== 3) throw new RangeError(`${where}: input must be [N, C, H, W] or [C, H, W], got ${fmt(t.shape)}`);
+  if (!training || p === 0) return t;
+  const be = t.backend, k = be.k;
+  const mask = alloc(be, [...t.shape.slice(0, -2), 1, 1]);
+  if (mask.size) {
+    // dropout_forward of ones is its mask: 1/(1 − p) for a kept channel, 0 for a dropped one
+    const ones = alloc(be, [mask.size]), scratch = alloc(be, [mask.size]);
+    k.fill(ones.buf, mask.size, 1);
+    k.dropout_forward(mask.buf, scratch.buf, ones.buf, mask.size, p, nextSeed());
+    ones.dispose();
+    scratch.dispose();
+  }
+  const out = ewKernel(where, EW.mul, [t, mask]);
+  record(where, [t], [out], [mask], ([g], [m]) => [g ? ewKernel(where, EW.mul, [g, m]) : null]);
+  return out;
+}
+
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
@@ -67,15 +99,148 @@ export function conv2d(x: TensorLike, weight: TensorLike, bias?: TensorLike | nu
   if (b && (b.shape.length !== 1 || b.shape[0] !== OC)) throw new RangeError(`${where}: bias must be [${OC}], got ${fmt(b.shape)}`);
   const [SH, SW] = pair(where, 'stride', options.stride ?? 1), [PH, PW] = pair(where, 'padding', options.padding ?? 0), [DH, DW] = pair(where, 'dilation', options.dilation ?? 1);
   const OH = outSize(where, H, KH, SH, PH, DH), OW = outSize(where, W, KW, SW, PW, DW);
-  const out = alloc(t.backend, [B, OC, OH, OW]);
+  return conv2dNode(where, t, w, b, { B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW }, [B, OC, OH, OW]);
+}
+
+/** The sizes of a convolution as the conv2d kernels take them: input [B, C, H, W], weight [OC, C, KH, KW]. */
+interface ConvGeometry {
+  B: number; C: number; H: number; W: number; OC: number; KH: number; KW: number;
+  SH: number; SW: number; PH: number; PW: number; DH: number; DW: number;
+}
+
+/** The convolution of x with weight (+ bias) as one node on conv2d_forward / conv2d_backward. x, weight and the output
+ * (outShape) may have other shapes over the same memory: conv1d's [B, C, L] and [OC, C, K] are [B, C, 1, L] and
+ * [OC, C, 1, K]. */
+function conv2dNode(where: string, t: Tensor, w: Tensor, b: Tensor | null, g: ConvGeometry, outShape: readonly number[]): Tensor {
+  const { B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW } = g;
+  const out = alloc(t.backend, outShape);
   if (out.size) t.backend.k.conv2d_forward(out.buf, t.buf, w.buf, b?.buf ?? null, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW);
   const inputs = b ? [t, w, b] : [t, w];
-  record(where, inputs, [out], [t, w], ([g], [xx, ww]) => {
-    if (!g) return inputs.map(() => null);
-    const dx = alloc(g.backend, xx.shape), dw = alloc(g.backend, ww.shape), db = b ? alloc(g.backend, [OC]) : null;
-    g.backend.k.conv2d_backward(dx.buf, dw.buf, db?.buf ?? null, g.buf, xx.buf, ww.buf, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, false);
+  record(where, inputs, [out], [t, w], ([gy], [xx, ww]) => {
+    if (!gy) return inputs.map(() => null);
+    const dx = alloc(gy.backend, xx.shape), dw = alloc(gy.backend, ww.shape), db = b ? alloc(gy.backend, [OC]) : null;
+    gy.backend.k.conv2d_backward(dx.buf, dw.buf, db?.buf ?? null, gy.buf, xx.buf, ww.buf, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, false);
     return b ? [dx, dw, db] : [dx, dw];
   });
+  return out;
+}
+
+export interface Conv1dOptions {
+  stride?: Size1;
+  padding?: Size1;
+  dilation?: Size1;
+}
+/** 1-d convolution of x [N, C, L] (or [C, L]) with weight [OC, C, K] (+ bias [OC]), as the Conv1d layer: the conv2d
+ * kernels with H = 1 (the same memory as [N, C, 1, L] and [OC, C, 1, K]). */
+export function conv1d(x: TensorLike, weight: TensorLike, bias?: TensorLike | null, options: Conv1dOptions = {}): Tensor {
+  const where = 'F.conv1d';
+  checkOptions(where, options, ['stride', 'padding', 'dilation']);
+  const t = toTensor(where, x), w = toTensor(where, weight, undefined, 'weight');
+  const b = bias == null ? null : toTensor(where, bias, undefined, 'bias');
+  checkFloat(where, t, w, ...(b ? [b] : []));
+  if (w.shape.length !== 3) throw new RangeError(`${where}: weight must be [OC, C, K], got ${fmt(w.shape)}`);
+  const [OC, C, K] = w.shape;
+  const r = t.shape.length;
+  if ((r !== 3 && r !== 2) || t.shape[r - 2] !== C)
+    throw new RangeError(`${where}: input must be [N, ${C}, L] or [${C}, L] for a weight of ${C} input channels, got ${fmt(t.shape)}`);
+  if (t.shape[r - 1] === 0) throw new RangeError(`${where}: input must have a non-empty length, got ${fmt(t.shape)}`);
+  if (b && (b.shape.length !== 1 || b.shape[0] !== OC)) throw new RangeError(`${where}: bias must be [${OC}], got ${fmt(b.shape)}`);
+  const S = single(where, 'stride', options.stride ?? 1, 1), P = single(where, 'padding', options.padding ?? 0, 0);
+  const D = single(where, 'dilation', options.dilation ?? 1, 1);
+  const x3 = r === 2 ? t.reshape([1, C, t.shape[1]]) : t;
+  const [B, , L] = x3.shape;
+  const OL = outSize(where, L, K, S, P, D);
+  const y = conv2dNode(where, x3, w, b, { B, C, H: 1, W: L, OC, KH: 1, KW: K, SH: 1, SW: S, PH: 0, PW: P, DH: 1, DW: D }, [B, OC, OL]);
+  return r === 2 ? y.reshape([OC, OL]) : y;
+}
+
+export interface ConvTranspose2dOptions {
+  stride?: Size2;
+  padding?: Size2;
+  /** Rows and columns added at the bottom and right of the output; each below its stride or its dilation. */
+  outputPadding?: Size2;
+  dilation?: Size2;
+}
+/**
+ * The transposed convolution of x [N, IC, H, W] (or [IC, H, W]) with weight [IC, OC, KH, KW] (+ bias [OC]), PyTorch's
+ * conv_transpose2d with groups 1: output [N, OC, (H − 1)·S − 2P + D·(KH − 1) + outputPadding + 1, …]. It is the
+ * gradient of a convolution with respect to its input, and runs as that on the conv2d kernels (see the node below).
+ */
+export function convTranspose2d(x: TensorLike, weight: TensorLike, bias?: TensorLike | null, options: ConvTranspose2dOptions = {}): Tensor {
+  const where = 'F.convTranspose2d';
+  checkOptions(where, options, ['stride', 'padding', 'outputPadding', 'dilation']);
+  const t = toTensor(where, x), w = toTensor(where, weight, undefined, 'weight');
+  const b = bias == null ? null : toTensor(where, bias, undefined, 'bias');
+  checkFloat(where, t, w, ...(b ? [b] : []));
+  if (w.shape.length !== 4) throw new RangeError(`${where}: weight must be [inChannels, outChannels, KH, KW], got ${fmt(w.shape)}`);
+  const [IC, OC, KH, KW] = w.shape;
+  const r = t.shape.length;
+  if ((r !== 4 && r !== 3) || t.shape[r - 3] !== IC)
+    throw new RangeError(`${where}: input must be [N, ${IC}, H, W] or [${IC}, H, W] for a weight of ${IC} input channels, got ${fmt(t.shape)}`);
+  if (b && (b.shape.length !== 1 || b.shape[0] !== OC)) throw new RangeError(`${where}: bias must be [${OC}], got ${fmt(b.shape)}`);
+  const [SH, SW] = sizePair(where, 'stride', options.stride ?? 1, 1), [PH, PW] = sizePair(where, 'padding', options.padding ?? 0, 0);
+  const op = sizePair(where, 'outputPadding', options.outputPadding ?? 0, 0), [DH, DW] = sizePair(where, 'dilation', options.dilation ?? 1, 1);
+  checkOutputPadding(where, op, [SH, SW], [DH, DW]);
+  const [H, W] = t.shape.slice(-2);
+  if (H === 0 || W === 0) throw new RangeError(`${where}: input must have a non-empty H × W plane, got ${fmt(t.shape)}`);
+  const OH = transposedSize(H, KH, SH, PH, DH, op[0]), OW = transposedSize(W, KW, SW, PW, DW, op[1]);
+  if (OH < 1 || OW < 1)
+    throw new RangeError(`${where}: an input of ${H}×${W} gives an output of ${OH}×${OW} (kernel ${KH}×${KW}, stride ${SH}×${SW}, padding ${PH}×${PW}, dilation ${DH}×${DW}, outputPadding ${op[0]}×${op[1]}); it must be at least 1×1`);
+  // The convolution that this transposes maps [OH, OW] to ⌊outputPadding / stride⌋ more rows (columns) than x has when
+  // outputPadding ≥ stride (allowed below the dilation): x gets zeros there, which add nothing to the output.
+  let x4 = r === 3 ? t.reshape([1, ...t.shape]) : t;
+  x4 = padEnd(padEnd(x4, 2, Math.floor(op[0] / SH)), 3, Math.floor(op[1] / SW));
+  const B = x4.shape[0];
+  const y = convTranspose2dNode(where, x4, w, b, { B, C: OC, H: OH, W: OW, OC: IC, KH, KW, SH, SW, PH, PW, DH, DW });
+  return r === 3 ? y.reshape(y.shape.slice(1)) : y;
+}
+
+/** x with n zeros appended along dim (x itself for n = 0); the zeros take no gradient. */
+function padEnd(x: Tensor, dim: number, n: number): Tensor {
+  if (n === 0) return x;
+  const shape = [...x.shape];
+  shape[dim] = n;
+  const zeros = alloc(x.backend, shape);
+  if (zeros.size) x.backend.k.fill(zeros.buf, zeros.size, 0);
+  return cat([x, zeros], dim);
+}
+
+/**
+ * One node for the transposed convolution of x [B, IC, ·] with w [IC, OC, KH, KW], written with the geometry `g` of the
+ * convolution it transposes: conv(y) maps y [B, OC, OH, OW] (g's input: C = OC, H = OH, W = OW) to [B, IC, ·] (g's output)
+ * with the same w (g's OC = IC). Then
+ *   forward   y = conv2d_backward's input gradient with x as the output gradient (+ bias[c])
+ *   backward  dx = conv2d_forward(dy) (the convolution itself, no bias); dw = conv2d_backward's weight gradient with dy
+ *             as the input and x as the output gradient; dbias = channel_sum(dy)
+ * conv2d_backward reads its `inp` only for the weight gradient, on every backend (native/cpu/conv.cc,
+ * native/cuda/conv.cuh, lib/backends/reference/conv.ts), so the forward passes y itself there: a buffer of the size
+ * the addon checks, never read.
+ */
+function convTranspose2dNode(where: string, t: Tensor, w: Tensor, b: Tensor | null, g: ConvGeometry): Tensor {
+  const { B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW } = g;
+  const y = alloc(t.backend, [B, C, H, W]);
+  if (y.size) t.backend.k.conv2d_backward(y.buf, null, null, t.buf, y.buf, w.buf, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, false);
+  const out = b ? addChannelBias(where, y, b) : y;
+  const inputs = b ? [t, w, b] : [t, w];
+  record(where, inputs, [out], [t, w], ([gy], [xx, ww]) => {
+    if (!gy) return inputs.map(() => null);
+    const k = gy.backend.k;
+    const dx = alloc(gy.backend, xx.shape), dw = alloc(gy.backend, ww.shape), db = b ? alloc(gy.backend, [C]) : null;
+    if (dx.size) k.conv2d_forward(dx.buf, gy.buf, ww.buf, null, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW);
+    if (B > 0) k.conv2d_backward(null, dw.buf, null, xx.buf, gy.buf, ww.buf, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, false);
+    else k.fill(dw.buf, dw.size, 0);
+    if (db) k.channel_sum(db.buf, gy.buf, B, C, H * W, false);
+    return b ? [dx, dw, db] : [dx, dw];
+  });
+  return out;
+}
+
+/** y [B, C, …] + bias[c], a new tensor (y is freed): the elementwise kernel with the bias broadcast. */
+function addChannelBias(where: string, y: Tensor, bias: Tensor): Tensor {
+  const view = noGrad(() => bias.reshape([1, bias.size, ...y.shape.slice(2).map(() => 1)]));
+  const out = ewKernel(where, EW.add, [y, view]);
+  view.dispose();
+  y.dispose();
   return out;
 }
 
@@ -126,6 +291,103 @@ export function avgPool2d(x: TensorLike, kernelSize: Pair, options: PoolOptions 
   return out;
 }
 
+/**
+ * Resamples x [N, C, H, W] (or, 'nearest' only, [N, C, L]) to `size` or by `scaleFactor` (the output ⌊size·factor⌋),
+ * with PyTorch 1.13's source positions, computed in float32 as its CPU kernels do (scale = in/out, or 1/scaleFactor
+ * when a factor was given):
+ *   nearest                  src = min(⌊dst·scale⌋, in − 1) (2-d: dst when out = in, ⌊dst/2⌋ when out = 2·in): an
+ *                            indexSelect per spatial dimension
+ *   bilinear                 src = max(0, (dst + 0.5)·scale − 0.5), or with alignCorners dst·(in − 1)/(out − 1);
+ *                            the two neighbours ⌊src⌋ and ⌊src⌋ + 1 (clamped) weighted by 1 − frac and frac; an output
+ *                            the size of the input is a copy. One node: two matrix products with the interpolation
+ *                            matrices [OH, H] and [OW, W] built here.
+ */
+export function interpolate(x: TensorLike, options: InterpolationOptions): Tensor {
+  const where = 'F.interpolate';
+  const spec = interpolationSpec(where, options);
+  const t = toTensor(where, x);
+  checkFloat(where, t);
+  const { out, factors } = interpolationInput(where, t.shape, spec);
+  const sizes = t.shape.slice(2);
+  if (spec.mode === 'nearest') {
+    let y = t;
+    sizes.forEach((n, i) => {
+      y = indexSelect(y, 2 + i, fromHost(t.backend, nearestSources(n, out[i], factors[i], sizes.length === 2), [out[i]]));
+    });
+    return y;
+  }
+  const [H, W] = sizes, [OH, OW] = out;
+  const rows = fromHost(t.backend, linearWeights(H, OH, spec.alignCorners, factors[0]), [OH, H]);
+  const cols = fromHost(t.backend, linearWeights(W, OW, spec.alignCorners, factors[1]), [OW, W]);
+  return bilinearNode(where, t, rows, cols);
+}
+
+/**
+ * PyTorch 1.13's nearest source index of each of m outputs from n inputs: min(⌊dst·scale⌋, n − 1) in float32. Its 2-d
+ * kernel (`twoD`) takes dst itself when m = n and ⌊dst/2⌋ when m = 2n (nearest_idx), its 1-d kernel does not; the two
+ * differ when a scale factor is given whose reciprocal is not n/m (5 by 2.1 → 10: 2-d [0, 0, 1, 1, …], 1-d [0, 0, 0,
+ * 1, …]). Both forwards are torch 1.13's (test/golden has the 2-d one, test/layers-conv-sampling.test.ts the 1-d one).
+ * torch 1.13's 1-d backward takes the 2-d rule, so there its gradient is not that of its forward; ours is.
+ */
+function nearestSources(n: number, m: number, factor: number | null, twoD: boolean): Int32Array {
+  if (twoD && (m === n || m === 2 * n)) return Int32Array.from({ length: m }, (_, i) => (m === n ? i : i >> 1));
+  const scale = factor ? Math.fround(1 / factor) : Math.fround(n / m);
+  return Int32Array.from({ length: m }, (_, i) => Math.min(Math.floor(Math.fround(i * scale)), n - 1));
+}
+
+/** The [m, n] matrix of PyTorch 1.13's linear interpolation from n points to m: row i holds 1 − λ at i0 and λ at i1. */
+function linearWeights(n: number, m: number, alignCorners: boolean, factor: number | null): Float32Array {
+  const f = Math.fround;
+  const A = new Float32Array(m * n);
+  if (m === n) {
+    for (let i = 0; i < m; i++) A[i * n + i] = 1;
+    return A;
+  }
+  const scale = alignCorners ? (m > 1 ? f((n - 1) / (m - 1)) : 0) : factor ? f(1 / factor) : f(n / m);
+  for (let i = 0; i < m; i++) {
+    const src = alignCorners ? f(scale * i) : Math.max(0, f(f(scale * (i + 0.5)) - 0.5));
+    const i0 = Math.min(Math.floor(src), n - 1);
+    const i1 = i0 < n - 1 ? i0 + 1 : i0;
+    const lambda = Math.min(Math.max(f(src - i0), 0), 1);
+    A[i * n + i0] += f(1 - lambda);
+    A[i * n + i1] += lambda;
+  }
+  return A;
+}
+
+/**
+ * y [N, C, OH, OW] = rows · x_p · colsᵀ for each plane x_p [H, W] of x, with rows [OH, H] and cols [OW, W], as one node
+ * on the matrix-product kernels (P = N·C planes):
+ *   forward   t [P·H, OW] = x [P·H, W] · colsᵀ;   y_p = rows · t_p
+ *   backward  dt_p = rowsᵀ · dy_p;                dx [P·H, W] = dt [P·H, OW] · cols
+ */
+function bilinearNode(where: string, t: Tensor, rows: Tensor, cols: Tensor): Tensor {
+  const [N, C, H, W] = t.shape, [OH, OW] = [rows.shape[0], cols.shape[0]], P = N * C;
+  const y = alloc(t.backend, [N, C, OH, OW]);
+  if (y.size) {
+    const k = t.backend.k, tmp = alloc(t.backend, [P * H, OW]);
+    k.matmul(tmp.buf, t.buf, cols.buf, P * H, OW, W, false, true, 1, 0);
+    k.bmm(y.buf, rows.buf, tmp.buf, P, OH, OW, H, false, false, 0, H * OW, 1, 0);
+    tmp.dispose();
+  }
+  const node = record(where, [t], [y], [rows, cols], ([g], [r, c]) => {
+    if (!g) return [null];
+    const dx = alloc(g.backend, t.shape);
+    if (dx.size) {
+      const k = g.backend.k, tmp = alloc(g.backend, [P * H, OW]);
+      k.bmm(tmp.buf, r.buf, g.buf, P, H, OW, OH, true, false, 0, OH * OW, 1, 0);
+      k.matmul(dx.buf, tmp.buf, c.buf, P * H, W, OW, false, false, 1, 0);
+      tmp.dispose();
+    }
+    return [dx];
+  });
+  if (!node) {
+    rows.dispose();
+    cols.dispose();
+  }
+  return y;
+}
+
 /** Layer normalisation over the last dimensions (normalizedShape), with optional weight and bias of that shape. */
 export function layerNorm(x: TensorLike, normalizedShape: number | readonly number[], weight?: TensorLike | null, bias?: TensorLike | null, eps = 1e-5): Tensor {
   const where = 'F.layerNorm';
@@ -150,6 +412,32 @@ export function layerNorm(x: TensorLike, normalizedShape: number | readonly numb
     return [dx, ...(dw ? [dw] : []), ...(db ? [db] : [])];
   });
   return out;
+}
+
+/**
+ * Group normalisation of x [N, C, …] (PyTorch's group_norm): the C channels in numGroups groups of C/numGroups, each
+ * (sample, group) normalised over its channels and positions with its mean and biased variance, (x − mean)/√(var + eps),
+ * then weight[c]·x̂ + bias[c] (each optional). The normalisation is the layer-norm kernels over rows
+ * [N·numGroups, C/numGroups·…]; the affine is a broadcast product and sum.
+ */
+export function groupNorm(x: TensorLike, numGroups: number, weight?: TensorLike | null, bias?: TensorLike | null, eps = 1e-5): Tensor {
+  const where = 'F.groupNorm';
+  const t = toTensor(where, x);
+  const w = weight == null ? null : toTensor(where, weight, undefined, 'weight');
+  const b = bias == null ? null : toTensor(where, bias, undefined, 'bias');
+  checkFloat(where, t, ...[w, b].filter((v): v is Tensor => v !== null));
+  const G = checkNumber(where, 'numGroups', numGroups, { min: 1, integer: true });
+  checkNumber(where, 'eps', eps, { min: 0 });
+  if (t.shape.length < 2) throw new RangeError(`${where}: input must be [N, C, …], got ${fmt(t.shape)}`);
+  const [N, C] = t.shape;
+  if (C % G !== 0) throw new RangeError(`${where}: ${C} channels cannot be split into ${G} groups of equal size`);
+  for (const [name, v] of [['weight', w], ['bias', b]] as const)
+    if (v && (v.shape.length !== 1 || v.shape[0] !== C)) throw new RangeError(`${where}: ${name} must be [${C}], got ${fmt(v.shape)}`);
+  const D = (C / G) * t.shape.slice(2).reduce((p, d) => p * d, 1);
+  const normed = layerNorm(t.reshape([N * G, D]), [D], null, null, eps).reshape(t.shape);
+  const perChannel = [1, C, ...t.shape.slice(2).map(() => 1)];
+  const scaled = w ? ew.mul(normed, w.reshape(perChannel)) : normed;
+  return b ? ew.add(scaled, b.reshape(perChannel)) : scaled;
 }
 
 export interface BatchNormOptions {

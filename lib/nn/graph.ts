@@ -23,8 +23,10 @@ export function keepPreviousForward(): boolean {
 }
 
 /** Whether m's forward and backward are defined together (the same class) and so are those of all its sub-modules:
- * then its backward can stand for everything its forward did. */
+ * then its backward can stand for everything its forward did. A module whose configuration its fused kernels do not
+ * cover (MultiheadAttention with attention dropout) says so by a `graphOnly` getter that returns true. */
 export function hasOwnBackward(m: Module): boolean {
+  if ((m as { graphOnly?: unknown }).graphOnly === true) return false;
   let proto = Object.getPrototypeOf(m);
   while (proto && !Object.prototype.hasOwnProperty.call(proto, 'forward')) proto = Object.getPrototypeOf(proto);
   if (!proto || !Object.prototype.hasOwnProperty.call(proto, 'backward')) return false;

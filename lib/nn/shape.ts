@@ -1,7 +1,8 @@
-// Layers without parameters or arithmetic: Flatten (a view), Dropout.
+// Layers without parameters or arithmetic: Flatten (a view), Identity, Dropout and Dropout2d.
 import { checkNumber } from '../errors.js';
 import { nextSeed } from '../random.js';
 import type { Tensor } from '../tensor.js';
+import { dropout2d } from './functional.js';
 import { Module } from './module.js';
 import { checkFloat, checkGradShape, fmtShape } from './util.js';
 
@@ -56,5 +57,43 @@ export class Dropout extends Module {
     const dx = this.ws.get('dx', dy.backend, dy.shape);
     dy.backend.k.dropout_backward(dx.buf, dy.buf, this.mask.buf, dy.size);
     return dx;
+  }
+}
+
+/** Returns its input (PyTorch's nn.Identity, a stand-in for a layer that is switched off); constructor arguments are
+ * accepted and ignored, as PyTorch's are. Its backward returns the gradient, so a Sequential of built-in layers that
+ * holds it keeps its hand-written backward. */
+export class Identity extends Module {
+  private yShape?: readonly number[];
+  constructor(..._args: unknown[]) {
+    super();
+  }
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, 'Identity');
+    this.yShape = x.shape;
+    return x;
+  }
+  override backward(dy: Tensor): Tensor {
+    checkGradShape('Identity', this.checkInput(dy, 'Identity'), this.yShape);
+    return dy;
+  }
+}
+
+/** Channel dropout (PyTorch's Dropout2d): in training, zeroes each whole channel of [N, C, H, W] (or [C, H, W]) with
+ * probability p and scales the kept ones by 1/(1−p); the identity in eval mode. One node of rg.F.dropout2d. */
+export class Dropout2d extends Module {
+  readonly p: number;
+  constructor(p = 0.5) {
+    super();
+    this.p = checkNumber('Dropout2d', 'p', p, { min: 0, max: 1 });
+  }
+  get label(): string {
+    return `Dropout2d(p=${this.p})`;
+  }
+  forward(input: Tensor): Tensor {
+    const x = this.checkInput(input, this.label);
+    checkFloat(this.label, x);
+    if (x.shape.length !== 4 && x.shape.length !== 3) throw new RangeError(`${this.label}: input must be [N, C, H, W] or [C, H, W], got ${fmtShape(x.shape)}`);
+    return dropout2d(x, this.p, this.training);
   }
 }

@@ -1,7 +1,8 @@
-// Shape checks shared by the layers (each message names the layer, what it expected and what came), and the
-// window sizes and private buffers of the convolution and pooling layers.
+// Shape checks shared by the layers (each message names the layer, what it expected and what came), the window
+// sizes and private buffers of the convolution and pooling layers, and the options and output sizes of
+// interpolation (F.interpolate and Upsample check theirs with the same code, each naming itself).
 import type { Backend } from '../backend.js';
-import { checkNumber, describe } from '../errors.js';
+import { checkNumber, checkOptions, describe } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import { sameShape, type Workspace } from '../workspace.js';
 
@@ -71,4 +72,111 @@ export class Scratch {
   disown(): void {
     this.owned.clear();
   }
+}
+
+/** A window size, stride, padding or dilation of a 1-d layer given as n or [n]: checked to be an integer ≥ min. */
+export type Size1 = number | readonly [number];
+
+export function single(label: string, name: string, v: unknown, min: number): number {
+  if (typeof v === 'number') return checkNumber(label, name, v, { min, integer: true });
+  if (Array.isArray(v) && v.length === 1) return checkNumber(label, `${name}[0]`, v[0], { min, integer: true });
+  throw new TypeError(`${label}: ${name} must be a number or [n], got ${describe(v)}`);
+}
+
+/** The output length of a transposed convolution (the input length of the convolution it transposes):
+ * (H − 1)·S − 2P + D·(K − 1) + outputPadding + 1. */
+export function transposedSize(H: number, K: number, S: number, P: number, D: number, outputPadding: number): number {
+  return (H - 1) * S - 2 * P + D * (K - 1) + outputPadding + 1;
+}
+
+/** PyTorch's rule for a transposed convolution: each outputPadding must be smaller than its stride or its dilation
+ * (otherwise the extra rows would not come from one more stride of the kernel). */
+export function checkOutputPadding(label: string, outputPadding: readonly [number, number], stride: readonly [number, number], dilation: readonly [number, number]): void {
+  for (let i = 0; i < 2; i++) {
+    if (outputPadding[i] < stride[i] || outputPadding[i] < dilation[i]) continue;
+    throw new RangeError(
+      `${label}: outputPadding must be smaller than the stride or the dilation, got outputPadding ${fmtPair(outputPadding)} ` +
+        `with stride ${fmtPair(stride)} and dilation ${fmtPair(dilation)}`,
+    );
+  }
+}
+
+// ---- interpolation (F.interpolate, Upsample) ----
+
+export type InterpolationMode = 'nearest' | 'bilinear';
+export interface InterpolationOptions {
+  /** The output's spatial size: one number for every spatial dimension, or one per dimension. */
+  size?: number | readonly number[];
+  /** The output size is ⌊input size · scaleFactor⌋; one number for every spatial dimension, or one per dimension. */
+  scaleFactor?: number | readonly number[];
+  /** 'nearest' (the default) or 'bilinear' ([N, C, H, W] input only). */
+  mode?: InterpolationMode;
+  /** Bilinear only: the corner pixels of input and output align (default false). */
+  alignCorners?: boolean;
+}
+/** Interpolation options, checked: exactly one of size and scaleFactor, each as a list. */
+export interface InterpolationSpec {
+  size: number[] | null;
+  scaleFactor: number[] | null;
+  mode: InterpolationMode;
+  alignCorners: boolean;
+}
+
+function numberList(label: string, name: string, v: unknown, check: (at: string, x: unknown) => number): number[] {
+  if (typeof v === 'number') return [check(name, v)];
+  if (Array.isArray(v) && v.length > 0) return v.map((x, i) => check(`${name}[${i}]`, x));
+  throw new TypeError(`${label}: ${name} must be a number or a non-empty array of numbers, got ${describe(v)}`);
+}
+
+/** Checks the options of F.interpolate and Upsample, as PyTorch does: one of size or scaleFactor, a known mode, and
+ * alignCorners only with 'bilinear'. */
+export function interpolationSpec(label: string, options: InterpolationOptions): InterpolationSpec {
+  checkOptions(label, options, ['size', 'scaleFactor', 'mode', 'alignCorners']);
+  const o = options ?? {};
+  const mode = o.mode ?? 'nearest';
+  if (typeof mode !== 'string') throw new TypeError(`${label}: mode must be a string, got ${describe(mode)}`);
+  if (mode !== 'nearest' && mode !== 'bilinear') throw new RangeError(`${label}: mode must be 'nearest' or 'bilinear', got '${mode}'`);
+  const size = o.size == null ? null : numberList(label, 'size', o.size, (at, x) => checkNumber(label, at, x, { min: 1, integer: true }));
+  const scaleFactor = o.scaleFactor == null ? null : numberList(label, 'scaleFactor', o.scaleFactor, (at, x) => {
+    const v = checkNumber(label, at, x, { min: 0, minExclusive: true });
+    if (!Number.isFinite(v)) throw new RangeError(`${label}: invalid ${at} ${v}; expected a finite number > 0`);
+    return v;
+  });
+  if (size && scaleFactor) throw new RangeError(`${label}: give either size or scaleFactor, not both`);
+  if (!size && !scaleFactor) throw new TypeError(`${label}: give the output size (size) or a scale factor (scaleFactor)`);
+  if (o.alignCorners !== undefined && typeof o.alignCorners !== 'boolean')
+    throw new TypeError(`${label}: alignCorners must be a boolean, got ${describe(o.alignCorners)}`);
+  if (o.alignCorners !== undefined && mode !== 'bilinear')
+    throw new RangeError(`${label}: alignCorners can only be set with mode 'bilinear', got mode '${mode}'`);
+  return { size, scaleFactor, mode, alignCorners: o.alignCorners ?? false };
+}
+
+/**
+ * The output sizes of an interpolation of the spatial sizes `sizes`, and the scale factor of each dimension (null when
+ * the size was given): a single size or factor applies to every dimension, a list must have one per dimension. With
+ * a factor the size is ⌊size · factor⌋ (in double, as PyTorch), and must be at least 1.
+ */
+function interpolatedSizes(label: string, sizes: readonly number[], spec: InterpolationSpec): { out: number[]; factors: (number | null)[] } {
+  const n = sizes.length;
+  const perDim = (list: number[], name: string): number[] => {
+    if (list.length === 1) return sizes.map(() => list[0]);
+    if (list.length !== n) throw new RangeError(`${label}: ${name} has ${list.length} values for an input of ${n} spatial dimension${n === 1 ? '' : 's'} ${fmtShape(sizes)}`);
+    return list;
+  };
+  if (spec.size) return { out: perDim(spec.size, 'size'), factors: sizes.map(() => null) };
+  const f = perDim(spec.scaleFactor!, 'scaleFactor');
+  const out = sizes.map((d, i) => Math.floor(d * f[i]));
+  if (out.some((d) => d < 1))
+    throw new RangeError(`${label}: scaleFactor ${spec.scaleFactor!.length === 1 ? spec.scaleFactor![0] : fmtShape(f)} turns the input's spatial size ${fmtShape(sizes)} into ${fmtShape(out)}; every size must be at least 1`);
+  return { out, factors: f };
+}
+
+/** Checks an input of F.interpolate or Upsample ([N, C, L] or [N, C, H, W]; bilinear: 4-d only; no empty spatial
+ * dimension) and gives its output sizes and scale factors. */
+export function interpolationInput(label: string, shape: readonly number[], spec: InterpolationSpec): { out: number[]; factors: (number | null)[] } {
+  if (spec.mode === 'bilinear' && shape.length !== 4) throw new RangeError(`${label}: mode 'bilinear' needs input [N, C, H, W], got ${fmtShape(shape)}`);
+  if (shape.length !== 3 && shape.length !== 4) throw new RangeError(`${label}: input must be [N, C, L] or [N, C, H, W], got ${fmtShape(shape)}`);
+  const sizes = shape.slice(2);
+  if (sizes.some((d) => d === 0)) throw new RangeError(`${label}: input must have non-empty spatial dimensions, got ${fmtShape(shape)}`);
+  return interpolatedSizes(label, sizes, spec);
 }

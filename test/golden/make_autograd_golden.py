@@ -3,7 +3,8 @@
 gradients of a weighted sum of it (broadcasting, keepdim, negative dims, size-1 and empty dimensions), and models
 that need the graph — a residual MLP, a two-input model with concatenation, a siamese pair sharing weights, a custom
 loss, the gradient with respect to the input — trained 20 steps from given weights, with the loss of every step and
-the final weights.
+the final weights; and layers (ConvTranspose2d, Conv1d, GroupNorm, Upsample, Identity, Dropout2d): their state-dict
+keys and shapes, the bound of each uniform initialisation and the forward with PyTorch's initial weights.
 
 Run with Debian's python3-torch (1.13): /usr/bin/python3 test/golden/make_autograd_golden.py (part of `npm run
 golden`). Writes test/golden/autograd.json; the tests read that file and never need Python.
@@ -123,6 +124,32 @@ OPS = [
     ("indexSelect", lambda a, i: a.index_select(1, i), [([3, 4],), ([6], "int4")]),
     ("gather", lambda a, i: a.gather(1, i), [([3, 4],), ([3, 5], "int4")]),
     ("scatterAdd", lambda a, i, s: a.scatter_add(0, i, s), [([4, 3],), ([6, 3], "int4"), ([6, 3],)]),
+    # the layers of lib/nn/conv.ts, sampling.ts, normalization.ts as rg.F functions
+    ("convTranspose2d", lambda x, w, b: F.conv_transpose2d(x, w, b), [([2, 3, 4, 5],), ([3, 2, 3, 3],), ([2],)]),
+    ("convTranspose2d stride 2, padding 1, outputPadding 1, batch 3",
+     lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1), [([3, 2, 3, 4],), ([2, 4, 3, 3],), ([4],)]),
+    ("convTranspose2d non-square, dilation 2, no bias",
+     lambda x, w: F.conv_transpose2d(x, w, stride=(1, 2), padding=(0, 1), dilation=2), [([1, 3, 5, 3],), ([3, 2, 2, 3],)]),
+    ("convTranspose2d outputPadding above the stride, below the dilation",
+     lambda x, w, b: F.conv_transpose2d(x, w, b, padding=1, output_padding=(1, 2), dilation=(2, 3)), [([2, 2, 3, 4],), ([2, 3, 3, 2],), ([3],)]),
+    ("convTranspose2d stride 3×2, outputPadding 2×1, unbatched",
+     lambda x, w, b: F.conv_transpose2d(x, w, b, stride=(3, 2), padding=(1, 0), output_padding=(2, 1)), [([2, 4, 3],), ([2, 2, 2, 3],), ([2],)]),
+    ("conv1d stride 2, padding 1, batch 3", lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1), [([3, 4, 9],), ([5, 4, 3],), ([5],)]),
+    ("conv1d dilation 2, no bias, batch 1", lambda x, w: F.conv1d(x, w, padding=2, dilation=2), [([1, 2, 7],), ([3, 2, 3],)]),
+    ("conv1d unbatched", lambda x, w, b: F.conv1d(x, w, b), [([2, 6],), ([4, 2, 2],), ([4],)]),
+    ("interpolate nearest scaleFactor 2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), [([2, 3, 3, 4],)]),
+    ("interpolate nearest to a size that is not a multiple", lambda x: F.interpolate(x, size=(7, 3), mode="nearest"), [([1, 2, 5, 4],)]),
+    ("interpolate nearest scaleFactor 1.5×2.1 (the factor, not the size ratio)",
+     lambda x: F.interpolate(x, scale_factor=(1.5, 2.1), mode="nearest"), [([1, 1, 3, 5],)]),
+    ("interpolate nearest 1-d", lambda x: F.interpolate(x, size=8, mode="nearest"), [([2, 3, 5],)]),
+    ("interpolate bilinear scaleFactor 2", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), [([2, 2, 3, 4],)]),
+    ("interpolate bilinear size 7×3", lambda x: F.interpolate(x, size=(7, 3), mode="bilinear", align_corners=False), [([1, 3, 4, 5],)]),
+    ("interpolate bilinear size 7×3, alignCorners", lambda x: F.interpolate(x, size=(7, 3), mode="bilinear", align_corners=True), [([1, 3, 4, 5],)]),
+    ("interpolate bilinear scaleFactor 1.7×0.6, batch 3", lambda x: F.interpolate(x, scale_factor=(1.7, 0.6), mode="bilinear", align_corners=False), [([3, 1, 5, 6],)]),
+    ("interpolate bilinear to 1×6, alignCorners", lambda x: F.interpolate(x, size=(1, 6), mode="bilinear", align_corners=True), [([1, 2, 3, 3],)]),
+    ("groupNorm 2 groups of 2 channels", lambda x, w, b: F.group_norm(x, 2, w, b), [([2, 4, 3, 3],), ([4],), ([4],)]),
+    ("groupNorm 2 groups of 3 channels, 1-d, batch 3", lambda x, w, b: F.group_norm(x, 2, w, b, eps=1e-3), [([3, 6, 5],), ([6],), ([6],)]),
+    ("groupNorm 3 groups, no affine, batch 1", lambda x: F.group_norm(x, 3), [([1, 6, 2, 3],)]),
 ]
 
 
@@ -245,16 +272,56 @@ def input_gradient():
     return {"initial": state(m), "x": x.detach().reshape(-1).tolist(), "loss": loss.item(), "gradient": gx.reshape(-1).tolist()}
 
 
+# ---- layers: state-dict keys and shapes, the bound of each uniform initialisation, and the forward with these weights ----
+
+# (name, constructor, input shape); the names are the keys of lib/check/autograd.ts LAYERS
+LAYERS = [
+    ("ConvTranspose2d(6→3, k=3×2, s=2, p=1, op=1)", lambda: torch.nn.ConvTranspose2d(6, 3, (3, 2), stride=2, padding=1, output_padding=1), [2, 6, 3, 3]),
+    ("ConvTranspose2d(2→5, k=3, d=2) without bias", lambda: torch.nn.ConvTranspose2d(2, 5, 3, dilation=2, bias=False), [1, 2, 4, 3]),
+    ("Conv1d(3→5, k=4, s=2, p=1)", lambda: torch.nn.Conv1d(3, 5, 4, stride=2, padding=1), [2, 3, 9]),
+    ("GroupNorm(2, 6)", lambda: torch.nn.GroupNorm(2, 6), [2, 6, 3, 2]),
+    ("GroupNorm(3, 6) without affine", lambda: torch.nn.GroupNorm(3, 6, affine=False), [2, 6, 4]),
+    ("Upsample(scaleFactor=2, nearest)", lambda: torch.nn.Upsample(scale_factor=2), [1, 2, 3, 3]),
+    ("Upsample(size=[5, 7], bilinear, alignCorners)", lambda: torch.nn.Upsample(size=(5, 7), mode="bilinear", align_corners=True), [2, 1, 3, 4]),
+    ("Identity", lambda: torch.nn.Identity(3, flag=True), [2, 3]),
+    ("Dropout2d(0.3) in eval mode", lambda: torch.nn.Dropout2d(0.3).eval(), [2, 3, 2, 2]),
+]
+
+
+def init_bound(m, key, t):
+    """The bound of a parameter's U(−bound, bound) initialisation, from torch's own fan-in (kaiming_uniform with a = √5
+    gives 1/√fan_in; _ConvNd's bias uses the weight's fan_in), or None for a constant initialisation."""
+    if not isinstance(m, torch.nn.modules.conv._ConvNd):
+        return None
+    fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+    return 1 / math.sqrt(fan_in)
+
+
+def layer_case(name, make, shape):
+    torch.manual_seed(0)
+    m = make()
+    x, rec = spec_tensor((shape,), 1)
+    with torch.no_grad():
+        y = m(x)
+    return {
+        "name": name,
+        "state": {k: {"shape": list(v.shape), "data": v.reshape(-1).tolist(), "bound": init_bound(m, k, v)} for k, v in m.state_dict().items()},
+        "input": {"shape": shape, "data": rec["data"]},
+        "output": {"shape": list(y.shape), "data": y.reshape(-1).tolist()},
+    }
+
+
 def main():
     result = {
         "torch": torch.__version__,
         "ops": [op_case(*c) for c in OPS],
         "models": models(),
         "inputGradient": input_gradient(),
+        "layers": [layer_case(*c) for c in LAYERS],
     }
     with open(OUT, "w") as f:
         json.dump(result, f)
-    print(f"wrote {OUT}: {len(result['ops'])} operations, {len(result['models'])} models")
+    print(f"wrote {OUT}: {len(result['ops'])} operations, {len(result['models'])} models, {len(result['layers'])} layers")
 
 
 if __name__ == "__main__":

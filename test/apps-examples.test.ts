@@ -1,0 +1,57 @@
+// The application examples run end to end in --quick mode, as a user runs them (node examples/<name>.mjs, importing
+// the package's dist/): they train, report their figure and write their pictures. Their models are checked against
+// PyTorch step by step in apps-golden.test.ts; the figures of the full runs are in the README.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const run = (file: string, ...args: string[]) =>
+  execFileSync(process.execPath, [join(root, 'examples', file), '--quick', ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const number = (re: RegExp, out: string) => {
+  const m = re.exec(out);
+  if (!m) throw new Error(`no match for ${re} in:\n${out}`);
+  return Number(m[1]);
+};
+/** A PNG file's width and height, after checking its signature. */
+function pngSize(path: string): [number, number] {
+  const b = readFileSync(path);
+  expect([...b.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return [b.readUInt32BE(16), b.readUInt32BE(20)];
+}
+
+describe('the application examples (--quick)', () => {
+  it('resnet: trains, and the test accuracy is reported', () => {
+    const out = run('resnet.mjs');
+    expect(out).toMatch(/ResNet \(3 basic blocks, widths 16\/32\/64, \d+ parameters\)/);
+    const acc = number(/test accuracy: ([\d.]+)% on 2000 digits/, out);
+    expect(acc).toBeGreaterThanOrEqual(0);
+    expect(acc).toBeLessThanOrEqual(100);
+  }, 180_000);
+
+  it('gan: trains the judge and the DCGAN, judges 1,000 digits and writes the grid', () => {
+    const out = run('gan.mjs');
+    const shares = [...out.matchAll(/(\d): ([\d.]+)%/g)].map((m) => Number(m[2]));
+    expect(shares).toHaveLength(10);
+    expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(100, 0);
+    expect(out).toMatch(/goal \(≥ 90% confident, every class 5–20%\): (met|not met)/);
+    expect(pngSize(join(root, 'examples', 'out', 'gan-samples.png'))).toEqual([302, 302]);
+  }, 180_000);
+
+  it('vae: the held-out negative ELBO falls well below the 543 nats of a model that knows nothing', () => {
+    const out = run('vae.mjs');
+    // 784 pixels at p = 0.5 cost 784·ln 2 = 543 nats; the 16 steps of --quick reach about 350
+    expect(number(/held-out negative ELBO: ([\d.]+) nats per digit/, out)).toBeLessThan(450);
+    expect(pngSize(join(root, 'examples', 'out', 'vae-reconstructions.png'))).toEqual([302, 62]);
+    expect(existsSync(join(root, 'examples', 'out', 'vae-samples.png'))).toBe(true);
+  }, 180_000);
+
+  it('translate: trains the encoder–decoder and decodes held-out dates through the cache', () => {
+    const out = run('translate.mjs');
+    expect(out).toMatch(/greedy decoding through the key\/value cache: 200 sentences × 11 steps/);
+    const first = number(/epoch 1: training loss ([\d.]+)/, out);
+    expect(first).toBeLessThan(Math.log(14)); // below a uniform guess over the 14 target symbols
+    expect(number(/exact match on 200 held-out sentences: ([\d.]+)%/, out)).toBeGreaterThanOrEqual(0);
+  }, 180_000);
+});
