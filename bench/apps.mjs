@@ -1,12 +1,14 @@
 // The application examples' training steps against their PyTorch twins, in one run (`npm run bench:apps`, part of
-// `npm run bench`): the DCGAN step (discriminator and generator, batch 64) and the convolutional VAE step (batch 64),
-// the models of examples/apps/models.mjs and examples/twins/models.py from the same initial weights on the same
-// batches. Each runner does warm-up steps, then --steps timed steps (their mean); retrograd and PyTorch (1 and 2
+// `npm run bench`): the DCGAN step (discriminator and generator, batch 64), the convolutional VAE step (batch 64) and
+// the date translator's step (encoder–decoder transformer, batch 64), the models of examples/apps/models.mjs and
+// examples/twins/models.py from the same initial weights on the same batches; and greedy decoding, one sentence at a
+// time (11 tokens each): retrograd through its key/value cache, PyTorch's nn.Transformer (which has no cache) by
+// running the decoder over the prefix at each step, as PyTorch code does. Each runner does warm-up steps, then --steps timed steps (their mean); retrograd and PyTorch (1 and 2
 // threads) alternate for --rounds rounds, so a noisy machine slows both alike. Prints the medians, their ratios and the
 // CPU model; writes bench/results/apps-<cpu>.json.
-//   node bench/apps.mjs [--rounds 3] [--steps 30] [--only gan,vae] [--skip torch]
+//   node bench/apps.mjs [--rounds 3] [--steps 30] [--only gan,vae,translate,decode] [--skip torch]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,9 +16,10 @@ import * as rg from 'retrograd';
 import { digits, initDeterministic, permutation, takeRows } from '../examples/apps/common.mjs';
 import { appModels } from '../examples/apps/models.mjs';
 import { appSteps } from '../examples/apps/steps.mjs';
+import { dateExamples, vocabularies } from '../examples/apps/dates.mjs';
 import { median } from './workloads.mjs';
 
-const PARTS = ['gan', 'vae'];
+const PARTS = ['gan', 'vae', 'translate', 'decode'];
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, steps: { type: 'string', default: '30' }, only: { type: 'string' }, skip: { type: 'string', default: '' } } });
 const rounds = Number(values.rounds), steps = Number(values.steps), warmup = 5;
 const parts = values.only ? values.only.split(',').map((s) => s.trim()) : PARTS;
@@ -32,6 +35,11 @@ const BATCH = 64;
 const M = appModels(rg), S = appSteps(rg);
 const data = digits(rg);
 const order = permutation(data.nTrain, 5);
+// the translator's sentences, written for the PyTorch peer too
+const sentences = dateExamples(16 * BATCH, 3), vocab = vocabularies();
+const dataFile = join(mkdtempSync(join(os.tmpdir(), 'retrograd-apps-')), 'sentences.json');
+writeFileSync(dataFile, JSON.stringify({ src: [...sentences.src], tgt: [...sentences.tgt], srcLen: sentences.srcLen, srcVocab: vocab.source.length, tgtVocab: vocab.target.length }));
+const translator = () => initDeterministic(rg, new M.Translator({ srcVocab: vocab.source.length, tgtVocab: vocab.target.length }), 5);
 const images = Array.from({ length: 16 }, (_, s) => rg.tensor(takeRows(data.xTrain, 784, order, s * BATCH, BATCH), [BATCH, 1, 28, 28]));
 
 /** A function that runs `count` training steps of the part's model, returning the last loss. */
@@ -56,20 +64,52 @@ const RUNNERS = {
       return loss.item();
     };
   },
+  translate() {
+    const model = translator();
+    const opt = new rg.Adam(model.parameters(), { lr: 1e-3 });
+    const src = Array.from({ length: 16 }, (_, s) => rg.tensor(sentences.src.subarray(s * BATCH * sentences.srcLen, (s + 1) * BATCH * sentences.srcLen), [BATCH, sentences.srcLen]));
+    const tgt = Array.from({ length: 16 }, (_, s) => rg.tensor(sentences.tgt.subarray(s * BATCH * 12, (s + 1) * BATCH * 12), [BATCH, 12]));
+    return (count) => {
+      let loss;
+      for (let s = 0; s < count; s++) loss = S.translateStep(model, opt, M.translationLoss, src[s % 16], tgt[s % 16]);
+      return loss.item();
+    };
+  },
+  /** `count` sentences decoded one at a time, 11 tokens each, through the cache. */
+  decode() {
+    const model = translator().eval();
+    const cache = new rg.KVCache();
+    return (count) => rg.noGrad(() => {
+      let last;
+      for (let s = 0; s < count; s++) {
+        const i = s % sentences.n;
+        const { memory, pad } = model.encode(rg.tensor(sentences.src.subarray(i * sentences.srcLen, (i + 1) * sentences.srcLen), [1, sentences.srcLen]));
+        let token = rg.tensor(Int32Array.of(1), [1, 1]);
+        for (let t = 0; t < 11; t++) token = model.decode(token, memory, pad, { cache, offset: t }).argmax(-1);
+        last = token.item();
+        cache.reset();
+      }
+      return last;
+    });
+  },
 };
+/** What a part's time is divided by: decoding reports per token, the rest per training step. */
+const PER = { gan: 'step', vae: 'step', translate: 'step', decode: 'token' };
+const perUnit = (part, seconds) => (PER[part] === 'token' ? seconds / 11 : seconds);
 
 function ours(part) {
   const run = RUNNERS[part]();
   run(warmup);
   const t = performance.now();
   run(steps);
-  return { secondsPerStep: (performance.now() - t) / 1000 / steps };
+  return { seconds: perUnit(part, (performance.now() - t) / 1000 / steps) };
 }
 
 function torch(part, threads) {
-  const r = spawnSync('/usr/bin/python3', [join(here, 'peers/torch_apps.py'), '--part', part, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)], { encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/python3', [join(here, 'peers/torch_apps.py'), '--part', part, '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--data', dataFile], { encoding: 'utf8' });
   try {
-    return JSON.parse(r.stdout.trim().split('\n').pop());
+    const o = JSON.parse(r.stdout.trim().split('\n').pop());
+    return { seconds: o.secondsPerStep ?? o.secondsPerToken };
   } catch {
     return { missing: (r.stderr || r.error?.message || '').trim().split('\n').pop() };
   }
@@ -82,7 +122,7 @@ for (let round = 0; round < rounds; round++) {
   for (const part of parts) {
     row[part] = { retrograd: ours(part) };
     if (!skipTorch) CONFIGS.forEach((c, i) => (row[part][`torch ${c}`] = torch(part, i + 1)));
-    log(`round ${round + 1} ${part}: ${Object.entries(row[part]).map(([k, v]) => `${k} ${v.missing ?? (1000 * v.secondsPerStep).toFixed(1) + ' ms/step'}`).join(', ')}`);
+    log(`round ${round + 1} ${part}: ${Object.entries(row[part]).map(([k, v]) => `${k} ${v.missing ?? (1000 * v.seconds).toFixed(2) + ` ms/${PER[part]}`}`).join(', ')}`);
   }
   results.rounds.push(row);
 }
@@ -90,15 +130,16 @@ for (let round = 0; round < rounds; round++) {
 console.log(`\napplication training steps, ${results.machine.cpu} (${results.machine.cpus} CPUs), median of ${rounds} alternating rounds of ${steps} steps`);
 results.summary = {};
 for (const part of parts) {
-  const med = (k) => median(results.rounds.map((r) => r[part][k]?.secondsPerStep).filter((v) => Number.isFinite(v)));
-  const o = med('retrograd');
-  const s = (results.summary[part] = { retrogradMsPerStep: 1000 * o });
-  let line = `${part.toUpperCase()} step (batch ${BATCH}): retrograd cpu ${(1000 * o).toFixed(1)} ms`;
+  const med = (k) => median(results.rounds.map((r) => r[part][k]?.seconds).filter((v) => Number.isFinite(v)));
+  const o = med('retrograd'), unit = PER[part];
+  const s = (results.summary[part] = { unit, retrogradMs: 1000 * o });
+  const title = part === 'decode' ? 'greedy decoding, one sentence at a time' : `${part} training step (batch ${BATCH})`;
+  let line = `${title}: retrograd cpu ${(1000 * o).toFixed(2)} ms/${unit}${unit === 'token' ? ` (${(1 / o).toFixed(0)} tokens/s)` : ''}`;
   if (!skipTorch) {
     const torchMs = Object.fromEntries(CONFIGS.map((c) => [c, 1000 * med(`torch ${c}`)]));
     const fastest = Math.min(...Object.values(torchMs).filter(Number.isFinite));
-    Object.assign(s, { torchMsPerStep: torchMs, fasterThanFastestTorch: fastest / (1000 * o) });
-    line += `; PyTorch ${CONFIGS.map((c) => `${c} ${torchMs[c].toFixed(1)} ms`).join(', ')} → retrograd ${(fastest / (1000 * o)).toFixed(2)}× faster than PyTorch's fastest (goal ≥ 1.5×)`;
+    Object.assign(s, { torchMs, fasterThanFastestTorch: fastest / (1000 * o) });
+    line += `; PyTorch ${CONFIGS.map((c) => `${c} ${torchMs[c].toFixed(2)} ms`).join(', ')} → retrograd ${(fastest / (1000 * o)).toFixed(2)}× faster than PyTorch's fastest${unit === 'step' ? ' (goal ≥ 1.5×)' : ''}`;
   }
   console.log(line);
 }

@@ -64,4 +64,6 @@ trainOnText(rg, {
 });
 const started = performance.now(), length = quick ? 120 : 400;
 const text = sample('This License ', length);
-console.log(`sample (temperature ${temperature}; ${(length / ((performance.now() - started) / 1000)).toFixed(0)} characters/s through the cache):\n${text}`);
+const rate = length / ((performance.now() - started) / 1000);
+console.log(`sample (temperature ${temperature}):\n${text}`);
+console.log(`(${length} characters, one step each through the key/value cache: ${rate.toFixed(0)} characters/s)`);

@@ -25,11 +25,14 @@ export { GroupNorm, type GroupNormOptions } from './nn/normalization.js';
 export { RNN, LSTM, GRU, type RNNOptions, type ElmanRNNOptions, type RecurrentState } from './nn/rnn.js';
 export {
   MultiheadAttention, TransformerBlock, PositionalEmbedding, type MultiheadAttentionOptions, type TransformerBlockOptions,
+  type AttentionForwardOptions, type TransformerBlockForwardOptions,
 } from './nn/attention.js';
 export {
   Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer, TransformerDecoderLayer, type TransformerOptions,
   type TransformerLayerOptions, type TransformerForwardOptions, type EncoderLayerForwardOptions, type EncoderForwardOptions, type DecoderForwardOptions,
+  type Activation,
 } from './nn/transformer.js';
+export { LoRA, addLoRA, mergeLoRA, type LoRAOptions, type AddLoRAOptions, type LoRAReport } from './nn/lora.js';
 export { KVCache } from './nn/kv-cache.js';
 export type { AttentionMask } from './nn/attention-ops.js';
 export type { Size1, Size2, InterpolationMode } from './nn/util.js';

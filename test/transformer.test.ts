@@ -205,6 +205,23 @@ describe.each(backends)('MultiheadAttention: one computation by every route (%s)
     }
   });
 
+  it('fit trains models holding attention with dropout and transformer layers, on the graph', async () => {
+    rg.setBackend(backend);
+    rg.manualSeed(16);
+    const models = [
+      new rg.Sequential([new MultiheadAttention(8, 2, { dropout: 0.1 }), new rg.Linear(8, 8)]),
+      new rg.Sequential([new TransformerEncoderLayer(8, 2, { dimFeedforward: 16, batchFirst: true, dropout: 0 }), new rg.Linear(8, 8)]),
+    ];
+    for (const model of models) {
+      model.compile({ optimizer: new rg.Adam(model.parameters(), { lr: 1e-2 }), loss: new rg.MSELoss() });
+      const x = input([16, 5, 8], 17), y = input([16, 5, 8], 18, 0.5);
+      const history = await model.fit(x, y, { epochs: 8, batchSize: 8, verbose: 0, shuffle: false });
+      const losses = history.history.loss;
+      expect(losses.every(Number.isFinite)).toBe(true);
+      expect(losses.at(-1)!).toBeLessThan(0.8 * losses[0]);
+    }
+  });
+
   it('batchFirst false and bias false on the hand-written path: rg.gradCheck in float64, and [T, B, E] is [B, T, E] transposed', () => {
     rg.setBackend(backend);
     rg.manualSeed(11);
@@ -597,5 +614,23 @@ describe('bad input: the layer, what it expected and what came', () => {
     expect(() => Transformer.generateSquareSubsequentMask(-1)).toThrow(/invalid n -1/);
     // the next valid call works
     expect(t.forward(input([2, 4, 8], 1), input([2, 3, 8], 2)).shape).toEqual([2, 3, 8]);
+  });
+});
+
+describe('a Sequential of transformer blocks (the tiny GPT) on the autograd graph', () => {
+  it.each(backends)('loss.backward() gives the gradients of its hand-written backward (%s)', (name) => {
+    rg.setBackend(name);
+    const make = () => {
+      rg.manualSeed(12);
+      return new rg.Sequential([new rg.Embedding(13, 8), new PositionalEmbedding(6, 8), new TransformerBlock(8, 2, { causal: true }), new TransformerBlock(8, 2, { causal: true }), new rg.LayerNorm(8), new rg.Linear(8, 13)]);
+    };
+    const x = rg.tensor(Int32Array.from({ length: 12 }, (_, i) => (i * 5) % 13), [2, 6]), y = rg.tensor(Int32Array.from({ length: 12 }, (_, i) => (i * 7 + 1) % 13), [12]);
+    const byGraph = make();
+    rg.F.crossEntropy(byGraph.forward(x).reshape([-1, 13]), y).backward();
+    const byHand = make(), lossFn = new rg.CrossEntropyLoss();
+    lossFn.forward(byHand.forward(x).reshape([-1, 13]), y);
+    byHand.backward(lossFn.backward().reshape([2, 6, 13]));
+    const hand = byHand.namedParameters();
+    for (const [i, [key, p]] of byGraph.namedParameters().entries()) expect(relError(p.grad.toArray(), hand[i][1].grad.toArray()), key).toBeLessThan(1e-5);
   });
 });

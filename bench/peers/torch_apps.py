@@ -3,7 +3,10 @@
 (examples/twins/), timed the same way as retrograd's: warm-up steps, then the mean of --steps steps. Prints one JSON
 object: seconds per step.
 
-  --part gan|vae|translate   --steps N   --warmup W   --threads T
+  --part gan|vae|translate|decode   --steps N   --warmup W   --threads T   --data FILE (translate, decode: the
+  sentences bench/apps.mjs wrote)
+decode: greedy decoding of one sentence at a time, 11 steps each; nn.Transformer has no key/value cache, so each step
+runs the decoder over the prefix (PyTorch's own way); prints seconds per token.
 """
 import argparse
 import json
@@ -16,8 +19,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "twins"))
 from common import digits, init_deterministic, permutation  # noqa: E402
-from models import VAE, Discriminator, Generator  # noqa: E402
-from steps import gan_step, noise, vae_step  # noqa: E402
+from models import VAE, Discriminator, Generator, Translator  # noqa: E402
+from steps import gan_step, noise, translate_step, vae_step  # noqa: E402
 
 BATCH = 64
 
@@ -56,20 +59,63 @@ def vae(n):
     return run
 
 
+def translator(path):
+    with open(path) as f:
+        ex = json.load(f)
+    src = torch.tensor(ex["src"], dtype=torch.int64).reshape(-1, ex["srcLen"])
+    tgt = torch.tensor(ex["tgt"], dtype=torch.int64).reshape(-1, 12)
+    model = init_deterministic(Translator(ex["srcVocab"], ex["tgtVocab"]), 5)
+    return model, src, tgt
+
+
+def translate(n, path):
+    model, src, tgt = translator(path)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def run(count):
+        for s in range(count):
+            i = (s % 16) * BATCH
+            loss = translate_step(model, opt, src[i:i + BATCH], tgt[i:i + BATCH])
+        return loss.item()
+    return run
+
+
+def decode(n, path):
+    model, src, _ = translator(path)
+    model.eval()
+
+    def run(count):
+        with torch.no_grad():
+            for s in range(count):
+                memory, pad = model.encode(src[s % len(src)].reshape(1, -1))
+                tokens = torch.ones(1, 1, dtype=torch.int64)
+                for t in range(11):
+                    nxt = model.decode(tokens, memory, pad)[:, -1].argmax(-1, keepdim=True)
+                    tokens = torch.cat([tokens, nxt], 1)
+        return 0
+    return run
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--part", default="gan")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int)
+    p.add_argument("--data")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    run = {"gan": gan, "vae": vae}[a.part](a.steps)
+    part = {"gan": gan, "vae": vae, "translate": translate, "decode": decode}[a.part]
+    run = part(a.steps, a.data) if a.part in ("translate", "decode") else part(a.steps)
     run(a.warmup)
     t = time.perf_counter()
     run(a.steps)
-    print(json.dumps({"secondsPerStep": (time.perf_counter() - t) / a.steps, "threads": torch.get_num_threads()}))
+    seconds = (time.perf_counter() - t) / a.steps
+    if a.part == "decode":
+        print(json.dumps({"secondsPerToken": seconds / 11, "threads": torch.get_num_threads()}))
+    else:
+        print(json.dumps({"secondsPerStep": seconds, "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.j
 import { normal, uniform } from '../random.js';
 import { fromHost, type Tensor } from '../tensor.js';
 import { GELU } from './activation.js';
+import { hasOwnBackward } from './graph.js';
+import type { LoRA } from './lora.js';
 import { fusedSelfAttention, multiHeadAttention, type AttentionMask, type AttentionWeights } from './attention-ops.js';
 import { KVCache } from './kv-cache.js';
 import { LayerNorm } from './layernorm.js';
@@ -119,14 +121,36 @@ export class MultiheadAttention extends Module {
     return `MultiheadAttention(${[this.embedDim, this.numHeads, ...extra].join(', ')})`;
   }
 
-  /** @internal With attention dropout the layer runs on the autograd graph (lib/nn/graph.ts): the fused kernels and
-   * their hand-written backward have no dropout. */
+  /** @internal With attention dropout, or a LoRA adapter on a projection, the layer runs on the autograd graph
+   * (lib/nn/graph.ts): the fused kernels' hand-written backward has neither. */
   get graphOnly(): boolean {
-    return this.dropout > 0;
+    return this.dropout > 0 || this.adapted;
   }
 
+  /** A LoRA adapter of the in-projection (lib/nn/lora.ts: addLoRA sets it, mergeLoRA clears it), registered as the
+   * child `in_proj_lora`: the layer then projects with in_proj_weight + the adapter's update. */
+  get inProjLora(): LoRA | null {
+    return this._inProjLora;
+  }
+  set inProjLora(a: LoRA | null) {
+    this.unregisterModule('in_proj_lora');
+    this._inProjLora = a;
+    if (a) this.registerModule('in_proj_lora', a);
+  }
+  private _inProjLora: LoRA | null = null;
+
+  /** Whether a projection has a LoRA adapter. */
+  private get adapted(): boolean {
+    return this._inProjLora !== null || this.outProj.lora !== null;
+  }
+
+  /** The projection weights, each with its LoRA adapter's update added (a node of the graph) when it has one. */
   private weights(): AttentionWeights {
-    return { inW: this.inProjWeight.value, inB: this.inProjBias?.value ?? null, outW: this.outProj.weight.value, outB: this.outProj.bias?.value ?? null };
+    const inLora = this._inProjLora, outLora = this.outProj.lora;
+    return {
+      inW: inLora ? add(this.inProjWeight.value, inLora.delta()) : this.inProjWeight.value, inB: this.inProjBias?.value ?? null,
+      outW: outLora ? add(this.outProj.weight.value, outLora.delta()) : this.outProj.weight.value, outB: this.outProj.bias?.value ?? null,
+    };
   }
 
   /** Self-attention of x [B, T, E] ([T, B, E] when not batchFirst; causal as constructed): the output. */
@@ -166,11 +190,13 @@ export class MultiheadAttention extends Module {
         dropout: this.dropout, training: true, batchFirst: this.batchFirst, owner: this,
       })[0];
     }
-    if (this.graphOnly && isGradEnabled()) {
-      // no dropout now, but no hand-written backward either: the fused kernels as one node of the graph
+    if (this.adapted || (this.graphOnly && isGradEnabled())) {
+      // no dropout now, but no hand-written backward either (or adapters, with or without the graph): the fused
+      // attention kernels as one node of the graph, the projections as operations
       const xb = this.batchFirst ? x : transpose(x, 0, 1);
-      const qkv = linear(xb, this.inProjWeight.value, this.inProjBias?.value ?? null);
-      const y = linear(fusedSelfAttention(qkv, xb.shape[0], xb.shape[1], H, D, this.causal), this.outProj.weight.value, this.outProj.bias?.value ?? null);
+      const w = this.weights();
+      const qkv = linear(xb, w.inW, w.inB);
+      const y = linear(fusedSelfAttention(qkv, xb.shape[0], xb.shape[1], H, D, this.causal), w.outW, w.outB);
       return this.batchFirst ? y : transpose(y, 0, 1);
     }
     // the fused kernels with the hand-written backward ([T, B, E] transposed in and out)
@@ -304,6 +330,11 @@ export class TransformerBlock extends Module {
     const x = this.checkInput(args[0], this.label);
     checkSequence(this.label, x, this.embedDim);
     const [fc1, act, fc2] = this.mlp.layers as [Linear, GELU, Linear];
+    if (isGradEnabled() && !hasOwnBackward(this)) {
+      // a sub-layer without a hand-written backward (a LoRA adapter): the residual sums on the graph too
+      const x1 = add(x, this.attn.forward(this.ln1.forward(x)));
+      return add(x1, fc2.forward(act.forward(fc1.forward(this.ln2.forward(x1)))));
+    }
     for (const t of this.held.splice(0)) t.dispose(); // held only outside a training loop: the block's own
     const h1 = this.ln1.forward(x);
     const a = this.attn.forward(h1);

@@ -77,7 +77,8 @@ export function wrapForward(m: Module): void {
         for (const [k, v] of Object.entries(fields)) {
           if (was[k] === v) continue;
           changed.push([mod, k, v]);
-          if (v instanceof Tensor && v !== y) saved.push(v);
+          // (a tensor the forward disposed itself, e.g. a sub-layer output it consumed, is not read by its backward)
+          if (v instanceof Tensor && v !== y && !v.disposed) saved.push(v);
         }
       }
       if (y === x) return y; // an identity (Dropout in eval mode, Identity): nothing to record

@@ -4,6 +4,8 @@ import { checkNumber, checkOptions } from '../errors.js';
 import { uniform } from '../random.js';
 import { ACT, currentBackend, type ActCode, type Buf } from '../backend.js';
 import { fromHost, type Tensor } from '../tensor.js';
+import { linear } from '../autograd/linalg.js';
+import type { LoRA } from './lora.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, fmtShape } from './util.js';
 
@@ -16,6 +18,17 @@ export class Linear extends Module {
   readonly outFeatures: number;
   readonly weight: Parameter;
   readonly bias: Parameter | null;
+  /** A LoRA adapter (lib/nn/lora.ts: addLoRA sets it, mergeLoRA clears it), registered as the child `lora`: the layer
+   * then runs on the autograd graph as x·Wᵀ + b + lora(x). */
+  get lora(): LoRA | null {
+    return this._lora;
+  }
+  set lora(a: LoRA | null) {
+    this.unregisterModule('lora');
+    this._lora = a;
+    if (a) this.registerModule('lora', a);
+  }
+  private _lora: LoRA | null = null;
   private x?: Tensor;
   private y?: Tensor;
 
@@ -49,6 +62,10 @@ export class Linear extends Module {
     if (x.shape.length === 0) throw new RangeError(`${this.label}: input must be [..., ${this.inFeatures}], got a scalar`);
     if (last !== this.inFeatures)
       throw new RangeError(`${this.label}: input has ${last} features, expected ${this.inFeatures} (input shape ${fmtShape(x.shape)})`);
+    if (this._lora) {
+      const y = linear(x, this.weight.value, this.bias?.value ?? null).add(this._lora.forward(x));
+      return act === ACT.relu ? y.relu() : act === ACT.leakyRelu ? y.leakyRelu(slope) : y;
+    }
     const rows = x.size / this.inFeatures;
     const y = this.ws.get('y', x.backend, [...x.shape.slice(0, -1), this.outFeatures]);
     x.backend.k.linear_forward(y.buf, x.buf, this.weight.value.buf, this.bias ? this.bias.value.buf : null, rows, this.inFeatures, this.outFeatures, act, slope);

@@ -272,6 +272,9 @@ export abstract class Module {
     this._modules.set(name, m);
     return m;
   }
+  protected unregisterModule(name: string): void {
+    this._modules.delete(name);
+  }
   /** @internal Replaces a buffer tensor (running statistics are updated by swapping in place otherwise). */
   protected getBuffer(name: string): Tensor {
     return this._buffers.get(name)!;

@@ -126,6 +126,7 @@ function describeLayer(name: string, d: number, h: number, c: TransformerLayerCo
 
 /** A fresh copy of a layer: the same configuration and weights (requiresGrad and training mode too). */
 function copyLayer<M extends Module>(from: M, made: M): M {
+  if (made.backend !== from.backend) made.moveTo(from.backend); // where the layer lives, whatever the current backend
   made.loadStateDict(from.stateDict());
   const flags = new Map(from.namedParameters().map(([n, p]) => [n, p.requiresGrad]));
   for (const [n, p] of made.namedParameters()) p.requiresGrad = flags.get(n) ?? true;
