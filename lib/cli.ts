@@ -186,7 +186,18 @@ async function check(args: string[]): Promise<void> {
   const time = `${((performance.now() - started) / 1000).toFixed(1)}s`;
   if (failed.length === 0) console.log(`all ${summary.length} kernels passed: ${cases} cases on '${backend.name}' in ${time}, seed ${seed}`);
   else console.log(`${bad} of ${cases} cases failed, in ${failed.length} of ${summary.length} kernels (${failed.map((s) => s.kernel).join(', ')}), seed ${seed}`);
-  process.exitCode = failed.length === 0 ? 0 : 1;
+  let layersFailed = 0;
+  if (!only && backend.name !== 'reference') {
+    // the layers built from several kernels or from tensor operations, forward and backward
+    const { checkLayers } = await import('./check/layers.js');
+    console.log(`checking the composite layers of backend '${backend.name}' against the reference (outputs and gradients)`);
+    const layers = checkLayers(backend, { seed });
+    const lw = Math.max(...layers.map((l) => l.name.length));
+    for (const l of layers) console.log(`${l.ok ? 'ok  ' : 'FAIL'} ${l.name.padEnd(lw)}  worst error ${num(l.error)}${l.message ? `\n       ${l.message}` : ''}`);
+    layersFailed = layers.filter((l) => !l.ok).length;
+    console.log(layersFailed === 0 ? `all ${layers.length} layers passed` : `${layersFailed} of ${layers.length} layers failed`);
+  }
+  process.exitCode = failed.length === 0 && layersFailed === 0 ? 0 : 1;
 }
 
 function info(): void {

@@ -227,6 +227,12 @@ describe('architectures that name no layer, nest too deep or do not fit their we
       new rg.Sequential([new rg.Sequential([new rg.Linear(2, 2)]), new rg.Sequential([])]),
       new rg.Linear(2, 3),
       new rg.Sequential([new rg.AdaptiveAvgPool2d(1)]),
+      new rg.Sequential([
+        new rg.ConvTranspose2d(2, 3, [3, 2], { stride: 2, padding: 1, outputPadding: 1 }), new rg.ConvTranspose2d(3, 2, 4, { bias: false, dilation: 2 }),
+        new rg.Upsample({ scaleFactor: 2 }), new rg.Upsample({ size: [5, 7], mode: 'bilinear', alignCorners: true }), new rg.GroupNorm(2, 2),
+        new rg.GroupNorm(1, 2, { affine: false, eps: 1e-3 }), new rg.Identity(), new rg.Dropout2d(0.2),
+      ]),
+      new rg.Sequential([new rg.Conv1d(3, 4, 3, { stride: 2, padding: 1, dilation: 2 }), new rg.Conv1d(4, 2, 1, { bias: false })]),
     ];
     for (const [i, model] of models.entries()) {
       const path = join(dir, `every-layer-${i}.safetensors`);

@@ -10,7 +10,9 @@ import { currentBackend } from '../backend.js';
 import { describe, RetrogradError } from '../errors.js';
 import { GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from '../nn/activation.js';
 import { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from '../nn/batchnorm.js';
-import { Conv2d, type Conv2dOptions } from '../nn/conv.js';
+import { Conv1d, Conv2d, ConvTranspose2d, type Conv1dOptions, type Conv2dOptions, type ConvTranspose2dOptions } from '../nn/conv.js';
+import { GroupNorm, type GroupNormOptions } from '../nn/normalization.js';
+import { Upsample, type UpsampleOptions } from '../nn/sampling.js';
 import { MultiheadAttention, PositionalEmbedding, TransformerBlock } from '../nn/attention.js';
 import { Embedding } from '../nn/embedding.js';
 import { LayerNorm, type LayerNormOptions } from '../nn/layernorm.js';
@@ -19,7 +21,7 @@ import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from '../nn/pool.js';
 import { GRU, LSTM, RNN } from '../nn/rnn.js';
 import { Sequential } from '../nn/sequential.js';
-import { Dropout, Flatten } from '../nn/shape.js';
+import { Dropout, Dropout2d, Flatten, Identity } from '../nn/shape.js';
 import { Optimizer, type OptimizerStateDict } from '../optim/optimizer.js';
 import { checkRngState, getRngState, setRngState, type RngState } from '../random.js';
 import { fromHost, Tensor } from '../tensor.js';
@@ -69,6 +71,53 @@ const ENTRIES: Record<string, Entry> = {
       return [['weight', [o, i, k[0], k[1]], 'float32'], ...(bias ? [['bias', [o], 'float32'] as StateSpec] : [])];
     },
   },
+  ConvTranspose2d: {
+    cls: ConvTranspose2d,
+    args: (m) => {
+      const c = m as ConvTranspose2d;
+      return [c.inChannels, c.outChannels, c.kernelSize, { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding, dilation: c.dilation, bias: c.bias !== null }];
+    },
+    make: (a) => new ConvTranspose2d(a[0] as number, a[1] as number, a[2] as [number, number], a[3] as ConvTranspose2dOptions),
+    state: (a) => {
+      const [i, o, bias] = [dim(a[0]), dim(a[1]), flag(option(a[3], 'bias'), true)];
+      const k = typeof a[2] === 'number' ? [dim(a[2]), dim(a[2])] : Array.isArray(a[2]) && a[2].length === 2 ? a[2].map(dim) : [];
+      if (!i || !o || bias === undefined || k.length !== 2 || !k[0] || !k[1]) return undefined;
+      return [['weight', [i, o, k[0], k[1]], 'float32'], ...(bias ? [['bias', [o], 'float32'] as StateSpec] : [])];
+    },
+  },
+  Conv1d: {
+    cls: Conv1d,
+    args: (m) => {
+      const c = m as Conv1d;
+      return [c.inChannels, c.outChannels, c.kernelSize, { stride: c.stride, padding: c.padding, dilation: c.dilation, bias: c.bias !== null }];
+    },
+    make: (a) => new Conv1d(a[0] as number, a[1] as number, a[2] as number, a[3] as Conv1dOptions),
+    state: (a) => {
+      const [i, o, k, bias] = [dim(a[0]), dim(a[1]), dim(Array.isArray(a[2]) && a[2].length === 1 ? a[2][0] : a[2]), flag(option(a[3], 'bias'), true)];
+      if (!i || !o || !k || bias === undefined) return undefined;
+      return [['weight', [o, i, k], 'float32'], ...(bias ? [['bias', [o], 'float32'] as StateSpec] : [])];
+    },
+  },
+  Upsample: {
+    cls: Upsample,
+    args: (m) => {
+      const u = m as Upsample;
+      return [{ ...(u.size ? { size: [...u.size] } : { scaleFactor: [...u.scaleFactor!] }), mode: u.mode, ...(u.mode === 'bilinear' ? { alignCorners: u.alignCorners } : {}) }];
+    },
+    make: (a) => new Upsample(a[0] as UpsampleOptions),
+  },
+  GroupNorm: {
+    cls: GroupNorm,
+    args: (m) => { const g = m as GroupNorm; return [g.numGroups, g.numChannels, { eps: g.eps, affine: g.affine }]; },
+    make: (a) => new GroupNorm(a[0] as number, a[1] as number, a[2] as GroupNormOptions),
+    state: (a) => {
+      const [c, affine] = [dim(a[1]), flag(option(a[2], 'affine'), true)];
+      if (!dim(a[0]) || !c || affine === undefined) return undefined;
+      return affine ? [['weight', [c], 'float32'], ['bias', [c], 'float32']] : [];
+    },
+  },
+  Identity: { cls: Identity, args: () => [], make: () => new Identity() },
+  Dropout2d: { cls: Dropout2d, args: (m) => [(m as Dropout2d).p], make: (a) => new Dropout2d(a[0] as number) },
   MaxPool2d: {
     cls: MaxPool2d,
     args: (m) => { const p = m as MaxPool2d; return [p.kernelSize, { stride: p.stride, padding: p.padding }]; },
