@@ -8,6 +8,7 @@
 #   2c. autograd: node bench/gpu-autograd-check.mjs (operations, gradients and models against PyTorch's values);
 #   3. training: node bench/gpu-train-check.mjs (accuracy, memory per epoch, cuda vs cpu steps);
 #   4. benchmark: node bench/gpu.mjs against PyTorch on the same card;
+#   4b. the application examples' steps (GAN, VAE, translator, decoding): node bench/apps.mjs --backend cuda;
 #   5. a summary LAST: each step's result and time, then the benchmark table.
 # Every step runs under `timeout` (about 7 minutes in all) and a failing step does not stop the next.
 # Everything is also written to OUTDIR/gpu-check.log; the benchmark writes OUTDIR/gpu-<card>.json and gpu-table.txt.
@@ -99,6 +100,7 @@ run_step "2b runtime (allocator, errors, tf32)" 60 node --expose-gc test/gpu/run
 run_step "2c autograd against PyTorch" 60 node bench/gpu-autograd-check.mjs --backend cuda
 run_step "3 training check" 60 node --expose-gc bench/gpu-train-check.mjs
 run_step "4 benchmark vs PyTorch" 170 node bench/gpu.mjs --out "$OUTDIR" --epochs 3 --budget 10 --gemm "${GPU_GEMM_SIZES:-2048,4096}" --torch-timeout 100
+run_step "4b applications vs PyTorch" 120 node bench/apps.mjs --backend cuda --rounds 1 --steps 20
 
 # ---- 5. the summary, LAST ----
 echo

@@ -6,7 +6,7 @@
 // Prints a table of ratios measured in this run and writes JSON to bench/results/.
 // A peer that is missing is reported as missing, never dropped silently.
 //   node bench/run.mjs [--repeats 3] [--budget 30] [--skip torch,tfjs,reference] [--only W3,latency,gemm]
-// --only measures just the listed parts (workloads W1 W2 W3 W4, 'latency', 'gemm'): `--only W3 --skip tfjs,reference`
+// --only measures just the listed parts (workloads W1 W2 W3 W4, 'latency', 'gemm', 'apps' — bench/apps.mjs): `--only W3 --skip tfjs,reference`
 // times the CNN for retrograd cpu and the PyTorch configurations alone.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ const { values } = parseArgs({
 });
 const repeats = Number(values.repeats), budget = Number(values.budget);
 const skip = new Set(values.skip.split(',').filter(Boolean));
-const parts = [...Object.keys(WORKLOADS), 'latency', 'gemm'];
+const parts = [...Object.keys(WORKLOADS), 'latency', 'gemm', 'apps'];
 const only = values.only === undefined ? new Set(parts) : new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean));
 const unknown = [...only].find((p) => !parts.includes(p));
 if (unknown !== undefined || only.size === 0) {
@@ -265,3 +265,10 @@ mkdirSync(join(here, 'results'), { recursive: true });
 const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}${partial ? '-partial' : ''}.json`);
 writeFileSync(file, JSON.stringify({ ...results, table: lines }, null, 2));
 console.log(`\nresults: ${file}`);
+
+// the application examples' steps against their PyTorch twins (bench/apps.mjs: its own table and results file)
+if (only.has('apps')) {
+  console.log('');
+  const r = spawnSync(process.execPath, [join(here, 'apps.mjs'), '--rounds', String(repeats), ...(skip.has('torch') ? ['--skip', 'torch'] : [])], { stdio: 'inherit' });
+  if (r.status !== 0) process.exitCode = r.status ?? 1;
+}

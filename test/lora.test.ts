@@ -23,7 +23,9 @@ function perturb(report: rg.LoRAReport, seed = 5) {
 }
 const maxDiff = (a: rg.Tensor, b: rg.Tensor) => {
   const x = a.toArray(), y = b.toArray();
-  return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  return m;
 };
 /** A copy of `model` (built by `make`) with `model`'s adapters merged into its weights, computed independently. */
 function mergedCopy<M extends rg.Module>(model: M, make: () => M, report: rg.LoRAReport): M {
@@ -126,7 +128,7 @@ describe.each(backends)('LoRA (%s)', (name) => {
     const grads = [...report.adapters.values()].flatMap((a) => [a.A.grad, a.B.grad]);
     expect(grads.every((g) => g.toArray().some((v) => v !== 0))).toBe(true);
     // Adam on the adapters lowers a loss; the frozen weights stay as they were
-    const w = model.ln1.weight.value.toArray().slice(), wIn = model.attn.inProjWeight.value.toArray().slice();
+    const w = model.ln1.weight!.value.toArray().slice(), wIn = model.attn.inProjWeight.value.toArray().slice();
     const opt = new rg.Adam([...report.adapters.values()].flatMap((a) => a.parameters()), { lr: 1e-2 });
     const target = randn([2, 4, 8], 7);
     const losses: number[] = [];
@@ -138,7 +140,7 @@ describe.each(backends)('LoRA (%s)', (name) => {
       losses.push(l.item());
     }
     expect(losses.at(-1)!).toBeLessThan(losses[0] * 0.8);
-    expect(model.ln1.weight.value.toArray()).toEqual(w);
+    expect(model.ln1.weight!.value.toArray()).toEqual(w);
     expect(model.attn.inProjWeight.value.toArray()).toEqual(wIn);
   });
 

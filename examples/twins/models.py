@@ -126,7 +126,7 @@ class Translator(nn.Module):
         return self.transformer.encoder(self.srcPos(self.srcEmbed(src)), src_key_padding_mask=pad), pad
 
     def decode(self, tgt, memory, pad):
-        mask = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1])
+        mask = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1]).to(tgt.device)
         h = self.tgtPos(self.tgtEmbed(tgt))
         return self.generator(self.transformer.decoder(h, memory, tgt_mask=mask, memory_key_padding_mask=pad))
 

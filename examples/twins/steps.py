@@ -19,7 +19,7 @@ def gan_step(G, D, opt_g, opt_d, real, z):
     """real: images in [-1, 1]; z: the noise. The discriminator learns real from fake, then the generator learns to
     make the (updated) discriminator call its images real."""
     B = real.shape[0]
-    ones, zeros = torch.ones(B), torch.zeros(B)
+    ones, zeros = torch.ones(B, device=real.device), torch.zeros(B, device=real.device)
     fake = G(z)
     loss_d = F.binary_cross_entropy_with_logits(D(real), ones) + F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
     opt_d.zero_grad()
