@@ -23,8 +23,10 @@ import { median } from './workloads.mjs';
 
 const PARTS = ['gan', 'vae', 'translate', 'decode'];
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, steps: { type: 'string', default: '40' }, only: { type: 'string' }, skip: { type: 'string', default: '' }, backend: { type: 'string', default: 'cpu' } } });
-// 20 untimed steps: the storage cache fills and V8 compiles the hot paths (a training run's steady state)
-const rounds = Number(values.rounds), steps = Number(values.steps), warmup = 20;
+// 100 untimed steps, for both runners: a training run's steady state, where V8 has compiled the hot paths and the
+// storage cache holds the step's tensors (the DCGAN's first 10 steps take twice as long as its 200th, the pages of
+// fresh memory faulted in)
+const rounds = Number(values.rounds), steps = Number(values.steps), warmup = 100;
 const parts = values.only ? values.only.split(',').map((s) => s.trim()) : PARTS;
 if (parts.some((p) => !PARTS.includes(p))) {
   console.error(`bench/apps.mjs: --only takes a list of ${PARTS.join(', ')}; got '${values.only}'`);

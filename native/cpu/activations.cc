@@ -35,11 +35,30 @@ void relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N) {
 void relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N) {
   RG_ELEMENTWISE(N, const float d = dout[i]; dinp[i] = inp[i] <= 0.f ? 0.f : d);  // a NaN input passes the gradient, as PyTorch's threshold_backward
 }
+// The slope is copied into a local before the loop: read from the closure, a float that a float store may alias, it was
+// re-read after every store and the loop stayed scalar and branchy (10% of a DCGAN step, whose discriminator uses
+// LeakyReLU; the vectorised loop takes a fifth of the time).
 void leaky_relu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N, float slope) {
-  RG_ELEMENTWISE(N, out[i] = inp[i] > 0.f ? inp[i] : inp[i] * slope);
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    dispatch([=]() __attribute__((always_inline)) {
+      const float s = slope;
+      for (int64_t i = i0; i < i1; i++) {
+        const float x = inp[i];
+        out[i] = x > 0.f ? x : x * s;
+      }
+    });
+  });
 }
 void leaky_relu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N, float slope) {
-  RG_ELEMENTWISE(N, dinp[i] = inp[i] > 0.f ? dout[i] : dout[i] * slope);
+  pool.parallel_for(N, kGrain, [&](int64_t i0, int64_t i1) {
+    dispatch([=]() __attribute__((always_inline)) {
+      const float s = slope;
+      for (int64_t i = i0; i < i1; i++) {
+        const float d = dout[i];
+        dinp[i] = inp[i] > 0.f ? d : d * s;
+      }
+    });
+  });
 }
 void sigmoid_forward(ThreadPool& pool, float* out, const float* inp, int64_t N) {
   RG_ELEMENTWISE(N, out[i] = vsigmoid(inp[i]));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "simd.h"
 
 namespace rg::cpu {
 
@@ -38,13 +39,64 @@ inline void valid_columns(int64_t off, int64_t S, int64_t W, int64_t OW, int64_t
   *hi = std::max(*lo, std::min(OW, W - off <= 0 ? int64_t{0} : (W - off + S - 1) / S));
 }
 
+// index[oh·OW + ow] = the input position ih·W + iw that kernel tap (i, j) reads for output (oh, ow), or −1 in the
+// padding: a strided convolution's im2col and col2im then run over a plane's OH·OW outputs as one loop (a gather),
+// instead of rows of 7 or 14 with their bounds.
+void tap_index(std::vector<int32_t>& index, const Geometry& g, int64_t i, int64_t j) {
+  index.resize(static_cast<size_t>(g.OH * g.OW));
+  for (int64_t oh = 0; oh < g.OH; oh++) {
+    const int64_t ih = oh * g.SH - g.PH + i * g.DH;
+    for (int64_t ow = 0; ow < g.OW; ow++) {
+      const int64_t iw = ow * g.SW - g.PW + j * g.DW;
+      index[oh * g.OW + ow] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? static_cast<int32_t>(ih * g.W + iw) : -1;
+    }
+  }
+}
+thread_local std::vector<int32_t> tls_index;
+
 }  // namespace
 
 void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
             int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
   const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-  const int64_t cols = B * g.OH * g.OW;
-  pool.parallel_for(C * KH * KW, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+  const int64_t cols = B * g.OH * g.OW, R = g.OH * g.OW;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, cols));
+  if (SW != 1 || R < 8) {
+    // strided, or a few outputs per plane (a kernel as large as its input: a dense layer): each plane's OH·OW values
+    // gathered through the tap's index, as one loop over the planes' outputs or, for a few, over the batch
+    const int64_t plane_size = C * H * W;
+    pool.parallel_for(C * KH * KW, grain, [&](int64_t r0, int64_t r1) {
+      std::vector<int32_t>& index = tls_index;
+      for (int64_t row = r0; row < r1; row++) {
+        const int64_t c = row / (KH * KW), i = row / KW % KH, j = row % KW;
+        tap_index(index, g, i, j);
+        const int32_t* t = index.data();
+        float* out = col + row * cols;
+        if (R < 8) {
+          for (int64_t k = 0; k < R; k++) {
+            const float* src = inp + c * H * W + t[k];
+            float* o = out + k;
+            if (t[k] < 0) {
+              for (int64_t b = 0; b < B; b++) o[b * R] = 0.f;
+            } else {
+              dispatch([=]() __attribute__((always_inline)) {
+                for (int64_t b = 0; b < B; b++) o[b * R] = src[b * plane_size];
+              });
+            }
+          }
+          continue;
+        }
+        for (int64_t b = 0; b < B; b++, out += R) {
+          const float* plane = inp + (b * C + c) * H * W;
+          dispatch([=]() __attribute__((always_inline)) {
+            for (int64_t k = 0; k < R; k++) out[k] = t[k] >= 0 ? plane[t[k]] : 0.f;
+          });
+        }
+      }
+    });
+    return;
+  }
+  pool.parallel_for(C * KH * KW, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; row++) {
       const int64_t c = row / (KH * KW), i = row / KW % KH, j = row % KW;
       const int64_t off = j * DW - PW;
@@ -79,7 +131,33 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
 void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
             int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW) {
   const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-  const int64_t cols = B * g.OH * g.OW;
+  const int64_t cols = B * g.OH * g.OW, R = g.OH * g.OW;
+  if (R < 8) {
+    // a few outputs per plane (a kernel as large as its input): each tap's values added through its index (computed
+    // once per tap, for every plane), in the same order (i, j, oh, ow) as the rows below; for larger planes the rows
+    // below were faster (0.70 against 0.92 ms for a DCGAN's 4×4 stride-2 convolution of 32 channels, batch 64)
+    std::vector<int32_t> index(static_cast<size_t>(KH * KW * R));
+    std::vector<int32_t> one;
+    for (int64_t i = 0; i < KH; i++)
+      for (int64_t j = 0; j < KW; j++) {
+        tap_index(one, g, i, j);
+        std::copy(one.begin(), one.end(), index.begin() + (i * KW + j) * R);
+      }
+    pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; p++) {
+        const int64_t b = p / C, c = p % C;
+        float* plane = dinp + p * H * W;
+        for (int64_t e = 0; e < H * W; e++) plane[e] = 0.f;
+        for (int64_t tap = 0; tap < KH * KW; tap++) {
+          const int32_t* t = index.data() + tap * R;
+          const float* src = dcol + (c * KH * KW + tap) * cols + b * R;
+          for (int64_t k = 0; k < R; k++)
+            if (t[k] >= 0) plane[t[k]] += src[k];
+        }
+      }
+    });
+    return;
+  }
   pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
       const int64_t b = p / C, c = p % C;
