@@ -4,7 +4,7 @@
 // first and saved under examples/out/, or loaded from there) labels 1,000 generated digits; a good generator makes
 // digits it is sure of (confidence ≥ 0.9) in every class. Writes a grid of samples to examples/out/gan-samples.png.
 // Its PyTorch twin is examples/twins/gan.py (same weights, batches and noise).
-//   npm run example:gan -- [--epochs 20] [--quick]
+//   npm run example:gan -- [--epochs 30] [--quick] [--out dir]  (pictures and models go to --out, default examples/out)
 // --quick trains 30 steps and judges with a CNN trained for one epoch on 2,000 digits (the test suite runs it).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -16,11 +16,11 @@ import { appModels } from './apps/models.mjs';
 import { appSteps } from './apps/steps.mjs';
 import { epochBar } from './text.mjs';
 
-const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' } } });
 const quick = opts.quick;
-const epochs = Number(opts.epochs ?? (quick ? 1 : 20));
+const epochs = Number(opts.epochs ?? (quick ? 1 : 30));
 const batchSize = 64, nz = 64, width = 32;
-const out = join(import.meta.dirname, 'out');
+const out = opts.out ?? join(import.meta.dirname, 'out');
 mkdirSync(out, { recursive: true });
 
 // ---- the judge: the main job's CNN ----

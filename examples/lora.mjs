@@ -5,7 +5,7 @@
 // present on every Debian system. Reports the fraction of the weights that train, the held-out loss on the new text of
 // the base model and of the adapted one, folds the adapters into the weights (rg.mergeLoRA) and saves the merged model,
 // which loads as a plain GPT and scores as the adapted one did.
-//   npm run example:lora -- [--pretrain-epochs 6] [--epochs 3] [--rank 8] [--quick]
+//   npm run example:lora -- [--pretrain-epochs 6] [--epochs 3] [--rank 8] [--quick] [--out dir]  (default examples/out)
 // --quick: a few steps of each (the test suite runs it). Losses are in nats per character.
 import { readFileSync } from 'node:fs';
 import { mkdirSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { generate, sampleIndex, splitText, tinyGpt, trainOnText } from './text.m
 
 const { values: opts } = parseArgs({
   options: {
-    'pretrain-epochs': { type: 'string' }, epochs: { type: 'string' }, rank: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false },
+    'pretrain-epochs': { type: 'string' }, epochs: { type: 'string' }, rank: { type: 'string', default: '8' }, quick: { type: 'boolean', default: false }, out: { type: 'string' },
   },
 });
 const quick = opts.quick;
@@ -25,7 +25,7 @@ const rank = Number(opts.rank);
 const stepsPerEpoch = quick ? 15 : 150;
 const config = { contextLength: 64, embedDim: 128, numHeads: 4, numLayers: 2, mlpRatio: 4 };
 const batchSize = 32, T = config.contextLength;
-const out = join(import.meta.dirname, 'out');
+const out = opts.out ?? join(import.meta.dirname, 'out');
 mkdirSync(out, { recursive: true });
 
 // ---- the two texts, over one character set ----

@@ -4,7 +4,7 @@
 // — in nats per digit. Reports the held-out negative ELBO on the 2,000 test digits and writes pictures of
 // reconstructions (originals above, reconstructions below) and of samples from the prior to examples/out/.
 // Its PyTorch twin is examples/twins/vae.py (same weights, batches and noise); --compare runs it after this one.
-//   npm run example:vae -- [--epochs 10] [--quick] [--compare]
+//   npm run example:vae -- [--epochs 10] [--quick] [--compare] [--out dir]  (default examples/out)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,11 +15,11 @@ import { appSteps } from './apps/steps.mjs';
 import { compareWithTwin } from './apps/twin.mjs';
 import { epochBar } from './text.mjs';
 
-const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false }, compare: { type: 'boolean', default: false } } });
+const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' }, compare: { type: 'boolean', default: false } } });
 const quick = opts.quick;
 const epochs = Number(opts.epochs ?? (quick ? 1 : 10));
 const batchSize = 64, latent = 16, width = 32;
-const out = join(import.meta.dirname, 'out');
+const out = opts.out ?? join(import.meta.dirname, 'out');
 mkdirSync(out, { recursive: true });
 
 const data = digits(rg);

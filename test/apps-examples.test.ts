@@ -2,11 +2,15 @@
 // the package's dist/): they train, report their figure and write their pictures. Their models are checked against
 // PyTorch step by step in apps-golden.test.ts; the figures of the full runs are in the README.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
+// pictures and models of the quick runs go to a folder of their own, not over a user's examples/out
+const outDir = mkdtempSync(join(tmpdir(), 'retrograd-apps-'));
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 const run = (file: string, ...args: string[]) =>
   execFileSync(process.execPath, [join(root, 'examples', file), '--quick', ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const number = (re: RegExp, out: string) => {
@@ -31,20 +35,20 @@ describe('the application examples (--quick)', () => {
   }, 180_000);
 
   it('gan: trains the judge and the DCGAN, judges 1,000 digits and writes the grid', () => {
-    const out = run('gan.mjs');
+    const out = run('gan.mjs', '--out', outDir);
     const shares = [...out.matchAll(/(\d): ([\d.]+)%/g)].map((m) => Number(m[2]));
     expect(shares).toHaveLength(10);
     expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(100, 0);
     expect(out).toMatch(/goal \(≥ 90% confident, every class 5–20%\): (met|not met)/);
-    expect(pngSize(join(root, 'examples', 'out', 'gan-samples.png'))).toEqual([302, 302]);
+    expect(pngSize(join(outDir, 'gan-samples.png'))).toEqual([302, 302]);
   }, 180_000);
 
   it('vae: the held-out negative ELBO falls well below the 543 nats of a model that knows nothing', () => {
-    const out = run('vae.mjs');
+    const out = run('vae.mjs', '--out', outDir);
     // 784 pixels at p = 0.5 cost 784·ln 2 = 543 nats; the 16 steps of --quick reach about 350
     expect(number(/held-out negative ELBO: ([\d.]+) nats per digit/, out)).toBeLessThan(450);
-    expect(pngSize(join(root, 'examples', 'out', 'vae-reconstructions.png'))).toEqual([302, 62]);
-    expect(existsSync(join(root, 'examples', 'out', 'vae-samples.png'))).toBe(true);
+    expect(pngSize(join(outDir, 'vae-reconstructions.png'))).toEqual([302, 62]);
+    expect(existsSync(join(outDir, 'vae-samples.png'))).toBe(true);
   }, 180_000);
 
   it('translate: trains the encoder–decoder and decodes held-out dates through the cache', () => {
@@ -53,5 +57,17 @@ describe('the application examples (--quick)', () => {
     const first = number(/epoch 1: training loss ([\d.]+)/, out);
     expect(first).toBeLessThan(Math.log(14)); // below a uniform guess over the 14 target symbols
     expect(number(/exact match on 200 held-out sentences: ([\d.]+)%/, out)).toBeGreaterThanOrEqual(0);
+  }, 180_000);
+
+  it('lora: pretrains, saves, adapts only the adapters, merges and reloads the merged model', () => {
+    const out = run('lora.mjs', '--out', outDir);
+    const trainable = number(/trainable: \d+ of \d+ numbers \(([\d.]+)%\)/, out);
+    expect(trainable).toBeGreaterThan(0);
+    expect(trainable).toBeLessThan(10);
+    const m = /base model ([\d.]+), adapted ([\d.]+), merged and reloaded ([\d.]+)/.exec(out)!;
+    const [base, adapted, merged] = [m[1], m[2], m[3]].map(Number);
+    expect(adapted).toBeLessThan(base); // even a few steps of the adapters lower the new text's held-out loss
+    expect(merged).toBeCloseTo(adapted, 2); // the merged model computes what the adapted one did
+    expect(existsSync(join(outDir, 'gpt-lora-merged.safetensors'))).toBe(true);
   }, 180_000);
 });

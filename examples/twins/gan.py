@@ -2,7 +2,7 @@
 """PyTorch twin of examples/gan.mjs's training: the same DCGAN from the same initial weights, the same batches and
 noise, the same optimisers; prints the losses of each epoch the same way.
 
-  /usr/bin/python3 examples/twins/gan.py [--epochs 20] [--quick] [--threads N]
+  /usr/bin/python3 examples/twins/gan.py [--epochs 30] [--quick] [--threads N]
 """
 import argparse
 import time
@@ -23,7 +23,7 @@ def main():
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    epochs = a.epochs or (1 if a.quick else 20)
+    epochs = a.epochs or (1 if a.quick else 30)
     batch, nz, width = 64, 64, 32
     data = digits()
     G, D = init_deterministic(Generator(nz=nz, width=width), 2), init_deterministic(Discriminator(width=width), 3)
