@@ -11,10 +11,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { digits, initDeterministic, permutation, seconds, takeRows, writeImageGrid } from './apps/common.mjs';
+import { digits, initDeterministic, seconds, takeRows, trainEpochs, writeImageGrid } from './apps/common.mjs';
 import { appModels } from './apps/models.mjs';
 import { appSteps } from './apps/steps.mjs';
-import { epochBar } from './text.mjs';
 
 const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' } } });
 const quick = opts.quick;
@@ -46,20 +45,20 @@ console.log(`DCGAN on ${data.nTrain} MNIST digits; backend ${rg.getBackend()}; g
 console.log(`Adam lr 2e-4, β (0.5, 0.999); batch ${batchSize}, ${epochs} epoch${epochs > 1 ? 's' : ''} of ${steps} steps`);
 
 const t0 = performance.now();
-for (let epoch = 0; epoch < epochs; epoch++) {
-  const order = permutation(data.nTrain, 100 + epoch);
-  const bar = epochBar(`epoch ${epoch + 1}/${epochs}`, steps);
-  let sumD = 0, sumG = 0;
-  for (let s = 0; s < steps; s++) {
+let sumD = 0;
+trainEpochs({
+  epochs, steps, n: data.nTrain,
+  step(s, order, epoch) {
     const x = rg.tensor(takeRows(data.xTrain, 784, order, s * batchSize, batchSize), [batchSize, 1, 28, 28]);
     const { lossD, lossG } = ganStep(G, D, optG, optD, x.mul(2).sub(1), noise([batchSize, nz], 1_000_000 * (epoch + 1) + s));
     sumD += lossD.item();
-    sumG += lossG.item();
-    bar.update(s + 1, sumG / (s + 1));
-  }
-  bar.stop();
-  console.log(`epoch ${epoch + 1}: discriminator loss ${(sumD / steps).toFixed(3)}, generator loss ${(sumG / steps).toFixed(3)} (${seconds(t0)} s)`);
-}
+    return lossG.item();
+  },
+  after(epoch, lossG) {
+    console.log(`epoch ${epoch + 1}: discriminator loss ${(sumD / steps).toFixed(3)}, generator loss ${lossG.toFixed(3)} (${seconds(t0)} s)`);
+    sumD = 0;
+  },
+});
 
 // ---- 1,000 digits, judged ----
 G.eval();

@@ -5,11 +5,10 @@
 // --quick trains on 1,024 digits for one epoch (the test suite runs it); --compare runs the twin after this one.
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { digits, initDeterministic, permutation, seconds, takeRows } from './apps/common.mjs';
+import { digits, initDeterministic, seconds, takeRows, trainEpochs } from './apps/common.mjs';
 import { appModels } from './apps/models.mjs';
 import { appSteps } from './apps/steps.mjs';
 import { compareWithTwin } from './apps/twin.mjs';
-import { epochBar } from './text.mjs';
 
 const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false }, compare: { type: 'boolean', default: false } } });
 const quick = opts.quick;
@@ -47,21 +46,17 @@ function testAccuracy() {
 }
 
 const t0 = performance.now();
-for (let epoch = 0; epoch < epochs; epoch++) {
-  const order = permutation(nTrain, 100 + epoch);
-  const bar = epochBar(`epoch ${epoch + 1}/${epochs}`, steps);
-  let sum = 0;
-  for (let s = 0; s < steps; s++) {
+trainEpochs({
+  epochs, steps, n: nTrain,
+  step(s, order) {
     const x = rg.tensor(takeRows(data.xTrain, 784, order, s * batchSize, batchSize), [batchSize, 1, 28, 28]);
     const y = rg.tensor(takeRows(data.yTrain, 1, order, s * batchSize, batchSize), [batchSize]);
-    const loss = classifierStep(model, opt, x, y);
+    const loss = classifierStep(model, opt, x, y).item();
     sched.step();
-    sum += loss.item();
-    bar.update(s + 1, sum / (s + 1));
-  }
-  bar.stop();
-  console.log(`epoch ${epoch + 1}: training loss ${(sum / steps).toFixed(4)}, test accuracy ${(100 * testAccuracy()).toFixed(2)}% (${seconds(t0)} s)`);
-}
+    return loss;
+  },
+  after: (epoch, loss) => console.log(`epoch ${epoch + 1}: training loss ${loss.toFixed(4)}, test accuracy ${(100 * testAccuracy()).toFixed(2)}% (${seconds(t0)} s)`),
+});
 const accuracy = 100 * testAccuracy();
 console.log(`test accuracy: ${accuracy.toFixed(2)}% on ${data.nTest} digits after ${epochs} epoch${epochs > 1 ? 's' : ''}, ${seconds(t0)} s`);
 

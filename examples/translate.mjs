@@ -8,11 +8,10 @@
 // --quick trains 40 steps on 2,560 sentences and decodes 200 (the test suite runs it).
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { initDeterministic, permutation, seconds, takeRows } from './apps/common.mjs';
+import { initDeterministic, seconds, takeRows, trainEpochs } from './apps/common.mjs';
 import { dateExamples, vocabularies } from './apps/dates.mjs';
 import { appModels } from './apps/models.mjs';
 import { appSteps } from './apps/steps.mjs';
-import { epochBar } from './text.mjs';
 
 const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false } } });
 const quick = opts.quick;
@@ -33,20 +32,17 @@ console.log(`Adam, one-cycle learning rate to ${maxLr}; batch ${batchSize}, ${ep
 const opt = new rg.Adam(model.parameters(), { lr: maxLr });
 const sched = new rg.OneCycleLR(opt, maxLr, { totalSteps: epochs * steps });
 const t0 = performance.now();
-for (let epoch = 0; epoch < epochs; epoch++) {
-  const order = permutation(nTrain, 100 + epoch);
-  const bar = epochBar(`epoch ${epoch + 1}/${epochs}`, steps);
-  let sum = 0;
-  for (let s = 0; s < steps; s++) {
+trainEpochs({
+  epochs, steps, n: nTrain,
+  step(s, order) {
     const src = rg.tensor(takeRows(train.src, train.srcLen, order, s * batchSize, batchSize), [batchSize, train.srcLen]);
     const tgt = rg.tensor(takeRows(train.tgt, 12, order, s * batchSize, batchSize), [batchSize, 12]);
-    sum += translateStep(model, opt, translationLoss, src, tgt).item();
+    const loss = translateStep(model, opt, translationLoss, src, tgt).item();
     sched.step();
-    bar.update(s + 1, sum / (s + 1));
-  }
-  bar.stop();
-  console.log(`epoch ${epoch + 1}: training loss ${(sum / steps).toFixed(4)} nats/character (${seconds(t0)} s)`);
-}
+    return loss;
+  },
+  after: (epoch, loss) => console.log(`epoch ${epoch + 1}: training loss ${loss.toFixed(4)} nats/character (${seconds(t0)} s)`),
+});
 
 /** Greedy decoding of src [n, S] through a key/value cache: 11 steps of one character each (10 characters and EOS). */
 function translate(src) {

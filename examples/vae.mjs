@@ -9,11 +9,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { digits, initDeterministic, permutation, seconds, takeRows, writeImageGrid } from './apps/common.mjs';
+import { digits, initDeterministic, seconds, takeRows, trainEpochs, writeImageGrid } from './apps/common.mjs';
 import { appModels } from './apps/models.mjs';
 import { appSteps } from './apps/steps.mjs';
 import { compareWithTwin } from './apps/twin.mjs';
-import { epochBar } from './text.mjs';
 
 const { values: opts } = parseArgs({ options: { epochs: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' }, compare: { type: 'boolean', default: false } } });
 const quick = opts.quick;
@@ -46,18 +45,14 @@ function heldOut() {
 }
 
 const t0 = performance.now();
-for (let epoch = 0; epoch < epochs; epoch++) {
-  const order = permutation(nTrain, 100 + epoch);
-  const bar = epochBar(`epoch ${epoch + 1}/${epochs}`, steps);
-  let sum = 0;
-  for (let s = 0; s < steps; s++) {
+trainEpochs({
+  epochs, steps, n: nTrain,
+  step(s, order, epoch) {
     const x = rg.tensor(takeRows(data.xTrain, 784, order, s * batchSize, batchSize), [batchSize, 1, 28, 28]);
-    sum += vaeStep(model, opt, negativeElbo, x, noise([batchSize, latent], 1_000_000 * (epoch + 1) + s)).item();
-    bar.update(s + 1, sum / (s + 1));
-  }
-  bar.stop();
-  console.log(`epoch ${epoch + 1}: training negative ELBO ${(sum / steps).toFixed(2)} nats/digit (${seconds(t0)} s)`);
-}
+    return vaeStep(model, opt, negativeElbo, x, noise([batchSize, latent], 1_000_000 * (epoch + 1) + s)).item();
+  },
+  after: (epoch, loss) => console.log(`epoch ${epoch + 1}: training negative ELBO ${loss.toFixed(2)} nats/digit (${seconds(t0)} s)`),
+});
 const elbo = heldOut();
 console.log(`held-out negative ELBO: ${elbo.toFixed(3)} nats per digit on ${data.nTest} test digits, after ${epochs} epoch${epochs > 1 ? 's' : ''}, ${seconds(t0)} s`);
 

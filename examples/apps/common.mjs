@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { mulberry32 } from 'retrograd';
+import { epochBar } from '../text.mjs';
 
 /** FNV-1a of a string's UTF-16 code units, as an unsigned 32-bit integer: a parameter's name → its seed. */
 export function fnv1a(s) {
@@ -129,6 +130,25 @@ export function writeImageGrid(path, images, rows, cols, h = 28, w = 28) {
       for (let x = 0; x < w; x++) grid[(gap + r * (h + gap) + y) * W + gap + c * (w + gap) + x] = images[i * h * w + y * w + x];
   }
   writePng(path, grid, W, H);
+}
+
+/**
+ * The examples' training loop: `epochs` epochs of `steps` steps, the `n` training rows in a fresh order each epoch
+ * (permutation(n, 100 + epoch), as the twins); `step(s, order, epoch)` runs step s and returns the loss the progress bar
+ * shows (a number); `after(epoch, meanLoss)` reports the epoch.
+ */
+export function trainEpochs({ epochs, steps, n, step, after }) {
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const order = permutation(n, 100 + epoch);
+    const bar = epochBar(`epoch ${epoch + 1}/${epochs}`, steps);
+    let sum = 0;
+    for (let s = 0; s < steps; s++) {
+      sum += step(s, order, epoch);
+      bar.update(s + 1, sum / (s + 1));
+    }
+    bar.stop();
+    after(epoch, sum / steps);
+  }
 }
 
 /** Seconds since `t0` (from performance.now()), to one decimal. */

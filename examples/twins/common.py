@@ -4,6 +4,7 @@ retrograd model start from the same weights, see the same batches and can be com
 
 Runs with Debian's python3-torch (1.13): /usr/bin/python3.
 """
+import argparse
 import json
 import math
 import os
@@ -97,3 +98,16 @@ def digits():
     order = permutation(len(labels), 2024)
     train, test = order[:8000], order[8000:10000]
     return {"xTrain": images[train], "yTrain": labels[train], "xTest": images[test], "yTest": labels[test]}
+
+
+def twin_args(default_epochs):
+    """The twins' command line: --epochs (default_epochs, 1 with --quick), --quick, --threads (PyTorch's CPU threads)."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    a.epochs = a.epochs or (1 if a.quick else default_epochs)
+    return a

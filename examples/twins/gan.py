@@ -4,26 +4,19 @@ noise, the same optimisers; prints the losses of each epoch the same way.
 
   /usr/bin/python3 examples/twins/gan.py [--epochs 30] [--quick] [--threads N]
 """
-import argparse
 import time
 
 import numpy as np
 import torch
 
-from common import digits, init_deterministic, permutation
+from common import digits, init_deterministic, permutation, twin_args
 from models import Discriminator, Generator
 from steps import gan_step, noise
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int)
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    epochs = a.epochs or (1 if a.quick else 30)
+    a = twin_args(30)
+    epochs = a.epochs
     batch, nz, width = 64, 64, 32
     data = digits()
     G, D = init_deterministic(Generator(nz=nz, width=width), 2), init_deterministic(Discriminator(width=width), 3)

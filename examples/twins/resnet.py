@@ -4,26 +4,19 @@ order, the same optimiser and schedule; prints the same lines.
 
   /usr/bin/python3 examples/twins/resnet.py [--epochs 4] [--quick] [--threads N]
 """
-import argparse
 import time
 
 import numpy as np
 import torch
 
-from common import digits, init_deterministic, permutation
+from common import digits, init_deterministic, permutation, twin_args
 from models import ResNet
 from steps import classifier_step
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int)
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    epochs = a.epochs or (1 if a.quick else 4)
+    a = twin_args(4)
+    epochs = a.epochs
     batch, max_lr = 64, 0.1
     data = digits()
     n_train = 1024 if a.quick else len(data["yTrain"])

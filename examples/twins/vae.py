@@ -4,26 +4,19 @@ optimiser; prints the held-out negative ELBO the same way.
 
   /usr/bin/python3 examples/twins/vae.py [--epochs 10] [--quick] [--threads N]
 """
-import argparse
 import time
 
 import numpy as np
 import torch
 
-from common import digits, init_deterministic, permutation
+from common import digits, init_deterministic, permutation, twin_args
 from models import VAE, negative_elbo
 from steps import noise, vae_step
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int)
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    epochs = a.epochs or (1 if a.quick else 10)
+    a = twin_args(10)
+    epochs = a.epochs
     batch, latent, width = 64, 16, 32
     data = digits()
     n_train = 1024 if a.quick else len(data["yTrain"])
