@@ -3,8 +3,9 @@
 // the date translator's step (encoder–decoder transformer, batch 64), the models of examples/apps/models.mjs and
 // examples/twins/models.py from the same initial weights on the same batches; and greedy decoding, one sentence at a
 // time (11 tokens each): retrograd through its key/value cache, PyTorch's nn.Transformer (which has no cache) by
-// running the decoder over the prefix at each step, as PyTorch code does. Each runner does warm-up steps, then --steps timed steps (their mean); retrograd and PyTorch (1 and 2
-// threads) alternate for --rounds rounds, so a noisy machine slows both alike. Prints the medians, their ratios and the
+// running the decoder over the prefix at each step, as PyTorch code does. Each measurement runs in a fresh process
+// (retrograd's too): 100 warm-up steps, then --steps timed steps (their mean); retrograd and PyTorch (1 and 2 threads)
+// alternate for --rounds rounds, so a noisy machine slows both alike. Prints the medians, their ratios and the
 // CPU model; writes bench/results/apps-<cpu>.json.
 //   node bench/apps.mjs [--rounds 3] [--steps 40] [--only gan,vae,translate,decode] [--skip torch] [--backend cuda]
 // --backend cuda: retrograd on the GPU against PyTorch on the same card (one configuration, timed after a
@@ -22,7 +23,7 @@ import { dateExamples, vocabularies } from '../examples/apps/dates.mjs';
 import { median } from './workloads.mjs';
 
 const PARTS = ['gan', 'vae', 'translate', 'decode'];
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, steps: { type: 'string', default: '40' }, only: { type: 'string' }, skip: { type: 'string', default: '' }, backend: { type: 'string', default: 'cpu' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, steps: { type: 'string', default: '40' }, only: { type: 'string' }, skip: { type: 'string', default: '' }, backend: { type: 'string', default: 'cpu' }, child: { type: 'string' } } });
 // 100 untimed steps, for both runners: a training run's steady state, where V8 has compiled the hot paths and the
 // storage cache holds the step's tensors (the DCGAN's first 10 steps take twice as long as its 200th, the pages of
 // fresh memory faulted in)
@@ -112,6 +113,21 @@ function ours(part) {
   return { seconds: perUnit(part, (performance.now() - t) / 1000 / steps) };
 }
 
+/** retrograd's measurement of a part in a fresh process, as each PyTorch measurement is: one process that ran every
+ * part before measured the DCGAN 30% slower (its heap, the storage cache sized for the others). */
+function oursFresh(part) {
+  const r = spawnSync(process.execPath, [join(here, 'apps.mjs'), '--child', part, '--steps', String(steps), '--backend', backend], { encoding: 'utf8' });
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop());
+  } catch {
+    return { missing: (r.stderr || r.error?.message || '').trim().split('\n').pop() };
+  }
+}
+if (values.child) {
+  console.log(JSON.stringify(ours(values.child)));
+  process.exit(0);
+}
+
 function torch(part, threads) {
   const device = backend === 'cuda' ? ['--device', 'cuda'] : ['--threads', String(threads)];
   const python = backend === 'cuda' ? 'python3' : '/usr/bin/python3'; // on a GPU machine: the PyTorch that sees the card
@@ -129,7 +145,7 @@ const results = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0].m
 for (let round = 0; round < rounds; round++) {
   const row = {};
   for (const part of parts) {
-    row[part] = { retrograd: ours(part) };
+    row[part] = { retrograd: oursFresh(part) };
     if (!skipTorch) CONFIGS.forEach((c, i) => (row[part][`torch ${c}`] = torch(part, i + 1)));
     log(`round ${round + 1} ${part}: ${Object.entries(row[part]).map(([k, v]) => `${k} ${v.missing ?? (1000 * v.seconds).toFixed(2) + ` ms/${PER[part]}`}`).join(', ')}`);
   }

@@ -6,7 +6,7 @@ import { currentBackend } from './backend.js';
 export { backends, getBackend, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';
 export { RetrogradError, type ErrorCode } from './errors.js';
 export { manualSeed } from './random.js';
-export { Tensor, tensor, tidy } from './tensor.js';
+export { Tensor, tensor, tidy, keep } from './tensor.js';
 export * from './autograd/index.js';
 export * as F from './nn/functional.js';
 export { ModuleList, ModuleDict } from './nn/containers.js';

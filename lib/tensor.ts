@@ -34,11 +34,22 @@ export function tidy<T>(fn: () => T): T {
   };
   visit(result);
   for (const t of scope) {
-    if (!keep.has(t) && !t._requiresGrad && !t._param && !t._isGrad) t.dispose();
+    if (!keep.has(t) && !t._requiresGrad && !t._param && !t._isGrad && !t._kept) t.dispose();
   }
   // what is kept belongs to the enclosing scope now
   if (tidyScopes.length) for (const t of keep) tidyScopes[tidyScopes.length - 1].push(t);
   return result;
+}
+
+/**
+ * Exempts t from every rg.tidy scope (TensorFlow.js's tf.keep): a tensor made inside one that must outlive it. The
+ * library keeps what it owns this way — an optimizer's state, a module's buffers, reused output buffers — so that a
+ * training step may run inside rg.tidy. Returns t.
+ */
+export function keep<T extends Tensor>(t: T): T {
+  checkTensor('rg.keep', t);
+  t._kept = true;
+  return t;
 }
 
 /** A node of the autograd graph (lib/autograd/engine.ts), as Tensor sees it. */
@@ -74,6 +85,8 @@ export class Tensor {
   _param?: { accumulate(g: Tensor): void; readonly grad: Tensor; readonly requiresGrad: boolean };
   /** @internal A leaf's .grad: kept by rg.tidy. */
   _isGrad = false;
+  /** @internal rg.keep: never disposed by rg.tidy. */
+  _kept = false;
   /** In-place changes of this storage so far (on a view, unused: it counts on its base's). */
   private _v = 0;
   /** @internal In-place changes so far, shared with views: a backward that saved this tensor checks it. */

@@ -4,7 +4,7 @@
 // output and batch shape, for the few most recent shapes: the steady-state step allocates nothing. Reuse is
 // switched per workspace, so another model used directly while a fit is awaiting keeps PyTorch's semantics.
 import type { Backend } from './backend.js';
-import { empty, type Tensor } from './tensor.js';
+import { empty, keep, type Tensor } from './tensor.js';
 
 export class Workspace {
   /**
@@ -33,7 +33,7 @@ export class Workspace {
       list.push(e); // now the most recently used
       return e.t;
     }
-    const t = empty(backend, shape, dtype);
+    const t = keep(empty(backend, shape, dtype)); // reused by the next steps, even if this one runs inside rg.tidy
     list.push({ shape: s, t });
     // The dropped buffer's last step is over (its queued kernels keep the storage until they have run).
     if (list.length > Workspace.shapesPerKey) list.shift()!.t.dispose();

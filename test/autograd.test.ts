@@ -210,6 +210,36 @@ describe.each(backends)('the engine (%s)', (name) => {
     expect(rg.memory().tensors).toBe(before + 1);
     expect(y.disposed).toBe(false);
   });
+
+  it('a training step inside tidy: the optimizer state, the module buffers and reused outputs outlive it', () => {
+    rg.setBackend(name);
+    rg.manualSeed(3);
+    // built inside a scope too: the BatchNorm running statistics are the module's
+    const model = rg.tidy(() => new rg.Sequential([new rg.Linear(3, 4), new rg.BatchNorm1d(4), new rg.ReLU(), new rg.Linear(4, 2)]));
+    const opt = new rg.Adam(model.parameters(), { lr: 1e-2 });
+    const x = rg.randn([5, 3]), y = rg.tensor(Int32Array.from([0, 1, 1, 0, 1]), [5]);
+    const step = () => rg.tidy(() => {
+      const loss = rg.F.crossEntropy(model.forward(x), y);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step(); // the first step makes Adam's exp_avg and exp_avg_sq inside the scope
+      return loss.item();
+    });
+    const losses = [step(), step(), step()];
+    expect(losses[2]).toBeLessThan(losses[0]);
+    expect(Object.values(model.stateDict()).every((t) => !t.disposed)).toBe(true);
+    const fused = model.reuseOutputs();
+    step();
+    expect(step()).toBeLessThan(losses[0]); // the reused output buffers survived the scopes
+    fused.reuseOutputs(false);
+    // rg.keep exempts a tensor of the caller's
+    const kept = rg.tidy(() => {
+      rg.keep(x.mul(3));
+      return rg.keep(x.add(1)).add(0);
+    });
+    expect(kept.disposed).toBe(false);
+    expect(() => rg.keep(3 as never)).toThrow(/rg\.keep/);
+  });
 });
 
 class Residual extends rg.Module {

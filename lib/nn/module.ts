@@ -3,7 +3,7 @@
 // forward. backward(dy) returns dL/dx and ACCUMULATES dL/dparam into each param.grad.
 import { backendByName, currentBackend, type Backend, type Buf } from '../backend.js';
 import { describe, RetrogradError } from '../errors.js';
-import { checkTensor, empty, Tensor } from '../tensor.js';
+import { checkTensor, empty, keep, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
 import { wrapForward } from './graph.js';
 import type { BatchingOptions, BatchingStats, CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
@@ -44,7 +44,7 @@ export class Parameter {
     checkTensor('Parameter', t, 'value');
     if (t.dtype === 'int32') throw new TypeError('Parameter: value must be a float tensor, got int32');
     this.value = t;
-    this._grad = empty(t.backend, t.shape);
+    this._grad = keep(empty(t.backend, t.shape)); // the parameter's, even when it is made inside rg.tidy
   }
 
   /** The parameter's tensor: a leaf of the autograd graph whose gradient accumulates into this.grad. */
@@ -265,7 +265,7 @@ export abstract class Module {
     return p;
   }
   protected registerBuffer(name: string, t: Tensor): Tensor {
-    this._buffers.set(name, t);
+    this._buffers.set(name, keep(t)); // the module's, even when it is built inside rg.tidy
     return t;
   }
   protected registerModule(name: string, m: Module): Module {

@@ -4,7 +4,7 @@
 // check everything before they change anything.
 import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.js';
 import { Parameter, parameterList } from '../nn/module.js';
-import { empty, fromHost, Tensor } from '../tensor.js';
+import { empty, fromHost, keep, Tensor } from '../tensor.js';
 
 export type ParamState = Record<string, Tensor | number>;
 
@@ -166,7 +166,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
     try {
       for (const name in s) {
         const v = s[name];
-        if (typeof v !== 'number' && v.backend !== b) moved.push([name, v.toBackend(b)]);
+        if (typeof v !== 'number' && v.backend !== b) moved.push([name, keep(v.toBackend(b))]);
       }
     } catch (e) {
       for (const [, t] of moved) t.dispose();
@@ -213,7 +213,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
   protected buffer(p: Parameter, s: ParamState, name: string): Tensor {
     let t = s[name] as Tensor | undefined;
     if (!t) {
-      t = empty(p.value.backend, p.value.shape);
+      t = keep(empty(p.value.backend, p.value.shape)); // the optimizer's, even when the first step runs inside rg.tidy
       s[name] = t;
     }
     return t;
@@ -267,7 +267,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
         const s: ParamState = {};
         for (const [name, v] of Object.entries(entry)) {
           if (typeof v === 'number') s[name] = v;
-          else created.push((s[name] = fromHost(p.value.backend, v, p.value.shape)));
+          else created.push((s[name] = keep(fromHost(p.value.backend, v, p.value.shape))));
         }
         loaded.set(p, s);
       }
