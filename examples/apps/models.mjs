@@ -132,10 +132,14 @@ export function appModels(rg) {
       });
       this.generator = new rg.Linear(dModel, tgtVocab);
     }
-    /** src int32 [B, S] → { memory [B, S, dModel], pad } with pad the int32 key padding mask (1 where src is 0). */
+    /** src int32 [B, S] → { memory [B, S, dModel], pad } with pad the key padding mask where src is 0: additive, −10⁹
+     * there and 0 elsewhere, looked up on the device from a table by token id (reading src back to the host would wait
+     * for every kernel queued before it); after the softmax it masks as PyTorch's boolean mask does (−∞: the same
+     * zeros). */
     encode(src) {
-      const ids = src.toArray();
-      const pad = rg.tensor(Int32Array.from(ids, (v) => (v === 0 ? 1 : 0)), src.shape);
+      const V = this.srcEmbed.numEmbeddings;
+      if (this._padTable?.backend !== src.backend) this._padTable = rg.tensor(Float32Array.from({ length: V }, (_, i) => (i === 0 ? -1e9 : 0)), [V, 1]);
+      const pad = rg.F.embedding(src, this._padTable).reshape(src.shape);
       const memory = this.transformer.encoder.forward(this.srcPos.forward(this.srcEmbed.forward(src)), { srcKeyPaddingMask: pad });
       return { memory, pad };
     }
