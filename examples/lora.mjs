@@ -7,12 +7,11 @@
 // which loads as a plain GPT and scores as the adapted one did.
 //   npm run example:lora -- [--pretrain-epochs 6] [--epochs 3] [--rank 8] [--quick] [--out dir]  (default examples/out)
 // --quick: a few steps of each (the test suite runs it). Losses are in nats per character.
-import { readFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { generate, sampleIndex, splitText, tinyGpt, trainOnText } from './text.mjs';
+import { generate, sampleIndex, splitText, tinyGpt, trainOnText, windowBatches } from './text.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -56,17 +55,9 @@ const forwardBackward = (model) => (x, y) => {
 /** The held-out loss on a text's every tenth block (16 fixed batches). */
 function heldOut(model, valid) {
   return rg.noGrad(() => {
-    const r = rg.mulberry32(7);
     let sum = 0;
-    for (let i = 0; i < 16; i++) {
-      const x = new Int32Array(batchSize * T), y = new Int32Array(batchSize * T);
-      for (let b = 0; b < batchSize; b++) {
-        const s = Math.floor(r() * (valid.length - T - 1));
-        x.set(valid.subarray(s, s + T), b * T);
-        y.set(valid.subarray(s + 1, s + T + 1), b * T);
-      }
+    for (const { x, y } of windowBatches(valid, { batchSize, seqLen: T, batches: 16, random: rg.mulberry32(7) }))
       sum += lossFn.forward(model.forward(rg.tensor(x, [batchSize, T])).reshape([-1, V]), rg.tensor(y, [batchSize * T])).item();
-    }
     return sum / 16;
   });
 }

@@ -55,7 +55,7 @@ export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateSchedu
 export type { DiagnosticsOptions } from './train/diagnostics.js';
 export type { BatchingOptions, BatchingStats, Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
-export { trainTestSplit, mulberry32, type Split } from './data/split.js';
+export { trainTestSplit, mulberry32, permutation, takeRows, type Split } from './data/split.js';
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions } from './data/loader.js';
 export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint } from './io/model.js';
 export { encodeSafetensors, decodeSafetensors, type StTensor } from './io/safetensors.js';

@@ -34,7 +34,7 @@ export function tidy<T>(fn: () => T): T {
   };
   visit(result);
   for (const t of scope) {
-    if (!keep.has(t) && !t._requiresGrad && !t._param && !t._isGrad && !t._kept) t.dispose();
+    if (!keep.has(t) && !t._requiresGrad && !t._param && !t._kept) t.dispose();
   }
   // what is kept belongs to the enclosing scope now
   if (tidyScopes.length) for (const t of keep) tidyScopes[tidyScopes.length - 1].push(t);
@@ -83,9 +83,7 @@ export class Tensor {
   _requiresGrad = false;
   /** @internal The Parameter whose value this tensor is: its gradient accumulates into the Parameter's. */
   _param?: { accumulate(g: Tensor): void; readonly grad: Tensor; readonly requiresGrad: boolean };
-  /** @internal A leaf's .grad: kept by rg.tidy. */
-  _isGrad = false;
-  /** @internal rg.keep: never disposed by rg.tidy. */
+  /** @internal rg.keep (a leaf's .grad too): never disposed by rg.tidy. */
   _kept = false;
   /** In-place changes of this storage so far (on a view, unused: it counts on its base's). */
   private _v = 0;

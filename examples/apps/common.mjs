@@ -2,10 +2,11 @@
 // twins in examples/twins/common.py: whatever both sides must compute identically — the initial weights, the order
 // of the training data, the noise — is computed here from integer arithmetic (mulberry32), so that a retrograd model
 // and its twin start from the same weights and see the same batches, and their losses can be compared step by step.
-// Also: the MNIST split and a PNG writer for grids of digits.
+// Also: the MNIST split and a PNG writer for grids of digits. (The data order is rg.permutation, a mini-batch
+// rg.takeRows: re-exported here for the examples.)
 import { writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
-import { mulberry32 } from 'retrograd';
+import { mulberry32, permutation } from 'retrograd';
 import { epochBar } from '../text.mjs';
 
 /** FNV-1a of a string's UTF-16 code units, as an unsigned 32-bit integer: a parameter's name → its seed. */
@@ -44,19 +45,6 @@ export function initDeterministic(rg, model, seed) {
   return model;
 }
 
-/** A permutation of 0…n−1 by Fisher–Yates with mulberry32(seed) (the order trainTestSplit shuffles in). */
-export function permutation(n, seed) {
-  const r = mulberry32(seed);
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
-}
-
 /** n standard normal numbers from mulberry32(seed), by Box–Muller (pairs; u1 kept away from 0). */
 export function normals(n, seed) {
   const r = mulberry32(seed);
@@ -66,16 +54,6 @@ export function normals(n, seed) {
     const m = Math.sqrt(-2 * Math.log(u1));
     out[i] = m * Math.cos(2 * Math.PI * u2);
     if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * u2);
-  }
-  return out;
-}
-
-/** Rows `order[from … from + count)` of a row-major array with `cols` values per row. */
-export function takeRows(src, cols, order, from, count) {
-  const out = new src.constructor(count * cols);
-  for (let r = 0; r < count; r++) {
-    const i = order[from + r];
-    out.set(src.subarray(i * cols, (i + 1) * cols), r * cols);
   }
   return out;
 }
@@ -153,3 +131,5 @@ export function trainEpochs({ epochs, steps, n, step, after }) {
 
 /** Seconds since `t0` (from performance.now()), to one decimal. */
 export const seconds = (t0) => ((performance.now() - t0) / 1000).toFixed(1);
+
+export { permutation, takeRows } from 'retrograd';

@@ -147,7 +147,7 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   }
   if (!leaf._grad || leaf._grad.disposed) {
     leaf._grad = copyOf(g, leaf.shape);
-    leaf._grad._isGrad = true;
+    leaf._grad._kept = true;
   } else {
     g.backend.k.axpy(leaf._grad.buf, g.buf, g.size, 1);
   }

@@ -139,7 +139,7 @@ Object.defineProperty(Tensor.prototype, 'grad', {
     if (this._param) throw new TypeError("Tensor.grad: this tensor is a Parameter's value; set or zero the Parameter's grad");
     if (g !== null && !(g instanceof Tensor)) throw new TypeError('Tensor.grad: expected a Tensor or null');
     if (g && (g.size !== this.size || g.shape.some((d, i) => d !== this.shape[i]))) throw new RangeError(`Tensor.grad: shape [${g.shape.join(', ')}] does not match the tensor's [${this.shape.join(', ')}]`);
-    if (g) g._isGrad = true;
+    if (g) g._kept = true; // the leaf's, whatever rg.tidy scope it was made in
     this._grad = g;
   },
 });

@@ -13,6 +13,28 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** A permutation of 0…n−1: Fisher–Yates with mulberry32(seed) (the order trainTestSplit shuffles rows in). */
+export function permutation(n: number, seed: number): Int32Array {
+  checkNumber('permutation', 'n', n, { min: 0, integer: true });
+  const rand = mulberry32(seed);
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+/** Rows order[from … from + count) of `src`, a row-major array of `cols` values per row, as a new array of its type
+ * (a mini-batch in a shuffled order). */
+export function takeRows<T extends Float32Array | Int32Array>(src: T, cols: number, order: ArrayLike<number>, from: number, count: number): T {
+  const out = new (src.constructor as new (len: number) => T)(count * cols);
+  for (let r = 0; r < count; r++) out.set(src.subarray(order[from + r] * cols, (order[from + r] + 1) * cols), r * cols);
+  return out;
+}
+
 export interface Split<X extends Float32Array | Int32Array, Y extends Float32Array | Int32Array> {
   xTrain: X;
   yTrain: Y;
@@ -34,22 +56,12 @@ export function trainTestSplit<X extends Float32Array | Int32Array, Y extends Fl
   for (const [name, a] of [['x', x], ['y', y]] as const)
     if (a.length % n !== 0) throw new RangeError(`trainTestSplit: ${name} holds ${a.length} values, not a whole number of rows for n = ${n}`);
   if (trainSize + testSize > n) throw new RangeError(`trainTestSplit: ${trainSize} + ${testSize} rows requested, the data has ${n}`);
-  const rand = mulberry32(seed);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = permutation(n, seed);
   const xCols = x.length / n, yCols = y.length / n;
-  const take = <T extends Float32Array | Int32Array>(src: T, cols: number, from: number, count: number): T => {
-    const out = new (src.constructor as new (len: number) => T)(count * cols);
-    for (let r = 0; r < count; r++) out.set(src.subarray(order[from + r] * cols, (order[from + r] + 1) * cols), r * cols);
-    return out;
-  };
   return {
-    xTrain: take(x, xCols, 0, trainSize),
-    yTrain: take(y, yCols, 0, trainSize),
-    xTest: take(x, xCols, trainSize, testSize),
-    yTest: take(y, yCols, trainSize, testSize),
+    xTrain: takeRows(x, xCols, order, 0, trainSize),
+    yTrain: takeRows(y, yCols, order, 0, trainSize),
+    xTest: takeRows(x, xCols, order, trainSize, testSize),
+    yTest: takeRows(y, yCols, order, trainSize, testSize),
   };
 }

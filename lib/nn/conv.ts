@@ -54,15 +54,13 @@ export class Conv2d extends Module {
     this.stride = pair('Conv2d', 'stride', options.stride ?? 1, 1);
     this.padding = pair('Conv2d', 'padding', options.padding ?? 0, 0);
     this.dilation = pair('Conv2d', 'dilation', options.dilation ?? 1, 1);
-    const useBias = options.bias ?? true;
-    if (typeof useBias !== 'boolean') throw new TypeError(`Conv2d: option bias must be a boolean, got ${typeof useBias}`);
+    const useBias = checkBias('Conv2d', options.bias ?? true);
     const [KH, KW] = this.kernelSize;
     const fanIn = inChannels * KH * KW;
     const bound = 1 / Math.sqrt(fanIn);
-    const init = (n: number) => Float32Array.from({ length: n }, () => (2 * uniform() - 1) * bound);
     const b = currentBackend();
-    this.weight = this.registerParameter('weight', new Parameter(fromHost(b, init(outChannels * fanIn), [outChannels, inChannels, KH, KW])));
-    this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, init(outChannels), [outChannels]))) : null;
+    this.weight = this.registerParameter('weight', new Parameter(fromHost(b, uniformInit(outChannels * fanIn, bound), [outChannels, inChannels, KH, KW])));
+    this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, uniformInit(outChannels, bound), [outChannels]))) : null;
   }
 
   get label(): string {

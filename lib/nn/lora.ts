@@ -79,14 +79,6 @@ export interface LoRAReport {
   total: number;
 }
 
-function namedLayers(m: Module, prefix = '', out: [string, Module][] = []): [string, Module][] {
-  out.push([prefix, m]);
-  const children = (m as unknown as { _modules: Map<string, Module> })._modules;
-  m.children(); // registers fields assigned since the last look
-  for (const [n, c] of children) namedLayers(c, prefix ? `${prefix}.${n}` : n, out);
-  return out;
-}
-
 /** Attaches LoRA adapters to the targeted layers of `model` and freezes every other parameter. */
 export function addLoRA(model: Module, options: AddLoRAOptions = {}): LoRAReport {
   const where = 'addLoRA';
@@ -98,23 +90,20 @@ export function addLoRA(model: Module, options: AddLoRAOptions = {}): LoRAReport
   else if (typeof targets === 'function') wanted = targets;
   else if (Array.isArray(targets) && targets.every((t) => typeof t === 'string')) wanted = (name) => targets.some((t) => name.includes(t));
   else throw new TypeError(`${where}: option targets must be a function of (name, layer) or an array of name fragments, got ${describe(targets)}`);
+  const attach: [Linear | MultiheadAttention, LoRA][] = [];
   const adapters = new Map<string, LoRA>();
-  for (const [name, layer] of namedLayers(model)) {
+  for (const [name, layer] of model.namedModules()) {
     if (layer instanceof LoRA) throw new RangeError(`${where}: the model has adapters already (at '${name}'): merge or remove them first`);
-    if (layer instanceof Linear && !(layer.lora) && wanted(name, layer)) {
-      const a = new LoRA(layer.inFeatures, layer.outFeatures, lora);
-      adapters.set(name, a);
-    } else if (layer instanceof MultiheadAttention && wanted(name, layer)) {
-      adapters.set(name, new LoRA(layer.embedDim, 3 * layer.embedDim, lora));
-    }
+    if (!(layer instanceof Linear || layer instanceof MultiheadAttention) || !wanted(name, layer)) continue;
+    const a = layer instanceof Linear ? new LoRA(layer.inFeatures, layer.outFeatures, lora) : new LoRA(layer.embedDim, 3 * layer.embedDim, lora);
+    attach.push([layer, a]);
+    adapters.set(name, a);
   }
   if (adapters.size === 0) throw new RangeError(`${where}: no Linear or MultiheadAttention layer of the model matches the targets`);
   for (const p of model.parameters()) p.requiresGrad = false;
-  const layers = new Map(namedLayers(model));
-  for (const [name, a] of adapters) {
-    const layer = layers.get(name)!;
+  for (const [layer, a] of attach) {
     if (layer instanceof Linear) layer.lora = a;
-    else (layer as MultiheadAttention).inProjLora = a;
+    else layer.inProjLora = a;
   }
   const count = (ps: Parameter[]) => ps.reduce((s, p) => s + p.value.size, 0);
   return { adapters, trainable: count([...adapters.values()].flatMap((a) => a.parameters())), total: count(model.parameters()) };
@@ -125,12 +114,12 @@ export function mergeLoRA(model: Module): number {
   if (!(model instanceof Module)) throw new TypeError(`mergeLoRA: expected a Module, got ${describe(model)}`);
   let merged = 0;
   noGrad(() => {
-    for (const [, layer] of namedLayers(model)) {
+    for (const [, layer] of model.namedModules()) {
       const adapter = layer instanceof Linear ? layer.lora : layer instanceof MultiheadAttention ? layer.inProjLora : null;
       if (!adapter) continue;
       const weight = layer instanceof Linear ? layer.weight : (layer as MultiheadAttention).inProjWeight;
       const w = weight.value.add(adapter.delta());
-      weight.value.assign(w.toArray());
+      weight.value.assign(w);
       w.dispose();
       if (layer instanceof Linear) layer.lora = null;
       else (layer as MultiheadAttention).inProjLora = null;

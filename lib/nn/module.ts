@@ -285,6 +285,15 @@ export abstract class Module {
     return [...this._modules.values()];
   }
 
+  /** This module and every module inside it, each with its name in the state dict ('' for this one; PyTorch's
+   * named_modules, with dots): '2.attn', '2.attn.out_proj', … */
+  namedModules(prefix = ''): [string, Module][] {
+    this.discover();
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [n, m] of this._modules) out.push(...m.namedModules(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+
   namedParameters(prefix = ''): [string, Parameter][] {
     this.discover();
     const out: [string, Parameter][] = [];
