@@ -277,10 +277,11 @@ function intRangeOf(data: Int32Array): [number, number] {
   return [lo, hi];
 }
 
-/** @internal A zero-filled tensor on `backend`. */
-export function empty(backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float'): Tensor {
+/** @internal A zero-filled tensor on `backend`; with `zero` false, its contents are for a kernel to write (the
+ * storage may be a disposed tensor's, kept by the backend for reuse). */
+export function empty(backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float', zero = true): Tensor {
   const dt = dtype === 'int32' ? 'int32' : backend.floatType;
-  return new Tensor(backend, backend.alloc(dt, shapeSize(shape)), shape, dt);
+  return new Tensor(backend, backend.alloc(dt, shapeSize(shape), zero), shape, dt);
 }
 
 /** @internal A new tensor holding a copy of x's data, under `shape` (x's by default): one queued copy, the output

@@ -99,6 +99,29 @@ describe.skipIf(!cpuAvailable)('native CPU determinism and configuration', () =>
     expect(await train()).toEqual(await train());
   });
 
+  it('a convolution in image groups gives the same output and gradients, bit for bit, on 1 and 3 threads', () => {
+    requireBuiltDist(); // the child imports the package: dist/
+    // 40 images of 16 × 16 (14 groups of 3) and 37 of 14 × 14 with 5 × 5 kernels (19 groups of 2 in the 16 slots of the
+    // weight gradient: three slots sum two groups)
+    const script = `import('retrograd').then((rg) => {
+      rg.setBackend('cpu');
+      const out = [];
+      for (const [B, H, K] of [[40, 16, 3], [37, 14, 5]]) {
+        rg.manualSeed(5);
+        const conv = new rg.Conv2d(16, 8, K, { padding: 1 });
+        const x = rg.randn([B, 16, H, H], { requiresGrad: true });
+        const y = conv.forward(x);
+        y.mul(rg.randn(y.shape)).sum().backward();
+        for (const t of [y, x.grad, conv.weight.grad, conv.bias.grad]) out.push(Buffer.from(t.toArray().buffer).toString('base64'));
+      }
+      console.log(JSON.stringify(out));
+    })`;
+    const run = (threads: string) => JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, RETROGRAD_NUM_THREADS: threads }, encoding: 'utf8', maxBuffer: 64 << 20 })) as string[];
+    const one = run('1'), three = run('3');
+    expect(one.length).toBe(8);
+    one.forEach((v, i) => expect(v === three[i], `tensor ${i}: 1 and 3 threads differ`).toBe(true));
+  });
+
   it('RETROGRAD_NUM_THREADS sets the pool size', () => {
     requireBuiltDist(); // the child imports the package: dist/
     const script = "import('retrograd').then((rg) => console.log(JSON.stringify(rg.backends().find((b) => b.name === 'cpu').detail)))";

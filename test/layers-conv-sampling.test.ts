@@ -333,9 +333,9 @@ describe('bad input: each message names the layer or function, what it expected 
 
 // ---- the CPU backend against the reference where the native kernels work in pieces ----
 
-it.runIf(cpuAvailable)('ConvTranspose2d: forward and every gradient on the CPU backend as on the reference, on a batch the CPU convolution works through in two chunks', () => {
-  // the CPU's conv2d kernels take images in chunks of 2^22 floats of columns: here OC·KH·KW · H·W = 16·8·8 · 16·16 per
-  // image, 16 images per chunk
+it.runIf(cpuAvailable)('ConvTranspose2d: forward and every gradient on the CPU backend as on the reference, on a batch the CPU convolution works through in image groups', () => {
+  // the CPU's conv2d kernels take images in groups whose columns fit a cache: here OC·KH·KW · H·W = 16·8·8 · 16·16 floats
+  // per image, one image per group, 17 groups in 16 slots of the weight gradient (one slot sums two)
   const run = (backend: 'reference' | 'cpu') => {
     rg.setBackend(backend);
     rg.manualSeed(61);

@@ -546,8 +546,10 @@ export const cases = {
     },
   },
 conv2d_forward: {
-    // IM2COL_SIZES geometry, then OC and bias?; the last shape spans several of the CPU's batch chunks
-    sizes: [...IM2COL_SIZES.map((g, i) => [...g, 1 + ((i * 3) % 5), i % 2]), [40, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1]],
+    // IM2COL_SIZES geometry, then OC and bias?; the CPU works through the last two in image groups (14 groups of 3, the
+    // last short) and in whole-batch chunks (13 images whose columns exceed a group's cache, 6 per chunk)
+    sizes: [...IM2COL_SIZES.map((g, i) => [...g, 1 + ((i * 3) % 5), i % 2]), [40, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1],
+      [13, 16, 28, 28, 7, 7, 1, 1, 3, 3, 1, 1, 3, 1]],
     build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OC, bias], r) => {
       const n = B * OC * poolOut(H, KH, SH, PH, DH) * poolOut(W, KW, SW, PW, DW);
       return {
@@ -559,7 +561,9 @@ conv2d_forward: {
   },
   conv2d_backward: {
     // IM2COL_SIZES geometry, then OC, outputs (0 dinp only, 1 all, 2 dweight and dbias), accumulate?
-    sizes: [...IM2COL_SIZES.map((g, i) => [...g, 1 + ((i * 2) % 5), i % 3, (i >> 1) % 2]), [40, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1, 1]],
+    // (the last two: image groups, 14 in 14 slots, and whole-batch chunks, as conv2d_forward's)
+    sizes: [...IM2COL_SIZES.map((g, i) => [...g, 1 + ((i * 2) % 5), i % 3, (i >> 1) % 2]), [40, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 8, 1, 1],
+      [13, 16, 28, 28, 7, 7, 1, 1, 3, 3, 1, 1, 3, 1, 1]],
     build: ([B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OC, outputs, acc], r) => {
       const n = B * OC * poolOut(H, KH, SH, PH, DH) * poolOut(W, KW, SW, PW, DW);
       const grad = (size: number) => (acc ? out(size, randomArray(size, r)) : out(size));

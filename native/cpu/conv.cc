@@ -1,8 +1,9 @@
 // Convolution, pooling and batch normalisation on NCHW tensors (the kernel contract in lib/backend.ts says
 // exactly what each computes). A convolution is im2col + the packed GEMM + transpose01 (lib/nn/conv.ts);
-// its backward is two GEMMs, col2im and channel_sum. Every kernel overwrites its outputs unless it says it
-// accumulates, and every sum runs in a fixed order (per output element, over its inputs in index order), so
-// results do not depend on the thread count.
+// its backward is two GEMMs, col2im and channel_sum, by image groups where a batch has several (conv2d_forward).
+// Every kernel overwrites its outputs unless it says it accumulates, and every sum runs in a fixed order (per output
+// element, over its inputs in index order), so results do not depend on the thread count — but for the weight
+// gradient of a batch taken whole, whose product may split its long K among the threads (gemm.cc).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -62,15 +63,17 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, cols));
   if (SW != 1 || R < 8) {
     // strided, or a few outputs per plane (a kernel as large as its input: a dense layer): each plane's OH·OW values
-    // gathered through the tap's index, as one loop over the planes' outputs or, for a few, over the batch
-    const int64_t plane_size = C * H * W;
-    pool.parallel_for(C * KH * KW, grain, [&](int64_t r0, int64_t r1) {
-      std::vector<int32_t>& index = tls_index;
-      index.resize(static_cast<size_t>(R));
+    // gathered through the tap's index (made once per call: per row, it cost as much as the gather in the DCGAN's
+    // image groups), as one loop over the planes' outputs or, for a few, over the batch
+    const int64_t plane_size = C * H * W, taps = KH * KW;
+    std::vector<int32_t>& index = tls_index;
+    index.resize(static_cast<size_t>(taps * R));
+    for (int64_t tap = 0; tap < taps; tap++) tap_index(index.data() + tap * R, g, tap / KW, tap % KW);
+    const int32_t* indices = index.data();
+    pool.parallel_for(C * taps, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t row = r0; row < r1; row++) {
-        const int64_t c = row / (KH * KW), i = row / KW % KH, j = row % KW;
-        tap_index(index.data(), g, i, j);
-        const int32_t* t = index.data();
+        const int64_t c = row / taps;
+        const int32_t* t = indices + row % taps * R;
         float* out = col + row * cols;
         if (R < 8) {
           for (int64_t k = 0; k < R; k++) {
@@ -437,27 +440,73 @@ void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* db
 namespace rg::cpu {
 
 namespace {
-// Images per chunk of a fused convolution: enough that the GEMMs have work for every thread, few enough that the
-// chunk's column matrix (C·KH·KW × images·OH·OW floats) stays in cache between im2col and the GEMMs.
+// Images per chunk of the whole-batch path: enough that the GEMMs have work for every thread, few enough that the
+// chunk's column matrix (C·KH·KW × images·OH·OW floats) stays bounded.
 int64_t conv_chunk(int64_t ck, int64_t r, int64_t B) {
   const char* env = std::getenv("RETROGRAD_CONV_CHUNK_FLOATS");
   const int64_t target = env ? std::max<int64_t>(1, std::atoll(env)) : (int64_t{1} << 22);
   return std::max<int64_t>(1, std::min(B, target / std::max<int64_t>(1, ck * r)));
 }
 
-// Scratch buffers of the queue's thread, kept between calls (a training step reuses them).
+// Scratch buffers of each thread, kept between calls (a training step reuses them).
 float* scratch(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
 thread_local std::vector<float> tls_col, tls_y, tls_dcol;
+std::vector<float> g_partial;  // the weight gradient's per-slot partial sums (queue thread only)
+
+// Convolution by image groups. A group's column matrix (C·KH·KW × g·OH·OW) is sized to stay in a core's L2 cache;
+// each thread takes whole groups and runs im2col, the product (packed on that thread alone), col2im and the
+// layout copies in cache, with no barrier between them. The whole-batch path instead wrote the column matrix of
+// every image to memory and read it back, each step a parallel pass of its own: a DCGAN's 4×4 stride-2
+// convolution of 32 → 64 channels on 14×14 (batch 64) moved 6.4 MB through memory twice per pass, and im2col,
+// col2im and the packing of B took more of its step than the micro-kernel.
+//
+// Every choice here depends on the sizes alone, never on the thread count: an output element's sum runs over K
+// in the same order whichever thread computes it, and the weight gradient is summed per slot (a fixed range of
+// groups, in order) and then over the slots in order.
+constexpr int64_t kGroupFloats = int64_t{1} << 17;  // 512 KB of columns per group
+constexpr int64_t kMaxSlots = 16;
+constexpr int64_t kPartialFloats = int64_t{1} << 22;  // the slots' partial weight gradients: at most 16 MB
+
+struct Groups {
+  int64_t size = 0, count = 0;  // images per group; groups (0: use the whole-batch path)
+};
+
+// Images per group: as many as fit the cache target, at most an eighth of the batch (work for every thread), and
+// enough for 64 output columns (a product narrower than two of the micro-kernel's 32-column slivers wastes it).
+Groups image_groups(int64_t ck, int64_t r, int64_t B) {
+  int64_t g = std::min(kGroupFloats / std::max<int64_t>(1, ck * r), (B + 7) / 8);
+  g = std::min(B, std::max({g, (64 + r - 1) / std::max<int64_t>(1, r), int64_t{1}}));
+  const int64_t count = g ? (B + g - 1) / g : 0;
+  // Fewer than four groups leaves threads idle; a single image's columns far past the cache gain nothing.
+  if (count < 4 || ck * r > 4 * kGroupFloats) return {};
+  return {g, count};
+}
+
 }  // namespace
 
 void conv2d_forward(ThreadPool& pool, float* out, const float* inp, const float* weight, const float* bias, int64_t B, int64_t C,
                     int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t DH,
                     int64_t DW) {
   const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-  const int64_t ck = C * KH * KW, r = g.OH * g.OW, chunk = conv_chunk(ck, r, B);
+  const int64_t ck = C * KH * KW, r = g.OH * g.OW;
+  const Groups groups = image_groups(ck, r, B);
+  if (groups.count) {
+    pool.parallel_for(groups.count, 1, [&](int64_t q0, int64_t q1) {
+      float* col = scratch(tls_col, static_cast<size_t>(ck * groups.size * r));
+      float* y = scratch(tls_y, static_cast<size_t>(OC * groups.size * r));
+      for (int64_t q = q0; q < q1; q++) {
+        const int64_t b0 = q * groups.size, nb = std::min(groups.size, B - b0);
+        im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+        packed(pool, false, false, OC, nb * r, ck, 0, ck, 1.f, weight, col, 0.f, y, nullptr, Activation::None, 0.f);
+        transpose01(pool, out + b0 * OC * r, y, bias, OC, nb, r);
+      }
+    });
+    return;
+  }
+  const int64_t chunk = conv_chunk(ck, r, B);
   float* col = scratch(tls_col, static_cast<size_t>(ck * chunk * r));
   float* y = scratch(tls_y, static_cast<size_t>(OC * chunk * r));
   for (int64_t b0 = 0; b0 < B; b0 += chunk) {
@@ -472,10 +521,48 @@ void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias
                      int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
                      int64_t PW, int64_t DH, int64_t DW, bool accumulate) {
   const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-  const int64_t ck = C * KH * KW, r = g.OH * g.OW, chunk = conv_chunk(ck, r, B);
+  const int64_t ck = C * KH * KW, r = g.OH * g.OW;
   if (dbias) channel_sum(pool, dbias, dout, B, OC, r, accumulate);
   if (!dweight && !dinp) return;
   if (dweight && !accumulate && B == 0) std::memset(dweight, 0, static_cast<size_t>(OC * ck) * 4);
+  const Groups groups = image_groups(ck, r, B);
+  const int64_t slots = std::min(kMaxSlots, groups.count);
+  if (groups.count && (!dweight || slots * OC * ck <= kPartialFloats)) {
+    float* partial = dweight ? scratch(g_partial, static_cast<size_t>(slots * OC * ck)) : nullptr;
+    pool.parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+      float* col = scratch(tls_col, static_cast<size_t>(ck * groups.size * r));
+      float* dy = scratch(tls_y, static_cast<size_t>(OC * groups.size * r));
+      float* dcol = dinp ? scratch(tls_dcol, static_cast<size_t>(ck * groups.size * r)) : nullptr;
+      for (int64_t s = s0; s < s1; s++) {
+        const int64_t q0 = groups.count * s / slots, q1 = groups.count * (s + 1) / slots;
+        for (int64_t q = q0; q < q1; q++) {
+          const int64_t b0 = q * groups.size, nb = std::min(groups.size, B - b0);
+          transpose01(pool, dy, dout + b0 * OC * r, nullptr, nb, OC, r);  // [OC, nb·r]
+          if (dweight) {
+            im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+            packed(pool, false, true, OC, ck, nb * r, 0, nb * r, 1.f, dy, col, q == q0 ? 0.f : 1.f, partial + s * OC * ck, nullptr,
+                   Activation::None, 0.f);
+          }
+          if (dinp) {
+            packed(pool, true, false, ck, nb * r, OC, 0, OC, 1.f, weight, dy, 0.f, dcol, nullptr, Activation::None, 0.f);
+            col2im(pool, dinp + b0 * C * H * W, dcol, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+          }
+        }
+      }
+    });
+    if (dweight) {
+      const int64_t n = OC * ck;
+      pool.parallel_for(n, 4096, [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; e++) {
+          float v = accumulate ? dweight[e] : 0.f;
+          for (int64_t s = 0; s < slots; s++) v += partial[s * n + e];
+          dweight[e] = v;
+        }
+      });
+    }
+    return;
+  }
+  const int64_t chunk = conv_chunk(ck, r, B);
   float* col = scratch(tls_col, static_cast<size_t>(ck * chunk * r));
   float* dy = scratch(tls_y, static_cast<size_t>(OC * chunk * r));
   float* dcol = dinp ? scratch(tls_dcol, static_cast<size_t>(ck * chunk * r)) : nullptr;
