@@ -94,7 +94,8 @@ void ThreadPool::run_chunks(uint32_t job, const RangeFn* fn, int64_t n, int chun
     if (!next_.compare_exchange_weak(v, v + 1)) continue;
     int c = static_cast<int>(v & 0xffffffffu);
     (*fn)(n * c / chunks, n * (c + 1) / chunks);
-    if (remaining_.fetch_sub(1) == 1) {
+    // the caller sleeps on done_ only after its spin (waiting_): otherwise the last chunk needs no lock or syscall
+    if (remaining_.fetch_sub(1) == 1 && waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_.notify_all();
     }
@@ -114,7 +115,11 @@ void ThreadPool::worker_loop(int index) {
     spin_until([&] { return published_job_.load(std::memory_order_acquire) != seen || stopping_.load() || index >= keep_.load(); });
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || job_ != seen || index >= keep_.load(); });
+      if (!(stop_ || job_ != seen || index >= keep_.load())) {
+        sleepers_++;  // under mu_: parallel_for reads it after publishing its job under mu_
+        wake_.wait(lock, [&] { return stop_ || job_ != seen || index >= keep_.load(); });
+        sleepers_--;
+      }
       if (stop_ || index >= keep_.load()) return;
       seen = job = job_;
       fn = fn_;
@@ -144,10 +149,16 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
     remaining_.store(chunks);
     next_.store(static_cast<uint64_t>(job) << 32);
   }
-  wake_.notify_all();
+  // A worker still spinning from the last job sees the new one without a wake-up (a futex broadcast per kernel cost
+  // the small products of a transformer step more than their arithmetic).
+  if (sleepers_.load() > 0) wake_.notify_all();
   run_chunks(job, &fn, n, chunks);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return remaining_.load() == 0; });
+  if (!spin_until([&] { return remaining_.load() == 0; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    waiting_.store(true);
+    done_.wait(lock, [&] { return remaining_.load() == 0; });
+    waiting_.store(false);
+  }
   busy_.store(false, std::memory_order_release);
 }
 

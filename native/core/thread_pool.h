@@ -64,6 +64,8 @@ class ThreadPool {
   std::atomic<uint32_t> published_job_{0};  // job_, readable without the lock by spinning workers
   std::atomic<bool> stopping_{false};
   std::atomic<bool> busy_{false};
+  std::atomic<int> sleepers_{0};       // workers asleep on wake_ (changed under mu_)
+  std::atomic<bool> waiting_{false};   // parallel_for's caller asleep on done_ (set under mu_)
   std::atomic<int> keep_{1 << 30};  // workers with an index at or above this one end (see start())
 };
 
