@@ -157,13 +157,13 @@ export const LINEAR_SIZES = [[1, 1, 1], [1, 784, 256], [3, 17, 5], [5, 100, 37],
 const poolOut = (N: number, K: number, S: number, P: number, D = 1) => Math.floor((N + 2 * P - D * (K - 1) - 1) / S) + 1;
 /**
  * [B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW] for im2col / col2im: one of everything, odd planes, stride 2 with
- * overlapping windows, padding on one side only, dilation 2, a window as large as the padded plane, and a layer
- * of LeNet's size.
+ * overlapping windows, padding on one side only, dilation 2, a window as large as the padded plane, a layer
+ * of LeNet's size, and stride 2 onto rows of 16 outputs (the widest that the CPU's AVX-512 stride-2 rows take).
  */
 export const IM2COL_SIZES = [
   [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1], [2, 3, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1], [1, 1, 9, 11, 3, 2, 2, 2, 1, 0, 1, 1],
   [3, 2, 8, 7, 3, 3, 1, 2, 2, 1, 2, 2], [2, 4, 17, 13, 5, 3, 2, 1, 2, 1, 1, 2], [1, 2, 4, 3, 6, 5, 1, 1, 1, 1, 1, 1],
-  [4, 6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1],
+  [4, 6, 14, 14, 5, 5, 1, 1, 0, 0, 1, 1], [2, 3, 10, 32, 4, 3, 2, 2, 1, 1, 1, 1],
 ];
 /**
  * [B, C, H, W, KH, KW, SH, SW, PH, PW] for pooling (padding at most half the window, as PyTorch requires): a 1×1
