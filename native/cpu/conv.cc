@@ -88,6 +88,42 @@ RG_TARGET_AVX512 void im2col_rows_stride2(float* col, const float* inp, const Ge
   }
 }
 
+// col2im's planes [p0, p1) for stride 2 across (dilation 1, at most 16 outputs per row) with AVX-512: a row's values
+// spread to the even lanes (a permute) and added to the input row through masked loads and stores. Each element still
+// takes its contributions in ascending (i, j), as in the scalar rows.
+RG_TARGET_AVX512 void col2im_planes_stride2(float* dinp, const float* dcol, const Geometry& g, int64_t p0, int64_t p1) {
+  const int64_t cols = g.B * g.OH * g.OW, R = g.OH * g.OW;
+  const __m512i spread_lo = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512i spread_hi = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+  const __mmask16 even = 0x5555;
+  for (int64_t p = p0; p < p1; p++) {
+    const int64_t b = p / g.C, c = p % g.C;
+    float* plane = dinp + p * g.H * g.W;
+    for (int64_t e = 0; e < g.H * g.W; e++) plane[e] = 0.f;
+    for (int64_t i = 0; i < g.KH; i++) {
+      for (int64_t j = 0; j < g.KW; j++) {
+        const float* src = dcol + ((c * g.KH + i) * g.KW + j) * cols + b * R;
+        const int64_t off = j - g.PW;
+        int64_t lo, hi;
+        valid_columns(off, 2, g.W, g.OW, &lo, &hi);
+        const int64_t n = hi - lo, span = n > 0 ? 2 * n - 1 : 0;
+        if (n <= 0) continue;
+        const __mmask16 take = static_cast<__mmask16>((1u << n) - 1);
+        const __mmask16 m0 = static_cast<__mmask16>(span >= 16 ? 0xffffu : (1u << span) - 1);
+        const __mmask16 m1 = static_cast<__mmask16>(span <= 16 ? 0u : (1u << (span - 16)) - 1);
+        for (int64_t oh = 0; oh < g.OH; oh++) {
+          const int64_t ih = oh * g.SH - g.PH + i * g.DH;
+          if (ih < 0 || ih >= g.H) continue;
+          float* row = plane + ih * g.W + 2 * lo + off;
+          const __m512 d = _mm512_maskz_loadu_ps(take, src + oh * g.OW + lo);
+          _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_permutexvar_ps(even, spread_lo, d)));
+          if (m1) _mm512_mask_storeu_ps(row + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), _mm512_maskz_permutexvar_ps(even, spread_hi, d)));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
@@ -189,6 +225,10 @@ void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t
         }
       }
     });
+    return;
+  }
+  if (SW == 2 && DW == 1 && g.OW <= 16 && isa_level() == IsaLevel::Avx512) {
+    pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) { col2im_planes_stride2(dinp, dcol, g, p0, p1); });
     return;
   }
   pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
