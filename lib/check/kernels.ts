@@ -506,8 +506,10 @@ export const cases = {
   },
   batchnorm_forward: {
     // [B, C, R, training?, affine: 0 neither weight nor bias, 1 both, 2 weight only, 3 bias only]; R 1 is
-    // BatchNorm1d on [B, C]; [1, 3, 1] has one value per channel (variance 0, the unbiased one taken as 0)
-    sizes: [[1, 3, 1, 1, 1], [8, 4, 1, 1, 1], [2, 3, 49, 1, 0], [3, 16, 25, 0, 1], [1, 5, 17, 1, 2], [16, 8, 64, 1, 3], [4, 2, 9, 0, 0], [64, 1, 1, 1, 1]],
+    // BatchNorm1d on [B, C]; [1, 3, 1] has one value per channel (variance 0, the unbiased one taken as 0); [11, 3, 3]
+    // sums planes of fewer than 8 values eight planes at a time, then three alone (the CPU's lanes)
+    sizes: [[1, 3, 1, 1, 1], [8, 4, 1, 1, 1], [2, 3, 49, 1, 0], [3, 16, 25, 0, 1], [1, 5, 17, 1, 2], [16, 8, 64, 1, 3], [4, 2, 9, 0, 0], [64, 1, 1, 1, 1],
+      [11, 3, 3, 1, 1]],
     build: ([B, C, R, training, affine], r) => ({
       args: [
         out(B * C * R), out(C), out(C), out(C, randomArray(C, r, 0.5)), out(C, randomArray(C, r, 0.5, 1)),
@@ -520,7 +522,8 @@ export const cases = {
   batchnorm_backward: {
     // [B, C, R, training?, weight?, outputs: 0 dinp only, 1 all, 2 dweight and dbias only, accumulate?]; the saved
     // statistics are the input's own in training, running-like values when not
-    sizes: [[1, 1, 2, 1, 1, 1, 0], [8, 4, 1, 1, 1, 1, 1], [2, 3, 49, 1, 0, 1, 0], [3, 16, 25, 0, 1, 1, 1], [1, 5, 17, 1, 1, 2, 1], [16, 8, 64, 1, 1, 1, 1], [4, 2, 9, 0, 0, 0, 0], [5, 3, 7, 1, 0, 0, 0]],
+    sizes: [[1, 1, 2, 1, 1, 1, 0], [8, 4, 1, 1, 1, 1, 1], [2, 3, 49, 1, 0, 1, 0], [3, 16, 25, 0, 1, 1, 1], [1, 5, 17, 1, 1, 2, 1], [16, 8, 64, 1, 1, 1, 1], [4, 2, 9, 0, 0, 0, 0], [5, 3, 7, 1, 0, 0, 0],
+      [11, 3, 3, 1, 1, 1, 1]],
     build: ([B, C, R, training, withWeight, outputs, acc], r) => {
       const x = randomArray(B * C * R, r, 2, 0.5);
       const stats = training ? channelStats(x, B, C, R, 1e-5) : { mean: randomArray(C, r, 0.5), invstd: randomArray(C, r, 0.5, 1) };

@@ -442,42 +442,64 @@ void avgpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, int64_
   });
 }
 
+namespace {
+// Σ over channel c's values (B planes of R) of term(offset of the value), in double across eight lanes: value r of a
+// plane goes to lane r mod 8 (planes of fewer than 8 values: eight planes at a time, plane b to lane b mod 8), the
+// lanes added in a fixed tree. The order depends on the layout alone, and the loops vectorise (one double accumulator
+// ran at a quarter of the speed: BatchNorm took 6% of a DCGAN step).
+template <typename Term>
+RG_INLINE double channel_lanes_sum(int64_t B, int64_t C, int64_t R, int64_t c, Term term) {
+  double acc[8] = {};
+  int64_t b = 0;
+  if (R < 8)
+    for (; b + 8 <= B; b += 8)
+      for (int64_t r = 0; r < R; r++)
+        for (int k = 0; k < 8; k++) acc[k] += term(((b + k) * C + c) * R + r);
+  for (; b < B; b++) {
+    const int64_t base = (b * C + c) * R;
+    int64_t r = 0;
+    for (; r + 8 <= R; r += 8)
+      for (int k = 0; k < 8; k++) acc[k] += term(base + r + k);
+    for (int k = 0; r < R; r++, k++) acc[k] += term(base + r);
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+}  // namespace
+
 void batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, float* run_mean, float* run_var,
                        const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t R, float momentum,
                        float eps, bool training) {
   const int64_t n = B * R;
   pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) {
-      float mean, invstd;
-      if (training) {
-        double sum = 0;
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t r = 0; r < R; r++) sum += inp[(b * C + c) * R + r];
-        const double m = n ? sum / static_cast<double>(n) : 0.0;
-        double sq = 0;
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t r = 0; r < R; r++) {
-            const double d = inp[(b * C + c) * R + r] - m;
-            sq += d * d;
-          }
-        const double var = n ? sq / static_cast<double>(n) : 0.0;
-        mean = static_cast<float>(m);
-        invstd = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
-        run_mean[c] = (1.f - momentum) * run_mean[c] + momentum * mean;
-        run_var[c] = (1.f - momentum) * run_var[c] + momentum * static_cast<float>(var * static_cast<double>(n) / static_cast<double>(std::max<int64_t>(n - 1, 1)));
-      } else {
-        mean = run_mean[c];
-        invstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
+    dispatch([&]() __attribute__((always_inline)) {
+      for (int64_t c = c0; c < c1; c++) {
+        float mean, invstd;
+        if (training) {
+          const double sum = channel_lanes_sum(B, C, R, c, [&](int64_t i) { return static_cast<double>(inp[i]); });
+          const double m = n ? sum / static_cast<double>(n) : 0.0;
+          const double sq = channel_lanes_sum(B, C, R, c, [&](int64_t i) {
+            const double d = inp[i] - m;
+            return d * d;
+          });
+          const double var = n ? sq / static_cast<double>(n) : 0.0;
+          mean = static_cast<float>(m);
+          invstd = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+          run_mean[c] = (1.f - momentum) * run_mean[c] + momentum * mean;
+          run_var[c] = (1.f - momentum) * run_var[c] + momentum * static_cast<float>(var * static_cast<double>(n) / static_cast<double>(std::max<int64_t>(n - 1, 1)));
+        } else {
+          mean = run_mean[c];
+          invstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
+        }
+        save_mean[c] = mean;
+        save_invstd[c] = invstd;
+        const float scale = (weight ? weight[c] : 1.f) * invstd, shift = bias ? bias[c] : 0.f;
+        for (int64_t b = 0; b < B; b++) {
+          const float* x = inp + (b * C + c) * R;
+          float* y = out + (b * C + c) * R;
+          for (int64_t r = 0; r < R; r++) y[r] = (x[r] - mean) * scale + shift;
+        }
       }
-      save_mean[c] = mean;
-      save_invstd[c] = invstd;
-      const float scale = (weight ? weight[c] : 1.f) * invstd, shift = bias ? bias[c] : 0.f;
-      for (int64_t b = 0; b < B; b++) {
-        const float* x = inp + (b * C + c) * R;
-        float* y = out + (b * C + c) * R;
-        for (int64_t r = 0; r < R; r++) y[r] = (x[r] - mean) * scale + shift;
-      }
-    }
+    });
   });
 }
 
@@ -486,30 +508,26 @@ void batchnorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* db
                         bool training, bool accumulate) {
   const int64_t n = B * R;
   pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) {
-      const float mean = save_mean[c], invstd = save_invstd[c];
-      double sd = 0, sdx = 0;  // Σ dout, Σ dout·x̂
-      for (int64_t b = 0; b < B; b++) {
-        const float* x = inp + (b * C + c) * R;
-        const float* d = dout + (b * C + c) * R;
-        for (int64_t r = 0; r < R; r++) {
-          sd += d[r];
-          sdx += static_cast<double>(d[r]) * ((x[r] - mean) * invstd);
+    dispatch([&]() __attribute__((always_inline)) {
+      for (int64_t c = c0; c < c1; c++) {
+        const float mean = save_mean[c], invstd = save_invstd[c];
+        // Σ dout, Σ dout·x̂
+        const double sd = channel_lanes_sum(B, C, R, c, [&](int64_t i) { return static_cast<double>(dout[i]); });
+        const double sdx = channel_lanes_sum(B, C, R, c, [&](int64_t i) { return static_cast<double>(dout[i]) * ((inp[i] - mean) * invstd); });
+        if (dweight) dweight[c] = (accumulate ? dweight[c] : 0.f) + static_cast<float>(sdx);
+        if (dbias) dbias[c] = (accumulate ? dbias[c] : 0.f) + static_cast<float>(sd);
+        if (!dinp) continue;
+        const float k = (weight ? weight[c] : 1.f) * invstd;
+        const float md = training && n ? static_cast<float>(sd / static_cast<double>(n)) : 0.f;
+        const float mdx = training && n ? static_cast<float>(sdx / static_cast<double>(n)) : 0.f;
+        for (int64_t b = 0; b < B; b++) {
+          const float* x = inp + (b * C + c) * R;
+          const float* d = dout + (b * C + c) * R;
+          float* dx = dinp + (b * C + c) * R;
+          for (int64_t r = 0; r < R; r++) dx[r] = k * (d[r] - md - (x[r] - mean) * invstd * mdx);
         }
       }
-      if (dweight) dweight[c] = (accumulate ? dweight[c] : 0.f) + static_cast<float>(sdx);
-      if (dbias) dbias[c] = (accumulate ? dbias[c] : 0.f) + static_cast<float>(sd);
-      if (!dinp) continue;
-      const float k = (weight ? weight[c] : 1.f) * invstd;
-      const float md = training && n ? static_cast<float>(sd / static_cast<double>(n)) : 0.f;
-      const float mdx = training && n ? static_cast<float>(sdx / static_cast<double>(n)) : 0.f;
-      for (int64_t b = 0; b < B; b++) {
-        const float* x = inp + (b * C + c) * R;
-        const float* d = dout + (b * C + c) * R;
-        float* dx = dinp + (b * C + c) * R;
-        for (int64_t r = 0; r < R; r++) dx[r] = k * (d[r] - md - (x[r] - mean) * invstd * mdx);
-      }
-    }
+    });
   });
 }
 
