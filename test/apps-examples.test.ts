@@ -43,6 +43,15 @@ describe('the application examples (--quick)', () => {
     expect(pngSize(join(outDir, 'gan-samples.png'))).toEqual([302, 302]);
   }, 180_000);
 
+  it('gan --conditional: asks each class of 100 digits, reports how often the judge agrees, writes the grid', () => {
+    const out = run('gan.mjs', '--conditional', '--out', outDir);
+    expect(out).toMatch(/^conditional DCGAN on 8000 MNIST digits/m);
+    const agree = number(/the judge's label is the class asked for ([\d.]+)% of them/, out);
+    expect(agree).toBeGreaterThanOrEqual(0);
+    expect(agree).toBeLessThanOrEqual(100);
+    expect(pngSize(join(outDir, 'gan-conditional-samples.png'))).toEqual([302, 302]);
+  }, 180_000);
+
   it('vae: the held-out negative ELBO falls well below the 543 nats of a model that knows nothing', () => {
     const out = run('vae.mjs', '--out', outDir);
     // 784 pixels at p = 0.5 cost 784·ln 2 = 543 nats; the 16 steps of --quick reach about 350

@@ -20,6 +20,7 @@ interface AppsGolden {
   orderSeed: number;
   resnet: { losses: number[] };
   gan: { lossD: number[]; lossG: number[] };
+  conditionalGan: { lossD: number[]; lossG: number[] };
   vae: { losses: number[] };
   translate: { losses: number[]; seed: number };
 }
@@ -58,18 +59,23 @@ describe.each(backends)('application models trained 20 steps against PyTorch (%s
     expect(compareLosses(losses, golden.resnet.losses, 2e-4, 'loss')).toBeNull();
   });
 
-  it('DCGAN (ConvTranspose2d generator, discriminator), Adam β1 0.5', () => {
+  it.each([
+    ['DCGAN (ConvTranspose2d generator, discriminator), Adam β1 0.5', 0],
+    ['conditional DCGAN (class embeddings joining the noise and the image)', 10],
+  ])('%s', (_, classes) => {
     rg.setBackend(name);
-    const G = initDeterministic(rg, new M.Generator({ nz: 16, width: 8 }), 2), D = initDeterministic(rg, new M.Discriminator({ width: 8 }), 3);
+    const G = initDeterministic(rg, new M.Generator({ nz: 16, width: 8, classes }), 2), D = initDeterministic(rg, new M.Discriminator({ width: 8, classes }), 3);
     const optG = new rg.Adam(G.parameters(), { lr: 2e-4, betas: [0.5, 0.999] }), optD = new rg.Adam(D.parameters(), { lr: 2e-4, betas: [0.5, 0.999] });
     const lossD: number[] = [], lossG: number[] = [];
     for (let s = 0; s < STEPS; s++) {
-      const { x } = batch(s);
-      const r = ganStep(G, D, optG, optD, x.mul(2).sub(1), noise([BATCH, 16], 1000 + s));
+      const { x, y } = batch(s);
+      const labels = classes ? { real: y, fake: rg.tensor(Int32Array.from({ length: BATCH }, (_, i) => (3 * i + s) % 10), [BATCH]) } : undefined;
+      const r = ganStep(G, D, optG, optD, x.mul(2).sub(1), noise([BATCH, 16], 1000 + s), labels);
       lossD.push(r.lossD.item());
       lossG.push(r.lossG.item());
     }
-    expect(compareLosses(lossD, golden.gan.lossD, 2e-4, 'discriminator loss') ?? compareLosses(lossG, golden.gan.lossG, 2e-4, 'generator loss')).toBeNull();
+    const want = classes ? golden.conditionalGan : golden.gan;
+    expect(compareLosses(lossD, want.lossD, 2e-4, 'discriminator loss') ?? compareLosses(lossG, want.lossG, 2e-4, 'generator loss')).toBeNull();
   });
 
   it('convolutional VAE (reparameterisation, KL term), Adam', () => {

@@ -44,35 +44,43 @@ export function appModels(rg) {
   }
 
   /** DCGAN's generator for 28×28 digits: z [B, nz] → 7×7 (a transposed convolution of the 1×1 noise) → 14×14 → 28×28,
-   * BatchNorm and ReLU between, tanh at the end (images in [−1, 1]). */
+   * BatchNorm and ReLU between, tanh at the end (images in [−1, 1]). With `classes`, conditional: the class wanted
+   * (int32 [B]), embedded in `classes` numbers, joins the noise. */
   class Generator extends rg.Module {
-    constructor({ nz = 64, width = 32 } = {}) {
+    constructor({ nz = 64, width = 32, classes = 0 } = {}) {
       super();
       this.nz = nz;
+      this.classes = classes;
+      if (classes) this.embed = new rg.Embedding(classes, classes);
       this.net = new rg.Sequential([
-        new rg.ConvTranspose2d(nz, 2 * width, 7, { bias: false }), new rg.BatchNorm2d(2 * width), new rg.ReLU(),
+        new rg.ConvTranspose2d(nz + classes, 2 * width, 7, { bias: false }), new rg.BatchNorm2d(2 * width), new rg.ReLU(),
         new rg.ConvTranspose2d(2 * width, width, 4, { stride: 2, padding: 1, bias: false }), new rg.BatchNorm2d(width), new rg.ReLU(),
         new rg.ConvTranspose2d(width, 1, 4, { stride: 2, padding: 1 }), new rg.Tanh(),
       ]);
     }
-    forward(z) {
-      return this.net.forward(z.reshape([z.shape[0], this.nz, 1, 1]));
+    forward(z, y) {
+      const h = this.classes ? rg.cat([z, this.embed.forward(y)], 1) : z;
+      return this.net.forward(h.reshape([z.shape[0], this.nz + this.classes, 1, 1]));
     }
   }
 
   /** DCGAN's discriminator: 28×28 → 14×14 → 7×7 strided convolutions with LeakyReLU(0.2) (BatchNorm on the second),
-   * then a 7×7 convolution to one logit per image. */
+   * then a 7×7 convolution to one logit per image. With `classes`, conditional: the image's class (int32 [B]),
+   * embedded as a second 28×28 channel, joins the image. */
   class Discriminator extends rg.Module {
-    constructor({ width = 32 } = {}) {
+    constructor({ width = 32, classes = 0 } = {}) {
       super();
+      this.classes = classes;
+      if (classes) this.embed = new rg.Embedding(classes, 784);
       this.net = new rg.Sequential([
-        new rg.Conv2d(1, width, 4, { stride: 2, padding: 1 }), new rg.LeakyReLU(0.2),
+        new rg.Conv2d(classes ? 2 : 1, width, 4, { stride: 2, padding: 1 }), new rg.LeakyReLU(0.2),
         new rg.Conv2d(width, 2 * width, 4, { stride: 2, padding: 1, bias: false }), new rg.BatchNorm2d(2 * width), new rg.LeakyReLU(0.2),
         new rg.Conv2d(2 * width, 1, 7),
       ]);
     }
-    forward(x) {
-      return this.net.forward(x).reshape([-1]);
+    forward(x, y) {
+      const h = this.classes ? rg.cat([x, this.embed.forward(y).reshape([x.shape[0], 1, 28, 28])], 1) : x;
+      return this.net.forward(h).reshape([-1]);
     }
   }
 

@@ -11,17 +11,19 @@ export function appSteps(rg) {
     return loss;
   }
 
-  /** real: images in [−1, 1]; z: the noise. The discriminator learns real from fake, then the generator learns to make
-   * the (updated) discriminator call its images real. */
-  function ganStep(G, D, optG, optD, real, z) {
+  /** real: images in [−1, 1]; z: the noise; for a conditional pair, labels { real, fake }: the real images' classes and
+   * those asked of the generator. The discriminator learns real from fake, then the generator learns to make the
+   * (updated) discriminator call its images real. */
+  function ganStep(G, D, optG, optD, real, z, labels) {
     const B = real.shape[0];
     const ones = rg.ones([B]), zeros = rg.zeros([B]);
-    const fake = G.forward(z);
-    const lossD = rg.F.binaryCrossEntropyWithLogits(D.forward(real), ones).add(rg.F.binaryCrossEntropyWithLogits(D.forward(fake.detach()), zeros));
+    const fake = G.forward(z, labels?.fake);
+    const lossD = rg.F.binaryCrossEntropyWithLogits(D.forward(real, labels?.real), ones)
+      .add(rg.F.binaryCrossEntropyWithLogits(D.forward(fake.detach(), labels?.fake), zeros));
     optD.zeroGrad();
     lossD.backward();
     optD.step();
-    const lossG = rg.F.binaryCrossEntropyWithLogits(D.forward(fake), ones);
+    const lossG = rg.F.binaryCrossEntropyWithLogits(D.forward(fake, labels?.fake), ones);
     optG.zeroGrad();
     lossG.backward();
     optG.step();

@@ -100,14 +100,17 @@ def digits():
     return {"xTrain": images[train], "yTrain": labels[train], "xTest": images[test], "yTest": labels[test]}
 
 
-def twin_args(default_epochs):
-    """The twins' command line: --epochs (default_epochs, 1 with --quick), --quick, --threads (PyTorch's CPU threads)."""
+def twin_args(default_epochs, extra=None):
+    """The twins' command line: --epochs (default_epochs, or default_epochs(args) when it is a function; 1 with --quick),
+    --quick, --threads (PyTorch's CPU threads); extra(parser) adds a twin's own options."""
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int)
+    if extra:
+        extra(p)
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    a.epochs = a.epochs or (1 if a.quick else default_epochs)
+    a.epochs = a.epochs or (1 if a.quick else default_epochs(a) if callable(default_epochs) else default_epochs)
     return a

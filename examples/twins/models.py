@@ -40,30 +40,37 @@ class ResNet(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, nz=64, width=32):
+    def __init__(self, nz=64, width=32, classes=0):
         super().__init__()
-        self.nz = nz
+        self.nz, self.classes = nz, classes
+        if classes:
+            self.embed = nn.Embedding(classes, classes)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(nz, 2 * width, 7, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.ConvTranspose2d(nz + classes, 2 * width, 7, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1), nn.Tanh(),
         )
 
-    def forward(self, z):
-        return self.net(z.reshape(z.shape[0], self.nz, 1, 1))
+    def forward(self, z, y=None):
+        h = torch.cat([z, self.embed(y)], 1) if self.classes else z
+        return self.net(h.reshape(z.shape[0], self.nz + self.classes, 1, 1))
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width=32):
+    def __init__(self, width=32, classes=0):
         super().__init__()
+        self.classes = classes
+        if classes:
+            self.embed = nn.Embedding(classes, 784)
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 if classes else 1, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
             nn.Conv2d(2 * width, 1, 7),
         )
 
-    def forward(self, x):
-        return self.net(x).reshape(-1)
+    def forward(self, x, y=None):
+        h = torch.cat([x, self.embed(y).reshape(x.shape[0], 1, 28, 28)], 1) if self.classes else x
+        return self.net(h).reshape(-1)
 
 
 class VAE(nn.Module):

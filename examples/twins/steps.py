@@ -15,17 +15,19 @@ def classifier_step(model, opt, x, y):
     return loss
 
 
-def gan_step(G, D, opt_g, opt_d, real, z):
-    """real: images in [-1, 1]; z: the noise. The discriminator learns real from fake, then the generator learns to
-    make the (updated) discriminator call its images real."""
+def gan_step(G, D, opt_g, opt_d, real, z, labels=None):
+    """real: images in [-1, 1]; z: the noise; for a conditional pair, labels (real, fake): the real images' classes and
+    those asked of the generator. The discriminator learns real from fake, then the generator learns to make the
+    (updated) discriminator call its images real."""
     B = real.shape[0]
     ones, zeros = torch.ones(B, device=real.device), torch.zeros(B, device=real.device)
-    fake = G(z)
-    loss_d = F.binary_cross_entropy_with_logits(D(real), ones) + F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+    y_real, y_fake = labels if labels is not None else (None, None)
+    fake = G(z, y_fake)
+    loss_d = F.binary_cross_entropy_with_logits(D(real, y_real), ones) + F.binary_cross_entropy_with_logits(D(fake.detach(), y_fake), zeros)
     opt_d.zero_grad()
     loss_d.backward()
     opt_d.step()
-    loss_g = F.binary_cross_entropy_with_logits(D(fake), ones)
+    loss_g = F.binary_cross_entropy_with_logits(D(fake, y_fake), ones)
     opt_g.zero_grad()
     loss_g.backward()
     opt_g.step()

@@ -45,14 +45,17 @@ def resnet():
     return {"losses": losses}
 
 
-def gan():
-    G, D = init_deterministic(Generator(nz=16, width=8), 2), init_deterministic(Discriminator(width=8), 3)
+def gan(classes=0):
+    """The DCGAN; with classes, the conditional one (generated digits asked of class (3·i + s) mod 10)."""
+    G = init_deterministic(Generator(nz=16, width=8, classes=classes), 2)
+    D = init_deterministic(Discriminator(width=8, classes=classes), 3)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     loss_d, loss_g = [], []
     for s in range(STEPS):
-        x, _ = batch(s)
-        d, g = gan_step(G, D, opt_g, opt_d, x * 2 - 1, noise([BATCH, 16], 1000 + s))
+        x, y = batch(s)
+        labels = (y.long(), torch.tensor([(3 * i + s) % 10 for i in range(BATCH)], dtype=torch.long)) if classes else None
+        d, g = gan_step(G, D, opt_g, opt_d, x * 2 - 1, noise([BATCH, 16], 1000 + s), labels)
         loss_d.append(d.item())
         loss_g.append(g.item())
     return {"lossD": loss_d, "lossG": loss_g}
@@ -83,7 +86,7 @@ def translate():
 
 
 def main():
-    golden = {"steps": STEPS, "batch": BATCH, "orderSeed": 7, "resnet": resnet(), "gan": gan(), "vae": vae(), "translate": translate()}
+    golden = {"steps": STEPS, "batch": BATCH, "orderSeed": 7, "resnet": resnet(), "gan": gan(), "conditionalGan": gan(10), "vae": vae(), "translate": translate()}
     with open(OUT, "w") as f:
         json.dump(golden, f, indent=1)
     print(f"wrote {OUT}")
