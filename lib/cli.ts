@@ -2,7 +2,8 @@
 // The `retrograd` command: `mnist` (the main job: train an MLP, or with `--model cnn` a small convolutional network,
 // on MNIST digits and report its test accuracy),
 // `info` (backends, CPU features, threads), `train <config.json>`, `report <history.json>`, `bench` and
-// `check [backend]` (every kernel against the reference).
+// `check [backend]` (every kernel against the reference). `--help` (also after a command: its usage) and `--version`
+// exit 0; an unknown command exits 1 with the usage on stderr.
 import { parseArgs } from 'node:util';
 import * as rg from './index.js';
 import { backendByName, currentBackend, KERNEL_NAMES, type Backend } from './backend.js';
@@ -207,20 +208,36 @@ function info(): void {
   }
 }
 
-const [command = 'help', ...rest] = process.argv.slice(2);
+/** Each command's usage line(s), for `retrograd --help`, `retrograd <command> --help` and the errors. */
+const USAGE: Record<string, string> = {
+  mnist:
+    'retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S] [--save file]\n' +
+    '    the main job: train on the MNIST digits (8,000 / 2,000; mlp: 20 epochs, cnn: 10) and report the test accuracy',
+  info: 'retrograd info\n    backends, CPU features, threads',
+  train: 'retrograd train <config.json>\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, save, history',
+  report: 'retrograd report <history.json> [-o report.html]\n    loss and accuracy curves as HTML/SVG',
+  bench: 'retrograd bench [--repeats N] [--skip torch,tfjs,reference] [--only W1,W3,latency,gemm,apps]\n    the benchmark harness (source repository only)',
+  check: 'retrograd check [backend] [--seed N] [--only k1,k2]\n    every kernel (and composite layer) against the reference',
+};
+const usage = () => `usage:\n${Object.values(USAGE).map((u) => `  ${u.replace(/\n/g, '\n  ')}`).join('\n')}\n  retrograd --version | --help`;
+
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  return (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+const [command = '--help', ...rest] = process.argv.slice(2);
 const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info, train, report, bench, check };
-const run = commands[command];
-if (!run) {
-  console.log(
-    'usage: retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S] [--save file]\n' +
-      '                                                                        the MNIST demo (8,000 / 2,000 digits; mlp: 20 epochs, cnn: 10)\n' +
-      '       retrograd info                                                   backends, CPU features, threads\n' +
-      '       retrograd train <config.json>                                    train a model described in JSON\n' +
-      '       retrograd report <history.json> [-o report.html]                 loss and accuracy curves as HTML/SVG\n' +
-      '       retrograd bench [--skip torch,tfjs] [--only W3]                  the benchmark harness\n' +
-      '       retrograd check [backend] [--seed N] [--only k1,k2]              every kernel against the reference',
-  );
-  process.exitCode = command === 'help' ? 0 : 1;
+const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
+if (command === '--help' || command === '-h' || command === 'help') {
+  console.log(rest[0] && Object.hasOwn(USAGE, rest[0]) ? `usage: ${USAGE[rest[0]]}` : usage());
+} else if (command === '--version' || command === '-v') {
+  void version().then((v) => console.log(v));
+} else if (!run) {
+  console.error(`retrograd: unknown command '${command}'\n${usage()}`);
+  process.exitCode = 1;
+} else if (rest.includes('--help') || rest.includes('-h')) {
+  console.log(`usage: ${USAGE[command]}`);
 } else {
   Promise.resolve(run(rest)).catch((e: unknown) => {
     console.error(e instanceof Error ? e.message : e);

@@ -26,6 +26,23 @@ describe('retrograd command line', () => {
     expect(cli('help')).toMatch(/retrograd train <config.json>/);
   });
 
+  it('--help, a command\'s --help and --version exit 0; an unknown command exits 1 with the usage on stderr', () => {
+    for (const args of [[], ['--help'], ['-h']]) {
+      const out = cli(...args);
+      for (const command of ['mnist', 'info', 'train', 'report', 'bench', 'check']) expect(out).toMatch(new RegExp(`^  retrograd ${command}\\b`, 'm'));
+    }
+    expect(cli('mnist', '--help')).toMatch(/^usage: retrograd mnist \[--model mlp\|cnn\]/);
+    expect(cli('check', 'cpu', '-h')).toMatch(/^usage: retrograd check \[backend\]/);
+    expect(cli('help', 'train')).toMatch(/^usage: retrograd train <config.json>/);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect(cli('--version').trim()).toBe(pkg.version);
+    expect(cli('-v').trim()).toBe(pkg.version);
+    const bad = spawnSync(process.execPath, [join(root, 'dist', 'cli.js'), 'trian'], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^retrograd: unknown command 'trian'\nusage:/);
+    expect(bad.stdout).toBe('');
+  });
+
   it('train reads a config, streams CSV data, saves the model and the History; report draws it', () => {
     writeFileSync(join(dir, 'train.csv'), ['a,b,c,label', ...rows(240, 0).map((r) => r.join(','))].join('\n'));
     writeFileSync(join(dir, 'val.json'), JSON.stringify({ x: rows(60, 1).map((r) => r.slice(0, 3)), y: rows(60, 1).map((r) => r[3]) }));
