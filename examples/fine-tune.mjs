@@ -28,7 +28,7 @@ await rg.save(base, path);
 console.log(`base model (digits 0–4) saved to ${path}`);
 
 // 2. Load it, freeze the first layer, put a new head for the digits 5–9 on top.
-const loaded = await rg.load(path);
+const loaded = await rg.load(path, rg.Sequential); // checked, and typed as a Sequential
 const features = loaded.layers.slice(0, -1);
 for (const p of features[0].parameters()) p.requiresGrad = false;
 const model = new rg.Sequential([...features, new rg.Linear(64, 5)]);

@@ -6,7 +6,7 @@ import { currentBackend } from './backend.js';
 export { backends, getBackend, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';
 export { RetrogradError, type ErrorCode } from './errors.js';
 export { manualSeed } from './random.js';
-export { Tensor, tensor, tidy, keep } from './tensor.js';
+export { Tensor, tensor, tidy, keep, type TensorDType } from './tensor.js';
 export * from './autograd/index.js';
 export * as F from './nn/functional.js';
 export { ModuleList, ModuleDict } from './nn/containers.js';
@@ -49,7 +49,7 @@ export {
   type OneCycleOptions, type PlateauOptions,
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
-export type { KernelName } from './backend.js';
+export type { KernelName, Backend } from './backend.js';
 export { checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions } from './train/callbacks.js';
 export type { DiagnosticsOptions } from './train/diagnostics.js';
@@ -57,7 +57,7 @@ export type { BatchingOptions, BatchingStats, Callback, CompileOptions, Evaluate
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
 export { trainTestSplit, mulberry32, permutation, takeRows, type Split } from './data/split.js';
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions } from './data/loader.js';
-export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint } from './io/model.js';
+export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig } from './io/model.js';
 export { encodeSafetensors, decodeSafetensors, type StTensor } from './io/safetensors.js';
 
 /** Live tensors and bytes of the current backend, and on a GPU the device memory its allocator holds. */

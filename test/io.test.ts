@@ -88,6 +88,11 @@ for (const backend of backendNames) {
       expect(metadata.format).toBe('retrograd');
       const back = (await rg.load(path)).eval();
       expect(relError(back.forward(x).toArray(), m.forward(x).toArray())).toBe(0);
+      // typed and checked by the class asked for
+      const seq: rg.Sequential = await rg.load(path, rg.Sequential);
+      expect(seq.layers.length).toBe(m.layers.length);
+      await expect(rg.load(path, rg.Linear)).rejects.toThrow(`load: ${path} holds a Sequential, not a Linear`);
+      await expect(rg.load(path, Object as never)).rejects.toThrow(/load: type must be a Module class \(e\.g\. rg\.Sequential\), got/);
       await expect(rg.save(m, join(dir, 'missing', 'x.safetensors'))).rejects.toThrow(/ENOENT/);
       class Custom extends rg.ReLU {}
       await expect(rg.save(new rg.Sequential([new Custom()]), join(dir, 'c.safetensors'))).rejects.toThrow(/cannot describe a Custom/);

@@ -433,8 +433,15 @@ export async function save(model: Module, path: string): Promise<void> {
   await writeAtomic(path, encodeSafetensors(tensors, { format: 'retrograd', architecture: JSON.stringify(arch) }));
 }
 
-/** Reads a model written by rg.save: rebuilds it on the current backend and loads its weights. */
-export async function load(path: string): Promise<Module> {
+/**
+ * Reads a model written by rg.save: rebuilds it on the current backend and loads its weights. With `type` (a class,
+ * e.g. rg.Sequential) the model is checked to be one and typed as one: `const m = await rg.load(path, rg.Sequential)`
+ * gives a Sequential, and a file holding something else is an error naming both. `rg.load<T>(path)` types the result
+ * without the check.
+ */
+export async function load<T extends Module = Module>(path: string, type?: abstract new (...args: never[]) => T): Promise<T> {
+  if (type !== undefined && !(typeof type === 'function' && (type === Module || type.prototype instanceof Module)))
+    throw new TypeError(`load: type must be a Module class (e.g. rg.Sequential), got ${describe(type)}`);
   const { tensors, metadata } = await readSafetensors(path, 'load');
   const arch = parseJson<ModuleConfig>(metadata.architecture, 'architecture', path);
   const where = `load: ${path}`;
@@ -443,8 +450,9 @@ export async function load(path: string): Promise<Module> {
   const stored = new Map(Object.entries(tensors));
   checkStored(stored, specs, complete, where);
   const model = buildModule(arch);
+  if (type !== undefined && !(model instanceof type)) throw new TypeError(`load: ${path} holds a ${arch.type}, not a ${type.name}`);
   model.loadStateDict(stateToTensors(stored));
-  return model;
+  return model as T;
 }
 
 interface Stateful {
