@@ -11,6 +11,7 @@ export * from './autograd/index.js';
 export * as F from './nn/functional.js';
 export { ModuleList, ModuleDict } from './nn/containers.js';
 export { Module, Parameter } from './nn/module.js';
+export type { SummaryOptions } from './nn/summary.js';
 export { Sequential } from './nn/sequential.js';
 export { Linear, type LinearOptions } from './nn/linear.js';
 export { ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax } from './nn/activation.js';

@@ -6,6 +6,7 @@ import { describe, RetrogradError } from '../errors.js';
 import { checkTensor, empty, keep, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
 import { wrapForward } from './graph.js';
+import { summary, type SummaryOptions } from './summary.js';
 import type { BatchingOptions, BatchingStats, CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
 import type { DataLoader } from '../data/loader.js';
 import type { Compiled } from '../train/fit.js';
@@ -473,6 +474,15 @@ export abstract class Module {
     if (t.backend !== b)
       throw new TypeError(`${label}: input is on '${t.device}' but the layer is on '${b.name}'; move one of them with .to()`);
     return t;
+  }
+
+  /**
+   * Prints (and returns) the model's layers, their parameter counts and the totals, as Keras's model.summary() does;
+   * with { inputShape } (one input, without the batch) or { input } the model runs once, in eval mode without
+   * gradients, and each layer's output shape is shown too.
+   */
+  summary(options: SummaryOptions = {}): string {
+    return summary(this, options);
   }
 
   // ---- Keras-style training conveniences (lib/train/) ----
