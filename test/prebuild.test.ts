@@ -62,6 +62,9 @@ describe('prebuilt install from the packed tarball', () => {
     const out = JSON.parse(run(process.execPath, ['train-xor.mjs'], app)) as { backend: string; loss: number; isa: string };
     expect(out.backend).toBe('cpu');
     expect(out.loss).toBeLessThan(0.05);
+    // CommonJS: require('retrograd') by name (Node ≥ 20.19 loads the ES module synchronously)
+    const cjs = JSON.parse(run(process.execPath, ['-e', "const rg = require('retrograd'); console.log(JSON.stringify({ backend: rg.getBackend(), sum: rg.tensor([1, 2, 3], [3]).sum().item() }))"], app)) as { backend: string; sum: number };
+    expect(cjs).toEqual({ backend: 'cpu', sum: 6 });
     const cuda = JSON.parse(run(process.execPath, ['--input-type=module', '-e', "import('retrograd').then((rg) => console.log(JSON.stringify(rg.backends().find((b) => b.name === 'cuda'))))"], app));
     if (withCuda && !cuda.available) expect(cuda.reason).not.toMatch(/addon not built/);
 
