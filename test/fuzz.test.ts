@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { KERNEL_NAMES } from '../lib/backend.js';
 import { loadCpuAddon } from '../lib/backends/cpu.js';
-import { requireCpu, rg, rng } from './helpers.js';
+import { cpuAddonPath, requireCpu, rg, rng } from './helpers.js';
 
 const cpuAvailable = requireCpu();
 
@@ -105,7 +105,7 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
 describe.skipIf(!cpuAvailable)('the addon in worker threads', () => {
   it('loads per environment: two workers compute at once, exit, and the main thread goes on', async () => {
     const { Worker } = await import('node:worker_threads');
-    const addonPath = `${process.cwd()}/build/Release/retrograd.node`;
+    const addonPath = cpuAddonPath();
     const code = `
       const { parentPort, workerData } = require('node:worker_threads');
       const a = require(workerData.addonPath);

@@ -1,6 +1,7 @@
 // Shared test tools: the tolerance policy, random data, access to each backend, and the rule for tests that need
 // something a machine may lack (requireOrSkip).
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { it } from 'vitest';
 import * as rg from '../lib/index.js';
@@ -21,6 +22,12 @@ if (!cpuAvailable) console.warn(`native CPU backend unavailable, its tests are s
 
 /** The package root, where the tests run. */
 export const root = join(import.meta.dirname, '..');
+
+/** The CPU addon's file as the library finds it (node-gyp-build: prebuilds/<platform>-<arch>/, else build/Release/),
+ * for the tests that load it in a child process or a worker: `npm run binaries` leaves no build/Release. */
+export function cpuAddonPath(): string {
+  return (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+}
 
 /** A CI run (CI=true or CI=1, as CI services set it): there, a missing requirement is a failure, not a skip. */
 export function inCI(env: NodeJS.ProcessEnv = process.env): boolean {

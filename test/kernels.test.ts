@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { backendByName, type Backend, type Buf, type KernelName } from '../lib/backend.js';
 import { probeCuda } from '../lib/backends/cuda.js';
 import { cases, checkKernels, summarizeKernelCheck } from '../lib/check/kernels.js';
-import { cpu, ELEMENT_FACTOR, reference, requireCpu, root } from './helpers.js';
+import { cpu, cpuAddonPath, ELEMENT_FACTOR, reference, requireCpu } from './helpers.js';
 
 const SEED = 1000;
 
@@ -103,7 +103,7 @@ describe.skipIf(!requireCpu())('native CPU kernels against the reference', () =>
   it('each instruction-set path of the gemm agrees with the reference (forced by RETROGRAD_CPU_ISA)', async () => {
     const { execFileSync } = await import('node:child_process');
     const script = `
-      const a = require(${JSON.stringify(root + '/build/Release/retrograd.node')});
+      const a = require(${JSON.stringify(cpuAddonPath())});
       const M = 37, N = 45, K = 70;
       const A = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i));
       const B = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.7));
