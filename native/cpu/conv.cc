@@ -56,6 +56,26 @@ void tap_index(int32_t* index, const Geometry& g, int64_t i, int64_t j) {
 }
 thread_local std::vector<int32_t> tls_index;
 
+// tap_index for every tap (i, j), tap i·KW + j at offset (i·KW + j)·OH·OW, into this thread's buffer.
+const int32_t* tap_indices(const Geometry& g) {
+  const int64_t R = g.OH * g.OW;
+  tls_index.resize(static_cast<size_t>(g.KH * g.KW * R));
+  for (int64_t tap = 0; tap < g.KH * g.KW; tap++) tap_index(tls_index.data() + tap * R, g, tap / g.KW, tap % g.KW);
+  return tls_index.data();
+}
+
+// The masks of a stride-2 row's n valid outputs: m0 and m1 cover the 2n − 1 input values from the first valid one (16
+// per vector), `take` the n outputs.
+struct Stride2Masks {
+  __mmask16 m0, m1, take;
+  explicit Stride2Masks(int64_t n) {
+    const int64_t span = n > 0 ? 2 * n - 1 : 0;
+    m0 = static_cast<__mmask16>(span >= 16 ? 0xffffu : (1u << span) - 1);
+    m1 = static_cast<__mmask16>(span <= 16 ? 0u : (1u << (span - 16)) - 1);
+    take = static_cast<__mmask16>((1u << n) - 1);
+  }
+};
+
 // im2col's rows [r0, r1) for stride 2 across (dilation 1, at most 16 outputs per row) with AVX-512: each output row
 // is the even lanes of two masked loads (a permute), written with masked stores. On the DCGAN's strided convolutions,
 // whose rows hold 7 or 14 values, im2col went from 15% of the step (a gather per value) to 9%.
@@ -68,10 +88,9 @@ RG_TARGET_AVX512 void im2col_rows_stride2(float* col, const float* inp, const Ge
     const int64_t off = j - g.PW;
     int64_t lo, hi;
     valid_columns(off, 2, g.W, g.OW, &lo, &hi);
-    const int64_t n = hi - lo, span = n > 0 ? 2 * n - 1 : 0;  // input values from the first valid one to the last
-    const __mmask16 m0 = static_cast<__mmask16>(span >= 16 ? 0xffffu : (1u << span) - 1);
-    const __mmask16 m1 = static_cast<__mmask16>(span <= 16 ? 0u : (1u << (span - 16)) - 1);
-    const __mmask16 store = static_cast<__mmask16>(((1u << n) - 1) << lo);
+    const int64_t n = hi - lo;
+    const Stride2Masks m(n);
+    const __mmask16 store = static_cast<__mmask16>(m.take << lo);
     float* out = col + row * cols;
     for (int64_t b = 0; b < g.B; b++) {
       const float* plane = inp + (b * g.C + c) * g.H * g.W;
@@ -80,7 +99,7 @@ RG_TARGET_AVX512 void im2col_rows_stride2(float* col, const float* inp, const Ge
         _mm512_mask_storeu_ps(out, row_mask, _mm512_setzero_ps());
         if (ih < 0 || ih >= g.H || n <= 0) continue;
         const float* src = plane + ih * g.W + 2 * lo + off;
-        const __m512 a = _mm512_maskz_loadu_ps(m0, src), b2 = _mm512_maskz_loadu_ps(m1, src + 16);
+        const __m512 a = _mm512_maskz_loadu_ps(m.m0, src), b2 = _mm512_maskz_loadu_ps(m.m1, src + 16);
         // lane k of the permute is input 2k from src, output column lo + k: expanded into the lanes lo … hi − 1
         _mm512_mask_storeu_ps(out, store, _mm512_maskz_expand_ps(store, _mm512_permutex2var_ps(a, even, b2)));
       }
@@ -106,18 +125,15 @@ RG_TARGET_AVX512 void col2im_planes_stride2(float* dinp, const float* dcol, cons
         const int64_t off = j - g.PW;
         int64_t lo, hi;
         valid_columns(off, 2, g.W, g.OW, &lo, &hi);
-        const int64_t n = hi - lo, span = n > 0 ? 2 * n - 1 : 0;
-        if (n <= 0) continue;
-        const __mmask16 take = static_cast<__mmask16>((1u << n) - 1);
-        const __mmask16 m0 = static_cast<__mmask16>(span >= 16 ? 0xffffu : (1u << span) - 1);
-        const __mmask16 m1 = static_cast<__mmask16>(span <= 16 ? 0u : (1u << (span - 16)) - 1);
+        if (hi <= lo) continue;
+        const Stride2Masks m(hi - lo);
         for (int64_t oh = 0; oh < g.OH; oh++) {
           const int64_t ih = oh * g.SH - g.PH + i * g.DH;
           if (ih < 0 || ih >= g.H) continue;
           float* row = plane + ih * g.W + 2 * lo + off;
-          const __m512 d = _mm512_maskz_loadu_ps(take, src + oh * g.OW + lo);
-          _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_permutexvar_ps(even, spread_lo, d)));
-          if (m1) _mm512_mask_storeu_ps(row + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), _mm512_maskz_permutexvar_ps(even, spread_hi, d)));
+          const __m512 d = _mm512_maskz_loadu_ps(m.take, src + oh * g.OW + lo);
+          _mm512_mask_storeu_ps(row, m.m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m.m0, row), _mm512_maskz_permutexvar_ps(even, spread_lo, d)));
+          if (m.m1) _mm512_mask_storeu_ps(row + 16, m.m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m.m1, row + 16), _mm512_maskz_permutexvar_ps(even, spread_hi, d)));
         }
       }
     }
@@ -140,10 +156,7 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
       return;
     }
     const int64_t plane_size = C * H * W, taps = KH * KW;
-    std::vector<int32_t>& index = tls_index;
-    index.resize(static_cast<size_t>(taps * R));
-    for (int64_t tap = 0; tap < taps; tap++) tap_index(index.data() + tap * R, g, tap / KW, tap % KW);
-    const int32_t* indices = index.data();
+    const int32_t* indices = tap_indices(g);
     pool.parallel_for(C * taps, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t row = r0; row < r1; row++) {
         const int64_t c = row / taps;
@@ -209,16 +222,14 @@ void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t
     // a few outputs per plane (a kernel as large as its input): each tap's values added through its index (computed
     // once per tap, for every plane), in the same order (i, j, oh, ow) as the rows below; for larger planes the rows
     // below were faster (0.70 against 0.92 ms for a DCGAN's 4×4 stride-2 convolution of 32 channels, batch 64)
-    std::vector<int32_t> index(static_cast<size_t>(KH * KW * R));
-    for (int64_t i = 0; i < KH; i++)
-      for (int64_t j = 0; j < KW; j++) tap_index(index.data() + (i * KW + j) * R, g, i, j);
+    const int32_t* index = tap_indices(g);
     pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; p++) {
         const int64_t b = p / C, c = p % C;
         float* plane = dinp + p * H * W;
         for (int64_t e = 0; e < H * W; e++) plane[e] = 0.f;
         for (int64_t tap = 0; tap < KH * KW; tap++) {
-          const int32_t* t = index.data() + tap * R;
+          const int32_t* t = index + tap * R;
           const float* src = dcol + (c * KH * KW + tap) * cols + b * R;
           for (int64_t k = 0; k < R; k++)
             if (t[k] >= 0) plane[t[k]] += src[k];
@@ -549,8 +560,17 @@ float* scratch(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
-thread_local std::vector<float> tls_col, tls_y, tls_dcol;
-std::vector<float> g_partial;  // the weight gradient's per-slot partial sums (queue thread only)
+// (tls_partial: the weight gradient's per-slot partial sums, on the thread that runs the kernel — each Node environment
+// has its own queue thread)
+thread_local std::vector<float> tls_col, tls_y, tls_dcol, tls_partial;
+
+// A product of a convolution's slice: `alone` inside an image group (`packed` on this thread only, its blocking and
+// so its sums fixed by the sizes), else gemm over every thread for a whole-batch chunk.
+void product(ThreadPool& pool, bool alone, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+             float beta, float* C) {
+  if (alone) packed(pool, transA, transB, M, N, K, 0, K, 1.f, A, B, beta, C, nullptr, Activation::None, 0.f);
+  else gemm(pool, transA, transB, M, N, K, 1.f, A, B, beta, C);
+}
 
 // Convolution by image groups. A group's column matrix (C·KH·KW × g·OH·OW) is sized to stay in a core's L2 cache;
 // each thread takes whole groups and runs im2col, the product (packed on that thread alone), col2im and the
@@ -588,29 +608,23 @@ void conv2d_forward(ThreadPool& pool, float* out, const float* inp, const float*
                     int64_t DW) {
   const Geometry g(B, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
   const int64_t ck = C * KH * KW, r = g.OH * g.OW;
+  // images [b0, b0 + nb): columns, the product, the output's layout (with the bias)
+  auto images = [&](int64_t b0, int64_t nb, bool alone) {
+    float* col = scratch(tls_col, static_cast<size_t>(ck * nb * r));
+    float* y = scratch(tls_y, static_cast<size_t>(OC * nb * r));
+    im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+    product(pool, alone, false, false, OC, nb * r, ck, weight, col, 0.f, y);
+    transpose01(pool, out + b0 * OC * r, y, bias, OC, nb, r);
+  };
   const Groups groups = image_groups(ck, r, B);
   if (groups.count) {
     pool.parallel_for(groups.count, 1, [&](int64_t q0, int64_t q1) {
-      float* col = scratch(tls_col, static_cast<size_t>(ck * groups.size * r));
-      float* y = scratch(tls_y, static_cast<size_t>(OC * groups.size * r));
-      for (int64_t q = q0; q < q1; q++) {
-        const int64_t b0 = q * groups.size, nb = std::min(groups.size, B - b0);
-        im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-        packed(pool, false, false, OC, nb * r, ck, 0, ck, 1.f, weight, col, 0.f, y, nullptr, Activation::None, 0.f);
-        transpose01(pool, out + b0 * OC * r, y, bias, OC, nb, r);
-      }
+      for (int64_t q = q0; q < q1; q++) images(q * groups.size, std::min(groups.size, B - q * groups.size), true);
     });
     return;
   }
   const int64_t chunk = conv_chunk(ck, r, B);
-  float* col = scratch(tls_col, static_cast<size_t>(ck * chunk * r));
-  float* y = scratch(tls_y, static_cast<size_t>(OC * chunk * r));
-  for (int64_t b0 = 0; b0 < B; b0 += chunk) {
-    const int64_t nb = std::min(chunk, B - b0);
-    im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-    gemm(pool, false, false, OC, nb * r, ck, 1.f, weight, col, 0.f, y);
-    transpose01(pool, out + b0 * OC * r, y, bias, OC, nb, r);
-  }
+  for (int64_t b0 = 0; b0 < B; b0 += chunk) images(b0, std::min(chunk, B - b0), false);
 }
 
 void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
@@ -621,29 +635,30 @@ void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias
   if (dbias) channel_sum(pool, dbias, dout, B, OC, r, accumulate);
   if (!dweight && !dinp) return;
   if (dweight && !accumulate && B == 0) std::memset(dweight, 0, static_cast<size_t>(OC * ck) * 4);
+  // images [b0, b0 + nb): dout as [OC, nb·r]; dw = beta·dw + dy·colᵀ (when dw is given); their slice of dinp
+  auto images = [&](int64_t b0, int64_t nb, bool alone, float* dw, float beta) {
+    float* dy = scratch(tls_y, static_cast<size_t>(OC * nb * r));
+    transpose01(pool, dy, dout + b0 * OC * r, nullptr, nb, OC, r);
+    if (dw) {
+      float* col = scratch(tls_col, static_cast<size_t>(ck * nb * r));
+      im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+      product(pool, alone, false, true, OC, ck, nb * r, dy, col, beta, dw);
+    }
+    if (dinp) {
+      float* dcol = scratch(tls_dcol, static_cast<size_t>(ck * nb * r));
+      product(pool, alone, true, false, ck, nb * r, OC, weight, dy, 0.f, dcol);
+      col2im(pool, dinp + b0 * C * H * W, dcol, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
+    }
+  };
   const Groups groups = image_groups(ck, r, B);
   const int64_t slots = std::min(kMaxSlots, groups.count);
   if (groups.count && (!dweight || slots * OC * ck <= kPartialFloats)) {
-    float* partial = dweight ? scratch(g_partial, static_cast<size_t>(slots * OC * ck)) : nullptr;
+    float* partial = dweight ? scratch(tls_partial, static_cast<size_t>(slots * OC * ck)) : nullptr;
     pool.parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
-      float* col = scratch(tls_col, static_cast<size_t>(ck * groups.size * r));
-      float* dy = scratch(tls_y, static_cast<size_t>(OC * groups.size * r));
-      float* dcol = dinp ? scratch(tls_dcol, static_cast<size_t>(ck * groups.size * r)) : nullptr;
       for (int64_t s = s0; s < s1; s++) {
         const int64_t q0 = groups.count * s / slots, q1 = groups.count * (s + 1) / slots;
-        for (int64_t q = q0; q < q1; q++) {
-          const int64_t b0 = q * groups.size, nb = std::min(groups.size, B - b0);
-          transpose01(pool, dy, dout + b0 * OC * r, nullptr, nb, OC, r);  // [OC, nb·r]
-          if (dweight) {
-            im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-            packed(pool, false, true, OC, ck, nb * r, 0, nb * r, 1.f, dy, col, q == q0 ? 0.f : 1.f, partial + s * OC * ck, nullptr,
-                   Activation::None, 0.f);
-          }
-          if (dinp) {
-            packed(pool, true, false, ck, nb * r, OC, 0, OC, 1.f, weight, dy, 0.f, dcol, nullptr, Activation::None, 0.f);
-            col2im(pool, dinp + b0 * C * H * W, dcol, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-          }
-        }
+        for (int64_t q = q0; q < q1; q++)
+          images(q * groups.size, std::min(groups.size, B - q * groups.size), true, partial ? partial + s * OC * ck : nullptr, q == q0 ? 0.f : 1.f);
       }
     });
     if (dweight) {
@@ -659,21 +674,7 @@ void conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias
     return;
   }
   const int64_t chunk = conv_chunk(ck, r, B);
-  float* col = scratch(tls_col, static_cast<size_t>(ck * chunk * r));
-  float* dy = scratch(tls_y, static_cast<size_t>(OC * chunk * r));
-  float* dcol = dinp ? scratch(tls_dcol, static_cast<size_t>(ck * chunk * r)) : nullptr;
-  for (int64_t b0 = 0; b0 < B; b0 += chunk) {
-    const int64_t nb = std::min(chunk, B - b0);
-    transpose01(pool, dy, dout + b0 * OC * r, nullptr, nb, OC, r);  // [OC, nb·r]
-    if (dweight) {
-      im2col(pool, col, inp + b0 * C * H * W, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-      gemm(pool, false, true, OC, ck, nb * r, 1.f, dy, col, accumulate || b0 > 0 ? 1.f : 0.f, dweight);
-    }
-    if (dinp) {
-      gemm(pool, true, false, ck, nb * r, OC, 1.f, weight, dy, 0.f, dcol);
-      col2im(pool, dinp + b0 * C * H * W, dcol, nb, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW);
-    }
-  }
+  for (int64_t b0 = 0; b0 < B; b0 += chunk) images(b0, std::min(chunk, B - b0), false, dweight, accumulate || b0 > 0 ? 1.f : 0.f);
 }
 
 }  // namespace rg::cpu
