@@ -110,9 +110,10 @@ async function mnist(args: string[]): Promise<void> {
 }
 
 async function train(args: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args, allowPositionals: true });
-  if (!positionals[0]) throw new Error('usage: retrograd train <config.json>');
-  const { trainFromConfig } = await import('./train/config.js');
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { schema: { type: 'boolean' } } });
+  const { trainFromConfig, configSchema } = await import('./train/config.js');
+  if (values.schema) return console.log(JSON.stringify(configSchema(), null, 2));
+  if (!positionals[0]) throw new Error('usage: retrograd train <config.json> | --schema');
   await trainFromConfig(positionals[0]);
 }
 
@@ -214,7 +215,7 @@ const USAGE: Record<string, string> = {
     'retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S] [--save file]\n' +
     '    the main job: train on the MNIST digits (8,000 / 2,000; mlp: 20 epochs, cnn: 10) and report the test accuracy',
   info: 'retrograd info\n    backends, CPU features, threads',
-  train: 'retrograd train <config.json>\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, save, history',
+  train: 'retrograd train <config.json> | --schema\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, save, history\n    (--schema prints the config\'s JSON Schema; docs/cli.md describes every key)',
   report: 'retrograd report <history.json> [-o report.html]\n    loss and accuracy curves as HTML/SVG',
   bench: 'retrograd bench [--repeats N] [--skip torch,tfjs,reference] [--only W1,W3,latency,gemm,apps]\n    the benchmark harness (source repository only)',
   check: 'retrograd check [backend] [--seed N] [--only k1,k2]\n    every kernel (and composite layer) against the reference',

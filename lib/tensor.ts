@@ -134,13 +134,31 @@ export class Tensor {
     return reshapeHook ? reshapeHook(this, t) : t;
   }
 
-  /** A copy of the data; waits for queued work. */
-  toArray(): Float32Array | Int32Array {
+  /**
+   * A copy of the data; waits for queued work. With the element type it expects, `t.toArray('float32')` is typed
+   * `Float32Array` (any floating tensor) and `t.toArray('int32')` `Int32Array`; a tensor of the other kind is a
+   * TypeError naming both, checked before the read.
+   */
+  toArray(dtype: 'float32'): Float32Array;
+  toArray(dtype: 'int32'): Int32Array;
+  toArray(): Float32Array | Int32Array;
+  toArray(dtype?: 'float32' | 'int32'): Float32Array | Int32Array {
+    this.expectKind('toArray', dtype);
     return toFloat32(this.backend.read(this.buf));
   }
-  /** The same as toArray without blocking the event loop. */
-  async data(): Promise<Float32Array | Int32Array> {
+  /** The same as toArray without blocking the event loop (`data('float32')`, `data('int32')` typed likewise). */
+  data(dtype: 'float32'): Promise<Float32Array>;
+  data(dtype: 'int32'): Promise<Int32Array>;
+  data(): Promise<Float32Array | Int32Array>;
+  async data(dtype?: 'float32' | 'int32'): Promise<Float32Array | Int32Array> {
+    this.expectKind('data', dtype);
     return toFloat32(await this.backend.readAsync(this.buf));
+  }
+  private expectKind(method: string, dtype: 'float32' | 'int32' | undefined): void {
+    if (dtype === undefined) return;
+    if (dtype !== 'float32' && dtype !== 'int32') throw new TypeError(`Tensor.${method}: the element type must be 'float32' or 'int32', got ${JSON.stringify(dtype)}`);
+    if ((dtype === 'int32') !== (this.dtype === 'int32'))
+      throw new TypeError(`Tensor.${method}('${dtype}'): this tensor [${this.shape.join(', ')}] holds ${this.dtype} values, so it reads as ${this.dtype === 'int32' ? 'an Int32Array' : 'a Float32Array'}`);
   }
   /** The value of a one-element tensor. */
   item(): number {

@@ -43,6 +43,22 @@ describe('the rule for tests that need what a machine may lack', () => {
   });
 });
 
+describe('typed reads', () => {
+  it("toArray('float32') / toArray('int32') and data(...) read as the type named, and refuse the other kind", async () => {
+    const f = rg.tensor([1.5, 2.5], [2]), i = rg.tensor(Int32Array.of(3, 4), [2]);
+    const fa: Float32Array = f.toArray('float32'), ia: Int32Array = i.toArray('int32');
+    expect([...fa]).toEqual([1.5, 2.5]);
+    expect([...ia]).toEqual([3, 4]);
+    const fd: Float32Array = await f.data('float32'), id: Int32Array = await i.data('int32');
+    expect(fd).toBeInstanceOf(Float32Array);
+    expect(id).toBeInstanceOf(Int32Array);
+    expect(() => i.toArray('float32')).toThrow("Tensor.toArray('float32'): this tensor [2] holds int32 values, so it reads as an Int32Array");
+    expect(() => f.toArray('int32')).toThrow("Tensor.toArray('int32'): this tensor [2] holds float32 values, so it reads as a Float32Array");
+    await expect(i.data('float32')).rejects.toThrow(/holds int32 values/);
+    expect(() => f.toArray('float64' as 'float32')).toThrow(`Tensor.toArray: the element type must be 'float32' or 'int32', got "float64"`);
+  });
+});
+
 describe('backends', () => {
   it('lists cpu, cuda and reference with availability and detail', () => {
     const list = rg.backends();

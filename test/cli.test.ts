@@ -93,6 +93,44 @@ describe('retrograd command line', () => {
     expect(outside.stderr.trim().split('\n')).toEqual([expect.stringMatching(/"data\.train\.csv" \('\.\.\/elsewhere\.csv'\) is outside the config's folder/)]);
   });
 
+  it('train checks the config against its schema first: unknown keys and wrong types name the key and the closest valid one', () => {
+    writeFileSync(join(dir, 'sorted.csv'), ['a,b,c,label', ...rows(240, 0).sort((p, q) => p[3] - q[3]).map((r) => r.join(','))].join('\n'));
+    const base = { model: { type: 'Sequential', layers: [{ type: 'Linear', args: [3, 3] }] }, data: { train: { csv: 'sorted.csv', label: 'label' } }, epochs: 1 };
+    const run = (config: object) => {
+      writeFileSync(join(dir, 'schema.json'), JSON.stringify(config));
+      const r = spawnSync(process.execPath, [join(root, 'dist', 'cli.js'), 'train', join(dir, 'schema.json')], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, RETROGRAD_BACKEND: cpuAvailable ? 'cpu' : 'reference' } });
+      return { status: r.status, err: r.stderr.trim(), out: r.stdout };
+    };
+    const where = `retrograd train ${join(dir, 'schema.json')}`;
+    const { epochs: _e, ...noEpochs } = base;
+    expect(run({ ...noEpochs, epoch: 2 })).toMatchObject({ status: 1, err: `${where}: unknown key "epoch" (did you mean "epochs"?); valid keys: $schema, model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, shuffleBuffer, save, history, seed` });
+    expect(run({ ...base, epochs: '2' }).err).toBe(`${where}: "epochs" must be an integer, got the string '2'`);
+    expect(run({ ...base, epochs: 0 }).err).toBe(`${where}: "epochs" must be at least 1, got 0`);
+    expect(run({ ...base, batchSize: 2.5 }).err).toBe(`${where}: "batchSize" must be an integer, got number 2.5`);
+    expect(run({ ...base, data: { train: { csv: 'sorted.csv', lable: 'label' } } }).err).toBe(`${where}: unknown key "data.train.lable" (did you mean "data.train.label"?); valid keys in "data.train": csv, label, json, x, y, features`);
+    expect(run({ ...base, data: { validation: { json: 'v.json' } } }).err).toBe(`${where}: "data" needs "train"`);
+    expect(run({ ...base, loss: 'MSELos' }).err).toMatch(/"loss" must be one of "CrossEntropyLoss", "MSELoss", .*, got the string 'MSELos' \(did you mean "MSELoss"\?\)$/);
+    expect(run({ ...base, optimizer: { type: 'Adam', lrr: 0.1 } }).err).toMatch(/unknown option 'lrr' \(did you mean 'lr'\?\)/);
+    expect(run({ ...base, metrics: ['acc'] }).err).toBe(`${where}: "metrics[0]" must be one of "accuracy", got the string 'acc'`);
+    expect(run({ ...base, shuffle: true }).err).toBe(`${where}: "shuffle": true on a streamed CSV needs "shuffleBuffer", the number of rows held to draw from (e.g. 10000; as many as the file's rows for a full shuffle)`);
+    expect(run({ ...base, shuffleBuffer: 10 }).err).toBe(`${where}: "shuffleBuffer" is for "shuffle": true on a streamed CSV ("data.train.csv")`);
+    writeFileSync(join(dir, 'broken.json'), '{ "model": ');
+    expect(spawnSync(process.execPath, [join(root, 'dist', 'cli.js'), 'train', join(dir, 'broken.json')], { encoding: 'utf8' }).stderr).toMatch(/broken\.json: not valid JSON \(/);
+    // class-sorted rows, streamed through a shuffle buffer as large as the file: the first epoch learns every class
+    const shuffled = run({ ...base, epochs: 1, batchSize: 8, shuffle: true, shuffleBuffer: 240, seed: 1, metrics: ['accuracy'], optimizer: { type: 'Adam', lr: 0.05 } });
+    expect(shuffled.status, shuffled.err).toBe(0);
+    const inOrder = run({ ...base, epochs: 1, batchSize: 8, seed: 1, metrics: ['accuracy'], optimizer: { type: 'Adam', lr: 0.05 } });
+    const accuracy = (out: string) => Number(/accuracy[ =:]+([\d.]+)/.exec(out)?.[1]);
+    expect(accuracy(shuffled.out)).toBeGreaterThan(0.8);
+    expect(accuracy(inOrder.out)).toBeLessThan(accuracy(shuffled.out));
+  });
+
+  it('train --schema prints the JSON Schema that docs/train-config.schema.json ships', () => {
+    const printed = JSON.parse(cli('train', '--schema'));
+    expect(printed.title).toBe('retrograd train config');
+    expect(JSON.parse(readFileSync(join(root, 'docs', 'train-config.schema.json'), 'utf8'))).toEqual(printed);
+  });
+
   it.skipIf(!cpuAvailable)('check runs the chosen kernels of a backend against the reference', () => {
     const out = cli('check', 'cpu', '--only', 'relu_forward,matmul', '--seed', '3');
     expect(out).toMatch(/^ok +matmul +\d+\/\d+ cases +worst error \S+ \(tol 2\.0e-5\), element \S+ \(tol 4\.0e-5\)$/m);

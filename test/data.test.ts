@@ -49,6 +49,34 @@ describe('datasets and loaders', () => {
     await expect((async () => { for await (const _ of ragged) { /* consume */ } })()).rejects.toThrow(/sample 1 of the batch has 1 features, the first has 2/);
   });
 
+  it('shuffles a stream through a bounded buffer (tf.data): every sample once, repeatable, mixed within the buffer', async () => {
+    const n = 200;
+    const stream = new rg.IterableDataset(function* () {
+      for (let i = 0; i < n; i++) yield { x: [i], y: i };
+    });
+    const order = async (size: number, seed = 5) => {
+      rg.manualSeed(seed);
+      const ys: number[] = [];
+      for await (const { y } of new rg.DataLoader(stream, { batchSize: 7, shuffle: true, shuffleBuffer: size })) ys.push(...y.toArray('int32'));
+      return ys;
+    };
+    const a = await order(16);
+    expect([...a].sort((p, q) => p - q)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(a).not.toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(await order(16)).toEqual(a);
+    expect(await order(16, 6)).not.toEqual(a);
+    // a buffer of 16 cannot let out a sample before it has read it: the k-th sample out was at most the (k+16)-th in
+    a.forEach((v, k) => expect(v).toBeLessThan(k + 16));
+    // a buffer of 1 keeps the order; one as large as the stream draws from all of it
+    expect(await order(1)).toEqual(Array.from({ length: n }, (_, i) => i));
+    const full = await order(n);
+    expect(full.slice(0, 20).some((v) => v >= 100)).toBe(true);
+    expect(() => new rg.DataLoader(stream, { shuffle: true })).toThrow(/DataLoader: shuffle on an IterableDataset \(a stream, never held whole\) needs shuffleBuffer/);
+    expect(() => new rg.DataLoader(stream, { shuffleBuffer: 8 })).toThrow('DataLoader: shuffleBuffer is for shuffle: true');
+    expect(() => new rg.DataLoader(stream, { shuffle: true, shuffleBuffer: 0 })).toThrow(/shuffleBuffer/);
+    expect(() => new rg.DataLoader(stream, { shuffle: 'yes' as never })).toThrow("DataLoader: shuffle must be a boolean, got the string 'yes'");
+  });
+
   it('streams a CSV file record by record, with clear errors for bad cells', async () => {
     const path = join(dir, 'blobs.csv');
     writeFileSync(path, ['a,b,label,c,d', ...blobs(30).map((s) => [s.x[0], s.x[1], s.y, s.x[2], s.x[3]].join(','))].join('\n'));

@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
 import { currentBackend, type Backend } from '../backend.js';
 import { checkNumber, checkOptions, describe } from '../errors.js';
-import { permutation } from '../random.js';
+import { permutation, uniform } from '../random.js';
 import { fromHost, type Tensor } from '../tensor.js';
 
 /** One example: its features and its target (a class index or a vector). */
@@ -135,8 +135,19 @@ export function readCSV(path: string, options: CsvOptions): IterableDataset {
 
 export interface DataLoaderOptions {
   batchSize?: number;
-  /** Reshuffle a Dataset's order every epoch (IterableDatasets keep their order). */
+  /**
+   * Reshuffle every epoch: a Dataset's whole order; an IterableDataset (a stream, never held whole) through a
+   * bounded shuffle buffer of `shuffleBuffer` samples, as tf.data shuffles.
+   */
   shuffle?: boolean;
+  /**
+   * With shuffle on an IterableDataset (required there): how many samples are held to draw from. The buffer
+   * fills with the first samples; each next one takes the place of a sample drawn at random, which goes to the
+   * batch; at the end the rest leave in random order. A buffer as large as the data set is a full shuffle; a
+   * smaller one mixes samples within about that distance of each other (class-sorted data needs a buffer
+   * spanning several classes). Draws use the library's generator (rg.manualSeed repeats them).
+   */
+  shuffleBuffer?: number;
   /** Drop a last batch smaller than batchSize. */
   dropLast?: boolean;
   /**
@@ -147,10 +158,41 @@ export interface DataLoaderOptions {
   targetDtype?: 'int32' | 'float32';
 }
 
+/** A stream's samples with their positions in it. */
+async function* numbered(stream: AsyncIterable<Sample>): AsyncGenerator<[Sample, number]> {
+  let i = 0;
+  for await (const s of stream) yield [s, i++];
+}
+
+/** A stream's samples (with their positions) through a shuffle buffer of `size`: tf.data's Dataset.shuffle. */
+async function* shuffled(stream: AsyncIterable<Sample>, size: number): AsyncGenerator<[Sample, number]> {
+  const buffer: [Sample, number][] = [];
+  const draw = () => Math.min(buffer.length - 1, Math.floor(uniform() * buffer.length));
+  let i = 0;
+  for await (const s of stream) {
+    if (buffer.length < size) {
+      buffer.push([s, i++]);
+      continue;
+    }
+    const k = draw();
+    const out = buffer[k];
+    buffer[k] = [s, i++];
+    yield out;
+  }
+  while (buffer.length) {
+    const k = draw();
+    const out = buffer[k];
+    buffer[k] = buffer[buffer.length - 1];
+    buffer.pop();
+    yield out;
+  }
+}
+
 /** Batches of { x: [B, …features], y: [B] int32 class indices, or [B, k] float32 } tensors. */
 export class DataLoader {
   readonly batchSize: number;
   readonly shuffle: boolean;
+  readonly shuffleBuffer: number | undefined;
   readonly dropLast: boolean;
   readonly targetDtype: 'int32' | 'float32' | undefined;
   /** The dtype of number targets, once targetDtype or the first batch has decided it. */
@@ -162,12 +204,20 @@ export class DataLoader {
   ) {
     if (!(dataset instanceof Dataset) && !(dataset instanceof IterableDataset))
       throw new TypeError(`DataLoader: expected a Dataset or an IterableDataset, got ${describe(dataset)}`);
-    checkOptions('DataLoader', options, ['batchSize', 'shuffle', 'dropLast', 'targetDtype']);
+    checkOptions('DataLoader', options, ['batchSize', 'shuffle', 'shuffleBuffer', 'dropLast', 'targetDtype']);
     const targetDtype = options.targetDtype;
     if (targetDtype !== undefined && targetDtype !== 'int32' && targetDtype !== 'float32')
       throw new TypeError(`DataLoader: targetDtype must be 'int32' or 'float32', got ${describe(targetDtype)}`);
     this.batchSize = checkNumber('DataLoader', 'batchSize', options.batchSize ?? 32, { min: 1, integer: true });
+    if (options.shuffle !== undefined && typeof options.shuffle !== 'boolean') throw new TypeError(`DataLoader: shuffle must be a boolean, got ${describe(options.shuffle)}`);
     this.shuffle = options.shuffle ?? false;
+    this.shuffleBuffer = options.shuffleBuffer === undefined ? undefined : checkNumber('DataLoader', 'shuffleBuffer', options.shuffleBuffer, { min: 1, integer: true });
+    if (this.shuffle && dataset instanceof IterableDataset && this.shuffleBuffer === undefined)
+      throw new TypeError(
+        'DataLoader: shuffle on an IterableDataset (a stream, never held whole) needs shuffleBuffer, the number of samples held to draw from ' +
+          '(e.g. shuffleBuffer: 10000; as large as the data set for a full shuffle), or shuffle: false to keep the stream\'s order',
+      );
+    if (this.shuffleBuffer !== undefined && !this.shuffle) throw new TypeError('DataLoader: shuffleBuffer is for shuffle: true');
     this.dropLast = options.dropLast ?? false;
     this.targetDtype = targetDtype;
     this.decided = targetDtype;
@@ -203,10 +253,10 @@ export class DataLoader {
         if (pending.length === this.batchSize) yield emit();
       }
     } else {
-      let i = 0;
-      for await (const s of this.dataset) {
+      const stream = this.shuffle ? shuffled(this.dataset, this.shuffleBuffer!) : numbered(this.dataset);
+      for await (const [s, i] of stream) {
         pending.push(s);
-        ids.push(i++);
+        ids.push(i);
         if (pending.length === this.batchSize) yield emit();
       }
     }

@@ -8,15 +8,18 @@
 //   "optimizer": { "type": "Adam", "lr": 0.01 }, "loss": "CrossEntropyLoss", "metrics": ["accuracy"],
 //   "epochs": 10, "batchSize": 32, "save": "model.safetensors", "history": "history.json", "seed": 1
 // }
-// Unknown keys are errors (naming the closest known one). "seed" seeds initialisation and shuffling (unset: the
-// clock). "shuffle" (default true) needs data loaded whole: a streamed CSV is read in file order.
+// The config is checked against its schema (lib/train/schema.ts; `retrograd train --schema` prints it) before
+// anything is read: unknown keys and values of the wrong kind are errors naming the key and the closest valid name.
+// "seed" seeds initialisation and shuffling (unset: the clock). "shuffle" (default true for data loaded whole)
+// reshuffles every epoch; a streamed CSV is read in file order unless "shuffle": true with "shuffleBuffer": N
+// draws from a bounded buffer of N rows (tf.data's approach).
 // Paths are relative to the config file and must stay inside its folder (no `..` out of it, no absolute path
 // elsewhere). Targets are int32 class indices for CrossEntropyLoss; for the other losses they are float32, and a
 // single target per row is a column [N, 1], the shape of a model's one output.
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { currentBackend } from '../backend.js';
-import { checkNumber, checkOptions, describe } from '../errors.js';
+import { describe } from '../errors.js';
 import { manualSeed } from '../random.js';
 import { DataLoader, Dataset, readCSV, type Transform } from '../data/loader.js';
 import { buildModule, save, type ModuleConfig } from '../io/model.js';
@@ -27,6 +30,7 @@ import { Adadelta, Adamax, NAdam, RAdam } from '../optim/adaptive.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { RMSprop } from '../optim/rmsprop.js';
 import { SGD } from '../optim/sgd.js';
+import { checkSchema, trainConfigSchema } from './schema.js';
 import { fromHost, type Tensor } from '../tensor.js';
 
 type DataSpec = { csv?: string; label?: string | number; json?: string; x?: string; y?: string; features?: number };
@@ -39,13 +43,14 @@ interface TrainConfig {
   epochs?: number;
   batchSize?: number;
   shuffle?: boolean;
+  shuffleBuffer?: number;
   save?: string;
   history?: string;
   seed?: number;
 }
 
-const OPTIMIZERS: Record<string, new (p: never, o: never) => Optimizer<{ lr: number }>> = { SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, Adadelta, NAdam, RAdam } as never;
-const LOSSES: Record<string, () => Loss> = {
+export const OPTIMIZERS: Record<string, new (p: never, o: never) => Optimizer<{ lr: number }>> = { SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, Adadelta, NAdam, RAdam } as never;
+export const LOSSES: Record<string, () => Loss> = {
   CrossEntropyLoss: () => new CrossEntropyLoss(), MSELoss: () => new MSELoss(), L1Loss: () => new L1Loss(), HuberLoss: () => new HuberLoss(),
   BCELoss: () => new BCELoss(), BCEWithLogitsLoss: () => new BCEWithLogitsLoss(),
 };
@@ -142,16 +147,29 @@ async function loadTensors(spec: DataSpec, paths: ReturnType<typeof dataPaths>, 
   throw new TypeError(`${where}: data must give "csv", "json", or binary "x" and "y" files, got ${describe(spec)}`);
 }
 
+/** The config's JSON Schema, with the optimizers and losses this version knows. */
+export function configSchema(): ReturnType<typeof trainConfigSchema> {
+  return trainConfigSchema(Object.keys(OPTIMIZERS), Object.keys(LOSSES));
+}
+
 export async function trainFromConfig(path: string): Promise<void> {
   const base = dirname(resolve(path));
-  const config = JSON.parse(await readFile(path, 'utf8')) as TrainConfig;
   const where = `retrograd train ${path}`;
-  if (config === null || typeof config !== 'object') throw new TypeError(`${where}: the config must be a JSON object`);
-  checkOptions(where, config, ['model', 'data', 'optimizer', 'loss', 'metrics', 'epochs', 'batchSize', 'shuffle', 'save', 'history', 'seed']);
-  if (!config.model || !config.data?.train) throw new TypeError(`${where}: the config needs "model" and "data": { "train": … }`);
-  if (config.shuffle === true && config.data.train.csv !== undefined)
-    throw new RangeError(`${where}: "shuffle": true needs the training data loaded whole; a CSV is streamed in file order (use JSON or binary data, or drop "shuffle")`);
-  if (config.seed !== undefined) manualSeed(checkNumber(where, 'seed', config.seed, { integer: true }));
+  let config: TrainConfig;
+  try {
+    config = JSON.parse(await readFile(path, 'utf8')) as TrainConfig;
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new SyntaxError(`${where}: not valid JSON (${e.message})`);
+    throw e;
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new TypeError(`${where}: the config must be a JSON object, got ${describe(config)}`);
+  checkSchema(where, config, configSchema());
+  const streamed = config.data.train.csv !== undefined;
+  if (streamed && config.shuffle === true && config.shuffleBuffer === undefined)
+    throw new RangeError(`${where}: "shuffle": true on a streamed CSV needs "shuffleBuffer", the number of rows held to draw from (e.g. 10000; as many as the file's rows for a full shuffle)`);
+  if (config.shuffleBuffer !== undefined && !(streamed && config.shuffle === true))
+    throw new RangeError(`${where}: "shuffleBuffer" is for "shuffle": true on a streamed CSV ("data.train.csv")`);
+  if (config.seed !== undefined) manualSeed(config.seed);
   // every path is checked before anything is built, read or trained
   const trainPaths = dataPaths(config.data.train, base, 'data.train', where);
   const validationPaths = config.data.validation === undefined ? undefined : dataPaths(config.data.validation, base, 'data.validation', where);
@@ -174,7 +192,7 @@ export async function trainFromConfig(path: string): Promise<void> {
   const train = config.data.train;
   const history = trainPaths.csv
     // CSV training data streams through a DataLoader: never loaded whole
-    ? await model.fit(new DataLoader(readCSV(trainPaths.csv, { label: train.label ?? 0, transform: columnTarget(targetDtype) }), { batchSize: fitOptions.batchSize, targetDtype }), fitOptions)
+    ? await model.fit(new DataLoader(readCSV(trainPaths.csv, { label: train.label ?? 0, transform: columnTarget(targetDtype) }), { batchSize: fitOptions.batchSize, targetDtype, shuffle: config.shuffle ?? false, shuffleBuffer: config.shuffleBuffer }), fitOptions)
     : await model.fit(...(await loadTensors(train, trainPaths, targetDtype, lossName, where)), { ...fitOptions, shuffle: config.shuffle ?? true });
   if (savePath) {
     await save(model, savePath);
