@@ -20,7 +20,7 @@ import { digits, initDeterministic, permutation, takeRows } from '../examples/ap
 import { appModels } from '../examples/apps/models.mjs';
 import { appSteps } from '../examples/apps/steps.mjs';
 import { dateExamples, vocabularies } from '../examples/apps/dates.mjs';
-import { median } from './workloads.mjs';
+import { median, peerFailure, resultsDir } from './workloads.mjs';
 
 const PARTS = ['gan', 'vae', 'translate', 'decode'];
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, steps: { type: 'string', default: '40' }, only: { type: 'string' }, skip: { type: 'string', default: '' }, backend: { type: 'string', default: 'cpu' }, child: { type: 'string' } } });
@@ -120,7 +120,7 @@ function oursFresh(part) {
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop());
   } catch {
-    return { missing: (r.stderr || r.error?.message || '').trim().split('\n').pop() };
+    return { missing: r.error ? r.error.message : peerFailure(r.stderr, r.status) };
   }
 }
 if (values.child) {
@@ -136,7 +136,7 @@ function torch(part, threads) {
     const o = JSON.parse(r.stdout.trim().split('\n').pop());
     return { seconds: o.secondsPerStep ?? o.secondsPerToken };
   } catch {
-    return { missing: (r.stderr || r.error?.message || '').trim().split('\n').pop() };
+    return { missing: r.error ? r.error.message : peerFailure(r.stderr, r.status) };
   }
 }
 
@@ -169,7 +169,7 @@ for (const part of parts) {
   }
   console.log(line);
 }
-mkdirSync(join(here, 'results'), { recursive: true });
-const file = join(here, 'results', `apps-${backend === 'cuda' ? 'cuda-' : ''}${results.machine.cpu.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}.json`);
+mkdirSync(resultsDir(here), { recursive: true });
+const file = join(resultsDir(here), `apps-${backend === 'cuda' ? 'cuda-' : ''}${results.machine.cpu.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}.json`);
 writeFileSync(file, JSON.stringify(results, null, 2));
 console.log(`written to ${file}`);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
 import { backendByName } from '../dist/backend.js';
-import { buildModel, exportSplit, GEMM_SIZES, medianSeconds, timeEpochs, trainGpt, WORKLOADS } from './workloads.mjs';
+import { buildModel, exportSplit, GEMM_SIZES, medianSeconds, peerFailure, resultsDir, timeEpochs, trainGpt, WORKLOADS } from './workloads.mjs';
 
 const { values } = parseArgs({
   options: { repeats: { type: 'string', default: '3' }, budget: { type: 'string', default: '30' }, skip: { type: 'string', default: '' }, only: { type: 'string' } },
@@ -103,7 +103,7 @@ function child(label, cmd, args, env) {
   try {
     return JSON.parse(line);
   } catch {
-    return { missing: `${label}: ${(r.stderr.trim().split('\n').pop() || `exit ${r.status}`).slice(0, 200)}` };
+    return { missing: `${label}: ${peerFailure(r.stderr, r.status)}` };
   }
 }
 
@@ -261,8 +261,8 @@ if (only.has('gemm')) {
 }
 console.log(lines.join('\n'));
 
-mkdirSync(join(here, 'results'), { recursive: true });
-const file = join(here, 'results', `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}${partial ? '-partial' : ''}.json`);
+mkdirSync(resultsDir(here), { recursive: true });
+const file = join(resultsDir(here), `cpu-${os.cpus()[0].model.replace(/[^A-Za-z0-9]+/g, '-').replace(/-+$/, '')}${partial ? '-partial' : ''}.json`);
 writeFileSync(file, JSON.stringify({ ...results, table: lines }, null, 2));
 console.log(`\nresults: ${file}`);
 

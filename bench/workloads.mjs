@@ -188,3 +188,25 @@ export async function trainGpt(rg, w, { budget = 30, group = 1, seconds } = {}) 
     for (const t of data.flat()) t.dispose();
   }
 }
+
+/**
+ * Why a peer's child process gave no result, from its stderr: the error line itself (not the runtime's trailing
+ * "Node.js v20…" banner or a traceback's last frame), with missing packages named as such.
+ */
+export function peerFailure(stderr, status) {
+  const lines = String(stderr ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  for (const l of lines) {
+    const pkg = /Cannot find (?:package|module) '([^']+)'/.exec(l) ?? /No module named '([^']+)'/.exec(l);
+    if (pkg) return `${pkg[1]} is not installed`;
+  }
+  const error = lines.find((l) => /^(\w*Error|\w+Exception|error)\b[:\s]/.test(l)) ?? lines.find((l) => /Error: /.test(l));
+  return (error ?? (status === null ? 'killed (time limit)' : `exit ${status}${lines.length ? `: ${lines[lines.length - 1]}` : ''}`)).slice(0, 200);
+}
+
+/**
+ * Where results files go: bench/results/ in the source repository; the current directory's retrograd-bench/
+ * when the bench runs from an installed package (never inside node_modules).
+ */
+export function resultsDir(here) {
+  return here.split(/[\\/]/).includes('node_modules') ? join(process.cwd(), 'retrograd-bench') : join(here, 'results');
+}
