@@ -5,9 +5,12 @@ import { currentBackend } from './backend.js';
 
 export { backends, getBackend, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';
 export { RetrogradError, type ErrorCode } from './errors.js';
-export { manualSeed } from './random.js';
+export { manualSeed, type RngState } from './random.js';
 export { Tensor, tensor, tidy, keep, type TensorDType } from './tensor.js';
 export * from './autograd/index.js';
+export type { Dims } from './autograd/methods.js';
+/** torch.nn.functional's forms: the layers as functions (`F.conv2d(x, weight, bias, { stride })`), the losses with a
+ * `reduction`, dropout, normalisation and interpolation, each one node of the autograd graph. */
 export * as F from './nn/functional.js';
 export { ModuleList, ModuleDict } from './nn/containers.js';
 export { Module, Parameter } from './nn/module.js';
@@ -50,7 +53,7 @@ export {
   type OneCycleOptions, type PlateauOptions,
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
-export type { KernelName, Backend } from './backend.js';
+export type { KernelName, Kernels, Backend, Buf, DType, HostArray } from './backend.js';
 export { checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions } from './train/callbacks.js';
 export type { DiagnosticsOptions } from './train/diagnostics.js';
@@ -59,10 +62,20 @@ export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/m
 export { trainTestSplit, mulberry32, permutation, takeRows, type Split } from './data/split.js';
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions } from './data/loader.js';
 export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig } from './io/model.js';
+export { exportOnnx, toOnnx, ONNX_OPSET, type ExportOnnxOptions } from './io/onnx.js';
 export { encodeSafetensors, decodeSafetensors, type StTensor } from './io/safetensors.js';
 
 /** Live tensors and bytes of the current backend, and on a GPU the device memory its allocator holds. */
-export function memory(): { tensors: number; bytes: number; deviceBytesInUse: number; deviceBytesCached: number } {
+export function memory(): {
+  /** Live tensors (buffers not yet freed). */
+  tensors: number;
+  /** Their bytes. */
+  bytes: number;
+  /** Device memory the GPU allocator has handed out (0 on the CPU backends). */
+  deviceBytesInUse: number;
+  /** Device memory the GPU allocator holds for reuse (0 on the CPU backends). */
+  deviceBytesCached: number;
+} {
   const m = currentBackend().memory();
   return { tensors: m.tensors, bytes: m.bytes, deviceBytesInUse: m.deviceBytesInUse ?? 0, deviceBytesCached: m.deviceBytesCached ?? 0 };
 }
