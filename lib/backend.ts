@@ -8,10 +8,15 @@
 import { RetrogradError } from './errors.js';
 
 /** A backend's storage handle: a typed array on `reference`, a native storage on `cpu` and `cuda`. */
-export type Buf = { readonly __brand: 'Buf' };
+export type Buf = {
+  /** Type-level only: a Buf is opaque, made and read by its backend. */
+  readonly __brand: 'Buf';
+};
+/** The element type of a backend buffer. */
 export type DType = 'float32' | 'int32' | 'float64';
 type B = Buf;
-type Opt = Buf | null;
+/** A buffer, or null where a kernel's output or input is optional. */
+export type Opt = Buf | null;
 
 /** Activations a matrix product's epilogue applies: 0 none, 1 ReLU, 2 LeakyReLU. */
 export type ActCode = 0 | 1 | 2;
@@ -57,6 +62,11 @@ export const RNN_GATES = [1, 1, 4, 3] as const;
 /** Floats per step of rnn_forward's ws, in units of B·H. */
 export const RNN_WS = [0, 0, 5, 4] as const;
 
+/**
+ * The kernel contract: every kernel once, with its shapes and semantics, that the `reference`, `cpu` and `cuda`
+ * backends implement alike. Each writes into outputs the caller provides (outputs first, then inputs, then sizes,
+ * then scalars); parameter gradients accumulate (+=) where a kernel says so, everything else is overwritten.
+ */
 export interface Kernels {
   /** out[M,N] = alpha·op(a)·op(b) + beta·out; op(a) [M,K] is a[M,K] or (transA) a[K,M]; op(b) [K,N] is b[K,N] or (transB) b[N,K]. beta 0 ignores out. */
   matmul(out: B, a: B, b: B, M: number, N: number, K: number, transA: boolean, transB: boolean, alpha: number, beta: number): void;
@@ -292,6 +302,7 @@ export interface Kernels {
   scatter_add(out: B, src: B, idx: B, outer: number, D: number, n: number, inner: number): void;
 }
 
+/** The name of a kernel of the contract ({@link Kernels}), as checkKernels takes it. */
 export type KernelName = keyof Kernels;
 
 /** Every kernel name, in the native table's order. */
@@ -311,23 +322,34 @@ export const KERNEL_NAMES = [
   'elementwise', 'elementwise_flat', 'reduce', 'strided_copy', 'strided_scatter', 'bmm', 'index_select', 'index_add', 'gather', 'scatter_add',
 ] as const satisfies readonly KernelName[];
 
+/** Host data a backend buffer is written from or read into. */
 export type HostArray = Float32Array | Int32Array | Float64Array;
 
+/** What rg.backends() reports of one backend. */
 export interface BackendInfo {
+/** 'cpu', 'cuda' or 'reference'. */
   name: string;
+/** Whether it can run here. */
   available: boolean;
+/** Why it cannot, when it cannot (what was tried and what to do). */
   reason?: string;
+/** CPU features and thread count, or the CUDA device's name, compute capability and memory. */
   detail: Record<string, unknown>;
 }
 
+/**
+ * One implementation of the kernels with its storage: what a tensor's `backend` is. The library calls it; user
+ * code meets it through `tensor.backend`, `module.backend` and checkKernels.
+ */
 export interface Backend {
+/** 'cpu', 'cuda' or 'reference'. */
   readonly name: string;
   /** dtype of floating tensors on this backend: float32, or float64 for gradient checks on the reference. */
   readonly floatType: 'float32' | 'float64';
   /** true when kernels run off the main thread (a read then yields to the event loop while it waits). */
   readonly async: boolean;
+/** The kernels, called with this backend's buffers. */
   readonly k: Kernels;
-  /** A zero-filled buffer. */
   /** A new buffer, zero-filled; `zero` false (native backends) leaves the contents to the kernel that overwrites them. */
   alloc(dtype: DType, size: number, zero?: boolean): Buf;
   /** A new buffer holding a copy of host data (float data takes the backend's float type). */
@@ -336,14 +358,27 @@ export interface Backend {
   write(buf: Buf, data: HostArray): void;
   /** A copy of the buffer, after everything queued before has run. */
   read(buf: Buf): HostArray;
+/** read() without blocking the event loop while queued work runs. */
   readAsync(buf: Buf): Promise<HostArray>;
+/** Waits until everything queued has run. */
   sync(): void;
+/** sync() without blocking the event loop. */
   syncAsync(): Promise<void>;
   /** Frees buf. `floatElements`: buf is a float storage of at least that many elements that nothing else uses (a tensor's
    * own storage), which a backend may keep for an alloc of that size. */
   dispose(buf: Buf, floatElements?: number): void;
   /** Live tensors and their bytes; device backends add the bytes in use and cached by their allocator. */
-  memory(): { tensors: number; bytes: number; deviceBytesInUse?: number; deviceBytesCached?: number };
+  memory(): {
+    /** Live tensors (buffers not yet freed). */
+    tensors: number;
+    /** Their bytes. */
+    bytes: number;
+    /** Device memory the allocator has handed out (GPU backends). */
+    deviceBytesInUse?: number;
+    /** Device memory the allocator holds for reuse (GPU backends). */
+    deviceBytesCached?: number;
+  };
+/** This backend's entry of rg.backends(). */
   info(): BackendInfo;
   /** Backends with tensor cores take the matmul precision (rg.setMatmulPrecision); others ignore it. */
   setMatmulPrecision?(precision: 'highest' | 'tf32'): void;
@@ -381,6 +416,7 @@ export function setMatmulPrecision(precision: 'highest' | 'tf32'): void {
   matmulPrecision = precision;
   for (const b of loaded.values()) b.setMatmulPrecision?.(precision);
 }
+/** The precision set by setMatmulPrecision ('highest' by default). */
 export function getMatmulPrecision(): 'highest' | 'tf32' {
   return matmulPrecision;
 }
@@ -390,11 +426,20 @@ export function backends(): BackendInfo[] {
   return [...loaders.entries()].map(([, e]) => e.probe());
 }
 
+/**
+ * Makes `name` the current backend: where new tensors and layers are made. Loads it on first use (the CUDA addon
+ * only then); an unknown name is a RangeError naming it and the known ones, a backend that cannot load throws
+ * why. Existing tensors and modules stay where they are (move them with `.to(name)`).
+ */
 export function setBackend(name: 'cpu' | 'cuda' | 'reference'): void {
   if (typeof name !== 'string') throw new TypeError(`setBackend: expected a backend name, got ${String(name)}`);
   current = backendByName(name);
 }
 
+/**
+ * The current backend's name: the one set, else the environment variable RETROGRAD_BACKEND, else 'cpu', else
+ * 'reference' (with a one-time warning saying why the native addon did not load).
+ */
 export function getBackend(): string {
   return currentBackend().name;
 }

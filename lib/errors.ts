@@ -2,6 +2,12 @@
 // errors are plain TypeError / RangeError whose message names the layer or function, what was expected and
 // what came.
 
+/**
+ * The stable codes of {@link RetrogradError}: NATIVE_LOAD_FAILED (an addon could not load), CUDA_ERROR,
+ * CUDA_UNAVAILABLE, OUT_OF_MEMORY, INVALID_ARGUMENT (the addon's own re-check, or a state the call cannot run in),
+ * DISPOSED (a tensor used after dispose()), BUSY (overlapping fit / evaluate / predictAsync calls on one model),
+ * NON_FINITE (a NaN or an infinity where training cannot go on) and INTERNAL.
+ */
 export type ErrorCode =
   | 'NATIVE_LOAD_FAILED'
   | 'CUDA_ERROR'
@@ -13,8 +19,15 @@ export type ErrorCode =
   | 'NON_FINITE'
   | 'INTERNAL';
 
+/**
+ * An error that is not about the caller's arguments (those are TypeError and RangeError), with a stable `code` to
+ * branch on: `if (e instanceof rg.RetrogradError && e.code === 'OUT_OF_MEMORY') …`. Native code reports its failures
+ * this way and never terminates the process.
+ */
 export class RetrogradError extends Error {
+  /** What went wrong, stable across versions (the message may change). */
   readonly code: ErrorCode;
+  /** An error with `message` and `code`; its name is 'RetrogradError'. */
   constructor(message: string, code: ErrorCode) {
     super(message);
     this.name = 'RetrogradError';

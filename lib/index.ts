@@ -53,7 +53,7 @@ export {
   type OneCycleOptions, type PlateauOptions,
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
-export type { KernelName, Kernels, Backend, Buf, DType, HostArray } from './backend.js';
+export type { KernelName, Kernels, Backend, Buf, DType, HostArray, ActCode, Opt as OptionalBuf } from './backend.js';
 export { checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions } from './train/callbacks.js';
 export type { DiagnosticsOptions } from './train/diagnostics.js';

@@ -3,6 +3,7 @@
 import { backendByName, currentBackend, type Backend, type Buf, type HostArray } from './backend.js';
 import { describe, RetrogradError } from './errors.js';
 
+/** A tensor's element type: float32, int32 (indices and labels), or float64 (the reference backend's gradient checks). */
 export type TensorDType = 'float32' | 'int32' | 'float64';
 
 /** The tensors made inside each rg.tidy scope, innermost last. */
@@ -63,10 +64,21 @@ export function setReshapeHook(hook: (from: Tensor, view: Tensor) => Tensor): vo
   reshapeHook = hook;
 }
 
+/**
+ * An n-dimensional array: a shape, a dtype and a buffer on one backend ('cpu', 'cuda' or 'reference'), as
+ * torch.Tensor. Made with {@link tensor}, {@link zeros}, {@link randn} and the other creation functions (the
+ * constructor is internal); every operation (`x.add(y)`, `x.matmul(w)`, `x.sum()`, …) queues kernels on the
+ * backend and returns a new tensor, recorded on the autograd graph when an input requires grad. Data crosses to
+ * and from JavaScript by copy (`toArray`, `data`, `item`); the buffer lives until `dispose()` or {@link tidy}.
+ */
 export class Tensor {
+  /** The dimensions, outermost first (frozen; `[]` for a scalar). */
   readonly shape: readonly number[];
+  /** The number of elements: the product of the shape. */
   readonly size: number;
+  /** The element type. */
   readonly dtype: TensorDType;
+  /** The backend whose buffer holds the data. */
   readonly backend: Backend;
   /** For int32 tensors made from host data: the smallest and largest value, so class indices can be checked without a read. */
   intRange?: readonly [number, number];
@@ -111,9 +123,11 @@ export class Tensor {
     return this.base ?? this;
   }
 
+  /** The backend's name: 'cpu', 'cuda' or 'reference'. */
   get device(): string {
     return this.backend.name;
   }
+  /** Whether the buffer has been freed (by dispose(), rg.tidy, or the disposal of the tensor this one is a view of). */
   get disposed(): boolean {
     return this._buf === null || (this.base !== undefined && this.base._buf === null);
   }
@@ -210,6 +224,7 @@ export class Tensor {
     this._buf = null;
   }
 
+  /** `Tensor(shape=[2, 3], dtype=float32, device=cpu)`: the shape, dtype and device, never the data. */
   toString(): string {
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
   }

@@ -7,7 +7,10 @@ import { copyOf, fromHost, Tensor } from '../tensor.js';
 import { record } from './engine.js';
 
 /** Anything an operation takes as a tensor: a Tensor, a Parameter (its value) or a plain number (a scalar). */
-export type TensorLike = Tensor | number | { readonly value: Tensor };
+export type TensorLike = Tensor | number | {
+  /** The tensor a Parameter stands for. */
+  readonly value: Tensor;
+};
 
 /** The tensor an argument stands for; numbers become scalars on `like`'s backend. */
 export function toTensor(where: string, x: unknown, like?: Tensor, name = 'input'): Tensor {

@@ -6,7 +6,9 @@ import { normal, uniform } from '../random.js';
 import { checkShape, empty, fromHost, shapeSize, Tensor } from '../tensor.js';
 import { toTensor, type TensorLike } from './core.js';
 
+/** Options of the creation functions (rg.zeros, rg.ones, rg.randn, …). */
 export interface CreationOptions {
+/** Make a leaf whose gradient backward fills (float only; default false). */
   requiresGrad?: boolean;
   /** 'float32' (the default) or 'int32' (indices, labels). */
   dtype?: 'float32' | 'int32';
@@ -34,6 +36,7 @@ export function setRequiresGrad(where: string, t: Tensor, on: boolean): void {
   t._requiresGrad = on;
 }
 
+/** A tensor of zeros of `shape` on the current backend, as torch.zeros. */
 export function zeros(shape: readonly number[], options: CreationOptions = {}): Tensor {
   if (options.dtype === 'int32') return make('rg.zeros', shape, () => 0, options);
   checkOptions('rg.zeros', options, ['requiresGrad', 'dtype']);
@@ -41,7 +44,9 @@ export function zeros(shape: readonly number[], options: CreationOptions = {}): 
   if (options.requiresGrad) setRequiresGrad('rg.zeros', t, true);
   return t;
 }
+/** A tensor of ones of `shape` on the current backend, as torch.ones. */
 export const ones = (shape: readonly number[], options?: CreationOptions) => make('rg.ones', shape, () => 1, options);
+/** A tensor of `shape` filled with `value`, as torch.full. */
 export function full(shape: readonly number[], value: number, options?: CreationOptions): Tensor {
   if (typeof value !== 'number') throw new TypeError(`rg.full: value must be a number, got ${describe(value)}`);
   return make('rg.full', shape, () => value, options);
@@ -81,15 +86,17 @@ export function randint(low: number, high: number, shape: readonly number[], opt
   return make('rg.randint', shape, () => low + Math.floor(uniform() * (high - low)), { dtype: 'int32', ...options });
 }
 
-/** Tensors shaped like x, on x's backend. */
+/** Zeros shaped like x, on x's backend (torch.zeros_like). */
 export function zerosLike(x: TensorLike, options?: CreationOptions): Tensor {
   const t = toTensor('rg.zerosLike', x);
   return make('rg.zerosLike', t.shape, () => 0, options, t.backend);
 }
+/** Ones shaped like x, on x's backend (torch.ones_like). */
 export function onesLike(x: TensorLike, options?: CreationOptions): Tensor {
   const t = toTensor('rg.onesLike', x);
   return make('rg.onesLike', t.shape, () => 1, options, t.backend);
 }
+/** `value` in the shape of x, on x's backend (torch.full_like). */
 export function fullLike(x: TensorLike, value: number, options?: CreationOptions): Tensor {
   const t = toTensor('rg.fullLike', x);
   if (typeof value !== 'number') throw new TypeError(`rg.fullLike: value must be a number, got ${describe(value)}`);

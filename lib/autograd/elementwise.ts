@@ -26,6 +26,7 @@ function operands(where: string, a: TensorLike, b: TensorLike): [Tensor, Tensor]
   return [ta ?? scalarLike(tb!, a as number), tb ?? scalarLike(ta!, b as number)];
 }
 
+/** a + alpha·b elementwise with broadcasting (either may be a number), as torch.add. */
 export function add(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const where = 'add';
   if (typeof b === 'number' && typeof a !== 'number') {
@@ -45,6 +46,7 @@ function scaleTo(g: Tensor, alpha: number, shape: readonly number[]): Tensor {
   return r;
 }
 
+/** a − alpha·b elementwise with broadcasting (either may be a number), as torch.sub. */
 export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const where = 'sub';
   if (typeof b === 'number' && typeof a !== 'number') {
@@ -61,6 +63,7 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   return ewOpByShape(where, EW.axpby, [x, y], 1, -alpha, (g) => [reduceTo(g, xs), scaleTo(g, -alpha, ys)]);
 }
 
+/** Elementwise product with broadcasting (either may be a number), as torch.mul. */
 export function mul(a: TensorLike, b: TensorLike): Tensor {
   const where = 'mul';
   if (typeof b === 'number' || typeof a === 'number') {
@@ -73,6 +76,7 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
   return ewOp(where, EW.mul, [x, y], 0, 0, (g, [p, q]) => [mulTo(where, g, q, p.shape), mulTo(where, g, p, q.shape)]);
 }
 
+/** Elementwise quotient a / b with broadcasting (either may be a number), as torch.div. */
 export function div(a: TensorLike, b: TensorLike): Tensor {
   const where = 'div';
   const [x, y] = operands(where, a, b);
@@ -88,6 +92,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
   }, true);
 }
 
+/** a raised to b elementwise with broadcasting, as torch.pow; JavaScript's Math.pow at NaN and ±1 to ±∞ (NaN where PyTorch gives 1). */
 export function pow(a: TensorLike, b: TensorLike): Tensor {
   const where = 'pow';
   if (typeof b === 'number' && typeof a !== 'number') {
@@ -134,15 +139,20 @@ function unary(where: string, op: number, x: TensorLike, derivative: ((x: Tensor
   }, fromOutput);
 }
 
+/** −x elementwise. */
 export const neg = (x: TensorLike) => unary('neg', EW.neg, x, (p) => k('neg', EW.affine, [p], 0, -1));
+/** e^x elementwise. */
 export const exp = (x: TensorLike) => unaryGrad('exp', EW.exp, x, EW.mul, true);
+/** The natural logarithm elementwise. */
 export const log = (x: TensorLike) => unary('log', EW.log, x, (p) => k('log', EW.reciprocal, [p]));
+/** log(1 + x) elementwise, exact for small x. */
 export const log1p = (x: TensorLike) => unary('log1p', EW.log1p, x, (p) => {
   const t = k('log1p', EW.affine, [p], 1, 1);
   const r = k('log1p', EW.reciprocal, [t]);
   t.dispose();
   return r;
 });
+/** The square root elementwise. */
 export const sqrt = (x: TensorLike) => unary('sqrt', EW.sqrt, x, (_, out) => {
   // ½ / out
   const r = k('sqrt', EW.reciprocal, [out]);
@@ -150,6 +160,7 @@ export const sqrt = (x: TensorLike) => unary('sqrt', EW.sqrt, x, (_, out) => {
   r.dispose();
   return h;
 }, 0, 0, true);
+/** 1 / √x elementwise. */
 export const rsqrt = (x: TensorLike) => unary('rsqrt', EW.rsqrt, x, (_, out) => {
   // −½ · out³
   const c = k('rsqrt', EW.powScalar, [out], 3, 0);
@@ -157,9 +168,13 @@ export const rsqrt = (x: TensorLike) => unary('rsqrt', EW.rsqrt, x, (_, out) => 
   c.dispose();
   return r;
 }, 0, 0, true);
+/** |x| elementwise; the gradient is sign(x) (0 at 0, as PyTorch). */
 export const abs = (x: TensorLike) => unary('abs', EW.abs, x, (p) => k('abs', EW.sign, [p]));
+/** −1, 0 or 1 by the sign of x, elementwise; its gradient is 0. */
 export const sign = (x: TensorLike) => unary('sign', EW.sign, x, (p) => k('sign', EW.affine, [p], 0, 0));
+/** The sine elementwise. */
 export const sin = (x: TensorLike) => unary('sin', EW.sin, x, (p) => k('sin', EW.cos, [p]));
+/** The cosine elementwise. */
 export const cos = (x: TensorLike) => unary('cos', EW.cos, x, (p) => {
   const s = k('cos', EW.sin, [p]);
   const r = k('cos', EW.neg, [s]);
@@ -171,10 +186,15 @@ function unaryGrad(where: string, op: number, x: TensorLike, gradOp: number, fro
   const t = toTensor(where, x);
   return ewOp(where, op, [t], alpha, 0, (g, [p], out) => [k(where, gradOp, [g, fromOutput ? out : p], alpha)], fromOutput);
 }
+/** The hyperbolic tangent elementwise. */
 export const tanh = (x: TensorLike) => unaryGrad('tanh', EW.tanh, x, EW.tanhGrad, true);
+/** 1 / (1 + e^−x) elementwise. */
 export const sigmoid = (x: TensorLike) => unaryGrad('sigmoid', EW.sigmoid, x, EW.sigmoidGrad, true);
+/** max(x, 0) elementwise (NaN stays NaN). */
 export const relu = (x: TensorLike) => unaryGrad('relu', EW.relu, x, EW.reluGrad, false);
+/** GELU elementwise, exact erf form x·Φ(x) (PyTorch's approximate='none'). */
 export const gelu = (x: TensorLike) => unary('gelu', EW.gelu, x, (p) => k('gelu', EW.geluGrad, [p]));
+/** x where x > 0, else negativeSlope·x (default 0.01), elementwise. */
 export function leakyRelu(x: TensorLike, negativeSlope = 0.01): Tensor {
   if (typeof negativeSlope !== 'number') throw new TypeError(`leakyRelu: negativeSlope must be a number, got ${describe(negativeSlope)}`);
   return unaryGrad('leakyRelu', EW.leakyRelu, x, EW.leakyReluGrad, false, negativeSlope);
@@ -208,7 +228,9 @@ export function clamp(x: TensorLike, min?: number | null, max?: number | null): 
     return r;
   }, lo, hi);
 }
+/** x² elementwise. */
 export const square = (x: TensorLike) => unary('square', EW.square, x, (p) => k('square', EW.affine, [p], 2, 0));
+/** 1 / x elementwise. */
 export const reciprocal = (x: TensorLike) => unary('reciprocal', EW.reciprocal, x, (_, out) => {
   const sq = k('reciprocal', EW.square, [out]);
   const r = k('reciprocal', EW.neg, [sq]);
@@ -220,6 +242,7 @@ export const reciprocal = (x: TensorLike) => unary('reciprocal', EW.reciprocal, 
 export function maximum(a: TensorLike, b: TensorLike): Tensor {
   return extremum('maximum', EW.maximum, EW.ge, a, b);
 }
+/** min(a, b) elementwise with broadcasting; at ties the gradient is split evenly; NaN if either is NaN. */
 export function minimum(a: TensorLike, b: TensorLike): Tensor {
   return extremum('minimum', EW.minimum, EW.le, a, b);
 }
@@ -243,11 +266,17 @@ function comparison(where: string, op: number, a: TensorLike, b: TensorLike): Te
   checkFloat(where, x, y);
   return ewKernel(where, op, [x, y]);
 }
+/** a = b elementwise with broadcasting, as a float 0/1 mask (no gradient). */
 export const eq = (a: TensorLike, b: TensorLike) => comparison('eq', EW.eq, a, b);
+/** a ≠ b elementwise with broadcasting, as a float 0/1 mask (no gradient). */
 export const ne = (a: TensorLike, b: TensorLike) => comparison('ne', EW.ne, a, b);
+/** a < b elementwise with broadcasting, as a float 0/1 mask (no gradient). */
 export const lt = (a: TensorLike, b: TensorLike) => comparison('lt', EW.lt, a, b);
+/** a ≤ b elementwise with broadcasting, as a float 0/1 mask (no gradient). */
 export const le = (a: TensorLike, b: TensorLike) => comparison('le', EW.le, a, b);
+/** a > b elementwise with broadcasting, as a float 0/1 mask (no gradient). */
 export const gt = (a: TensorLike, b: TensorLike) => comparison('gt', EW.gt, a, b);
+/** a ≥ b elementwise with broadcasting, as a float 0/1 mask (no gradient). */
 export const ge = (a: TensorLike, b: TensorLike) => comparison('ge', EW.ge, a, b);
 
 /** condition ≠ 0 ? a : b, all three broadcast together (the condition a float 0/1 mask, as comparisons give). */

@@ -163,6 +163,7 @@ export function setEngineOps(ops: { add(a: Tensor, b: Tensor): Tensor; onesLike(
   onesLike = ops.onesLike;
 }
 
+/** Options of `tensor.backward()`. */
 export interface BackwardOptions {
   /** Keep the saved tensors, so that the graph can be gone through again. */
   retainGraph?: boolean;
@@ -338,6 +339,7 @@ export function backward(t: Tensor, gradient?: Tensor, options: BackwardOptions 
   }
 }
 
+/** Options of rg.autograd.grad. */
 export interface GradOptions extends BackwardOptions {
   /** The gradients of the outputs (needed for outputs with more than one element). */
   gradOutputs?: (Tensor | undefined)[];
@@ -346,7 +348,10 @@ export interface GradOptions extends BackwardOptions {
 }
 
 /** What autograd.grad differentiates with respect to: a tensor that requires grad, or a Parameter (its value). */
-export type GradInput = Tensor | { readonly value: Tensor };
+export type GradInput = Tensor | {
+  /** The tensor a Parameter stands for. */
+  readonly value: Tensor;
+};
 
 /**
  * rg.autograd.grad(outputs, inputs): the gradients of the outputs with respect to any tensors (leaves or

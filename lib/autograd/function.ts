@@ -39,11 +39,18 @@ export class FunctionContext {
 type Forward = (ctx: FunctionContext, ...args: unknown[]) => Tensor | Tensor[];
 type Backward = (ctx: FunctionContext, ...grads: Tensor[]) => (Tensor | null | undefined) | (Tensor | null | undefined)[];
 
+/**
+ * The base of custom differentiable functions, as torch.autograd.Function: a subclass defines static
+ * `forward(ctx, ...inputs)` (run without recording) and static `backward(ctx, ...outputGrads)` (one gradient per
+ * tensor input, or null), and is called with `Sub.apply(...inputs)`. Gradients a backward returns are checked
+ * against the inputs' shapes.
+ */
 export class Function {
   /** Subclasses define static forward(ctx, ...inputs) and static backward(ctx, ...outputGrads). */
   static forward(_ctx: FunctionContext, ..._args: unknown[]): Tensor | Tensor[] {
     throw new TypeError(`${this.name}.forward is not defined: a Function subclass defines static forward(ctx, ...inputs)`);
   }
+  /** The gradients of the tensor inputs, in order, from those of the outputs (zeros for outputs that got none). */
   static backward(_ctx: FunctionContext, ..._grads: Tensor[]): (Tensor | null | undefined) | (Tensor | null | undefined)[] {
     throw new TypeError(`${this.name}.backward is not defined: a Function subclass defines static backward(ctx, ...outputGrads)`);
   }

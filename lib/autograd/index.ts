@@ -4,7 +4,7 @@ import './methods.js';
 import { Function, FunctionContext } from './function.js';
 import { grad } from './engine.js';
 
-export { noGrad, enableGrad, isGradEnabled, type BackwardOptions, type GradOptions } from './engine.js';
+export { noGrad, enableGrad, isGradEnabled, type BackwardOptions, type GradOptions, type GradInput } from './engine.js';
 export * from './elementwise.js';
 export { sum, mean, max, min, argmax, argmin, variance as var, std, logsumexp, norm, softmax, logSoftmax, type ReduceOptions, type VarOptions } from './reduce.js';
 export { matmul, linear } from './linalg.js';
@@ -13,5 +13,12 @@ export { zeros, ones, full, arange, linspace, eye, rand, randn, randint, zerosLi
 export type { TensorLike } from './core.js';
 
 /** rg.autograd: gradients with respect to any tensors, and custom differentiable functions. */
-export const autograd = { grad, Function, FunctionContext };
+export const autograd = {
+  /** The gradients of outputs with respect to any tensors, returned rather than accumulated (torch.autograd.grad). */
+  grad,
+  /** The base class of custom differentiable functions (torch.autograd.Function). */
+  Function,
+  /** What a custom function's forward hands to its backward. */
+  FunctionContext,
+};
 export { Function, FunctionContext };

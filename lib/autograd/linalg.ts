@@ -23,6 +23,11 @@ function bmm(a: Tensor, b: Tensor, P: number, M: number, N: number, K: number, t
   return out;
 }
 
+/**
+ * The matrix product with torch.matmul's rules: 1-d operands are a row (first) or a column (second) and lose that
+ * dimension again; [..., M, K] · [K, N] is one product over every row; otherwise the leading (batch) dimensions
+ * broadcast, [..., M, K] · [..., K, N] → [..., M, N]. A RangeError names both shapes when K differs.
+ */
 export function matmul(a: TensorLike, b: TensorLike): Tensor {
   const where = 'matmul';
   const x = toTensor(where, a, undefined, 'input'), y = toTensor(where, b, undefined, 'other');

@@ -8,7 +8,9 @@ import { record } from './engine.js';
 import { abs, add, div, exp, log, mul, sqrt, sub } from './elementwise.js';
 import { permute } from './shape.js';
 
+/** Options of the reductions. */
 export interface ReduceOptions {
+/** Keep each reduced dimension with size 1 (default false: it is removed). */
   keepdim?: boolean;
 }
 
@@ -35,6 +37,7 @@ function expandBack(g: Tensor, kept: number[], shape: readonly number[]): Tensor
   return ewKernel('grad', EW.identity, [g.reshape(kept)], 0, 0, shape);
 }
 
+/** The sum over dim (one dimension, several, or all when omitted), as torch.sum. */
 export function sum(x: TensorLike, dim?: number | readonly number[] | null, options: ReduceOptions = {}): Tensor {
   const where = 'sum';
   const t = toTensor(where, x);
@@ -46,6 +49,7 @@ export function sum(x: TensorLike, dim?: number | readonly number[] | null, opti
   return out;
 }
 
+/** The mean over dim (one dimension, several, or all when omitted), as torch.mean. */
 export function mean(x: TensorLike, dim?: number | readonly number[] | null, options: ReduceOptions = {}): Tensor {
   const where = 'mean';
   const t = toTensor(where, x);
@@ -108,14 +112,30 @@ function extremeDim(where: string, op: number, t: Tensor, dim: number, keepdim: 
   return { values, indices };
 }
 
+/** The largest element (a 0-d tensor); the gradient is shared evenly among the elements that tie. NaN wins. */
 export function max(x: TensorLike): Tensor;
-export function max(x: TensorLike, dim: number, options?: ReduceOptions): { values: Tensor; indices: Tensor };
+/** The largest values along dim and their int32 positions (the first at ties), as torch.max(x, dim); the gradient
+ * goes to the position found. */
+export function max(x: TensorLike, dim: number, options?: ReduceOptions): {
+  /** The largest values. */
+  values: Tensor;
+  /** Their positions along dim (int32). */
+  indices: Tensor;
+};
 export function max(x: TensorLike, dim?: number, options: ReduceOptions = {}): Tensor | { values: Tensor; indices: Tensor } {
   const t = toTensor('max', x);
   return dim === undefined ? extremeAll('max', REDUCE.max, t) : extremeDim('max', REDUCE.max, t, dim, options.keepdim ?? false);
 }
+/** The smallest element (a 0-d tensor); the gradient is shared evenly among the elements that tie. NaN wins. */
 export function min(x: TensorLike): Tensor;
-export function min(x: TensorLike, dim: number, options?: ReduceOptions): { values: Tensor; indices: Tensor };
+/** The smallest values along dim and their int32 positions (the first at ties), as torch.min(x, dim); the gradient
+ * goes to the position found. */
+export function min(x: TensorLike, dim: number, options?: ReduceOptions): {
+  /** The smallest values. */
+  values: Tensor;
+  /** Their positions along dim (int32). */
+  indices: Tensor;
+};
 export function min(x: TensorLike, dim?: number, options: ReduceOptions = {}): Tensor | { values: Tensor; indices: Tensor } {
   const t = toTensor('min', x);
   return dim === undefined ? extremeAll('min', REDUCE.min, t) : extremeDim('min', REDUCE.min, t, dim, options.keepdim ?? false);
@@ -137,8 +157,10 @@ function argExtreme(where: string, op: number, x: TensorLike, dim?: number, opti
 }
 /** The position of the largest element (over all, flattened, or along dim), int32; the first one at ties. */
 export const argmax = (x: TensorLike, dim?: number, options?: ReduceOptions) => argExtreme('argmax', REDUCE.max, x, dim, options);
+/** The position of the smallest element (over all, flattened, or along dim), int32; the first one at ties. */
 export const argmin = (x: TensorLike, dim?: number, options?: ReduceOptions) => argExtreme('argmin', REDUCE.min, x, dim, options);
 
+/** Options of var and std. */
 export interface VarOptions extends ReduceOptions {
   /** Subtracted from the count in the denominator: 1 (Bessel's correction, PyTorch's default) or 0. */
   correction?: number;
@@ -159,6 +181,7 @@ export function variance(x: TensorLike, dim?: number | readonly number[] | null,
   const s = sum(sq, dims, { keepdim: options.keepdim ?? false });
   return div(s, Math.max(0, count - correction));
 }
+/** The standard deviation over dim (all when omitted): √var, with Bessel's correction by default, as torch.std. */
 export function std(x: TensorLike, dim?: number | readonly number[] | null, options: VarOptions = {}): Tensor {
   return sqrt(variance(x, dim, options));
 }

@@ -75,9 +75,11 @@ setReshapeHook((from, view) => {
   return view;
 });
 
+/** The same data under another shape (one dimension may be −1): a view, as torch.reshape. */
 export function reshape(x: TensorLike, shape: readonly number[]): Tensor {
   return toTensor('reshape', x).reshape(shape);
 }
+/** Dimensions startDim … endDim (default all) merged into one: a view, as torch.flatten; a 0-d tensor becomes [1]. */
 export function flatten(x: TensorLike, startDim = 0, endDim = -1): Tensor {
   const t = toTensor('flatten', x);
   if (t.shape.length === 0) return t.reshape([1]);
@@ -86,12 +88,14 @@ export function flatten(x: TensorLike, startDim = 0, endDim = -1): Tensor {
   const shape = [...t.shape.slice(0, s), t.shape.slice(s, e + 1).reduce((p, d) => p * d, 1), ...t.shape.slice(e + 1)];
   return t.reshape(shape);
 }
+/** Dimensions of size 1 removed (with dim, only the listed ones, each if its size is 1): a view, as torch.squeeze. */
 export function squeeze(x: TensorLike, dim?: number | number[]): Tensor {
   const t = toTensor('squeeze', x);
   if (dim === undefined) return t.reshape(t.shape.filter((d) => d !== 1));
   const dims = (Array.isArray(dim) ? dim : [dim]).map((d) => normDim('squeeze', d, t.shape.length));
   return t.reshape(t.shape.filter((d, i) => !(dims.includes(i) && d === 1)));
 }
+/** A size-1 dimension inserted at dim (negative counts from the end): a view, as torch.unsqueeze. */
 export function unsqueeze(x: TensorLike, dim: number): Tensor {
   const t = toTensor('unsqueeze', x);
   const d = normDim('unsqueeze', dim, t.shape.length, true);
@@ -100,6 +104,7 @@ export function unsqueeze(x: TensorLike, dim: number): Tensor {
 
 // ---- copies ----
 
+/** The dimensions reordered: output dimension i is input dimension dims[i] (a contiguous copy), as torch.permute. */
 export function permute(x: TensorLike, dims: readonly number[]): Tensor {
   const where = 'permute';
   const t = toTensor(where, x);
@@ -121,6 +126,7 @@ function permuteRaw(g: Tensor, p: number[]): Tensor {
   return stridedCopy('permute', g, p.map((d) => g.shape[d]), p.map((d) => strides[d]), 0);
 }
 
+/** Dimensions dim0 and dim1 swapped (a contiguous copy), as torch.transpose. */
 export function transpose(x: TensorLike, dim0: number, dim1: number): Tensor {
   const t = toTensor('transpose', x);
   const n = t.shape.length;
@@ -161,6 +167,7 @@ function expandInt(t: Tensor, target: number[]): Tensor {
   const own = contiguousStrides(t.shape);
   return stridedCopy('expand', t, target, target.map((_, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : own[i - lead])), 0);
 }
+/** expand under NumPy's name: x broadcast to `shape` (a contiguous copy), as torch.broadcast_to. */
 export function broadcastTo(x: TensorLike, shape: readonly number[]): Tensor {
   return expand(x, shape);
 }
