@@ -29,7 +29,7 @@ function run(cmd: string, args: string[], cwd: string): string {
 
 /** A copy of what the package is made from, with the repository's node_modules linked in. */
 function sources(src: string): void {
-  for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'native', 'lib', 'scripts'])
+  for (const f of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'typedoc.json', 'native', 'lib', 'scripts', 'docs'])
     cpSync(join(root, f), join(src, f), { recursive: true });
   symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'), 'dir');
 }
@@ -57,6 +57,8 @@ describe('prebuilt install from the packed tarball', () => {
     expect(paths.some((p) => p.startsWith(`prebuilds/${process.platform}-${process.arch}/`) && p.endsWith('.node'))).toBe(true);
     expect(paths).toContain('dist/index.js');
     expect(paths).toContain('dist/index.d.ts');
+    // the documentation ships: the guide, the config schema and the API reference TypeDoc generates at pack
+    for (const doc of ['docs/guide.md', 'docs/train-config.schema.json', 'docs/api/index.html']) expect(paths).toContain(doc);
     expect(paths.some((p) => p.startsWith('build/') || p.startsWith('build-cuda/'))).toBe(false);
     expect(paths.filter((p) => p.includes('retrograd_cuda'))).toEqual(withCuda ? [`prebuilds/${process.platform}-${process.arch}-cuda/retrograd_cuda.node`] : []);
 
