@@ -327,13 +327,13 @@ export type HostArray = Float32Array | Int32Array | Float64Array;
 
 /** What rg.backends() reports of one backend. */
 export interface BackendInfo {
-/** 'cpu', 'cuda' or 'reference'. */
+  /** 'cpu', 'cuda' or 'reference'. */
   name: string;
-/** Whether it can run here. */
+  /** Whether it can run here. */
   available: boolean;
-/** Why it cannot, when it cannot (what was tried and what to do). */
+  /** Why it cannot, when it cannot (what was tried and what to do). */
   reason?: string;
-/** CPU features and thread count, or the CUDA device's name, compute capability and memory. */
+  /** CPU features and thread count, or the CUDA device's name, compute capability and memory. */
   detail: Record<string, unknown>;
 }
 
@@ -342,13 +342,13 @@ export interface BackendInfo {
  * code meets it through `tensor.backend`, `module.backend` and checkKernels.
  */
 export interface Backend {
-/** 'cpu', 'cuda' or 'reference'. */
+  /** 'cpu', 'cuda' or 'reference'. */
   readonly name: string;
   /** dtype of floating tensors on this backend: float32, or float64 for gradient checks on the reference. */
   readonly floatType: 'float32' | 'float64';
   /** true when kernels run off the main thread (a read then yields to the event loop while it waits). */
   readonly async: boolean;
-/** The kernels, called with this backend's buffers. */
+  /** The kernels, called with this backend's buffers. */
   readonly k: Kernels;
   /** A new buffer, zero-filled; `zero` false (native backends) leaves the contents to the kernel that overwrites them. */
   alloc(dtype: DType, size: number, zero?: boolean): Buf;
@@ -358,11 +358,11 @@ export interface Backend {
   write(buf: Buf, data: HostArray): void;
   /** A copy of the buffer, after everything queued before has run. */
   read(buf: Buf): HostArray;
-/** read() without blocking the event loop while queued work runs. */
+  /** read() without blocking the event loop while queued work runs. */
   readAsync(buf: Buf): Promise<HostArray>;
-/** Waits until everything queued has run. */
+  /** Waits until everything queued has run. */
   sync(): void;
-/** sync() without blocking the event loop. */
+  /** sync() without blocking the event loop. */
   syncAsync(): Promise<void>;
   /** Frees buf. `floatElements`: buf is a float storage of at least that many elements that nothing else uses (a tensor's
    * own storage), which a backend may keep for an alloc of that size. */
@@ -378,7 +378,7 @@ export interface Backend {
     /** Device memory the allocator holds for reuse (GPU backends). */
     deviceBytesCached?: number;
   };
-/** This backend's entry of rg.backends(). */
+  /** This backend's entry of rg.backends(). */
   info(): BackendInfo;
   /** Backends with tensor cores take the matmul precision (rg.setMatmulPrecision); others ignore it. */
   setMatmulPrecision?(precision: 'highest' | 'tf32'): void;

@@ -34,7 +34,7 @@ export {
 export {
   Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer, TransformerDecoderLayer, type TransformerOptions,
   type TransformerLayerOptions, type TransformerForwardOptions, type EncoderLayerForwardOptions, type EncoderForwardOptions, type DecoderForwardOptions,
-  type Activation,
+  type Activation, type TransformerLayerConfig,
 } from './nn/transformer.js';
 export { LoRA, addLoRA, mergeLoRA, type LoRAOptions, type AddLoRAOptions, type LoRAReport } from './nn/lora.js';
 export { KVCache } from './nn/kv-cache.js';

@@ -8,7 +8,7 @@ import { toTensor, type TensorLike } from './core.js';
 
 /** Options of the creation functions (rg.zeros, rg.ones, rg.randn, …). */
 export interface CreationOptions {
-/** Make a leaf whose gradient backward fills (float only; default false). */
+  /** Make a leaf whose gradient backward fills (float only; default false). */
   requiresGrad?: boolean;
   /** 'float32' (the default) or 'int32' (indices, labels). */
   dtype?: 'float32' | 'int32';

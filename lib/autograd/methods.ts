@@ -17,78 +17,78 @@ export type Dims = number | readonly number[] | null | undefined;
 
 /** The operations, as methods: on Tensor, and on Parameter (which stands for its value). */
 export interface TensorMethods {
-/** this + alpha·other with broadcasting (rg.add). */
+  /** this + alpha·other with broadcasting (rg.add). */
   add(other: TensorLike, options?: { alpha?: number }): Tensor;
-/** this − alpha·other with broadcasting (rg.sub). */
+  /** this − alpha·other with broadcasting (rg.sub). */
   sub(other: TensorLike, options?: { alpha?: number }): Tensor;
-/** Elementwise product with broadcasting (rg.mul). */
+  /** Elementwise product with broadcasting (rg.mul). */
   mul(other: TensorLike): Tensor;
-/** Elementwise quotient with broadcasting (rg.div). */
+  /** Elementwise quotient with broadcasting (rg.div). */
   div(other: TensorLike): Tensor;
-/** Elementwise power with broadcasting (rg.pow). */
+  /** Elementwise power with broadcasting (rg.pow). */
   pow(exponent: TensorLike): Tensor;
-/** −x elementwise. */
+  /** −x elementwise. */
   neg(): Tensor;
-/** e^x elementwise. */
+  /** e^x elementwise. */
   exp(): Tensor;
-/** The natural logarithm elementwise. */
+  /** The natural logarithm elementwise. */
   log(): Tensor;
-/** log(1 + x) elementwise. */
+  /** log(1 + x) elementwise. */
   log1p(): Tensor;
-/** The square root elementwise. */
+  /** The square root elementwise. */
   sqrt(): Tensor;
-/** 1 / √x elementwise. */
+  /** 1 / √x elementwise. */
   rsqrt(): Tensor;
-/** |x| elementwise. */
+  /** |x| elementwise. */
   abs(): Tensor;
-/** −1, 0 or 1 by the sign, elementwise. */
+  /** −1, 0 or 1 by the sign, elementwise. */
   sign(): Tensor;
-/** The sine elementwise. */
+  /** The sine elementwise. */
   sin(): Tensor;
-/** The cosine elementwise. */
+  /** The cosine elementwise. */
   cos(): Tensor;
-/** The hyperbolic tangent elementwise. */
+  /** The hyperbolic tangent elementwise. */
   tanh(): Tensor;
-/** 1 / (1 + e^−x) elementwise. */
+  /** 1 / (1 + e^−x) elementwise. */
   sigmoid(): Tensor;
-/** max(x, 0) elementwise. */
+  /** max(x, 0) elementwise. */
   relu(): Tensor;
-/** GELU elementwise (erf form). */
+  /** GELU elementwise (erf form). */
   gelu(): Tensor;
-/** x where x > 0, else negativeSlope·x (default 0.01). */
+  /** x where x > 0, else negativeSlope·x (default 0.01). */
   leakyRelu(negativeSlope?: number): Tensor;
-/** log(1 + e^(beta·x)) / beta, x itself where beta·x > threshold (defaults 1 and 20), as torch's softplus. */
+  /** log(1 + e^(beta·x)) / beta, x itself where beta·x > threshold (defaults 1 and 20), as torch's softplus. */
   softplus(beta?: number, threshold?: number): Tensor;
-/** min(max(x, min), max); either bound may be omitted. NaN stays NaN. */
+  /** min(max(x, min), max); either bound may be omitted. NaN stays NaN. */
   clamp(min?: number | null, max?: number | null): Tensor;
-/** x² elementwise. */
+  /** x² elementwise. */
   square(): Tensor;
-/** 1 / x elementwise. */
+  /** 1 / x elementwise. */
   reciprocal(): Tensor;
-/** max(this, other) elementwise with broadcasting. */
+  /** max(this, other) elementwise with broadcasting. */
   maximum(other: TensorLike): Tensor;
-/** min(this, other) elementwise with broadcasting. */
+  /** min(this, other) elementwise with broadcasting. */
   minimum(other: TensorLike): Tensor;
-/** this = other, as a float 0/1 mask. */
+  /** this = other, as a float 0/1 mask. */
   eq(other: TensorLike): Tensor;
-/** this ≠ other, as a float 0/1 mask. */
+  /** this ≠ other, as a float 0/1 mask. */
   ne(other: TensorLike): Tensor;
-/** this < other, as a float 0/1 mask. */
+  /** this < other, as a float 0/1 mask. */
   lt(other: TensorLike): Tensor;
-/** this ≤ other, as a float 0/1 mask. */
+  /** this ≤ other, as a float 0/1 mask. */
   le(other: TensorLike): Tensor;
-/** this > other, as a float 0/1 mask. */
+  /** this > other, as a float 0/1 mask. */
   gt(other: TensorLike): Tensor;
-/** this ≥ other, as a float 0/1 mask. */
+  /** this ≥ other, as a float 0/1 mask. */
   ge(other: TensorLike): Tensor;
-/** This where condition ≠ 0, else other (torch's x.where(condition, y)). */
+  /** This where condition ≠ 0, else other (torch's x.where(condition, y)). */
   where(condition: TensorLike, other: TensorLike): Tensor;
-/** `value` where mask ≠ 0 (mask broadcast to this shape), as torch's masked_fill. */
+  /** `value` where mask ≠ 0 (mask broadcast to this shape), as torch's masked_fill. */
   maskedFill(mask: TensorLike, value: number): Tensor;
 
-/** The sum over dim (all when omitted). */
+  /** The sum over dim (all when omitted). */
   sum(dim?: Dims, options?: red.ReduceOptions): Tensor;
-/** The mean over dim (all when omitted). */
+  /** The mean over dim (all when omitted). */
   mean(dim?: Dims, options?: red.ReduceOptions): Tensor;
   /** The largest element, a 0-d tensor. */
   max(): Tensor;
@@ -108,79 +108,79 @@ export interface TensorMethods {
     /** Their positions along dim (int32). */
     indices: Tensor;
   };
-/** The int32 position of the largest element (flattened, or along dim); the first at ties. */
+  /** The int32 position of the largest element (flattened, or along dim); the first at ties. */
   argmax(dim?: number, options?: red.ReduceOptions): Tensor;
-/** The int32 position of the smallest element (flattened, or along dim); the first at ties. */
+  /** The int32 position of the smallest element (flattened, or along dim); the first at ties. */
   argmin(dim?: number, options?: red.ReduceOptions): Tensor;
-/** The variance over dim (all when omitted), Bessel-corrected by default. */
+  /** The variance over dim (all when omitted), Bessel-corrected by default. */
   var(dim?: Dims, options?: red.VarOptions): Tensor;
-/** The standard deviation over dim (all when omitted), Bessel-corrected by default. */
+  /** The standard deviation over dim (all when omitted), Bessel-corrected by default. */
   std(dim?: Dims, options?: red.VarOptions): Tensor;
-/** log Σ exp(x) over dim (all when omitted), computed stably. */
+  /** log Σ exp(x) over dim (all when omitted), computed stably. */
   logsumexp(dim?: Dims, options?: red.ReduceOptions): Tensor;
-/** The p-norm (2 by default, 1 or Infinity) over dim (all when omitted). */
+  /** The p-norm (2 by default, 1 or Infinity) over dim (all when omitted). */
   norm(p?: number, dim?: Dims, options?: red.ReduceOptions): Tensor;
-/** Softmax along dim (the last by default). */
+  /** Softmax along dim (the last by default). */
   softmax(dim?: number): Tensor;
-/** Log-softmax along dim (the last by default). */
+  /** Log-softmax along dim (the last by default). */
   logSoftmax(dim?: number): Tensor;
 
-/** The matrix product with torch.matmul's rules (rg.matmul). */
+  /** The matrix product with torch.matmul's rules (rg.matmul). */
   matmul(other: TensorLike): Tensor;
-/** The transpose of a matrix (a 0-d or 1-d tensor as is). */
+  /** The transpose of a matrix (a 0-d or 1-d tensor as is). */
   t(): Tensor;
 
-/** reshape under PyTorch's other name: a view. */
+  /** reshape under PyTorch's other name: a view. */
   view(shape: readonly number[]): Tensor;
-/** Dimensions startDim … endDim (default all) merged into one: a view. */
+  /** Dimensions startDim … endDim (default all) merged into one: a view. */
   flatten(startDim?: number, endDim?: number): Tensor;
-/** Dimensions of size 1 removed (with dim, only the listed ones): a view. */
+  /** Dimensions of size 1 removed (with dim, only the listed ones): a view. */
   squeeze(dim?: number | number[]): Tensor;
-/** A size-1 dimension inserted at dim: a view. */
+  /** A size-1 dimension inserted at dim: a view. */
   unsqueeze(dim: number): Tensor;
-/** The dimensions reordered (a copy). */
+  /** The dimensions reordered (a copy). */
   permute(...dims: number[]): Tensor;
-/** Two dimensions swapped (a copy). */
+  /** Two dimensions swapped (a copy). */
   transpose(dim0: number, dim1: number): Tensor;
-/** Broadcast to `shape` (−1 keeps a dimension), as a contiguous copy. */
+  /** Broadcast to `shape` (−1 keeps a dimension), as a contiguous copy. */
   expand(...shape: number[]): Tensor;
-/** Broadcast to other's shape, as a contiguous copy. */
+  /** Broadcast to other's shape, as a contiguous copy. */
   expandAs(other: Tensor): Tensor;
-/** This tensor itself: every tensor is contiguous. */
+  /** This tensor itself: every tensor is contiguous. */
   contiguous(): Tensor;
-/** Elements start … start + length − 1 along dim (a copy). */
+  /** Elements start … start + length − 1 along dim (a copy). */
   narrow(dim: number, start: number, length: number): Tensor;
-/** x[…, start:end:step, …] along dim, Python's slice semantics (a copy). */
+  /** x[…, start:end:step, …] along dim, Python's slice semantics (a copy). */
   slice(dim: number, start?: number, end?: number, step?: number): Tensor;
-/** One index along dim, the dimension removed. */
+  /** One index along dim, the dimension removed. */
   select(dim: number, index: number): Tensor;
   /** x.at(i, j) is x[i][j] (a tensor; .item() reads a single element). */
   at(...indices: number[]): Tensor;
-/** Pieces of `size` along dim (the last may be smaller), or of the given sizes. */
+  /** Pieces of `size` along dim (the last may be smaller), or of the given sizes. */
   split(sizeOrSizes: number | readonly number[], dim?: number): Tensor[];
-/** `chunks` pieces of equal size along dim (the last may be smaller). */
+  /** `chunks` pieces of equal size along dim (the last may be smaller). */
   chunk(chunks: number, dim?: number): Tensor[];
-/** The entries at the int32 1-d `index` along dim (torch.index_select). */
+  /** The entries at the int32 1-d `index` along dim (torch.index_select). */
   indexSelect(dim: number, index: TensorLike): Tensor;
-/** out[…, j, …] = x[…, index[…, j, …], …] along dim (torch.gather). */
+  /** out[…, j, …] = x[…, index[…, j, …], …] along dim (torch.gather). */
   gather(dim: number, index: TensorLike): Tensor;
-/** A copy with src added at index along dim (torch.scatter_add, out of place). */
+  /** A copy with src added at index along dim (torch.scatter_add, out of place). */
   scatterAdd(dim: number, index: TensorLike, src: TensorLike): Tensor;
 
   /** In place: this += alpha·other. Every in-place op bumps the version (a backward that saved this tensor then
    * refuses to run) and is refused on a tensor that requires grad while the graph records. */
   add_(other: TensorLike, options?: { alpha?: number }): this;
-/** In place: this −= alpha·other. */
+  /** In place: this −= alpha·other. */
   sub_(other: TensorLike, options?: { alpha?: number }): this;
-/** In place: this ·= other. */
+  /** In place: this ·= other. */
   mul_(other: TensorLike): this;
-/** In place: this /= other. */
+  /** In place: this /= other. */
   div_(other: TensorLike): this;
-/** In place: every element 0. */
+  /** In place: every element 0. */
   zero_(): this;
-/** In place: every element `value`. */
+  /** In place: every element `value`. */
   fill_(value: number): this;
-/** In place: clamped to [min, max]. */
+  /** In place: clamped to [min, max]. */
   clamp_(min?: number | null, max?: number | null): this;
 }
 

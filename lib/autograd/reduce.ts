@@ -10,7 +10,7 @@ import { permute } from './shape.js';
 
 /** Options of the reductions. */
 export interface ReduceOptions {
-/** Keep each reduced dimension with size 1 (default false: it is removed). */
+  /** Keep each reduced dimension with size 1 (default false: it is removed). */
   keepdim?: boolean;
 }
 

@@ -11,9 +11,13 @@ type Saved = 'input' | 'output';
 abstract class Elementwise extends Module {
   private saved?: Tensor;
   private yShape?: readonly number[];
+  /** @internal Whether the backward reads the forward's input or its output. */
   protected abstract readonly uses: Saved;
+  /** The layer as messages and summaries name it, e.g. `LeakyReLU(0.01)`. */
   abstract get label(): string;
+  /** @internal The forward kernel: y from x. */
   protected abstract run(k: Kernels, y: Tensor, x: Tensor): void;
+  /** @internal The backward kernel: dx from dy and the saved input or output. */
   protected abstract grad(k: Kernels, dx: Tensor, dy: Tensor, saved: Tensor): void;
 
   forward(input: Tensor): Tensor {
@@ -41,6 +45,7 @@ abstract class Elementwise extends Module {
   }
 }
 
+/** max(x, 0) elementwise, as torch.nn.ReLU; any shape. */
 export class ReLU extends Elementwise {
   protected readonly uses = 'input';
   get label() { return 'ReLU'; }
@@ -48,9 +53,12 @@ export class ReLU extends Elementwise {
   protected grad(k: Kernels, dx: Tensor, dy: Tensor, x: Tensor) { k.relu_backward(dx.buf, dy.buf, x.buf, x.size); }
 }
 
+/** x where x > 0, else negativeSlope·x, elementwise, as torch.nn.LeakyReLU; any shape. */
 export class LeakyReLU extends Elementwise {
   protected readonly uses = 'input';
+  /** The slope for x ≤ 0. */
   readonly negativeSlope: number;
+  /** negativeSlope: any number (default 0.01, PyTorch's). */
   constructor(negativeSlope = 0.01) {
     super();
     this.negativeSlope = checkNumber('LeakyReLU', 'negativeSlope', negativeSlope);
@@ -60,6 +68,7 @@ export class LeakyReLU extends Elementwise {
   protected grad(k: Kernels, dx: Tensor, dy: Tensor, x: Tensor) { k.leaky_relu_backward(dx.buf, dy.buf, x.buf, x.size, this.negativeSlope); }
 }
 
+/** 1 / (1 + e^−x) elementwise, as torch.nn.Sigmoid; any shape. */
 export class Sigmoid extends Elementwise {
   protected readonly uses = 'output';
   get label() { return 'Sigmoid'; }
@@ -67,6 +76,7 @@ export class Sigmoid extends Elementwise {
   protected grad(k: Kernels, dx: Tensor, dy: Tensor, y: Tensor) { k.sigmoid_backward(dx.buf, dy.buf, y.buf, y.size); }
 }
 
+/** The hyperbolic tangent elementwise, as torch.nn.Tanh; any shape. */
 export class Tanh extends Elementwise {
   protected readonly uses = 'output';
   get label() { return 'Tanh'; }

@@ -46,6 +46,7 @@ function checkSequence(label: string, x: Tensor, E: number): { B: number; T: num
   return { B: x.shape[0], T: x.shape[1] };
 }
 
+/** Options of {@link MultiheadAttention}. */
 export interface MultiheadAttentionOptions {
   /** Position i attends to positions ≤ i only (a language model's mask; default false). The default of the general
    * forward's isCausal. */
@@ -75,19 +76,36 @@ export interface AttentionForwardOptions {
   cache?: KVCache | null;
 }
 
+/**
+ * Multi-head attention, as torch.nn.MultiheadAttention: PyTorch's layout and names (in_proj_weight [3E, E],
+ * xavier-uniform; in_proj_bias [3E] and out_proj.bias zeros; out_proj.weight [E, E]), so a PyTorch state dict loads
+ * as is. forward(x) is self-attention on [B, T, E] ([T, B, E] when not batchFirst) by fused kernels with a
+ * hand-written backward; forward(query, key, value, options) is PyTorch's general form (cross-attention, masks,
+ * returned weights, a KV cache), whose backward is the graph's. embedDim must be divisible by numHeads.
+ */
 export class MultiheadAttention extends Module {
+  /** E, the model width. */
   readonly embedDim: number;
+  /** H, the heads. */
   readonly numHeads: number;
+  /** D = E / H, each head's width. */
   readonly headDim: number;
+  /** Whether position i attends only to positions ≤ i by default. */
   readonly causal: boolean;
+  /** Dropout probability on the attention weights while training. */
   readonly dropout: number;
+  /** Whether inputs are [B, L, E] (else [L, B, E]). */
   readonly batchFirst: boolean;
+  /** in_proj_weight [3E, E]: the query, key and value projections stacked. */
   readonly inProjWeight: Parameter;
+  /** in_proj_bias [3E], or null with `bias: false`. */
   readonly inProjBias: Parameter | null;
+  /** out_proj: the output projection, a Linear(E, E). */
   readonly outProj: Linear;
   private readonly scratch = new Scratch(this.ws);
   private saved?: { x: Tensor; qkv: Tensor; probs: Tensor; B: number; T: number };
 
+  /** embedDim E split into numHeads heads (E divisible by numHeads, else a RangeError). */
   constructor(embedDim: number, numHeads: number, options: MultiheadAttentionOptions = {}) {
     super();
     checkOptions('MultiheadAttention', options, ['causal', 'dropout', 'bias', 'batchFirst']);
@@ -114,6 +132,7 @@ export class MultiheadAttention extends Module {
     this.outProj.bias?.value.assign(new Float32Array(E));
   }
 
+  /** The layer as messages and summaries name it, e.g. `MultiheadAttention(64, 4, causal)`. */
   get label(): string {
     const extra = [
       this.causal ? 'causal' : '', this.dropout ? `dropout=${this.dropout}` : '', this.inProjBias ? '' : 'bias=false', this.batchFirst ? '' : 'batchFirst=false',
@@ -132,6 +151,7 @@ export class MultiheadAttention extends Module {
   get inProjLora(): LoRA | null {
     return this._inProjLora;
   }
+  /** Attaches an adapter of the in-projection (the child `in_proj_lora`), or with null removes it. */
   set inProjLora(a: LoRA | null) {
     this.unregisterModule('in_proj_lora');
     this._inProjLora = a;
@@ -246,6 +266,7 @@ export class MultiheadAttention extends Module {
   }
 }
 
+/** Options of {@link TransformerBlock}. */
 export interface TransformerBlockOptions {
   /** Hidden width of the MLP as a multiple of embedDim (default 4). */
   mlpRatio?: number;
@@ -255,24 +276,40 @@ export interface TransformerBlockOptions {
   eps?: number;
 }
 
+/** Options of TransformerBlock.forward. */
 export interface TransformerBlockForwardOptions {
   /** Incremental decoding: the block's attention keeps its keys and values here (lib/nn/kv-cache.ts). */
   cache?: KVCache | null;
 }
 
+/**
+ * A pre-norm transformer block (GPT-2's): x1 = x + attn(ln1(x)), y = x1 + mlp(ln2(x1)), with mlp = Linear(E, r·E),
+ * GELU, Linear(r·E, E), on [B, T, E]. A hand-written backward over its sub-layers' fused kernels;
+ * forward(x, { cache }) is one step of incremental decoding (causal blocks, under rg.noGrad).
+ */
 export class TransformerBlock extends Module {
+  /** E, the model width. */
   readonly embedDim: number;
+  /** The attention's heads. */
   readonly numHeads: number;
+  /** The MLP's hidden width as a multiple of E. */
   readonly mlpRatio: number;
+  /** Whether the self-attention is causal. */
   readonly causal: boolean;
+  /** The LayerNorms' eps. */
   readonly eps: number;
+  /** The LayerNorm before the attention. */
   readonly ln1: LayerNorm;
+  /** The self-attention. */
   readonly attn: MultiheadAttention;
+  /** The LayerNorm before the MLP. */
   readonly ln2: LayerNorm;
+  /** Linear(E, r·E), GELU, Linear(r·E, E). */
   readonly mlp: Sequential;
   private xShape?: readonly number[];
   private readonly held: Tensor[] = [];
 
+  /** A block of width embedDim with numHeads attention heads (embedDim divisible by numHeads). */
   constructor(embedDim: number, numHeads: number, options: TransformerBlockOptions = {}) {
     super();
     checkOptions('TransformerBlock', options, ['mlpRatio', 'causal', 'eps']);
@@ -291,6 +328,7 @@ export class TransformerBlock extends Module {
     this.mlp = this.registerModule('mlp', new Sequential([new Linear(embedDim, hidden), new GELU(), new Linear(hidden, embedDim)])) as Sequential;
   }
 
+  /** The layer as messages and summaries name it, e.g. `TransformerBlock(64, 4, causal)`. */
   get label(): string {
     return `TransformerBlock(${this.embedDim}, ${this.numHeads}${this.causal ? ', causal' : ''})`;
   }
@@ -399,13 +437,22 @@ export class TransformerBlock extends Module {
   }
 }
 
+/**
+ * A learned positional embedding: y[…, t, :] = x[…, t, :] + weight[t] for x [..., T, E], weight [maxLen, E] starting
+ * N(0, 0.02²) as GPT-2's. Its backward returns the incoming gradient as dx; forward(x, { offset }) places the
+ * positions after `offset` earlier ones (a cached decoding step).
+ */
 export class PositionalEmbedding extends Module {
+  /** The most positions a sequence may have. */
   readonly maxLen: number;
+  /** E, the width of each position's embedding. */
   readonly embeddingDim: number;
+  /** [maxLen, embeddingDim]. */
   readonly weight: Parameter;
   private positions?: { T: number; rows: number; t: Tensor };
   private yShape?: readonly number[];
 
+  /** Embeddings for maxLen positions of embeddingDim values (integers ≥ 1). */
   constructor(maxLen: number, embeddingDim: number) {
     super();
     this.maxLen = checkNumber('PositionalEmbedding', 'maxLen', maxLen, { min: 1, integer: true });
@@ -414,6 +461,7 @@ export class PositionalEmbedding extends Module {
     this.weight = this.registerParameter('weight', new Parameter(fromHost(currentBackend(), w, [maxLen, embeddingDim])));
   }
 
+  /** The layer as messages and summaries name it, e.g. `PositionalEmbedding(256, 64)`. */
   get label(): string {
     return `PositionalEmbedding(${this.maxLen}, ${this.embeddingDim})`;
   }

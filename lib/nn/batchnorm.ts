@@ -11,6 +11,7 @@ import { fromHost, Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, fmtShape, Scratch } from './util.js';
 
+/** Options of {@link BatchNorm1d} and {@link BatchNorm2d}. */
 export interface BatchNormOptions {
   /** Added to the variance inside the square root (default 1e-5). */
   eps?: number;
@@ -37,12 +38,19 @@ class BatchCounter extends Tensor {
 }
 
 abstract class BatchNorm extends Module {
+  /** C, the channels. */
   readonly numFeatures: number;
+  /** Added to the variance inside the square root. */
   readonly eps: number;
+  /** Weight of each batch's statistics in the running ones; null: the cumulative average. */
   readonly momentum: number | null;
+  /** Whether weight and bias are learned. */
   readonly affine: boolean;
+  /** Whether running statistics are kept (buffers running_mean, running_var, num_batches_tracked). */
   readonly trackRunningStats: boolean;
+  /** [C], starting at 1; null when not affine. */
   readonly weight: Parameter | null;
+  /** [C], starting at 0; null when not affine. */
   readonly bias: Parameter | null;
   private readonly scratch = new Scratch(this.ws);
   private x?: Tensor;
@@ -75,6 +83,7 @@ abstract class BatchNorm extends Module {
     }
   }
 
+  /** The layer as messages and summaries name it, e.g. `BatchNorm2d(16)`. */
   abstract get label(): string;
   /** R, the elements per (sample, channel), after checking the input's rank and channel count. */
   protected abstract planeSize(shape: readonly number[]): number;
@@ -160,8 +169,13 @@ abstract class BatchNorm extends Module {
   }
 }
 
-/** Batch normalisation over [B, C] or [B, C, L]: statistics per channel over the batch (and L). */
+/**
+ * Batch normalisation over [B, C] or [B, C, L], as torch.nn.BatchNorm1d: per channel, y = (x − mean)/√(var + eps)·
+ * weight + bias with the batch's statistics (over B and L) in training, the running ones in eval. Training updates
+ * running_mean and running_var with PyTorch's momentum (the variance unbiased) and counts num_batches_tracked.
+ */
 export class BatchNorm1d extends BatchNorm {
+  /** numFeatures: C, the channels (an integer ≥ 1). */
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super('BatchNorm1d', numFeatures, options);
   }
@@ -176,8 +190,12 @@ export class BatchNorm1d extends BatchNorm {
   }
 }
 
-/** Batch normalisation over [B, C, H, W]: statistics per channel over the batch and the plane. */
+/**
+ * Batch normalisation over [B, C, H, W], as torch.nn.BatchNorm2d: per channel, statistics over the batch and the
+ * plane (the batch's in training, the running ones in eval); otherwise as {@link BatchNorm1d}.
+ */
 export class BatchNorm2d extends BatchNorm {
+  /** numFeatures: C, the channels (an integer ≥ 1). */
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super('BatchNorm2d', numFeatures, options);
   }

@@ -16,10 +16,15 @@ import * as F from './functional.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, checkOutputPadding, fmtPair, fmtShape, pair, single, transposedSize, type Size1, type Size2 } from './util.js';
 
+/** Options of {@link Conv2d}. */
 export interface Conv2dOptions {
+  /** Step of the window, n or [h, w] (default 1). */
   stride?: Size2;
+  /** Zero padding added on both sides, n or [h, w] (default 0). */
   padding?: Size2;
+  /** Spacing of the kernel's taps, n or [h, w] (default 1). */
   dilation?: Size2;
+  /** Learn a bias per output channel (default true). */
   bias?: boolean;
 }
 
@@ -32,19 +37,35 @@ interface Geometry {
   OW: number;
 }
 
+/**
+ * A 2-d convolution (cross-correlation) over NCHW input, as torch.nn.Conv2d with groups 1: x [B, inChannels, H, W]
+ * → [B, outChannels, OH, OW], OH = ⌊(H + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1 (OW likewise).
+ * weight [outChannels, inChannels, KH, KW] and bias are initialised as PyTorch's, U(−1/√fanIn, 1/√fanIn) with
+ * fanIn = inChannels·KH·KW. Runs on the fused im2col and matrix-product kernels; the input must be at least the
+ * (dilated) kernel's size once padded, else a RangeError names both.
+ */
 export class Conv2d extends Module {
+  /** Channels of the input. */
   readonly inChannels: number;
+  /** Channels of the output. */
   readonly outChannels: number;
+  /** [KH, KW]. */
   readonly kernelSize: readonly [number, number];
+  /** [SH, SW]. */
   readonly stride: readonly [number, number];
+  /** [PH, PW]. */
   readonly padding: readonly [number, number];
+  /** [DH, DW]. */
   readonly dilation: readonly [number, number];
+  /** [outChannels, inChannels, KH, KW]. */
   readonly weight: Parameter;
+  /** [outChannels], or null with `bias: false`. */
   readonly bias: Parameter | null;
   private x?: Tensor;
   private g?: Geometry;
   private yShape?: readonly number[];
 
+  /** inChannels → outChannels with a kernelSize window (n or [h, w]); sizes are integers ≥ 1, padding ≥ 0. */
   constructor(inChannels: number, outChannels: number, kernelSize: Size2, options: Conv2dOptions = {}) {
     super();
     checkOptions('Conv2d', options, ['stride', 'padding', 'dilation', 'bias']);
@@ -63,6 +84,7 @@ export class Conv2d extends Module {
     this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, uniformInit(outChannels, bound), [outChannels]))) : null;
   }
 
+  /** The layer as messages and summaries name it, e.g. `Conv2d(3→16, k=3, s=2)`. */
   get label(): string {
     const extra = [
       this.stride[0] !== 1 || this.stride[1] !== 1 ? `s=${fmtPair(this.stride)}` : '',
@@ -129,12 +151,17 @@ export class Conv2d extends Module {
 // with kaiming_uniform(a = √5), whose fan_in is weight.size(1)·KH·KW: OC·KH·KW for this layout, so the weight and the
 // bias are U(−1/√(OC·KH·KW), 1/√(OC·KH·KW)). It runs as one node of rg.F.convTranspose2d, on the conv2d kernels.
 
+/** Options of {@link ConvTranspose2d}. */
 export interface ConvTranspose2dOptions {
+  /** Stride of the convolution it transposes, n or [h, w] (default 1). */
   stride?: Size2;
+  /** Padding of the convolution it transposes, taken off the output's borders, n or [h, w] (default 0). */
   padding?: Size2;
   /** Rows and columns added at the bottom and right of the output (default 0); each below its stride or its dilation. */
   outputPadding?: Size2;
+  /** Spacing of the kernel's taps, n or [h, w] (default 1). */
   dilation?: Size2;
+  /** Learn a bias per output channel (default true). */
   bias?: boolean;
 }
 
@@ -148,17 +175,33 @@ function checkBias(name: string, useBias: unknown): boolean {
   return useBias;
 }
 
+/**
+ * The transposed convolution (the gradient of a convolution with respect to its input), as torch.nn.ConvTranspose2d
+ * with groups 1: x [B, inChannels, H, W] (or unbatched) → [B, outChannels, OH, OW], OH = (H − 1)·stride − 2·padding +
+ * dilation·(KH − 1) + outputPadding + 1. weight [inChannels, outChannels, KH, KW] (PyTorch's layout) and bias are
+ * U(−1/√(outChannels·KH·KW), 1/√(outChannels·KH·KW)), as PyTorch initialises them. One node of F.convTranspose2d.
+ */
 export class ConvTranspose2d extends Module {
+  /** Channels of the input. */
   readonly inChannels: number;
+  /** Channels of the output. */
   readonly outChannels: number;
+  /** [KH, KW]. */
   readonly kernelSize: readonly [number, number];
+  /** [SH, SW]. */
   readonly stride: readonly [number, number];
+  /** [PH, PW]. */
   readonly padding: readonly [number, number];
+  /** Rows and columns added at the bottom and right of the output. */
   readonly outputPadding: readonly [number, number];
+  /** [DH, DW]. */
   readonly dilation: readonly [number, number];
+  /** [inChannels, outChannels, KH, KW] (PyTorch's layout for a transposed convolution). */
   readonly weight: Parameter;
+  /** [outChannels], or null with `bias: false`. */
   readonly bias: Parameter | null;
 
+  /** inChannels → outChannels with a kernelSize window (n or [h, w]); each outputPadding below its stride or its dilation. */
   constructor(inChannels: number, outChannels: number, kernelSize: Size2, options: ConvTranspose2dOptions = {}) {
     super();
     const name = 'ConvTranspose2d';
@@ -180,6 +223,7 @@ export class ConvTranspose2d extends Module {
     this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, uniformInit(outChannels, bound), [outChannels]))) : null;
   }
 
+  /** The layer as messages and summaries name it, e.g. `ConvTranspose2d(16→3, k=4, s=2, p=1)`. */
   get label(): string {
     const extra = [
       this.stride[0] !== 1 || this.stride[1] !== 1 ? `s=${fmtPair(this.stride)}` : '',
@@ -210,23 +254,42 @@ export class ConvTranspose2d extends Module {
 // Conv1d: a 1-d cross-correlation over [B, C, L] (or [C, L]), weight [OC, C, K] as PyTorch, initialised as Conv2d
 // (U(−1/√(C·K), 1/√(C·K)) for the weight and the bias). One node of rg.F.conv1d: the conv2d kernels with H = 1.
 
+/** Options of {@link Conv1d}. */
 export interface Conv1dOptions {
+  /** Step of the window (default 1). */
   stride?: Size1;
+  /** Zero padding added on both ends (default 0). */
   padding?: Size1;
+  /** Spacing of the kernel's taps (default 1). */
   dilation?: Size1;
+  /** Learn a bias per output channel (default true). */
   bias?: boolean;
 }
 
+/**
+ * A 1-d convolution over [B, inChannels, L] (or unbatched [inChannels, L]), as torch.nn.Conv1d with groups 1:
+ * output [B, outChannels, OL], OL = ⌊(L + 2·padding − dilation·(K − 1) − 1) / stride⌋ + 1. weight [outChannels,
+ * inChannels, K] and bias are U(−1/√(inChannels·K), 1/√(inChannels·K)). One node of F.conv1d, on the conv2d kernels.
+ */
 export class Conv1d extends Module {
+  /** Channels of the input. */
   readonly inChannels: number;
+  /** Channels of the output. */
   readonly outChannels: number;
+  /** K. */
   readonly kernelSize: number;
+  /** The window's step. */
   readonly stride: number;
+  /** Zeros added on both ends. */
   readonly padding: number;
+  /** Spacing of the kernel's taps. */
   readonly dilation: number;
+  /** [outChannels, inChannels, K]. */
   readonly weight: Parameter;
+  /** [outChannels], or null with `bias: false`. */
   readonly bias: Parameter | null;
 
+  /** inChannels → outChannels with a window of kernelSize (n or [n]); sizes are integers ≥ 1, padding ≥ 0. */
   constructor(inChannels: number, outChannels: number, kernelSize: Size1, options: Conv1dOptions = {}) {
     super();
     const name = 'Conv1d';
@@ -244,6 +307,7 @@ export class Conv1d extends Module {
     this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, uniformInit(outChannels, bound), [outChannels]))) : null;
   }
 
+  /** The layer as messages and summaries name it, e.g. `Conv1d(8→16, k=3)`. */
   get label(): string {
     const extra = [
       this.stride !== 1 ? `s=${this.stride}` : '',

@@ -11,13 +11,23 @@ import { fromHost, type Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 import { checkGradShape } from './util.js';
 
+/**
+ * A lookup table, as torch.nn.Embedding: int32 indices of any shape [...] give rows of weight [numEmbeddings,
+ * embeddingDim], output [..., embeddingDim]. weight starts N(0, 1), as PyTorch's. An index outside
+ * [0, numEmbeddings) is a RangeError (checked before the kernel when the indices came from the host). backward
+ * returns an empty tensor: indices have no gradient.
+ */
 export class Embedding extends Module {
+  /** Rows of the table. */
   readonly numEmbeddings: number;
+  /** Width of each row. */
   readonly embeddingDim: number;
+  /** [numEmbeddings, embeddingDim]. */
   readonly weight: Parameter;
   private x?: Tensor;
   private yShape?: readonly number[];
 
+  /** A table of numEmbeddings rows of embeddingDim values (integers ≥ 1). */
   constructor(numEmbeddings: number, embeddingDim: number) {
     super();
     this.numEmbeddings = checkNumber('Embedding', 'numEmbeddings', numEmbeddings, { min: 1, integer: true });
@@ -26,6 +36,7 @@ export class Embedding extends Module {
     this.weight = this.registerParameter('weight', new Parameter(fromHost(currentBackend(), w, [numEmbeddings, embeddingDim])));
   }
 
+  /** The layer as messages and summaries name it, e.g. `Embedding(1000, 64)`. */
   get label(): string {
     return `Embedding(${this.numEmbeddings}, ${this.embeddingDim})`;
   }

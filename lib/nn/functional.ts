@@ -18,9 +18,24 @@ import {
 
 export { linear, matmul, softmax, logSoftmax };
 export type { InterpolationOptions, InterpolationMode } from './util.js';
-export const { relu, gelu, sigmoid, tanh, leakyRelu, softplus } = ew;
+// the activations of the tensor API (rg.relu, rg.gelu, …) under torch.nn.functional's names
+export const {
+  /** max(x, 0) elementwise. */
+  relu,
+  /** GELU elementwise, exact erf form. */
+  gelu,
+  /** 1 / (1 + e^−x) elementwise. */
+  sigmoid,
+  /** The hyperbolic tangent elementwise. */
+  tanh,
+  /** x where x > 0, else negativeSlope·x (default 0.01). */
+  leakyRelu,
+  /** log(1 + e^(beta·x)) / beta, x itself where beta·x > threshold (defaults 1 and 20). */
+  softplus,
+} = ew;
 
-type Pair = number | [number, number];
+/** A window size, stride, padding or dilation: n for both dimensions, or [h, w]. */
+export type Pair = number | [number, number];
 const pair = (where: string, name: string, v: Pair): [number, number] => {
   const p: [number, number] = Array.isArray(v) ? [v[0], v[1]] : [v, v];
   if (!p.every((x) => Number.isInteger(x) && x >= 0)) throw new RangeError(`${where}: ${name} must be a non-negative integer or a pair of them, got ${describe(v)}`);
@@ -81,9 +96,13 @@ export function dropout2d(x: TensorLike, p = 0.5, training = true): Tensor {
   return out;
 }
 
+/** Options of {@link conv2d}. */
 export interface Conv2dOptions {
+  /** Step of the window (default 1). */
   stride?: Pair;
+  /** Zero padding on both sides (default 0). */
   padding?: Pair;
+  /** Spacing of the kernel's taps (default 1). */
   dilation?: Pair;
 }
 /** 2-d convolution of x [N, C, H, W] with weight [OC, C, KH, KW] (+ bias [OC]), as the Conv2d layer. */
@@ -125,9 +144,13 @@ function conv2dNode(where: string, t: Tensor, w: Tensor, b: Tensor | null, g: Co
   return out;
 }
 
+/** Options of {@link conv1d}. */
 export interface Conv1dOptions {
+  /** Step of the window (default 1). */
   stride?: Size1;
+  /** Zero padding on both ends (default 0). */
   padding?: Size1;
+  /** Spacing of the kernel's taps (default 1). */
   dilation?: Size1;
 }
 /** 1-d convolution of x [N, C, L] (or [C, L]) with weight [OC, C, K] (+ bias [OC]), as the Conv1d layer: the conv2d
@@ -154,11 +177,15 @@ export function conv1d(x: TensorLike, weight: TensorLike, bias?: TensorLike | nu
   return r === 2 ? y.reshape([OC, OL]) : y;
 }
 
+/** Options of {@link convTranspose2d}. */
 export interface ConvTranspose2dOptions {
+  /** Stride of the convolution it transposes (default 1). */
   stride?: Size2;
+  /** Padding of the convolution it transposes, taken off the output's borders (default 0). */
   padding?: Size2;
   /** Rows and columns added at the bottom and right of the output; each below its stride or its dilation. */
   outputPadding?: Size2;
+  /** Spacing of the kernel's taps (default 1). */
   dilation?: Size2;
 }
 /**
@@ -244,8 +271,11 @@ function addChannelBias(where: string, y: Tensor, bias: Tensor): Tensor {
   return out;
 }
 
+/** Options of {@link maxPool2d} and {@link avgPool2d}. */
 export interface PoolOptions {
+  /** Step of the window (default: the kernel size). */
   stride?: Pair;
+  /** Padding on both sides, at most half the kernel (default 0; −∞ for max, 0 for the average). */
   padding?: Pair;
 }
 function poolGeometry(where: string, t: Tensor, kernelSize: Pair, options: PoolOptions) {
@@ -255,6 +285,7 @@ function poolGeometry(where: string, t: Tensor, kernelSize: Pair, options: PoolO
   if (2 * PH > KH || 2 * PW > KW) throw new RangeError(`${where}: padding must be at most half the kernel size, got padding ${PH}×${PW} for a ${KH}×${KW} kernel`);
   return { B, C, H, W, KH, KW, SH, SW, PH, PW, OH: outSize(where, H, KH, SH, PH, 1), OW: outSize(where, W, KW, SW, PW, 1) };
 }
+/** The maximum of each kernelSize window of x [N, C, H, W], as the MaxPool2d layer; the gradient goes to the first maximum. */
 export function maxPool2d(x: TensorLike, kernelSize: Pair, options: PoolOptions = {}): Tensor {
   const where = 'F.maxPool2d';
   checkOptions(where, options, ['stride', 'padding']);
@@ -273,6 +304,7 @@ export function maxPool2d(x: TensorLike, kernelSize: Pair, options: PoolOptions 
   });
   return out;
 }
+/** The mean of each kernelSize window of x [N, C, H, W], as the AvgPool2d layer (countIncludePad default true). */
 export function avgPool2d(x: TensorLike, kernelSize: Pair, options: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
   const where = 'F.avgPool2d';
   checkOptions(where, options, ['stride', 'padding', 'countIncludePad']);
@@ -440,11 +472,17 @@ export function groupNorm(x: TensorLike, numGroups: number, weight?: TensorLike 
   return b ? ew.add(scaled, b.reshape(perChannel)) : scaled;
 }
 
+/** Options of {@link batchNorm}. */
 export interface BatchNormOptions {
+  /** Per-channel scale [C] (default none: 1). */
   weight?: TensorLike | null;
+  /** Per-channel shift [C] (default none: 0). */
   bias?: TensorLike | null;
+  /** Batch statistics, updating the running ones when given (default false: the running statistics). */
   training?: boolean;
+  /** Weight of the batch statistics in the running ones (default 0.1). */
   momentum?: number;
+  /** Added to the variance inside the square root (default 1e-5). */
   eps?: number;
 }
 /** Batch normalisation over x [N, C, …] per channel; the running statistics (updated in place while training, as
@@ -490,6 +528,7 @@ export function embedding(input: Tensor, weight: TensorLike): Tensor {
 
 // ---- losses ----
 
+/** How a loss reduces its elementwise values: their mean (the default), their sum, or none (the values themselves). */
 export type Reduction = 'mean' | 'sum' | 'none';
 function reductionOf(where: string, r: unknown): Reduction {
   if (r === undefined) return 'mean';
@@ -500,16 +539,19 @@ function reduce(r: Reduction, v: Tensor): Tensor {
   return r === 'none' ? v : r === 'sum' ? sum(v) : mean(v);
 }
 
+/** The squared error (input − target)², reduced (default: the mean), as F.mse_loss. */
 export function mseLoss(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.mseLoss', r = reductionOf(where, options.reduction);
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
   return r === 'mean' ? new MSELoss().forward(p, t) : reduce(r, ew.square(ew.sub(p, t)));
 }
+/** The absolute error |input − target|, reduced (default: the mean), as F.l1_loss. */
 export function l1Loss(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.l1Loss', r = reductionOf(where, options.reduction);
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
   return r === 'mean' ? new L1Loss().forward(p, t) : reduce(r, ew.abs(ew.sub(p, t)));
 }
+/** The Huber loss, quadratic below delta (default 1) and linear above, reduced (default: the mean), as F.huber_loss. */
 export function huberLoss(input: TensorLike, target: TensorLike, options: { reduction?: Reduction; delta?: number } = {}): Tensor {
   const where = 'F.huberLoss', r = reductionOf(where, options.reduction), delta = options.delta ?? 1;
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
@@ -518,6 +560,7 @@ export function huberLoss(input: TensorLike, target: TensorLike, options: { redu
   const quadratic = ew.mul(ew.square(d), 0.5), linearPart = ew.mul(ew.sub(a, 0.5 * delta), delta);
   return reduce(r, ew.where(ew.lt(a, delta), quadratic, linearPart));
 }
+/** Binary cross-entropy of probabilities in [0, 1] against targets, the logs clamped at −100, as F.binary_cross_entropy. */
 export function binaryCrossEntropy(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.binaryCrossEntropy', r = reductionOf(where, options.reduction);
   const [p, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];
@@ -526,6 +569,7 @@ export function binaryCrossEntropy(input: TensorLike, target: TensorLike, option
   const lp = ew.clamp(ew.log(p), -100), lq = ew.clamp(ew.log(ew.sub(1, p)), -100);
   return reduce(r, ew.neg(ew.add(ew.mul(t, lp), ew.mul(ew.sub(1, t), lq))));
 }
+/** Binary cross-entropy of logits against targets, computed stably for large |x|, as F.binary_cross_entropy_with_logits. */
 export function binaryCrossEntropyWithLogits(input: TensorLike, target: TensorLike, options: { reduction?: Reduction } = {}): Tensor {
   const where = 'F.binaryCrossEntropyWithLogits', r = reductionOf(where, options.reduction);
   const [x, t] = [toTensor(where, input), toTensor(where, target, undefined, 'target')];

@@ -26,6 +26,12 @@ export interface CacheEntry {
   source?: Tensor;
 }
 
+/**
+ * The keys and values of past positions, kept between the steps of incremental decoding (generation) so that each
+ * new token costs one pass over the cached positions. One cache serves a whole model: each MultiheadAttention that
+ * is handed it keeps its own entry (self-attention appends each step's keys and values; cross-attention projects the
+ * memory once). Steps run under rg.noGrad; reset() starts a new sequence.
+ */
 export class KVCache {
   private readonly entries = new Map<Module, CacheEntry>();
   /** Inside atomic(): the tensors that entries replaced, freed when the step succeeds. */

@@ -11,6 +11,7 @@ import { fromHost, type Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, fmtShape, Scratch } from './util.js';
 
+/** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
   /** Added to the variance inside the square root (default 1e-5). */
   eps?: number;
@@ -18,11 +19,21 @@ export interface LayerNormOptions {
   elementwiseAffine?: boolean;
 }
 
+/**
+ * Layer normalisation, as torch.nn.LayerNorm: over the last dimensions of x [..., *normalizedShape], y =
+ * (x − mean)/√(var + eps)·weight + bias with each row's mean and biased variance, in training and eval alike.
+ * weight and bias have the shape normalizedShape and start at 1 and 0.
+ */
 export class LayerNorm extends Module {
+  /** The trailing dimensions normalised together. */
   readonly normalizedShape: readonly number[];
+  /** Added to the variance inside the square root. */
   readonly eps: number;
+  /** Whether weight and bias are learned. */
   readonly elementwiseAffine: boolean;
+  /** normalizedShape, starting at 1; null without elementwiseAffine. */
   readonly weight: Parameter | null;
+  /** normalizedShape, starting at 0; null without elementwiseAffine. */
   readonly bias: Parameter | null;
   /** D: the elements normalised together (the product of normalizedShape). */
   private readonly dim: number;
@@ -31,6 +42,7 @@ export class LayerNorm extends Module {
   private saved?: { mean: Tensor; invstd: Tensor };
   private yShape?: readonly number[];
 
+  /** normalizedShape: the size of the last dimension, or of the last few. */
   constructor(normalizedShape: number | readonly number[], options: LayerNormOptions = {}) {
     super();
     checkOptions('LayerNorm', options, ['eps', 'elementwiseAffine']);
@@ -52,6 +64,7 @@ export class LayerNorm extends Module {
     this.bias = affine ? this.registerParameter('bias', new Parameter(fromHost(b, new Float32Array(D), shape))) : null;
   }
 
+  /** The layer as messages and summaries name it, e.g. `LayerNorm(64)`. */
   get label(): string {
     return `LayerNorm(${this.normalizedShape.length === 1 ? this.normalizedShape[0] : fmtShape(this.normalizedShape)})`;
   }

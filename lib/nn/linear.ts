@@ -9,20 +9,33 @@ import type { LoRA } from './lora.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, fmtShape } from './util.js';
 
+/** Options of {@link Linear}. */
 export interface LinearOptions {
+  /** Learn an additive bias (default true). */
   bias?: boolean;
 }
 
+/**
+ * A fully connected layer, as torch.nn.Linear: y = x·Wᵀ + b over the last dimension of x [..., inFeatures], giving
+ * [..., outFeatures]. weight [outFeatures, inFeatures] and bias [outFeatures] are initialised as PyTorch does,
+ * U(−1/√inFeatures, 1/√inFeatures). Runs on one fused kernel each way; a following ReLU or LeakyReLU in a Sequential
+ * runs in its epilogue.
+ */
 export class Linear extends Module {
+  /** Features of the input's last dimension. */
   readonly inFeatures: number;
+  /** Features of the output's last dimension. */
   readonly outFeatures: number;
+  /** [outFeatures, inFeatures], PyTorch's layout. */
   readonly weight: Parameter;
+  /** [outFeatures], or null with `bias: false`. */
   readonly bias: Parameter | null;
   /** A LoRA adapter (lib/nn/lora.ts: addLoRA sets it, mergeLoRA clears it), registered as the child `lora`: the layer
    * then runs on the autograd graph as x·Wᵀ + b + lora(x). */
   get lora(): LoRA | null {
     return this._lora;
   }
+  /** Attaches an adapter (registered as the child `lora`), or with null removes it. */
   set lora(a: LoRA | null) {
     this.unregisterModule('lora');
     this._lora = a;
@@ -32,6 +45,7 @@ export class Linear extends Module {
   private x?: Tensor;
   private y?: Tensor;
 
+  /** A layer from inFeatures to outFeatures (integers ≥ 1); unknown option keys are a TypeError. */
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
     checkOptions('Linear', options, ['bias']);
@@ -46,6 +60,7 @@ export class Linear extends Module {
     this.bias = useBias ? this.registerParameter('bias', new Parameter(fromHost(b, init(outFeatures), [outFeatures]))) : null;
   }
 
+  /** The layer as messages and summaries name it, e.g. `Linear(4→3)`. */
   get label(): string {
     return `Linear(${this.inFeatures}→${this.outFeatures})`;
   }

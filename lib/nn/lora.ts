@@ -17,6 +17,7 @@ import { MultiheadAttention } from './attention.js';
 import { Linear } from './linear.js';
 import { Module, Parameter } from './module.js';
 
+/** Options of a {@link LoRA} adapter. */
 export interface LoRAOptions {
   /** The rank r of the update (default 8). */
   rank?: number;
@@ -24,16 +25,28 @@ export interface LoRAOptions {
   alpha?: number;
 }
 
-/** The adapter of one weight [outFeatures, inFeatures]: A [rank, in], B [out, rank], scale alpha / rank. */
+/**
+ * The LoRA adapter of one weight W [outFeatures, inFeatures] (Hu et al., 2021): the low-rank update (alpha/rank)·B·A
+ * with A [rank, inFeatures] (U(−1/√in, 1/√in), as PyTorch's Linear weight) and B [outFeatures, rank] (zeros, so the
+ * adapted model starts as the base model). Attached by {@link addLoRA}, folded into the weight by {@link mergeLoRA}.
+ */
 export class LoRA extends Module {
+  /** Columns of the adapted weight. */
   readonly inFeatures: number;
+  /** Rows of the adapted weight. */
   readonly outFeatures: number;
+  /** r, the rank of the update. */
   readonly rank: number;
+  /** The update's scale numerator: the update is (alpha / rank)·B·A. */
   readonly alpha: number;
+  /** alpha / rank. */
   readonly scaling: number;
+  /** [rank, inFeatures]. */
   readonly A: Parameter;
+  /** [outFeatures, rank], starting at zero. */
   readonly B: Parameter;
 
+  /** An adapter for a weight [outFeatures, inFeatures]; rank defaults to 8 and alpha to the rank (scale 1). */
   constructor(inFeatures: number, outFeatures: number, options: LoRAOptions = {}) {
     super();
     checkOptions('LoRA', options, ['rank', 'alpha']);
@@ -47,6 +60,7 @@ export class LoRA extends Module {
     this.B = this.registerParameter('B', new Parameter(fromHost(b, new Float32Array(outFeatures * this.rank), [outFeatures, this.rank])));
   }
 
+  /** The layer as messages and summaries name it, e.g. `LoRA(128→128, rank 8, α 8)`. */
   get label(): string {
     return `LoRA(${this.inFeatures}→${this.outFeatures}, rank ${this.rank}, α ${this.alpha})`;
   }
@@ -62,6 +76,7 @@ export class LoRA extends Module {
   }
 }
 
+/** Options of {@link addLoRA}: the adapters' rank and alpha, and which layers get one. */
 export interface AddLoRAOptions extends LoRAOptions {
   /**
    * Which layers get an adapter, by the layer's name in the model (its state-dict prefix, e.g. '2.mlp.0' or
@@ -71,11 +86,13 @@ export interface AddLoRAOptions extends LoRAOptions {
   targets?: ((name: string, layer: Linear | MultiheadAttention) => boolean) | readonly string[];
 }
 
+/** What {@link addLoRA} did. */
 export interface LoRAReport {
   /** The adapters, by the name of the layer each adapts. */
   adapters: Map<string, LoRA>;
-  /** Numbers that train (the adapters') and numbers in the model (adapters included). */
+  /** Numbers that train: the adapters'. */
   trainable: number;
+  /** Numbers in the model, the adapters included. */
   total: number;
 }
 
@@ -109,7 +126,8 @@ export function addLoRA(model: Module, options: AddLoRAOptions = {}): LoRAReport
   return { adapters, trainable: count([...adapters.values()].flatMap((a) => a.parameters())), total: count(model.parameters()) };
 }
 
-/** Folds every adapter of `model` into its weight (W += (α/r)·B·A) and removes it; every parameter trains again. */
+/** Folds every adapter of `model` into its weight (W += (α/r)·B·A) and removes it; every parameter trains again.
+ * Returns the number of adapters merged. */
 export function mergeLoRA(model: Module): number {
   if (!(model instanceof Module)) throw new TypeError(`mergeLoRA: expected a Module, got ${describe(model)}`);
   let merged = 0;

@@ -34,6 +34,11 @@ function training(): Trainer {
   return trainer;
 }
 
+/**
+ * A trainable tensor, as torch.nn.Parameter: `value` (a leaf of the autograd graph) and `grad` (same shape, zeros
+ * from the start), which backward accumulates into and optimizers read at each step before updating `value` in
+ * place. Every tensor method works on a Parameter too, on its value (`p.matmul(x)`, `p.sum()`).
+ */
 export class Parameter {
   private _value!: Tensor;
   private _requiresGrad = true;
@@ -41,6 +46,7 @@ export class Parameter {
   /** zeroGrad() was called and nothing has written the gradient since: it reads as zeros. */
   private zeroPending = false;
 
+  /** A parameter holding `t` (a float tensor, used as is, not copied), its gradient zeros on the same backend. */
   constructor(t: Tensor) {
     checkTensor('Parameter', t, 'value');
     if (t.dtype === 'int32') throw new TypeError('Parameter: value must be a float tensor, got int32');
@@ -52,6 +58,7 @@ export class Parameter {
   get value(): Tensor {
     return this._value;
   }
+  /** Replaces the tensor (the gradient is kept: it must keep the shape); the old value is released from the graph. */
   set value(t: Tensor) {
     if (this._value && this._value._param === this) {
       this._value._param = undefined;
@@ -66,6 +73,7 @@ export class Parameter {
   get requiresGrad(): boolean {
     return this._requiresGrad;
   }
+  /** Freezes (false) or unfreezes (true) the parameter; anything but a boolean is a TypeError. */
   set requiresGrad(on: boolean) {
     if (typeof on !== 'boolean') throw new TypeError(`Parameter.requiresGrad: expected a boolean, got ${describe(on)}`);
     this._requiresGrad = on;
@@ -94,11 +102,13 @@ export class Parameter {
     }
     return this._grad;
   }
+  /** Replaces the gradient tensor (same shape and backend as the value). */
   set grad(t: Tensor) {
     this._grad = t;
     this.zeroPending = false;
   }
 
+  /** The value's shape. */
   get shape(): readonly number[] {
     return this.value.shape;
   }
@@ -172,7 +182,16 @@ export function parameterList(where: string, params: unknown, at = 'params'): Pa
   });
 }
 
+/**
+ * The base of every layer and model, as torch.nn.Module. A module owns its parameters (with PyTorch's state-dict
+ * names), its buffers (running statistics) and its sub-modules; fields holding a Module or a Parameter register
+ * themselves under the field's name. A subclass defines `forward`: written with tensor operations, its backward
+ * comes from the graph (`loss.backward()`); the built-in layers also have a hand-written `backward(dy)` over fused
+ * kernels, which returns dL/dx and accumulates (+=) into each parameter's grad. Training conveniences in Keras'
+ * style: `compile`, `fit`, `evaluate`, `predict`.
+ */
 export abstract class Module {
+  /** Training mode (the default) or eval mode: what Dropout and BatchNorm do. Set with train() and eval(). */
   training = true;
   /** Set by a callback to end `fit` after the current epoch. */
   stopTraining = false;
@@ -187,9 +206,10 @@ export abstract class Module {
   private readonly _parameters = new Map<string, Parameter>();
   private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();
-  /** Output buffers, reused inside the training loop. */
+  /** @internal Output buffers, reused inside the training loop. */
   protected readonly ws = new Workspace();
 
+  /** A module with nothing registered yet: what a subclass assigns to its fields (modules, Parameters) registers itself. */
   constructor() {
     wrapForward(this);
   }
@@ -261,26 +281,32 @@ export abstract class Module {
     }
   }
 
+  /** Registers `p` under `name` (a state-dict key) without add()'s checks: the built-in layers' way. */
   protected registerParameter(name: string, p: Parameter): Parameter {
     this._parameters.set(name, p);
     return p;
   }
+  /** Registers a buffer: a tensor of the state dict that is not trained (running statistics), kept from rg.tidy and
+   * moved by to(). */
   protected registerBuffer(name: string, t: Tensor): Tensor {
     this._buffers.set(name, keep(t)); // the module's, even when it is built inside rg.tidy
     return t;
   }
+  /** Registers a sub-module under `name` without add()'s checks. */
   protected registerModule(name: string, m: Module): Module {
     this._modules.set(name, m);
     return m;
   }
+  /** Removes the sub-module registered under `name`, if any. */
   protected unregisterModule(name: string): void {
     this._modules.delete(name);
   }
-  /** @internal Replaces a buffer tensor (running statistics are updated by swapping in place otherwise). */
+  /** @internal The buffer registered under `name` (the current tensor: a move to another backend replaces it). */
   protected getBuffer(name: string): Tensor {
     return this._buffers.get(name)!;
   }
 
+  /** The direct sub-modules, in registration order (PyTorch's children()). */
   children(): Module[] {
     this.discover();
     return [...this._modules.values()];
@@ -295,6 +321,8 @@ export abstract class Module {
     return out;
   }
 
+  /** Every parameter with its state-dict name (`0.weight`, `attn.in_proj_bias`, …, after `prefix`): this module's
+   * own first, then each sub-module's. */
   namedParameters(prefix = ''): [string, Parameter][] {
     this.discover();
     const out: [string, Parameter][] = [];
@@ -302,9 +330,11 @@ export abstract class Module {
     for (const [n, m] of this._modules) out.push(...m.namedParameters(`${prefix}${n}.`));
     return out;
   }
+  /** Every parameter of this module and its sub-modules, in namedParameters' order (what an optimizer takes). */
   parameters(): Parameter[] {
     return this.namedParameters().map(([, p]) => p);
   }
+  /** Every buffer (`running_mean`, `running_var`, `num_batches_tracked`, …) with its state-dict name. */
   namedBuffers(prefix = ''): [string, Tensor][] {
     this.discover();
     const out: [string, Tensor][] = [];
@@ -367,16 +397,19 @@ export abstract class Module {
     for (const f of assign) f();
   }
 
+  /** Sets training mode (or, with false, eval mode) on this module and every sub-module; returns this. */
   train(mode = true): this {
     this.discover();
     this.training = mode;
     for (const m of this._modules.values()) m.train(mode);
     return this;
   }
+  /** Eval mode: Dropout passes its input through, BatchNorm uses its running statistics. Returns this. */
   eval(): this {
     return this.train(false);
   }
 
+  /** Zeroes every parameter's gradient (deferred: see Parameter.zeroGrad). */
   zeroGrad(): void {
     for (const p of this.parameters()) p.zeroGrad();
   }
@@ -486,6 +519,7 @@ export abstract class Module {
   }
 
   // ---- Keras-style training conveniences (lib/train/) ----
+  /** Sets the optimizer, the loss and the metrics that fit and evaluate use (Keras' compile). */
   compile(options: CompileOptions): void {
     training().compile(this, options);
   }
@@ -497,9 +531,12 @@ export abstract class Module {
   evaluate(x: Tensor | DataLoader, y?: Tensor | EvaluateOptions, options?: EvaluateOptions): Promise<Record<string, number>> {
     return training().evaluate(this, x, y, options);
   }
+  /** The model's output for x in eval mode without gradients, in batches of options.batchSize (Keras' predict). */
   predict(x: Tensor, options?: PredictOptions): Tensor {
     return training().predict(this, x, options);
   }
+  /** predict without blocking the event loop (off the main thread on the native backends); concurrent calls are
+   * coalesced into shared batches (setBatching). */
   predictAsync(x: Tensor, options?: PredictOptions): Promise<Tensor> {
     return training().predictAsync(this, x, options);
   }

@@ -10,6 +10,7 @@ import { groupNorm } from './functional.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, fmtShape } from './util.js';
 
+/** Options of {@link GroupNorm}. */
 export interface GroupNormOptions {
   /** Added to the variance inside the square root (default 1e-5). */
   eps?: number;
@@ -17,14 +18,26 @@ export interface GroupNormOptions {
   affine?: boolean;
 }
 
+/**
+ * Group normalisation, as torch.nn.GroupNorm: the channels of x [N, C, …] in numGroups groups, each (sample, group)
+ * normalised over its channels and positions with its own mean and biased variance, then weight[c]·x̂ + bias[c]. No
+ * running statistics: the same in training and eval. Its backward comes from the graph.
+ */
 export class GroupNorm extends Module {
+  /** Groups the channels are split into. */
   readonly numGroups: number;
+  /** C, divisible by numGroups. */
   readonly numChannels: number;
+  /** Added to the variance inside the square root. */
   readonly eps: number;
+  /** Whether weight and bias are learned. */
   readonly affine: boolean;
+  /** [C], starting at 1; null when not affine. */
   readonly weight: Parameter | null;
+  /** [C], starting at 0; null when not affine. */
   readonly bias: Parameter | null;
 
+  /** numChannels in numGroups groups (numChannels divisible by numGroups, else a RangeError). */
   constructor(numGroups: number, numChannels: number, options: GroupNormOptions = {}) {
     super();
     const name = 'GroupNorm';
@@ -42,6 +55,7 @@ export class GroupNorm extends Module {
     this.bias = affine ? this.registerParameter('bias', new Parameter(fromHost(b, new Float32Array(C), [C]))) : null;
   }
 
+  /** The layer as messages and summaries name it, e.g. `GroupNorm(4, 32)`. */
   get label(): string {
     return `GroupNorm(${this.numGroups}, ${this.numChannels})`;
   }

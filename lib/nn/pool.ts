@@ -7,12 +7,15 @@ import type { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 import { checkFloat, checkGradShape, fmtPair, fmtShape, pair, Scratch, type Size2 } from './util.js';
 
+/** Options of {@link MaxPool2d} (and, with countIncludePad, {@link AvgPool2d}). */
 export interface MaxPool2dOptions {
-  /** Default: the kernel size. */
+  /** Step of the window, n or [h, w]. Default: the kernel size. */
   stride?: Size2;
+  /** Padding on both sides, n or [h, w], at most half the kernel (default 0). */
   padding?: Size2;
 }
 
+/** Options of {@link AvgPool2d}. */
 export interface AvgPool2dOptions extends MaxPool2dOptions {
   /** Divide by KH·KW even where the window overlaps the padding (PyTorch's count_include_pad, default true). */
   countIncludePad?: boolean;
@@ -29,10 +32,15 @@ interface Geometry {
 }
 
 abstract class Pool2d extends Module {
+  /** [KH, KW]. */
   readonly kernelSize: readonly [number, number];
+  /** [SH, SW]. */
   readonly stride: readonly [number, number];
+  /** [PH, PW]. */
   readonly padding: readonly [number, number];
+  /** @internal The last forward's input. */
   protected x?: Tensor;
+  /** @internal The last forward's sizes. */
   protected g?: Geometry;
   private yShape?: readonly number[];
 
@@ -47,10 +55,14 @@ abstract class Pool2d extends Module {
       throw new RangeError(`${name}: padding must be at most half the kernel size, got padding ${fmtPair(this.padding)} with kernel ${fmtPair(this.kernelSize)}`);
   }
 
+  /** The layer as messages and summaries name it, e.g. `MaxPool2d(k=2)`. */
   abstract get label(): string;
+  /** @internal The forward kernel. */
   protected abstract run(y: Tensor, x: Tensor, g: Geometry): void;
+  /** @internal The backward kernel. */
   protected abstract grad(dx: Tensor, dy: Tensor, g: Geometry): void;
 
+  /** @internal The window as labels show it: `k=3, s=2, p=1`. */
   protected get window(): string {
     const s = this.stride[0] !== this.kernelSize[0] || this.stride[1] !== this.kernelSize[1] ? `, s=${fmtPair(this.stride)}` : '';
     const p = this.padding[0] !== 0 || this.padding[1] !== 0 ? `, p=${fmtPair(this.padding)}` : '';
@@ -94,6 +106,7 @@ export class MaxPool2d extends Pool2d {
   private readonly scratch = new Scratch(this.ws);
   private argmax?: Tensor;
 
+  /** A window of kernelSize (n or [h, w]); stride defaults to the kernel size. */
   constructor(kernelSize: Size2, options: MaxPool2dOptions = {}) {
     super('MaxPool2d', kernelSize, options, ['stride', 'padding']);
   }
@@ -112,8 +125,10 @@ export class MaxPool2d extends Pool2d {
 
 /** The mean of each window, over KH·KW (countIncludePad, the default) or over the window's elements inside the input. */
 export class AvgPool2d extends Pool2d {
+  /** Whether padded positions count in the divisor. */
   readonly countIncludePad: boolean;
 
+  /** A window of kernelSize (n or [h, w]); stride defaults to the kernel size. */
   constructor(kernelSize: Size2, options: AvgPool2dOptions = {}) {
     super('AvgPool2d', kernelSize, options, ['stride', 'padding', 'countIncludePad']);
     const c = options.countIncludePad ?? true;
@@ -135,6 +150,7 @@ export class AvgPool2d extends Pool2d {
 abstract class GlobalAvg extends Module {
   private x?: Tensor;
   private yShape?: readonly number[];
+  /** The layer as messages and summaries name it, e.g. `GlobalAvgPool2d`. */
   abstract get label(): string;
   /** The output shape for input [B, C, H, W]. */
   protected abstract outShape(B: number, C: number): number[];
@@ -175,7 +191,9 @@ export class GlobalAvgPool2d extends GlobalAvg {
 
 /** PyTorch's AdaptiveAvgPool2d for output size 1 only: [B, C, H, W] → [B, C, 1, 1]. */
 export class AdaptiveAvgPool2d extends GlobalAvg {
+  /** Always [1, 1]. */
   readonly outputSize: readonly [number, number];
+  /** outputSize must be 1 (or [1, 1]): other sizes are a RangeError. */
   constructor(outputSize: Size2 = 1) {
     super();
     const size = pair('AdaptiveAvgPool2d', 'outputSize', outputSize, 1);

@@ -21,6 +21,7 @@ import { fromHost, type Tensor } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 import { checkFloat, checkGradShape, fmtShape, Scratch } from './util.js';
 
+/** Options of {@link LSTM} and {@link GRU} (and, with nonlinearity, {@link RNN}). */
 export interface RNNOptions {
   /** Input and output [B, T, ·] instead of [T, B, ·] (default false). */
   batchFirst?: boolean;
@@ -29,6 +30,7 @@ export interface RNNOptions {
   /** b_ih and b_hh (default true). */
   bias?: boolean;
 }
+/** Options of {@link RNN}. */
 export interface ElmanRNNOptions extends RNNOptions {
   /** The cell's activation (default 'tanh'). */
   nonlinearity?: 'tanh' | 'relu';
@@ -59,10 +61,15 @@ interface Saved {
 }
 
 abstract class RecurrentBase extends Module {
+  /** Features of each input step. */
   readonly inputSize: number;
+  /** H, the width of the hidden state. */
   readonly hiddenSize: number;
+  /** Stacked layers; each after the first reads the one below's outputs. */
   readonly numLayers: number;
+  /** Whether input and output are [B, T, ·] (else [T, B, ·]). */
   readonly batchFirst: boolean;
+  /** Whether the layers have the biases b_ih and b_hh. */
   readonly bias: boolean;
   /** Set before forward: the state the sequence starts from (null: zeros). */
   initialState: RecurrentState | null = null;
@@ -77,6 +84,7 @@ abstract class RecurrentBase extends Module {
 
   protected constructor(
     private readonly kind: string,
+    /** @internal The cell (RNN_MODE). */
     protected readonly mode: number,
     inputSize: number,
     hiddenSize: number,
@@ -106,6 +114,7 @@ abstract class RecurrentBase extends Module {
     }
   }
 
+  /** The layer as messages and summaries name it, e.g. `LSTM(32, 64, numLayers=2)`. */
   get label(): string {
     return `${this.kind}(${this.inputSize}, ${this.hiddenSize}${this.numLayers > 1 ? `, numLayers=${this.numLayers}` : ''})`;
   }
@@ -277,9 +286,16 @@ abstract class RecurrentBase extends Module {
   }
 }
 
-/** Elman RNN: h_t = tanh(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh) (nonlinearity 'relu': ReLU). */
+/**
+ * Elman RNN, as torch.nn.RNN: h_t = tanh(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh) (nonlinearity 'relu': ReLU), over
+ * input [T, B, inputSize] ([B, T, ·] with batchFirst; unbatched [T, ·]), output the last layer's h at every step.
+ * Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, all U(−1/√H, 1/√H). The final state is
+ * `lastState`; set `initialState` before forward to start from one.
+ */
 export class RNN extends RecurrentBase {
+  /** The cell's activation. */
   readonly nonlinearity: 'tanh' | 'relu';
+  /** inputSize → hiddenSize (integers ≥ 1); unknown option keys are a TypeError. */
   constructor(inputSize: number, hiddenSize: number, options: ElmanRNNOptions = {}) {
     checkOptions('RNN', options, ['batchFirst', 'numLayers', 'bias', 'nonlinearity']);
     const nl = options.nonlinearity ?? 'tanh';
@@ -289,16 +305,24 @@ export class RNN extends RecurrentBase {
   }
 }
 
-/** LSTM: gates i, f, g, o; c_t = f·c_{t−1} + i·g, h_t = o·tanh(c_t). State [h, c]. */
+/**
+ * LSTM, as torch.nn.LSTM: gates i, f, g, o (PyTorch's order in the weights); c_t = f·c_{t−1} + i·g, h_t = o·tanh(c_t).
+ * Shapes, parameter names and initialisation as {@link RNN}'s; the state is [h, c], each [numLayers, B, H].
+ */
 export class LSTM extends RecurrentBase {
+  /** inputSize → hiddenSize (integers ≥ 1); unknown option keys are a TypeError. */
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
     checkOptions('LSTM', options, ['batchFirst', 'numLayers', 'bias']);
     super('LSTM', RNN_MODE.lstm, inputSize, hiddenSize, options);
   }
 }
 
-/** GRU: gates r, z, n; n = tanh(x_n + r·(W_hn·h + b_hn)), h_t = (1 − z)·n + z·h_{t−1}. */
+/**
+ * GRU, as torch.nn.GRU: gates r, z, n; n = tanh(x_n + r·(W_hn·h + b_hn)), h_t = (1 − z)·n + z·h_{t−1}. Shapes,
+ * parameter names and initialisation as {@link RNN}'s; the state is one tensor [numLayers, B, H].
+ */
 export class GRU extends RecurrentBase {
+  /** inputSize → hiddenSize (integers ≥ 1); unknown option keys are a TypeError. */
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
     checkOptions('GRU', options, ['batchFirst', 'numLayers', 'bias']);
     super('GRU', RNN_MODE.gru, inputSize, hiddenSize, options);

@@ -10,11 +10,18 @@ import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { isGradEnabled } from '../autograd/engine.js';
 
+/**
+ * The layers in order, as torch.nn.Sequential: forward runs each on the output of the one before; backward is the
+ * chain rule layer by layer, last to first. Parameters are named by the layer's index (`0.weight`, `2.bias`). A
+ * Linear followed by ReLU or LeakyReLU runs as one fused kernel each way.
+ */
 export class Sequential extends Module {
+  /** The layers, as given. */
   readonly layers: readonly Module[];
   /** fused[i]: in the last forward, layers[i] (a Linear) also computed layers[i + 1]'s activation. */
   private fused: boolean[] = [];
 
+  /** One array of modules (not several arguments); each is registered under its index. */
   constructor(modules: Module[]) {
     super();
     if (!Array.isArray(modules)) throw new TypeError(`Sequential: expected an array of modules, got ${describe(modules)}`);

@@ -27,13 +27,16 @@ export class Flatten extends Module {
 
 /** Inverted dropout: in training, zeroes each element with probability p and scales the rest by 1/(1−p). */
 export class Dropout extends Module {
+  /** The probability of zeroing an element. */
   readonly p: number;
   private mask?: Tensor;
   private yShape?: readonly number[];
+  /** p in [0, 1] (default 0.5). */
   constructor(p = 0.5) {
     super();
     this.p = checkNumber('Dropout', 'p', p, { min: 0, max: 1 });
   }
+  /** The layer as messages and summaries name it, e.g. `Dropout(p=0.5)`. */
   get label(): string {
     return `Dropout(p=${this.p})`;
   }
@@ -65,6 +68,7 @@ export class Dropout extends Module {
  * holds it keeps its hand-written backward. */
 export class Identity extends Module {
   private yShape?: readonly number[];
+  /** Any arguments are accepted and ignored, as PyTorch's nn.Identity does. */
   constructor(..._args: unknown[]) {
     super();
   }
@@ -82,11 +86,14 @@ export class Identity extends Module {
 /** Channel dropout (PyTorch's Dropout2d): in training, zeroes each whole channel of [N, C, H, W] (or [C, H, W]) with
  * probability p and scales the kept ones by 1/(1−p); the identity in eval mode. One node of rg.F.dropout2d. */
 export class Dropout2d extends Module {
+  /** The probability of zeroing a channel. */
   readonly p: number;
+  /** p in [0, 1] (default 0.5). */
   constructor(p = 0.5) {
     super();
     this.p = checkNumber('Dropout2d', 'p', p, { min: 0, max: 1 });
   }
+  /** The layer as messages and summaries name it, e.g. `Dropout2d(p=0.5)`. */
   get label(): string {
     return `Dropout2d(p=${this.p})`;
   }

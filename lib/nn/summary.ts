@@ -4,6 +4,7 @@ import { describe } from '../errors.js';
 import { empty, Tensor } from '../tensor.js';
 import type { Module, Parameter } from './module.js';
 
+/** Options of Module.summary. */
 export interface SummaryOptions {
   /** The shape of one input without the batch dimension ([784], [1, 28, 28]): the model runs once on zeros (a batch
    * of 2, in eval mode, without gradients) to find each layer's output shape. */

@@ -34,6 +34,7 @@ import { fmtShape } from './util.js';
 /** The feed-forward activation: PyTorch's 'relu' or 'gelu' (erf form), or any function of a tensor. */
 export type Activation = 'relu' | 'gelu' | ((x: Tensor) => Tensor);
 
+/** Options of {@link TransformerEncoderLayer} and {@link TransformerDecoderLayer} (and of {@link Transformer}). */
 export interface TransformerLayerOptions {
   /** Width of the feed-forward block (default 2048). */
   dimFeedforward?: number;
@@ -49,13 +50,19 @@ export interface TransformerLayerOptions {
   normFirst?: boolean;
 }
 
-/** A layer's configuration, defaults filled in. */
+/** A layer's configuration: its {@link TransformerLayerOptions} with the defaults filled in. */
 export interface TransformerLayerConfig {
+  /** Width of the feed-forward block. */
   dimFeedforward: number;
+  /** Dropout probability (after the attention, in and after the feed-forward block, on the attention weights). */
   dropout: number;
+  /** The feed-forward activation. */
   activation: Activation;
+  /** LayerNorm's eps. */
   layerNormEps: number;
+  /** Whether inputs are [B, S, E] (else [S, B, E]). */
   batchFirst: boolean;
+  /** Whether LayerNorm comes before each block (pre-norm) rather than after its residual. */
   normFirst: boolean;
 }
 
@@ -134,27 +141,45 @@ function copyLayer<M extends Module>(from: M, made: M): M {
   return made;
 }
 
+/** Options of TransformerEncoderLayer.forward (PyTorch's arguments, camelCase). */
 export interface EncoderLayerForwardOptions {
   /** [S, S] or [B·nhead, S, S]: bool-like (true = masked) or float (added). */
   srcMask?: AttentionMask | null;
-  /** [B, S]: true / nonzero = padding (not attended to). */
+  /** Key padding, [B, S]; true or nonzero marks a padding position, which is not attended to. */
   srcKeyPaddingMask?: AttentionMask | null;
 }
 
+/**
+ * An encoder layer, as torch.nn.TransformerEncoderLayer (PyTorch 1.13's names and state-dict keys): self-attention
+ * and a feed-forward block, each with dropout, a residual and LayerNorm, after the residual (post-norm, the default)
+ * or before the block (normFirst). Written with tensor operations: its backward is the graph's.
+ */
 export class TransformerEncoderLayer extends Module {
+  /** E, the model width. */
   readonly dModel: number;
+  /** Attention heads. */
   readonly nhead: number;
+  /** The layer's options with the defaults filled in (frozen). */
   readonly config: TransformerLayerConfig;
+  /** self_attn. */
   readonly selfAttn: MultiheadAttention;
+  /** linear1: E → dimFeedforward. */
   readonly linear1: Linear;
+  /** dropout: inside the feed-forward block. */
   readonly dropout: Dropout;
+  /** linear2: dimFeedforward → E. */
   readonly linear2: Linear;
+  /** norm1: around the self-attention block. */
   readonly norm1: LayerNorm;
+  /** norm2: around the feed-forward block. */
   readonly norm2: LayerNorm;
+  /** dropout1: after the self-attention. */
   readonly dropout1: Dropout;
+  /** dropout2: after the feed-forward block. */
   readonly dropout2: Dropout;
   private readonly act: (x: Tensor) => Tensor;
 
+  /** A layer of width dModel with nhead heads (dModel divisible by nhead, else a RangeError). */
   constructor(dModel: number, nhead: number, options: TransformerLayerOptions = {}) {
     super();
     const where = 'TransformerEncoderLayer';
@@ -174,6 +199,7 @@ export class TransformerEncoderLayer extends Module {
     this.act = activationFn(c.activation);
   }
 
+  /** The layer as messages and summaries name it, e.g. `TransformerEncoderLayer(512, 8)`. */
   get label(): string {
     return describeLayer('TransformerEncoderLayer', this.dModel, this.nhead, this.config);
   }
@@ -203,6 +229,7 @@ export class TransformerEncoderLayer extends Module {
   }
 }
 
+/** Options of TransformerDecoderLayer.forward and TransformerDecoder.forward (PyTorch's arguments, camelCase). */
 export interface DecoderForwardOptions {
   /** Self-attention mask [T, T] or [B·nhead, T, T] (with a cache: [T, past + T]); e.g. generateSquareSubsequentMask(T). */
   tgtMask?: AttentionMask | null;
@@ -210,30 +237,50 @@ export interface DecoderForwardOptions {
   memoryMask?: AttentionMask | null;
   /** [B, T] (with a cache: [B, past + T]): true / nonzero = padding. */
   tgtKeyPaddingMask?: AttentionMask | null;
-  /** [B, S]: true / nonzero = padding of the memory. */
+  /** Key padding of the memory, [B, S]; true or nonzero marks a padding position. */
   memoryKeyPaddingMask?: AttentionMask | null;
   /** Incremental decoding under rg.noGrad: tgt holds the positions after the cached ones (causal self-attention). */
   cache?: KVCache | null;
 }
 const DECODER_OPTIONS = ['tgtMask', 'memoryMask', 'tgtKeyPaddingMask', 'memoryKeyPaddingMask', 'cache'] as const;
 
+/**
+ * A decoder layer, as torch.nn.TransformerDecoderLayer: self-attention, cross-attention over the encoder's memory and
+ * a feed-forward block, each with dropout, a residual and LayerNorm (post- or pre-norm as the encoder layer). With
+ * { cache }, one step of incremental decoding under rg.noGrad. Its backward is the graph's.
+ */
 export class TransformerDecoderLayer extends Module {
+  /** E, the model width. */
   readonly dModel: number;
+  /** Attention heads. */
   readonly nhead: number;
+  /** The layer's options with the defaults filled in (frozen). */
   readonly config: TransformerLayerConfig;
+  /** self_attn. */
   readonly selfAttn: MultiheadAttention;
+  /** multihead_attn: the cross-attention over the memory. */
   readonly multiheadAttn: MultiheadAttention;
+  /** linear1: E → dimFeedforward. */
   readonly linear1: Linear;
+  /** dropout: inside the feed-forward block. */
   readonly dropout: Dropout;
+  /** linear2: dimFeedforward → E. */
   readonly linear2: Linear;
+  /** norm1: around the self-attention block. */
   readonly norm1: LayerNorm;
+  /** norm2: around the cross-attention block. */
   readonly norm2: LayerNorm;
+  /** norm3: around the feed-forward block. */
   readonly norm3: LayerNorm;
+  /** dropout1: after the self-attention. */
   readonly dropout1: Dropout;
+  /** dropout2: after the cross-attention. */
   readonly dropout2: Dropout;
+  /** dropout3: after the feed-forward block. */
   readonly dropout3: Dropout;
   private readonly act: (x: Tensor) => Tensor;
 
+  /** A layer of width dModel with nhead heads (dModel divisible by nhead, else a RangeError). */
   constructor(dModel: number, nhead: number, options: TransformerLayerOptions = {}) {
     super();
     const where = 'TransformerDecoderLayer';
@@ -255,6 +302,7 @@ export class TransformerDecoderLayer extends Module {
     this.act = activationFn(c.activation);
   }
 
+  /** The layer as messages and summaries name it, e.g. `TransformerDecoderLayer(512, 8)`. */
   get label(): string {
     return describeLayer('TransformerDecoderLayer', this.dModel, this.nhead, this.config);
   }
@@ -306,16 +354,21 @@ function checkNorm(where: string, options: { norm?: Module | null }): Module | n
   return norm;
 }
 
+/** Options of TransformerEncoder.forward (PyTorch's arguments, camelCase). */
 export interface EncoderForwardOptions {
   /** [S, S] or [B·nhead, S, S] (PyTorch's `mask`). */
   mask?: AttentionMask | null;
-  /** [B, S]: true / nonzero = padding. */
+  /** Key padding, [B, S]; true or nonzero marks a padding position. */
   srcKeyPaddingMask?: AttentionMask | null;
 }
 
+/** A stack of encoder layers, as torch.nn.TransformerEncoder: `layers.0` … `layers.n−1`, then the optional final norm. */
 export class TransformerEncoder extends Module {
+  /** The number of layers. */
   readonly numLayers: number;
+  /** The layers (copies of the one given). */
   readonly layers: ModuleList;
+  /** The final norm, or null. */
   readonly norm: Module | null;
 
   /** `numLayers` copies of `encoderLayer` (its configuration and weights, as PyTorch's deepcopy), then `norm`. */
@@ -329,10 +382,12 @@ export class TransformerEncoder extends Module {
     if (this.norm) this.registerModule('norm', this.norm);
   }
 
+  /** The layer as messages and summaries name it, e.g. `TransformerEncoder(TransformerEncoderLayer(512, 8) × 6)`. */
   get label(): string {
     return `TransformerEncoder(${(this.layers.at(0) as TransformerEncoderLayer).label} × ${this.numLayers})`;
   }
 
+  /** Every layer on src in turn, then the norm: src's shape. */
   forward(src: Tensor, options: EncoderForwardOptions = {}): Tensor {
     checkOptions(`${this.label}.forward`, options, ['mask', 'srcKeyPaddingMask']);
     let x = src;
@@ -341,9 +396,13 @@ export class TransformerEncoder extends Module {
   }
 }
 
+/** A stack of decoder layers, as torch.nn.TransformerDecoder: `layers.0` … `layers.n−1`, then the optional final norm. */
 export class TransformerDecoder extends Module {
+  /** The number of layers. */
   readonly numLayers: number;
+  /** The layers (copies of the one given). */
   readonly layers: ModuleList;
+  /** The final norm, or null. */
   readonly norm: Module | null;
 
   /** `numLayers` copies of `decoderLayer` (its configuration and weights, as PyTorch's deepcopy), then `norm`. */
@@ -357,6 +416,7 @@ export class TransformerDecoder extends Module {
     if (this.norm) this.registerModule('norm', this.norm);
   }
 
+  /** The layer as messages and summaries name it, e.g. `TransformerDecoder(TransformerDecoderLayer(512, 8) × 6)`. */
   get label(): string {
     return `TransformerDecoder(${(this.layers.at(0) as TransformerDecoderLayer).label} × ${this.numLayers})`;
   }
@@ -374,6 +434,7 @@ export class TransformerDecoder extends Module {
   }
 }
 
+/** Options of {@link Transformer}: the sizes, and the layer options every layer gets. */
 export interface TransformerOptions extends TransformerLayerOptions {
   /** Model width (default 512). */
   dModel?: number;
@@ -389,22 +450,40 @@ export interface TransformerOptions extends TransformerLayerOptions {
   customDecoder?: Module | null;
 }
 
+/** Options of Transformer.forward: PyTorch's masks, camelCase (bool-like: true = masked; float: added to the scores). */
 export interface TransformerForwardOptions {
+  /** The encoder's self-attention mask, [S, S] or [B·nhead, S, S]. */
   srcMask?: AttentionMask | null;
+  /** The decoder's self-attention mask, [T, T] or [B·nhead, T, T] (e.g. generateSquareSubsequentMask(T)). */
   tgtMask?: AttentionMask | null;
+  /** The decoder's cross-attention mask, [T, S] or [B·nhead, T, S]. */
   memoryMask?: AttentionMask | null;
+  /** Key padding of src, [B, S]. */
   srcKeyPaddingMask?: AttentionMask | null;
+  /** Key padding of tgt, [B, T]. */
   tgtKeyPaddingMask?: AttentionMask | null;
+  /** Key padding of the memory (the encoder's output), [B, S]. */
   memoryKeyPaddingMask?: AttentionMask | null;
 }
 
+/**
+ * The transformer of "Attention Is All You Need", as torch.nn.Transformer: an encoder and a decoder stack with final
+ * LayerNorms (encoder.norm, decoder.norm), every matrix re-initialised xavier-uniform as PyTorch's
+ * _reset_parameters. Defaults dModel 512, nhead 8, 6 + 6 layers, dimFeedforward 2048, dropout 0.1.
+ */
 export class Transformer extends Module {
+  /** E, the model width. */
   readonly dModel: number;
+  /** Attention heads. */
   readonly nhead: number;
+  /** Whether inputs are [B, S, E] (else [S, B, E]). */
   readonly batchFirst: boolean;
+  /** The encoder stack (or the customEncoder given). */
   readonly encoder: Module;
+  /** The decoder stack (or the customDecoder given). */
   readonly decoder: Module;
 
+  /** A transformer with `options` (all optional); dModel must be divisible by nhead. */
   constructor(options: TransformerOptions = {}) {
     super();
     const where = 'Transformer';
@@ -427,6 +506,7 @@ export class Transformer extends Module {
     this.resetParameters();
   }
 
+  /** The layer as messages and summaries name it, e.g. `Transformer(dModel=512, nhead=8)`. */
   get label(): string {
     return `Transformer(dModel=${this.dModel}, nhead=${this.nhead})`;
   }

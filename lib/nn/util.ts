@@ -103,7 +103,9 @@ export function checkOutputPadding(label: string, outputPadding: readonly [numbe
 
 // ---- interpolation (F.interpolate, Upsample) ----
 
+/** How F.interpolate and Upsample resample: the nearest source element, or bilinear between the two nearest. */
 export type InterpolationMode = 'nearest' | 'bilinear';
+/** Options of F.interpolate and Upsample: exactly one of size and scaleFactor. */
 export interface InterpolationOptions {
   /** The output's spatial size: one number for every spatial dimension, or one per dimension. */
   size?: number | readonly number[];
