@@ -77,6 +77,29 @@ describe('prebuilt install from the packed tarball', () => {
     // CommonJS: require('retrograd') by name (Node ≥ 20.19 loads the ES module synchronously)
     const cjs = JSON.parse(run(process.execPath, ['-e', "const rg = require('retrograd'); console.log(JSON.stringify({ backend: rg.getBackend(), sum: rg.tensor([1, 2, 3], [3]).sum().item() }))"], app)) as { backend: string; sum: number };
     expect(cjs).toEqual({ backend: 'cpu', sum: 6 });
+    // TypeScript consumers, ES module and CommonJS, type-checked with --strict against the shipped declarations and run
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', outDir: 'out', types: ['node'], skipLibCheck: false, typeRoots: [join(root, 'node_modules', '@types')] }, files: ['esm.mts', 'cjs.cts'] }));
+    writeFileSync(join(app, 'esm.mts'), [
+      "import * as rg from 'retrograd';",
+      'const m = new rg.Sequential([new rg.Linear(2, 3), new rg.ReLU(), new rg.Linear(3, 1)]);',
+      "const y: Float32Array = m.forward(rg.tensor([1, 2], [1, 2])).toArray('float32');",
+      "const kind: rg.TensorDType = rg.tensor(Int32Array.of(1), [1]).dtype;",
+      "console.log(JSON.stringify({ kind: 'esm', n: y.length, dtype: kind, backend: rg.getBackend() }));",
+    ].join('\n'));
+    writeFileSync(join(app, 'cjs.cts'), [
+      "import rg = require('retrograd');",
+      'const t: rg.Tensor = rg.tensor([1, 2, 3], [3]);',
+      "const labels: Int32Array = rg.tensor(Int32Array.of(4, 5), [2]).toArray('int32');",
+      "console.log(JSON.stringify({ kind: 'cjs', sum: t.sum().item(), labels: [...labels] }));",
+    ].join('\n'));
+    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], app);
+    expect(JSON.parse(run(process.execPath, ['out/esm.mjs'], app))).toEqual({ kind: 'esm', n: 1, dtype: 'int32', backend: 'cpu' });
+    expect(JSON.parse(run(process.execPath, ['out/cjs.cjs'], app))).toEqual({ kind: 'cjs', sum: 6, labels: [4, 5] });
+    // a type error in a consumer is caught by tsc against the shipped types (they are real, not any)
+    writeFileSync(join(app, 'esm.mts'), "import * as rg from 'retrograd';\nconst n: number = rg.tensor([1], [1]);\nvoid n;\n");
+    const bad = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: app, encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stdout).toMatch(/Type 'Tensor' is not assignable to type 'number'/);
     const cuda = JSON.parse(run(process.execPath, ['--input-type=module', '-e', "import('retrograd').then((rg) => console.log(JSON.stringify(rg.backends().find((b) => b.name === 'cuda'))))"], app));
     if (withCuda && !cuda.available) expect(cuda.reason).not.toMatch(/addon not built/);
 
