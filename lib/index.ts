@@ -42,15 +42,15 @@ export type { AttentionMask } from './nn/attention-ops.js';
 export type { Size1, Size2, InterpolationMode } from './nn/util.js';
 export { Loss, MSELoss, CrossEntropyLoss, BCEWithLogitsLoss, BCELoss, L1Loss, HuberLoss, type CrossEntropyOptions } from './losses.js';
 export { clipGradNorm, clipGradValue, applyPenalty, type PenaltyOptions } from './optim/clip.js';
-export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';
+export { Optimizer, type OptimizerStateDict, type ParamGroup, type Group, type OptionsCheck } from './optim/optimizer.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
-export { Adam, AdamW, type AdamOptions } from './optim/adam.js';
+export { Adam, AdamW, type AdamOptions, type Resolved as ResolvedAdamOptions } from './optim/adam.js';
 export { RMSprop, type RMSpropOptions } from './optim/rmsprop.js';
 export { Adagrad, type AdagradOptions } from './optim/adagrad.js';
 export { Adamax, Adadelta, NAdam, RAdam, type AdamaxOptions, type AdadeltaOptions, type NAdamOptions, type RAdamOptions } from './optim/adaptive.js';
 export {
   LRScheduler, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, SequentialLR, OneCycleLR, ReduceLROnPlateau,
-  type OneCycleOptions, type PlateauOptions,
+  type OneCycleOptions, type PlateauOptions, type AnyOptimizer,
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
 export type { KernelName, Kernels, Backend, Buf, DType, HostArray, ActCode, Opt as OptionalBuf } from './backend.js';

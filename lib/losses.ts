@@ -8,11 +8,18 @@ import { record } from './autograd/engine.js';
 import { fmtShape } from './nn/util.js';
 import { sameShape, Workspace } from './workspace.js';
 
+/**
+ * The base of the loss classes. forward(pred, target) returns a one-element tensor with PyTorch's reduction='mean',
+ * computed together with its gradient by one fused kernel; backward() returns that gradient, dL/dpred (for a
+ * hand-written training loop over the layers' backward). On the autograd graph, `loss.backward()` on the returned
+ * tensor works as for any tensor.
+ */
 export abstract class Loss {
   /** @internal */
   readonly ws = new Workspace();
   private dpred?: Tensor;
   private reusingOutputs = false;
+  /** The loss's name in messages, e.g. 'MSELoss'. */
   abstract readonly label: string;
 
   /** As Module.reuseOutputs: the loss value and its gradient are written into the same two tensors at every step. */
@@ -23,6 +30,8 @@ export abstract class Loss {
     return this;
   }
 
+  /** The mean loss of pred against target as a one-element tensor (read it with `.item()`); pred must be float32
+   * and on target's backend. The gradient for backward() is computed in the same kernel. */
   forward(pred: Tensor, target: Tensor): Tensor {
     checkTensor(this.label, pred, 'prediction');
     checkTensor(this.label, target, 'target');
@@ -47,7 +56,7 @@ export abstract class Loss {
     return loss;
   }
 
-  /** Whether dL/dtarget = −dL/dpred (the losses of pred − target). */
+  /** @internal Whether dL/dtarget = −dL/dpred (the losses of pred − target). */
   protected readonly symmetric: boolean = false;
 
   /** dL/dpred of the mean loss of the last forward. */
@@ -56,10 +65,12 @@ export abstract class Loss {
     return this.dpred;
   }
 
+  /** @internal Throws unless target fits pred (shape, dtype, class range). */
   protected abstract check(pred: Tensor, target: Tensor): void;
+  /** @internal The fused kernel: the mean loss into `loss`, its gradient into `dpred`. */
   protected abstract run(b: Backend, loss: Tensor, dpred: Tensor, pred: Tensor, target: Tensor): void;
 
-  /** pred and target: the same shape, both float. */
+  /** @internal pred and target: the same shape, both float. */
   protected checkSameShape(pred: Tensor, target: Tensor): void {
     if (target.dtype === 'int32') throw new TypeError(`${this.label}: target must be a float32 tensor, got int32`);
     if (!sameShape(pred.shape, target.shape))
@@ -67,6 +78,7 @@ export abstract class Loss {
   }
 }
 
+/** Mean squared error, mean((pred − target)²), as torch.nn.MSELoss; pred and target of one shape. */
 export class MSELoss extends Loss {
   readonly label = 'MSELoss';
   protected override readonly symmetric = true;
@@ -76,14 +88,19 @@ export class MSELoss extends Loss {
   }
 }
 
+/** Options of {@link CrossEntropyLoss}. */
 export interface CrossEntropyOptions {
+  /** A target value that contributes nothing to the loss or its gradient (default −100, PyTorch's). */
   ignoreIndex?: number;
 }
 
-/** Cross-entropy over logits [N, C] or [N, C, d…] with int32 class indices [N] or [N, d…]; log-softmax fused. */
+/** Cross-entropy over logits [N, C] or [N, C, d…] with int32 class indices [N] or [N, d…]; log-softmax fused, the mean
+ * over the targets that are not ignoreIndex, as torch.nn.CrossEntropyLoss. An index outside [0, C) is an error naming it. */
 export class CrossEntropyLoss extends Loss {
   readonly label = 'CrossEntropyLoss';
+  /** The target value that is ignored. */
   readonly ignoreIndex: number;
+  /** ignoreIndex: an integer (default −100). */
   constructor(options: CrossEntropyOptions = {}) {
     super();
     checkOptions('CrossEntropyLoss', options, ['ignoreIndex']);
@@ -116,7 +133,7 @@ export class CrossEntropyLoss extends Loss {
   }
 }
 
-/** Mean absolute error. */
+/** Mean absolute error, mean|pred − target|, as torch.nn.L1Loss; pred and target of one shape. */
 export class L1Loss extends Loss {
   readonly label = 'L1Loss';
   protected override readonly symmetric = true;
@@ -126,11 +143,13 @@ export class L1Loss extends Loss {
   }
 }
 
-/** Huber loss: quadratic below delta, linear above (PyTorch's HuberLoss). */
+/** Huber loss: ½d² where |d| < delta, delta·(|d| − ½delta) above, d = pred − target, averaged (PyTorch's HuberLoss). */
 export class HuberLoss extends Loss {
   readonly label = 'HuberLoss';
   protected override readonly symmetric = true;
+  /** Where the loss turns from quadratic to linear. */
   readonly delta: number;
+  /** delta > 0 (default 1). */
   constructor(options: { delta?: number } = {}) {
     super();
     checkOptions('HuberLoss', options, ['delta']);

@@ -4,12 +4,19 @@ import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
 import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
+/** Options of {@link Adagrad}: torch.optim.Adagrad's, camelCase. */
 export interface AdagradOptions {
+  /** The learning rate (default 1e-2). */
   lr?: number;
+  /** The rate at step t is lr / (1 + (t − 1)·lrDecay) (default 0). */
   lrDecay?: number;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay?: number;
+  /** Where the squared-gradient sum starts (default 0). */
   initialAccumulatorValue?: number;
+  /** Added to the denominator, outside the square root (default 1e-10). */
   eps?: number;
+  /** Maximise the objective instead of minimising it (default false). */
   maximize?: boolean;
 }
 
@@ -28,9 +35,11 @@ function resolve(where: string, given: AdagradOptions | Record<string, unknown>)
   return o;
 }
 
+/** Adagrad: torch.optim.Adagrad's formulas, each element's rate divided by the root of its summed squared gradients. */
 export class Adagrad extends Optimizer<Required<AdagradOptions>> {
   protected readonly label = 'Adagrad';
   protected readonly stateSpec: StateSpec = { buffers: ['sum'], numbers: { step: STEP } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdagradOptions = {}) {
     super('Adagrad', params, resolve('Adagrad', options), resolve);
   }

@@ -4,16 +4,27 @@ import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
 import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
+/** Options of {@link Adam} and {@link AdamW}: torch.optim.Adam's, camelCase. */
 export interface AdamOptions {
+  /** The learning rate (default 1e-3). */
   lr?: number;
+  /** Decay rates of the first and second moment estimates, each in [0, 1) (default [0.9, 0.999]). */
   betas?: [number, number];
+  /** Added to the denominator, outside the square root (default 1e-8). */
   eps?: number;
+  /** Adam: L2 penalty added to the gradient (default 0); AdamW: decoupled decay of the weights (default 1e-2). */
   weightDecay?: number;
+  /** Use the maximum of past second moments (AMSGrad; default false). */
   amsgrad?: boolean;
+  /** Maximise the objective instead of minimising it (default false). */
   maximize?: boolean;
 }
 
-type Resolved = Required<AdamOptions> & { lr: number };
+/** Adam's options with every default filled in: what its groups hold. */
+export type Resolved = Required<AdamOptions> & {
+  /** The learning rate. */
+  lr: number;
+};
 
 function resolve(where: string, given: AdamOptions | Record<string, unknown>, defaultDecay: number): Resolved {
   checkOptions(where, given, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize']);
@@ -36,12 +47,18 @@ function resolve(where: string, given: AdamOptions | Record<string, unknown>, de
   return o;
 }
 
+/**
+ * Adam: torch.optim.Adam's formulas, with bias correction, eps outside the square root, L2 weight decay added to the
+ * gradient, and AMSGrad on request.
+ */
 export class Adam extends Optimizer<Resolved> {
   protected readonly label: string = 'Adam';
+  /** @internal AdamW's decoupled weight decay. */
   protected readonly decoupled: boolean = false;
   protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'], numbers: { step: STEP } };
-  /** The name in messages and the default weight decay, which AdamW overrides. */
+  /** @internal The name in messages and the default weight decay, which AdamW overrides. */
   protected static readonly variant = { label: 'Adam', weightDecay: 0 };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamOptions = {}) {
     const { label, weightDecay } = (new.target as typeof Adam).variant;
     super(label, params, resolve(label, options, weightDecay), (where, o) => resolve(where, o, weightDecay));
@@ -59,7 +76,9 @@ export class Adam extends Optimizer<Resolved> {
   }
 }
 
+/** AdamW: Adam with decoupled weight decay (the weights shrink by lr·weightDecay each step, default 1e-2), as torch.optim.AdamW. */
 export class AdamW extends Adam {
+  /** @internal */
   protected override readonly label: string = 'AdamW';
   protected override readonly decoupled: boolean = true;
   protected static override readonly variant = { label: 'AdamW', weightDecay: 1e-2 };

@@ -24,7 +24,19 @@ function nextStep(s: ParamState): number {
   return s.step;
 }
 
-export interface AdamaxOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number; maximize?: boolean }
+/** Options of {@link Adamax}: torch.optim.Adamax's, camelCase. */
+export interface AdamaxOptions {
+  /** The learning rate (default 2e-3). */
+  lr?: number;
+  /** Decay rates of the first moment and of the infinity norm, each in [0, 1) (default [0.9, 0.999]). */
+  betas?: [number, number];
+  /** Added to the infinity norm (default 1e-8). */
+  eps?: number;
+  /** L2 penalty added to the gradient (default 0). */
+  weightDecay?: number;
+  /** Maximise the objective instead of minimising it (default false). */
+  maximize?: boolean;
+}
 
 function adamaxOptions(w: string, given: AdamaxOptions | Record<string, unknown>): Required<AdamaxOptions> {
   checkOptions(w, given, ['lr', 'betas', 'eps', 'weightDecay', 'maximize']);
@@ -38,9 +50,11 @@ function adamaxOptions(w: string, given: AdamaxOptions | Record<string, unknown>
   };
 }
 
+/** Adamax: Adam with the infinity norm in place of the second moment, as torch.optim.Adamax. */
 export class Adamax extends Optimizer<Required<AdamaxOptions>> {
   protected readonly label = 'Adamax';
   protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_inf'], numbers: { step: STEP } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdamaxOptions = {}) {
     super('Adamax', params, adamaxOptions('Adamax', options), adamaxOptions);
   }
@@ -52,7 +66,19 @@ export class Adamax extends Optimizer<Required<AdamaxOptions>> {
   }
 }
 
-export interface AdadeltaOptions { lr?: number; rho?: number; eps?: number; weightDecay?: number; maximize?: boolean }
+/** Options of {@link Adadelta}: torch.optim.Adadelta's, camelCase. */
+export interface AdadeltaOptions {
+  /** Scale of each update (default 1). */
+  lr?: number;
+  /** Smoothing constant of the running averages, in [0, 1] (default 0.9). */
+  rho?: number;
+  /** Added inside the square roots (default 1e-6). */
+  eps?: number;
+  /** L2 penalty added to the gradient (default 0). */
+  weightDecay?: number;
+  /** Maximise the objective instead of minimising it (default false). */
+  maximize?: boolean;
+}
 
 function adadeltaOptions(w: string, given: AdadeltaOptions | Record<string, unknown>): Required<AdadeltaOptions> {
   checkOptions(w, given, ['lr', 'rho', 'eps', 'weightDecay', 'maximize']);
@@ -66,9 +92,11 @@ function adadeltaOptions(w: string, given: AdadeltaOptions | Record<string, unkn
   };
 }
 
+/** Adadelta: updates scaled by the ratio of running RMS of past updates and of gradients, as torch.optim.Adadelta. */
 export class Adadelta extends Optimizer<Required<AdadeltaOptions>> {
   protected readonly label = 'Adadelta';
   protected readonly stateSpec: StateSpec = { buffers: ['square_avg', 'acc_delta'], numbers: { step: STEP } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: AdadeltaOptions = {}) {
     super('Adadelta', params, adadeltaOptions('Adadelta', options), adadeltaOptions);
   }
@@ -80,7 +108,19 @@ export class Adadelta extends Optimizer<Required<AdadeltaOptions>> {
   }
 }
 
-export interface NAdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number; momentumDecay?: number }
+/** Options of {@link NAdam}: torch.optim.NAdam's, camelCase. */
+export interface NAdamOptions {
+  /** The learning rate (default 2e-3). */
+  lr?: number;
+  /** Decay rates of the moment estimates, each in [0, 1) (default [0.9, 0.999]). */
+  betas?: [number, number];
+  /** Added to the denominator, outside the square root (default 1e-8). */
+  eps?: number;
+  /** L2 penalty added to the gradient (default 0). */
+  weightDecay?: number;
+  /** ψ of the momentum schedule μ_t = β1·(1 − ½·0.96^(t·ψ)) (default 4e-3). */
+  momentumDecay?: number;
+}
 
 function nadamOptions(w: string, given: NAdamOptions | Record<string, unknown>): Required<NAdamOptions> {
   checkOptions(w, given, ['lr', 'betas', 'eps', 'weightDecay', 'momentumDecay']);
@@ -94,10 +134,12 @@ function nadamOptions(w: string, given: NAdamOptions | Record<string, unknown>):
   };
 }
 
+/** NAdam: Adam with Nesterov momentum and PyTorch's momentum schedule, as torch.optim.NAdam (PyTorch ≥ 2.0's bias correction). */
 export class NAdam extends Optimizer<Required<NAdamOptions>> {
   protected readonly label = 'NAdam';
   // mu_product: the product of the momentum schedule's μ so far, each in [0, 1)
   protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_avg_sq'], numbers: { step: STEP, mu_product: { min: 0, max: 1 } } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: NAdamOptions = {}) {
     super('NAdam', params, nadamOptions('NAdam', options), nadamOptions);
   }
@@ -116,7 +158,17 @@ export class NAdam extends Optimizer<Required<NAdamOptions>> {
   }
 }
 
-export interface RAdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number }
+/** Options of {@link RAdam}: torch.optim.RAdam's, camelCase. */
+export interface RAdamOptions {
+  /** The learning rate (default 1e-3). */
+  lr?: number;
+  /** Decay rates of the moment estimates, each in [0, 1) (default [0.9, 0.999]). */
+  betas?: [number, number];
+  /** Added to the denominator, outside the square root (default 1e-8). */
+  eps?: number;
+  /** L2 penalty added to the gradient (default 0). */
+  weightDecay?: number;
+}
 
 function radamOptions(w: string, given: RAdamOptions | Record<string, unknown>): Required<RAdamOptions> {
   checkOptions(w, given, ['lr', 'betas', 'eps', 'weightDecay']);
@@ -129,9 +181,12 @@ function radamOptions(w: string, given: RAdamOptions | Record<string, unknown>):
   };
 }
 
+/** RAdam: Adam with the variance of the adaptive rate rectified, as torch.optim.RAdam; the first steps (until
+ * ρ_t > 5) are SGD-with-momentum steps. */
 export class RAdam extends Optimizer<Required<RAdamOptions>> {
   protected readonly label = 'RAdam';
   protected readonly stateSpec: StateSpec = { buffers: ['exp_avg', 'exp_avg_sq'], numbers: { step: STEP } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: RAdamOptions = {}) {
     super('RAdam', params, radamOptions('RAdam', options), radamOptions);
   }

@@ -47,8 +47,11 @@ export function clipGradValue(params: Iterable<Parameter>, clipValue: number): v
   for (const p of clipParams('clipGradValue', params)) p.grad.backend.k.clamp(p.grad.buf, p.grad.size, -clipValue, clipValue);
 }
 
+/** Options of {@link applyPenalty}. */
 export interface PenaltyOptions {
+  /** Weight of the L1 penalty l1·Σ|w| (default 0). */
   l1?: number;
+  /** Weight of the L2 penalty l2·Σw² (default 0). */
   l2?: number;
 }
 

@@ -6,6 +6,7 @@ import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.j
 import { Parameter, parameterList } from '../nn/module.js';
 import { empty, fromHost, keep, Tensor } from '../tensor.js';
 
+/** One parameter's optimizer state: buffers shaped like it (moments, momentum) and numbers (the step count). */
 export type ParamState = Record<string, Tensor | number>;
 
 type NumberRange = { min?: number; max?: number; integer?: boolean };
@@ -26,16 +27,25 @@ export function gradPending(p: Parameter): boolean {
   return p.gradPending;
 }
 
+/** An optimizer's state in PyTorch's layout, as stateDict() gives it and loadStateDict() takes it. */
 export interface OptimizerStateDict {
+  /** Per-parameter state by the parameter's index (in groups order): buffers as Float32Array copies, and numbers. */
   state: Record<number, Record<string, Float32Array | number>>;
+  /** Each group's hyperparameters, with `params` (the indices of its parameters) and `initial_lr` once a scheduler set it. */
   param_groups: Record<string, unknown>[];
 }
 
 /** A parameter group: its parameters and the hyperparameters that differ from the optimizer's (PyTorch's param_groups). */
-export type ParamGroup = { params: Iterable<Parameter> } & Record<string, unknown>;
+export type ParamGroup = {
+  /** The group's parameters. */
+  params: Iterable<Parameter>;
+} & Record<string, unknown>;
 
+/** A parameter group as the optimizer holds it: its parameters and its complete hyperparameters. */
 export interface Group<Options> {
+  /** The group's parameters. */
   params: Parameter[];
+  /** Its hyperparameters, the optimizer's defaults with the group's own overrides (a scheduler changes lr here). */
   options: Options;
   /** The learning rate before any scheduler changed it (PyTorch's group['initial_lr']). */
   initialLr?: number;
@@ -45,14 +55,26 @@ function isGroup(v: unknown): v is ParamGroup {
   return v !== null && typeof v === 'object' && !(v instanceof Parameter) && 'params' in (v as object);
 }
 
-export abstract class Optimizer<Options extends { lr: number }> {
+/**
+ * The base of the optimizers, as torch.optim.Optimizer: holds the parameters in groups with their hyperparameters
+ * and, per parameter, its state (moments, momentum) as tensors on the parameter's backend. step() calls one update
+ * kernel per parameter, with PyTorch's formulas; parameters with requiresGrad false, and those whose gradient nothing
+ * has written since zeroGrad() (PyTorch's grad of None), are skipped. step() and loadStateDict() check everything
+ * before they change anything.
+ */
+export abstract class Optimizer<Options extends {
+  /** The learning rate. */
+  lr: number;
+}> {
   /** Every parameter, group by group (the indices of stateDict). */
   readonly params: readonly Parameter[];
   /** The parameter groups, each with its own hyperparameters. */
   readonly groups: readonly Group<Options>[];
+  /** @internal Each parameter's state. */
   protected readonly state = new Map<Parameter, ParamState>();
+  /** @internal The optimizer's name in messages. */
   protected abstract readonly label: string;
-  /** What loadStateDict accepts as per-parameter state. */
+  /** @internal What loadStateDict accepts as per-parameter state. */
   protected abstract readonly stateSpec: StateSpec;
   /** The constructor's check of a complete set of hyperparameters, for groups, loaded states and each step. */
   private readonly resolveOptions: OptionsCheck<Options>;
@@ -91,7 +113,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
   get options(): Options {
     return this.groups[0].options;
   }
-  /** The hyperparameters of the group whose parameters update() is updating. */
+  /** @internal The hyperparameters of the group whose parameters update() is updating. */
   protected get activeOptions(): Options {
     return this.active ?? this.groups[0].options;
   }
@@ -100,6 +122,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
   get lr(): number {
     return this.groups[0].options.lr;
   }
+  /** Sets every group's learning rate to v. */
   set lr(v: number) {
     for (const g of this.groups) g.options.lr = v;
   }
@@ -108,6 +131,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
     return this.groups[0].initialLr;
   }
 
+  /** Updates every parameter that has a gradient, in place, from its grad (one kernel per parameter). */
   step(): void {
     const where = `${this.label}.step`;
     // Everything is checked first: a step that throws leaves every parameter, step count and buffer as it was.
@@ -178,11 +202,12 @@ export abstract class Optimizer<Options extends { lr: number }> {
     }
   }
 
+  /** Zeroes the gradients of every parameter (deferred: see Parameter.zeroGrad). */
   zeroGrad(): void {
     for (const p of this.params) p.zeroGrad();
   }
 
-  /** Updates one parameter in place from its grad. */
+  /** @internal Updates one parameter in place from its grad. */
   protected abstract update(p: Parameter, state: ParamState): void;
 
   /** @internal The numbers of the per-parameter state (step counts…), for undoing steps whose kernels a failure
@@ -209,7 +234,7 @@ export abstract class Optimizer<Options extends { lr: number }> {
     }
   }
 
-  /** A state tensor shaped like p, created zero-filled on first use. */
+  /** @internal A state tensor shaped like p, created zero-filled on first use. */
   protected buffer(p: Parameter, s: ParamState, name: string): Tensor {
     let t = s[name] as Tensor | undefined;
     if (!t) {

@@ -4,13 +4,21 @@ import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
 import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
+/** Options of {@link RMSprop}: torch.optim.RMSprop's, camelCase. */
 export interface RMSpropOptions {
+  /** The learning rate (default 1e-2). */
   lr?: number;
+  /** Smoothing constant of the squared-gradient average (default 0.99). */
   alpha?: number;
+  /** Added to the denominator, outside the square root (default 1e-8). */
   eps?: number;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay?: number;
+  /** Momentum factor (default 0: none). */
   momentum?: number;
+  /** Subtract the running mean of the gradient (centred RMSprop; default false). */
   centered?: boolean;
+  /** Maximise the objective instead of minimising it (default false). */
   maximize?: boolean;
 }
 
@@ -31,9 +39,11 @@ function resolve(where: string, given: RMSpropOptions | Record<string, unknown>)
   return o;
 }
 
+/** RMSprop: torch.optim.RMSprop's formulas, eps outside the square root, with optional centring and momentum. */
 export class RMSprop extends Optimizer<Required<RMSpropOptions>> {
   protected readonly label = 'RMSprop';
   protected readonly stateSpec: StateSpec = { buffers: ['square_avg', 'grad_avg', 'momentum_buffer'], numbers: { step: STEP } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: RMSpropOptions = {}) {
     super('RMSprop', params, resolve('RMSprop', options), resolve);
   }

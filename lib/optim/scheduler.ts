@@ -5,22 +5,36 @@
 import { checkNumber, checkOptions, describe } from '../errors.js';
 import { Optimizer } from './optimizer.js';
 
-type AnyOptimizer = Optimizer<{ lr: number }>;
+/** Any optimizer, as a scheduler holds it: one whose hyperparameters include a learning rate. */
+export type AnyOptimizer = Optimizer<{
+  /** The learning rate. */
+  lr: number;
+}>;
 
 function checkOptimizer(where: string, optimizer: unknown): AnyOptimizer {
   if (!(optimizer instanceof Optimizer)) throw new TypeError(`${where}: expected an optimizer, got ${describe(optimizer)}`);
   return optimizer as AnyOptimizer;
 }
 
+/**
+ * The base of the learning-rate schedulers, with PyTorch 1.13's semantics (torch.optim.lr_scheduler): each sets the
+ * learning rate of every parameter group of its optimizer at step(), takes one step at construction, and saves and
+ * loads its state. Call scheduler.step() after optimizer.step() (per epoch, or per batch for OneCycleLR), or use it
+ * in fit through the LearningRateScheduler callback.
+ */
 export abstract class LRScheduler {
+  /** The optimizer whose learning rates it sets. */
   readonly optimizer: AnyOptimizer;
   /** The epoch (or step) count: 0 after construction. */
   lastEpoch = -1;
   /** The learning rate each parameter group's schedule starts from (PyTorch's base_lrs). */
   baseLrs: number[];
+  /** @internal Steps taken, the initial one included. */
   protected stepCount = 0;
+  /** @internal Each group's rate after the last step. */
   protected lastLrs: number[] = [];
 
+  /** @internal Sets each group's initial_lr (once) and reads the base rates; `where` names the subclass in messages. */
   protected constructor(where: string, optimizer: unknown) {
     this.optimizer = checkOptimizer(where, optimizer);
     for (const g of this.optimizer.groups) g.initialLr ??= g.options.lr;
@@ -58,11 +72,12 @@ export abstract class LRScheduler {
     return [...this.lastLrs];
   }
 
-  /** The next learning rate of a group from its current one (PyTorch's chainable get_lr). */
+  /** @internal The next learning rate of a group from its current one (PyTorch's chainable get_lr). */
   protected abstract getLr(lr: number, base: number): number;
-  /** The learning rate at lastEpoch from the group's base (PyTorch's _get_closed_form_lr), where there is one. */
+  /** @internal The learning rate at lastEpoch from the group's base (PyTorch's _get_closed_form_lr), where there is one. */
   protected closedFormLr?(base: number): number;
 
+  /** The scheduler's state (epoch, base and last rates), JSON-ready, for loadStateDict and checkpoints. */
   stateDict(): Record<string, unknown> {
     return { lastEpoch: this.lastEpoch, baseLrs: [...this.baseLrs], stepCount: this.stepCount, lastLrs: [...this.lastLrs] };
   }
@@ -106,8 +121,11 @@ function count(where: string, sd: Record<string, unknown>, key: string, min: num
 
 /** lr × gamma every stepSize epochs. */
 export class StepLR extends LRScheduler {
+  /** Epochs between decays. */
   readonly stepSize: number;
+  /** The factor of each decay. */
   readonly gamma: number;
+  /** Decays by gamma (default 0.1) every stepSize epochs, as torch's StepLR. */
   constructor(optimizer: unknown, stepSize: number, options: { gamma?: number } = {}) {
     super('StepLR', optimizer);
     checkOptions('StepLR', options, ['gamma']);
@@ -125,8 +143,11 @@ export class StepLR extends LRScheduler {
 
 /** lr × gamma at each milestone (a milestone listed twice multiplies twice). */
 export class MultiStepLR extends LRScheduler {
+  /** The epochs at which the rate decays, sorted. */
   readonly milestones: readonly number[];
+  /** The factor of each decay. */
   readonly gamma: number;
+  /** Decays by gamma (default 0.1) at each of the milestones (epochs), as torch's MultiStepLR. */
   constructor(optimizer: unknown, milestones: number[], options: { gamma?: number } = {}) {
     super('MultiStepLR', optimizer);
     checkOptions('MultiStepLR', options, ['gamma']);
@@ -147,7 +168,9 @@ export class MultiStepLR extends LRScheduler {
 
 /** lr × gamma every epoch. */
 export class ExponentialLR extends LRScheduler {
+  /** The factor of each epoch's decay. */
   readonly gamma: number;
+  /** Multiplies the rate by gamma every epoch, as torch's ExponentialLR. */
   constructor(optimizer: unknown, gamma: number) {
     super('ExponentialLR', optimizer);
     this.gamma = checkNumber('ExponentialLR', 'gamma', gamma);
@@ -163,8 +186,11 @@ export class ExponentialLR extends LRScheduler {
 
 /** Cosine from the base lr down to etaMin over TMax epochs (and back up after, as PyTorch's recursion does). */
 export class CosineAnnealingLR extends LRScheduler {
+  /** Epochs of the half-cosine from the base rate down to etaMin. */
   readonly TMax: number;
+  /** The lowest rate. */
   readonly etaMin: number;
+  /** Anneals over TMax epochs down to etaMin (default 0), as torch's CosineAnnealingLR. */
   constructor(optimizer: unknown, TMax: number, options: { etaMin?: number } = {}) {
     super('CosineAnnealingLR', optimizer);
     checkOptions('CosineAnnealingLR', options, ['etaMin']);
@@ -185,9 +211,13 @@ export class CosineAnnealingLR extends LRScheduler {
 
 /** Linear warm-up: the factor goes from startFactor to endFactor over totalIters epochs. */
 export class LinearLR extends LRScheduler {
+  /** The factor of the first epoch, in (0, 1]. */
   readonly startFactor: number;
+  /** The factor reached after totalIters epochs, in [0, 1]. */
   readonly endFactor: number;
+  /** Epochs from startFactor to endFactor. */
   readonly totalIters: number;
+  /** The factor goes linearly from startFactor (default 1/3) to endFactor (default 1) over totalIters (default 5) epochs, as torch's LinearLR. */
   constructor(optimizer: unknown, options: { startFactor?: number; endFactor?: number; totalIters?: number } = {}) {
     super('LinearLR', optimizer);
     checkOptions('LinearLR', options, ['startFactor', 'endFactor', 'totalIters']);
@@ -210,8 +240,12 @@ export class LinearLR extends LRScheduler {
 
 /** One scheduler after another, switching at the milestones (warm-up then decay). */
 export class SequentialLR extends LRScheduler {
+  /** The schedulers, in the order they take over. */
   readonly schedulers: readonly LRScheduler[];
+  /** The epochs at which the next scheduler takes over (one fewer than the schedulers). */
   readonly milestones: readonly number[];
+  /** Runs schedulers[0] until milestones[0], then schedulers[1], …, as torch's SequentialLR (each must belong to
+   * `optimizer`; their construction steps are undone). */
   constructor(optimizer: unknown, schedulers: LRScheduler[], milestones: number[]) {
     super('SequentialLR', optimizer);
     if (!Array.isArray(schedulers) || schedulers.length === 0) throw new TypeError('SequentialLR: expected a non-empty array of schedulers');
@@ -231,6 +265,7 @@ export class SequentialLR extends LRScheduler {
     this.schedulers[0].initialStep();
     this.lastLrs = this.schedulers[0].getLastLr();
   }
+  /** Steps the scheduler whose turn it is (restarting it at its milestone). */
   override step(): void {
     this.lastEpoch++;
     let idx = 0;
@@ -243,6 +278,7 @@ export class SequentialLR extends LRScheduler {
   protected getLr(lr: number): number {
     return lr;
   }
+  /** Its own state and each scheduler's. */
   override stateDict(): Record<string, unknown> {
     return { ...super.stateDict(), schedulers: this.schedulers.map((s) => s.stateDict()) };
   }
@@ -260,29 +296,45 @@ export class SequentialLR extends LRScheduler {
   }
 }
 
+/** Options of {@link OneCycleLR}: torch's, camelCase. Give totalSteps, or epochs and stepsPerEpoch. */
 export interface OneCycleOptions {
+  /** Steps in the cycle (scheduler.step() calls). */
   totalSteps?: number;
+  /** With stepsPerEpoch, the cycle's length in epochs. */
   epochs?: number;
+  /** With epochs, steps per epoch. */
   stepsPerEpoch?: number;
+  /** The share of the cycle spent raising the rate (default 0.3). */
   pctStart?: number;
+  /** How the rate moves between its points: 'cos' (default) or 'linear'. */
   annealStrategy?: 'cos' | 'linear';
+  /** Cycle the momentum (or Adam's β1) inversely to the rate (default true). */
   cycleMomentum?: boolean;
+  /** The lowest momentum, at the peak rate (default 0.85). */
   baseMomentum?: number;
+  /** The highest momentum, at the start and the end (default 0.95). */
   maxMomentum?: number;
+  /** The initial rate is maxLr / divFactor (default 25). */
   divFactor?: number;
+  /** The final rate is the initial rate / finalDivFactor (default 1e4). */
   finalDivFactor?: number;
+  /** Three phases (up, back down to the initial rate, then the annihilation) instead of two (default false). */
   threePhase?: boolean;
 }
 
 /** The 1cycle policy: lr up to maxLr and back down far below the start, momentum (or Adam's β1) the other way. */
 export class OneCycleLR extends LRScheduler {
+  /** Steps in the cycle. */
   readonly totalSteps: number;
+  /** The peak rate. */
   readonly maxLr: number;
+  /** The final rate: the initial one / finalDivFactor. */
   readonly minLr: number;
   private readonly phases: { end: number; lr: [number, number]; momentum: [number, number] }[];
   private readonly anneal: (start: number, end: number, pct: number) => number;
   private readonly cycleMomentum: boolean;
 
+  /** A cycle peaking at maxLr; stepped once per batch. Stepping past totalSteps is a RangeError. */
   constructor(optimizer: unknown, maxLr: number, options: OneCycleOptions = {}) {
     const where = 'OneCycleLR';
     const opt = checkOptimizer(where, optimizer);
@@ -352,33 +404,57 @@ export class OneCycleLR extends LRScheduler {
   }
 }
 
+/** Options of {@link ReduceLROnPlateau}: torch's, camelCase. */
 export interface PlateauOptions {
+  /** Whether the metric should go down ('min', the default) or up ('max'). */
   mode?: 'min' | 'max';
+  /** The factor a reduction multiplies the rate by, in [0, 1) (default 0.1). */
   factor?: number;
+  /** Epochs without improvement before a reduction (default 10). */
   patience?: number;
+  /** The least change that counts as an improvement (default 1e-4). */
   threshold?: number;
+  /** threshold relative to the best value ('rel', the default) or absolute ('abs'). */
   thresholdMode?: 'rel' | 'abs';
+  /** Epochs to wait after a reduction before counting again (default 0). */
   cooldown?: number;
+  /** The rate is never reduced below this (default 0). */
   minLr?: number;
+  /** A reduction smaller than this is skipped (default 1e-8). */
   eps?: number;
 }
 
-/** Divides the lr by 1/factor when a watched metric has stopped improving for `patience` epochs. */
+/** Multiplies the rate by `factor` when a watched metric has stopped improving for `patience` epochs, as
+ * torch.optim.lr_scheduler.ReduceLROnPlateau; step(metric) once per epoch. */
 export class ReduceLROnPlateau {
+  /** The optimizer whose learning rates it reduces. */
   readonly optimizer: AnyOptimizer;
+  /** Whether the metric should go down or up. */
   readonly mode: 'min' | 'max';
+  /** The factor of a reduction. */
   readonly factor: number;
+  /** Epochs without improvement before a reduction. */
   readonly patience: number;
+  /** The least change that counts as an improvement. */
   readonly threshold: number;
+  /** Whether threshold is relative or absolute. */
   readonly thresholdMode: 'rel' | 'abs';
+  /** Epochs to wait after a reduction. */
   readonly cooldown: number;
+  /** The lowest rate. */
   readonly minLr: number;
+  /** A reduction smaller than this is skipped. */
   readonly eps: number;
+  /** The best metric so far (±Infinity before the first). */
   best: number;
+  /** Epochs since the last improvement. */
   numBadEpochs = 0;
+  /** Epochs of cooldown left. */
   cooldownCounter = 0;
+  /** Steps taken. */
   lastEpoch = 0;
 
+  /** Watches the metric given to step() (mode 'min' by default). */
   constructor(optimizer: unknown, options: PlateauOptions = {}) {
     const where = 'ReduceLROnPlateau';
     this.optimizer = checkOptimizer(where, optimizer);
@@ -402,6 +478,7 @@ export class ReduceLROnPlateau {
     return this.thresholdMode === 'rel' ? a > this.best * (t + 1) : a > this.best + t;
   }
 
+  /** Records one epoch's metric and reduces the rates when it has not improved for more than `patience` epochs. */
   step(metric: number): void {
     const current = checkNumber('ReduceLROnPlateau.step', 'metric', metric);
     this.lastEpoch++;
@@ -426,10 +503,12 @@ export class ReduceLROnPlateau {
     }
   }
 
+  /** The current learning rate of each parameter group. */
   getLastLr(): number[] {
     return this.optimizer.groups.map((g) => g.options.lr);
   }
 
+  /** The state (best, counters, epoch), JSON-ready, for loadStateDict and checkpoints. */
   stateDict(): Record<string, unknown> {
     return { best: this.best, numBadEpochs: this.numBadEpochs, cooldownCounter: this.cooldownCounter, lastEpoch: this.lastEpoch };
   }

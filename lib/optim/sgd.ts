@@ -3,12 +3,19 @@ import { checkNumber, checkOptions } from '../errors.js';
 import type { Parameter } from '../nn/module.js';
 import { Optimizer, STEP, type ParamGroup, type ParamState, type StateSpec } from './optimizer.js';
 
+/** Options of {@link SGD}: torch.optim.SGD's, camelCase. */
 export interface SGDOptions {
+  /** The learning rate (required, ≥ 0). */
   lr: number;
+  /** Momentum factor (default 0: none). */
   momentum?: number;
+  /** Dampening of the momentum (default 0). */
   dampening?: number;
+  /** Nesterov momentum (default false; needs momentum > 0 and dampening 0). */
   nesterov?: boolean;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay?: number;
+  /** Maximise the objective instead of minimising it (default false). */
   maximize?: boolean;
 }
 
@@ -31,9 +38,14 @@ function resolve(where: string, options: SGDOptions | Record<string, unknown>): 
   return o;
 }
 
+/**
+ * Stochastic gradient descent with momentum, dampening, Nesterov and weight decay: torch.optim.SGD's formulas, the
+ * momentum buffer starting as the first gradient. Invalid hyperparameters are a RangeError naming them.
+ */
 export class SGD extends Optimizer<Required<SGDOptions>> {
   protected readonly label = 'SGD';
   protected readonly stateSpec: StateSpec = { buffers: ['momentum_buffer'], numbers: { step: STEP } };
+  /** `params`: model.parameters(), or parameter groups `[{ params, lr: 0.1 }, { params }]` whose own keys override `options`. */
   constructor(params: Iterable<Parameter> | ParamGroup[], options: SGDOptions) {
     super('SGD', params, resolve('SGD', options), resolve);
   }
