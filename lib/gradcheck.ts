@@ -6,6 +6,7 @@ import type { Module } from './nn/module.js';
 import { getRngState, setRngState, uniform } from './random.js';
 import { checkTensor, fromHost, type Tensor } from './tensor.js';
 
+/** Options of {@link gradCheck}. */
 export interface GradCheckOptions {
   /** Finite-difference step (default 1e-6). */
   eps?: number;
@@ -15,8 +16,11 @@ export interface GradCheckOptions {
   maxElements?: number;
 }
 
+/** What {@link gradCheck} found. */
 export interface GradCheckResult {
+  /** Whether every checked tensor's error is within tol. */
   ok: boolean;
+  /** The largest of the errors. */
   maxRelError: number;
   /** Normwise relative error of each checked tensor: 'input' and the parameter names. */
   errors: Record<string, number>;
@@ -36,6 +40,12 @@ function pick(n: number, max: number): number[] {
   return all.slice(0, max).sort((a, b) => a - b);
 }
 
+/**
+ * Checks a module's backward against central finite differences of its forward, in float64 on the reference backend,
+ * for L = Σ y ⊙ r with a fixed random r: dL/dinput (float inputs) and dL/dparam for every parameter that requires
+ * grad, up to maxElements elements each. The module's own tensors are left as they were; each forward starts from the
+ * same random state, so dropout draws one mask throughout.
+ */
 export function gradCheck(module: Module, input: Tensor, options: GradCheckOptions = {}): GradCheckResult {
   checkOptions('gradCheck', options, ['eps', 'tol', 'maxElements']);
   checkTensor('gradCheck', input);

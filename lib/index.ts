@@ -61,9 +61,9 @@ export type { BatchingOptions, BatchingStats, Callback, CompileOptions, Evaluate
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
 export { trainTestSplit, mulberry32, permutation, takeRows, type Split } from './data/split.js';
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions } from './data/loader.js';
-export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig } from './io/model.js';
+export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig, type Stateful } from './io/model.js';
 export { exportOnnx, toOnnx, ONNX_OPSET, type ExportOnnxOptions } from './io/onnx.js';
-export { encodeSafetensors, decodeSafetensors, type StTensor } from './io/safetensors.js';
+export { encodeSafetensors, decodeSafetensors, type StTensor, type Decoded as DecodedSafetensors } from './io/safetensors.js';
 
 /** Live tensors and bytes of the current backend, and on a GPU the device memory its allocator holds. */
 export function memory(): {

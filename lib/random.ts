@@ -66,6 +66,7 @@ export function permutation(n: number): Int32Array {
   return p;
 }
 
+/** The state of retrograd's random generator (xoshiro128**): four 32-bit words. */
 export type RngState = [number, number, number, number];
 /** The generator's four state words, as unsigned 32-bit integers. */
 export function getRngState(): RngState {

@@ -815,6 +815,7 @@ export function runKernel(b: Backend, name: KernelName, args: ArgSpec[]): HostAr
   }
 }
 
+/** Options of {@link checkKernels}. */
 export interface KernelCheckOptions {
   /** Kernels to check (default: all). */
   only?: readonly KernelName[];
@@ -826,17 +827,23 @@ export interface KernelCheckOptions {
 
 /** One output of one case; a case that threw has one row with output null, error Infinity and the message. */
 export interface KernelCheckResult {
+  /** The kernel checked. */
   kernel: KernelName;
+  /** The case's sizes (dimensions and flags). */
   sizes: number[];
+  /** Which output of the kernel (its index among the outputs), or null when the case threw. */
   output: number | null;
   /** Normwise relative error, bounded by tol. */
   error: number;
   /** The worst element's error (elementError), bounded by ELEMENT_FACTOR · tol. */
   elementError: number;
+  /** The tolerance this output is held to. */
   tol: number;
+  /** Whether both errors are within their bounds. */
   ok: boolean;
   /** The seed this case's data came from (mulberry32), to rebuild it with `cases[kernel].build`. */
   seed: number;
+  /** The error message of a case that threw. */
   message?: string;
 }
 
@@ -893,13 +900,17 @@ export function checkKernels(backend: Backend | string, options: KernelCheckOpti
   return rows;
 }
 
+/** One kernel's rows of checkKernels, summarised. */
 export interface KernelCheckSummary {
+  /** The kernel. */
   kernel: KernelName;
   /** Cases (sizes) whose every output passed, of `total`. */
   passed: number;
+  /** Cases run. */
   total: number;
   /** The row furthest over (or nearest to) its tolerance, by error / tol. */
   worst: KernelCheckResult;
+  /** The rows that failed. */
   failures: KernelCheckResult[];
 }
 

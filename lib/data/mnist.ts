@@ -6,13 +6,16 @@ import { dirname, join } from 'node:path';
 import { RetrogradError } from '../errors.js';
 import { trainTestSplit, type Split } from './split.js';
 
+/** Pixels of one MNIST digit: 28 × 28. */
 export const MNIST_PIXELS = 784;
 
+/** The MNIST digits of the `mnist` package, as flat arrays. */
 export interface Digits {
   /** [n, 784] grey levels in [0, 1], row-major. */
   images: Float32Array;
   /** [n] class indices 0–9. */
   labels: Int32Array;
+  /** The number of digits. */
   n: number;
 }
 

@@ -35,10 +35,15 @@ export function takeRows<T extends Float32Array | Int32Array>(src: T, cols: numb
   return out;
 }
 
+/** A train/test split of row-major data. */
 export interface Split<X extends Float32Array | Int32Array, Y extends Float32Array | Int32Array> {
+  /** The training rows of x. */
   xTrain: X;
+  /** Their targets. */
   yTrain: Y;
+  /** The test rows of x. */
   xTest: X;
+  /** Their targets. */
   yTest: Y;
 }
 

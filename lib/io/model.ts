@@ -27,7 +27,15 @@ import { checkRngState, getRngState, setRngState, type RngState } from '../rando
 import { fromHost, Tensor } from '../tensor.js';
 import { encodeSafetensors, readSafetensorsFile, type StTensor } from './safetensors.js';
 
-export type ModuleConfig = { type: string; args?: unknown[]; layers?: ModuleConfig[] };
+/** A model's architecture as JSON-ready data, as rg.save stores it: the layer's class and constructor arguments. */
+export type ModuleConfig = {
+  /** The class name: 'Linear', 'Conv2d', 'Sequential', …. */
+  type: string;
+  /** The constructor's arguments (options objects included). */
+  args?: unknown[];
+  /** A Sequential's layers. */
+  layers?: ModuleConfig[];
+};
 
 /** A tensor a layer holds, by state-dict name: what a file must store for it. */
 type StateSpec = [name: string, shape: number[], dtype: 'float32' | 'int32'];
@@ -455,15 +463,26 @@ export async function load<T extends Module = Module>(path: string, type?: abstr
   return model as T;
 }
 
-interface Stateful {
+/** Anything with a JSON-ready state: a learning-rate scheduler, as checkpoints save and restore it. */
+export interface Stateful {
+  /** The state, JSON-ready. */
   stateDict(): Record<string, unknown>;
+  /** Restores a state that stateDict() gave. */
   loadStateDict(sd: Record<string, unknown>): void;
 }
 
+/** What {@link saveCheckpoint} writes. */
 export interface CheckpointParts {
+  /** The model: its architecture and state dict. */
   model: Module;
-  optimizer?: Optimizer<{ lr: number }>;
+  /** The optimizer: its hyperparameters and per-parameter state. */
+  optimizer?: Optimizer<{
+    /** The learning rate. */
+    lr: number;
+  }>;
+  /** A scheduler (or anything Stateful): its state dict. */
   scheduler?: Stateful;
+  /** The epoch to resume from (stored as null when omitted). */
   epoch?: number;
 }
 
@@ -495,11 +514,17 @@ export async function saveCheckpoint(path: string, parts: CheckpointParts): Prom
   await writeAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
+/** What {@link loadCheckpoint} read. */
 export interface LoadedCheckpoint {
+  /** The model given in `into`, loaded, or one rebuilt from the stored architecture. */
   model: Module;
+  /** The stored epoch, or null. */
   epoch: number | null;
+  /** The optimizer's stored state, when the checkpoint has one (loaded into `into.optimizer` when given). */
   optimizer?: OptimizerStateDict;
+  /** The scheduler's stored state, when the checkpoint has one (loaded into `into.scheduler` when given). */
   scheduler?: Record<string, unknown>;
+  /** The random generator's stored state (restored unless restoreRng is false). */
   rng: RngState;
 }
 

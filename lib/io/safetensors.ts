@@ -10,9 +10,13 @@ export type StDType = 'F32' | 'F64' | 'I32' | 'I64' | 'F16' | 'BF16' | 'U8' | 'I
 const DTYPE_SIZE: Record<StDType, number> = { F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, U8: 1, I8: 1, BOOL: 1 };
 const MAX_HEADER = 100 * 1024 * 1024;
 
+/** One tensor of a safetensors file as retrograd reads and writes it. */
 export interface StTensor {
+  /** 'F32' (float32) or 'I32' (int32). */
   dtype: 'F32' | 'I32';
+  /** The dimensions. */
   shape: number[];
+  /** The values, row-major: a Float32Array for F32, an Int32Array for I32. */
   data: Float32Array | Int32Array;
 }
 
@@ -47,7 +51,13 @@ export function encodeSafetensors(tensors: Record<string, StTensor>, metadata: R
 }
 
 type Entry = { name: string; dtype: StDType; shape: number[]; begin: number; end: number };
-type Decoded = { tensors: Record<string, StTensor>; metadata: Record<string, string> };
+/** A decoded safetensors file. */
+export type Decoded = {
+  /** The tensors by name. */
+  tensors: Record<string, StTensor>;
+  /** The header's __metadata__ (string to string; empty when there is none). */
+  metadata: Record<string, string>;
+};
 
 /** The header length (first 8 bytes), bounded by the format's limit and by the bytes that follow it. */
 function headerLength(first8: Buffer, after: number, file: string): number {
@@ -166,7 +176,8 @@ function toTensor(e: Entry, aligned: Uint8Array, file: string): StTensor {
   return { dtype: 'I32', shape: e.shape, data: narrow };
 }
 
-/** Decodes and validates a safetensors buffer. Only F32 and I32 tensors become arrays (I64 is narrowed to I32 when every value fits). */
+/** Decodes and validates a safetensors buffer. F32 and I32 tensors load as they are, F64 is rounded to F32 and I64 narrowed to
+ * I32 when every value fits; other dtypes, and any inconsistency of the header, are a RetrogradError naming the entry. */
 export function decodeSafetensors(buf: Buffer, file = 'the buffer'): Decoded {
   if (buf.length < 8) throw corrupt(file, `${buf.length} bytes, shorter than the 8-byte header length`);
   const n = headerLength(buf, buf.length - 8, file);
