@@ -8,7 +8,8 @@ import type { Module } from '../nn/module.js';
 import { LRScheduler, ReduceLROnPlateau } from '../optim/scheduler.js';
 import type { Callback, Logs } from './types.js';
 
-type Mode = 'min' | 'max' | 'auto';
+/** Whether a monitored metric improves downwards ('min'), upwards ('max'), or as its name says ('auto': up for names with 'acc', else down). */
+export type Mode = 'min' | 'max' | 'auto';
 
 /** Whether `current` improves on `best` by more than minDelta, in the metric's direction. */
 class Monitor {
@@ -41,17 +42,25 @@ function checkMode(where: string, mode: unknown): Mode {
   return mode;
 }
 
+/** Options of {@link EarlyStopping}: Keras', camelCase. */
 export interface EarlyStoppingOptions {
+  /** The metric watched (default 'val_loss'). */
   monitor?: string;
+  /** The least change that counts as an improvement (default 0). */
   minDelta?: number;
+  /** Epochs without improvement before training stops (default 0). */
   patience?: number;
+  /** The metric's direction (default 'auto'). */
   mode?: Mode;
+  /** On stopping, put back the weights of the best epoch (default false). */
   restoreBestWeights?: boolean;
 }
 
 /** Stops fit when the monitored metric has not improved for `patience` epochs. */
 export class EarlyStopping implements Callback {
+  /** Epochs without improvement before training stops. */
   readonly patience: number;
+  /** Whether the best epoch's weights are put back on stopping. */
   readonly restoreBestWeights: boolean;
   /** The epoch at which training stopped (0 when it did not stop early). */
   stoppedEpoch = 0;
@@ -62,6 +71,7 @@ export class EarlyStopping implements Callback {
   private model?: Module;
   private bestWeights?: Record<string, Float32Array | Int32Array>;
 
+  /** Watches options.monitor (default 'val_loss'); unknown option keys are a TypeError. */
   constructor(options: EarlyStoppingOptions = {}) {
     const where = 'EarlyStopping';
     checkOptions(where, options, ['monitor', 'minDelta', 'patience', 'mode', 'restoreBestWeights']);
@@ -101,21 +111,28 @@ export class EarlyStopping implements Callback {
   }
 }
 
+/** Options of {@link ModelCheckpoint}: Keras', camelCase. */
 export interface ModelCheckpointOptions {
+  /** The metric saveBestOnly watches (default 'val_loss'). */
   monitor?: string;
+  /** Save only when the monitored metric improved (default false: every epoch). */
   saveBestOnly?: boolean;
+  /** The metric's direction (default 'auto'). */
   mode?: Mode;
 }
 
 /** Saves the model with rg.save at the end of each epoch; `{epoch}` in the path is replaced (1-based). */
 export class ModelCheckpoint implements Callback {
+  /** Whether only improving epochs are saved. */
   readonly saveBestOnly: boolean;
   /** Paths written so far. */
   readonly saved: string[] = [];
   private readonly monitor: Monitor;
   private model?: Module;
 
+  /** Saves to `path` (`{epoch}` replaced by the epoch, from 1). */
   constructor(
+    /** Where the model is saved; `{epoch}` is replaced by the epoch, from 1. */
     readonly path: string,
     options: ModelCheckpointOptions = {},
   ) {
@@ -159,9 +176,15 @@ export class LearningRateMonitor implements Callback {
  */
 export class LearningRateScheduler implements Callback {
   private model?: Module;
+  /** `schedule`: a scheduler of the compiled optimizer, or a function (epoch, lr) → lr. */
   constructor(
+    /** The scheduler stepped after each epoch, or the function that sets the rate before it. */
     readonly schedule: LRScheduler | ReduceLROnPlateau | ((epoch: number, lr: number) => number),
-    readonly options: { monitor?: string } = {},
+    /** With ReduceLROnPlateau: the metric it is stepped with. */
+    readonly options: {
+      /** The metric given to ReduceLROnPlateau.step (default 'val_loss'). */
+      monitor?: string;
+    } = {},
   ) {
     if (!(schedule instanceof LRScheduler) && !(schedule instanceof ReduceLROnPlateau) && typeof schedule !== 'function')
       throw new TypeError(`LearningRateScheduler: expected a scheduler or a function (epoch, lr) => lr, got ${describe(schedule)}`);

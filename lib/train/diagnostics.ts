@@ -8,6 +8,7 @@ import type { Module, Parameter } from '../nn/module.js';
 import { empty, type Tensor } from '../tensor.js';
 import type { Logs } from './types.js';
 
+/** Options of fit's gradient diagnostics (`diagnostics: true` takes the defaults). */
 export interface DiagnosticsOptions {
   /** Gradient norm below which a layer counts as vanishing (default 1e-7). */
   vanishing?: number;

@@ -6,32 +6,58 @@ import type { DiagnosticsOptions } from './diagnostics.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
 
+/** Options of Module.compile: what fit and evaluate train and measure with. */
 export interface CompileOptions {
-  optimizer: Optimizer<{ lr: number }>;
+  /** The optimizer, as an instance over the model's parameters. */
+  optimizer: Optimizer<{
+    /** The learning rate. */
+    lr: number;
+  }>;
+  /** The loss, as an instance (new rg.CrossEntropyLoss()). */
   loss: Loss;
+  /** Metrics logged besides the loss: 'accuracy' (the argmax of the output against int32 class indices). */
   metrics?: 'accuracy'[];
   /** L1 / L2 penalties on chosen parameters (e.g. the weights and not the biases), added to the loss and its gradient. */
-  penalties?: { params: Iterable<Parameter>; l1?: number; l2?: number }[];
+  penalties?: {
+    /** The parameters penalised. */
+    params: Iterable<Parameter>;
+    /** Weight of l1·Σ|w| (default 0). */
+    l1?: number;
+    /** Weight of l2·Σw² (default 0). */
+    l2?: number;
+  }[];
 }
 
+/** Metrics by name, as callbacks receive them: `loss`, `accuracy`, `val_loss`, `val_accuracy`, `lr`, …. */
 export type Logs = Record<string, number>;
 
 /** Callback hooks, Keras style; each may be async. Set `model.stopTraining = true` to stop after the epoch. */
 export interface Callback {
   /** Called by fit before training starts, with the model being trained. */
   setModel?(model: Module): void;
+  /** Called once before the first epoch (logs empty). */
   onTrainBegin?(logs: Logs): void | Promise<void>;
+  /** Called once after the last epoch, also when training stopped early (logs empty). */
   onTrainEnd?(logs: Logs): void | Promise<void>;
+  /** Called at the start of each epoch (epoch from 0; logs empty). */
   onEpochBegin?(epoch: number, logs: Logs): void | Promise<void>;
+  /** Called after each epoch with its logs (loss, metrics, val_ metrics); a callback may add entries, which reach the History. */
   onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
+  /** Called after each batch with its loss and its row count (`size`). */
   onBatchEnd?(batch: number, logs: Logs): void | Promise<void>;
 }
 
+/** Options of Module.fit. */
 export interface FitOptions {
+  /** Passes over the data (default 1). */
   epochs?: number;
+  /** Rows per step with tensor data (default 32); a DataLoader brings its own. */
   batchSize?: number;
+  /** Reshuffle tensor data every epoch (default true); a DataLoader shuffles by its own option. */
   shuffle?: boolean;
+  /** Data evaluated after each epoch, logged as val_loss and val_ metrics: [x, y] or a DataLoader. */
   validationData?: [Tensor, Tensor] | DataLoader;
+  /** Callbacks, called in order at each hook. */
   callbacks?: Callback[];
   /** 0 silent, 1 a progress bar on a terminal (one line per epoch elsewhere), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
@@ -39,10 +65,14 @@ export interface FitOptions {
   diagnostics?: boolean | DiagnosticsOptions;
 }
 
+/** Options of Module.evaluate. */
 export interface EvaluateOptions {
+  /** Rows per batch with tensor data (default 256). */
   batchSize?: number;
 }
+/** Options of Module.predict and predictAsync. */
 export interface PredictOptions {
+  /** Rows per forward (default 1024). */
   batchSize?: number;
 }
 /**
@@ -57,13 +87,18 @@ export interface BatchingOptions {
 }
 /** Counts since the model was made: coalesced batches run, predictAsync calls they served, and their rows. */
 export interface BatchingStats {
+  /** Coalesced batches run. */
   batches: number;
+  /** predictAsync calls they served. */
   requests: number;
+  /** Rows they held. */
   rows: number;
 }
 
 /** What fit returns: per-epoch logs, as Keras' History. */
 export interface History {
+  /** The epochs run, from 0 (fewer than asked when training stopped early). */
   epoch: number[];
+  /** Each logged metric's value per epoch: `loss`, `accuracy`, `val_loss`, …. */
   history: Record<string, number[]>;
 }
