@@ -10,17 +10,27 @@ import { fromHost, type Tensor } from '../tensor.js';
 
 /** One example: its features and its target (a class index or a vector). */
 export interface Sample {
+  /** The features. */
   x: ArrayLike<number>;
+  /** The target: a number (a class index or a value) or a vector. */
   y: number | ArrayLike<number>;
 }
+/** A function applied to each sample as it is read (augmentation, normalisation). */
 export type Transform = (s: Sample) => Sample;
-type Source = { length: number; get(i: number): Sample | Promise<Sample> };
+/** Random access to samples: a length and get(i), which may be async. */
+export type Source = {
+  /** The number of samples. */
+  length: number;
+  /** Sample i, for 0 ≤ i < length. */
+  get(i: number): Sample | Promise<Sample>;
+};
 
 /** A random-access data set: an array of samples, or any { length, get(i) } (get may be async). */
 export class Dataset {
   private readonly source: Source;
   private readonly transform?: Transform;
 
+  /** A data set over an array of samples or a { length, get(i) } source, each sample passed through options.transform. */
   constructor(source: Sample[] | Source, options: { transform?: Transform } = {}) {
     checkOptions('Dataset', options, ['transform']);
     if (Array.isArray(source)) this.source = { length: source.length, get: (i) => source[i] };
@@ -43,10 +53,12 @@ export class Dataset {
     return new Dataset(rows, { transform: options.transform });
   }
 
+  /** The number of samples. */
   get length(): number {
     return this.source.length;
   }
 
+  /** Sample i, transformed. */
   async get(i: number): Promise<Sample> {
     const s = await this.source.get(i);
     return this.transform ? this.transform(s) : s;
@@ -55,6 +67,8 @@ export class Dataset {
 
 /** A data set read as a stream, once per epoch: a function returning a fresh (async) iterable of samples. */
 export class IterableDataset {
+  /** `open` returns a fresh (async) iterable of samples each time it is called (once per epoch); options.transform is
+   * applied to each. */
   constructor(
     private readonly open: () => AsyncIterable<Sample> | Iterable<Sample>,
     private readonly options: { transform?: Transform } = {},
@@ -62,17 +76,21 @@ export class IterableDataset {
     if (typeof open !== 'function') throw new TypeError(`IterableDataset: expected a function returning an iterable of samples, got ${describe(open)}`);
     checkOptions('IterableDataset', options, ['transform']);
   }
+  /** One pass over the stream, each sample transformed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Sample> {
     for await (const s of this.open()) yield this.options.transform ? this.options.transform(s) : s;
   }
 }
 
+/** Options of {@link readCSV} and Dataset.fromCSV. */
 export interface CsvOptions {
   /** The target column: its name (with a header row) or its index. */
   label: string | number;
   /** Whether the first row names the columns (default true). */
   header?: boolean;
+  /** The field delimiter (default ','). */
   delimiter?: string;
+  /** Applied to each sample as it is read. */
   transform?: Transform;
 }
 
@@ -133,7 +151,9 @@ export function readCSV(path: string, options: CsvOptions): IterableDataset {
   }, { transform: options.transform });
 }
 
+/** Options of {@link DataLoader}. */
 export interface DataLoaderOptions {
+  /** Samples per batch (default 32). */
   batchSize?: number;
   /**
    * Reshuffle every epoch: a Dataset's whole order; an IterableDataset (a stream, never held whole) through a
@@ -190,15 +210,22 @@ async function* shuffled(stream: AsyncIterable<Sample>, size: number): AsyncGene
 
 /** Batches of { x: [B, …features], y: [B] int32 class indices, or [B, k] float32 } tensors. */
 export class DataLoader {
+  /** Samples per batch. */
   readonly batchSize: number;
+  /** Whether each epoch is shuffled. */
   readonly shuffle: boolean;
+  /** Samples held to draw from when shuffling an IterableDataset. */
   readonly shuffleBuffer: number | undefined;
+  /** Whether a last batch smaller than batchSize is dropped. */
   readonly dropLast: boolean;
+  /** The dtype of number targets as given (undefined: the first batch decides). */
   readonly targetDtype: 'int32' | 'float32' | undefined;
   /** The dtype of number targets, once targetDtype or the first batch has decided it. */
   private decided?: 'int32' | 'float32';
 
+  /** Batches of `dataset`; options are checked here (an IterableDataset needs shuffleBuffer to shuffle). */
   constructor(
+    /** The data set the batches come from. */
     readonly dataset: Dataset | IterableDataset,
     options: DataLoaderOptions = {},
   ) {
@@ -230,7 +257,13 @@ export class DataLoader {
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  [Symbol.asyncIterator](): AsyncGenerator<{ x: Tensor; y: Tensor }> {
+  /** One epoch's batches as tensors on the current backend: x [B, features], y [B] or [B, k]. */
+  [Symbol.asyncIterator](): AsyncGenerator<{
+    /** The features, [B, features] float32. */
+    x: Tensor;
+    /** The targets: [B] int32 class indices or float32 values, or [B, k] float32. */
+    y: Tensor;
+  }> {
     return this.batches(currentBackend());
   }
 
