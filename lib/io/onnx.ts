@@ -24,6 +24,7 @@ import { noGrad, zeros } from '../autograd/index.js';
 import type { Tensor } from '../tensor.js';
 import { ATTR, encodeModel, ONNX_FLOAT, ONNX_INT32, ONNX_INT64 } from './onnx-proto.js';
 
+/** Options of {@link exportOnnx} and {@link toOnnx}. */
 export interface ExportOnnxOptions {
   /** The input's shape with its batch dimension first, e.g. [1, 1, 28, 28] (required). */
   inputShape: readonly number[];
@@ -31,8 +32,9 @@ export interface ExportOnnxOptions {
   inputDtype?: 'float32' | 'int32';
   /** Keep the batch dimension symbolic (default true); false fixes it at inputShape[0]. */
   dynamicBatch?: boolean;
-  /** Names of the graph's input and output (default 'input' and 'output'). */
+  /** The name of the graph's input (default 'input'). */
   inputName?: string;
+  /** The name of the graph's output (default 'output'). */
   outputName?: string;
 }
 
