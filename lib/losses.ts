@@ -19,7 +19,7 @@ export abstract class Loss {
   readonly ws = new Workspace();
   private dpred?: Tensor;
   private reusingOutputs = false;
-  /** The loss's name in messages, e.g. 'MSELoss'. */
+  /** The loss's name in messages: 'MSELoss', 'CrossEntropyLoss', …. */
   abstract readonly label: string;
 
   /** As Module.reuseOutputs: the loss value and its gradient are written into the same two tensors at every step. */

@@ -80,7 +80,7 @@ export class Tensor {
   readonly dtype: TensorDType;
   /** The backend whose buffer holds the data. */
   readonly backend: Backend;
-  /** For int32 tensors made from host data: the smallest and largest value, so class indices can be checked without a read. */
+  /** @internal For int32 tensors made from host data: the smallest and largest value, so class indices can be checked without a read. */
   intRange?: readonly [number, number];
   private _buf: Buf | null;
   /** For a view (reshape): the tensor that owns the storage. Disposing a view lets go of the view only. */

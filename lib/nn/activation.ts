@@ -13,7 +13,7 @@ abstract class Elementwise extends Module {
   private yShape?: readonly number[];
   /** @internal Whether the backward reads the forward's input or its output. */
   protected abstract readonly uses: Saved;
-  /** The layer as messages and summaries name it, e.g. `LeakyReLU(0.01)`. */
+  /** The layer as messages and summaries name it: `ReLU`, `LeakyReLU(0.01)`, …. */
   abstract get label(): string;
   /** @internal The forward kernel: y from x. */
   protected abstract run(k: Kernels, y: Tensor, x: Tensor): void;

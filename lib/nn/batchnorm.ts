@@ -85,7 +85,7 @@ abstract class BatchNorm extends Module {
 
   /** The layer as messages and summaries name it, e.g. `BatchNorm2d(16)`. */
   abstract get label(): string;
-  /** R, the elements per (sample, channel), after checking the input's rank and channel count. */
+  /** @internal R, the elements per (sample, channel), after checking the input's rank and channel count. */
   protected abstract planeSize(shape: readonly number[]): number;
 
   /** The backend of the parameters, else of the running statistics (a BatchNorm with affine false has only those). */

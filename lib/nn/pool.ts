@@ -55,7 +55,7 @@ abstract class Pool2d extends Module {
       throw new RangeError(`${name}: padding must be at most half the kernel size, got padding ${fmtPair(this.padding)} with kernel ${fmtPair(this.kernelSize)}`);
   }
 
-  /** The layer as messages and summaries name it, e.g. `MaxPool2d(k=2)`. */
+  /** The layer as messages and summaries name it, e.g. `MaxPool2d(k=2)` or `AvgPool2d(k=3, s=2)`. */
   abstract get label(): string;
   /** @internal The forward kernel. */
   protected abstract run(y: Tensor, x: Tensor, g: Geometry): void;
@@ -152,7 +152,7 @@ abstract class GlobalAvg extends Module {
   private yShape?: readonly number[];
   /** The layer as messages and summaries name it, e.g. `GlobalAvgPool2d`. */
   abstract get label(): string;
-  /** The output shape for input [B, C, H, W]. */
+  /** @internal The output shape for input [B, C, H, W]. */
   protected abstract outShape(B: number, C: number): number[];
 
   forward(input: Tensor): Tensor {

@@ -46,7 +46,7 @@ export abstract class LRScheduler {
     return this.baseLrs[0];
   }
 
-  /** PyTorch performs one step at construction; subclasses call this last in their constructors. */
+  /** @internal PyTorch performs one step at construction; subclasses call this last in their constructors. */
   initialStep(): void {
     this.step();
   }
