@@ -16,6 +16,8 @@ bool spin_until(Ready ready, int iterations = kSpinIterations) {
     if (ready()) return true;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
   }
   return ready();

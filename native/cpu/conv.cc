@@ -4,7 +4,10 @@
 // Every kernel overwrites its outputs unless it says it accumulates, and every sum runs in a fixed order (per output
 // element, over its inputs in index order), so results do not depend on the thread count — but for the weight
 // gradient of a batch taken whole, whose product may split its long K among the threads (gemm.cc).
+#include "simd.h"  // RG_X86
+#if RG_X86
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +16,6 @@
 #include <vector>
 
 #include "kernels.h"
-#include "simd.h"
 
 namespace rg::cpu {
 
@@ -64,6 +66,7 @@ const int32_t* tap_indices(const Geometry& g) {
   return tls_index.data();
 }
 
+#if RG_X86
 // The masks of a stride-2 row's n valid outputs: m0 and m1 cover the 2n − 1 input values from the first valid one (16
 // per vector), `take` the n outputs.
 struct Stride2Masks {
@@ -140,6 +143,8 @@ RG_TARGET_AVX512 void col2im_planes_stride2(float* dinp, const float* dcol, cons
   }
 }
 
+#endif  // RG_X86
+
 }  // namespace
 
 void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
@@ -151,10 +156,12 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
     // strided, or a few outputs per plane (a kernel as large as its input: a dense layer): each plane's OH·OW values
     // gathered through the tap's index (made once per call: per row, it cost as much as the gather in the DCGAN's
     // image groups), as one loop over the planes' outputs or, for a few, over the batch
+#if RG_X86
     if (SW == 2 && DW == 1 && g.OW <= 16 && R >= 8 && isa_level() == IsaLevel::Avx512) {
       pool.parallel_for(C * KH * KW, grain, [&](int64_t r0, int64_t r1) { im2col_rows_stride2(col, inp, g, r0, r1); });
       return;
     }
+#endif
     const int64_t plane_size = C * H * W, taps = KH * KW;
     const int32_t* indices = tap_indices(g);
     pool.parallel_for(C * taps, grain, [&](int64_t r0, int64_t r1) {
@@ -238,10 +245,12 @@ void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t
     });
     return;
   }
+#if RG_X86
   if (SW == 2 && DW == 1 && g.OW <= 16 && isa_level() == IsaLevel::Avx512) {
     pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) { col2im_planes_stride2(dinp, dcol, g, p0, p1); });
     return;
   }
+#endif
   pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
       const int64_t b = p / C, c = p % C;

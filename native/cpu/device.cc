@@ -55,11 +55,15 @@ std::vector<Fact> describe() {
   auto add = [&](bool has, const char* name) {
     if (has) feats += (feats.empty() ? "" : ",") + std::string(name);
   };
+#if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   add(__builtin_cpu_supports("sse4.2"), "sse4.2");
   add(__builtin_cpu_supports("avx2"), "avx2");
   add(__builtin_cpu_supports("fma"), "fma");
   add(__builtin_cpu_supports("avx512f"), "avx512f");
+#elif defined(__aarch64__)
+  add(true, "neon");  // Advanced SIMD is part of every AArch64 CPU
+#endif
   return {{Fact::Text, "isa", cpu::isa_name()},
           {Fact::Number, "physicalCores", "", static_cast<double>(physical_core_count())},
           {Fact::List, "features", feats}};

@@ -22,7 +22,10 @@
 // Linear's forward is one pass over its output.
 // GCC 12 warns about _mm512_undefined_ps() inside _mm512_max_ps (a false positive of its own header).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "simd.h"
+#if RG_X86
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -30,7 +33,6 @@
 #include <cstring>
 
 #include "kernels.h"
-#include "simd.h"
 
 namespace rg::cpu {
 
@@ -75,6 +77,7 @@ inline void store_tile_scalar(const float* acc, int64_t ldacc, float* C, int64_t
 
 // ---- micro-kernels: C[mr, nr] (+)= Ap[kc][MR]ᵀ · Bp[kc][NR], epilogue applied ----
 
+#if RG_X86
 #define RG_AVX512 RG_TARGET_AVX512
 #define RG_AVX2 RG_TARGET_AVX2
 
@@ -167,6 +170,8 @@ RG_AVX2 void kernel_avx2(int64_t kc, const float* __restrict Ap, const float* __
   store_tile_scalar(tile, 16, C, ldc, mr, nr, e);
 }
 
+#endif  // RG_X86
+
 void kernel_portable(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
                      int mr, int nr, const Epilogue& e) {
   constexpr int R = 4, NR = 8;
@@ -188,11 +193,15 @@ struct Isa {
 };
 
 Isa select_kernel() {
+#if RG_X86
   switch (isa_level()) {
     case IsaLevel::Avx512: return {12, 32, kernel_avx512};
     case IsaLevel::Avx2: return {6, 16, kernel_avx2};
     default: return {4, 8, kernel_portable};
   }
+#else
+  return {4, 8, kernel_portable};
+#endif
 }
 
 const Isa kIsa = select_kernel();

@@ -6,12 +6,14 @@ namespace rg::cpu {
 
 namespace {
 IsaLevel detect() {
-  __builtin_cpu_init();
   IsaLevel best = IsaLevel::Portable;
+#if RG_X86
+  __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = IsaLevel::Avx2;
   if (best == IsaLevel::Avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
     best = IsaLevel::Avx512;
+#endif
   if (const char* cap = std::getenv("RETROGRAD_CPU_ISA")) {
     if (std::strcmp(cap, "portable") == 0) best = IsaLevel::Portable;
     else if (std::strcmp(cap, "avx2") == 0 && best == IsaLevel::Avx512) best = IsaLevel::Avx2;

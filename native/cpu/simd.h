@@ -3,6 +3,8 @@
 // dispatch(f) runs the always-inline lambda f compiled three times — for AVX-512, for AVX2+FMA and for
 // baseline x86-64 — and picks one by the CPU's features at load (RETROGRAD_CPU_ISA=portable|avx2 caps the
 // choice, so each path can be tested on one machine). The loops inside f vectorise for the chosen width.
+// Elsewhere (AArch64: NEON is part of the base architecture, so the compiler vectorises the portable code with it)
+// there is one path, the portable one, and RG_X86 is 0: x86 intrinsics sit behind `#if RG_X86`.
 //
 // vexp / vtanh / verf are branch-free (selects only), so the compiler vectorises the loops that call them.
 // Accuracy against the float64 reference: vexp ~1 ulp on [−87, 88.7] (Cephes' expf polynomial), vtanh
@@ -19,8 +21,15 @@ enum class IsaLevel { Portable, Avx2, Avx512 };
 IsaLevel isa_level();
 const char* isa_name();
 
+#if defined(__x86_64__) || defined(__i386__)
+#define RG_X86 1
 #define RG_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 #define RG_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define RG_X86 0
+#define RG_TARGET_AVX512
+#define RG_TARGET_AVX2
+#endif
 #define RG_INLINE inline __attribute__((always_inline))
 
 template <typename F>
@@ -33,6 +42,7 @@ void run_portable(const F& f) { f(); }
 // f must be declared `[&]() __attribute__((always_inline)) { … }` so that it is compiled into each target.
 template <typename F>
 void dispatch(const F& f) {
+  if constexpr (!RG_X86) return run_portable(f);
   switch (isa_level()) {
     case IsaLevel::Avx512: return run_avx512(f);
     case IsaLevel::Avx2: return run_avx2(f);
