@@ -350,7 +350,7 @@ describe('reports and saves of any size', () => {
     const loss = Array.from({ length: 200_000 }, (_, i) => 1 / (1 + i));
     const html = historyReport({ history: { loss, val_loss: loss.map((v) => v * 2) } } as never);
     expect(html).toMatch(/<polyline class="curve" data-series="loss"/);
-    expect(lineChart('L', [['a', [Infinity, 2, NaN, 4]]])).toMatch(/>2\.00<.*>4\.00</s);
+    expect(lineChart('L', [['a', [Infinity, 2, NaN, 4]]])).toMatch(/>2\.0<.*>4\.0</s);
   });
 
   it('a save fsyncs its temporary file before the rename and removes the ones that killed saves left behind', async () => {
