@@ -110,11 +110,19 @@ async function mnist(args: string[]): Promise<void> {
 }
 
 async function train(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { schema: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { schema: { type: 'boolean' }, dashboard: { type: 'string' } } });
   const { trainFromConfig, configSchema } = await import('./train/config.js');
   if (values.schema) return console.log(JSON.stringify(configSchema(), null, 2));
-  if (!positionals[0]) throw new Error('usage: retrograd train <config.json> | --schema');
-  await trainFromConfig(positionals[0]);
+  if (!positionals[0]) throw new Error('usage: retrograd train <config.json> [--dashboard PORT] | --schema');
+  // --dashboard PORT: the live page while it trains, kept open afterwards until Ctrl-C
+  const port = values.dashboard === undefined ? undefined : Number(values.dashboard);
+  if (port !== undefined && !(Number.isSafeInteger(port) && port >= 0 && port <= 65535)) throw new RangeError(`retrograd train: --dashboard takes a port (0…65535), got '${values.dashboard}'`);
+  const dashboard = port === undefined ? undefined : new rg.Dashboard({ port, keepOpen: true, title: `retrograd train ${positionals[0]}` });
+  await trainFromConfig(positionals[0], { dashboard });
+  if (dashboard) {
+    console.log(`training done; the dashboard stays at ${dashboard.url} (Ctrl-C to stop)`);
+    dashboard.keepAlive();
+  }
 }
 
 async function report(args: string[]): Promise<void> {
@@ -215,8 +223,8 @@ const USAGE: Record<string, string> = {
     'retrograd mnist [--model mlp|cnn] [--epochs N] [--train N] [--test N] [--backend cpu|reference] [--seed S] [--save file]\n' +
     '    the main job: train on the MNIST digits (8,000 / 2,000; mlp: 20 epochs, cnn: 10) and report the test accuracy',
   info: 'retrograd info\n    backends, CPU features, threads',
-  train: 'retrograd train <config.json> | --schema\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, save, history\n    (--schema prints the config\'s JSON Schema; docs/cli.md describes every key)',
-  report: 'retrograd report <history.json> [-o report.html]\n    loss and accuracy curves as HTML/SVG',
+  train: 'retrograd train <config.json> [--dashboard PORT] | --schema\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, save, history\n    (--dashboard serves a live page of the run; --schema prints the config\'s JSON Schema, described in docs/guide.md)',
+  report: 'retrograd report <history.json> [-o report.html]\n    the History\'s curves as HTML/SVG: loss, metrics, learning rate, gradient norms, throughput',
   bench: 'retrograd bench [--repeats N] [--skip torch,tfjs,reference] [--only W1,W3,latency,gemm,apps]\n    the benchmark harness (source repository only)',
   check: 'retrograd check [backend] [--seed N] [--only k1,k2]\n    every kernel (and composite layer) against the reference',
 };

@@ -30,6 +30,7 @@ import { Adadelta, Adamax, NAdam, RAdam } from '../optim/adaptive.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { RMSprop } from '../optim/rmsprop.js';
 import { SGD } from '../optim/sgd.js';
+import type { Dashboard } from './dashboard.js';
 import { checkSchema, trainConfigSchema } from './schema.js';
 import { fromHost, type Tensor } from '../tensor.js';
 
@@ -152,7 +153,11 @@ export function configSchema(): ReturnType<typeof trainConfigSchema> {
   return trainConfigSchema(Object.keys(OPTIMIZERS), Object.keys(LOSSES));
 }
 
-export async function trainFromConfig(path: string): Promise<void> {
+/**
+ * Trains the model a config describes (see the file's header). `options.dashboard`: a {@link Dashboard} that watches
+ * the run (`retrograd train --dashboard`).
+ */
+export async function trainFromConfig(path: string, options: { dashboard?: Dashboard } = {}): Promise<void> {
   const base = dirname(resolve(path));
   const where = `retrograd train ${path}`;
   let config: TrainConfig;
@@ -186,7 +191,7 @@ export async function trainFromConfig(path: string): Promise<void> {
   const targetDtype: TargetDtype = lossName === 'CrossEntropyLoss' ? 'int32' : 'float32';
   model.compile({ optimizer: new Opt(model.parameters() as never, optOptions as never), loss: makeLoss(), metrics: config.metrics ?? [] });
   const fitOptions = {
-    epochs: config.epochs ?? 10, batchSize: config.batchSize ?? 32,
+    epochs: config.epochs ?? 10, batchSize: config.batchSize ?? 32, callbacks: options.dashboard ? [options.dashboard] : [],
     validationData: config.data.validation && validationPaths ? await loadTensors(config.data.validation, validationPaths, targetDtype, lossName, where) : undefined,
   };
   const train = config.data.train;

@@ -14,6 +14,7 @@ import { hasOwnBackward } from '../nn/graph.js';
 import { permutation } from '../random.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
+import { Dashboard } from './dashboard.js';
 import { GradientDiagnostics } from './diagnostics.js';
 import { Progress } from './progress.js';
 import { DataLoader } from '../data/loader.js';
@@ -254,7 +255,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
     y = yOrOptions as Tensor;
     options = maybeOptions ?? {};
   }
-  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics']);
+  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics', 'dashboard']);
   const compiled = model.compiled;
   if (!compiled) throw new Error('fit: the model is not compiled; call model.compile({ optimizer, loss }) first');
   const loader = x instanceof DataLoader ? x : undefined;
@@ -264,8 +265,10 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const verbose = checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });
   const shuffle = options.shuffle ?? true;
   if (typeof shuffle !== 'boolean') throw new TypeError(`fit: shuffle must be a boolean, got ${describe(shuffle)}`);
-  const callbacks = options.callbacks ?? [];
-  if (!Array.isArray(callbacks)) throw new TypeError(`fit: callbacks must be an array, got ${describe(callbacks)}`);
+  const given = options.callbacks ?? [];
+  if (!Array.isArray(given)) throw new TypeError(`fit: callbacks must be an array, got ${describe(given)}`);
+  // `dashboard: port` (or its options): the live page, as one more callback
+  const callbacks = options.dashboard === undefined || options.dashboard === false ? given : [...given, new Dashboard(options.dashboard)];
   const validation = options.validationData;
   if (validation !== undefined && !(validation instanceof DataLoader)) {
     if (!Array.isArray(validation) || validation.length !== 2) throw new TypeError('fit: validationData must be [x, y] or a DataLoader');

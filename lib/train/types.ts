@@ -3,6 +3,7 @@ import type { DataLoader } from '../data/loader.js';
 import type { Loss } from '../losses.js';
 import type { Module, Parameter } from '../nn/module.js';
 import type { DiagnosticsOptions } from './diagnostics.js';
+import type { DashboardOptions } from './dashboard.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
 
@@ -63,6 +64,11 @@ export interface FitOptions {
   verbose?: 0 | 1 | 2;
   /** Per-parameter gradient norms and update/weight ratios in the History, and warnings for vanishing or exploding gradients. */
   diagnostics?: boolean | DiagnosticsOptions;
+  /**
+   * A live page of the training (loss, metrics, learning rate, gradient norms, throughput) served from this process:
+   * a port (0: any free one), or the {@link DashboardOptions}; the address is printed when it starts.
+   */
+  dashboard?: number | DashboardOptions | false;
 }
 
 /** Options of Module.evaluate. */
