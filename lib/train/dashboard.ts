@@ -26,6 +26,22 @@ export interface DashboardOptions {
   announce?: boolean;
 }
 
+/** What the dashboard knows of the run: {@link Dashboard.snapshot}, and GET /state as JSON. */
+export interface DashboardState {
+  /** 'waiting' before training, 'training', then 'done'. */
+  state: string;
+  /** Epochs finished. */
+  epochs: number;
+  /** Batches finished. */
+  batches: number;
+  /** The epochs' logs, with `lr` and `samples_per_second` added. */
+  history: History;
+  /** The batches' losses (thinned past 4,000 points). */
+  batchLoss: number[];
+  /** Seconds since training began. */
+  seconds: number;
+}
+
 /** The most per-batch losses kept: beyond, every other one is dropped (the curve keeps its shape). */
 const MAX_BATCH_POINTS = 4000;
 
@@ -35,9 +51,13 @@ function escape(s: string): string {
 
 /** The live dashboard as a fit callback (see the file's header); `await dashboard.start()` serves before fit. */
 export class Dashboard implements Callback {
+  /** The port asked for (0: any free one; `url` has the one taken). */
   readonly port: number;
+  /** The address the server listens on. */
   readonly host: string;
+  /** Whether the server keeps serving after training ends. */
   readonly keepOpen: boolean;
+  /** The page's title. */
   readonly title: string;
   private readonly announce: boolean;
   private server?: Server;
@@ -53,6 +73,7 @@ export class Dashboard implements Callback {
   private state: 'waiting' | 'training' | 'done' = 'waiting';
   private startedAt = 0;
 
+  /** A port number, or the {@link DashboardOptions}; the server starts with training (or `start()`). */
   constructor(options: DashboardOptions | number = {}) {
     const o = typeof options === 'number' ? { port: options } : options;
     if (o === null || typeof o !== 'object') throw new TypeError(`Dashboard: options must be a port number or an object, got ${describe(options)}`);
@@ -144,8 +165,8 @@ export class Dashboard implements Callback {
     if (!this.keepOpen) await this.close();
   }
 
-  /** The numbers behind the page. */
-  snapshot(): { state: string; epochs: number; batches: number; history: History; batchLoss: number[]; seconds: number } {
+  /** The numbers behind the page (GET /state). */
+  snapshot(): DashboardState {
     return { state: this.state, epochs: this.history.epoch.length, batches: this.batchesSeen, history: this.history, batchLoss: this.batchLoss, seconds: this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0 };
   }
 

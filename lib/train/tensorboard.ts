@@ -86,7 +86,11 @@ export class SummaryWriter {
   private failure: unknown;
   private closed = false;
 
-  constructor(readonly logDir: string) {
+  /** Starts an event file in `logDir` (the folder is created if missing), beginning with the file-version event. */
+  constructor(
+    /** The folder of the event file. */
+    readonly logDir: string,
+  ) {
     if (typeof logDir !== 'string' || logDir === '') throw new TypeError(`SummaryWriter: logDir must be a folder path (a string), got ${describe(logDir)}`);
     this.file = join(logDir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${hostname()}.${process.pid}.${fileCounter++}`);
     const first = record(encodeEvent({ wall_time: Date.now() / 1000, file_version: 'brain.Event:2' }));
@@ -131,6 +135,7 @@ export interface TensorBoardOptions {
  * With `diagnostics: true` in fit, the per-parameter gradient norms and update ratios are plotted too.
  */
 export class TensorBoard implements Callback {
+  /** When scalars are written: 'epoch', 'batch', or every N batches (the batches' loss). */
   readonly updateFreq: 'epoch' | 'batch' | number;
   private train?: SummaryWriter;
   private validation?: SummaryWriter;
@@ -138,7 +143,12 @@ export class TensorBoard implements Callback {
   private samples = 0;
   private epochStart = 0;
 
-  constructor(readonly logDir: string, options: TensorBoardOptions = {}) {
+  /** Writes under `logDir`/train and `logDir`/validation; unknown option keys are a TypeError. */
+  constructor(
+    /** The run's folder (what `tensorboard --logdir` is pointed at, or a subfolder of it). */
+    readonly logDir: string,
+    options: TensorBoardOptions = {},
+  ) {
     if (typeof logDir !== 'string' || logDir === '') throw new TypeError(`TensorBoard: logDir must be a folder path (a string), got ${describe(logDir)}`);
     checkOptions('TensorBoard', options, ['updateFreq']);
     const f = options.updateFreq ?? 'epoch';
