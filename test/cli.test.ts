@@ -77,7 +77,7 @@ describe('retrograd command line', () => {
     cli('train', join(dir, 'bin.json'));
     expect(JSON.parse(readFileSync(join(dir, 'h2.json'), 'utf8')).history.loss.length).toBe(2);
     writeFileSync(join(dir, 'bad.json'), config('Adamm'));
-    expect(() => cli('train', join(dir, 'bad.json'))).toThrow(/unknown optimizer 'Adamm'/);
+    expect(() => cli('train', join(dir, 'bad.json'))).toThrow(/"optimizer\.type" must be one of "SGD", "Adam", .*, got the string 'Adamm' \(did you mean "Adam"\?\)/);
   });
 
   it('train with a config naming a missing CSV, or a path outside its folder, exits 1 with a one-line error', () => {

@@ -318,7 +318,7 @@ describe('data that is not what it seems', () => {
     await expect(run('partial-row', { x: 'x10.f32', y: 'y4.i32', features: 4 })).rejects.toThrow(/x10\.f32 holds 10 float32 values, not a whole number of rows of 4 features/);
     await expect(run('partial-value', { x: 'odd.f32', y: 'y5.i32', features: 2 })).rejects.toThrow(/odd\.f32 holds 42 bytes, not a whole number of 4-byte values/);
     await expect(run('targets-mismatch', { x: 'x10.f32', y: 'y4.i32', features: 2 })).rejects.toThrow(/y4\.i32 holds 4 targets for the 5 rows of x10\.f32/);
-    await expect(run('no-features', { x: 'x10.f32', y: 'y5.i32', features: 0 })).rejects.toThrow(/binary data needs "features" \(values per row, a positive integer\), got number 0/);
+    await expect(run('no-features', { x: 'x10.f32', y: 'y5.i32', features: 0 })).rejects.toThrow(/"data\.train\.features" must be at least 1, got 0/);
   });
 });
 
@@ -337,7 +337,7 @@ describe('training config paths stay in the config\'s folder', () => {
     await expect(run({ history: join(tmpdir(), 'escaped-history.json') })).rejects.toThrow(outside);
     await expect(run({}, { train: { json: '../d.json' } })).rejects.toThrow(outside);
     await expect(run({}, { train: { json: 'd.json' }, validation: { csv: '/etc/passwd' } })).rejects.toThrow(outside);
-    await expect(run({ save: 42 })).rejects.toThrow(/"save" must be a path \(a string\), got number 42/);
+    await expect(run({ save: 42 })).rejects.toThrow(/"save" must be a string, got number 42/);
     expect(existsSync(join(dir, 'escaped.safetensors'))).toBe(false);
     await run({ save: join(sub, 'inside.safetensors'), history: 'out/../history.json' });
     expect(existsSync(join(sub, 'inside.safetensors'))).toBe(true);
