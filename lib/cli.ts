@@ -125,6 +125,13 @@ async function train(args: string[]): Promise<void> {
   }
 }
 
+/** `retrograd dashboard <config.json> [--port N]`: `train` with the live page, kept open afterwards. */
+async function dashboard(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: 'string', short: 'p' } } });
+  if (!positionals[0]) throw new Error('usage: retrograd dashboard <config.json> [--port N]');
+  await train([positionals[0], '--dashboard', values.port ?? '8080']);
+}
+
 async function report(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string', short: 'o' } } });
   if (!positionals[0]) throw new Error('usage: retrograd report <history.json> [-o report.html]');
@@ -224,6 +231,7 @@ const USAGE: Record<string, string> = {
     '    the main job: train on the MNIST digits (8,000 / 2,000; mlp: 20 epochs, cnn: 10) and report the test accuracy',
   info: 'retrograd info\n    backends, CPU features, threads',
   train: 'retrograd train <config.json> [--dashboard PORT] | --schema\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, save, history\n    (--dashboard serves a live page of the run; --schema prints the config\'s JSON Schema, described in docs/guide.md)',
+  dashboard: 'retrograd dashboard <config.json> [--port 8080]\n    train a config while a live page shows it (loss, metrics, learning rate, gradient norms, throughput)',
   report: 'retrograd report <history.json> [-o report.html]\n    the History\'s curves as HTML/SVG: loss, metrics, learning rate, gradient norms, throughput',
   bench: 'retrograd bench [--repeats N] [--skip torch,tfjs,reference] [--only W1,W3,latency,gemm,apps]\n    the benchmark harness (source repository only)',
   check: 'retrograd check [backend] [--seed N] [--only k1,k2]\n    every kernel (and composite layer) against the reference',
@@ -236,7 +244,7 @@ async function version(): Promise<string> {
 }
 
 const [command = '--help', ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info, train, report, bench, check };
+const commands: Record<string, (args: string[]) => void | Promise<void>> = { mnist, info, train, dashboard, report, bench, check };
 const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
 if (command === '--help' || command === '-h' || command === 'help') {
   console.log(rest[0] && Object.hasOwn(USAGE, rest[0]) ? `usage: ${USAGE[rest[0]]}` : usage());

@@ -1,6 +1,6 @@
 // The `retrograd` command: info, train from a JSON config (CSV streamed, JSON and binary data), report, check, and the
 // main job's convolutional model (`mnist --model cnn`), briefly.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ describe('retrograd command line', () => {
   it('--help, a command\'s --help and --version exit 0; an unknown command exits 1 with the usage on stderr', () => {
     for (const args of [[], ['--help'], ['-h']]) {
       const out = cli(...args);
-      for (const command of ['mnist', 'info', 'train', 'report', 'bench', 'check']) expect(out).toMatch(new RegExp(`^  retrograd ${command}\\b`, 'm'));
+      for (const command of ['mnist', 'info', 'train', 'dashboard', 'report', 'bench', 'check']) expect(out).toMatch(new RegExp(`^  retrograd ${command}\\b`, 'm'));
     }
     expect(cli('mnist', '--help')).toMatch(/^usage: retrograd mnist \[--model mlp\|cnn\]/);
     expect(cli('check', 'cpu', '-h')).toMatch(/^usage: retrograd check \[backend\]/);
@@ -124,6 +124,30 @@ describe('retrograd command line', () => {
     expect(accuracy(shuffled.out)).toBeGreaterThan(0.8);
     expect(accuracy(inOrder.out)).toBeLessThan(accuracy(shuffled.out));
   });
+
+  it('dashboard trains a config with the live page, which stays up afterwards with the finished run', async () => {
+    writeFileSync(join(dir, 'dash.csv'), ['a,b,c,label', ...rows(120, 0).map((r) => r.join(','))].join('\n'));
+    writeFileSync(join(dir, 'dash.json'), JSON.stringify({ model: { type: 'Sequential', layers: [{ type: 'Linear', args: [3, 3] }] }, data: { train: { csv: 'dash.csv', label: 'label' } }, epochs: 3, metrics: ['accuracy'] }));
+    const child = spawn(process.execPath, [join(root, 'dist', 'cli.js'), 'dashboard', join(dir, 'dash.json'), '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RETROGRAD_BACKEND: cpuAvailable ? 'cpu' : 'reference' } });
+    let out = '';
+    child.stdout.on('data', (d) => { out += String(d); });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const t = setInterval(() => {
+          const m = /training done; the dashboard stays at (http:\/\/\S+) \(Ctrl-C to stop\)/.exec(out);
+          if (m) { clearInterval(t); resolve(m[1]); }
+        }, 20);
+        setTimeout(() => { clearInterval(t); reject(new Error(`no dashboard: ${out}`)); }, 30_000);
+      });
+      const state = await (await fetch(`${url}state`)).json() as { state: string; epochs: number; history: { history: Record<string, number[]> } };
+      expect(state).toMatchObject({ state: 'done', epochs: 3 });
+      expect(state.history.history.accuracy.length).toBe(3);
+      expect(await (await fetch(url)).text()).toContain('<title>retrograd train ');
+      expect(child.exitCode).toBe(null); // still serving
+    } finally {
+      child.kill();
+    }
+  }, 60_000);
 
   it('train --schema prints the JSON Schema that docs/train-config.schema.json ships', () => {
     const printed = JSON.parse(cli('train', '--schema'));
