@@ -3,7 +3,8 @@
 //   1. the native CPU addon: a prebuilt binary for this platform (prebuilds/<platform>-<arch>/) that loads, else
 //      compiled with node-gyp (a C++17 compiler and Python); when neither works, one warning says so and why, and
 //      retrograd runs on its pure TypeScript reference backend (slow, but complete) until `npm rebuild retrograd`;
-//   2. the CUDA addon where nvcc is (scripts/install-cuda.mjs, which also never fails the install).
+//   2. the CUDA addon where nvcc is (scripts/install-cuda.mjs, which also never fails the install);
+//   3. the MPI addon for rg.distributed where mpicxx is (scripts/install-mpi.mjs, likewise).
 // RETROGRAD_SKIP_NATIVE=1 skips the compile of step 1 (the reference backend is used where no prebuild loads).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -57,6 +58,8 @@ if (problem) {
   }
 }
 
-const cuda = spawnSync(process.execPath, [join(root, 'scripts', 'install-cuda.mjs')], { cwd: root, stdio: 'inherit' });
+for (const step of ['install-cuda.mjs', 'install-mpi.mjs']) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts', step)], { cwd: root, stdio: 'inherit' });
+  if (r.error) console.warn(`retrograd: the install step ${step} could not run (${r.error.message})`);
+}
 process.exitCode = 0;
-if (cuda.error) console.warn(`retrograd: the CUDA install step could not run (${cuda.error.message})`);

@@ -62,6 +62,23 @@ describe('documentation', () => {
     });
   }, 300_000);
 
+  it("runs the README's JavaScript blocks as written (as a world of one where they use rg.distributed)", () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    blocks.forEach((code, i) => {
+      const file = join(root, 'test', `readme-block-${i}.tmp.mjs`);
+      writeFileSync(file, code);
+      try {
+        const r = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+        expect(r.status, `README block ${i}:\n${code}\n${r.stderr}`).toBe(0);
+        expect(r.stdout.trim().length, `README block ${i} printed nothing`).toBeGreaterThan(0);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    });
+  }, 300_000);
+
   it('documents every export: TypeDoc reports nothing undocumented and writes the reference', () => {
     const out = mkdtempSync(join(tmpdir(), 'retrograd-typedoc-'));
     try {

@@ -1,0 +1,113 @@
+// rg.distributed on Open MPI: the collectives and data-parallel training run under `mpirun --oversubscribe` with 2
+// and 4 ranks on this 2-core machine (as root, --allow-run-as-root). Values are checked against what they must be by
+// hand; data-parallel training against one process on the whole batch; a failing rank must stop the others within a
+// bounded time. Without a launcher, the world is this one process.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { findTool, requireBuiltDist, requireOrSkip, rg, root } from './helpers.js';
+
+const mpirun = findTool(['mpirun']);
+const addon = join(root, 'build-mpi', 'Release', 'retrograd_mpi.node');
+const notBuilt = join(root, 'build-mpi', 'not-built.txt');
+const ready = requireOrSkip('Open MPI and the MPI addon', mpirun !== undefined && existsSync(addon),
+  !mpirun ? 'mpirun not found (apt-get install openmpi-bin libopenmpi-dev, then npm rebuild)' : `${addon} is missing${existsSync(notBuilt) ? ` (${spawnSync('cat', [notBuilt], { encoding: 'utf8' }).stdout.trim()})` : ''}`);
+
+function launch(n: number, script: string, timeout = 120_000): { status: number | null; ranks: Record<string, unknown>[]; stderr: string; seconds: number } {
+  const t0 = performance.now();
+  const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', String(n), process.execPath, join(root, 'test', 'distributed', script)], { cwd: root, encoding: 'utf8', timeout });
+  const ranks = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).sort((a, b) => (a.rank as number) - (b.rank as number));
+  return { status: r.status, ranks, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+}
+
+describe.runIf(ready)('collectives under mpirun', () => {
+  beforeAll(requireBuiltDist);
+  for (const n of [2, 4]) {
+    it(`${n} ranks: allReduce (sum, mean), broadcast, allGather, barrier and their errors`, () => {
+      const { status, ranks, stderr } = launch(n, 'collectives.mjs');
+      expect(status, stderr).toBe(0);
+      expect(ranks.map((r) => r.rank)).toEqual(Array.from({ length: n }, (_, i) => i));
+      const S = (n * (n + 1)) / 2;
+      for (const r of ranks) {
+        expect(r).toMatchObject({
+          worldSize: n,
+          before: 'distributed.allReduce: call await rg.distributed.init() first',
+          sum: [S, 2 * S, 3 * S],
+          mean: [(n + 1) / 2, -(n + 1) / 2],
+          broadcast: [(n - 1) * 10, (n - 1) * 10 + 1],
+          gather: { shape: [n, 2], values: Array.from({ length: n }, (_, k) => [k, k + 0.5]).flat() },
+          int: 'TypeError: distributed.allReduce: tensors must be float, got an int32 tensor [1]',
+          op: "RangeError: distributed.allReduce: op must be 'sum' or 'mean', got the string 'max'",
+          root: `RangeError: distributed.broadcast: root must be a rank in 0…${n - 1}, got number ${n}`,
+          large: true,
+        });
+        expect(r.mismatch).toBe(`RangeError: distributed.allReduce: the ranks passed tensors of different shapes: ${Array.from({ length: n }, (_, k) => `rank ${k} ${k === 0 ? '[2, 3]' : '[3, 2]'}`).join(', ')}`);
+      }
+    }, 120_000);
+
+    it(`${n} ranks: data-parallel training equals one process on the whole batch (MLP, CNN), bit for bit from run to run`, () => {
+      const first = launch(n, 'ddp.mjs'), second = launch(n, 'ddp.mjs');
+      expect(first.status, first.stderr).toBe(0);
+      expect(second.status, second.stderr).toBe(0);
+      for (const model of ['mlp', 'cnn']) {
+        const digests = first.ranks.map((r) => (r[model] as { digest: number }).digest);
+        expect(new Set(digests).size, `${model}: the ranks' weights differ`).toBe(1);
+        expect((second.ranks[0][model] as { digest: number }).digest).toBe(digests[0]);
+        expect((first.ranks[0][model] as { worstRelative: number }).worstRelative).toBeLessThan(1e-6);
+      }
+      expect(first.ranks[0].buckets).toBe(3);
+      // the sampler: the same permutation dealt out, shards that cover the data, a new order each epoch
+      const { perRank, all } = first.ranks[0].sampler as { perRank: number; all: number[] };
+      expect(perRank).toBe(Math.ceil(10 / n));
+      expect(new Set(all)).toEqual(new Set(Array.from({ length: 10 }, (_, i) => i)));
+      expect(all.length).toBe(perRank * n);
+      const epoch1 = first.ranks.flatMap((r) => (r.sampler as { epoch1: number[] }).epoch1);
+      expect(new Set(epoch1).size).toBe(10);
+      expect(epoch1).not.toEqual(all);
+    }, 240_000);
+  }
+
+  it('the example trains the CNN on 2 ranks, with output from rank 0 only', () => {
+    const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', '2', process.execPath, join(root, 'examples', 'ddp-mnist.mjs'), '--quick'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.match(/^data-parallel CNN on 1024 digits: 2 ranks, 32 rows each per step \(64 in all\), 16 steps per epoch$/gm)?.length).toBe(1);
+    expect(r.stdout.match(/^epoch 1\/1: loss /gm)?.length).toBe(1);
+    expect(Number(/test accuracy: ([\d.]+)%/.exec(r.stdout)?.[1])).toBeGreaterThan(50);
+  }, 120_000);
+
+  it('a rank that fails stops the others within a bounded time, saying which', () => {
+    const { status, stderr, ranks, seconds } = launch(2, 'fail.mjs', 60_000);
+    expect(status).not.toBe(0);
+    expect(status).not.toBe(null); // not our timeout: mpirun ended the job
+    expect(ranks).toEqual([]);
+    expect(stderr).toMatch(/rank 1 fails on purpose/);
+    expect(stderr).toMatch(/exited with non-zero status|returned\s+a non-zero exit code/);
+    expect(seconds).toBeLessThan(30);
+  }, 90_000);
+});
+
+describe('without a launcher', () => {
+  it('the world is this process: rank 0 of 1, collectives are the identity', async () => {
+    expect(rg.distributed.launcherWorld({})).toBeUndefined();
+    expect(rg.distributed.launcherWorld({ OMPI_COMM_WORLD_RANK: '2', OMPI_COMM_WORLD_SIZE: '4' })).toEqual({ rank: 2, size: 4, launcher: 'Open MPI' });
+    const { rank, worldSize } = await rg.distributed.init();
+    expect([rank, worldSize]).toEqual([0, 1]);
+    const t = rg.tensor([1, 2], [2]);
+    expect([...(await rg.distributed.allReduce(t, 'mean')).toArray('float32')]).toEqual([1, 2]);
+    const g = await rg.distributed.allGather(t);
+    expect(g.shape).toEqual([1, 2]);
+    await rg.distributed.barrier();
+    const model = new rg.Linear(2, 1);
+    const ddp = new rg.DistributedDataParallel(model);
+    await ddp.broadcastParameters();
+    await ddp.syncGradients();
+    expect(() => new rg.DistributedDataParallel({} as never)).toThrow(/DistributedDataParallel: expected a Module/);
+    expect(() => new rg.DistributedDataParallel(model, { bucketMB: 0 })).toThrow(/bucketMB/);
+    const s = new rg.DistributedSampler(7, { seed: 1, rank: 1, worldSize: 3 });
+    expect(s.perRank).toBe(3);
+    expect(s.indices(0).length).toBe(3);
+    expect(new rg.DistributedSampler(7, { shuffle: false, rank: 1, worldSize: 3 }).indices()).toEqual(Int32Array.of(1, 4, 0));
+    await expect(rg.distributed.allReduce(rg.tensor(Int32Array.of(1), [1]))).rejects.toThrow(/tensors must be float/);
+  });
+});

@@ -1,0 +1,62 @@
+// Run by test/distributed.test.ts under `mpirun -np N`: K steps of data-parallel training with a per-rank batch of B/N
+// rows must give the weights of one process training on the whole batch of B (checked on rank 0, which also runs the
+// single-process training), for an MLP and a CNN; and the DistributedSampler's shards. One JSON line per rank.
+import * as rg from '../../dist/index.js';
+
+const { rank, worldSize } = await rg.distributed.init();
+const B = 24, K = 6;
+
+function data(n, features, seed) {
+  const r = rg.mulberry32(seed);
+  return { x: Float32Array.from({ length: n * features }, () => r() * 2 - 1), y: Int32Array.from({ length: n }, () => Math.floor(r() * 3)) };
+}
+const rows = (a, per, from, count) => a.subarray(from * per, (from + count) * per);
+
+async function trainRun(make, shape, { distributed }) {
+  rg.manualSeed(distributed ? 100 + rank : 100); // different initial weights per rank: broadcastParameters must fix that
+  const model = make();
+  const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.0002 }); // tiny buckets (210 bytes): several collectives a step
+  if (distributed) await ddp.broadcastParameters();
+  if (!distributed) { rg.manualSeed(100 + 0); const m0 = make(); model.loadStateDict(m0.stateDict()); }
+  const opt = new rg.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+  const per = shape.reduce((a, b) => a * b, 1);
+  const { x, y } = data(B * K, per, 7);
+  const b = distributed ? B / worldSize : B;
+  for (let s = 0; s < K; s++) {
+    const from = s * B + (distributed ? rank * b : 0);
+    const xb = rg.tensor(rows(x, per, from, b), [b, ...shape]), yb = rg.tensor(y.subarray(from, from + b), [b]);
+    opt.zeroGrad();
+    rg.F.crossEntropy(model.forward(xb), yb).backward();
+    if (distributed) await ddp.syncGradients();
+    opt.step();
+  }
+  return Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.toArray('float32')]));
+}
+
+const models = {
+  mlp: [() => new rg.Sequential([new rg.Linear(10, 16), new rg.Tanh(), new rg.Linear(16, 3)]), [10]],
+  cnn: [() => new rg.Sequential([new rg.Conv2d(1, 4, 3, { padding: 1 }), new rg.ReLU(), new rg.MaxPool2d(2), new rg.Flatten(), new rg.Linear(4 * 4 * 4, 3)]), [1, 8, 8]],
+};
+const out = { rank, worldSize, buckets: new rg.DistributedDataParallel(models.mlp[0](), { bucketMB: 0.0002 }).buckets.length };
+for (const [name, [make, shape]] of Object.entries(models)) {
+  const ddp = await trainRun(make, shape, { distributed: true });
+  // the weights' exact bits: equal on every rank, and from run to run
+  const digest = Object.values(ddp).reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
+  out[name] = { digest };
+  if (rank === 0) {
+    const single = await trainRun(make, shape, { distributed: false });
+    // normwise relative difference per tensor (the project's tolerance policy), the worst over the model's tensors
+    let worst = 0;
+    for (const [k, a] of Object.entries(single)) {
+      let d2 = 0, a2 = 0;
+      for (let i = 0; i < a.length; i++) { d2 += (a[i] - ddp[k][i]) ** 2; a2 += a[i] ** 2; }
+      worst = Math.max(worst, Math.sqrt(d2 / Math.max(a2, 1e-30)));
+    }
+    out[name].worstRelative = worst;
+  }
+}
+// the sampler: disjoint shards that cover the data, the same permutation on every rank, a new one each epoch
+const sampler = new rg.DistributedSampler(10, { seed: 3 });
+const shards = await rg.distributed.allGather(rg.tensor(Float32Array.from(sampler.indices(0)), [sampler.perRank]));
+out.sampler = { perRank: sampler.perRank, all: [...shards.toArray('float32')], epoch1: [...sampler.indices(1)] };
+console.log(JSON.stringify(out));
