@@ -68,6 +68,25 @@ describe.runIf(ready)('collectives under mpirun', () => {
     }, 240_000);
   }
 
+  for (const n of [2, 4]) {
+    it(`${n} ranks: fit(…, { distributed: true }) equals one process's fit on the whole batch, progress from rank 0 only`, () => {
+      const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', String(n), process.execPath, join(root, 'test', 'distributed', 'fit.mjs')], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const ranks = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank);
+      expect(ranks.length).toBe(n);
+      // verbose 2 on every rank, but only rank 0 prints: 4 fits × 3 epochs
+      expect(r.stdout.match(/^epoch \d\/3 - /gm)?.length).toBe(12);
+      for (const key of ['mlp', 'mlp-shuffled', 'cnn', 'cnn-shuffled']) {
+        expect(new Set(ranks.map((x) => x[key].digest)).size, `${key}: the ranks' weights differ`).toBe(1);
+        expect(new Set(ranks.map((x) => JSON.stringify(x[key].loss))).size, `${key}: the ranks' Histories differ`).toBe(1);
+      }
+      for (const key of ['mlp', 'cnn']) {
+        expect(ranks[0][key].worstRelative).toBeLessThan(1e-6);
+        ranks[0][key].loss.forEach((v: number, i: number) => expect(v).toBeCloseTo(ranks[0][key].singleLoss[i], 6));
+      }
+    }, 240_000);
+  }
+
   it('the example trains the CNN on 2 ranks, with output from rank 0 only', () => {
     const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', '2', process.execPath, join(root, 'examples', 'ddp-mnist.mjs'), '--quick'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
@@ -109,5 +128,12 @@ describe('without a launcher', () => {
     expect(s.indices(0).length).toBe(3);
     expect(new rg.DistributedSampler(7, { shuffle: false, rank: 1, worldSize: 3 }).indices()).toEqual(Int32Array.of(1, 4, 0));
     await expect(rg.distributed.allReduce(rg.tensor(Int32Array.of(1), [1]))).rejects.toThrow(/tensors must be float/);
+    // fit with distributed: true in a world of one is an ordinary fit; with a DataLoader, an error saying what to do
+    model.compile({ optimizer: new rg.SGD(model.parameters(), { lr: 0.1 }), loss: new rg.MSELoss() });
+    const h = await model.fit(rg.randn([8, 2]), rg.randn([8, 1]), { epochs: 2, verbose: 0, distributed: true });
+    expect(h.epoch).toEqual([0, 1]);
+    const loader = new rg.DataLoader(new rg.Dataset([{ x: [1, 2], y: [1] }]));
+    await expect(model.fit(loader, { distributed: true, verbose: 0 })).rejects.toThrow(/distributed: true takes tensor data/);
+    await expect(model.fit(rg.randn([8, 2]), rg.randn([8, 1]), { distributed: 'yes' as never })).rejects.toThrow("fit: distributed must be a boolean, got the string 'yes'");
   });
 });

@@ -11,12 +11,15 @@ import { applyPenalty } from '../optim/clip.js';
 import { gradPending, Optimizer } from '../optim/optimizer.js';
 import { noGrad } from '../autograd/engine.js';
 import { hasOwnBackward } from '../nn/graph.js';
-import { permutation } from '../random.js';
+import { permutation, uniform } from '../random.js';
+import { distributed, DistributedDataParallel, DistributedSampler } from '../distributed.js';
 import { checkTensor, empty, fromHost, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
+import { ModelCheckpoint } from './callbacks.js';
 import { Dashboard } from './dashboard.js';
 import { GradientDiagnostics } from './diagnostics.js';
 import { Progress } from './progress.js';
+import { TensorBoard } from './tensorboard.js';
 import { DataLoader } from '../data/loader.js';
 import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs } from './types.js';
 
@@ -63,6 +66,8 @@ export function compileModel(model: Module, options: CompileOptions): void {
 /** Mini-batches of x (and y) gathered on the backend by an index tensor. */
 export class Batches {
   readonly n: number;
+  /** Rows an epoch takes: all n, or a rank's shard of them (distributed fit). */
+  private rows: number;
   private readonly ws = new Workspace();
   private index?: Tensor;
   constructor(
@@ -70,17 +75,20 @@ export class Batches {
     private readonly x: Tensor,
     private readonly y: Tensor | undefined,
     readonly batchSize: number,
+    rowsPerEpoch?: number,
   ) {
     this.n = x.shape[0];
+    this.rows = rowsPerEpoch ?? this.n;
     this.ws.reuse = 1; // the batch tensors never leave the loop
   }
   get count(): number {
-    return Math.ceil(this.n / this.batchSize);
+    return Math.ceil(this.rows / this.batchSize);
   }
-  /** Starts an epoch in the given row order (default: in order). */
+  /** Starts an epoch in the given row order (default: every row, in order); a shorter order takes only those rows. */
   begin(order: Int32Array = Int32Array.from({ length: this.n }, (_, i) => i)): void {
     this.index?.dispose();
     this.index = fromHost(this.backend, order, [order.length]);
+    this.rows = order.length;
   }
   get(i: number): [Tensor, Tensor] {
     return [this.getX(i), this.gather('y', this.y!, i)];
@@ -90,7 +98,7 @@ export class Batches {
   }
   private gather(key: string, src: Tensor, i: number): Tensor {
     const start = i * this.batchSize;
-    const rows = Math.min(this.batchSize, this.n - start);
+    const rows = Math.min(this.batchSize, this.rows - start);
     const cols = this.n === 0 ? 0 : src.size / this.n;
     const out = this.ws.get(key, this.backend, [rows, ...src.shape.slice(1)], src.dtype === 'int32' ? 'int32' : 'float');
     out.intRange = src.intRange;
@@ -224,11 +232,13 @@ interface BatchSource {
   dispose(): void;
 }
 
-function tensorSource(batches: Batches): BatchSource {
+/** Batches of tensor data; with a sampler (distributed fit), each epoch takes this rank's shard in its order. */
+function tensorSource(batches: Batches, sampler?: DistributedSampler): BatchSource {
+  let epochs = 0;
   return {
     count: batches.count,
     async *epoch(shuffle) {
-      batches.begin(shuffle ? permutation(batches.n) : undefined);
+      batches.begin(sampler ? sampler.indices(epochs++) : shuffle ? permutation(batches.n) : undefined);
       for (let i = 0; i < batches.count; i++) yield [...batches.get(i), false];
     },
     dispose: () => batches.dispose(),
@@ -255,20 +265,27 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
     y = yOrOptions as Tensor;
     options = maybeOptions ?? {};
   }
-  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics', 'dashboard']);
+  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics', 'dashboard', 'distributed']);
   const compiled = model.compiled;
   if (!compiled) throw new Error('fit: the model is not compiled; call model.compile({ optimizer, loss }) first');
   const loader = x instanceof DataLoader ? x : undefined;
   const [xt, yt] = loader ? [undefined, undefined] : checkData('fit', model, x, y);
   const epochs = checkNumber('fit', 'epochs', options.epochs ?? 1, { min: 1, integer: true });
   const batchSize = checkNumber('fit', 'batchSize', options.batchSize ?? 32, { min: 1, integer: true });
-  const verbose = checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });
+  const distributedFit = options.distributed ?? false;
+  if (typeof distributedFit !== 'boolean') throw new TypeError(`fit: distributed must be a boolean, got ${describe(distributedFit)}`);
+  if (distributedFit && !distributed.initialized) throw new RetrogradError('fit: distributed: true needs await rg.distributed.init() first', 'INVALID_ARGUMENT');
+  if (distributedFit && loader) throw new TypeError('fit: distributed: true takes tensor data (x, y); for a DataLoader, build it on this rank\'s shard (rg.DistributedSampler) and train without distributed');
+  // several ranks: progress and the callbacks that write (checkpoints, TensorBoard, the dashboard) on rank 0 only
+  const otherRank = distributedFit && distributed.rank !== 0;
+  const verbose = otherRank ? 0 : checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });
   const shuffle = options.shuffle ?? true;
   if (typeof shuffle !== 'boolean') throw new TypeError(`fit: shuffle must be a boolean, got ${describe(shuffle)}`);
   const given = options.callbacks ?? [];
   if (!Array.isArray(given)) throw new TypeError(`fit: callbacks must be an array, got ${describe(given)}`);
   // `dashboard: port` (or its options): the live page, as one more callback
-  const callbacks = options.dashboard === undefined || options.dashboard === false ? given : [...given, new Dashboard(options.dashboard)];
+  const all = options.dashboard === undefined || options.dashboard === false || otherRank ? given : [...given, new Dashboard(options.dashboard)];
+  const callbacks = otherRank ? all.filter((c) => !(c instanceof ModelCheckpoint || c instanceof TensorBoard || c instanceof Dashboard)) : all;
   const validation = options.validationData;
   if (validation !== undefined && !(validation instanceof DataLoader)) {
     if (!Array.isArray(validation) || validation.length !== 2) throw new TypeError('fit: validationData must be [x, y] or a DataLoader');
@@ -282,7 +299,16 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const backend = model.backend;
   const { optimizer, loss: lossFn, metrics } = compiled;
   const wantAccuracy = metrics.includes('accuracy');
-  const source = loader ? loaderSource(loader, backend) : tensorSource(new Batches(backend, xt!, yt!, batchSize));
+  // distributed: rank 0's weights everywhere, and a sampler seeded by rank 0 dealing each rank its shard per epoch
+  const ddp = distributedFit && distributed.worldSize > 1 ? new DistributedDataParallel(model) : undefined;
+  let sampler: DistributedSampler | undefined;
+  if (ddp) {
+    await ddp.broadcastParameters();
+    const seed = await distributed.broadcast(fromHost(backend, Float32Array.of(Math.floor(uniform() * 2 ** 24)), [1]));
+    sampler = new DistributedSampler(xt!.shape[0], { seed: seed.toArray('float32')[0], shuffle });
+    seed.dispose();
+  }
+  const source = loader ? loaderSource(loader, backend) : tensorSource(new Batches(backend, xt!, yt!, batchSize, sampler?.perRank), sampler);
   const history: History = { epoch: [], history: {} };
   const progress = new Progress(verbose, epochs, source.count ?? 0);
   const correct = empty(backend, [1]);
@@ -329,30 +355,44 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
           // A model of built-in layers runs its hand-written backward with buffers reused and nothing recorded; a
           // model written with tensor operations runs on the graph, with fresh tensors (a module called twice in one
           // forward must not overwrite its first output).
-          const runStep = handWritten ? (f: () => StepResult) => noGrad(() => inStep(model, lossFn, f)) : (f: () => StepResult) => f();
-          const { loss, stepStats } = runStep(() => {
+          const runStep = <T>(f: () => T): T => (handWritten ? noGrad(() => inStep(model, lossFn, f)) : f());
+          // forward and backward, then (distributed) the gradients averaged over the ranks, then the update
+          const forwardBackward = () => {
+            const out = model.forward(xb);
+            const loss = lossFn.forward(out, yb);
+            const classes = wantAccuracy ? accuracyShape('fit', out, yb) : 0;
+            model.zeroGrad();
+            if (handWritten) model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+            else loss.backward();
+            for (const pen of compiled.penalties) {
+              const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
+              backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
+              value.dispose();
+            }
+            return { out, loss, classes };
+          };
+          const update = ({ out, loss, classes }: ReturnType<typeof forwardBackward>): StepResult => {
+            guard.check(loss, step);
+            diagnostics?.beforeStep();
+            optimizer.step();
+            const stepStats = diagnostics?.afterStep();
+            if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], classes);
+            return { loss, stepStats };
+          };
+          const explained = <T>(f: () => T): T => {
             try {
-              const out = model.forward(xb);
-              const loss = lossFn.forward(out, yb);
-              const classes = wantAccuracy ? accuracyShape('fit', out, yb) : 0;
-              model.zeroGrad();
-              if (handWritten) model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
-              else loss.backward();
-              for (const pen of compiled.penalties) {
-                const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
-                backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
-                value.dispose();
-              }
-              guard.check(loss, step);
-              diagnostics?.beforeStep();
-              optimizer.step();
-              const stepStats = diagnostics?.afterStep();
-              if (wantAccuracy) backend.k.accuracy_count(correct.buf, out.buf, yb.buf, xb.shape[0], classes);
-              return { loss, stepStats };
+              return f();
             } catch (e) {
               throw guard.explain(e, epoch, step);
             }
-          });
+          };
+          let result: StepResult;
+          if (ddp) {
+            const fb = runStep(() => explained(forwardBackward));
+            await ddp.syncGradients();
+            result = runStep(() => explained(() => update(fb)));
+          } else result = runStep(() => explained(() => update(forwardBackward())));
+          const { loss, stepStats } = result;
           const current: InFlight = {
             step, rows: xb.shape[0], loss: quiet(loss.data()),
             correct: wantAccuracy && progress.showsBar ? quiet(correct.data()) : undefined,
@@ -372,8 +412,15 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         }
         if (!inflight) throw new RangeError('fit: the data gave no batch');
         await settle(inflight);
+        let count = wantAccuracy ? (await correct.data())[0] : 0;
+        if (ddp) {
+          // every rank's sums: the epoch's logs are those of the whole data, the same on every rank
+          const sums = await distributed.allReduce(fromHost(backend, Float32Array.of(lossSum, seen, count), [3]));
+          [lossSum, seen, count] = sums.toArray('float32');
+          sums.dispose();
+        }
         const logs: Logs = { loss: lossSum / seen };
-        if (wantAccuracy) logs.accuracy = (await correct.data())[0] / seen;
+        if (wantAccuracy) logs.accuracy = count / seen;
         if (validation) {
           const v = await evaluateInner(model, validation instanceof DataLoader
             ? loaderSource(validation, backend)

@@ -69,6 +69,13 @@ export interface FitOptions {
    * a port (0: any free one), or the {@link DashboardOptions}; the address is printed when it starts.
    */
   dashboard?: number | DashboardOptions | false;
+  /**
+   * Data-parallel over the ranks of rg.distributed (after `await rg.distributed.init()`): rank 0's weights to every
+   * rank, each rank an equal shard of every epoch (a DistributedSampler seeded by rank 0) in batches of `batchSize`,
+   * the gradients averaged after each backward, the epoch's loss and accuracy over all the data; progress and the
+   * callbacks that write (ModelCheckpoint, TensorBoard, the dashboard) on rank 0 only. Tensor data only.
+   */
+  distributed?: boolean;
 }
 
 /** Options of Module.evaluate. */

@@ -1,0 +1,43 @@
+// Run under mpirun by test/distributed.test.ts: fit(…, { distributed: true }) with a batch of B/N per rank for 3 epochs
+// must reach the weights of one process's fit with batch B (checked on rank 0, which also runs that fit), for an MLP
+// and a CNN, shuffled and not; the History is the whole data's, the same on every rank; only rank 0 prints.
+import * as rg from '../../dist/index.js';
+
+const { rank, worldSize } = await rg.distributed.init();
+const B = 24, N = 96;
+const r = rg.mulberry32(5);
+const make = {
+  mlp: [() => new rg.Sequential([new rg.Linear(10, 16), new rg.Tanh(), new rg.Linear(16, 3)]), [10]],
+  cnn: [() => new rg.Sequential([new rg.Conv2d(1, 4, 3, { padding: 1 }), new rg.ReLU(), new rg.MaxPool2d(2), new rg.Flatten(), new rg.Linear(4 * 4 * 4, 3)]), [1, 8, 8]],
+};
+const out = { rank, worldSize };
+for (const [name, [build, shape]] of Object.entries(make)) {
+  const per = shape.reduce((a, b) => a * b, 1);
+  const x = Float32Array.from({ length: N * per }, () => r() * 2 - 1), y = Int32Array.from({ length: N }, () => Math.floor(r() * 3));
+  for (const shuffle of [false, true]) {
+    const run = async (dist) => {
+      rg.manualSeed(dist ? 200 + rank : 200); // the ranks start apart: fit must broadcast rank 0's weights
+      const model = build();
+      if (!dist) { rg.manualSeed(200); model.loadStateDict(build().stateDict()); }
+      model.compile({ optimizer: new rg.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
+      rg.manualSeed(7); // the shuffles: rank 0's seed is the one the sampler uses
+      const history = await model.fit(rg.tensor(x, [N, ...shape]), rg.tensor(y, [N]), { epochs: 3, batchSize: dist ? B / worldSize : B, shuffle, verbose: dist ? 2 : 0, distributed: dist });
+      return { weights: Object.values(model.stateDict()).map((t) => t.toArray('float32')), history: history.history };
+    };
+    const d = await run(true);
+    const key = `${name}${shuffle ? '-shuffled' : ''}`;
+    out[key] = { digest: d.weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7), loss: d.history.loss };
+    if (rank === 0 && !shuffle) {
+      const single = await run(false);
+      let worst = 0;
+      single.weights.forEach((a, k) => {
+        let d2 = 0, a2 = 0;
+        for (let i = 0; i < a.length; i++) { d2 += (a[i] - d.weights[k][i]) ** 2; a2 += a[i] ** 2; }
+        worst = Math.max(worst, Math.sqrt(d2 / Math.max(a2, 1e-30)));
+      });
+      out[key].worstRelative = worst;
+      out[key].singleLoss = single.history.loss;
+    }
+  }
+}
+console.log(JSON.stringify(out));
