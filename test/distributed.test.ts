@@ -78,11 +78,16 @@ describe.runIf(ready)('collectives under mpirun', () => {
       expect(r.stdout.match(/^epoch \d\/3 - /gm)?.length).toBe(12);
       for (const key of ['mlp', 'mlp-shuffled', 'cnn', 'cnn-shuffled']) {
         expect(new Set(ranks.map((x) => x[key].digest)).size, `${key}: the ranks' weights differ`).toBe(1);
-        expect(new Set(ranks.map((x) => JSON.stringify(x[key].loss))).size, `${key}: the ranks' Histories differ`).toBe(1);
+        expect(new Set(ranks.map((x) => JSON.stringify([x[key].loss, x[key].valLoss, x[key].evaluated]))).size, `${key}: the ranks' Histories or evaluations differ`).toBe(1);
       }
       for (const key of ['mlp', 'cnn']) {
         expect(ranks[0][key].worstRelative).toBeLessThan(1e-6);
         ranks[0][key].loss.forEach((v: number, i: number) => expect(v).toBeCloseTo(ranks[0][key].singleLoss[i], 6));
+        // validation and evaluate: each rank its share, the sums of all: the whole data's figures
+        ranks[0][key].valLoss.forEach((v: number, i: number) => expect(v).toBeCloseTo(ranks[0][key].singleValLoss[i], 5));
+        expect(ranks[0][key].valAccuracy).toEqual(ranks[0][key].singleValAccuracy);
+        expect(ranks[0][key].evaluated.loss).toBeCloseTo(ranks[0][key].singleEvaluated.loss, 5);
+        expect(ranks[0][key].evaluated.accuracy).toBe(ranks[0][key].singleEvaluated.accuracy);
       }
     }, 240_000);
   }

@@ -232,13 +232,13 @@ interface BatchSource {
   dispose(): void;
 }
 
-/** Batches of tensor data; with a sampler (distributed fit), each epoch takes this rank's shard in its order. */
-function tensorSource(batches: Batches, sampler?: DistributedSampler): BatchSource {
+/** Batches of tensor data; with `orderOf` (distributed fit and evaluate), each epoch takes the rows it gives. */
+function tensorSource(batches: Batches, orderOf?: (epoch: number) => Int32Array): BatchSource {
   let epochs = 0;
   return {
     count: batches.count,
     async *epoch(shuffle) {
-      batches.begin(sampler ? sampler.indices(epochs++) : shuffle ? permutation(batches.n) : undefined);
+      batches.begin(orderOf ? orderOf(epochs++) : shuffle ? permutation(batches.n) : undefined);
       for (let i = 0; i < batches.count; i++) yield [...batches.get(i), false];
     },
     dispose: () => batches.dispose(),
@@ -308,7 +308,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
     sampler = new DistributedSampler(xt!.shape[0], { seed: seed.toArray('float32')[0], shuffle });
     seed.dispose();
   }
-  const source = loader ? loaderSource(loader, backend) : tensorSource(new Batches(backend, xt!, yt!, batchSize, sampler?.perRank), sampler);
+  const source = loader ? loaderSource(loader, backend) : tensorSource(new Batches(backend, xt!, yt!, batchSize, sampler?.perRank), sampler && ((e) => sampler.indices(e)));
   const history: History = { epoch: [], history: {} };
   const progress = new Progress(verbose, epochs, source.count ?? 0);
   const correct = empty(backend, [1]);
@@ -422,9 +422,9 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         const logs: Logs = { loss: lossSum / seen };
         if (wantAccuracy) logs.accuracy = count / seen;
         if (validation) {
-          const v = await evaluateInner(model, validation instanceof DataLoader
-            ? loaderSource(validation, backend)
-            : tensorSource(new Batches(backend, validation[0], validation[1], batchSize)));
+          const v = validation instanceof DataLoader
+            ? await evaluateInner(model, loaderSource(validation, backend))
+            : await evaluateInner(model, rankSource(backend, validation[0], validation[1], batchSize, ddp !== undefined), ddp !== undefined);
           for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
         }
         diagnostics?.epochEnd(logs);
@@ -453,7 +453,16 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
 
 /** Mean loss (and accuracy when compiled with it) over (x, y), in eval mode, accumulated on the backend. */
 /** Mean loss (and accuracy when compiled with it), in eval mode, accumulated on the backend; one read at the end. */
-async function evaluateInner(model: Module, source: BatchSource): Promise<Logs> {
+/** Tensor data for evaluation; `shard` (several ranks): this rank's rows r, r + N, … only (no padding: each row counts once). */
+function rankSource(backend: Backend, x: Tensor, y: Tensor, batchSize: number, shard: boolean): BatchSource {
+  if (!shard) return tensorSource(new Batches(backend, x, y, batchSize));
+  const { rank, worldSize } = distributed;
+  const mine = Int32Array.from({ length: Math.max(0, Math.ceil((x.shape[0] - rank) / worldSize)) }, (_, k) => rank + k * worldSize);
+  return tensorSource(new Batches(backend, x, y, batchSize, mine.length), () => mine);
+}
+
+/** `reduce`: every rank evaluated its shard; the sums of all ranks make the logs (the same on every rank). */
+async function evaluateInner(model: Module, source: BatchSource, reduce = false): Promise<Logs> {
   const compiled = model.compiled!;
   const backend = model.backend;
   const wantAccuracy = compiled.metrics.includes('accuracy');
@@ -476,9 +485,15 @@ async function evaluateInner(model: Module, source: BatchSource): Promise<Logs> 
         yb.dispose();
       }
     }
+    let sum = (await lossSum.data())[0], right = wantAccuracy ? (await correct.data())[0] : 0;
+    if (reduce) {
+      const sums = await distributed.allReduce(fromHost(backend, Float32Array.of(sum, n, right), [3]));
+      [sum, n, right] = sums.toArray('float32');
+      sums.dispose();
+    }
     n = Math.max(1, n);
-    const logs: Logs = { loss: (await lossSum.data())[0] / n };
-    if (wantAccuracy) logs.accuracy = (await correct.data())[0] / n;
+    const logs: Logs = { loss: sum / n };
+    if (wantAccuracy) logs.accuracy = right / n;
     return logs;
   } finally {
     model.train(wasTraining);
@@ -493,13 +508,18 @@ export async function evaluateModel(model: Module, x: Tensor | DataLoader, yOrOp
   const loader = x instanceof DataLoader ? x : undefined;
   if (loader && yOrOptions instanceof Tensor) throw new TypeError('evaluate: a DataLoader brings its own targets; call evaluate(loader)');
   const options = (loader ? (yOrOptions as EvaluateOptions | undefined) : maybeOptions) ?? {};
-  checkOptions('evaluate', options, ['batchSize']);
+  checkOptions('evaluate', options, ['batchSize', 'distributed']);
   if (!model.compiled) throw new Error('evaluate: the model is not compiled; call model.compile({ optimizer, loss }) first');
   const batchSize = checkNumber('evaluate', 'batchSize', options.batchSize ?? 256, { min: 1, integer: true });
-  const source = loader ? loaderSource(loader, model.backend) : tensorSource(new Batches(model.backend, ...checkData('evaluate', model, x, yOrOptions), batchSize));
+  const dist = options.distributed ?? false;
+  if (typeof dist !== 'boolean') throw new TypeError(`evaluate: distributed must be a boolean, got ${describe(dist)}`);
+  if (dist && !distributed.initialized) throw new RetrogradError('evaluate: distributed: true needs await rg.distributed.init() first', 'INVALID_ARGUMENT');
+  if (dist && loader) throw new TypeError('evaluate: distributed: true takes tensor data (x, y)');
+  const shard = dist && distributed.worldSize > 1;
+  const source = loader ? loaderSource(loader, model.backend) : rankSource(model.backend, ...checkData('evaluate', model, x, yOrOptions), batchSize, shard);
   const release = claim(model, 'evaluate');
   try {
-    return await evaluateInner(model, source);
+    return await evaluateInner(model, source, shard);
   } finally {
     release();
   }

@@ -82,6 +82,8 @@ export interface FitOptions {
 export interface EvaluateOptions {
   /** Rows per batch with tensor data (default 256). */
   batchSize?: number;
+  /** Each rank of rg.distributed evaluates its share of the rows; the loss and accuracy are those of all of them. */
+  distributed?: boolean;
 }
 /** Options of Module.predict and predictAsync. */
 export interface PredictOptions {

@@ -21,12 +21,14 @@ for (const [name, [build, shape]] of Object.entries(make)) {
       if (!dist) { rg.manualSeed(200); model.loadStateDict(build().stateDict()); }
       model.compile({ optimizer: new rg.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
       rg.manualSeed(7); // the shuffles: rank 0's seed is the one the sampler uses
-      const history = await model.fit(rg.tensor(x, [N, ...shape]), rg.tensor(y, [N]), { epochs: 3, batchSize: dist ? B / worldSize : B, shuffle, verbose: dist ? 2 : 0, distributed: dist });
-      return { weights: Object.values(model.stateDict()).map((t) => t.toArray('float32')), history: history.history };
+      const history = await model.fit(rg.tensor(x, [N, ...shape]), rg.tensor(y, [N]), { epochs: 3, batchSize: dist ? B / worldSize : B, shuffle, verbose: dist ? 2 : 0, distributed: dist, validationData: [rg.tensor(x.subarray(0, 37 * per), [37, ...shape]), rg.tensor(y.subarray(0, 37), [37])] });
+      // evaluate: each rank its share of 37 rows (unequal shares), the sums of all
+      const evaluated = await model.evaluate(rg.tensor(x, [N, ...shape]), rg.tensor(y, [N]), { distributed: dist, batchSize: 10 });
+      return { weights: Object.values(model.stateDict()).map((t) => t.toArray('float32')), history: history.history, evaluated };
     };
     const d = await run(true);
     const key = `${name}${shuffle ? '-shuffled' : ''}`;
-    out[key] = { digest: d.weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7), loss: d.history.loss };
+    out[key] = { digest: d.weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7), loss: d.history.loss, valLoss: d.history.val_loss, valAccuracy: d.history.val_accuracy, evaluated: d.evaluated };
     if (rank === 0 && !shuffle) {
       const single = await run(false);
       let worst = 0;
@@ -37,6 +39,9 @@ for (const [name, [build, shape]] of Object.entries(make)) {
       });
       out[key].worstRelative = worst;
       out[key].singleLoss = single.history.loss;
+      out[key].singleValLoss = single.history.val_loss;
+      out[key].singleValAccuracy = single.history.val_accuracy;
+      out[key].singleEvaluated = single.evaluated;
     }
   }
 }
