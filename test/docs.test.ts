@@ -21,6 +21,23 @@ function ships(path: string): boolean {
   });
 }
 
+/** Runs each ```js block of `doc` (at least `least` of them) as a module from the repository; `check` reads its output. */
+function runBlocks(doc: string, least: number, check: (code: string, out: string, where: string) => void): void {
+  const blocks = [...readFileSync(join(root, doc), 'utf8').matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  expect(blocks.length).toBeGreaterThanOrEqual(least);
+  blocks.forEach((code, i) => {
+    const file = join(root, 'test', `doc-block-${i}.tmp.mjs`);
+    writeFileSync(file, code);
+    try {
+      const r = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, `${doc} block ${i}:\n${code}\n${r.stderr}`).toBe(0);
+      check(code, r.stdout.trim(), `${doc} block ${i}`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+}
+
 describe('documentation', () => {
   it('links only to files that exist and ship in the package', () => {
     const broken: string[] = [];
@@ -40,43 +57,18 @@ describe('documentation', () => {
   });
 
   it("runs the guide's JavaScript blocks as written", () => {
-    const guide = readFileSync(join(root, 'docs', 'guide.md'), 'utf8');
-    const blocks = [...guide.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
-    expect(blocks.length).toBeGreaterThanOrEqual(4);
-    blocks.forEach((code, i) => {
-      const file = join(root, 'test', `guide-block-${i}.tmp.mjs`);
-      writeFileSync(file, code);
-      try {
-        const r = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-        expect(r.status, `guide block ${i}:\n${code}\n${r.stderr}`).toBe(0);
-        const out = r.stdout.trim();
-        // what each block prints: an accuracy, a loss, or what it wrote
-        const accuracy = /^accuracy (\S+)/m.exec(out), mse = /^mse (\S+)/m.exec(out);
-        if (accuracy) expect(Number(accuracy[1]), `guide block ${i}: ${out}`).toBeGreaterThan(0.85);
-        if (mse) expect(Number(mse[1])).toBeLessThan(0.01);
-        if (/TensorBoard/.test(code)) expect(out).toBe('true 5');
-        expect(accuracy || mse || /TensorBoard|exportOnnx/.test(code), `guide block ${i} prints nothing the test checks: ${out}`).toBeTruthy();
-      } finally {
-        rmSync(file, { force: true });
-      }
+    runBlocks('docs/guide.md', 4, (code, out, where) => {
+      // what each block prints: an accuracy, a loss, or what it wrote
+      const accuracy = /^accuracy (\S+)/m.exec(out), mse = /^mse (\S+)/m.exec(out);
+      if (accuracy) expect(Number(accuracy[1]), `${where}: ${out}`).toBeGreaterThan(0.85);
+      if (mse) expect(Number(mse[1])).toBeLessThan(0.01);
+      if (/TensorBoard/.test(code)) expect(out).toBe('true 5');
+      expect(accuracy || mse || /TensorBoard|exportOnnx/.test(code), `${where} prints nothing the test checks: ${out}`).toBeTruthy();
     });
   }, 300_000);
 
   it("runs the README's JavaScript blocks as written (as a world of one where they use rg.distributed)", () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
-    const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
-    expect(blocks.length).toBeGreaterThanOrEqual(2);
-    blocks.forEach((code, i) => {
-      const file = join(root, 'test', `readme-block-${i}.tmp.mjs`);
-      writeFileSync(file, code);
-      try {
-        const r = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-        expect(r.status, `README block ${i}:\n${code}\n${r.stderr}`).toBe(0);
-        expect(r.stdout.trim().length, `README block ${i} printed nothing`).toBeGreaterThan(0);
-      } finally {
-        rmSync(file, { force: true });
-      }
-    });
+    runBlocks('README.md', 2, (_code, out, where) => expect(out.length, `${where} printed nothing`).toBeGreaterThan(0));
   }, 300_000);
 
   it('documents every export: TypeDoc reports nothing undocumented and writes the reference', () => {
