@@ -77,6 +77,28 @@ describe('datasets and loaders', () => {
     expect(() => new rg.DataLoader(stream, { shuffle: 'yes' as never })).toThrow("DataLoader: shuffle must be a boolean, got the string 'yes'");
   });
 
+  it('takes each epoch\'s order from a sampler (PyTorch\'s sampler option), epoch after epoch', async () => {
+    const ds = rg.Dataset.fromArrays(new Float32Array(20), Int32Array.from({ length: 10 }, (_, i) => i), 10);
+    const seen: number[][] = [];
+    const sampler = { indices: (epoch: number) => Int32Array.of(epoch, 9 - epoch, 5) };
+    const loader = new rg.DataLoader(ds, { batchSize: 2, sampler });
+    expect(loader.batchCount).toBe(2);
+    for (let e = 0; e < 2; e++) {
+      const ys: number[] = [];
+      for await (const { y } of loader) ys.push(...y.toArray('int32'));
+      seen.push(ys);
+    }
+    expect(seen).toEqual([[0, 9, 5], [1, 8, 5]]);
+    // a DistributedSampler's shard: rank 1 of 3 over 10 samples, in order
+    const shard: number[] = [];
+    for await (const { y } of new rg.DataLoader(ds, { batchSize: 4, sampler: new rg.DistributedSampler(10, { shuffle: false, rank: 1, worldSize: 3 }) })) shard.push(...y.toArray('int32'));
+    expect(shard).toEqual([1, 4, 7, 0]);
+    expect(() => new rg.DataLoader(ds, { sampler, shuffle: true })).toThrow('DataLoader: sampler and shuffle are exclusive (the sampler decides the order; shuffle it there)');
+    expect(() => new rg.DataLoader(ds, { sampler: {} as never })).toThrow(/DataLoader: sampler must have indices\(epoch\)/);
+    const stream = new rg.IterableDataset(function* () { yield { x: [1], y: 0 }; });
+    expect(() => new rg.DataLoader(stream, { sampler })).toThrow(/a sampler orders a Dataset/);
+  });
+
   it('streams a CSV file record by record, with clear errors for bad cells', async () => {
     const path = join(dir, 'blobs.csv');
     writeFileSync(path, ['a,b,label,c,d', ...blobs(30).map((s) => [s.x[0], s.x[1], s.y, s.x[2], s.x[3]].join(','))].join('\n'));

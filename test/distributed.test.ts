@@ -80,6 +80,10 @@ describe.runIf(ready)('collectives under mpirun', () => {
         expect(new Set(ranks.map((x) => x[key].digest)).size, `${key}: the ranks' weights differ`).toBe(1);
         expect(new Set(ranks.map((x) => JSON.stringify([x[key].loss, x[key].valLoss, x[key].evaluated]))).size, `${key}: the ranks' Histories or evaluations differ`).toBe(1);
       }
+      for (const x of ranks) {
+        expect(x.mlp.loaderDigest, 'a DataLoader with a DistributedSampler trains as the tensor data does').toBe(x.mlp.digest);
+        expect(x.mlp.loaderLoss).toEqual(x.mlp.loss);
+      }
       for (const key of ['mlp', 'cnn']) {
         expect(ranks[0][key].worstRelative).toBeLessThan(1e-6);
         ranks[0][key].loss.forEach((v: number, i: number) => expect(v).toBeCloseTo(ranks[0][key].singleLoss[i], 6));
@@ -138,7 +142,9 @@ describe('without a launcher', () => {
     const h = await model.fit(rg.randn([8, 2]), rg.randn([8, 1]), { epochs: 2, verbose: 0, distributed: true });
     expect(h.epoch).toEqual([0, 1]);
     const loader = new rg.DataLoader(new rg.Dataset([{ x: [1, 2], y: [1] }]));
-    await expect(model.fit(loader, { distributed: true, verbose: 0 })).rejects.toThrow(/distributed: true takes tensor data/);
+    await expect(model.fit(loader, { distributed: true, verbose: 0 })).rejects.toThrow(/distributed: true with a DataLoader needs one whose sampler is an rg\.DistributedSampler/);
+    const sharded = new rg.DataLoader(new rg.Dataset([{ x: [1, 2], y: [1] }, { x: [3, 4], y: [2] }]), { batchSize: 1, sampler: new rg.DistributedSampler(2, { shuffle: false }) });
+    expect((await model.fit(sharded, { distributed: true, verbose: 0, epochs: 2 })).epoch).toEqual([0, 1]);
     await expect(model.fit(rg.randn([8, 2]), rg.randn([8, 1]), { distributed: 'yes' as never })).rejects.toThrow("fit: distributed must be a boolean, got the string 'yes'");
   });
 });

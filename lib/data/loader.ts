@@ -168,6 +168,11 @@ export interface DataLoaderOptions {
    * spanning several classes). Draws use the library's generator (rg.manualSeed repeats them).
    */
   shuffleBuffer?: number;
+  /**
+   * The order of a Dataset's samples, epoch by epoch, from an object with `indices(epoch)` (rg.DistributedSampler: this
+   * rank's shard), in place of shuffle (PyTorch's sampler); the epochs are counted from 0 by the loader.
+   */
+  sampler?: { indices(epoch: number): Int32Array };
   /** Drop a last batch smaller than batchSize. */
   dropLast?: boolean;
   /**
@@ -216,6 +221,10 @@ export class DataLoader {
   readonly shuffle: boolean;
   /** Samples held to draw from when shuffling an IterableDataset. */
   readonly shuffleBuffer: number | undefined;
+  /** The sampler that orders each epoch, if one was given. */
+  readonly sampler: { indices(epoch: number): Int32Array } | undefined;
+  /** Epochs read so far (the sampler's epoch number). */
+  private epochs = 0;
   /** Whether a last batch smaller than batchSize is dropped. */
   readonly dropLast: boolean;
   /** The dtype of number targets as given (undefined: the first batch decides). */
@@ -231,7 +240,7 @@ export class DataLoader {
   ) {
     if (!(dataset instanceof Dataset) && !(dataset instanceof IterableDataset))
       throw new TypeError(`DataLoader: expected a Dataset or an IterableDataset, got ${describe(dataset)}`);
-    checkOptions('DataLoader', options, ['batchSize', 'shuffle', 'shuffleBuffer', 'dropLast', 'targetDtype']);
+    checkOptions('DataLoader', options, ['batchSize', 'shuffle', 'shuffleBuffer', 'sampler', 'dropLast', 'targetDtype']);
     const targetDtype = options.targetDtype;
     if (targetDtype !== undefined && targetDtype !== 'int32' && targetDtype !== 'float32')
       throw new TypeError(`DataLoader: targetDtype must be 'int32' or 'float32', got ${describe(targetDtype)}`);
@@ -245,6 +254,14 @@ export class DataLoader {
           '(e.g. shuffleBuffer: 10000; as large as the data set for a full shuffle), or shuffle: false to keep the stream\'s order',
       );
     if (this.shuffleBuffer !== undefined && !this.shuffle) throw new TypeError('DataLoader: shuffleBuffer is for shuffle: true');
+    const sampler = options.sampler;
+    if (sampler !== undefined) {
+      if (sampler === null || typeof (sampler as { indices?: unknown }).indices !== 'function')
+        throw new TypeError(`DataLoader: sampler must have indices(epoch) (e.g. a DistributedSampler), got ${describe(sampler)}`);
+      if (!(dataset instanceof Dataset)) throw new TypeError('DataLoader: a sampler orders a Dataset (random access); an IterableDataset is read in its own order');
+      if (this.shuffle) throw new TypeError('DataLoader: sampler and shuffle are exclusive (the sampler decides the order; shuffle it there)');
+    }
+    this.sampler = sampler;
     this.dropLast = options.dropLast ?? false;
     this.targetDtype = targetDtype;
     this.decided = targetDtype;
@@ -253,7 +270,7 @@ export class DataLoader {
   /** Batches per epoch, when the data set's length is known. */
   get batchCount(): number | undefined {
     if (!(this.dataset instanceof Dataset)) return undefined;
-    const n = this.dataset.length;
+    const n = this.sampler ? ((this.sampler as { perRank?: number }).perRank ?? this.sampler.indices(0).length) : this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -278,8 +295,8 @@ export class DataLoader {
       return batch;
     };
     if (this.dataset instanceof Dataset) {
-      const n = this.dataset.length;
-      const order = this.shuffle ? permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
+      const order = this.sampler ? this.sampler.indices(this.epochs++) : this.shuffle ? permutation(this.dataset.length) : Int32Array.from({ length: this.dataset.length }, (_, i) => i);
+      const n = order.length;
       for (let i = 0; i < n; i++) {
         pending.push(await this.dataset.get(order[i]));
         ids.push(order[i]);

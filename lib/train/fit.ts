@@ -275,7 +275,8 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const distributedFit = options.distributed ?? false;
   if (typeof distributedFit !== 'boolean') throw new TypeError(`fit: distributed must be a boolean, got ${describe(distributedFit)}`);
   if (distributedFit && !distributed.initialized) throw new RetrogradError('fit: distributed: true needs await rg.distributed.init() first', 'INVALID_ARGUMENT');
-  if (distributedFit && loader) throw new TypeError('fit: distributed: true takes tensor data (x, y); for a DataLoader, build it on this rank\'s shard (rg.DistributedSampler) and train without distributed');
+  if (distributedFit && loader && !(loader.sampler instanceof DistributedSampler))
+    throw new TypeError('fit: distributed: true with a DataLoader needs one whose sampler is an rg.DistributedSampler (new rg.DataLoader(dataset, { batchSize, sampler: new rg.DistributedSampler(dataset.length, { seed }) })), so that each rank reads its own shard');
   // several ranks: progress and the callbacks that write (checkpoints, TensorBoard, the dashboard) on rank 0 only
   const otherRank = distributedFit && distributed.rank !== 0;
   const verbose = otherRank ? 0 : checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });
@@ -302,8 +303,8 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   // distributed: rank 0's weights everywhere, and a sampler seeded by rank 0 dealing each rank its shard per epoch
   const ddp = distributedFit && distributed.worldSize > 1 ? new DistributedDataParallel(model) : undefined;
   let sampler: DistributedSampler | undefined;
-  if (ddp) {
-    await ddp.broadcastParameters();
+  if (ddp) await ddp.broadcastParameters();
+  if (ddp && !loader) {
     const seed = await distributed.broadcast(fromHost(backend, Float32Array.of(Math.floor(uniform() * 2 ** 24)), [1]));
     sampler = new DistributedSampler(xt!.shape[0], { seed: seed.toArray('float32')[0], shuffle });
     seed.dispose();

@@ -45,4 +45,19 @@ for (const [name, [build, shape]] of Object.entries(make)) {
     }
   }
 }
+// the same distributed fit from a DataLoader whose sampler is a DistributedSampler: the same batches, the same weights
+{
+  const [build, shape] = make.mlp;
+  const per = shape.reduce((a, b) => a * b, 1);
+  const r2 = rg.mulberry32(5);
+  const x = Float32Array.from({ length: N * per }, () => r2() * 2 - 1), y = Int32Array.from({ length: N }, () => Math.floor(r2() * 3));
+  rg.manualSeed(200 + rank);
+  const model = build();
+  model.compile({ optimizer: new rg.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
+  const loader = new rg.DataLoader(rg.Dataset.fromArrays(x, y, N), { batchSize: B / worldSize, sampler: new rg.DistributedSampler(N, { shuffle: false }) });
+  const history = await model.fit(loader, { epochs: 3, verbose: 0, distributed: true });
+  const weights = Object.values(model.stateDict()).map((t) => t.toArray('float32'));
+  out.mlp.loaderDigest = weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
+  out.mlp.loaderLoss = history.history.loss;
+}
 console.log(JSON.stringify(out));
