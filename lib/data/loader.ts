@@ -151,6 +151,12 @@ export function readCSV(path: string, options: CsvOptions): IterableDataset {
   }, { transform: options.transform });
 }
 
+/** What orders a DataLoader's epochs: rg.DistributedSampler, or any object with indices(epoch). */
+export interface Sampler {
+  /** The sample indices of epoch `epoch` (from 0), in the order they are read. */
+  indices(epoch: number): Int32Array;
+}
+
 /** Options of {@link DataLoader}. */
 export interface DataLoaderOptions {
   /** Samples per batch (default 32). */
@@ -172,7 +178,7 @@ export interface DataLoaderOptions {
    * The order of a Dataset's samples, epoch by epoch, from an object with `indices(epoch)` (rg.DistributedSampler: this
    * rank's shard), in place of shuffle (PyTorch's sampler); the epochs are counted from 0 by the loader.
    */
-  sampler?: { indices(epoch: number): Int32Array };
+  sampler?: Sampler;
   /** Drop a last batch smaller than batchSize. */
   dropLast?: boolean;
   /**
@@ -222,7 +228,7 @@ export class DataLoader {
   /** Samples held to draw from when shuffling an IterableDataset. */
   readonly shuffleBuffer: number | undefined;
   /** The sampler that orders each epoch, if one was given. */
-  readonly sampler: { indices(epoch: number): Int32Array } | undefined;
+  readonly sampler: Sampler | undefined;
   /** Epochs read so far (the sampler's epoch number). */
   private epochs = 0;
   /** Whether a last batch smaller than batchSize is dropped. */
