@@ -7,9 +7,9 @@
 //   - prebuilds/<platform>-<arch>-cuda/ where the CUDA addon was built (scripts/install-cuda.mjs --prebuild).
 // `--arch arm64` builds the arm64 addon only.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findTool } from './build-tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const prebuildify = join(root, 'node_modules', 'prebuildify', 'bin.js');
@@ -19,12 +19,11 @@ function run(args, env = {}) {
   const r = spawnSync(process.execPath, [prebuildify, ...args], { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`prebuildify ${args.join(' ')} exited with ${r.status}`);
 }
-const onPath = (tool) => (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, tool)));
 
 // arm64 first: node-gyp builds in build/, which the x64 build then leaves holding this machine's addon
 if (process.platform === 'linux' && process.arch === 'x64') {
   const cross = 'aarch64-linux-gnu-g++';
-  if (onPath(cross)) {
+  if (findTool(cross)) {
     console.log('retrograd: building the linux-arm64 addon with aarch64-linux-gnu-g++');
     run(['--napi', '--strip', '--arch', 'arm64'], { CC: 'aarch64-linux-gnu-gcc', CXX: cross, PREBUILD_STRIP_BIN: 'aarch64-linux-gnu-strip' });
   } else {

@@ -8,27 +8,18 @@
 // A failed CUDA build does not fail the install (the CPU backend does not need it); it is reported, and the
 // reason kept. `--prebuild` copies the built addon into prebuilds/ for `npm run binaries`.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findTool, notBuilt as giveUp, nodeApiIncludeDir } from './build-tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'build-cuda');
 const prebuildDir = join(root, 'prebuilds', `${os.platform()}-${os.arch()}-cuda`);
 const built = join(out, 'Release', 'retrograd_cuda.node');
 
-function notBuilt(reason) {
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'not-built.txt'), `${reason}\n`);
-  console.log(`retrograd: CUDA backend not built: ${reason} (the CPU backend is unaffected)`);
-  process.exit(0);
-}
-
-function findTool(name, extra) {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), ...extra].filter(Boolean);
-  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
-}
+const notBuilt = (reason) => giveUp(out, 'CUDA backend', reason, 'the CPU backend is unaffected');
 
 if (process.argv.includes('--prebuild')) {
   if (!existsSync(built)) {
@@ -50,11 +41,8 @@ const nvcc = process.env.RETROGRAD_NVCC
 if (!nvcc) notBuilt(`nvcc not found at install${process.env.RETROGRAD_NVCC ? ` (RETROGRAD_NVCC=${process.env.RETROGRAD_NVCC})` : ''}`);
 if (!findTool('cmake', [])) notBuilt('cmake not found at install (nvcc was found)');
 
-// node_api.h: npm's nodedir, the official tarball's layout next to the node binary, or Debian's nodejs package
-const headerDirs = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
-  join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].filter(Boolean);
-const nodeApiInclude = headerDirs.find((d) => existsSync(join(d, 'node_api.h')));
-if (!nodeApiInclude) notBuilt(`Node-API headers (node_api.h) not found in ${headerDirs.join(', ')} (nvcc was found)`);
+const { dir: nodeApiInclude, tried } = nodeApiIncludeDir();
+if (!nodeApiInclude) notBuilt(`Node-API headers (node_api.h) not found in ${tried.join(', ')} (nvcc was found)`);
 
 rmSync(join(out, 'not-built.txt'), { force: true });
 console.log(`retrograd: building the CUDA backend with ${nvcc} (about a minute)…`);

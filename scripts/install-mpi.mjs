@@ -5,29 +5,23 @@
 //   - else mpicxx compiles it into build-mpi/Release/retrograd_mpi.node against Node-API's headers from the Node
 //     installation and node-addon-api. A failed build does not fail the install: it is reported, and the reason kept.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findTool, notBuilt as giveUp, nodeApiIncludeDir } from './build-tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'build-mpi');
 const built = join(out, 'Release', 'retrograd_mpi.node');
 
-function notBuilt(reason) {
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'not-built.txt'), `${reason}\n`);
-  console.log(`retrograd: MPI addon not built: ${reason} (training in one process is unaffected)`);
-  process.exit(0);
-}
+const notBuilt = (reason) => giveUp(out, 'MPI addon', reason, 'training in one process is unaffected');
 
 if (process.env.RETROGRAD_SKIP_MPI === '1') notBuilt('skipped at install (RETROGRAD_SKIP_MPI=1)');
-const mpicxx = (process.env.PATH ?? '').split(delimiter).map((d) => d && join(d, 'mpicxx')).find((p) => p && existsSync(p));
+const mpicxx = findTool('mpicxx');
 if (!mpicxx) notBuilt('mpicxx not found at install (Debian/Ubuntu: apt-get install libopenmpi-dev, then npm rebuild retrograd)');
-const headerDirs = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
-  join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].filter(Boolean);
-const nodeApi = headerDirs.find((d) => existsSync(join(d, 'node_api.h')));
-if (!nodeApi) notBuilt(`Node-API headers (node_api.h) not found in ${headerDirs.join(', ')}`);
+const { dir: nodeApi, tried } = nodeApiIncludeDir();
+if (!nodeApi) notBuilt(`Node-API headers (node_api.h) not found in ${tried.join(', ')}`);
 let addonApi;
 try {
   addonApi = createRequire(import.meta.url)('node-addon-api').include_dir;

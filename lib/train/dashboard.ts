@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { checkOptions, describe } from '../errors.js';
 import type { Module } from '../nn/module.js';
-import { historyPanels, lastEpochRows, REPORT_STYLE } from '../report.js';
+import { escape, historyPanels, lastEpochRows, REPORT_STYLE } from '../report.js';
 import type { Callback, History, Logs } from './types.js';
 
 /** Options of the {@link Dashboard}. */
@@ -44,10 +44,6 @@ export interface DashboardState {
 
 /** The most per-batch losses kept: beyond, every other one is dropped (the curve keeps its shape). */
 const MAX_BATCH_POINTS = 4000;
-
-function escape(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
 
 /** The live dashboard as a fit callback (see the file's header); `await dashboard.start()` serves before fit. */
 export class Dashboard implements Callback {

@@ -416,9 +416,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
         let count = wantAccuracy ? (await correct.data())[0] : 0;
         if (ddp) {
           // every rank's sums: the epoch's logs are those of the whole data, the same on every rank
-          const sums = await distributed.allReduce(fromHost(backend, Float32Array.of(lossSum, seen, count), [3]));
-          [lossSum, seen, count] = sums.toArray('float32');
-          sums.dispose();
+          [lossSum, seen, count] = await sumOverRanks(backend, [lossSum, seen, count]);
         }
         const logs: Logs = { loss: lossSum / seen };
         if (wantAccuracy) logs.accuracy = count / seen;
@@ -454,6 +452,14 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
 
 /** Mean loss (and accuracy when compiled with it) over (x, y), in eval mode, accumulated on the backend. */
 /** Mean loss (and accuracy when compiled with it), in eval mode, accumulated on the backend; one read at the end. */
+/** Host numbers summed over the ranks of rg.distributed (an epoch's or an evaluation's loss sum and counts). */
+async function sumOverRanks(backend: Backend, values: number[]): Promise<number[]> {
+  const t = await distributed.allReduce(fromHost(backend, Float32Array.from(values), [values.length]));
+  const sums = [...t.toArray('float32')];
+  t.dispose();
+  return sums;
+}
+
 /** Tensor data for evaluation; `shard` (several ranks): this rank's rows r, r + N, … only (no padding: each row counts once). */
 function rankSource(backend: Backend, x: Tensor, y: Tensor, batchSize: number, shard: boolean): BatchSource {
   if (!shard) return tensorSource(new Batches(backend, x, y, batchSize));
@@ -488,9 +494,7 @@ async function evaluateInner(model: Module, source: BatchSource, reduce = false)
     }
     let sum = (await lossSum.data())[0], right = wantAccuracy ? (await correct.data())[0] : 0;
     if (reduce) {
-      const sums = await distributed.allReduce(fromHost(backend, Float32Array.of(sum, n, right), [3]));
-      [sum, n, right] = sums.toArray('float32');
-      sums.dispose();
+      [sum, n, right] = await sumOverRanks(backend, [sum, n, right]);
     }
     n = Math.max(1, n);
     const logs: Logs = { loss: sum / n };

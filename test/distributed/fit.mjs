@@ -10,6 +10,8 @@ const make = {
   mlp: [() => new rg.Sequential([new rg.Linear(10, 16), new rg.Tanh(), new rg.Linear(16, 3)]), [10]],
   cnn: [() => new rg.Sequential([new rg.Conv2d(1, 4, 3, { padding: 1 }), new rg.ReLU(), new rg.MaxPool2d(2), new rg.Flatten(), new rg.Linear(4 * 4 * 4, 3)]), [1, 8, 8]],
 };
+/** The weights' exact bits, folded into one number. */
+const digest = (weights) => weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
 const out = { rank, worldSize };
 for (const [name, [build, shape]] of Object.entries(make)) {
   const per = shape.reduce((a, b) => a * b, 1);
@@ -28,7 +30,7 @@ for (const [name, [build, shape]] of Object.entries(make)) {
     };
     const d = await run(true);
     const key = `${name}${shuffle ? '-shuffled' : ''}`;
-    out[key] = { digest: d.weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7), loss: d.history.loss, valLoss: d.history.val_loss, valAccuracy: d.history.val_accuracy, evaluated: d.evaluated };
+    out[key] = { digest: digest(d.weights), loss: d.history.loss, valLoss: d.history.val_loss, valAccuracy: d.history.val_accuracy, evaluated: d.evaluated };
     if (rank === 0 && !shuffle) {
       const single = await run(false);
       let worst = 0;
@@ -57,7 +59,7 @@ for (const [name, [build, shape]] of Object.entries(make)) {
   const loader = new rg.DataLoader(rg.Dataset.fromArrays(x, y, N), { batchSize: B / worldSize, sampler: new rg.DistributedSampler(N, { shuffle: false }) });
   const history = await model.fit(loader, { epochs: 3, verbose: 0, distributed: true });
   const weights = Object.values(model.stateDict()).map((t) => t.toArray('float32'));
-  out.mlp.loaderDigest = weights.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
+  out.mlp.loaderDigest = digest(weights);
   out.mlp.loaderLoss = history.history.loss;
 }
 console.log(JSON.stringify(out));
