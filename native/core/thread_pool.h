@@ -31,6 +31,9 @@ class ThreadPool {
   // true while a parallel_for runs on more than one thread (every core is taken).
   bool busy() const { return busy_.load(std::memory_order_acquire); }
 
+  // true on a thread that is running one of parallel_for's ranges (a nested parallel_for runs serially there).
+  static bool inside();
+
   // Number of ranges parallel_for will use for n items when each range should hold at least `grain`.
   int ranges_for(int64_t n, int64_t grain) const;
 

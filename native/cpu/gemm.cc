@@ -1,12 +1,12 @@
 // gemm: C[M,N] = act(alpha · op(A) · op(B) + beta · C + bias), for the four transpose combinations that
 // Linear's forward (x·Wᵀ) and backward (dy·W, dyᵀ·x) need, without transposed copies of the operands.
 //
-// BLIS-style blocking, row-major. K is cut into blocks of KC; for each block the KC × N slice of op(B) is
-// packed once into slivers of NR columns ([kc][NR], zero-padded), shared by all threads. The output is cut
-// into tasks of MC rows × a range of slivers; a task packs its MC × KC block of op(A) into slivers of MR
-// rows ([kc][MR], alpha folded in) and runs the register-tiled micro-kernel over its tiles, sliver of B
-// outer (it stays in L1) and sliver of A inner (the A block stays in L2). Every output element is summed in
-// k order by one task, so the result does not depend on the thread count.
+// BLIS-style blocking, row-major. The output is cut into one rectangle per thread, and each thread runs the whole
+// blocked loop over its own rectangle: for each K block of KC, it packs its columns of op(B) into slivers of NR
+// columns ([kc][NR], zero-padded) and then each block of MC rows of op(A) into slivers of MR rows ([kc][MR], alpha
+// folded in), and runs the register-tiled micro-kernel over the tiles. One parallel region per product, no barrier
+// inside it. Every output element is summed in k order by one thread, so the result does not depend on the thread
+// count. Operands stored transposed to the slivers' order are packed by 8 × 8 transposes in registers.
 //
 // Micro-kernels, chosen once at load by CPU feature (RETROGRAD_CPU_ISA=portable|avx2 caps the choice, so
 // each path is tested on one machine):
@@ -232,6 +232,78 @@ thread_local AlignedBuffer tls_arow;
 thread_local AlignedBuffer tls_swap;
 thread_local AlignedBuffer tls_split;
 
+// ---- transposing packs: rows of a row-major matrix into [k][width] slivers ----
+
+#if RG_X86
+// dst[k * ld + c] = scale · rows[c][k] for c < width (≤ 8) and k < kc: 8 × 8 blocks transposed in ymm registers
+// (8 loads, 24 shuffles, 8 stores per 64 floats; the scalar loop it replaces wrote one float at a time and cost as
+// much as the product itself when the other operand has only ~64 rows, as in W1's forward). Rows past width read
+// `zeros`.
+RG_TARGET_AVX2 void transpose_pack8(float* dst, int64_t ld, const float* const rows[8], int width, int64_t kc, float scale) {
+  const __m256 sc = _mm256_set1_ps(scale);
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+    for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(rows[c] + k);
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256 o[8];
+    o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+    for (int i = 0; i < 8; i++) {
+      const __m256 v = scale == 1.f ? o[i] : _mm256_mul_ps(o[i], sc);
+      float* d = dst + (k + i) * ld;
+      if (width == 8) {
+        _mm256_storeu_ps(d, v);
+      } else if (width == 4) {
+        _mm_storeu_ps(d, _mm256_castps256_ps128(v));
+      } else {
+        alignas(32) float t[8];
+        _mm256_store_ps(t, v);
+        for (int c = 0; c < width; c++) d[c] = t[c];
+      }
+    }
+  }
+  for (; k < kc; k++)
+    for (int c = 0; c < width; c++) dst[k * ld + c] = scale * rows[c][k];
+}
+#endif
+
+const float kZeroRow[KC] = {};
+
+// dst[k * ld + c] = scale · src[(r0 + c) · stride + k0 + k] for c < width (rows past `rows` zero), k < kc.
+void transpose_pack(float* dst, int64_t ld, const float* src, int64_t stride, int rows, int width, int64_t kc, float scale) {
+#if RG_X86
+  if (kIsa.mr != 4) {
+    for (int c0 = 0; c0 < width; c0 += 8) {
+      const float* ptr[8];
+      for (int c = 0; c < 8; c++) ptr[c] = c0 + c < rows ? src + (c0 + c) * stride : kZeroRow;
+      transpose_pack8(dst + c0, ld, ptr, std::min(8, width - c0), kc, scale);
+    }
+    return;
+  }
+#endif
+  for (int64_t kb = 0; kb < kc; kb += 64) {  // blocks of 64 k, so that reads and writes stay in L1
+    const int64_t ke = std::min<int64_t>(kc, kb + 64);
+    for (int c = 0; c < rows; c++)
+      for (int64_t k = kb; k < ke; k++) dst[k * ld + c] = scale * src[c * stride + k];
+  }
+  for (int c = rows; c < width; c++)
+    for (int64_t k = 0; k < kc; k++) dst[k * ld + c] = 0.f;
+}
+
 // Packs op(A)[i0:i0+mc, k0:k0+kc] · alpha into slivers of MR rows: Ap[s][k][r], rows past M zero.
 void pack_a(float* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
             int64_t kc, float alpha, int MR) {
@@ -245,24 +317,15 @@ void pack_a(float* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_
         for (int r = 0; r < rows; r++) d[r] = alpha * src[r];
         for (int r = rows; r < MR; r++) d[r] = 0.f;
       }
-    } else {  // A stored [M, K]: a transpose, in blocks of 64 k so that reads and writes stay in L1
-      for (int64_t kb = 0; kb < kc; kb += 64) {
-        const int64_t ke = std::min<int64_t>(kc, kb + 64);
-        for (int r = 0; r < rows; r++) {
-          const float* src = A + (i0 + s + r) * K + k0;
-          for (int64_t k = kb; k < ke; k++) dst[k * MR + r] = alpha * src[k];
-        }
-      }
-      for (int r = rows; r < MR; r++)
-        for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.f;
+    } else {  // A stored [M, K]: a transpose
+      transpose_pack(dst, MR, A + (i0 + s) * K + k0, K, rows, MR, kc, alpha);
     }
   }
 }
 
-// Packs sliver `s` (columns j0 = s·NR …) of op(B)[k0:k0+kc, :] into dst as [k][NR], columns past N zero.
-void pack_b_sliver(float* dst, const float* B, bool transB, int64_t N, int64_t K, int64_t s, int64_t k0, int64_t kc,
+// Packs the sliver of NR columns from j0 of op(B)[k0:k0+kc, :] into dst as [k][NR], columns past N zero.
+void pack_b_sliver(float* dst, const float* B, bool transB, int64_t N, int64_t K, int64_t j0, int64_t k0, int64_t kc,
                    int NR) {
-  const int64_t j0 = s * NR;
   const int cols = static_cast<int>(std::min<int64_t>(NR, N - j0));
   if (!transB) {  // B stored [K, N]: NR consecutive values per k (a fixed-size copy, inlined, no memcpy call)
     if (cols == NR) {
@@ -279,16 +342,8 @@ void pack_b_sliver(float* dst, const float* B, bool transB, int64_t N, int64_t K
         for (int j = cols; j < NR; j++) d[j] = 0.f;
       }
     }
-  } else {  // B stored [N, K]: a transpose, in blocks of 64 k so that reads and writes stay in L1
-    for (int64_t kb = 0; kb < kc; kb += 64) {
-      const int64_t ke = std::min<int64_t>(kc, kb + 64);
-      for (int j = 0; j < cols; j++) {
-        const float* src = B + (j0 + j) * K + k0;
-        for (int64_t k = kb; k < ke; k++) dst[k * NR + j] = src[k];
-      }
-    }
-    for (int j = cols; j < NR; j++)
-      for (int64_t k = 0; k < kc; k++) dst[k * NR + j] = 0.f;
+  } else {  // B stored [N, K]: a transpose
+    transpose_pack(dst, NR, B + j0 * K + k0, K, cols, NR, kc, 1.f);
   }
 }
 
@@ -371,69 +426,96 @@ RG_INLINE void small_m_rows(const float* A, bool transA, const float* B, float* 
 
 }  // namespace
 
-// The packed product over K in [kbeg, kend) of a product whose whole K sets the leading dimensions (a slice of K
-// for split-K, else all of it): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :] + beta · C + bias).
-void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
-  const int64_t flops = 2 * M * N * (kend - kbeg);
-  const int64_t min_flops_per_range = 1 << 20;
+namespace {
+
+// The serial BLIS loop over one rectangle of C, rows [i0, i1) × columns [j0, j1), K in [kbeg, kend): for each panel of
+// at most NC columns and each K block, this thread packs its own slivers of op(B), then each block of MC rows of op(A),
+// and runs the micro-kernel over the tiles, sliver of B outer (it stays in L1) and sliver of A inner (the A block stays
+// in L2). Every element of the rectangle is summed in k order.
+void packed_rect(bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+                 const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
+                 int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows) {
   const int MR = kIsa.mr, NR = kIsa.nr;
-  // Columns in panels of at most NC: the packed KC × NC block of op(B) stays in the last-level cache while
-  // every row block streams past it (without panels, a 64 × 12544 × 800 product — a convolution's — packed
-  // 19 MB per K block and ran at a quarter of the speed).
-  const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
-  const int64_t slivers = (std::min(N, panel) + NR - 1) / NR;
-  // Threads only from ~8 MFLOP per thread: below that, handing work to a second thread cost more than it
-  // saved (128³ ran at 100 GFLOP/s on one thread, 36 on two).
-  const int64_t threads = std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / (8 * min_flops_per_range)));
-  // Row blocks: about MC rows each, their count a multiple of the thread count, so that the pool's equal
-  // contiguous task ranges carry equal work (M = 256 on 2 threads: 2 blocks of 132 and 124 rows, not
-  // 96 + 96 + 64 split 2 : 1, which left a core idle a third of the time).
-  const int64_t row_blocks = threads * std::max<int64_t>(1, (M + MC * threads / 2) / (MC * threads));
-  const int64_t mc_rows = (((M + row_blocks - 1) / row_blocks) + MR - 1) / MR * MR;
-  const int64_t used_blocks = (M + mc_rows - 1) / mc_rows;
-
   const int64_t kc_max = std::min(kend - kbeg, KC);
-  float* Bp = tls_bpack.get(static_cast<size_t>(slivers * NR * kc_max));
-
-  for (int64_t p0 = 0; p0 < N; p0 += panel) {
-    const int64_t first_sliver = p0 / NR;
-    const int64_t panel_slivers = (std::min(N, p0 + panel) - p0 + NR - 1) / NR;
-    // Sliver ranges per row block: with fewer row blocks than threads, the columns are split too.
-    const int64_t chunks = std::min<int64_t>(panel_slivers, std::max<int64_t>(1, (threads + used_blocks - 1) / used_blocks));
-    const int64_t tasks = used_blocks * chunks;
+  const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
+  const int64_t panel_cols = std::min(panel, j1 - j0);
+  float* Bp = tls_bpack.get(static_cast<size_t>((panel_cols + NR - 1) / NR * NR * kc_max));
+  float* Ap = tls_apack.get(static_cast<size_t>(std::min(mc_rows, i1 - i0 + MR) * kc_max));
+  for (int64_t p0 = j0; p0 < j1; p0 += panel) {
+    const int64_t p1 = std::min(j1, p0 + panel);
+    const int64_t slivers = (p1 - p0 + NR - 1) / NR;
     for (int64_t k0 = kbeg; k0 < kend; k0 += KC) {
       const int64_t kc = std::min(KC, kend - k0);
       const bool first = k0 == kbeg, last = k0 + kc >= kend;
       const Epilogue e{first ? beta : 1.f, first ? bias : nullptr, last ? act : Activation::None, slope};
-      pool.parallel_for(panel_slivers, std::max<int64_t>(1, panel_slivers / threads), [&](int64_t s0, int64_t s1) {
-        for (int64_t s = s0; s < s1; s++) pack_b_sliver(Bp + s * kc * NR, B, transB, N, K, first_sliver + s, k0, kc, NR);
-      });
-      pool.parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
-        float* Ap = tls_apack.get(static_cast<size_t>(mc_rows * kc_max));
-        int64_t packed_block = -1;
-        for (int64_t t = t0; t < t1; t++) {
-          const int64_t rb = t / chunks, ch = t % chunks;
-          const int64_t i0 = rb * mc_rows, mc = std::min(mc_rows, M - i0);
-          if (rb != packed_block) {
-            pack_a(Ap, A, transA, M, K, i0, mc, k0, kc, alpha, MR);
-            packed_block = rb;
-          }
-          const int64_t s_begin = panel_slivers * ch / chunks, s_end = panel_slivers * (ch + 1) / chunks;
-          for (int64_t s = s_begin; s < s_end; s++) {
-            const int64_t j0 = (first_sliver + s) * NR;
-            const int nr = static_cast<int>(std::min<int64_t>(NR, N - j0));
-            Epilogue te = e;
-            if (te.bias) te.bias += j0;
-            for (int64_t r0 = 0; r0 < mc; r0 += MR) {
-              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
-              kIsa.kernel(kc, Ap + r0 * kc, Bp + s * kc * NR, C + (i0 + r0) * N + j0, N, mr, nr, te);
-            }
+      for (int64_t s = 0; s < slivers; s++) pack_b_sliver(Bp + s * kc * NR, B, transB, N, K, p0 + s * NR, k0, kc, NR);
+      for (int64_t r = i0; r < i1; r += mc_rows) {
+        const int64_t mc = std::min(mc_rows, i1 - r);
+        pack_a(Ap, A, transA, M, K, r, mc, k0, kc, alpha, MR);
+        for (int64_t s = 0; s < slivers; s++) {
+          const int64_t j = p0 + s * NR;
+          const int nr = static_cast<int>(std::min<int64_t>(NR, p1 - j));
+          Epilogue te = e;
+          if (te.bias) te.bias += j;
+          for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
+            kIsa.kernel(kc, Ap + r0 * kc, Bp + s * kc * NR, C + (r + r0) * N + j, N, mr, nr, te);
           }
         }
-      });
+      }
     }
   }
+}
+
+// Splits `count` units (rows or slivers) into `parts` near-equal contiguous ranges: the start of range p.
+inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return count * p / parts; }
+
+}  // namespace
+
+// The packed product over K in [kbeg, kend) of a product whose whole K sets the leading dimensions (a slice of K
+// for split-K, else all of it): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :] + beta · C + bias).
+//
+// C is cut into one rectangle per thread (a grid of tr × tc), and each thread runs the serial loop over its own with
+// its own packing: one parallel region per product, with no barrier between packing and multiplying or between K
+// blocks (the shared-panel design it replaces waited on the pool twice per K block, and on a 784-deep product of W1's
+// MLP those barriers cost as much as the arithmetic). The price is packing twice what two threads share: tc copies
+// of op(A) and tr of op(B), so the grid is the one that packs least (columns split when M < N, rows when M ≥ N).
+void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
+  const int MR = kIsa.mr, NR = kIsa.nr;
+  const int64_t flops = 2 * M * N * (kend - kbeg);
+  // A second thread from ~8 MFLOP of work each: below that, waking it cost more than it saved (128³ ran at 148
+  // GFLOP/s on one thread, 64 on two).
+  const int64_t row_units = (M + MR - 1) / MR, col_units = (N + NR - 1) / NR;
+  int64_t threads = pool.inside() ? 1 : std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / (8 << 20)));
+  threads = std::min(threads, row_units * col_units);
+  int64_t tr = 1, tc = threads;
+  if (threads > 1) {
+    int64_t best = INT64_MAX;
+    for (int64_t r = 1; r <= threads; r++) {
+      if (threads % r) continue;
+      const int64_t c = threads / r;
+      if (r > row_units || c > col_units) continue;
+      const int64_t cost = c * M + r * N;  // floats of op(A) and op(B) packed per K row
+      if (cost < best) best = cost, tr = r, tc = c;
+    }
+    if (best == INT64_MAX) tr = 1, tc = std::min(threads, col_units), threads = tc;
+  }
+  const int64_t rows_per = (row_units + tr - 1) / tr;
+  // Row blocks of about MC rows, equal in size within a rectangle.
+  const int64_t blocks = std::max<int64_t>(1, (rows_per * MR + MC / 2) / MC);
+  const int64_t mc_rows = ((rows_per + blocks - 1) / blocks) * MR;
+  auto rect = [&](int64_t t) {
+    const int64_t pr = t / tc, pc = t % tc;
+    const int64_t i0 = part_start(row_units, tr, pr) * MR, i1 = std::min(M, part_start(row_units, tr, pr + 1) * MR);
+    const int64_t j0 = part_start(col_units, tc, pc) * NR, j1 = std::min(N, part_start(col_units, tc, pc + 1) * NR);
+    if (i0 < i1 && j0 < j1)
+      packed_rect(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
+  };
+  if (threads == 1) return rect(0);
+  pool.parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) rect(t);
+  });
 }
 
 void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
