@@ -92,38 +92,57 @@ RG_AVX512 inline __m512 epi512(__m512 v, const float* c, const float* bias, cons
   return v;
 }
 
-RG_AVX512 void kernel_avx512(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
-                             int64_t ldc, int mr, int nr, const Epilogue& e) {
-  constexpr int R = 12;
-  __m512 c[R][2];
+// R rows × V vectors of 16 columns, reading slivers packed for the full 12 × 32 tile (A's rows 12 apart, B's 32): the
+// full tile, and narrower ones for the edges of C so that a partial tile does not pay for a whole one (a 64-row
+// product is five full row tiles and a 4-row one, a 196-column one six full slivers and a 4-column one).
+template <int R, int V>
+RG_AVX512 void kernel_avx512_t(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
+                               int64_t ldc, int mr, int nr, const Epilogue& e) {
+  constexpr int MR = 12, NR = 32;
+  __m512 c[R][V];
 #pragma GCC unroll 12
-  for (int r = 0; r < R; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; v++) c[r][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; k++) {
-    const __m512 b0 = _mm512_load_ps(Bp + k * 32);
-    const __m512 b1 = _mm512_load_ps(Bp + k * 32 + 16);
-    const float* a = Ap + k * R;
+    __m512 b[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; v++) b[v] = _mm512_load_ps(Bp + k * NR + 16 * v);
+    const float* a = Ap + k * MR;
 #pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
       const __m512 av = _mm512_set1_ps(a[r]);
-      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
-      c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++) c[r][v] = _mm512_fmadd_ps(av, b[v], c[r][v]);
     }
   }
-  if (mr == R && nr == 32) {
+  if (mr == R && nr == 16 * V) {
 #pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
       float* cr = C + r * ldc;
-      _mm512_storeu_ps(cr, epi512(c[r][0], cr, e.bias, e));
-      _mm512_storeu_ps(cr + 16, epi512(c[r][1], cr + 16, e.bias ? e.bias + 16 : nullptr, e));
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++) _mm512_storeu_ps(cr + 16 * v, epi512(c[r][v], cr + 16 * v, e.bias ? e.bias + 16 * v : nullptr, e));
     }
     return;
   }
-  alignas(64) float tile[R * 32];
-  for (int r = 0; r < R; r++) {
-    _mm512_store_ps(tile + r * 32, c[r][0]);
-    _mm512_store_ps(tile + r * 32 + 16, c[r][1]);
+  alignas(64) float tile[R * 16 * V];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) _mm512_store_ps(tile + r * 16 * V + 16 * v, c[r][v]);
+  store_tile_scalar(tile, 16 * V, C, ldc, mr, nr, e);
+}
+
+// The 12 × 32 tile: 24 zmm accumulators, 2 loads of B and 12 broadcasts of A per 24 FMAs; edge tiles by the
+// narrowest variant that covers them.
+RG_AVX512 void kernel_avx512(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
+                             int64_t ldc, int mr, int nr, const Epilogue& e) {
+  if (nr > 16) {
+    if (mr > 8) return kernel_avx512_t<12, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
+    if (mr > 4) return kernel_avx512_t<8, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
+    return kernel_avx512_t<4, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
   }
-  store_tile_scalar(tile, 32, C, ldc, mr, nr, e);
+  if (mr > 8) return kernel_avx512_t<12, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  if (mr > 4) return kernel_avx512_t<8, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  return kernel_avx512_t<4, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
 }
 
 RG_AVX2 inline __m256 epi256(__m256 v, const float* c, const float* bias, const Epilogue& e) {
