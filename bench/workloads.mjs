@@ -29,6 +29,33 @@ export function cnnFlatSize(cnn) {
 
 export const GEMM_SIZES = [64, 128, 256, 512, 1024, 2048];
 
+/**
+ * The products the workloads run, as [label, M, N, K, op]: op 'NT' is C = A·Bᵀ (a Linear's forward, B its [out, in]
+ * weight), 'NN' C = A·B (its input gradient), 'TN' C = Aᵀ·B (its weight gradient). W3's is one image's convolution
+ * product (OC × OH·OW × C·KH·KW, the column matrix in the role of B).
+ */
+export const GEMM_SHAPES = [
+  ['W1 fc1 forward', 64, 256, 784, 'NT'],
+  ['W1 fc2 input grad', 64, 256, 128, 'NN'],
+  ['W1 fc1 weight grad', 256, 784, 64, 'TN'],
+  ['W2 fc1 forward', 256, 1024, 784, 'NT'],
+  ['W2 fc2 forward', 256, 1024, 1024, 'NT'],
+  ['W2 fc2 input grad', 256, 1024, 1024, 'NN'],
+  ['W2 fc2 weight grad', 1024, 1024, 256, 'TN'],
+  ['W3 conv2 product', 64, 196, 800, 'NN'],
+  ['W4 qkv forward', 2048, 384, 128, 'NT'],
+  ['W4 mlp down input grad', 2048, 512, 128, 'NN'],
+  ['W4 mlp up weight grad', 512, 128, 2048, 'TN'],
+];
+/** A GEMM shape's key in results files: "M×N×K op". */
+export const shapeKey = ([, M, N, K, op]) => `${M}×${N}×${K} ${op}`;
+
+/** { median, min, max, samples } of a list of numbers (null when it is empty). */
+export function spread(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v), samples: v } : null;
+}
+
 /** Writes the MNIST split as raw little-endian arrays for the peers: xTrain.f32, yTrain.i32, xTest.f32, yTest.i32. */
 export function exportSplit(split, dir) {
   mkdirSync(dir, { recursive: true });
