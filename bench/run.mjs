@@ -81,10 +81,10 @@ const optimizerFor = (w, model) =>
   w.optimizer.name === 'adam' ? new rg.Adam(model.parameters(), { lr: w.optimizer.lr }) : new rg.SGD(model.parameters(), { lr: w.optimizer.lr, momentum: w.optimizer.momentum });
 const sampleShape = (w) => (w.cnn ? [1, 28, 28] : [784]); // the CNN sees each digit as a 1×28×28 image
 
-/** The first n training digits (all when n covers them), as [x, y] tensors, memoised. */
+/** The first n training digits (all when n covers them), as [x, y] tensors on the current backend, memoised. */
 const subsets = new Map();
-function firstDigits(n, w) {
-  const key = `${n}/${w.cnn ? 'cnn' : 'mlp'}`;
+function firstDigits(n, w, backend) {
+  const key = `${n}/${w.cnn ? 'cnn' : 'mlp'}/${backend}`;
   if (!subsets.has(key)) subsets.set(key, [rg.tensor(split.xTrain.subarray(0, n * 784), [n, ...sampleShape(w)]), rg.tensor(split.yTrain.subarray(0, n), [n])]);
   return subsets.get(key);
 }
@@ -107,7 +107,7 @@ async function retrograd(backend, { gemm }) {
     model.compile({ optimizer: optimizerFor(w, model), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
     const batches = Math.ceil(nTrain / w.batchSize);
     const epoch = async (limit) => {
-      const [xs, ys] = firstDigits(Math.min(nTrain, limit * w.batchSize), w);
+      const [xs, ys] = firstDigits(Math.min(nTrain, limit * w.batchSize), w, backend);
       await model.fit(xs, ys, { epochs: 1, batchSize: w.batchSize, verbose: 0 });
     };
     const r = await timeEpochs({ epoch, batches, repeats: 1, budget });
@@ -153,7 +153,7 @@ async function retrogradLoop() {
   const nTrain = split.yTrain.length;
   for (const name of mnistNames) {
     const w = WORKLOADS[name], bs = w.batchSize;
-    const [x, y] = firstDigits(nTrain, w);
+    const [x, y] = firstDigits(nTrain, w, 'cpu');
     rg.manualSeed(1);
     const model = buildModel(rg, w);
     const optimizer = optimizerFor(w, model), lossFn = new rg.CrossEntropyLoss();

@@ -233,7 +233,7 @@ const USAGE: Record<string, string> = {
   train: 'retrograd train <config.json> [--dashboard PORT] | --schema\n    train a model described in JSON: model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, save, history\n    (--dashboard serves a live page of the run; --schema prints the config\'s JSON Schema, described in docs/guide.md)',
   dashboard: 'retrograd dashboard <config.json> [--port 8080]\n    train a config while a live page shows it (loss, metrics, learning rate, gradient norms, throughput)',
   report: 'retrograd report <history.json> [-o report.html]\n    the History\'s curves as HTML/SVG: loss, metrics, learning rate, gradient norms, throughput',
-  bench: 'retrograd bench [--repeats N] [--skip torch,tfjs,reference] [--only W1,W3,latency,gemm,apps]\n    the benchmark harness (source repository only)',
+  bench: 'retrograd bench [--rounds N] [--skip torch,tfjs,reference] [--only W1,W3,latency,gemm,apps]\n    the benchmark harness (source repository only)',
   check: 'retrograd check [backend] [--seed N] [--only k1,k2]\n    every kernel (and composite layer) against the reference',
 };
 const usage = () => `usage:\n${Object.values(USAGE).map((u) => `  ${u.replace(/\n/g, '\n  ')}`).join('\n')}\n  retrograd --version | --help`;
