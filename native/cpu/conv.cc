@@ -143,6 +143,46 @@ RG_TARGET_AVX512 void col2im_planes_stride2(float* dinp, const float* dcol, cons
   }
 }
 
+// The lanes [lo, hi) of a 16-lane chunk starting at column c0 (clamped to the chunk).
+// (col2im keeps its scalar rows: the same masked loads and stores, adding shifted rows that overlap tap after tap,
+// measured slower, 8.7 against 8.4 ms for W3's second convolution, each load waiting on the store before it.)
+inline __mmask16 lanes(int64_t c0, int64_t lo, int64_t hi) {
+  const int64_t a = std::max<int64_t>(lo - c0, 0), b = std::min<int64_t>(hi - c0, 16);
+  if (b <= a) return 0;
+  return static_cast<__mmask16>(((b >= 16 ? 0x10000u : 1u << b) - 1) & ~((1u << a) - 1));
+}
+
+// im2col's rows [r0, r1) for stride 1 across with AVX-512: each output row of OW values is one masked load and one masked
+// store per 16 columns (the padding's lanes loaded as zero) instead of a loop per value. W3's 5 × 5 convolution of
+// 32 channels on 14 × 14: im2col 55 → 29-35 µs per image, its forward 9.4 → 7.1 ms and weight gradient 10.2 → 8.3 ms for
+// the batch of 64 (both measured alternately, the same minutes).
+RG_TARGET_AVX512 void im2col_rows_stride1(float* col, const float* inp, const Geometry& g, int64_t r0, int64_t r1) {
+  const int64_t cols = g.B * g.OH * g.OW, chunks = (g.OW + 15) / 16;
+  std::vector<__mmask16> load(static_cast<size_t>(chunks)), store(static_cast<size_t>(chunks));
+  for (int64_t q = 0; q < chunks; q++) store[q] = lanes(16 * q, 0, g.OW);
+  for (int64_t row = r0; row < r1; row++) {
+    const int64_t c = row / (g.KH * g.KW), i = row / g.KW % g.KH, j = row % g.KW;
+    const int64_t off = j * g.DW - g.PW;
+    int64_t lo, hi;
+    valid_columns(off, 1, g.W, g.OW, &lo, &hi);
+    for (int64_t q = 0; q < chunks; q++) load[q] = lanes(16 * q, lo, hi);  // the same for every output row
+    float* out = col + row * cols;
+    for (int64_t b = 0; b < g.B; b++) {
+      const float* plane = inp + (b * g.C + c) * g.H * g.W;
+      for (int64_t oh = 0; oh < g.OH; oh++, out += g.OW) {
+        const int64_t ih = oh * g.SH - g.PH + i * g.DH;
+        if (ih < 0 || ih >= g.H) {
+          for (int64_t q = 0; q < chunks; q++) _mm512_mask_storeu_ps(out + 16 * q, store[q], _mm512_setzero_ps());
+          continue;
+        }
+        // input column ow + off of row ih: the masked-off lanes (the padding) are never read
+        const float* src = plane + ih * g.W + off;
+        for (int64_t q = 0; q < chunks; q++) _mm512_mask_storeu_ps(out + 16 * q, store[q], _mm512_maskz_loadu_ps(load[q], src + 16 * q));
+      }
+    }
+  }
+}
+
 #endif  // RG_X86
 
 }  // namespace
@@ -193,6 +233,12 @@ void im2col(ThreadPool& pool, float* col, const float* inp, int64_t B, int64_t C
     });
     return;
   }
+#if RG_X86
+  if (isa_level() == IsaLevel::Avx512) {
+    pool.parallel_for(C * KH * KW, grain, [&](int64_t r0, int64_t r1) { im2col_rows_stride1(col, inp, g, r0, r1); });
+    return;
+  }
+#endif
   pool.parallel_for(C * KH * KW, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; row++) {
       const int64_t c = row / (KH * KW), i = row / KW % KH, j = row % KW;
