@@ -144,8 +144,6 @@ RG_TARGET_AVX512 void col2im_planes_stride2(float* dinp, const float* dcol, cons
 }
 
 // The lanes [lo, hi) of a 16-lane chunk starting at column c0 (clamped to the chunk).
-// (col2im keeps its scalar rows: the same masked loads and stores, adding shifted rows that overlap tap after tap,
-// measured slower, 8.7 against 8.4 ms for W3's second convolution, each load waiting on the store before it.)
 inline __mmask16 lanes(int64_t c0, int64_t lo, int64_t hi) {
   const int64_t a = std::max<int64_t>(lo - c0, 0), b = std::min<int64_t>(hi - c0, 16);
   if (b <= a) return 0;
@@ -178,6 +176,49 @@ RG_TARGET_AVX512 void im2col_rows_stride1(float* col, const float* inp, const Ge
         // input column ow + off of row ih: the masked-off lanes (the padding) are never read
         const float* src = plane + ih * g.W + off;
         for (int64_t q = 0; q < chunks; q++) _mm512_mask_storeu_ps(out + 16 * q, store[q], _mm512_maskz_loadu_ps(load[q], src + 16 * q));
+      }
+    }
+  }
+}
+
+// col2im's planes [p0, p1) for stride 1 across with AVX-512. For each kernel row i and output row oh, the input row
+// they reach is loaded once, 16 columns at a time, takes the KW taps' shifted rows of dcol in ascending j (masked loads:
+// the columns a tap does not reach are not read), and is stored once: each element still receives its contributions in
+// ascending (i, j). Adding each tap's row to memory in turn, with the same masked loads and stores, was slower than
+// the scalar rows (each load waited on the overlapping store of the tap before).
+RG_TARGET_AVX512 void col2im_planes_stride1(float* dinp, const float* dcol, const Geometry& g, int64_t p0, int64_t p1) {
+  const int64_t cols = g.B * g.OH * g.OW, R = g.OH * g.OW, chunks = (g.W + 15) / 16;
+  // per tap j and chunk q: the lanes it adds to (input columns ow + off for ow in its valid range)
+  std::vector<__mmask16> mask(static_cast<size_t>(g.KW * chunks));
+  std::vector<int64_t> offs(static_cast<size_t>(g.KW));
+  for (int64_t j = 0; j < g.KW; j++) {
+    const int64_t off = j * g.DW - g.PW;
+    int64_t lo, hi;
+    valid_columns(off, 1, g.W, g.OW, &lo, &hi);
+    offs[j] = off;
+    for (int64_t q = 0; q < chunks; q++) mask[j * chunks + q] = lanes(16 * q, lo + off, hi + off);
+  }
+  const __mmask16 last = lanes(16 * (chunks - 1), 0, g.W);
+  for (int64_t p = p0; p < p1; p++) {
+    const int64_t b = p / g.C, c = p % g.C;
+    float* plane = dinp + p * g.H * g.W;
+    for (int64_t e = 0; e < g.H * g.W; e++) plane[e] = 0.f;
+    for (int64_t i = 0; i < g.KH; i++) {
+      const float* taps = dcol + (c * g.KH + i) * g.KW * cols + b * R;  // tap (i, j) at + j·cols
+      for (int64_t oh = 0; oh < g.OH; oh++) {
+        const int64_t ih = oh * g.SH - g.PH + i * g.DH;
+        if (ih < 0 || ih >= g.H) continue;
+        float* row = plane + ih * g.W;
+        for (int64_t q = 0; q < chunks; q++) {
+          const __mmask16 keep = q + 1 < chunks ? static_cast<__mmask16>(0xffff) : last;
+          __m512 v = _mm512_maskz_loadu_ps(keep, row + 16 * q);
+          for (int64_t j = 0; j < g.KW; j++) {
+            const __mmask16 m = mask[j * chunks + q];
+            // lane k is input column 16q + k, output column 16q + k − off of tap j's row
+            if (m) v = _mm512_mask_add_ps(v, m, v, _mm512_maskz_loadu_ps(m, taps + j * cols + oh * g.OW + 16 * q - offs[j]));
+          }
+          _mm512_mask_storeu_ps(row + 16 * q, keep, v);
+        }
       }
     }
   }
@@ -296,6 +337,10 @@ void col2im(ThreadPool& pool, float* dinp, const float* dcol, int64_t B, int64_t
     pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) { col2im_planes_stride2(dinp, dcol, g, p0, p1); });
     return;
   }
+  if (SW == 1 && isa_level() == IsaLevel::Avx512) {
+    pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) { col2im_planes_stride1(dinp, dcol, g, p0, p1); });
+    return;
+  }
 #endif
   pool.parallel_for(B * C, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
@@ -340,11 +385,17 @@ void transpose01(ThreadPool& pool, float* out, const float* inp, const float* bi
 void channel_sum(ThreadPool& pool, float* out, const float* x, int64_t B, int64_t C, int64_t R, bool accumulate) {
   pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
-      double sum = 0;
+      // eight independent double sums (position r into sum r mod 8), added in a fixed order at the end: one chain of
+      // dependent additions ran at one value per add's latency, 3% of W3's step for its two bias gradients
+      double acc[8] = {};
       for (int64_t b = 0; b < B; b++) {
         const float* row = x + (b * C + c) * R;
-        for (int64_t r = 0; r < R; r++) sum += row[r];
+        int64_t r = 0;
+        for (; r + 8 <= R; r += 8)
+          for (int k = 0; k < 8; k++) acc[k] += row[r + k];
+        for (; r < R; r++) acc[r % 8] += row[r];
       }
+      const double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
       out[c] = accumulate ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
     }
   });
