@@ -27,3 +27,24 @@ describe.skipIf(!requireCpu())('the native command queue after a failed kernel',
     expect([...b.read(x)]).toEqual([5, 5, 5]);
   });
 });
+
+describe.skipIf(!requireCpu())('the native command queue ahead of its kernels', () => {
+  it('keeps what JavaScript has let go of, but queued kernels still use, under its budget', () => {
+    const b = cpu();
+    const raw = (b as unknown as { a: { release(buf: unknown): void } }).a;
+    const n = 16 << 20; // 64 MB per storage: a ReLU over it takes milliseconds, its queuing microseconds
+    const x = b.alloc('float32', n);
+    let peak = 0;
+    for (let i = 0; i < 24; i++) {
+      const y = b.alloc('float32', n, false);
+      b.k.relu_forward(y, x, n);
+      raw.release(y); // let go at once, as a loop whose outputs the garbage collector takes; the ReLU is still queued
+      peak = Math.max(peak, b.memory().bytes);
+    }
+    b.sync();
+    // without the budget (CommandQueue::kRetiredBudget, 256 MB) all 24 outputs were alive at once: 1.6 GB
+    expect(peak).toBeLessThan(700 << 20);
+    expect(peak).toBeGreaterThan(2 * 64 << 20); // the loop did run ahead of the kernels
+    raw.release(x);
+  });
+});

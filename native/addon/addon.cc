@@ -283,6 +283,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     if (!(size >= 0 && size <= 4e9 && std::floor(size) == size))
       throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": size must be an integer in [0, 4e9], got " + std::to_string(size));
     if (!available_.ok()) throw make_error(env, code_name(available_.code), std::string(where) + ": " + available_.message);
+    queue_.throttle();
     StoragePtr s = Storage::create(dtype, static_cast<size_t>(size), zero);
     if (!s) {
       std::string detail;

@@ -43,7 +43,7 @@ CommandQueue::~CommandQueue() {
   if (thread_.joinable()) thread_.join();
   // everything has run: the storages waiting on it go, and those released from now on go at once
   retired_->head = nullptr;
-  retired_->waiting.clear();
+  retired_->clear();
 }
 
 Command& CommandQueue::begin() {
@@ -92,6 +92,15 @@ void CommandQueue::wait_for(uint64_t seq) {
   waiting_.fetch_add(1);  // seq_cst: seen by execute() before it reads waiting_, or head_ is seen here
   progressed_.wait(lock, [&] { return head_.load() >= seq; });
   waiting_.fetch_sub(1);
+}
+
+void CommandQueue::throttle() {
+  Retired& r = *retired_;
+  r.sweep();
+  while (r.bytes > kRetiredBudget && !r.waiting.empty() && thread_.joinable()) {
+    wait_for(r.waiting.front().first);
+    r.sweep();
+  }
 }
 
 Status CommandQueue::sync() {
