@@ -33,6 +33,7 @@ export const GEMM_SIZES = [64, 128, 256, 512, 1024, 2048];
  * The products the workloads run, as [label, M, N, K, op]: op 'NT' is C = A·Bᵀ (a Linear's forward, B its [out, in]
  * weight), 'NN' C = A·B (its input gradient), 'TN' C = Aᵀ·B (its weight gradient). W3's is one image's convolution
  * product (OC × OH·OW × C·KH·KW, the column matrix in the role of B).
+ * @type {[label: string, M: number, N: number, K: number, op: 'NN' | 'NT' | 'TN'][]}
  */
 export const GEMM_SHAPES = [
   ['W1 fc1 forward', 64, 256, 784, 'NT'],
@@ -47,7 +48,10 @@ export const GEMM_SHAPES = [
   ['W4 mlp down input grad', 2048, 512, 128, 'NN'],
   ['W4 mlp up weight grad', 512, 128, 2048, 'TN'],
 ];
-/** A GEMM shape's key in results files: "M×N×K op". */
+/**
+ * A GEMM shape's key in results files: "M×N×K op".
+ * @param {[string, number, number, number, string]} shape
+ */
 export const shapeKey = ([, M, N, K, op]) => `${M}×${N}×${K} ${op}`;
 
 /** { median, min, max, samples } of a list of numbers (null when it is empty). */
