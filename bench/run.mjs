@@ -229,7 +229,7 @@ const torchOthers = otherNames.length > 0 || gemmWanted || latency;
 
 // The runners of one round, in order: [label, function returning one round's result, first round only].
 const runners = [
-  ['retrograd cpu', (round) => retrograd('cpu', { gemm: gemmWanted && { sizes: GEMM_SIZES, shapes: true } })],
+  ['retrograd cpu', () => retrograd('cpu', { gemm: gemmWanted && { sizes: GEMM_SIZES, shapes: true } })],
 ];
 if (mnistNames.length) runners.push(['retrograd cpu (hand-written loop)', () => retrogradLoop()]);
 if (!skip.has('reference')) runners.push(['retrograd reference', () => retrograd('reference', { gemm: gemmWanted && { sizes: [64, 128, 256] } }), true]);
@@ -269,7 +269,7 @@ for (let round = 0; round < rounds; round++) {
   for (const [label, run, once] of runners) {
     if (once && round > 0) continue;
     log(`round ${round + 1}/${rounds}: ${label}…`);
-    samples.get(label).push(await run(round));
+    samples.get(label).push(await run());
   }
 }
 rmSync(dataDir, { recursive: true, force: true });

@@ -97,7 +97,7 @@ void CommandQueue::wait_for(uint64_t seq) {
 void CommandQueue::throttle() {
   Retired& r = *retired_;
   r.sweep();
-  while (r.bytes > kRetiredBudget && !r.waiting.empty() && thread_.joinable()) {
+  while (r.bytes > kRetiredBudget && !r.waiting.empty()) {
     wait_for(r.waiting.front().first);
     r.sweep();
   }

@@ -382,22 +382,39 @@ void transpose01(ThreadPool& pool, float* out, const float* inp, const float* bi
   });
 }
 
+namespace {
+// Σ over channel c's values (B planes of R) of term(offset of the value), in double across eight lanes: value r of a
+// plane goes to lane r mod 8 (planes of fewer than 8 values: eight planes at a time, plane b to lane b mod 8), the
+// lanes added in a fixed tree. The order depends on the layout alone, and the loops vectorise (one double accumulator
+// ran at a quarter of the speed: BatchNorm took 6% of a DCGAN step).
+template <typename Term>
+RG_INLINE double channel_lanes_sum(int64_t B, int64_t C, int64_t R, int64_t c, Term term) {
+  double acc[8] = {};
+  int64_t b = 0;
+  if (R < 8)
+    for (; b + 8 <= B; b += 8)
+      for (int64_t r = 0; r < R; r++)
+        for (int k = 0; k < 8; k++) acc[k] += term(((b + k) * C + c) * R + r);
+  for (; b < B; b++) {
+    const int64_t base = (b * C + c) * R;
+    int64_t r = 0;
+    for (; r + 8 <= R; r += 8)
+      for (int k = 0; k < 8; k++) acc[k] += term(base + r + k);
+    for (int k = 0; r < R; r++, k++) acc[k] += term(base + r);
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+}  // namespace
+
 void channel_sum(ThreadPool& pool, float* out, const float* x, int64_t B, int64_t C, int64_t R, bool accumulate) {
+  // in eight lanes, as BatchNorm's sums: one chain of dependent additions took 3% of W3's step for its two bias gradients
   pool.parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) {
-      // eight independent double sums (position r into sum r mod 8), added in a fixed order at the end: one chain of
-      // dependent additions ran at one value per add's latency, 3% of W3's step for its two bias gradients
-      double acc[8] = {};
-      for (int64_t b = 0; b < B; b++) {
-        const float* row = x + (b * C + c) * R;
-        int64_t r = 0;
-        for (; r + 8 <= R; r += 8)
-          for (int k = 0; k < 8; k++) acc[k] += row[r + k];
-        for (; r < R; r++) acc[r % 8] += row[r];
+    dispatch([&]() __attribute__((always_inline)) {
+      for (int64_t c = c0; c < c1; c++) {
+        const double sum = channel_lanes_sum(B, C, R, c, [&](int64_t i) { return static_cast<double>(x[i]); });
+        out[c] = accumulate ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
       }
-      const double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      out[c] = accumulate ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
-    }
+    });
   });
 }
 
@@ -558,30 +575,6 @@ void avgpool2d_backward(ThreadPool& pool, float* dinp, const float* dout, int64_
     }
   });
 }
-
-namespace {
-// Σ over channel c's values (B planes of R) of term(offset of the value), in double across eight lanes: value r of a
-// plane goes to lane r mod 8 (planes of fewer than 8 values: eight planes at a time, plane b to lane b mod 8), the
-// lanes added in a fixed tree. The order depends on the layout alone, and the loops vectorise (one double accumulator
-// ran at a quarter of the speed: BatchNorm took 6% of a DCGAN step).
-template <typename Term>
-RG_INLINE double channel_lanes_sum(int64_t B, int64_t C, int64_t R, int64_t c, Term term) {
-  double acc[8] = {};
-  int64_t b = 0;
-  if (R < 8)
-    for (; b + 8 <= B; b += 8)
-      for (int64_t r = 0; r < R; r++)
-        for (int k = 0; k < 8; k++) acc[k] += term(((b + k) * C + c) * R + r);
-  for (; b < B; b++) {
-    const int64_t base = (b * C + c) * R;
-    int64_t r = 0;
-    for (; r + 8 <= R; r += 8)
-      for (int k = 0; k < 8; k++) acc[k] += term(base + r + k);
-    for (int k = 0; r < R; r++, k++) acc[k] += term(base + r);
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-}  // namespace
 
 void batchnorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, float* run_mean, float* run_var,
                        const float* inp, const float* weight, const float* bias, int64_t B, int64_t C, int64_t R, float momentum,

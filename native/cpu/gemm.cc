@@ -208,18 +208,19 @@ using KernelFn = void (*)(int64_t, const float*, const float*, float*, int64_t, 
 
 struct Isa {
   int mr, nr;
+  int nu;  // the narrowest column count the kernel multiplies without computing a wider tile
   KernelFn kernel;
 };
 
 Isa select_kernel() {
 #if RG_X86
   switch (isa_level()) {
-    case IsaLevel::Avx512: return {12, 32, kernel_avx512};
-    case IsaLevel::Avx2: return {6, 16, kernel_avx2};
-    default: return {4, 8, kernel_portable};
+    case IsaLevel::Avx512: return {12, 32, 16, kernel_avx512};
+    case IsaLevel::Avx2: return {6, 16, 16, kernel_avx2};
+    default: return {4, 8, 8, kernel_portable};
   }
 #else
-  return {4, 8, kernel_portable};
+  return {4, 8, 8, kernel_portable};
 #endif
 }
 
@@ -256,8 +257,8 @@ thread_local AlignedBuffer tls_split;
 #if RG_X86
 // dst[k * ld + c] = scale · rows[c][k] for c < width (≤ 8) and k < kc: 8 × 8 blocks transposed in ymm registers
 // (8 loads, 24 shuffles, 8 stores per 64 floats; the scalar loop it replaces wrote one float at a time and cost as
-// much as the product itself when the other operand has only ~64 rows, as in W1's forward). Rows past width read
-// `zeros`.
+// much as the product itself when the other operand has only ~64 rows, as in W1's forward). All eight rows are read:
+// the caller points those it does not have at a row of zeros.
 RG_TARGET_AVX2 void transpose_pack8(float* dst, int64_t ld, const float* const rows[8], int width, int64_t kc, float scale) {
   const __m256 sc = _mm256_set1_ps(scale);
   int64_t k = 0;
@@ -305,7 +306,7 @@ const float kZeroRow[KC] = {};
 // dst[k * ld + c] = scale · src[(r0 + c) · stride + k0 + k] for c < width (rows past `rows` zero), k < kc.
 void transpose_pack(float* dst, int64_t ld, const float* src, int64_t stride, int rows, int width, int64_t kc, float scale) {
 #if RG_X86
-  if (kIsa.mr != 4) {
+  if (isa_level() != IsaLevel::Portable) {
     for (int c0 = 0; c0 < width; c0 += 8) {
       const float* ptr[8];
       for (int c = 0; c < 8; c++) ptr[c] = c0 + c < rows ? src + (c0 + c) * stride : kZeroRow;
@@ -501,14 +502,15 @@ inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return coun
 // of op(A) and tr of op(B), so the grid is the one that packs least (columns split when M < N, rows when M ≥ N).
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
-  const int MR = kIsa.mr, NR = kIsa.nr;
+  const int MR = kIsa.mr;
   const int64_t flops = 2 * M * N * (kend - kbeg);
+  // Columns are shared out in units of kIsa.nu, half a sliver where the micro-kernel has a half-width variant
+  // (AVX-512): a 196-column product split 112 : 84 columns rather than 128 : 68 (four slivers against three, the last
+  // of 4 columns).
+  const int64_t CU = kIsa.nu;
+  const int64_t row_units = (M + MR - 1) / MR, col_units = (N + CU - 1) / CU;
   // A second thread from ~8 MFLOP of work each: below that, waking it cost more than it saved (128³ ran at 148
   // GFLOP/s on one thread, 64 on two).
-  // Columns are shared out in half slivers where the micro-kernel has a half-width variant (AVX-512): a 196-column
-  // product split 112 : 84 columns rather than 128 : 68 (four slivers against three, the last of 4 columns).
-  const int64_t CU = kIsa.mr == 12 ? NR / 2 : NR;
-  const int64_t row_units = (M + MR - 1) / MR, col_units = (N + CU - 1) / CU;
   int64_t threads = pool.inside() ? 1 : std::min<int64_t>(pool.size(), std::max<int64_t>(1, flops / (8 << 20)));
   threads = std::min(threads, row_units * col_units);
   int64_t tr = 1, tc = threads;
