@@ -40,6 +40,17 @@ describe.runIf(ready)('linux-arm64 addon under qemu', () => {
   }, 600_000);
 
   const arm = (args: string[], timeout = 600_000) => spawnSync(qemu!, ['-L', sysroot, node, ...args], { cwd: pkg, encoding: 'utf8', timeout });
+  // The conformance check takes 1–2 minutes under qemu-user here. Once in many runs the emulated process did not
+  // finish in 10 minutes (its output stopped after the first line); every other run, the same seed included, passed.
+  // A run still going after `stall` ms is killed and run once more, saying so and where it was; a second such run,
+  // or any wrong result, fails.
+  const armOnceMore = (args: string[], stall: number) => {
+    const first = arm(args, stall);
+    if (first.status !== null || first.signal !== 'SIGTERM') return first;
+    const last = first.stdout.trim().split('\n').slice(-2).join(' / ');
+    console.warn(`arm64 under qemu: '${args.join(' ')}' did not finish in ${stall / 1000} s (last output: ${last}); running it once more`);
+    return arm(args, stall);
+  };
 
   it('is an AArch64 binary that the arm64 Node loads as the cpu backend', () => {
     const file = join(pkg, 'prebuilds', 'linux-arm64', 'retrograd.node');
@@ -55,11 +66,11 @@ describe.runIf(ready)('linux-arm64 addon under qemu', () => {
   }, 180_000);
 
   it('passes the kernel conformance check against the reference', () => {
-    const r = arm([join('dist', 'cli.js'), 'check', 'cpu', '--seed', '11']);
+    const r = armOnceMore([join('dist', 'cli.js'), 'check', 'cpu', '--seed', '11'], 330_000);
     expect(r.status, `${r.stdout.split('\n').filter((l) => !l.startsWith('ok')).join('\n')}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/^all \d+ kernels passed: \d+ cases on 'cpu'/m);
     expect(r.stdout).toMatch(/^all \d+ layers passed$/m);
-  }, 600_000);
+  }, 700_000);
 
   it('trains the main job', () => {
     const r = arm([join('dist', 'cli.js'), 'mnist', '--epochs', '1', '--train', '1000', '--test', '500', '--seed', '3']);

@@ -390,7 +390,14 @@ export const cases = {
   },
   fill: { sizes: ELEMENTWISE_SIZES, build: ([n]) => ({ args: [out(n), n, 2.5], tol: 0 }) },
   copy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n), inp(randomArray(n, r)), n], tol: 0 }) },
-  axpy: { sizes: ELEMENTWISE_SIZES, build: ([n], r) => ({ args: [out(n, randomArray(n, r)), inp(randomArray(n, r)), n, -0.3], tol: TOL.elementwise }) },
+  // out + α·src cancels where out ≈ −α·src: judged against the terms' size, as axpby (ewFloor)
+  axpy: {
+    sizes: ELEMENTWISE_SIZES,
+    build: ([n], r) => {
+      const o = randomArray(n, r), src = randomArray(n, r);
+      return { args: [out(n, o), inp(src), n, -0.3], tol: TOL.elementwise, floor: 0.5 * (norm(o) + 0.3 * norm(src)) };
+    },
+  },
   gather_rows: {
     sizes: [[1, 1, 1, 0], [3, 17, 5, 2], [64, 784, 100, 7], [257, 3, 300, 0]],
     build: ([rows, cols, srcRows, offset], r) => ({

@@ -240,7 +240,7 @@ function padEnd(x: Tensor, dim: number, n: number): Tensor {
  *   backward  dx = conv2d_forward(dy) (the convolution itself, no bias); dw = conv2d_backward's weight gradient with dy
  *             as the input and x as the output gradient; dbias = channel_sum(dy)
  * conv2d_backward reads its `inp` only for the weight gradient, on every backend (native/cpu/conv.cc,
- * native/cuda/conv.cuh, lib/backends/reference/conv.ts), so the forward passes y itself there: a buffer of the size
+ * native/cuda/conv.cu, lib/backends/reference/conv.ts), so the forward passes y itself there: a buffer of the size
  * the addon checks, never read.
  */
 function convTranspose2dNode(where: string, t: Tensor, w: Tensor, b: Tensor | null, g: ConvGeometry): Tensor {

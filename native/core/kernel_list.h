@@ -11,7 +11,7 @@
 // Gradient contract: parameter gradients (dweight, dbias) ACCUMULATE (+=); activation gradients (dinp)
 // and every forward output OVERWRITE (=). Every kernel is deterministic for a given thread count.
 
-// ---- matrix products (cpu/gemm.cc, cuda/gemm.cuh) ----
+// ---- matrix products (cpu/gemm.cc, cuda/gemm.cu) ----
 // C = act(alpha · op(A) · op(B) + beta · C + bias[col]); bias may be null.
 RG_KERNEL gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
              const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
@@ -129,7 +129,7 @@ RG_KERNEL conv2d_backward(ThreadPool& pool, float* dinp, float* dweight, float* 
                      int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t PH,
                      int64_t PW, int64_t DH, int64_t DW, bool accumulate);
 
-// ---- sequences (cpu/sequence.cc, cuda/sequence.cuh): the embedding gradient, layer normalisation ----
+// ---- sequences (cpu/sequence.cc, cuda/sequence.cu): the embedding gradient, layer normalisation ----
 Status embedding_backward(ThreadPool& pool, float* dweight, const int32_t* index, const float* dout, int64_t rows, int64_t dim,
                           int64_t num_embeddings, bool accumulate);
 RG_KERNEL layernorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, const float* inp, const float* weight,
@@ -139,7 +139,7 @@ RG_KERNEL layernorm_backward(ThreadPool& pool, float* dinp, float* dweight, floa
                              bool accumulate);
 RG_KERNEL copy_range(ThreadPool& pool, float* out, const float* src, int64_t N, int64_t out_offset, int64_t src_offset);
 
-// ---- recurrent layers (cpu/recurrent.cc, cuda/recurrent.cuh): one layer over a whole sequence; mode 0 tanh, 1 relu,
+// ---- recurrent layers (cpu/recurrent.cc, cuda/recurrent.cu): one layer over a whole sequence; mode 0 tanh, 1 relu,
 // 2 LSTM, 3 GRU ----
 RG_KERNEL rnn_forward(ThreadPool& pool, float* out, float* hN, float* cN, float* ws, const float* xproj, const float* w_hh,
                       const float* b_hh, const float* h0, const float* c0, int64_t T, int64_t B, int64_t H, int64_t mode);
@@ -147,13 +147,13 @@ RG_KERNEL rnn_backward(ThreadPool& pool, float* dxproj, float* dw_hh, float* db_
                        const float* dout, const float* dhN, const float* dcN, const float* ws, const float* out, const float* w_hh,
                        const float* h0, const float* c0, int64_t T, int64_t B, int64_t H, int64_t mode, bool accumulate);
 
-// ---- attention (cpu/attention.cc, cuda/attention.cuh): qkv [B, T, 3·H·D], probs and scratch [B, H, T, T] ----
+// ---- attention (cpu/attention.cc, cuda/attention.cu): qkv [B, T, 3·H·D], probs and scratch [B, H, T, T] ----
 RG_KERNEL attention_forward(ThreadPool& pool, float* out, float* probs, const float* qkv, int64_t B, int64_t T, int64_t H, int64_t D,
                             bool causal);
 RG_KERNEL attention_backward(ThreadPool& pool, float* dqkv, float* scratch, const float* dout, const float* qkv, const float* probs,
                              int64_t B, int64_t T, int64_t H, int64_t D, bool causal);
 
-// ---- generic tensor operations (cpu/ops.cc, cuda/ops.cuh), the glue of models written op by op; the op codes are
+// ---- generic tensor operations (cpu/ops.cc, cuda/ops.cu), the glue of models written op by op; the op codes are
 // lib/backend.ts's EW and REDUCE. Up to kMaxDims dimensions; dims[k] and strides[k] for k < ndim. ----
 constexpr int kMaxDims = 6;
 // out [dims] = op(a, b?, c?), broadcasting: an input is contiguous with out's shape but 1 where bit k of its mask is set.

@@ -8,17 +8,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "../core/rnn_math.h"
 #include "kernels.h"
 
 namespace rg::cpu {
 
 namespace {
 
-enum Mode { kTanh = 0, kRelu = 1, kLstm = 2, kGru = 3 };
-constexpr int64_t kGates[] = {1, 1, 4, 3};
-constexpr int64_t kWs[] = {0, 0, 5, 4};
-
-inline float sigmoid(float v) { return 1.f / (1.f + std::exp(-v)); }
+using namespace rnn;
 
 // Rows per range of the per-step cell loops: about 16k values.
 int64_t row_grain(int64_t H) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, H)); }
@@ -49,13 +46,7 @@ void rnn_forward(ThreadPool& pool, float* out, float* hN, float* cN, float* ws, 
       pool.parallel_for(B, row_grain(H), [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; b++) {
           float* g = gates + b * GH;
-          for (int64_t j = 0; j < H; j++) {
-            const float i = sigmoid(g[j]), f = sigmoid(g[H + j]), gg = std::tanh(g[2 * H + j]), o = sigmoid(g[3 * H + j]);
-            const float cv = f * (cprev ? cprev[b * H + j] : 0.f) + i * gg;
-            g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
-            c[b * H + j] = cv;
-            h[b * H + j] = o * std::tanh(cv);
-          }
+          for (int64_t j = 0; j < H; j++) lstm_forward(g, H, j, cprev ? cprev[b * H + j] : 0.f, c[b * H + j], h[b * H + j]);
         }
       });
     } else {
@@ -66,14 +57,7 @@ void rnn_forward(ThreadPool& pool, float* out, float* hN, float* cN, float* ws, 
         for (int64_t b = b0; b < b1; b++) {
           float* g = gates + b * GH;
           const float* x = xp + b * GH;
-          for (int64_t j = 0; j < H; j++) {
-            const float r = sigmoid(x[j] + g[j]), z = sigmoid(x[H + j] + g[H + j]);
-            const float hnv = g[2 * H + j], n = std::tanh(x[2 * H + j] + r * hnv);
-            const float prev = hprev ? hprev[b * H + j] : 0.f;
-            g[j] = r, g[H + j] = z, g[2 * H + j] = n;
-            hn[b * H + j] = hnv;
-            h[b * H + j] = (1.f - z) * n + z * prev;
-          }
+          for (int64_t j = 0; j < H; j++) gru_forward(g, x, H, j, hprev ? hprev[b * H + j] : 0.f, hn[b * H + j], h[b * H + j]);
         }
       });
     }
@@ -113,34 +97,13 @@ void rnn_backward(ThreadPool& pool, float* dxproj, float* dw_hh, float* db_hh, f
           const int64_t k = b * H + j;
           const float g = dh[k] + dy[k];
           float* dxr = dx + b * GH;
-          if (mode == kTanh) {
-            dxr[j] = g * (1.f - hs[k] * hs[k]);
-          } else if (mode == kRelu) {
-            dxr[j] = hs[k] > 0.f ? g : 0.f;
+          if (mode == kTanh || mode == kRelu) {
+            simple_backward(mode, g, hs[k], dxr, j);
           } else if (mode == kLstm) {
-            const float* gates = ws + t * S + b * GH;
-            const float i = gates[j], f = gates[H + j], gg = gates[2 * H + j], o = gates[3 * H + j];
-            const float c = ws[t * S + 4 * BH + k];
             const float cprev = t > 0 ? ws[(t - 1) * S + 4 * BH + k] : c0 ? c0[k] : 0.f;
-            const float tc = std::tanh(c);
-            const float dcell = dc[k] + g * o * (1.f - tc * tc);
-            dxr[j] = dcell * gg * i * (1.f - i);
-            dxr[H + j] = dcell * cprev * f * (1.f - f);
-            dxr[2 * H + j] = dcell * i * (1.f - gg * gg);
-            dxr[3 * H + j] = g * tc * o * (1.f - o);
-            dc[k] = dcell * f;
+            lstm_backward(ws + t * S + b * GH, H, j, ws[t * S + 4 * BH + k], cprev, g, dc[k], dxr);
           } else {
-            const float* gates = ws + t * S + b * GH;
-            const float r = gates[j], z = gates[H + j], n = gates[2 * H + j], hn = ws[t * S + 3 * BH + k];
-            const float prev = hprev ? hprev[k] : 0.f;
-            const float dn = g * (1.f - z) * (1.f - n * n);
-            const float dr = dn * hn * r * (1.f - r), dz = g * (prev - n) * z * (1.f - z);
-            float* dgr = dg + b * GH;
-            dxr[j] = dgr[j] = dr;
-            dxr[H + j] = dgr[H + j] = dz;
-            dxr[2 * H + j] = dn;
-            dgr[2 * H + j] = dn * r;
-            dh[k] = g * z;  // the path that skips the weights; the product below adds the rest
+            gru_backward(ws + t * S + b * GH, H, j, ws[t * S + 3 * BH + k], hprev ? hprev[k] : 0.f, g, dxr, dg + b * GH, dh[k]);
           }
         }
       }

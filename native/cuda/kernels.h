@@ -22,7 +22,7 @@ enum class Activation { None, Relu, LeakyRelu };
 #include "../core/kernel_list.h"
 #undef RG_KERNEL
 
-// ---- runtime (kernels.cu): the stream, the precision of matrix products, device-side failures ----
+// ---- runtime (runtime.cu): the stream, the precision of matrix products, device-side failures ----
 Status start(void* stream);               // the stream every kernel runs on; the failure record
 void set_tf32(bool on);                   // matrix products through TF32 tensor cores (sm_80 and newer)
 // A failure that kernels recorded since the last call, as a Status; clears it (so that later kernels run).

@@ -1,6 +1,6 @@
 // Reference attention kernels: scaled dot-product self-attention of H heads over a packed q | k | v projection, as
 // plain loops per batch row, head and query (the contract is in lib/backend.ts; native/cpu/attention.cc and
-// native/cuda/attention.cuh are the fast ones). Every sum runs in float64.
+// native/cuda/attention.cu are the fast ones). Every sum runs in float64.
 //
 // qkv [B, T, 3E] with E = H·D: row (b, t) holds q, then k, then v, head h at columns h·D … h·D + D − 1 of each.
 import type { F } from './types.js';

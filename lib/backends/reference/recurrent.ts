@@ -1,6 +1,6 @@
 // Reference recurrent kernels: one layer of an RNN, LSTM or GRU over a whole sequence, forward and backward through
 // time, as plain loops over steps, batch rows and units (the contract is in lib/backend.ts; the native kernels are
-// native/cpu/recurrent.cc and native/cuda/recurrent.cuh). Every sum runs in float64 (JS numbers).
+// native/cpu/recurrent.cc and native/cuda/recurrent.cu). Every sum runs in float64 (JS numbers).
 //
 // Layouts, time-major: xproj and dxproj [T, B, G·H] (gate blocks in PyTorch's order: i f g o, r z n), out and dout
 // [T, B, H], w_hh [G·H, H]. ws per step: LSTM [B, 4H] activated gates then [B, H] c_t; GRU [B, 3H] r z n then [B, H]

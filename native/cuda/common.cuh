@@ -1,6 +1,9 @@
-// The CUDA kernels' common ground: the stream, launch checks, the device-side failure record, elementwise
-// maps and deterministic reductions. Included once, by kernels.cu (every kernel lives in that one
-// translation unit, so the failure flag below is one variable without relocatable device code).
+// The CUDA kernels' common ground, included by every kernel file: the stream, launch checks, the device-side failure
+// record, elementwise maps, deterministic reductions and the warp helpers of row-wise kernels. The host globals are
+// defined once, in runtime.cu. The failure flag is one word of device memory; each kernel file holds its address in
+// constant memory of its own, set by start() through the binder the file registers when it is loaded (whole-program
+// device code per file: relocatable device code, which would let the files share one symbol, spilled registers in
+// the TF32 kernels).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -8,23 +11,19 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernels.h"
 
 namespace rg::cuda {
 
-namespace {
-
-cudaStream_t g_stream = nullptr;
-bool g_tf32 = false;
-// Which large-tile matrix kernel runs: 0 the default, 1 and 2 the alternatives bench/gpu-gemm-variants.mjs
-// times (RETROGRAD_CUDA_GEMM).
-int g_gemm_variant = 0;
-int g_sms = 132;
+extern cudaStream_t g_stream;
+extern bool g_tf32;
+extern int g_sms;  // multiprocessors of the device
 
 // Failures a kernel can find in its data. The first one is recorded; until the host takes it, every later
 // kernel returns at once, so a bad batch cannot go on to update the weights.
-// kIndex: an index kernel of ops.cuh (a: the index, b: its position, c: the dimension, value: which kernel).
+// kIndex: an index kernel of ops.cu (a: the index, b: its position, c: the dimension, value: which kernel).
 enum FailureKind : int { kNone = 0, kClassIndex = 1, kRowIndex = 2, kProbability = 3, kEmbeddingIndex = 4, kNonFinite = 5, kIndex = 6 };
 struct FailureRecord {
   int kind;
@@ -32,22 +31,38 @@ struct FailureRecord {
   long long a, b, c;
   double value;
 };
-__device__ int d_failed;                  // the guard every kernel reads first
-__device__ FailureRecord* d_record;       // host memory mapped into the device: the details
-FailureRecord* h_record = nullptr;
-int* d_failed_addr = nullptr;
-double* g_partials = nullptr;             // per-block partial sums of the reductions
-int* g_counter = nullptr;                 // an integer the kernels can count into
+extern FailureRecord* h_record;  // host memory mapped into the device: the details of the first failure
+extern int* d_failed_addr;       // the flag, in device memory
+extern double* g_partials;                  // per-block partial sums of the reductions
+extern int* g_counter;                      // an integer the kernels can count into
 // Held while a kernel issues launches that share the scratch above: worker threads have queues of their own,
 // all issuing to the one stream, and must not interleave such a sequence.
-std::mutex g_scratch_mu;
+extern std::mutex g_scratch_mu;
+
+// The name of an index kernel (ops.cu), for the failures it records.
+const char* index_kernel_name(int k);
+
+// Every kernel file's binder, called by start() with the flag and the record as the device sees them.
+using FailureBinder = cudaError_t (*)(int* flag, FailureRecord* record);
+std::vector<FailureBinder>& failure_binders();
+
+namespace {
+
+__constant__ int* c_failed;              // the flag every kernel of this file reads first
+__constant__ FailureRecord* c_record;    // the record, mapped
+
+cudaError_t bind_failure(int* flag, FailureRecord* record) {
+  cudaError_t e = cudaMemcpyToSymbol(c_failed, &flag, sizeof(flag));
+  return e != cudaSuccess ? e : cudaMemcpyToSymbol(c_record, &record, sizeof(record));
+}
+[[maybe_unused]] const bool g_failure_bound = (failure_binders().push_back(bind_failure), true);
 
 #define RG_GUARD() \
-  if (d_failed) return
+  if (*c_failed) return
 
-__device__ void record_failure(int kind, long long a, long long b, long long c, double value) {
-  if (atomicCAS(&d_failed, 0, kind) != 0) return;
-  FailureRecord* r = d_record;
+__device__ __forceinline__ void record_failure(int kind, long long a, long long b, long long c, double value) {
+  if (atomicCAS(c_failed, 0, kind) != 0) return;
+  FailureRecord* r = c_record;
   r->a = a;
   r->b = b;
   r->c = c;
@@ -57,7 +72,7 @@ __device__ void record_failure(int kind, long long a, long long b, long long c, 
   __threadfence_system();
 }
 
-Status launched(const char* name) {
+inline Status launched(const char* name) {
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return Status::Cuda(std::string(name) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   return Status::Ok();
@@ -67,7 +82,7 @@ constexpr int kThreads = 256;
 constexpr int kMaxPartials = 1024;
 
 // Blocks for a grid-stride loop over n items: enough to fill the device, never more than the items need.
-int blocks_for(int64_t n, int per_block = kThreads) {
+inline int blocks_for(int64_t n, int per_block = kThreads) {
   int64_t b = (n + per_block - 1) / per_block;
   int64_t cap = static_cast<int64_t>(g_sms) * 8;
   return static_cast<int>(b < cap ? (b < 1 ? 1 : b) : cap);
@@ -156,6 +171,28 @@ Status reduce(const char* name, int64_t n, F f, float* out, Into into, const int
   finish_kernel<kMax><<<1, kThreads, 0, g_stream>>>(g_partials, parts, out, into, static_cast<double>(n), count);
   return launched(name);
 }
+
+// ---- row-wise kernels: a warp per row ----
+
+constexpr int kWarpsPerBlock = kThreads / 32;
+
+__device__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+inline int row_blocks(int64_t rows) {
+  int64_t b = (rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  return static_cast<int>(std::min<int64_t>(std::max<int64_t>(b, 1), kMaxPartials));
+}
+
+#define RG_FOR_ROWS(r, rows)                                                                                   \
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; r < (rows);          \
+       r += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock)
 
 }  // namespace
 

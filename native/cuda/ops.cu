@@ -12,12 +12,11 @@
 // every operand steps through as one are merged, so that a contiguous tensor is one dimension and a transpose
 // two, whatever its rank: most elements then cost one or two integer divisions to locate, in 32 bits whenever
 // the element count allows.
-#pragma once
 #include <cstdint>
 #include <string>
 
 #include "gemm.cuh"
-#include "runtime.cuh"
+#include "common.cuh"
 
 namespace rg::cuda {
 
@@ -407,10 +406,6 @@ void bmm_launch(float* out, const float* a, const float* b, int64_t batch, int64
 
 // The kernel a bad index is reported for (FailureRecord::value).
 enum IndexKernel : int { kIndexSelect = 0, kIndexAdd = 1, kGather = 2, kScatterAdd = 3 };
-const char* index_kernel_name(int k) {
-  static const char* const names[] = {"index_select", "index_add", "gather", "scatter_add"};
-  return k >= 0 && k < 4 ? names[k] : "an index kernel";
-}
 
 // Indices are checked in a pass of their own before anything is written, so that a failed call changes nothing
 // and names the first bad position, as the reference does: the check leaves the smallest bad position in *first
@@ -520,7 +515,7 @@ Status reduce(ThreadPool&, float* out, int32_t* idx, const float* a, int op, int
   if (op != kReduceSum && R <= 0)
     return Status::Invalid(std::string("reduce: ") + (op == kReduceMax ? "max" : "min") + " over an empty dimension has no value");
   if (op == kReduceSum && outputs == 1 && R > kWholeSumFrom) {
-    // per-block partials, then one block adds them in order (runtime.cuh); out[0] = total / 1
+    // per-block partials, then one block adds them in order (common.cuh); out[0] = total / 1
     std::lock_guard<std::mutex> lock(g_scratch_mu);
     const int parts = std::min(blocks_for(R), kMaxPartials);
     partials_kernel<false><<<parts, kThreads, 0, g_stream>>>(R, [=] __device__(int64_t r) { return static_cast<double>(a[r]); }, g_partials);
@@ -634,6 +629,11 @@ Status gather(ThreadPool&, void* out, const void* a, const int32_t* idx, int64_t
 }
 Status scatter_add(ThreadPool&, float* out, const float* src, const int32_t* idx, int64_t outer, int64_t D, int64_t n, int64_t inner) {
   return add_at<true>("scatter_add", kScatterAdd, out, src, idx, outer, D, n, inner);
+}
+
+const char* index_kernel_name(int k) {
+  static const char* const names[] = {"index_select", "index_add", "gather", "scatter_add"};
+  return k >= 0 && k < 4 ? names[k] : "an index kernel";
 }
 
 }  // namespace rg::cuda

@@ -2,9 +2,8 @@
 // lib/backend.ts). A warp takes one query row (batch row, head, position i): its lanes split the keys for the
 // scores and the softmax, then the D output columns, each summed over the keys in order. The backward takes the
 // query rows the same way (dP, dS into scratch, dq) and then the key rows (dk, dv summed over the queries in
-// order), so no two threads add into one value and results repeat. Included at the end of kernels.cu, after its
-// warp helpers.
-#pragma once
+// order), so no two threads add into one value and results repeat.
+#include "common.cuh"
 
 namespace rg::cuda {
 

@@ -1,8 +1,7 @@
 // Sequence-model kernels on the GPU, with the sums of native/cpu/sequence.cc: the embedding gradient adds each
 // column's rows in ascending order (a thread per column, so repeated indices need no atomics and results repeat);
 // layer normalisation takes a warp per row, and its dweight / dbias a thread column per feature.
-#pragma once
-#include "runtime.cuh"
+#include "common.cuh"
 
 namespace rg::cuda {
 

@@ -2,8 +2,7 @@
 // semantics of lib/backend.ts and the same sums as native/cpu/conv.cc: every output element gathers its inputs
 // (col2im and the pooling backwards included, so no atomics and results that repeat); per-channel statistics
 // take a block per channel.
-#pragma once
-#include "runtime.cuh"
+#include "common.cuh"
 
 namespace rg::cuda {
 
