@@ -380,8 +380,11 @@ export interface Backend {
   };
   /** This backend's entry of rg.backends(). */
   info(): BackendInfo;
-  /** Backends with tensor cores take the matmul precision (rg.setMatmulPrecision); others ignore it. */
-  setMatmulPrecision?(precision: 'highest' | 'tf32'): void;
+  /**
+   * The precision of the matrix products queued from now on: rg.setMatmulPrecision's, or 'bfloat16' inside
+   * rg.autocast. Backends without the hardware for one ignore it (their products stay float32).
+   */
+  setMatmulPrecision?(precision: ProductPrecision): void;
 }
 
 // ---- the registry ----
@@ -403,22 +406,68 @@ export function backendByName(name: string): Backend {
   const entry = loaders.get(name);
   if (!entry) throw new RangeError(`setBackend: unknown backend '${String(name)}'; known: ${[...loaders.keys()].join(', ')}`);
   const b = entry.load();
-  b.setMatmulPrecision?.(matmulPrecision);
+  b.setMatmulPrecision?.(productPrecision());
   loaded.set(name, b);
   return b;
 }
 
+/** How matrix products run: exact float32, TF32 tensor cores, or bfloat16 operands with float32 sums (autocast). */
+export type ProductPrecision = 'highest' | 'tf32' | 'bfloat16';
+
 let matmulPrecision: 'highest' | 'tf32' = 'highest';
+let autocastDepth = 0;
+const productPrecision = (): ProductPrecision => (autocastDepth > 0 ? 'bfloat16' : matmulPrecision);
+const applyPrecision = () => {
+  for (const b of loaded.values()) b.setMatmulPrecision?.(productPrecision());
+};
+
 /** Like torch.set_float32_matmul_precision: 'highest' (exact float32) or 'tf32' (tensor cores on GPUs that have them). */
 export function setMatmulPrecision(precision: 'highest' | 'tf32'): void {
   if (precision !== 'highest' && precision !== 'tf32')
     throw new RangeError(`setMatmulPrecision: expected 'highest' or 'tf32', got ${String(precision)}`);
   matmulPrecision = precision;
-  for (const b of loaded.values()) b.setMatmulPrecision?.(precision);
+  applyPrecision();
 }
 /** The precision set by setMatmulPrecision ('highest' by default). */
 export function getMatmulPrecision(): 'highest' | 'tf32' {
   return matmulPrecision;
+}
+
+/**
+ * Mixed precision, as torch.autocast('cpu' | 'cuda', torch.bfloat16): inside `fn`, matrix products and convolutions
+ * (Linear, matmul, bmm, Conv1d/2d and their transposes, attention, recurrent layers, forward and backward) take
+ * their operands rounded to bfloat16 and sum in float32; everything else — elementwise work, reductions, softmax,
+ * normalisation, losses, the optimizer's state and the weights themselves — stays float32. Unlike PyTorch, the
+ * products' outputs are kept in float32 rather than rounded to bfloat16 (they are as accurate as PyTorch's or more).
+ *
+ * Runs on CPUs with AVX512-BF16 (`rg.backends()`: the cpu backend's `detail.bf16Products` is 'avx512bf16');
+ * elsewhere, and on the reference and CUDA backends, the products stay float32 and `fn` runs as it would without.
+ *
+ * Returns what `fn` returns. When that is a promise (`await model.fit(…)`), the region lasts until it settles; work
+ * queued by other code in the meantime runs under it too.
+ */
+export function autocast<T>(dtype: 'bfloat16', fn: () => T): T {
+  if (dtype !== 'bfloat16') throw new RangeError(`autocast: expected 'bfloat16', got ${JSON.stringify(dtype)}`);
+  if (typeof fn !== 'function') throw new TypeError(`autocast: expected a function to run, got ${typeof fn}`);
+  const leave = () => {
+    autocastDepth--;
+    if (autocastDepth === 0) applyPrecision();
+  };
+  if (autocastDepth++ === 0) applyPrecision();
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    leave();
+    throw e;
+  }
+  if (result instanceof Promise) return result.finally(leave) as T;
+  leave();
+  return result;
+}
+/** Whether code running now is inside rg.autocast. */
+export function isAutocastEnabled(): boolean {
+  return autocastDepth > 0;
 }
 
 /** Every backend with whether it can run here and why not. */

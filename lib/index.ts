@@ -3,7 +3,7 @@ import './backends/index.js';
 import './train/index.js';
 import { currentBackend } from './backend.js';
 
-export { backends, getBackend, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';
+export { autocast, backends, getBackend, isAutocastEnabled, setBackend, setMatmulPrecision, getMatmulPrecision, type BackendInfo } from './backend.js';
 export { RetrogradError, type ErrorCode } from './errors.js';
 export { manualSeed, type RngState } from './random.js';
 export { Tensor, tensor, tidy, keep, type TensorDType } from './tensor.js';

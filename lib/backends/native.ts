@@ -1,6 +1,6 @@
 // What the CPU and CUDA backends share: both are the same Node-API layer (native/addon/) over different
 // kernels, so one class maps the kernel contract onto either addon's kernel table.
-import { KERNEL_NAMES, type Backend, type BackendInfo, type Buf, type DType, type HostArray, type Kernels } from '../backend.js';
+import { KERNEL_NAMES, type Backend, type BackendInfo, type Buf, type DType, type HostArray, type Kernels, type ProductPrecision } from '../backend.js';
 
 export interface NativeAddon {
   kernels: string[];
@@ -19,7 +19,7 @@ export interface NativeAddon {
   run(kernel: number, ...args: unknown[]): void;
   info(): { available: boolean; reason?: string } & Record<string, unknown>;
   memory(): { tensors: number; bytes: number; deviceBytesInUse: number; deviceBytesCached: number };
-  setMatmulPrecision(precision: 'highest' | 'tf32'): void;
+  setMatmulPrecision(precision: ProductPrecision): void;
 }
 
 /** Kernels the addon lacks (an addon built from older sources). */
@@ -125,7 +125,7 @@ export class NativeBackend implements Backend {
     const inUse = m.deviceBytesInUse >= this.pool.bytes ? m.deviceBytesInUse - this.pool.bytes : m.deviceBytesInUse;
     return { ...m, tensors: m.tensors - this.pool.count, bytes: m.bytes - this.pool.bytes, deviceBytesInUse: inUse, deviceBytesCached: m.deviceBytesCached + this.pool.bytes };
   }
-  setMatmulPrecision(precision: 'highest' | 'tf32'): void {
+  setMatmulPrecision(precision: ProductPrecision): void {
     this.a.setMatmulPrecision(precision);
   }
   info(): BackendInfo {

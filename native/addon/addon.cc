@@ -434,14 +434,18 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     throw_if_failed(info.Env(), failed);
   }
 
-  // setMatmulPrecision('highest' | 'tf32'): applies to the products queued after it.
+  // setMatmulPrecision('highest' | 'tf32' | 'bfloat16'): applies to the products queued after it. 'bfloat16' is
+  // rg.autocast's: operands rounded to bfloat16, sums in float32 (kernels that cannot stay float32).
   void set_matmul_precision(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string p = info.Length() && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-    if (p != "highest" && p != "tf32")
-      throw make_error(env, "INVALID_ARGUMENT", "setMatmulPrecision: expected 'highest' or 'tf32'");
-    bool tf32 = p == "tf32";
-    queue_.enqueue([tf32](ThreadPool&) { return device::set_matmul_tf32(tf32); }, true);
+    if (p != "highest" && p != "tf32" && p != "bfloat16")
+      throw make_error(env, "INVALID_ARGUMENT", "setMatmulPrecision: expected 'highest', 'tf32' or 'bfloat16'");
+    const bool tf32 = p == "tf32", bf16 = p == "bfloat16";
+    queue_.enqueue([tf32, bf16](ThreadPool& pool) {
+      pool.set_bf16_products(bf16);
+      return device::set_matmul_tf32(tf32);
+    }, true);
   }
 
   Napi::Value sync_async(const Napi::CallbackInfo& info) {

@@ -34,6 +34,12 @@ class ThreadPool {
   // true on a thread that is running one of parallel_for's ranges (a nested parallel_for runs serially there).
   static bool inside();
 
+  // Matrix products with bfloat16 operands and float32 sums (rg.autocast('bfloat16')): a setting of the queue this
+  // pool serves, changed by a queued task so that it applies from its place in the order, and read by every matrix
+  // product where it starts (the products nested in a convolution's parallel region included).
+  bool bf16_products() const { return bf16_products_; }
+  void set_bf16_products(bool on) { bf16_products_ = on; }
+
   // Number of ranges parallel_for will use for n items when each range should hold at least `grain`.
   int ranges_for(int64_t n, int64_t grain) const;
 
@@ -50,6 +56,7 @@ class ThreadPool {
 
   int requested_;
   int threads_;
+  bool bf16_products_ = false;
   std::string start_error_;
   std::vector<std::thread> workers_;
   std::mutex mu_;

@@ -61,12 +61,15 @@ std::vector<Fact> describe() {
   add(__builtin_cpu_supports("avx2"), "avx2");
   add(__builtin_cpu_supports("fma"), "fma");
   add(__builtin_cpu_supports("avx512f"), "avx512f");
+  add(__builtin_cpu_supports("avx512bf16"), "avx512bf16");
 #elif defined(__aarch64__)
   add(true, "neon");  // Advanced SIMD is part of every AArch64 CPU
 #endif
   return {{Fact::Text, "isa", cpu::isa_name()},
           {Fact::Number, "physicalCores", "", static_cast<double>(physical_core_count())},
-          {Fact::List, "features", feats}};
+          {Fact::List, "features", feats},
+          // how rg.autocast('bfloat16') runs matrix products here: bfloat16 pairs (vdpbf16ps), or float32
+          {Fact::Text, "bf16Products", cpu::has_avx512_bf16() ? "avx512bf16" : "float32"}};
 }
 
 }  // namespace rg::device

@@ -39,6 +39,8 @@ namespace rg::cpu {
 namespace {
 
 constexpr int64_t KC = 384;
+// K block of bfloat16 products: a B sliver of 256 words × 32 columns is 32 KB (float32's 384 × 32: 48 KB).
+constexpr int64_t KC_BF16 = 512;
 // K blocks per thread from which a small output is split along K: 2 (768 of K each) measured faster than 4 on the
 // tiny GPT's weight gradients (K = 2,048 rows: 128 × 128 0.52 → 0.31-0.43 ms, 96 × 128 0.45 → 0.29 ms).
 constexpr int64_t SPLITK_KC = 2;
@@ -189,6 +191,57 @@ RG_AVX2 void kernel_avx2(int64_t kc, const float* __restrict Ap, const float* __
   store_tile_scalar(tile, 16, C, ldc, mr, nr, e);
 }
 
+// bfloat16 products (rg.autocast('bfloat16')): the same 12 × 32 tile over slivers of bfloat16 pairs, one 32-bit
+// word per row (A) or column (B) and pair of k: vdpbf16ps multiplies 16 columns by two k at once, summing the two
+// products into the float32 accumulator (AVX512-BF16), so a K block takes half the instructions of float32's.
+#define RG_BF16 RG_TARGET_AVX512BF16
+template <int R, int V>
+RG_BF16 void kernel_bf16_t(int64_t kp, const uint32_t* __restrict Ap, const uint32_t* __restrict Bp, float* C, int64_t ldc,
+                           int mr, int nr, const Epilogue& e) {
+  constexpr int MR = 12, NR = 32;
+  __m512 c[R][V];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; v++) c[r][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; k++) {
+    __m512bh b[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; v++) b[v] = (__m512bh)_mm512_load_si512(Bp + k * NR + 16 * v);
+    const uint32_t* a = Ap + k * MR;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r]));
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], av, b[v]);
+    }
+  }
+  if (mr == R && nr == 16 * V) {
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+      float* cr = C + r * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++) _mm512_storeu_ps(cr + 16 * v, epi512(c[r][v], cr + 16 * v, e.bias ? e.bias + 16 * v : nullptr, e));
+    }
+    return;
+  }
+  alignas(64) float tile[R * 16 * V];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) _mm512_store_ps(tile + r * 16 * V + 16 * v, c[r][v]);
+  store_tile_scalar(tile, 16 * V, C, ldc, mr, nr, e);
+}
+
+RG_BF16 void kernel_bf16(int64_t kp, const uint32_t* __restrict Ap, const uint32_t* __restrict Bp, float* C, int64_t ldc, int mr,
+                         int nr, const Epilogue& e) {
+  if (nr > 16) {
+    if (mr > 8) return kernel_bf16_t<12, 2>(kp, Ap, Bp, C, ldc, mr, nr, e);
+    if (mr > 4) return kernel_bf16_t<8, 2>(kp, Ap, Bp, C, ldc, mr, nr, e);
+    return kernel_bf16_t<4, 2>(kp, Ap, Bp, C, ldc, mr, nr, e);
+  }
+  if (mr > 8) return kernel_bf16_t<12, 1>(kp, Ap, Bp, C, ldc, mr, nr, e);
+  if (mr > 4) return kernel_bf16_t<8, 1>(kp, Ap, Bp, C, ldc, mr, nr, e);
+  return kernel_bf16_t<4, 1>(kp, Ap, Bp, C, ldc, mr, nr, e);
+}
 #endif  // RG_X86
 
 void kernel_portable(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
@@ -255,6 +308,39 @@ thread_local AlignedBuffer tls_split;
 // ---- transposing packs: rows of a row-major matrix into [k][width] slivers ----
 
 #if RG_X86
+// o = the 8 × 8 transpose of r (32-bit lanes moved, never computed on).
+RG_TARGET_AVX2 RG_INLINE void transpose8x8(const __m256 r[8], __m256 o[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// The first `width` lanes of v to d.
+RG_TARGET_AVX2 RG_INLINE void store_row8(float* d, __m256 v, int width) {
+  if (width == 8) {
+    _mm256_storeu_ps(d, v);
+  } else if (width == 4) {
+    _mm_storeu_ps(d, _mm256_castps256_ps128(v));
+  } else {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int c = 0; c < width; c++) d[c] = t[c];
+  }
+}
+
 // dst[k * ld + c] = scale · rows[c][k] for c < width (≤ 8) and k < kc: 8 × 8 blocks transposed in ymm registers
 // (8 loads, 24 shuffles, 8 stores per 64 floats; the scalar loop it replaces wrote one float at a time and cost as
 // much as the product itself when the other operand has only ~64 rows, as in W1's forward). All eight rows are read:
@@ -265,36 +351,9 @@ RG_TARGET_AVX2 void transpose_pack8(float* dst, int64_t ld, const float* const r
   for (; k + 8 <= kc; k += 8) {
     __m256 r[8];
     for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(rows[c] + k);
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
     __m256 o[8];
-    o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-    for (int i = 0; i < 8; i++) {
-      const __m256 v = scale == 1.f ? o[i] : _mm256_mul_ps(o[i], sc);
-      float* d = dst + (k + i) * ld;
-      if (width == 8) {
-        _mm256_storeu_ps(d, v);
-      } else if (width == 4) {
-        _mm_storeu_ps(d, _mm256_castps256_ps128(v));
-      } else {
-        alignas(32) float t[8];
-        _mm256_store_ps(t, v);
-        for (int c = 0; c < width; c++) d[c] = t[c];
-      }
-    }
+    transpose8x8(r, o);
+    for (int i = 0; i < 8; i++) store_row8(dst + (k + i) * ld, scale == 1.f ? o[i] : _mm256_mul_ps(o[i], sc), width);
   }
   for (; k < kc; k++)
     for (int c = 0; c < width; c++) dst[k * ld + c] = scale * rows[c][k];
@@ -367,6 +426,111 @@ void pack_b_sliver(float* dst, const float* B, bool transB, int64_t N, int64_t K
   }
 }
 
+// ---- bfloat16 packing (rg.autocast('bfloat16')) ----
+#if RG_X86
+
+// float32 → bfloat16 by rounding to nearest even, as PyTorch's conversion (NaN stays a quiet NaN); the vector paths
+// below use vcvtneps2bf16, which rounds the same way.
+RG_INLINE uint32_t bf16_bits(float f) {
+  const uint32_t u = __builtin_bit_cast(uint32_t, f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+// One 32-bit word of a sliver: x at k (low half) and y at k + 1 (high half).
+RG_INLINE uint32_t bf16_pair(float x, float y) { return bf16_bits(x) | (bf16_bits(y) << 16); }
+
+// 16 words from two rows of 16 values at k and k + 1 (lanes past `mask` zero).
+RG_BF16 RG_INLINE __m512i bf16_pairs_of_rows(const float* r0, const float* r1, __mmask16 mask) {
+  const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, r0)));
+  const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, r1)));
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+const float kZeroRowBf16[KC_BF16] = {};
+
+// dst[p · ld + c] = pair(scale·rows[c][2p], scale·rows[c][2p + 1]) for c < width (≤ 8), p < ⌈kc/2⌉: 16 values of a row
+// convert to 8 words in order, and 8 × 8 blocks of words are transposed as transpose_pack8's floats are.
+RG_BF16 void transpose_pack8_bf16(uint32_t* dst, int64_t ld, const float* const rows[8], int width, int64_t kc, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  const int64_t kp = (kc + 1) / 2;
+  int64_t p = 0;
+  for (; 2 * (p + 8) <= kc; p += 8) {
+    __m256 r[8];
+    for (int c = 0; c < 8; c++) {
+      __m512 v = _mm512_loadu_ps(rows[c] + 2 * p);
+      if (scale != 1.f) v = _mm512_mul_ps(v, sc);
+      r[c] = _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(v));
+    }
+    __m256 o[8];
+    transpose8x8(r, o);
+    for (int i = 0; i < 8; i++) store_row8(reinterpret_cast<float*>(dst + (p + i) * ld), o[i], width);
+  }
+  for (; p < kp; p++)
+    for (int c = 0; c < width; c++) dst[p * ld + c] = bf16_pair(scale * rows[c][2 * p], 2 * p + 1 < kc ? scale * rows[c][2 * p + 1] : 0.f);
+}
+
+// transpose_pack in bfloat16 words: dst[p · ld + c] = the pair of src[(c · stride + 2p, 2p + 1)] · scale, rows past `rows`
+// zero.
+RG_BF16 void transpose_pack_bf16(uint32_t* dst, int64_t ld, const float* src, int64_t stride, int rows, int width, int64_t kc, float scale) {
+  for (int c0 = 0; c0 < width; c0 += 8) {
+    const float* ptr[8];
+    for (int c = 0; c < 8; c++) ptr[c] = c0 + c < rows ? src + (c0 + c) * stride : kZeroRowBf16;
+    transpose_pack8_bf16(dst + c0, ld, ptr, std::min(8, width - c0), kc, scale);
+  }
+}
+
+// As pack_a, in bfloat16 words: Ap[s][p][r] holds row r of op(A)·alpha at k = 2p and 2p + 1 (an odd kc's last k
+// paired with 0).
+RG_BF16 void pack_a_bf16(uint32_t* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
+                         int64_t kc, float alpha, int MR) {
+  const int64_t kp = (kc + 1) / 2;
+  const __m512 sc = _mm512_set1_ps(alpha);
+  for (int64_t s = 0; s < mc; s += MR) {
+    uint32_t* dst = Ap + s * kp;
+    const int rows = static_cast<int>(std::min<int64_t>(MR, mc - s));
+    if (transA) {  // A stored [K, M]: MR consecutive values per k, a pair of rows per word
+      const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1), all = static_cast<__mmask16>((1u << MR) - 1);
+      for (int64_t p = 0; p < kp; p++) {
+        const float* r0 = A + (k0 + 2 * p) * M + i0 + s;
+        const float* r1 = 2 * p + 1 < kc ? r0 + M : kZeroRowBf16;
+        __m512i w;
+        if (alpha == 1.f) {
+          w = bf16_pairs_of_rows(r0, r1, mask);
+        } else {
+          alignas(64) float a0[16], a1[16];
+          _mm512_store_ps(a0, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, r0), sc));
+          _mm512_store_ps(a1, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, r1), sc));
+          w = bf16_pairs_of_rows(a0, a1, 0xffff);
+        }
+        _mm512_mask_storeu_epi32(dst + p * MR, all, w);  // rows past `rows` are zero words
+      }
+    } else {  // A stored [M, K]: a transpose
+      transpose_pack_bf16(dst, MR, A + (i0 + s) * K + k0, K, rows, MR, kc, alpha);
+    }
+  }
+}
+
+// As pack_b_sliver, in bfloat16 words: dst[p][j] holds column j of op(B) at k = 2p and 2p + 1.
+RG_BF16 void pack_b_sliver_bf16(uint32_t* dst, const float* B, bool transB, int64_t N, int64_t K, int64_t j0, int64_t k0, int64_t kc,
+                                int NR) {
+  const int cols = static_cast<int>(std::min<int64_t>(NR, N - j0));
+  const int64_t kp = (kc + 1) / 2;
+  if (!transB) {  // B stored [K, N]: two rows of NR consecutive values per word
+    for (int64_t p = 0; p < kp; p++) {
+      const float* r0 = B + (k0 + 2 * p) * N + j0;
+      const float* r1 = 2 * p + 1 < kc ? r0 + N : kZeroRowBf16;
+      for (int v = 0; v < NR; v += 16) {
+        const int n = std::max(0, std::min(16, cols - v));
+        const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+        _mm512_store_si512(dst + p * NR + v, bf16_pairs_of_rows(r0 + v, r1 == kZeroRowBf16 ? r1 : r1 + v, mask));
+      }
+    }
+  } else {  // B stored [N, K]: a transpose
+    transpose_pack_bf16(dst, NR, B + j0 * K + k0, K, cols, NR, kc, 1.f);
+  }
+}
+
+#endif
 // ---- small M: stream op(B) once ----
 
 // C[i, j] = alpha Σ_k op(A)[i,k] B[j,k] (+ epilogue), B stored [N, K]: dot products against four rows of B
@@ -452,9 +616,51 @@ namespace {
 // at most NC columns and each K block, this thread packs its own slivers of op(B), then each block of MC rows of op(A),
 // and runs the micro-kernel over the tiles, sliver of B outer (it stays in L1) and sliver of A inner (the A block stays
 // in L2). Every element of the rectangle is summed in k order.
+#if RG_X86
+// packed_rect in bfloat16 pairs: K blocks of KC_BF16, the 12 × 32 tile of the AVX-512 level.
+void packed_rect_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+                      const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
+                      int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows) {
+  constexpr int MR = 12, NR = 32;
+  const int64_t kp_max = (std::min(kend - kbeg, KC_BF16) + 1) / 2;
+  const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
+  const int64_t panel_cols = std::min(panel, j1 - j0);
+  // the float buffers hold 32-bit words here
+  uint32_t* Bp = reinterpret_cast<uint32_t*>(tls_bpack.get(static_cast<size_t>((panel_cols + NR - 1) / NR * NR * kp_max)));
+  uint32_t* Ap = reinterpret_cast<uint32_t*>(tls_apack.get(static_cast<size_t>(std::min(mc_rows, i1 - i0 + MR) * kp_max)));
+  for (int64_t p0 = j0; p0 < j1; p0 += panel) {
+    const int64_t p1 = std::min(j1, p0 + panel);
+    const int64_t slivers = (p1 - p0 + NR - 1) / NR;
+    for (int64_t k0 = kbeg; k0 < kend; k0 += KC_BF16) {
+      const int64_t kc = std::min(KC_BF16, kend - k0), kp = (kc + 1) / 2;
+      const bool first = k0 == kbeg, last = k0 + kc >= kend;
+      const Epilogue e{first ? beta : 1.f, first ? bias : nullptr, last ? act : Activation::None, slope};
+      for (int64_t s = 0; s < slivers; s++) pack_b_sliver_bf16(Bp + s * kp * NR, B, transB, N, K, p0 + s * NR, k0, kc, NR);
+      for (int64_t r = i0; r < i1; r += mc_rows) {
+        const int64_t mc = std::min(mc_rows, i1 - r);
+        pack_a_bf16(Ap, A, transA, M, K, r, mc, k0, kc, alpha, MR);
+        for (int64_t s = 0; s < slivers; s++) {
+          const int64_t j = p0 + s * NR;
+          const int nr = static_cast<int>(std::min<int64_t>(NR, p1 - j));
+          Epilogue te = e;
+          if (te.bias) te.bias += j;
+          for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
+            kernel_bf16(kp, Ap + r0 * kp, Bp + s * kp * NR, C + (r + r0) * N + j, N, mr, nr, te);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 void packed_rect(bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
                  const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
-                 int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows) {
+                 int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows, bool bf16) {
+#if RG_X86
+  if (bf16) return packed_rect_bf16(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
+#endif
   const int MR = kIsa.mr, NR = kIsa.nr;
   const int64_t kc_max = std::min(kend - kbeg, KC);
   const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
@@ -501,13 +707,13 @@ inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return coun
 // MLP those barriers cost as much as the arithmetic). The price is packing twice what two threads share: tc copies
 // of op(A) and tr of op(B), so the grid is the one that packs least (columns split when M < N, rows when M ≥ N).
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
-  const int MR = kIsa.mr;
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, bool bf16) {
+  const int MR = bf16 ? 12 : kIsa.mr;
   const int64_t flops = 2 * M * N * (kend - kbeg);
   // Columns are shared out in units of kIsa.nu, half a sliver where the micro-kernel has a half-width variant
   // (AVX-512): a 196-column product split 112 : 84 columns rather than 128 : 68 (four slivers against three, the last
   // of 4 columns).
-  const int64_t CU = kIsa.nu;
+  const int64_t CU = bf16 ? 16 : kIsa.nu;
   const int64_t row_units = (M + MR - 1) / MR, col_units = (N + CU - 1) / CU;
   // A second thread from ~8 MFLOP of work each: below that, waking it cost more than it saved (128³ ran at 148
   // GFLOP/s on one thread, 64 on two).
@@ -534,13 +740,15 @@ void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, in
     const int64_t i0 = part_start(row_units, tr, pr) * MR, i1 = std::min(M, part_start(row_units, tr, pr + 1) * MR);
     const int64_t j0 = part_start(col_units, tc, pc) * CU, j1 = std::min(N, part_start(col_units, tc, pc + 1) * CU);
     if (i0 < i1 && j0 < j1)
-      packed_rect(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
+      packed_rect(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows, bf16);
   };
   if (threads == 1) return rect(0);
   pool.parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) rect(t);
   });
 }
+
+bool bf16_products(const ThreadPool& pool) { return pool.bf16_products() && has_avx512_bf16(); }
 
 void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
              const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
@@ -560,7 +768,11 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
   // Keep at least ~1 MFLOP per thread: below that, waking a thread costs more than it saves.
   const int64_t min_flops_per_range = 1 << 20;
 
-  if (M < kSmallM) {
+  // rg.autocast('bfloat16'): operands rounded to bfloat16 as they are packed, sums in float32 (where the CPU has
+  // AVX512-BF16; elsewhere the products stay float32). Always packed: the small-M path streams float32 operands.
+  const bool bf16 = bf16_products(pool);
+
+  if (M < kSmallM && !bf16) {
     const Epilogue e{beta, bias, act, slope};
     // One thread up to ~1 MFLOP: batch-1 inference of a 784×256 layer takes ~10 µs, less than waking a
     // sleeping pool thread.
@@ -615,7 +827,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
       for (int64_t t = t0; t < t1; t++) {
         const int64_t k0 = t * slice, ks = std::min(slice, K - k0);
         // a nested call runs on this thread alone
-        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f);
+        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f, bf16);
       }
     });
     const Epilogue e{beta, bias, act, slope};
@@ -629,7 +841,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
     return;
   }
 
-  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope);
+  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope, bf16);
 }
 
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,

@@ -15,9 +15,13 @@ enum class Activation { None, Relu, LeakyRelu };
 #include "../core/kernel_list.h"
 #undef RG_KERNEL
 
+// Whether the matrix products queued now run in bfloat16 (rg.autocast on a CPU with AVX512-BF16).
+bool bf16_products(const ThreadPool& pool);
+
 // The blocked product behind gemm_ex, over K in [kbeg, kend): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :]
-// + beta · C + bias). Called from inside a pool range it runs on that thread alone (conv.cc's image groups).
+// + beta · C + bias), in bfloat16 pairs when `bf16`. Called from inside a pool range it runs on that thread alone
+// (conv.cc's image groups).
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, bool bf16);
 
 }  // namespace rg::cpu

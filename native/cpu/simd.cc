@@ -27,6 +27,15 @@ IsaLevel isa_level() {
   return level;
 }
 
+bool has_avx512_bf16() {
+#if RG_X86
+  static const bool bf16 = isa_level() == IsaLevel::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return bf16;
+#else
+  return false;
+#endif
+}
+
 const char* isa_name() {
   switch (isa_level()) {
     case IsaLevel::Avx512: return "avx512";

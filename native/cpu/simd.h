@@ -20,15 +20,20 @@ namespace rg::cpu {
 enum class IsaLevel { Portable, Avx2, Avx512 };
 IsaLevel isa_level();
 const char* isa_name();
+// AVX512-BF16 (vdpbf16ps: pairs of bfloat16 products summed into float32) on top of the AVX-512 level, for matrix
+// products under rg.autocast('bfloat16'); false where the level is capped below AVX-512 (RETROGRAD_CPU_ISA).
+bool has_avx512_bf16();
 
 #if defined(__x86_64__) || defined(__i386__)
 #define RG_X86 1
 #define RG_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 #define RG_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define RG_TARGET_AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma")))
 #else
 #define RG_X86 0
 #define RG_TARGET_AVX512
 #define RG_TARGET_AVX2
+#define RG_TARGET_AVX512BF16
 #endif
 #define RG_INLINE inline __attribute__((always_inline))
 
