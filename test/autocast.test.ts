@@ -1,0 +1,173 @@
+// rg.autocast('bfloat16'): matrix products and convolutions with bfloat16 operands and float32 sums, the rest in
+// float32 (golden values from PyTorch 1.13's CPU autocast in test/golden/autocast.json, make_autocast_golden.py).
+// Products under autocast are checked three ways: against the reference backend given the operands rounded to
+// bfloat16 (the sums agree to float32's precision), against PyTorch's autocast output (which is also rounded to
+// bfloat16), and against float32 (they must differ, or the bfloat16 path did not run).
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { relError, requireBuiltDist, requireCpu, rg, root } from './helpers.js';
+
+interface Input { shape: number[]; data: number[]; int: boolean }
+interface Case { name: string; product: boolean; dtype: string; inputs: Input[]; out: number[]; out32: number[]; shape: number[] }
+interface Golden {
+  cases: Case[];
+  mlp: { x: number[]; y: number[]; state: Record<string, { shape: number[]; data: number[] }>; losses32: number[]; lossesBf16: number[] };
+}
+const golden = JSON.parse(readFileSync(new URL('./golden/autocast.json', import.meta.url), 'utf8')) as Golden;
+
+/** float32 → bfloat16 → float32, rounding to nearest even (PyTorch's conversion). */
+function bf16(x: number): number {
+  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return NaN;
+  const r = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return new Float32Array(new Uint32Array([r >>> 0]).buffer)[0];
+}
+
+const ops: Record<string, (...t: rg.Tensor[]) => rg.Tensor> = {
+  linear: (x, w, b) => rg.F.linear(x, w, b),
+  matmul: (a, b) => rg.F.matmul(a, b),
+  bmm: (a, b) => rg.F.matmul(a, b),
+  conv2d: (x, w, b) => rg.F.conv2d(x, w, b, { padding: 1 }),
+  conv_transpose2d: (x, w, b) => rg.F.convTranspose2d(x, w, b, { stride: 2, padding: 1 }),
+  softmax: (x) => rg.F.softmax(x, -1),
+  layer_norm: (x, w, b) => rg.F.layerNorm(x, 10, w, b),
+  mse_loss: (a, b) => rg.F.mseLoss(a, b),
+  cross_entropy: (x, t) => rg.F.crossEntropy(x, t),
+};
+// The operands a product rounds: every floating input but a bias (added in float32 to the float32 sum).
+const rounded = (c: Case, i: number) => !c.inputs[i].int && !((c.name === 'linear' || c.name.startsWith('conv')) && i === 2);
+const tensorsOf = (c: Case, round = false) =>
+  c.inputs.map((t, i) => (t.int ? rg.tensor(Int32Array.from(t.data), t.shape) : rg.tensor(Float32Array.from(t.data, round && rounded(c, i) ? bf16 : (v) => v), t.shape)));
+const run = (backend: 'cpu' | 'reference', c: Case, { cast = false, round = false } = {}) => {
+  rg.setBackend(backend);
+  const f = () => [...ops[c.name](...tensorsOf(c, round)).toArray('float32')];
+  return cast ? rg.autocast('bfloat16', f) : f();
+};
+
+const cpuAvailable = requireCpu();
+const cpuInfo = rg.backends().find((b) => b.name === 'cpu');
+const bf16Hardware = cpuAvailable && cpuInfo?.detail.bf16Products === 'avx512bf16';
+if (cpuAvailable && !bf16Hardware) console.warn('skipping the bfloat16 product checks: this CPU has no AVX512-BF16 (autocast keeps float32 here; the fallback is checked)');
+
+afterEach(() => rg.setBackend(cpuAvailable ? 'cpu' : 'reference'));
+
+describe.runIf(bf16Hardware)('rg.autocast on the cpu backend (AVX512-BF16)', () => {
+  for (const c of golden.cases.filter((k) => k.product)) {
+    it(`${c.name}: bfloat16 operands, float32 sums (PyTorch's autocast gives ${c.dtype})`, () => {
+      const ours = run('cpu', c, { cast: true });
+      // the same product of the rounded operands, summed in float64 by the reference
+      expect(relError(ours, run('reference', c, { round: true }))).toBeLessThan(2e-6);
+      // PyTorch rounds the output to bfloat16 as well (relative steps of 2^-8); 1.13 keeps conv_transpose2d float32
+      expect(relError(ours, c.out)).toBeLessThan(1e-2);
+      // and the bfloat16 path did run: float32 operands give a product ~1e-3 away
+      expect(relError(ours, run('cpu', c))).toBeGreaterThan(1e-4);
+      expect(relError(run('cpu', c), c.out32)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('the backward of a product under autocast takes bfloat16 operands too', () => {
+    const [x, w, b] = golden.cases.find((k) => k.name === 'linear')!.inputs.map((t) => Float32Array.from(t.data));
+    const grads = (backend: 'cpu' | 'reference', cast: boolean, round: boolean) => {
+      rg.setBackend(backend);
+      const r = (a: Float32Array) => (round ? a.map(bf16) : a);
+      const xt = rg.tensor(r(x), [9, 37]).requiresGrad_(), wt = rg.tensor(r(w), [13, 37]).requiresGrad_();
+      const dy = rg.tensor(Float32Array.from({ length: 9 * 13 }, (_, i) => Math.sin(i)), [9, 13]);
+      const go = () => rg.F.linear(xt, wt, rg.tensor(b, [13])).backward(round ? rg.tensor(dy.toArray('float32').map(bf16), [9, 13]) : dy);
+      if (cast) rg.autocast('bfloat16', go);
+      else go();
+      return [xt.grad!.toArray('float32'), wt.grad!.toArray('float32')];
+    };
+    const ours = grads('cpu', true, false), expected = grads('reference', false, true), exact = grads('cpu', false, false);
+    for (let i = 0; i < 2; i++) {
+      expect(relError(ours[i], expected[i])).toBeLessThan(2e-6);
+      expect(relError(ours[i], exact[i])).toBeGreaterThan(1e-4);
+    }
+  });
+
+  for (const c of golden.cases.filter((k) => !k.product)) {
+    it(`${c.name} stays float32 under autocast, as in PyTorch (${c.dtype})`, () => {
+      expect(c.dtype).toBe('float32');
+      expect(run('cpu', c, { cast: true })).toEqual(run('cpu', c));
+      expect(relError(run('cpu', c, { cast: true }), c.out)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('an MLP trained 200 steps under autocast follows float32 within 2% (PyTorch: its own bfloat16 run within 1%)', () => {
+    const { mlp } = golden;
+    const curve = (cast: boolean) => {
+      rg.setBackend('cpu');
+      const m = new rg.Sequential([new rg.Linear(32, 64), new rg.ReLU(), new rg.Linear(64, 64), new rg.ReLU(), new rg.Linear(64, 10)]);
+      m.loadStateDict(Object.fromEntries(Object.entries(mlp.state).map(([k, v]) => [k, rg.tensor(Float32Array.from(v.data), v.shape)])));
+      const opt = new rg.SGD(m.parameters(), { lr: 0.05, momentum: 0.9 });
+      const x = rg.tensor(Float32Array.from(mlp.x), [512, 32]), y = rg.tensor(Int32Array.from(mlp.y), [512]);
+      const losses: number[] = [];
+      for (let step = 0; step < 200; step++) {
+        const i = (step * 64) % 512;
+        const loss = (cast ? rg.autocast('bfloat16', () => rg.F.crossEntropy(m.forward(x.slice(0, i, i + 64)), y.slice(0, i, i + 64))) : rg.F.crossEntropy(m.forward(x.slice(0, i, i + 64)), y.slice(0, i, i + 64)));
+        opt.zeroGrad();
+        loss.backward();
+        opt.step();
+        losses.push(loss.item());
+      }
+      return losses;
+    };
+    const windows = (l: number[]) => Array.from({ length: 10 }, (_, w) => l.slice(20 * w, 20 * w + 20).reduce((a, b) => a + b) / 20);
+    const f32 = curve(false), b16 = curve(true);
+    expect(relError(f32, golden.mlp.losses32)).toBeLessThan(1e-3);  // the same training as PyTorch's
+    expect(b16).not.toEqual(f32);
+    const [w32, w16, wTorch] = [windows(f32), windows(b16), windows(golden.mlp.lossesBf16)];
+    for (let w = 0; w < 10; w++) {
+      expect(Math.abs(w16[w] - w32[w]) / w32[w], `window ${w}: ${w16[w]} against ${w32[w]}`).toBeLessThan(0.02);
+      expect(Math.abs(w16[w] - wTorch[w]) / wTorch[w], `window ${w}: ${w16[w]} against PyTorch's ${wTorch[w]}`).toBeLessThan(0.02);
+    }
+  });
+});
+
+describe('rg.autocast, any backend', () => {
+  it('a region: inside only, nested, left on a throw and when a promise settles', async () => {
+    expect(rg.isAutocastEnabled()).toBe(false);
+    expect(rg.autocast('bfloat16', () => rg.autocast('bfloat16', () => rg.isAutocastEnabled()))).toBe(true);
+    expect(rg.isAutocastEnabled()).toBe(false);
+    expect(() => rg.autocast('bfloat16', () => { throw new Error('inside'); })).toThrow('inside');
+    expect(rg.isAutocastEnabled()).toBe(false);
+    const p = rg.autocast('bfloat16', async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      return rg.isAutocastEnabled();
+    });
+    expect(rg.isAutocastEnabled()).toBe(true);
+    expect(await p).toBe(true);
+    expect(rg.isAutocastEnabled()).toBe(false);
+    await expect(rg.autocast('bfloat16', async () => { throw new Error('later'); })).rejects.toThrow('later');
+    expect(rg.isAutocastEnabled()).toBe(false);
+    expect(() => rg.autocast('float16' as 'bfloat16', () => 1)).toThrow(`autocast: expected 'bfloat16', got "float16"`);
+    expect(() => rg.autocast('bfloat16', 3 as unknown as () => void)).toThrow('autocast: expected a function to run, got number');
+  });
+
+  it('after the region, products are exact float32 again; the reference backend stays float32 inside', () => {
+    const c = golden.cases.find((k) => k.name === 'matmul')!;
+    for (const backend of cpuAvailable ? (['cpu', 'reference'] as const) : (['reference'] as const)) {
+      const before = run(backend, c);
+      const inside = run(backend, c, { cast: true });
+      expect(run(backend, c)).toEqual(before);
+      if (backend === 'reference' || !bf16Hardware) expect(inside).toEqual(before);
+      expect(relError(before, c.out32)).toBeLessThan(1e-5);
+    }
+  });
+
+  it.runIf(cpuAvailable && process.arch === 'x64')('where the CPU lacks AVX512-BF16 (here: capped at AVX2), products stay float32', () => {
+    requireBuiltDist();
+    const c = golden.cases.find((k) => k.name === 'linear')!;
+    const script = `import * as rg from './dist/index.js';
+      const c = ${JSON.stringify(c)};
+      const t = c.inputs.map((i) => rg.tensor(Float32Array.from(i.data), i.shape));
+      const f = () => [...rg.F.linear(t[0], t[1], t[2]).toArray('float32')];
+      console.log(JSON.stringify({ how: rg.backends().find((b) => b.name === 'cpu').detail.bf16Products, exact: f(), cast: rg.autocast('bfloat16', f) }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, RETROGRAD_CPU_ISA: 'avx2' } });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { how: string; exact: number[]; cast: number[] };
+    expect(out.how).toBe('float32');
+    expect(out.cast).toEqual(out.exact);
+    expect(relError(out.exact, c.out32)).toBeLessThan(1e-5);
+  });
+});
