@@ -64,7 +64,7 @@ export type { BatchingOptions, BatchingStats, Callback, CompileOptions, Evaluate
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';
 export { trainTestSplit, mulberry32, permutation, takeRows, type Split } from './data/split.js';
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions, type Sampler, type Source as DatasetSource } from './data/loader.js';
-export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig, type Stateful } from './io/model.js';
+export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig, type SaveOptions, type Stateful } from './io/model.js';
 export { exportOnnx, toOnnx, ONNX_OPSET, type ExportOnnxOptions } from './io/onnx.js';
 export { encodeSafetensors, decodeSafetensors, type StTensor, type Decoded as DecodedSafetensors } from './io/safetensors.js';
 

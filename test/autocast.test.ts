@@ -4,9 +4,12 @@
 // bfloat16 (the sums agree to float32's precision), against PyTorch's autocast output (which is also rounded to
 // bfloat16), and against float32 (they must differ, or the bfloat16 path did not run).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
-import { relError, requireBuiltDist, requireCpu, rg, root } from './helpers.js';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { decodeSafetensors } from '../lib/io/safetensors.js';
+import { relError, requireBuiltDist, requireCpu, rg, root, safetensorsBytes } from './helpers.js';
 
 interface Input { shape: number[]; data: number[]; int: boolean }
 interface Case { name: string; product: boolean; dtype: string; inputs: Input[]; out: number[]; out32: number[]; shape: number[] }
@@ -169,5 +172,63 @@ describe('rg.autocast, any backend', () => {
     expect(out.how).toBe('float32');
     expect(out.cast).toEqual(out.exact);
     expect(relError(out.exact, c.out32)).toBeLessThan(1e-5);
+  });
+});
+
+describe('bfloat16 in safetensors files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'retrograd-bf16-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("rg.save(model, path, { dtype: 'bfloat16' }) writes BF16 at half the size; rg.load widens it back exactly", async () => {
+    rg.manualSeed(3);
+    const model = new rg.Sequential([new rg.Linear(64, 128), new rg.BatchNorm1d(128), new rg.ReLU(), new rg.Linear(128, 10)]);
+    await rg.save(model, join(dir, 'f32.safetensors'));
+    await rg.save(model, join(dir, 'bf16.safetensors'), { dtype: 'bfloat16' });
+    const [f32, b16] = ['f32', 'bf16'].map((f) => statSync(join(dir, `${f}.safetensors`)).size);
+    expect(b16 / f32).toBeGreaterThan(0.45);
+    expect(b16 / f32).toBeLessThan(0.6);
+    const file = decodeSafetensors(readFileSync(join(dir, 'bf16.safetensors')));
+    expect(Object.keys(file.tensors)).toEqual(Object.keys(model.stateDict()));
+    const header = JSON.parse(readFileSync(join(dir, 'bf16.safetensors')).subarray(8, 8 + Number(readFileSync(join(dir, 'bf16.safetensors')).readBigUInt64LE(0))).toString()) as Record<string, { dtype: string }>;
+    expect(header['0.weight'].dtype).toBe('BF16');
+    expect(header['1.num_batches_tracked'].dtype).toBe('I32');  // integer buffers stay as they are
+    const loaded = await rg.load(join(dir, 'bf16.safetensors'), rg.Sequential);
+    for (const [k, t] of Object.entries(model.stateDict())) {
+      const want = t.dtype === 'int32' ? [...t.toArray()] : [...t.toArray('float32')].map(bf16);
+      expect([...loaded.stateDict()[k].toArray()], k).toEqual(want);
+    }
+    await expect(rg.save(model, join(dir, 'x.safetensors'), { dtype: 'float16' as 'bfloat16' })).rejects.toThrow(`save: dtype must be 'float32' or 'bfloat16', got the string 'float16'`);
+  });
+
+  it('BF16 and F16 entries (as PyTorch writes them) load as float32, exactly, edge values included', () => {
+    const values = [1, -2.5, 3.140625, 0, -0, Infinity, -Infinity, NaN, 1e-40, 65504, 2 ** -24];
+    const bfWords = Uint16Array.from(values, (v) => new Uint32Array(new Float32Array([v]).buffer)[0] >>> 16);
+    // IEEE half: 1, -2.5, 3.140625, 0, -0, inf, -inf, NaN, 0 (1e-40 underflows), 65504 (the largest), 2^-24 (the smallest subnormal)
+    const f16Words = Uint16Array.of(0x3c00, 0xc100, 0x4248, 0x0000, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x0000, 0x7bff, 0x0001);
+    const json = JSON.stringify({ b: { dtype: 'BF16', shape: [11], data_offsets: [0, 22] }, h: { dtype: 'F16', shape: [11], data_offsets: [22, 44] } });
+    const buf = safetensorsBytes(json, Buffer.concat([Buffer.from(bfWords.buffer), Buffer.from(f16Words.buffer)]));
+    const { tensors } = decodeSafetensors(buf);
+    expect([...tensors.b.data]).toEqual(values.map((v) => (Number.isNaN(v) ? NaN : new Float32Array(new Uint32Array([(new Uint32Array(new Float32Array([v]).buffer)[0] >>> 16) << 16]).buffer)[0])));
+    expect(Object.is(tensors.b.data[4], -0)).toBe(true);
+    expect([...tensors.h.data]).toEqual([1, -2.5, 3.140625, 0, -0, Infinity, -Infinity, NaN, 0, 65504, 2 ** -24]);
+    writeFileSync(join(dir, 'halves.safetensors'), buf);
+  });
+
+  it.runIf(spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0)('the BF16 words are the ones PyTorch rounds to', async () => {
+    const values = Float32Array.from({ length: 4096 }, (_, i) => Math.sinh((i - 2048) / 97) * (1 + ((i * 7919) % 13) / 1e4));
+    const model = new rg.Sequential([new rg.Linear(64, 64)]);
+    model.loadStateDict({ '0.weight': rg.tensor(values, [64, 64]), '0.bias': rg.zeros([64]) });
+    await rg.save(model, join(dir, 'words.safetensors'), { dtype: 'bfloat16' });
+    writeFileSync(join(dir, 'values.f32'), values);
+    const py = `import torch, numpy, json, struct
+raw = open('${join(dir, 'words.safetensors')}', 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]; head = json.loads(raw[8:8 + n]); b, e = head['0.weight']['data_offsets']
+ours = numpy.frombuffer(raw[8 + n + b:8 + n + e], dtype=numpy.int16)
+v = torch.from_numpy(numpy.fromfile('${join(dir, 'values.f32')}', dtype=numpy.float32))
+torchs = v.to(torch.bfloat16).view(torch.int16).numpy()
+print(int((ours != torchs).sum()))`;
+    const r = spawnSync('/usr/bin/python3', ['-c', py], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('0');
   });
 });

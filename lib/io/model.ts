@@ -25,7 +25,7 @@ import { Dropout, Dropout2d, Flatten, Identity } from '../nn/shape.js';
 import { Optimizer, type OptimizerStateDict } from '../optim/optimizer.js';
 import { checkRngState, getRngState, setRngState, type RngState } from '../random.js';
 import { fromHost, Tensor } from '../tensor.js';
-import { encodeSafetensors, readSafetensorsFile, type StTensor } from './safetensors.js';
+import { encodeSafetensors, readSafetensorsFile, toBfloat16, type StTensor, type StWritable } from './safetensors.js';
 
 /** A model's architecture as JSON-ready data, as rg.save stores it: the layer's class and constructor arguments. */
 export type ModuleConfig = {
@@ -342,9 +342,10 @@ function moduleState(m: Module): StateSpec[] {
   return Object.entries(m.stateDict()).map(([name, t]) => [name, [...t.shape], t.dtype === 'int32' ? 'int32' : 'float32']);
 }
 
-function hostTensor(t: Tensor): StTensor {
+function hostTensor(t: Tensor, dtype: 'float32' | 'bfloat16' = 'float32'): StWritable {
   const data = t.toArray();
-  return { dtype: data instanceof Int32Array ? 'I32' : 'F32', shape: [...t.shape], data };
+  if (data instanceof Int32Array) return { dtype: 'I32', shape: [...t.shape], data };
+  return dtype === 'bfloat16' ? { dtype: 'BF16', shape: [...t.shape], data: toBfloat16(data) } : { dtype: 'F32', shape: [...t.shape], data };
 }
 
 /** A pid that no longer runs (EPERM: it runs, as another user). */
@@ -432,12 +433,25 @@ export async function loadSafetensors(path: string): Promise<Record<string, Tens
   return stateToTensors((await readSafetensors(path, 'loadSafetensors')).tensors);
 }
 
+/** Options of rg.save. */
+export interface SaveOptions {
+  /**
+   * How floating-point weights are stored: 'float32' (the default, exact) or 'bfloat16' (safetensors BF16, half the
+   * size, each value rounded to nearest even as PyTorch's `.to(torch.bfloat16)`; integer buffers stay int32). Loading
+   * widens BF16 back to float32 exactly, so a model saved in bfloat16 loads with the rounded weights.
+   */
+  dtype?: 'float32' | 'bfloat16';
+}
+
 /** Writes the model's weights (safetensors, PyTorch names) and architecture to `path`. */
-export async function save(model: Module, path: string): Promise<void> {
+export async function save(model: Module, path: string, options: SaveOptions = {}): Promise<void> {
   if (!(model instanceof Module)) throw new TypeError(`save: expected a Module, got ${describe(model)}`);
   if (typeof path !== 'string') throw new TypeError(`save: path must be a string, got ${describe(path)}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`save: options must be an object, got ${describe(options)}`);
+  const dtype = options.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'bfloat16') throw new RangeError(`save: dtype must be 'float32' or 'bfloat16', got ${describe(dtype)}`);
   const arch = moduleConfig(model);
-  const tensors = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, hostTensor(t)]));
+  const tensors = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, hostTensor(t, dtype)]));
   await writeAtomic(path, encodeSafetensors(tensors, { format: 'retrograd', architecture: JSON.stringify(arch) }));
 }
 
@@ -489,7 +503,7 @@ export interface CheckpointParts {
 /** Writes model, optimizer and scheduler state, the epoch and the random generator's state to `path`. */
 export async function saveCheckpoint(path: string, parts: CheckpointParts): Promise<void> {
   if (!parts || !(parts.model instanceof Module)) throw new TypeError('saveCheckpoint: expected { model, optimizer?, scheduler?, epoch? }');
-  const tensors: Record<string, StTensor> = {};
+  const tensors: Record<string, StWritable> = {};
   for (const [k, t] of Object.entries(parts.model.stateDict())) tensors[`model.${k}`] = hostTensor(t);
   let optimizer: unknown;
   if (parts.optimizer) {

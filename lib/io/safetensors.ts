@@ -19,13 +19,43 @@ export interface StTensor {
   /** The values, row-major: a Float32Array for F32, an Int32Array for I32. */
   data: Float32Array | Int32Array;
 }
+/** A tensor to write: as read, or bfloat16 words (toBfloat16). */
+export type StWritable = StTensor | { dtype: 'BF16'; shape: number[]; data: Uint16Array };
+
+/** float32 values as bfloat16 words, rounded to nearest even as PyTorch's `.to(torch.bfloat16)` (NaN stays NaN). */
+export function toBfloat16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const u = bits[i];
+    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/** bfloat16 words as float32 values (exact: a bfloat16 is a float32 with its lower 16 bits zero). */
+export function fromBfloat16(words: Uint16Array): Float32Array {
+  const bits = new Uint32Array(words.length);
+  for (let i = 0; i < words.length; i++) bits[i] = words[i] << 16;
+  return new Float32Array(bits.buffer);
+}
+
+/** IEEE half-precision words as float32 values (exact: subnormals, infinities and NaN included). */
+function fromFloat16(words: Uint16Array): Float32Array {
+  const out = new Float32Array(words.length);
+  for (let i = 0; i < words.length; i++) {
+    const h = words[i], sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+    out[i] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
 
 function corrupt(file: string, why: string): RetrogradError {
   return new RetrogradError(`safetensors: ${file} is not a valid safetensors file: ${why}`, 'INVALID_ARGUMENT');
 }
 
 /** Encodes tensors (in the given order) and string metadata; the header is padded with spaces to 8 bytes. */
-export function encodeSafetensors(tensors: Record<string, StTensor>, metadata: Record<string, string> = {}): Buffer {
+export function encodeSafetensors(tensors: Record<string, StWritable>, metadata: Record<string, string> = {}): Buffer {
   // a null-prototype header, so that a tensor named '__proto__' is written like any other
   const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -149,7 +179,8 @@ function parseHeader(bytes: Buffer, dataLen: number, file: string): { entries: E
     const count = (e.shape as number[]).reduce((a, d) => a * d, 1);
     const size = DTYPE_SIZE[e.dtype as StDType];
     if (end - begin !== count * size) throw corrupt(file, `entry '${name}' spans ${end - begin} bytes, its shape and dtype need ${count * size}`);
-    if (!['F32', 'I32', 'I64', 'F64'].includes(e.dtype)) throw corrupt(file, `entry '${name}' has dtype ${e.dtype}, which retrograd does not load (F32, F64, I32, I64)`);
+    if (!['F32', 'I32', 'I64', 'F64', 'BF16', 'F16'].includes(e.dtype))
+      throw corrupt(file, `entry '${name}' has dtype ${e.dtype}, which retrograd does not load (F32, F64, BF16, F16, I32, I64)`);
     entries.push({ name, dtype: e.dtype as StDType, shape: e.shape as number[], begin, end });
   }
   const spans = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -162,8 +193,12 @@ function parseHeader(bytes: Buffer, dataLen: number, file: string): { entries: E
   return { entries, metadata };
 }
 
-/** One entry's bytes (an aligned copy) as an F32 or I32 tensor; I64 is narrowed when every value fits, F64 rounded. */
+/** One entry's bytes (an aligned copy) as an F32 or I32 tensor; I64 is narrowed when every value fits, F64 rounded, BF16
+ * and F16 widened. */
 function toTensor(e: Entry, aligned: Uint8Array, file: string): StTensor {
+  const words = () => new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  if (e.dtype === 'BF16') return { dtype: 'F32', shape: e.shape, data: fromBfloat16(words()) };
+  if (e.dtype === 'F16') return { dtype: 'F32', shape: e.shape, data: fromFloat16(words()) };
   if (e.dtype === 'F32') return { dtype: 'F32', shape: e.shape, data: new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4) };
   if (e.dtype === 'I32') return { dtype: 'I32', shape: e.shape, data: new Int32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4) };
   if (e.dtype === 'F64') return { dtype: 'F32', shape: e.shape, data: Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8)) };
@@ -176,8 +211,9 @@ function toTensor(e: Entry, aligned: Uint8Array, file: string): StTensor {
   return { dtype: 'I32', shape: e.shape, data: narrow };
 }
 
-/** Decodes and validates a safetensors buffer. F32 and I32 tensors load as they are, F64 is rounded to F32 and I64 narrowed to
- * I32 when every value fits; other dtypes, and any inconsistency of the header, are a RetrogradError naming the entry. */
+/** Decodes and validates a safetensors buffer. F32 and I32 tensors load as they are, F64 is rounded to F32, BF16 and F16
+ * widened to F32 (exactly) and I64 narrowed to I32 when every value fits; other dtypes, and any inconsistency of the
+ * header, are a RetrogradError naming the entry. */
 export function decodeSafetensors(buf: Buffer, file = 'the buffer'): Decoded {
   if (buf.length < 8) throw corrupt(file, `${buf.length} bytes, shorter than the 8-byte header length`);
   const n = headerLength(buf, buf.length - 8, file);
