@@ -465,6 +465,10 @@ export function autocast<T>(dtype: 'bfloat16', fn: () => T): T {
   leave();
   return result;
 }
+/** The precision products queued now take: 'bfloat16' inside rg.autocast, else rg.setMatmulPrecision's. */
+export function currentProductPrecision(): ProductPrecision {
+  return productPrecision();
+}
 /** Whether code running now is inside rg.autocast. */
 export function isAutocastEnabled(): boolean {
   return autocastDepth > 0;

@@ -203,6 +203,15 @@ async function check(args: string[]): Promise<void> {
   const time = `${((performance.now() - started) / 1000).toFixed(1)}s`;
   if (failed.length === 0) console.log(`all ${summary.length} kernels passed: ${cases} cases on '${backend.name}' in ${time}, seed ${seed}`);
   else console.log(`${bad} of ${cases} cases failed, in ${failed.length} of ${summary.length} kernels (${failed.map((s) => s.kernel).join(', ')}), seed ${seed}`);
+  let bf16Failed = 0;
+  if (!only && backend.info().detail.bf16Products === 'avx512bf16') {
+    // rg.autocast's products: bfloat16 operands, float32 sums
+    console.log(`checking the bfloat16 products of backend '${backend.name}' (rg.autocast) against the reference given bfloat16 operands`);
+    const bf16 = rg.summarizeKernelCheck(rg.checkBf16Products(backend, { seed }));
+    for (const s of bf16) console.log(`${s.passed === s.total ? 'ok  ' : 'FAIL'} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)})`);
+    bf16Failed = bf16.filter((s) => s.passed < s.total).length;
+    console.log(bf16Failed === 0 ? `all ${bf16.length} bfloat16 products passed` : `${bf16Failed} of ${bf16.length} bfloat16 products failed`);
+  }
   let layersFailed = 0;
   if (!only && backend.name !== 'reference') {
     // the layers built from several kernels or from tensor operations, forward and backward
@@ -214,7 +223,7 @@ async function check(args: string[]): Promise<void> {
     layersFailed = layers.filter((l) => !l.ok).length;
     console.log(layersFailed === 0 ? `all ${layers.length} layers passed` : `${layersFailed} of ${layers.length} layers failed`);
   }
-  process.exitCode = failed.length === 0 && layersFailed === 0 ? 0 : 1;
+  process.exitCode = failed.length === 0 && layersFailed === 0 && bf16Failed === 0 ? 0 : 1;
 }
 
 function info(): void {

@@ -54,7 +54,7 @@ export {
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
 export type { KernelName, Kernels, Backend, Buf, DType, HostArray, ActCode, Opt as OptionalBuf } from './backend.js';
-export { checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
+export { checkBf16Products, checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions, type Mode as MonitorMode } from './train/callbacks.js';
 export { SummaryWriter, TensorBoard, type TensorBoardOptions } from './train/tensorboard.js';
 export { Dashboard, type DashboardOptions, type DashboardState } from './train/dashboard.js';

@@ -69,6 +69,14 @@ describe.runIf(bf16Hardware)('rg.autocast on the cpu backend (AVX512-BF16)', () 
     });
   }
 
+  it('rg.checkBf16Products: every case of matmul, bmm, linear_forward and conv2d_forward (awkward sizes, epilogues)', () => {
+    const rows = rg.checkBf16Products('cpu', { seed: 7 });
+    expect(new Set(rows.map((r) => r.kernel))).toEqual(new Set(['matmul', 'bmm', 'linear_forward', 'conv2d_forward']));
+    expect(rows.filter((r) => !r.ok)).toEqual([]);
+    // the rows compare against bfloat16 operands: float32 products would be ~1e-3 off and fail
+    expect(Math.max(...rows.map((r) => r.error))).toBeLessThan(1e-5);
+  });
+
   it('the backward of a product under autocast takes bfloat16 operands too', () => {
     const [x, w, b] = golden.cases.find((k) => k.name === 'linear')!.inputs.map((t) => Float32Array.from(t.data));
     const grads = (backend: 'cpu' | 'reference', cast: boolean, round: boolean) => {

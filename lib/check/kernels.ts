@@ -7,7 +7,7 @@
 // fails); outputs that accumulate start from the same random values on both backends. Each float output is
 // compared normwise and per element (compare) against the case's tolerance (TOL, lib/check/numerics.ts), each
 // int32 output exactly.
-import { backendByName, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
+import { backendByName, currentProductPrecision, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
 import '../backends/index.js'; // registers the backends, so a name resolves without going through lib/index.ts
 import { mulberry32 } from '../data/split.js';
 import { EW, REDUCE, RNN_GATES, RNN_WS } from '../backend.js';
@@ -903,6 +903,75 @@ export function checkKernels(backend: Backend | string, options: KernelCheckOpti
           const outTol = w instanceof Int32Array ? 0 : tol; // indices are exact
           const c = compare(got[output] ?? [], w, outTol, floor ?? 0);
           rows.push({ kernel, sizes, output, error: c.error, elementError: c.elementError, tol: outTol, ok: c.ok, seed: caseSeed });
+        });
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        rows.push({ kernel, sizes, output: null, error: Infinity, elementError: Infinity, tol, ok: false, seed: caseSeed, message });
+      }
+    });
+  }
+  return rows;
+}
+
+/** float32 → bfloat16 → float32, rounding to nearest even (PyTorch's conversion; NaN stays NaN). */
+export function roundToBfloat16(values: Float32Array): Float32Array {
+  const bits = new Uint32Array(Float32Array.from(values).buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const u = bits[i];
+    bits[i] = (u & 0x7fffffff) > 0x7f800000 ? (((u >>> 16) | 0x40) << 16) >>> 0 : (((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  }
+  return new Float32Array(bits.buffer);
+}
+
+/**
+ * The kernels whose products run in bfloat16 under rg.autocast, and how to give the reference the same product: the
+ * operands rounded to bfloat16 (alpha folded into the first before rounding, as the packed kernels do), biases and
+ * accumulated outputs left float32.
+ */
+const BF16_PRODUCTS: Partial<Record<KernelName, (args: ArgSpec[]) => ArgSpec[]>> = (() => {
+  const round = (a: ArgSpec, scale = 1): ArgSpec => {
+    const data = (a as { data: Float32Array }).data;
+    return inp(roundToBfloat16(scale === 1 ? data : data.map((v) => scale * v)));
+  };
+  return {
+    // [out, a, b, M, N, K, transA, transB, alpha, beta]
+    matmul: (a) => [a[0], round(a[1], a[8] as number), round(a[2]), ...a.slice(3, 8), 1, a[9]],
+    // [out, a, b, batch, M, N, K, transA, transB, strideA, strideB, alpha, beta]
+    bmm: (a) => [a[0], round(a[1], a[11] as number), round(a[2]), ...a.slice(3, 11), 1, a[12]],
+    // [out, inp, weight, bias, …]
+    linear_forward: (a) => [a[0], round(a[1]), round(a[2]), ...a.slice(3)],
+    conv2d_forward: (a) => [a[0], round(a[1]), round(a[2]), ...a.slice(3)],
+  };
+})();
+
+/**
+ * The products of rg.autocast('bfloat16') on `backend`: each case of matmul, bmm, linear_forward and conv2d_forward run
+ * with bfloat16 products, against the reference given the operands rounded to bfloat16 (the sums agree to float32's
+ * precision). Meaningful where the backend has bfloat16 products (the cpu backend's detail.bf16Products); elsewhere
+ * its products stay float32 and the rows show the rounding's size instead.
+ */
+export function checkBf16Products(backend: Backend | string, options: Pick<KernelCheckOptions, 'seed'> = {}): KernelCheckResult[] {
+  if (typeof backend === 'string') backend = backendByName(backend);
+  const reference = backendByName('reference');
+  const seed = options.seed ?? Date.now() % 2 ** 31;
+  const rows: KernelCheckResult[] = [];
+  for (const [kernel, toReference] of Object.entries(BF16_PRODUCTS) as [KernelName, (a: ArgSpec[]) => ArgSpec[]][]) {
+    cases[kernel].sizes.forEach((sizes, si) => {
+      const caseSeed = seed + si;
+      const built = cases[kernel].build(sizes, mulberry32(caseSeed));
+      const tol = 2 * built.tol;
+      try {
+        const want = runKernel(reference, kernel, toReference(built.args));
+        backend.setMatmulPrecision?.('bfloat16');
+        let got: HostArray[];
+        try {
+          got = runKernel(backend, kernel, built.args);
+        } finally {
+          backend.setMatmulPrecision?.(currentProductPrecision());
+        }
+        want.forEach((w, output) => {
+          const c = compare(got[output] ?? [], w, tol);
+          rows.push({ kernel, sizes, output, error: c.error, elementError: c.elementError, tol, ok: c.ok, seed: caseSeed });
         });
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
