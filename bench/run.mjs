@@ -89,13 +89,14 @@ function firstDigits(n, w, backend) {
   return subsets.get(key);
 }
 
-/** One round of retrograd on `backend`: the workloads through fit, the batch-1 latency, the GEMMs. */
-async function retrograd(backend, { gemm }) {
+/** One round of retrograd on `backend`: the workloads through fit, the batch-1 latency, the GEMMs. With `names`, only
+ * those workloads and no latency. */
+async function retrograd(backend, { gemm, names = workloadNames, latency: lat = latency }) {
   rg.setBackend(backend);
   const out = { backend, detail: rg.backends().find((b) => b.name === backend).detail, workloads: {} };
   const nTrain = split.yTrain.length;
   const yt = rg.tensor(split.yTest, [split.yTest.length]);
-  for (const name of workloadNames) {
+  for (const name of names) {
     const w = WORKLOADS[name];
     if (w.gpt) {
       out.workloads[name] = await trainGpt(rg, w, { budget });
@@ -114,7 +115,7 @@ async function retrograd(backend, { gemm }) {
     r.accuracy = r.estimated ? null : (await model.evaluate(xt, yt)).accuracy;
     out.workloads[name] = r;
   }
-  if (latency) {
+  if (lat) {
     rg.manualSeed(1);
     const model = buildModel(rg, WORKLOADS.W1).eval();
     const one = rg.tensor(split.xTest.subarray(0, 784), [1, 784]);
@@ -232,6 +233,12 @@ const runners = [
   ['retrograd cpu', () => retrograd('cpu', { gemm: gemmWanted && { sizes: GEMM_SIZES, shapes: true } })],
 ];
 if (mnistNames.length) runners.push(['retrograd cpu (hand-written loop)', () => retrogradLoop()]);
+// Mixed precision (rg.autocast('bfloat16')) on W2 and W4, where the CPU has AVX512-BF16: against float32 above.
+const BF16_RUNNER = 'retrograd cpu, rg.autocast bfloat16';
+const bf16Names = workloadNames.filter((n) => n === 'W2' || n === 'W4');
+const bf16Products = rg.backends().find((b) => b.name === 'cpu')?.detail.bf16Products;
+if (bf16Names.length && bf16Products === 'avx512bf16')
+  runners.push([BF16_RUNNER, () => rg.autocast('bfloat16', () => retrograd('cpu', { gemm: false, names: bf16Names, latency: false }))]);
 if (!skip.has('reference')) runners.push(['retrograd reference', () => retrograd('reference', { gemm: gemmWanted && { sizes: [64, 128, 256] } }), true]);
 if (!skip.has('torch')) {
   const torch = (label, args, extra, env) => child(label, python, [join(here, 'peers/torch_cpu.py'), ...args, ...extra, '--gemm-seconds', String(GEMM_SECONDS)], { ...baseEnv, ...env });
@@ -397,6 +404,13 @@ if (workloadNames.length || latency) {
       results.summary.w4SpeedupDefaultMalloc = speedup;
       lines.push(`W4 against the fastest PyTorch configuration with glibc's default malloc thresholds (a script that trains only the GPT): ${speedup.toFixed(2)}× faster`);
     }
+    const b16 = results.runners[BF16_RUNNER];
+    for (const n of bf16Names) {
+      if (!b16?.workloads?.[n]) continue;
+      results.summary[`${n.toLowerCase()}Bf16Speedup`] = speed(n, b16) / speed(n, rgc);
+      goal(`${n} under rg.autocast('bfloat16') against retrograd's float32`, speed(n, b16) / speed(n, rgc), 1.5);
+    }
+    if (bf16Names.length && bf16Products !== 'avx512bf16') lines.push(`(rg.autocast: not measured, this CPU has no AVX512-BF16: products stay float32)`);
     if (latency) {
       results.summary.latencyRatio = Math.min(...torchRuns.map(([, r]) => r.latency_us).filter((v) => v)) / rgc.latency_us;
       goal('batch-1 latency, times lower than the fastest PyTorch', results.summary.latencyRatio, 2);

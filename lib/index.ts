@@ -53,7 +53,7 @@ export {
   type OneCycleOptions, type PlateauOptions, type AnyOptimizer,
 } from './optim/scheduler.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
-export type { KernelName, Kernels, Backend, Buf, DType, HostArray, ActCode, Opt as OptionalBuf } from './backend.js';
+export type { KernelName, Kernels, Backend, Buf, DType, HostArray, ActCode, Opt as OptionalBuf, ProductPrecision } from './backend.js';
 export { checkBf16Products, checkKernels, summarizeKernelCheck, type KernelCheckOptions, type KernelCheckResult, type KernelCheckSummary } from './check/kernels.js';
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions, type Mode as MonitorMode } from './train/callbacks.js';
 export { SummaryWriter, TensorBoard, type TensorBoardOptions } from './train/tensorboard.js';
@@ -66,7 +66,7 @@ export { trainTestSplit, mulberry32, permutation, takeRows, type Split } from '.
 export { Dataset, IterableDataset, DataLoader, readCSV, type Sample, type Transform, type CsvOptions, type DataLoaderOptions, type Sampler, type Source as DatasetSource } from './data/loader.js';
 export { save, load, loadSafetensors, saveCheckpoint, loadCheckpoint, type CheckpointParts, type LoadedCheckpoint, type ModuleConfig, type SaveOptions, type Stateful } from './io/model.js';
 export { exportOnnx, toOnnx, ONNX_OPSET, type ExportOnnxOptions } from './io/onnx.js';
-export { encodeSafetensors, decodeSafetensors, type StTensor, type Decoded as DecodedSafetensors } from './io/safetensors.js';
+export { encodeSafetensors, decodeSafetensors, type StTensor, type StWritable, type StBf16Tensor, toBfloat16, fromBfloat16, type Decoded as DecodedSafetensors } from './io/safetensors.js';
 
 /** Live tensors and bytes of the current backend, and on a GPU the device memory its allocator holds. */
 export function memory(): {

@@ -19,8 +19,17 @@ export interface StTensor {
   /** The values, row-major: a Float32Array for F32, an Int32Array for I32. */
   data: Float32Array | Int32Array;
 }
-/** A tensor to write: as read, or bfloat16 words (toBfloat16). */
-export type StWritable = StTensor | { dtype: 'BF16'; shape: number[]; data: Uint16Array };
+/** A bfloat16 tensor to write (rg.save's `dtype: 'bfloat16'`). */
+export interface StBf16Tensor {
+  /** 'BF16'. */
+  dtype: 'BF16';
+  /** The dimensions. */
+  shape: number[];
+  /** The bfloat16 words, row-major (toBfloat16 makes them from float32 values). */
+  data: Uint16Array;
+}
+/** A tensor to write: as read, or bfloat16 words. */
+export type StWritable = StTensor | StBf16Tensor;
 
 /** float32 values as bfloat16 words, rounded to nearest even as PyTorch's `.to(torch.bfloat16)` (NaN stays NaN). */
 export function toBfloat16(values: Float32Array): Uint16Array {
