@@ -439,11 +439,13 @@ RG_INLINE uint32_t bf16_bits(float f) {
 // One 32-bit word of a sliver: x at k (low half) and y at k + 1 (high half).
 RG_INLINE uint32_t bf16_pair(float x, float y) { return bf16_bits(x) | (bf16_bits(y) << 16); }
 
-// 16 words from two rows of 16 values at k and k + 1 (lanes past `mask` zero).
+// 16 words from two rows of 16 values at k and k + 1 (lanes past `mask` zero): both rows rounded by one conversion
+// (row k in the low 16 halves, row k + 1 in the high), then the halves interleaved by one permutation.
 RG_BF16 RG_INLINE __m512i bf16_pairs_of_rows(const float* r0, const float* r1, __mmask16 mask) {
-  const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, r0)));
-  const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, r1)));
-  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask, r1), _mm512_maskz_loadu_ps(mask, r0));
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
+                                              18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, both);
 }
 
 const float kZeroRowBf16[KC_BF16] = {};
