@@ -94,6 +94,25 @@ RG_AVX512 inline __m512 epi512(__m512 v, const float* c, const float* bias, cons
   return v;
 }
 
+// Writes an R × 16V tile of accumulators to C through the epilogue: whole vectors when the tile is full, else through
+// a buffer and the scalar path for the mr × nr corner that lies inside C.
+template <int R, int V>
+RG_AVX512 RG_INLINE void store_tile512(const __m512 (&c)[R][V], float* C, int64_t ldc, int mr, int nr, const Epilogue& e) {
+  if (mr == R && nr == 16 * V) {
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+      float* cr = C + r * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++) _mm512_storeu_ps(cr + 16 * v, epi512(c[r][v], cr + 16 * v, e.bias ? e.bias + 16 * v : nullptr, e));
+    }
+    return;
+  }
+  alignas(64) float tile[R * 16 * V];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) _mm512_store_ps(tile + r * 16 * V + 16 * v, c[r][v]);
+  store_tile_scalar(tile, 16 * V, C, ldc, mr, nr, e);
+}
+
 // R rows × V vectors of 16 columns, reading slivers packed for the full 12 × 32 tile (A's rows 12 apart, B's 32): the
 // full tile, and narrower ones for the edges of C so that a partial tile does not pay for a whole one (a 64-row
 // product is five full row tiles and a 4-row one, a 196-column one six full slivers and a 4-column one).
@@ -118,33 +137,34 @@ RG_AVX512 void kernel_avx512_t(int64_t kc, const float* __restrict Ap, const flo
       for (int v = 0; v < V; v++) c[r][v] = _mm512_fmadd_ps(av, b[v], c[r][v]);
     }
   }
-  if (mr == R && nr == 16 * V) {
-#pragma GCC unroll 12
-    for (int r = 0; r < R; r++) {
-      float* cr = C + r * ldc;
-#pragma GCC unroll 2
-      for (int v = 0; v < V; v++) _mm512_storeu_ps(cr + 16 * v, epi512(c[r][v], cr + 16 * v, e.bias ? e.bias + 16 * v : nullptr, e));
-    }
-    return;
-  }
-  alignas(64) float tile[R * 16 * V];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < V; v++) _mm512_store_ps(tile + r * 16 * V + 16 * v, c[r][v]);
-  store_tile_scalar(tile, 16 * V, C, ldc, mr, nr, e);
+  store_tile512<R, V>(c, C, ldc, mr, nr, e);
 }
+
+// The narrowest R × 16V variant of a tile kernel K (K::run<R, V>) that covers an mr × nr tile: R 4, 8 or 12, V 1 or 2.
+template <typename K, typename T>
+RG_INLINE void edge_tile(int64_t kc, const T* __restrict Ap, const T* __restrict Bp, float* C, int64_t ldc, int mr, int nr, const Epilogue& e) {
+  if (nr > 16) {
+    if (mr > 8) return K::template run<12, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
+    if (mr > 4) return K::template run<8, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
+    return K::template run<4, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  }
+  if (mr > 8) return K::template run<12, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  if (mr > 4) return K::template run<8, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  return K::template run<4, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
+}
+
+struct TileF32 {
+  template <int R, int V>
+  RG_AVX512 static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int mr, int nr, const Epilogue& e) {
+    kernel_avx512_t<R, V>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  }
+};
 
 // The 12 × 32 tile: 24 zmm accumulators, 2 loads of B and 12 broadcasts of A per 24 FMAs; edge tiles by the
 // narrowest variant that covers them.
 RG_AVX512 void kernel_avx512(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
                              int64_t ldc, int mr, int nr, const Epilogue& e) {
-  if (nr > 16) {
-    if (mr > 8) return kernel_avx512_t<12, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
-    if (mr > 4) return kernel_avx512_t<8, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
-    return kernel_avx512_t<4, 2>(kc, Ap, Bp, C, ldc, mr, nr, e);
-  }
-  if (mr > 8) return kernel_avx512_t<12, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
-  if (mr > 4) return kernel_avx512_t<8, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
-  return kernel_avx512_t<4, 1>(kc, Ap, Bp, C, ldc, mr, nr, e);
+  edge_tile<TileF32>(kc, Ap, Bp, C, ldc, mr, nr, e);
 }
 
 RG_AVX2 inline __m256 epi256(__m256 v, const float* c, const float* bias, const Epilogue& e) {
@@ -216,31 +236,19 @@ RG_BF16 void kernel_bf16_t(int64_t kp, const uint32_t* __restrict Ap, const uint
       for (int v = 0; v < V; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], av, b[v]);
     }
   }
-  if (mr == R && nr == 16 * V) {
-#pragma GCC unroll 12
-    for (int r = 0; r < R; r++) {
-      float* cr = C + r * ldc;
-#pragma GCC unroll 2
-      for (int v = 0; v < V; v++) _mm512_storeu_ps(cr + 16 * v, epi512(c[r][v], cr + 16 * v, e.bias ? e.bias + 16 * v : nullptr, e));
-    }
-    return;
-  }
-  alignas(64) float tile[R * 16 * V];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < V; v++) _mm512_store_ps(tile + r * 16 * V + 16 * v, c[r][v]);
-  store_tile_scalar(tile, 16 * V, C, ldc, mr, nr, e);
+  store_tile512<R, V>(c, C, ldc, mr, nr, e);
 }
+
+struct TileBf16 {
+  template <int R, int V>
+  RG_BF16 static void run(int64_t kp, const uint32_t* Ap, const uint32_t* Bp, float* C, int64_t ldc, int mr, int nr, const Epilogue& e) {
+    kernel_bf16_t<R, V>(kp, Ap, Bp, C, ldc, mr, nr, e);
+  }
+};
 
 RG_BF16 void kernel_bf16(int64_t kp, const uint32_t* __restrict Ap, const uint32_t* __restrict Bp, float* C, int64_t ldc, int mr,
                          int nr, const Epilogue& e) {
-  if (nr > 16) {
-    if (mr > 8) return kernel_bf16_t<12, 2>(kp, Ap, Bp, C, ldc, mr, nr, e);
-    if (mr > 4) return kernel_bf16_t<8, 2>(kp, Ap, Bp, C, ldc, mr, nr, e);
-    return kernel_bf16_t<4, 2>(kp, Ap, Bp, C, ldc, mr, nr, e);
-  }
-  if (mr > 8) return kernel_bf16_t<12, 1>(kp, Ap, Bp, C, ldc, mr, nr, e);
-  if (mr > 4) return kernel_bf16_t<8, 1>(kp, Ap, Bp, C, ldc, mr, nr, e);
-  return kernel_bf16_t<4, 1>(kp, Ap, Bp, C, ldc, mr, nr, e);
+  edge_tile<TileBf16>(kp, Ap, Bp, C, ldc, mr, nr, e);
 }
 #endif  // RG_X86
 
