@@ -622,33 +622,70 @@ RG_INLINE void small_m_rows(const float* A, bool transA, const float* B, float* 
 
 namespace {
 
+// How one precision packs and multiplies: float32 (a word per k, the CPU's micro-kernel) or bfloat16 (a 32-bit word per
+// pair of k, the AVX512-BF16 kernel, K blocks of KC_BF16).
+struct F32Packing {
+  using Word = float;
+  int mr = kIsa.mr, nr = kIsa.nr;
+  int64_t kc_block = KC;
+  static int64_t words(int64_t kc) { return kc; }
+  static void pack_a_block(Word* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                           float alpha, int MR) {
+    pack_a(Ap, A, transA, M, K, i0, mc, k0, kc, alpha, MR);
+  }
+  static void pack_b(Word* dst, const float* B, bool transB, int64_t N, int64_t K, int64_t j0, int64_t k0, int64_t kc, int NR) {
+    pack_b_sliver(dst, B, transB, N, K, j0, k0, kc, NR);
+  }
+  static void kernel(int64_t w, const Word* Ap, const Word* Bp, float* C, int64_t ldc, int mr, int nr, const Epilogue& e) {
+    kIsa.kernel(w, Ap, Bp, C, ldc, mr, nr, e);
+  }
+};
+#if RG_X86
+struct Bf16Packing {
+  using Word = uint32_t;
+  int mr = 12, nr = 32;
+  int64_t kc_block = KC_BF16;
+  static int64_t words(int64_t kc) { return (kc + 1) / 2; }
+  static void pack_a_block(Word* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                           float alpha, int MR) {
+    pack_a_bf16(Ap, A, transA, M, K, i0, mc, k0, kc, alpha, MR);
+  }
+  static void pack_b(Word* dst, const float* B, bool transB, int64_t N, int64_t K, int64_t j0, int64_t k0, int64_t kc, int NR) {
+    pack_b_sliver_bf16(dst, B, transB, N, K, j0, k0, kc, NR);
+  }
+  static void kernel(int64_t w, const Word* Ap, const Word* Bp, float* C, int64_t ldc, int mr, int nr, const Epilogue& e) {
+    kernel_bf16(w, Ap, Bp, C, ldc, mr, nr, e);
+  }
+};
+#endif
+
 // The serial BLIS loop over one rectangle of C, rows [i0, i1) × columns [j0, j1), K in [kbeg, kend): for each panel of
 // at most NC columns and each K block, this thread packs its own slivers of op(B), then each block of MC rows of op(A),
 // and runs the micro-kernel over the tiles, sliver of B outer (it stays in L1) and sliver of A inner (the A block stays
 // in L2). Every element of the rectangle is summed in k order.
-#if RG_X86
-// packed_rect in bfloat16 pairs: K blocks of KC_BF16, the 12 × 32 tile of the AVX-512 level.
-void packed_rect_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-                      const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
-                      int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows) {
-  constexpr int MR = 12, NR = 32;
-  const int64_t kp_max = (std::min(kend - kbeg, KC_BF16) + 1) / 2;
+template <typename P>
+void packed_rect_as(const P& pk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+                    const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, int64_t i0,
+                    int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows) {
+  using Word = typename P::Word;
+  const int MR = pk.mr, NR = pk.nr;
+  const int64_t w_max = P::words(std::min(kend - kbeg, pk.kc_block));
   const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
   const int64_t panel_cols = std::min(panel, j1 - j0);
-  // the float buffers hold 32-bit words here
-  uint32_t* Bp = reinterpret_cast<uint32_t*>(tls_bpack.get(static_cast<size_t>((panel_cols + NR - 1) / NR * NR * kp_max)));
-  uint32_t* Ap = reinterpret_cast<uint32_t*>(tls_apack.get(static_cast<size_t>(std::min(mc_rows, i1 - i0 + MR) * kp_max)));
+  // (the buffers hold 4-byte words of either kind)
+  Word* Bp = reinterpret_cast<Word*>(tls_bpack.get(static_cast<size_t>((panel_cols + NR - 1) / NR * NR * w_max)));
+  Word* Ap = reinterpret_cast<Word*>(tls_apack.get(static_cast<size_t>(std::min(mc_rows, i1 - i0 + MR) * w_max)));
   for (int64_t p0 = j0; p0 < j1; p0 += panel) {
     const int64_t p1 = std::min(j1, p0 + panel);
     const int64_t slivers = (p1 - p0 + NR - 1) / NR;
-    for (int64_t k0 = kbeg; k0 < kend; k0 += KC_BF16) {
-      const int64_t kc = std::min(KC_BF16, kend - k0), kp = (kc + 1) / 2;
+    for (int64_t k0 = kbeg; k0 < kend; k0 += pk.kc_block) {
+      const int64_t kc = std::min(pk.kc_block, kend - k0), w = P::words(kc);
       const bool first = k0 == kbeg, last = k0 + kc >= kend;
       const Epilogue e{first ? beta : 1.f, first ? bias : nullptr, last ? act : Activation::None, slope};
-      for (int64_t s = 0; s < slivers; s++) pack_b_sliver_bf16(Bp + s * kp * NR, B, transB, N, K, p0 + s * NR, k0, kc, NR);
+      for (int64_t s = 0; s < slivers; s++) P::pack_b(Bp + s * w * NR, B, transB, N, K, p0 + s * NR, k0, kc, NR);
       for (int64_t r = i0; r < i1; r += mc_rows) {
         const int64_t mc = std::min(mc_rows, i1 - r);
-        pack_a_bf16(Ap, A, transA, M, K, r, mc, k0, kc, alpha, MR);
+        P::pack_a_block(Ap, A, transA, M, K, r, mc, k0, kc, alpha, MR);
         for (int64_t s = 0; s < slivers; s++) {
           const int64_t j = p0 + s * NR;
           const int nr = static_cast<int>(std::min<int64_t>(NR, p1 - j));
@@ -656,51 +693,21 @@ void packed_rect_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
           if (te.bias) te.bias += j;
           for (int64_t r0 = 0; r0 < mc; r0 += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
-            kernel_bf16(kp, Ap + r0 * kp, Bp + s * kp * NR, C + (r + r0) * N + j, N, mr, nr, te);
+            P::kernel(w, Ap + r0 * w, Bp + s * w * NR, C + (r + r0) * N + j, N, mr, nr, te);
           }
         }
       }
     }
   }
 }
-#endif
 
 void packed_rect(bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
                  const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
                  int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows, bool bf16) {
 #if RG_X86
-  if (bf16) return packed_rect_bf16(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
+  if (bf16) return packed_rect_as(Bf16Packing{}, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
 #endif
-  const int MR = kIsa.mr, NR = kIsa.nr;
-  const int64_t kc_max = std::min(kend - kbeg, KC);
-  const int64_t panel = std::max<int64_t>(NR, NC / NR * NR);
-  const int64_t panel_cols = std::min(panel, j1 - j0);
-  float* Bp = tls_bpack.get(static_cast<size_t>((panel_cols + NR - 1) / NR * NR * kc_max));
-  float* Ap = tls_apack.get(static_cast<size_t>(std::min(mc_rows, i1 - i0 + MR) * kc_max));
-  for (int64_t p0 = j0; p0 < j1; p0 += panel) {
-    const int64_t p1 = std::min(j1, p0 + panel);
-    const int64_t slivers = (p1 - p0 + NR - 1) / NR;
-    for (int64_t k0 = kbeg; k0 < kend; k0 += KC) {
-      const int64_t kc = std::min(KC, kend - k0);
-      const bool first = k0 == kbeg, last = k0 + kc >= kend;
-      const Epilogue e{first ? beta : 1.f, first ? bias : nullptr, last ? act : Activation::None, slope};
-      for (int64_t s = 0; s < slivers; s++) pack_b_sliver(Bp + s * kc * NR, B, transB, N, K, p0 + s * NR, k0, kc, NR);
-      for (int64_t r = i0; r < i1; r += mc_rows) {
-        const int64_t mc = std::min(mc_rows, i1 - r);
-        pack_a(Ap, A, transA, M, K, r, mc, k0, kc, alpha, MR);
-        for (int64_t s = 0; s < slivers; s++) {
-          const int64_t j = p0 + s * NR;
-          const int nr = static_cast<int>(std::min<int64_t>(NR, p1 - j));
-          Epilogue te = e;
-          if (te.bias) te.bias += j;
-          for (int64_t r0 = 0; r0 < mc; r0 += MR) {
-            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - r0));
-            kIsa.kernel(kc, Ap + r0 * kc, Bp + s * kc * NR, C + (r + r0) * N + j, N, mr, nr, te);
-          }
-        }
-      }
-    }
-  }
+  packed_rect_as(F32Packing{}, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
 }
 
 // Splits `count` units (rows or slivers) into `parts` near-equal contiguous ranges: the start of range p.
