@@ -135,6 +135,35 @@ describe.runIf(bf16Hardware)('rg.autocast on the cpu backend (AVX512-BF16)', () 
   });
 });
 
+describe('fit(…, { autocast })', () => {
+  const train = async (how: 'option' | 'region' | 'none') => {
+    rg.setBackend(cpuAvailable ? 'cpu' : 'reference');
+    rg.manualSeed(5);
+    const m = new rg.Sequential([new rg.Linear(32, 64), new rg.ReLU(), new rg.Linear(64, 10)]);
+    m.compile({ optimizer: new rg.SGD(m.parameters(), { lr: 0.05 }), loss: new rg.CrossEntropyLoss() });
+    const x = rg.tensor(Float32Array.from(golden.mlp.x), [512, 32]), y = rg.tensor(Int32Array.from(golden.mlp.y), [512]);
+    const fit = (autocast?: 'bfloat16') => m.fit(x, y, { epochs: 2, batchSize: 64, verbose: 0, shuffle: false, ...(autocast ? { autocast } : {}) });
+    if (how === 'option') await fit('bfloat16');
+    else if (how === 'region') await rg.autocast('bfloat16', () => fit());
+    else await fit();
+    expect(rg.isAutocastEnabled()).toBe(false);
+    return m.parameters().flatMap((p) => [...p.value.toArray('float32')]);
+  };
+
+  it('trains as inside rg.autocast, and leaves the region when it ends', async () => {
+    const [option, region, plain] = [await train('option'), await train('region'), await train('none')];
+    expect(option).toEqual(region);
+    if (bf16Hardware) expect(relError(option, plain)).toBeGreaterThan(1e-5);
+    else expect(option).toEqual(plain);
+  });
+
+  it('refuses anything but bfloat16 or false', async () => {
+    const m = new rg.Sequential([new rg.Linear(2, 2)]);
+    m.compile({ optimizer: new rg.SGD(m.parameters(), { lr: 0.1 }), loss: new rg.MSELoss() });
+    await expect(m.fit(rg.zeros([4, 2]), rg.zeros([4, 2]), { autocast: 'float16' as 'bfloat16' })).rejects.toThrow(`fit: autocast must be 'bfloat16' or false, got the string 'float16'`);
+  });
+});
+
 describe('rg.autocast, any backend', () => {
   it('a region: inside only, nested, left on a throw and when a promise settles', async () => {
     expect(rg.isAutocastEnabled()).toBe(false);

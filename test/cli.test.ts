@@ -103,7 +103,7 @@ describe('retrograd command line', () => {
     };
     const where = `retrograd train ${join(dir, 'schema.json')}`;
     const { epochs: _e, ...noEpochs } = base;
-    expect(run({ ...noEpochs, epoch: 2 })).toMatchObject({ status: 1, err: `${where}: unknown key "epoch" (did you mean "epochs"?); valid keys: $schema, model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, shuffleBuffer, save, history, seed` });
+    expect(run({ ...noEpochs, epoch: 2 })).toMatchObject({ status: 1, err: `${where}: unknown key "epoch" (did you mean "epochs"?); valid keys: $schema, model, data, optimizer, loss, metrics, epochs, batchSize, shuffle, shuffleBuffer, save, history, seed, autocast` });
     expect(run({ ...base, epochs: '2' }).err).toBe(`${where}: "epochs" must be an integer, got the string '2'`);
     expect(run({ ...base, epochs: 0 }).err).toBe(`${where}: "epochs" must be at least 1, got 0`);
     expect(run({ ...base, batchSize: 2.5 }).err).toBe(`${where}: "batchSize" must be an integer, got number 2.5`);
@@ -112,6 +112,7 @@ describe('retrograd command line', () => {
     expect(run({ ...base, loss: 'MSELos' }).err).toMatch(/"loss" must be one of "CrossEntropyLoss", "MSELoss", .*, got the string 'MSELos' \(did you mean "MSELoss"\?\)$/);
     expect(run({ ...base, optimizer: { type: 'Adam', lrr: 0.1 } }).err).toMatch(/unknown option 'lrr' \(did you mean 'lr'\?\)/);
     expect(run({ ...base, metrics: ['acc'] }).err).toBe(`${where}: "metrics[0]" must be one of "accuracy", got the string 'acc'`);
+    expect(run({ ...base, autocast: 'bfloat1' }).err).toBe(`${where}: "autocast" must be one of "bfloat16", false, got the string 'bfloat1' (did you mean "bfloat16"?)`);
     expect(run({ ...base, shuffle: true }).err).toBe(`${where}: "shuffle": true on a streamed CSV needs "shuffleBuffer", the number of rows held to draw from (e.g. 10000; as many as the file's rows for a full shuffle)`);
     expect(run({ ...base, shuffleBuffer: 10 }).err).toBe(`${where}: "shuffleBuffer" is for "shuffle": true on a streamed CSV ("data.train.csv")`);
     writeFileSync(join(dir, 'broken.json'), '{ "model": ');

@@ -45,6 +45,7 @@ interface TrainConfig {
   batchSize?: number;
   shuffle?: boolean;
   shuffleBuffer?: number;
+  autocast?: 'bfloat16' | false;
   save?: string;
   history?: string;
   seed?: number;
@@ -191,7 +192,7 @@ export async function trainFromConfig(path: string, options: { dashboard?: Dashb
   const targetDtype: TargetDtype = lossName === 'CrossEntropyLoss' ? 'int32' : 'float32';
   model.compile({ optimizer: new Opt(model.parameters() as never, optOptions as never), loss: makeLoss(), metrics: config.metrics ?? [] });
   const fitOptions = {
-    epochs: config.epochs ?? 10, batchSize: config.batchSize ?? 32, callbacks: options.dashboard ? [options.dashboard] : [],
+    epochs: config.epochs ?? 10, batchSize: config.batchSize ?? 32, autocast: config.autocast ?? false, callbacks: options.dashboard ? [options.dashboard] : [],
     validationData: config.data.validation && validationPaths ? await loadTensors(config.data.validation, validationPaths, targetDtype, lossName, where) : undefined,
   };
   const train = config.data.train;

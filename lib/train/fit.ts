@@ -2,7 +2,7 @@
 // from the whole data set (one index upload per epoch), then forward → loss → backward → optimizer step,
 // all queued; the loop awaits only the batch's loss value, which keeps the event loop free while the native
 // thread computes, and which is where a NaN or infinite loss is caught.
-import type { Backend } from '../backend.js';
+import { autocast, isAutocastEnabled, type Backend } from '../backend.js';
 import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.js';
 import { Loss } from '../losses.js';
 import type { Module, Parameter } from '../nn/module.js';
@@ -265,7 +265,10 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
     y = yOrOptions as Tensor;
     options = maybeOptions ?? {};
   }
-  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics', 'dashboard', 'distributed']);
+  checkOptions('fit', options, ['epochs', 'batchSize', 'shuffle', 'validationData', 'callbacks', 'verbose', 'diagnostics', 'dashboard', 'distributed', 'autocast']);
+  const cast = options.autocast ?? false;
+  if (cast !== false && cast !== 'bfloat16') throw new RangeError(`fit: autocast must be 'bfloat16' or false, got ${describe(cast)}`);
+  if (cast && !isAutocastEnabled()) return autocast('bfloat16', () => fitModel(model, x, yOrOptions, maybeOptions));
   const compiled = model.compiled;
   if (!compiled) throw new Error('fit: the model is not compiled; call model.compile({ optimizer, loss }) first');
   const loader = x instanceof DataLoader ? x : undefined;

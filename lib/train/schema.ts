@@ -64,6 +64,10 @@ export function trainConfigSchema(optimizers: readonly string[], losses: readonl
       save: { type: 'string', description: 'where to write the trained model (.safetensors)' },
       history: { type: 'string', description: 'where to write the History as JSON (retrograd report draws it)' },
       seed: { type: 'integer', description: 'seeds initialisation and shuffling (unset: the clock)' },
+      autocast: {
+        enum: ['bfloat16', false], default: false,
+        description: 'mixed precision, as rg.autocast: matrix products and convolutions with bfloat16 operands and float32 sums (CPUs with AVX512-BF16)',
+      },
     },
     $defs: { data: dataSource },
   };

@@ -76,6 +76,11 @@ export interface FitOptions {
    * callbacks that write (ModelCheckpoint, TensorBoard, the dashboard) on rank 0 only. Tensor data only.
    */
   distributed?: boolean;
+  /**
+   * Mixed precision for the whole fit, as wrapping it in `rg.autocast('bfloat16', …)`: matrix products and
+   * convolutions with bfloat16 operands and float32 sums (on CPUs with AVX512-BF16), everything else float32.
+   */
+  autocast?: 'bfloat16' | false;
 }
 
 /** Options of Module.evaluate. */
