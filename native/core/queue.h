@@ -149,6 +149,7 @@ class CommandQueue {
   std::condition_variable has_work_;    // the queue's thread sleeps on it (asleep_ set)
   std::condition_variable progressed_;  // readers and a producer waiting for a free slot sleep on it (waiting_ > 0)
   std::atomic<int> waiting_{0};
+  std::atomic<uint64_t> wake_at_{UINT64_MAX};  // the smallest sequence number a waiter waits for (set under mu_)
   std::atomic<bool> stopping_{false};
 
   Status error_;
