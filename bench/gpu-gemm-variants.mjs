@@ -14,7 +14,7 @@ const dir = mkdtempSync(join(tmpdir(), 'retrograd-gemm-variants-'));
 try {
   const exe = join(dir, 'gemm_variants');
   execFileSync(nvcc, ['-O3', '-std=c++17', '--expt-relaxed-constexpr', '-arch=native', '-diag-suppress', '20058',
-    join(root, 'bench', 'cuda', 'gemm_variants.cu'), '-o', exe], { stdio: 'inherit' });
+    join(root, 'bench', 'cuda', 'gemm_variants.cu'), join(root, 'native', 'cuda', 'runtime.cu'), '-o', exe], { stdio: 'inherit' });
   execFileSync(exe, [process.argv[2] ?? '4096'], { stdio: 'inherit', timeout: 300_000 });
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -416,7 +416,6 @@ export type ProductPrecision = 'highest' | 'tf32' | 'bfloat16';
 
 let matmulPrecision: 'highest' | 'tf32' = 'highest';
 let autocastDepth = 0;
-const productPrecision = (): ProductPrecision => (autocastDepth > 0 ? 'bfloat16' : matmulPrecision);
 const applyPrecision = () => {
   for (const b of loaded.values()) b.setMatmulPrecision?.(productPrecision());
 };
@@ -466,8 +465,8 @@ export function autocast<T>(dtype: 'bfloat16', fn: () => T): T {
   return result;
 }
 /** The precision products queued now take: 'bfloat16' inside rg.autocast, else rg.setMatmulPrecision's. */
-export function currentProductPrecision(): ProductPrecision {
-  return productPrecision();
+export function productPrecision(): ProductPrecision {
+  return autocastDepth > 0 ? 'bfloat16' : matmulPrecision;
 }
 /** Whether code running now is inside rg.autocast. */
 export function isAutocastEnabled(): boolean {

@@ -186,17 +186,21 @@ async function check(args: string[]): Promise<void> {
   const width = Math.max(...summary.map((s) => s.kernel.length));
   const countWidth = Math.max(...summary.map((s) => `${s.passed}/${s.total}`.length));
   const num = (x: number) => (x === 0 ? '0' : x.toExponential(1));
-  for (const s of summary) {
-    const verdict = s.passed === s.total ? 'ok  ' : 'FAIL';
-    console.log(`${verdict} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)}), element ${num(s.worst.elementError)} (tol ${num(ELEMENT_FACTOR * s.worst.tol)})`);
-    for (const f of s.failures.slice(0, 5)) {
-      const what = f.message
-        ? `threw: ${f.message}`
-        : `output ${f.output}: normwise error ${num(f.error)} (tol ${num(f.tol)}), worst element ${num(f.elementError)} (tol ${num(ELEMENT_FACTOR * f.tol)})`;
-      console.log(`       sizes [${f.sizes.join(', ')}] (case seed ${f.seed}) ${what}`);
+  // a line per kernel, and the first failures of one that failed
+  const print = (rows: rg.KernelCheckSummary[]) => {
+    for (const s of rows) {
+      const verdict = s.passed === s.total ? 'ok  ' : 'FAIL';
+      console.log(`${verdict} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)}), element ${num(s.worst.elementError)} (tol ${num(ELEMENT_FACTOR * s.worst.tol)})`);
+      for (const f of s.failures.slice(0, 5)) {
+        const what = f.message
+          ? `threw: ${f.message}`
+          : `output ${f.output}: normwise error ${num(f.error)} (tol ${num(f.tol)}), worst element ${num(f.elementError)} (tol ${num(ELEMENT_FACTOR * f.tol)})`;
+        console.log(`       sizes [${f.sizes.join(', ')}] (case seed ${f.seed}) ${what}`);
+      }
+      if (s.failures.length > 5) console.log(`       … and ${s.failures.length - 5} more`);
     }
-    if (s.failures.length > 5) console.log(`       … and ${s.failures.length - 5} more`);
-  }
+  };
+  print(summary);
   const failed = summary.filter((s) => s.passed < s.total);
   const cases = summary.reduce((n, s) => n + s.total, 0);
   const bad = summary.reduce((n, s) => n + s.total - s.passed, 0);
@@ -208,7 +212,7 @@ async function check(args: string[]): Promise<void> {
     // rg.autocast's products: bfloat16 operands, float32 sums
     console.log(`checking the bfloat16 products of backend '${backend.name}' (rg.autocast) against the reference given bfloat16 operands`);
     const bf16 = rg.summarizeKernelCheck(rg.checkBf16Products(backend, { seed }));
-    for (const s of bf16) console.log(`${s.passed === s.total ? 'ok  ' : 'FAIL'} ${s.kernel.padEnd(width)}  ${`${s.passed}/${s.total}`.padStart(countWidth)} cases  worst error ${num(s.worst.error)} (tol ${num(s.worst.tol)})`);
+    print(bf16);
     bf16Failed = bf16.filter((s) => s.passed < s.total).length;
     console.log(bf16Failed === 0 ? `all ${bf16.length} bfloat16 products passed` : `${bf16Failed} of ${bf16.length} bfloat16 products failed`);
   }

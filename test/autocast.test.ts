@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { roundToBfloat16 } from '../lib/check/kernels.js';
 import { decodeSafetensors } from '../lib/io/safetensors.js';
 import { relError, requireBuiltDist, requireCpu, rg, root, safetensorsBytes } from './helpers.js';
 
@@ -19,13 +20,8 @@ interface Golden {
 }
 const golden = JSON.parse(readFileSync(new URL('./golden/autocast.json', import.meta.url), 'utf8')) as Golden;
 
-/** float32 → bfloat16 → float32, rounding to nearest even (PyTorch's conversion). */
-function bf16(x: number): number {
-  const u = new Uint32Array(new Float32Array([x]).buffer)[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return NaN;
-  const r = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return new Float32Array(new Uint32Array([r >>> 0]).buffer)[0];
-}
+/** float32 → bfloat16 → float32, rounding to nearest even (PyTorch's conversion; its words are checked below). */
+const bf16 = (x: number) => roundToBfloat16(Float32Array.of(x))[0];
 
 const ops: Record<string, (...t: rg.Tensor[]) => rg.Tensor> = {
   linear: (x, w, b) => rg.F.linear(x, w, b),

@@ -2,7 +2,7 @@
 // addon: the mainline's choice (gemm.cu) next to the alternatives it was chosen over. Each variant is first checked
 // against a float64 product on awkward shapes with both transposes, then timed at n³ (median of 20 samples of 5
 // products, CUDA events). Built and run by bench/gpu-gemm-variants.mjs:
-//   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -arch=native bench/cuda/gemm_variants.cu -o gemm_variants
+//   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -arch=native bench/cuda/gemm_variants.cu native/cuda/runtime.cu -o gemm_variants
 //   ./gemm_variants [n]
 #include <algorithm>
 #include <cmath>
@@ -14,21 +14,10 @@
 
 #include "../../native/cuda/gemm_kernels.cuh"
 
-// This program's own definitions of the globals the kernels read (runtime.cu defines them in the addon).
+// The addon's runtime (native/cuda/runtime.cu, built with this file) sets up the stream and the failure flag the
+// kernels read; the one symbol it needs from the other kernel files is named here.
 namespace rg::cuda {
-cudaStream_t g_stream = nullptr;
-bool g_tf32 = false;
-int g_sms = 132;
-FailureRecord* h_record = nullptr;
-int* d_failed_addr = nullptr;
-double* g_partials = nullptr;
-int* g_counter = nullptr;
-std::mutex g_scratch_mu;
 const char* index_kernel_name(int) { return "an index kernel"; }
-std::vector<FailureBinder>& failure_binders() {
-  static std::vector<FailureBinder> binders;
-  return binders;
-}
 }  // namespace rg::cuda
 
 using namespace rg::cuda;
@@ -151,20 +140,15 @@ double tflops(const Variant& v, int n) {
 
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 4096;
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
     std::fprintf(stderr, "no CUDA device\n");
     return 1;
   }
-  g_sms = sms;
-  // the kernels' failure flag (never raised here: the products find nothing wrong in their data)
-  FailureRecord* record = nullptr;
-  if (cudaMalloc(&d_failed_addr, sizeof(int)) != cudaSuccess || cudaMemset(d_failed_addr, 0, sizeof(int)) != cudaSuccess ||
-      cudaMalloc(&record, sizeof(FailureRecord)) != cudaSuccess) {
-    std::fprintf(stderr, "cannot allocate on the device\n");
+  if (!start(nullptr).ok()) {
+    std::fprintf(stderr, "the CUDA runtime could not start\n");
     return 1;
   }
-  for (FailureBinder bind : failure_binders()) bind(d_failed_addr, record);
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, dev);
   const Variant variants[] = {

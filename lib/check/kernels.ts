@@ -7,11 +7,12 @@
 // fails); outputs that accumulate start from the same random values on both backends. Each float output is
 // compared normwise and per element (compare) against the case's tolerance (TOL, lib/check/numerics.ts), each
 // int32 output exactly.
-import { backendByName, currentProductPrecision, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
+import { backendByName, productPrecision, KERNEL_NAMES, type Backend, type Buf, type HostArray, type KernelName } from '../backend.js';
 import '../backends/index.js'; // registers the backends, so a name resolves without going through lib/index.ts
 import { mulberry32 } from '../data/split.js';
 import { EW, REDUCE, RNN_GATES, RNN_WS } from '../backend.js';
 import { referenceKernels } from '../backends/reference/index.js';
+import { fromBfloat16, toBfloat16 } from '../io/safetensors.js';
 import { compare, ELEMENT_FACTOR, randomArray, TOL } from './numerics.js';
 
 /**
@@ -914,14 +915,7 @@ export function checkKernels(backend: Backend | string, options: KernelCheckOpti
 }
 
 /** float32 → bfloat16 → float32, rounding to nearest even (PyTorch's conversion; NaN stays NaN). */
-export function roundToBfloat16(values: Float32Array): Float32Array {
-  const bits = new Uint32Array(Float32Array.from(values).buffer);
-  for (let i = 0; i < bits.length; i++) {
-    const u = bits[i];
-    bits[i] = (u & 0x7fffffff) > 0x7f800000 ? (((u >>> 16) | 0x40) << 16) >>> 0 : (((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16) >>> 0;
-  }
-  return new Float32Array(bits.buffer);
-}
+export const roundToBfloat16 = (values: Float32Array): Float32Array => fromBfloat16(toBfloat16(values));
 
 /**
  * The kernels whose products run in bfloat16 under rg.autocast, and how to give the reference the same product: the
@@ -967,7 +961,7 @@ export function checkBf16Products(backend: Backend | string, options: Pick<Kerne
         try {
           got = runKernel(backend, kernel, built.args);
         } finally {
-          backend.setMatmulPrecision?.(currentProductPrecision());
+          backend.setMatmulPrecision?.(productPrecision());
         }
         want.forEach((w, output) => {
           const c = compare(got[output] ?? [], w, tol);

@@ -4,16 +4,12 @@
 #pragma once
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define RG_HASH_INLINE __host__ __device__ __forceinline__
-#else
-#define RG_HASH_INLINE inline __attribute__((always_inline))
-#endif
+#include "host_device.h"
 
 namespace rg {
 
 // MurmurHash3's 32-bit finaliser.
-RG_HASH_INLINE uint32_t fmix32(uint32_t h) {
+RG_HOST_DEVICE uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;
   h ^= h >> 13;
@@ -23,7 +19,7 @@ RG_HASH_INLINE uint32_t fmix32(uint32_t h) {
 }
 
 // A uniform value in [0, 1) for element i; mixed_seed is fmix32(seed), computed once per kernel.
-RG_HASH_INLINE float dropout_uniform(uint32_t mixed_seed, int64_t i) {
+RG_HOST_DEVICE float dropout_uniform(uint32_t mixed_seed, int64_t i) {
   const uint32_t h = fmix32((static_cast<uint32_t>(i) * 0x9E3779B9u) ^ mixed_seed);
   return static_cast<float>(h >> 8) * (1.f / 16777216.f);
 }

@@ -7,11 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define RG_MATH __host__ __device__ __forceinline__
-#else
-#define RG_MATH inline __attribute__((always_inline))
-#endif
+#include "host_device.h"
 
 namespace rg::optim {
 
@@ -26,8 +22,8 @@ struct Sgd {
     return {lr, momentum, weight_decay, maximize ? -1.f : 1.f, first_step ? 0.f : momentum, first_step ? 1.f : 1.f - dampening, nesterov};
   }
   // momentum == 0: no buffer
-  RG_MATH void update(float& p, float grad) const { p -= lr * (sign * grad + weight_decay * p); }
-  RG_MATH void update(float& p, float& buf, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float grad) const { p -= lr * (sign * grad + weight_decay * p); }
+  RG_HOST_DEVICE void update(float& p, float& buf, float grad) const {
     const float g = sign * grad + weight_decay * p;
     const float b = keep * buf + take * g;
     buf = b;
@@ -48,7 +44,7 @@ struct Adam {
             decoupled ? 0.f : weight_decay, maximize ? -1.f : 1.f};
   }
   // The moments of this step: m and v updated, the new v returned.
-  RG_MATH float moments(float p, float& m, float& v, float grad, float& mi) const {
+  RG_HOST_DEVICE float moments(float p, float& m, float& v, float grad, float& mi) const {
     const float g = sign * grad + l2 * p;
     mi = beta1 * m + (1.f - beta1) * g;
     const float vi = beta2 * v + (1.f - beta2) * g * g;
@@ -56,12 +52,12 @@ struct Adam {
     v = vi;
     return vi;
   }
-  RG_MATH void update(float& p, float& m, float& v, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& m, float& v, float grad) const {
     float mi;
     const float vi = moments(p, m, v, grad, mi);
     p = p * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
   }
-  RG_MATH void update(float& p, float& m, float& v, float& vmax, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& m, float& v, float& vmax, float grad) const {
     float mi;
     const float vi = moments(p, m, v, grad, mi);
     const float vm = vmax > vi ? vmax : vi;
@@ -80,7 +76,7 @@ struct Rmsprop {
   static Rmsprop make(float lr, float alpha, float eps, float weight_decay, float momentum, bool centered, bool maximize) {
     return {lr, alpha, eps, weight_decay, momentum, maximize ? -1.f : 1.f, centered};
   }
-  RG_MATH void update(float& p, float& v, float* m, float* buf, int64_t i, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& v, float* m, float* buf, int64_t i, float grad) const {
     const float g = sign * grad + weight_decay * p;
     const float vi = alpha * v + (1.f - alpha) * g * g;
     v = vi;
@@ -107,7 +103,7 @@ struct Rmsprop {
 struct Adagrad {
   float clr, eps, weight_decay, sign;
   static Adagrad make(float clr, float eps, float weight_decay, bool maximize) { return {clr, eps, weight_decay, maximize ? -1.f : 1.f}; }
-  RG_MATH void update(float& p, float& sum, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& sum, float grad) const {
     const float g = sign * grad + weight_decay * p;
     const float si = sum + g * g;
     sum = si;
@@ -122,7 +118,7 @@ struct Adamax {
     const float clr = static_cast<float>(lr / (1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step))));
     return {beta1, beta2, eps, weight_decay, clr, maximize ? -1.f : 1.f};
   }
-  RG_MATH void update(float& p, float& m, float& u, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& m, float& u, float grad) const {
     const float g = sign * grad + weight_decay * p;
     const float mi = beta1 * m + (1.f - beta1) * g;
     const float a = beta2 * u, b = fabsf(g) + eps;
@@ -138,7 +134,7 @@ struct Adamax {
 struct Adadelta {
   float lr, rho, eps, weight_decay, sign;
   static Adadelta make(float lr, float rho, float eps, float weight_decay, bool maximize) { return {lr, rho, eps, weight_decay, maximize ? -1.f : 1.f}; }
-  RG_MATH void update(float& p, float& v, float& d, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& v, float& d, float grad) const {
     const float g = sign * grad + weight_decay * p;
     const float vi = rho * v + (1.f - rho) * g * g;
     const float delta = sqrtf(d + eps) / sqrtf(vi + eps) * g;
@@ -158,7 +154,7 @@ struct NadamRadam {
   static NadamRadam make(float beta1, float beta2, float eps, float weight_decay, float bc2, float c_grad, float c_avg, bool radam, bool rectified) {
     return {beta1, beta2, eps, weight_decay, bc2, std::sqrt(bc2), c_grad, c_avg, radam, rectified};
   }
-  RG_MATH void update(float& p, float& m, float& v, float grad) const {
+  RG_HOST_DEVICE void update(float& p, float& m, float& v, float grad) const {
     const float g = grad + weight_decay * p;
     const float mi = beta1 * m + (1.f - beta1) * g;
     const float vi = beta2 * v + (1.f - beta2) * g * g;

@@ -667,7 +667,7 @@ thread_local std::vector<float> tls_col, tls_y, tls_dcol, tls_partial;
 // so its sums fixed by the sizes), else gemm over every thread for a whole-batch chunk.
 void product(ThreadPool& pool, bool alone, bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
              float beta, float* C) {
-  if (alone) packed(pool, transA, transB, M, N, K, 0, K, 1.f, A, B, beta, C, nullptr, Activation::None, 0.f, bf16_products(pool));
+  if (alone) packed(pool, transA, transB, M, N, K, 0, K, 1.f, A, B, beta, C, nullptr, Activation::None, 0.f);
   else gemm(pool, transA, transB, M, N, K, 1.f, A, B, beta, C);
 }
 

@@ -39,8 +39,10 @@ namespace rg::cpu {
 namespace {
 
 constexpr int64_t KC = 384;
-// K block of bfloat16 products: a B sliver of 256 words × 32 columns is 32 KB (float32's 384 × 32: 48 KB).
+// K block of bfloat16 products: a B sliver of 256 words × 32 columns is 32 KB (float32's 384 × 32: 48 KB). Their tile
+// is AVX-512's 12 × 32, its columns shared among threads in half slivers of 16.
 constexpr int64_t KC_BF16 = 512;
+constexpr int kBf16MR = 12, kBf16NR = 32, kBf16NU = 16;
 // K blocks per thread from which a small output is split along K: 2 (768 of K each) measured faster than 4 on the
 // tiny GPT's weight gradients (K = 2,048 rows: 128 × 128 0.52 → 0.31-0.43 ms, 96 × 128 0.45 → 0.29 ms).
 constexpr int64_t SPLITK_KC = 2;
@@ -218,7 +220,7 @@ RG_AVX2 void kernel_avx2(int64_t kc, const float* __restrict Ap, const float* __
 template <int R, int V>
 RG_BF16 void kernel_bf16_t(int64_t kp, const uint32_t* __restrict Ap, const uint32_t* __restrict Bp, float* C, int64_t ldc,
                            int mr, int nr, const Epilogue& e) {
-  constexpr int MR = 12, NR = 32;
+  constexpr int MR = kBf16MR, NR = kBf16NR;
   __m512 c[R][V];
 #pragma GCC unroll 12
   for (int r = 0; r < R; r++)
@@ -368,7 +370,7 @@ RG_TARGET_AVX2 void transpose_pack8(float* dst, int64_t ld, const float* const r
 }
 #endif
 
-const float kZeroRow[KC] = {};
+const float kZeroRow[std::max(KC, KC_BF16)] = {};  // (a bfloat16 K block reads as many floats)
 
 // dst[k * ld + c] = scale · src[(r0 + c) · stride + k0 + k] for c < width (rows past `rows` zero), k < kc.
 void transpose_pack(float* dst, int64_t ld, const float* src, int64_t stride, int rows, int width, int64_t kc, float scale) {
@@ -456,8 +458,6 @@ RG_BF16 RG_INLINE __m512i bf16_pairs_of_rows(const float* r0, const float* r1, _
   return _mm512_permutexvar_epi16(interleave, both);
 }
 
-const float kZeroRowBf16[KC_BF16] = {};
-
 // dst[p · ld + c] = pair(scale·rows[c][2p], scale·rows[c][2p + 1]) for c < width (≤ 8), p < ⌈kc/2⌉: 16 values of a row
 // convert to 8 words in order, and 8 × 8 blocks of words are transposed as transpose_pack8's floats are.
 RG_BF16 void transpose_pack8_bf16(uint32_t* dst, int64_t ld, const float* const rows[8], int width, int64_t kc, float scale) {
@@ -484,7 +484,7 @@ RG_BF16 void transpose_pack8_bf16(uint32_t* dst, int64_t ld, const float* const 
 RG_BF16 void transpose_pack_bf16(uint32_t* dst, int64_t ld, const float* src, int64_t stride, int rows, int width, int64_t kc, float scale) {
   for (int c0 = 0; c0 < width; c0 += 8) {
     const float* ptr[8];
-    for (int c = 0; c < 8; c++) ptr[c] = c0 + c < rows ? src + (c0 + c) * stride : kZeroRowBf16;
+    for (int c = 0; c < 8; c++) ptr[c] = c0 + c < rows ? src + (c0 + c) * stride : kZeroRow;
     transpose_pack8_bf16(dst + c0, ld, ptr, std::min(8, width - c0), kc, scale);
   }
 }
@@ -502,7 +502,7 @@ RG_BF16 void pack_a_bf16(uint32_t* Ap, const float* A, bool transA, int64_t M, i
       const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1), all = static_cast<__mmask16>((1u << MR) - 1);
       for (int64_t p = 0; p < kp; p++) {
         const float* r0 = A + (k0 + 2 * p) * M + i0 + s;
-        const float* r1 = 2 * p + 1 < kc ? r0 + M : kZeroRowBf16;
+        const float* r1 = 2 * p + 1 < kc ? r0 + M : kZeroRow;
         __m512i w;
         if (alpha == 1.f) {
           w = bf16_pairs_of_rows(r0, r1, mask);
@@ -528,11 +528,11 @@ RG_BF16 void pack_b_sliver_bf16(uint32_t* dst, const float* B, bool transB, int6
   if (!transB) {  // B stored [K, N]: two rows of NR consecutive values per word
     for (int64_t p = 0; p < kp; p++) {
       const float* r0 = B + (k0 + 2 * p) * N + j0;
-      const float* r1 = 2 * p + 1 < kc ? r0 + N : kZeroRowBf16;
+      const float* r1 = 2 * p + 1 < kc ? r0 + N : kZeroRow;
       for (int v = 0; v < NR; v += 16) {
         const int n = std::max(0, std::min(16, cols - v));
         const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
-        _mm512_store_si512(dst + p * NR + v, bf16_pairs_of_rows(r0 + v, r1 == kZeroRowBf16 ? r1 : r1 + v, mask));
+        _mm512_store_si512(dst + p * NR + v, bf16_pairs_of_rows(r0 + v, r1 + v, mask));
       }
     }
   } else {  // B stored [N, K]: a transpose
@@ -643,7 +643,7 @@ struct F32Packing {
 #if RG_X86
 struct Bf16Packing {
   using Word = uint32_t;
-  int mr = 12, nr = 32;
+  int mr = kBf16MR, nr = kBf16NR;
   int64_t kc_block = KC_BF16;
   static int64_t words(int64_t kc) { return (kc + 1) / 2; }
   static void pack_a_block(Word* Ap, const float* A, bool transA, int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
@@ -715,6 +715,8 @@ inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return coun
 
 }  // namespace
 
+bool bf16_products(const ThreadPool& pool) { return pool.bf16_products() && has_avx512_bf16(); }
+
 // The packed product over K in [kbeg, kend) of a product whose whole K sets the leading dimensions (a slice of K
 // for split-K, else all of it): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :] + beta · C + bias).
 //
@@ -724,13 +726,14 @@ inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return coun
 // MLP those barriers cost as much as the arithmetic). The price is packing twice what two threads share: tc copies
 // of op(A) and tr of op(B), so the grid is the one that packs least (columns split when M < N, rows when M ≥ N).
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, bool bf16) {
-  const int MR = bf16 ? 12 : kIsa.mr;
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
+  const bool bf16 = bf16_products(pool);
+  const int MR = bf16 ? kBf16MR : kIsa.mr;
   const int64_t flops = 2 * M * N * (kend - kbeg);
   // Columns are shared out in units of kIsa.nu, half a sliver where the micro-kernel has a half-width variant
   // (AVX-512): a 196-column product split 112 : 84 columns rather than 128 : 68 (four slivers against three, the last
   // of 4 columns).
-  const int64_t CU = bf16 ? 16 : kIsa.nu;
+  const int64_t CU = bf16 ? kBf16NU : kIsa.nu;
   const int64_t row_units = (M + MR - 1) / MR, col_units = (N + CU - 1) / CU;
   // A second thread from ~8 MFLOP of work each: below that, waking it cost more than it saved (128³ ran at 148
   // GFLOP/s on one thread, 64 on two).
@@ -764,8 +767,6 @@ void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, in
     for (int64_t t = t0; t < t1; t++) rect(t);
   });
 }
-
-bool bf16_products(const ThreadPool& pool) { return pool.bf16_products() && has_avx512_bf16(); }
 
 void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
              const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
@@ -844,7 +845,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
       for (int64_t t = t0; t < t1; t++) {
         const int64_t k0 = t * slice, ks = std::min(slice, K - k0);
         // a nested call runs on this thread alone
-        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f, bf16);
+        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f);
       }
     });
     const Epilogue e{beta, bias, act, slope};
@@ -858,7 +859,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
     return;
   }
 
-  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope, bf16);
+  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope);
 }
 
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,

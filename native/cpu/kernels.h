@@ -19,9 +19,9 @@ enum class Activation { None, Relu, LeakyRelu };
 bool bf16_products(const ThreadPool& pool);
 
 // The blocked product behind gemm_ex, over K in [kbeg, kend): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :]
-// + beta · C + bias), in bfloat16 pairs when `bf16`. Called from inside a pool range it runs on that thread alone
-// (conv.cc's image groups).
+// + beta · C + bias), in bfloat16 pairs under rg.autocast (bf16_products). Called from inside a pool range it runs on
+// that thread alone (conv.cc's image groups).
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, bool bf16);
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
 
 }  // namespace rg::cpu
