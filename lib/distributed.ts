@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { packageRoot } from './backends/cpu.js';
 import { permutation as seededPermutation } from './data/split.js';
 import { checkNumber, checkOptions, describe, RetrogradError } from './errors.js';
+import { watchGradWrites } from './nn/grad-writes.js';
 import { Module, type Parameter } from './nn/module.js';
 import { fromHost, Tensor } from './tensor.js';
 
@@ -184,17 +185,63 @@ export interface DistributedDataParallelOptions {
   bucketMB?: number;
 }
 
+/** What {@link DistributedDataParallel.syncGradients} has measured so far. */
+export interface DistributedDataParallelStats {
+  /** Synchronisations (steps) so far. */
+  syncs: number;
+  /** Bucket collectives so far. */
+  buckets: number;
+  /** Of those, the ones started while the backward was still running (overlapped with it). */
+  overlapped: number;
+  /** Milliseconds from each bucket's collective being handed to the communication thread to its result, summed. */
+  communicationMs: number;
+  /** Milliseconds that the steps waited for communication after their backward's kernels had finished, summed:
+   * the communication that overlap did not hide. */
+  exposedMs: number;
+}
+
+/** One backward's progress towards its buckets' collectives. */
+interface Round {
+  /** Writes into each parameter's gradient so far. */
+  counts: Map<Parameter, number>;
+  /** Per bucket: its parameters still short of their expected writes. */
+  waiting: number[];
+  /** Buckets started, in order: 0 … started − 1. */
+  started: number;
+  /** Per started bucket: the averaged gradients, flat. */
+  results: Promise<Float32Array>[];
+  /** Settles once the last started bucket's collective has been handed to the communication thread. */
+  handedOver: Promise<unknown>;
+  /** A parameter written again after its bucket had been read. */
+  overrun?: Parameter;
+}
+
 /**
  * Data-parallel training across the ranks of `rg.distributed`, PyTorch's DistributedDataParallel for a hand-written
- * loop: every rank builds the same model, `await ddp.broadcastParameters()` gives them rank 0's weights, and after
- * each `loss.backward()`, `await ddp.syncGradients()` averages every gradient over the ranks (in buckets of
- * `bucketMB`, last parameters first, as the backward produces them) before `optimizer.step()`. With each rank on a
- * disjoint shard of a batch of B rows (B/N each), the step equals one process's step on the whole batch.
- * `forward` is the module's. In a world of one, both calls return at once.
+ * loop: every rank builds the same model, `await ddp.broadcastParameters()` gives them rank 0's weights, each step
+ * runs `ddp.forward(x)`, the loss's `backward()`, then `await ddp.syncGradients()`, which leaves every gradient
+ * averaged over the ranks, before `optimizer.step()`. With each rank on a disjoint shard of a batch of B rows (B/N
+ * each), the step equals one process's step on the whole batch.
+ *
+ * The gradients are averaged in buckets of `bucketMB` (last parameters first, as the backward produces them), one
+ * collective each. A step that goes through `ddp.forward` starts each bucket's collective as soon as the backward has
+ * queued the last write into its gradients, so communication overlaps the rest of the backward. Which writes to wait
+ * for is learnt from the first step (every bucket then waits for syncGradients): each later step must write each
+ * gradient as often (the same graph; several backwards before one sync count together), and a parameter written again
+ * after its bucket was read is an error. Modify gradients (clipping, penalties) only after syncGradients. A step that
+ * calls the module's forward directly has nothing started early: all buckets are reduced in syncGradients. In a world
+ * of one, nothing is exchanged.
  */
 export class DistributedDataParallel {
   /** The buckets of parameters, each averaged by one collective. */
   readonly buckets: Parameter[][];
+  /** Running figures of the synchronisations (see the interface). */
+  readonly stats: DistributedDataParallelStats = { syncs: 0, buckets: 0, overlapped: 0, communicationMs: 0, exposedMs: 0 };
+  private readonly bucketOf = new Map<Parameter, number>();
+  /** Writes into each gradient per step, as counted in the first step that went through forward. */
+  private expected?: Map<Parameter, number>;
+  private round?: Round;
+  private unwatch?: () => void;
 
   /** Groups the module's trainable parameters into buckets; no collective runs until broadcastParameters/syncGradients. */
   constructor(
@@ -208,7 +255,7 @@ export class DistributedDataParallel {
     const limit = bucketMB * 2 ** 20;
     this.buckets = [];
     let bucket: Parameter[] = [], bytes = 0;
-    for (const p of [...module.parameters()].reverse()) {
+    for (const p of [...new Set(module.parameters())].reverse()) {
       if (!p.requiresGrad) continue;
       if (bucket.length && bytes + 4 * p.value.size > limit) {
         this.buckets.push(bucket);
@@ -219,10 +266,12 @@ export class DistributedDataParallel {
       bytes += 4 * p.value.size;
     }
     if (bucket.length) this.buckets.push(bucket);
+    this.buckets.forEach((b, i) => b.forEach((p) => this.bucketOf.set(p, i)));
   }
 
-  /** The module's forward. */
+  /** The module's forward; the backward that follows starts the buckets' collectives as their gradients are ready. */
   forward(...args: unknown[]): Tensor {
+    if (distributed.worldSize > 1 && !this.round) this.beginRound(true);
     return (this.module.forward as (...a: unknown[]) => Tensor)(...args);
   }
 
@@ -234,30 +283,95 @@ export class DistributedDataParallel {
 
   /**
    * Averages every trainable parameter's gradient over the ranks, in place (a gradient nothing wrote since zeroGrad
-   * counts as zeros). Every rank must call it at the same point of its loop.
+   * counts as zeros): waits for the buckets started during the backward and reduces the others. Every rank must call
+   * it at the same point of its loop.
    */
   async syncGradients(): Promise<void> {
     const w = joined('syncGradients');
     if (w.size === 1) return;
-    // Every bucket's read is queued at once; the collectives are then submitted strictly in bucket order (the same on
-    // every rank: MPI matches collectives by order), each as soon as its bucket is read, so a later bucket is read
-    // while an earlier one is being reduced.
-    const reads = this.buckets.map((bucket) => Promise.all(bucket.map((p) => p.grad.data('float32'))));
-    const reduced: Promise<Float32Array>[] = [];
-    for (const read of reads) {
-      const parts = await read;
-      const flat = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
-      let at = 0;
-      for (const a of parts) { flat.set(a, at); at += a.length; }
-      reduced.push(addon!.allReduce(flat, true));
+    const called = performance.now();
+    const r = this.round ?? this.beginRound(false);
+    this.round = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
+    const overlapped = r.started;
+    const backend = this.module.parameters()[0]?.value.backend;
+    // the backward's kernels are done when this resolves (it is queued after them, before the remaining reads)
+    const computed = backend ? backend.syncAsync().then(() => performance.now()) : Promise.resolve(called);
+    this.startReady(r, true);
+    const means = await Promise.all(r.results);
+    const done = performance.now();
+    if (r.overrun) {
+      const name = this.module.namedParameters().find(([, p]) => p === r.overrun)?.[0] ?? '?';
+      throw new RetrogradError(
+        `DistributedDataParallel: the gradient of '${name}' was written ${r.counts.get(r.overrun)} times in this step, ${this.expected!.get(r.overrun)} in the first, after its bucket had been read; every step must build the same graph (or call the module's forward, not ddp.forward, for a step that differs)`,
+        'INVALID_ARGUMENT',
+      );
     }
+    this.expected ??= r.counts;
     for (const [b, bucket] of this.buckets.entries()) {
-      const mean = await reduced[b];
+      const mean = means[b];
       let at = 0;
       for (const p of bucket) {
         p.grad.assign(mean.subarray(at, at + p.value.size));
         at += p.value.size;
       }
+    }
+    const s = this.stats;
+    s.syncs++;
+    s.buckets += this.buckets.length;
+    s.overlapped += overlapped;
+    s.exposedMs += done - Math.max(called, await computed);
+  }
+
+  /** A step's bookkeeping; `watch`: its gradient writes are followed (forward), else every bucket starts at sync. */
+  private beginRound(watch: boolean): Round {
+    const r: Round = { counts: new Map(), waiting: this.buckets.map(() => 0), started: 0, results: [], handedOver: Promise.resolve() };
+    if (watch) {
+      for (const [p, n] of this.expected ?? []) if (n > 0) r.waiting[this.bucketOf.get(p)!]++;
+      this.unwatch?.();
+      this.unwatch = watchGradWrites((p) => this.written(r, p));
+      this.round = r;
+    }
+    return r;
+  }
+
+  private written(r: Round, p: Parameter): void {
+    const b = this.bucketOf.get(p);
+    if (b === undefined) return;
+    const n = (r.counts.get(p) ?? 0) + 1;
+    r.counts.set(p, n);
+    if (!this.expected) return; // the first step: counting only
+    const want = this.expected.get(p) ?? 0;
+    if (n === want && --r.waiting[b] === 0) this.startReady(r, false);
+    else if (n > want && b < r.started) r.overrun ??= p;
+  }
+
+  /**
+   * Starts, in bucket order, the buckets whose gradients are complete (all that are left, `all`, from syncGradients):
+   * its gradients are read in queue order (after the kernels that wrote them, while later ones run), then its collective
+   * is handed to the communication thread once the previous bucket's has been: MPI matches collectives by order, the
+   * same on every rank.
+   */
+  private startReady(r: Round, all: boolean): void {
+    while (r.started < this.buckets.length && (all || r.waiting[r.started] === 0)) {
+      const bucket = this.buckets[r.started++];
+      const read = Promise.all(bucket.map((p) => p.grad.data('float32')));
+      const handed = Promise.all([read, r.handedOver]).then(([parts]) => {
+        const flat = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
+        let at = 0;
+        for (const a of parts) {
+          flat.set(a, at);
+          at += a.length;
+        }
+        const t0 = performance.now();
+        // (an array, so that the promise is not flattened: handing over must not wait for the result)
+        return [addon!.allReduce(flat, true).then((mean) => ((this.stats.communicationMs += performance.now() - t0), mean))] as const;
+      });
+      r.handedOver = handed.catch(() => undefined);
+      const result = handed.then(([mean]) => mean);
+      result.catch(() => undefined); // awaited in syncGradients; a step abandoned before it must not leave it unhandled
+      r.results.push(result);
     }
   }
 }

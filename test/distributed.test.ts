@@ -50,11 +50,25 @@ describe.runIf(ready)('collectives under mpirun', () => {
       const first = launch(n, 'ddp.mjs'), second = launch(n, 'ddp.mjs');
       expect(first.status, first.stderr).toBe(0);
       expect(second.status, second.stderr).toBe(0);
-      for (const model of ['mlp', 'cnn']) {
-        const digests = first.ranks.map((r) => (r[model] as { digest: number }).digest);
+      type Run = { digest: number; overlapDigest: number; worstRelative: number; stats: { buckets: number; syncs: number; started: number; overlapped: number } };
+      for (const model of ['mlp', 'cnn', 'twice']) {
+        const digests = first.ranks.map((r) => (r[model] as Run).digest);
         expect(new Set(digests).size, `${model}: the ranks' weights differ`).toBe(1);
-        expect((second.ranks[0][model] as { digest: number }).digest).toBe(digests[0]);
-        expect((first.ranks[0][model] as { worstRelative: number }).worstRelative).toBeLessThan(1e-6);
+        expect((second.ranks[0][model] as Run).digest).toBe(digests[0]);
+        expect((first.ranks[0][model] as Run).worstRelative).toBeLessThan(1e-6);
+        // buckets started during the backward: the same bits; every bucket of every step but the first overlapped
+        for (const r of first.ranks) {
+          const run = r[model] as Run;
+          expect(run.overlapDigest, `${model}: overlapped buckets changed the weights`).toBe(digests[0]);
+          expect(run.stats.syncs).toBe(6);
+          expect(run.stats.started).toBe(6 * run.stats.buckets);
+          expect(run.stats.overlapped).toBe(5 * run.stats.buckets);
+          expect(run.stats.buckets).toBeGreaterThan(2);
+        }
+      }
+      for (const r of first.ranks) {
+        expect(r.overrun).toMatch(/^RetrogradError: DistributedDataParallel: the gradient of '2\.weight' was written 2 times in this step, 1 in the first, after its bucket had been read; every step must build the same graph/);
+        expect(r.after).toBe('accepted');
       }
       expect(first.ranks[0].buckets).toBe(3);
       // the sampler: the same permutation dealt out, shards that cover the data, a new order each epoch

@@ -7,6 +7,7 @@
 // gradients lent for the call, which the node hands on as its parameters' gradients).
 import { isCapturing, isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
 import { Tensor } from '../tensor.js';
+import { moduleBackwardBegins, moduleBackwardDone } from './grad-writes.js';
 import type { Module } from './module.js';
 import { Scratch } from './util.js';
 
@@ -101,7 +102,9 @@ export function wrapForward(m: Module): void {
         try {
           if (isCapturing()) for (const p of params) lent.push(p.lendGrad());
           const wantInput = requiresGrad(x);
+          const mark = moduleBackwardBegins();
           const dx = ownBackward.call(self, g, wantInput);
+          moduleBackwardDone(mark);
           giveBack();
           return [wantInput ? dx : null, ...params.map((_, i) => givenBack[i] ?? null)];
         } catch (e) {
@@ -124,7 +127,10 @@ export function wrapForward(m: Module): void {
     value: function backward(this: Module, dy: Tensor, inputGrad?: boolean): Tensor {
       pendingNode.get(this)?.release();
       pendingNode.delete(this);
-      return ownBackward.call(this, dy, inputGrad);
+      const mark = moduleBackwardBegins();
+      const dx = ownBackward.call(this, dy, inputGrad);
+      moduleBackwardDone(mark);
+      return dx;
     },
   });
 }

@@ -6,6 +6,7 @@ import { describe, RetrogradError } from '../errors.js';
 import { checkTensor, empty, keep, Tensor } from '../tensor.js';
 import { Workspace } from '../workspace.js';
 import { wrapForward } from './graph.js';
+import { gradTargeted, gradWritten } from './grad-writes.js';
 import { summary, type SummaryOptions } from './summary.js';
 import type { BatchingOptions, BatchingStats, CompileOptions, EvaluateOptions, FitOptions, History, PredictOptions } from '../train/types.js';
 import type { DataLoader } from '../data/loader.js';
@@ -92,6 +93,7 @@ export class Parameter {
     } else {
       k.axpy(this._grad.buf, g.buf, g.size, 1);
     }
+    gradWritten(this);
   }
 
   /** dL/dvalue, accumulated by backward; zeros after zeroGrad(). */
@@ -165,6 +167,7 @@ export class Parameter {
   static gradTargets(params: (Parameter | null)[]): { bufs: (Buf | null)[]; accumulate: boolean } {
     const live = params.filter((p): p is Parameter => p !== null && p.requiresGrad);
     const overwrite = live.length > 0 && live.every((p) => p.zeroPending);
+    gradTargeted(live);
     if (overwrite) for (const p of live) p.zeroPending = false;
     // Mixed states: the getter fills the pending ones with zeros, and everything accumulates.
     const bufs = params.map((p) => (p && p.requiresGrad ? (overwrite ? p._grad.buf : p.grad.buf) : null));

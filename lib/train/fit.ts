@@ -361,18 +361,23 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
           // forward must not overwrite its first output).
           const runStep = <T>(f: () => T): T => (handWritten ? noGrad(() => inStep(model, lossFn, f)) : f());
           // forward and backward, then (distributed) the gradients averaged over the ranks, then the update
-          const forwardBackward = () => {
-            const out = model.forward(xb);
-            const loss = lossFn.forward(out, yb);
-            const classes = wantAccuracy ? accuracyShape('fit', out, yb) : 0;
-            model.zeroGrad();
-            if (handWritten) model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
-            else loss.backward();
+          // (distributed: the forward through ddp starts each bucket's average once the backward has written it; the
+          // penalties, the same on every rank, are added to the averaged gradients)
+          const penalize = (loss: Tensor) => {
             for (const pen of compiled.penalties) {
               const value = applyPenalty(pen.params, { l1: pen.l1, l2: pen.l2 });
               backend.k.axpy(loss.buf, value.buf, 1, 1); // the reported loss includes the penalty, as in Keras
               value.dispose();
             }
+          };
+          const forwardBackward = () => {
+            const out = ddp ? ddp.forward(xb) : model.forward(xb);
+            const loss = lossFn.forward(out, yb);
+            const classes = wantAccuracy ? accuracyShape('fit', out, yb) : 0;
+            model.zeroGrad();
+            if (handWritten) model.backward(lossFn.backward(), false); // nothing needs dL/dx of the data
+            else loss.backward();
+            if (!ddp) penalize(loss);
             return { out, loss, classes };
           };
           const update = ({ out, loss, classes }: ReturnType<typeof forwardBackward>): StepResult => {
@@ -394,7 +399,7 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
           if (ddp) {
             const fb = runStep(() => explained(forwardBackward));
             await ddp.syncGradients();
-            result = runStep(() => explained(() => update(fb)));
+            result = runStep(() => explained(() => (penalize(fb.loss), update(fb))));
           } else result = runStep(() => explained(() => update(forwardBackward())));
           const { loss, stepStats } = result;
           const current: InFlight = {

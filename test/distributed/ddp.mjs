@@ -1,6 +1,9 @@
 // Run by test/distributed.test.ts under `mpirun -np N`: K steps of data-parallel training with a per-rank batch of B/N
 // rows must give the weights of one process training on the whole batch of B (checked on rank 0, which also runs the
-// single-process training), for an MLP and a CNN; and the DistributedSampler's shards. One JSON line per rank.
+// single-process training), for an MLP, a CNN and a module written with tensor operations that uses a layer and a
+// parameter twice; the same bits whether the buckets are averaged after the backward (the module's forward) or started
+// during it (ddp.forward); a step that writes a gradient more often than the first is refused; and the
+// DistributedSampler's shards. One JSON line per rank.
 import * as rg from '../../dist/index.js';
 
 const { rank, worldSize } = await rg.distributed.init();
@@ -12,7 +15,21 @@ function data(n, features, seed) {
 }
 const rows = (a, per, from, count) => a.subarray(from * per, (from + count) * per);
 
-async function trainRun(make, shape, { distributed }) {
+/** A layer applied twice and a bare parameter used twice: several writes into one gradient per backward. */
+class Twice extends rg.Module {
+  constructor() {
+    super();
+    this.inner = new rg.Linear(10, 10);
+    this.scale = new rg.Parameter(rg.full([10], 0.5));
+    this.head = new rg.Linear(10, 3);
+  }
+  forward(x) {
+    const h = this.inner.forward(x).tanh().mul(this.scale);
+    return this.head.forward(this.inner.forward(h).tanh().mul(this.scale));
+  }
+}
+
+async function trainRun(make, shape, { distributed, overlap = false, stats }) {
   rg.manualSeed(distributed ? 100 + rank : 100); // different initial weights per rank: broadcastParameters must fix that
   const model = make();
   const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.0002 }); // tiny buckets (210 bytes): several collectives a step
@@ -26,16 +43,18 @@ async function trainRun(make, shape, { distributed }) {
     const from = s * B + (distributed ? rank * b : 0);
     const xb = rg.tensor(rows(x, per, from, b), [b, ...shape]), yb = rg.tensor(y.subarray(from, from + b), [b]);
     opt.zeroGrad();
-    rg.F.crossEntropy(model.forward(xb), yb).backward();
+    rg.F.crossEntropy((overlap ? ddp : model).forward(xb), yb).backward();
     if (distributed) await ddp.syncGradients();
     opt.step();
   }
+  if (stats) Object.assign(stats, ddp.stats, { buckets: ddp.buckets.length, syncs: ddp.stats.syncs, started: ddp.stats.buckets });
   return Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.toArray('float32')]));
 }
 
 const models = {
   mlp: [() => new rg.Sequential([new rg.Linear(10, 16), new rg.Tanh(), new rg.Linear(16, 3)]), [10]],
   cnn: [() => new rg.Sequential([new rg.Conv2d(1, 4, 3, { padding: 1 }), new rg.ReLU(), new rg.MaxPool2d(2), new rg.Flatten(), new rg.Linear(4 * 4 * 4, 3)]), [1, 8, 8]],
+  twice: [() => new Twice(), [10]],
 };
 const out = { rank, worldSize, buckets: new rg.DistributedDataParallel(models.mlp[0](), { bucketMB: 0.0002 }).buckets.length };
 for (const [name, [make, shape]] of Object.entries(models)) {
@@ -43,6 +62,11 @@ for (const [name, [make, shape]] of Object.entries(models)) {
   // the weights' exact bits: equal on every rank, and from run to run
   const digest = Object.values(ddp).reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
   out[name] = { digest };
+  // the same training with each bucket started during the backward
+  const stats = {};
+  const overlapped = await trainRun(make, shape, { distributed: true, overlap: true, stats });
+  out[name].overlapDigest = Object.values(overlapped).reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
+  out[name].stats = { buckets: stats.buckets, syncs: stats.syncs, started: stats.started, overlapped: stats.overlapped };
   if (rank === 0) {
     const single = await trainRun(make, shape, { distributed: false });
     // normwise relative difference per tensor (the project's tolerance policy), the worst over the model's tensors
@@ -54,6 +78,21 @@ for (const [name, [make, shape]] of Object.entries(models)) {
     }
     out[name].worstRelative = worst;
   }
+}
+// a step that writes a gradient twice where the first step wrote it once: refused on every rank, after the collectives
+{
+  rg.manualSeed(5);
+  const model = new rg.Sequential([new rg.Linear(4, 4), new rg.Tanh(), new rg.Linear(4, 2)]);
+  const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.00001 });
+  const x = rg.randn([2, 4]);
+  ddp.forward(x).sum().backward();
+  await ddp.syncGradients();
+  ddp.forward(x).sum().add(model.forward(x).sum()).backward();
+  out.overrun = await ddp.syncGradients().then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
+  // the next step, as the first, is accepted again
+  model.zeroGrad();
+  ddp.forward(x).sum().backward();
+  out.after = await ddp.syncGradients().then(() => 'accepted', (e) => `${e.name}: ${e.message}`);
 }
 // the sampler: disjoint shards that cover the data, the same permutation on every rank, a new one each epoch
 const sampler = new rg.DistributedSampler(10, { seed: 3 });
