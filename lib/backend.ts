@@ -385,6 +385,21 @@ export interface Backend {
    * rg.autocast. Backends without the hardware for one ignore it (their products stay float32).
    */
   setMatmulPrecision?(precision: ProductPrecision): void;
+  /**
+   * @internal Native backends: an all-reduce (sum, or mean) of float buffers over the ranks of rg.distributed, queued
+   * with the kernels: the buffers are gathered after the kernels queued before and handed to the MPI addon's
+   * communication thread (`table`, its collectives()), which first checks that every rank passed `shape`. wait()
+   * queues the wait for the result and its copy back into the buffers; kernels queued in between run meanwhile.
+   */
+  allReduce?(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[]): QueuedCollective;
+}
+
+/** @internal An all-reduce queued by Backend.allReduce. */
+export interface QueuedCollective {
+  /** Queues the wait for the result and its copy into the buffers (call once). */
+  wait(): void;
+  /** Once the wait has run: milliseconds from the hand-over to the result, and how long the queue waited for it. */
+  times(): { communicationMs: number; waitedMs: number } | undefined;
 }
 
 // ---- the registry ----
@@ -397,6 +412,11 @@ let warned = false;
 
 export function registerBackend(name: string, load: Loader, probe: () => BackendInfo): void {
   loaders.set(name, { load, probe });
+}
+
+/** @internal The backends loaded so far. */
+export function loadedBackends(): Backend[] {
+  return [...loaded.values()];
 }
 
 /** The backend named `name`, loading it on first use. Throws when it cannot load. */

@@ -1,13 +1,17 @@
 // rg.distributed: collectives between processes started by an MPI launcher (`mpirun -np 4 node train.mjs`), on the
 // optional MPI addon (native/mpi/, built at install where mpicxx is found). `await rg.distributed.init()` reads the
 // launcher's environment; without a launcher the world is this one process, every collective is the identity, and
-// no addon is needed. Collectives run on the addon's communication thread, in the order they were asked for, after
-// the tensor's queued kernels (its data is read asynchronously): the event loop stays free. Tensors are float; every
-// collective first checks that all ranks passed the same shape, so a mismatch is an error on every rank, naming the
-// shapes, rather than a hang or silently mixed data.
+// no addon is needed. Collectives run on the addon's communication thread, in the order they were asked for, so the
+// event loop stays free. An all-reduce of a native (cpu, cuda) tensor is queued with the kernels: the queue's thread
+// hands the tensor's bytes to the communication thread after the kernels queued before, and a later command copies
+// the result back, with nothing crossing through JavaScript; the other collectives (and every collective on the
+// reference backend) read the tensor asynchronously, after the native queues have handed over what they hold, so that
+// every rank sees the same order. Tensors are float; every collective first checks that all ranks passed the same
+// shape, so a mismatch is an error on every rank, naming the shapes, rather than a hang or silently mixed data.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { loadedBackends, type QueuedCollective } from './backend.js';
 import { packageRoot } from './backends/cpu.js';
 import { permutation as seededPermutation } from './data/split.js';
 import { checkNumber, checkOptions, describe, RetrogradError } from './errors.js';
@@ -21,6 +25,8 @@ interface MpiAddon {
   allReduce(values: Float32Array, mean: boolean): Promise<Float32Array>;
   broadcast(values: Float32Array, root: number): Promise<Float32Array>;
   allGather<T extends Float32Array | Int32Array>(values: T): Promise<T>;
+  /** The table through which the compute addons queue collectives (native/core/collectives.h). */
+  collectives(): unknown;
 }
 
 /** A launcher's world as its environment variables describe it. */
@@ -55,6 +61,8 @@ export function launcherWorld(env: NodeJS.ProcessEnv = process.env): LauncherWor
 
 let addon: MpiAddon | undefined;
 let world: { rank: number; size: number } | undefined;
+/** The MPI addon's collectives table, once joined to a world of several. */
+let table: unknown;
 
 function loadAddon(): MpiAddon {
   const file = join(packageRoot, 'build-mpi', 'Release', 'retrograd_mpi.node');
@@ -78,6 +86,7 @@ async function init(): Promise<DistributedWorld> {
     else {
       addon = loadAddon();
       const w = await addon.init();
+      table = addon.collectives();
       world = { rank: w.rank, size: w.size };
     }
   }
@@ -95,6 +104,12 @@ function floatTensor(where: string, t: unknown): Tensor {
   return t;
 }
 
+/** A collective handed over from JavaScript waits until the native queues have handed over theirs: MPI matches
+ * collectives by their order, which must be the order they were asked for on every rank. */
+async function queuedHandedOver(): Promise<void> {
+  await Promise.all(loadedBackends().filter((b) => b.allReduce).map((b) => b.syncAsync()));
+}
+
 /** Every rank's shape, gathered; an error on every rank when they differ. */
 async function sameShape(where: string, t: Tensor): Promise<void> {
   const w = world!;
@@ -109,7 +124,7 @@ async function sameShape(where: string, t: Tensor): Promise<void> {
   const differs = shapes.some((s) => s.some((v, i) => v !== shapes[0][i]));
   if (differs) {
     const show = (s: Int32Array) => `[${Array.from(s.subarray(1, 1 + Math.min(s[0], MAX))).join(', ')}]`;
-    throw new RangeError(`distributed.${where}: the ranks passed tensors of different shapes: ${shapes.map((s, r) => `rank ${r} ${show(s)}`).join(', ')}`);
+    throw new RetrogradError(`distributed.${where}: the ranks passed tensors of different shapes: ${shapes.map((s, r) => `rank ${r} ${show(s)}`).join(', ')}`, 'INVALID_ARGUMENT');
   }
 }
 
@@ -119,6 +134,14 @@ async function allReduce(tensor: Tensor, op: 'sum' | 'mean' = 'sum'): Promise<Te
   const t = floatTensor('allReduce', tensor);
   if (op !== 'sum' && op !== 'mean') throw new RangeError(`distributed.allReduce: op must be 'sum' or 'mean', got ${describe(op)}`);
   if (w.size === 1) return t;
+  const b = t.backend;
+  if (b.allReduce) {
+    b.allReduce(table, [t.buf], op === 'mean', t.shape).wait();
+    t.bumpVersion();
+    await b.syncAsync(); // settles once the result is in the tensor (or with the collective's error)
+    return t;
+  }
+  await queuedHandedOver();
   await sameShape('allReduce', t);
   t.assign(await addon!.allReduce(await t.data('float32'), op === 'mean'));
   return t;
@@ -130,6 +153,7 @@ async function broadcast(tensor: Tensor, root = 0): Promise<Tensor> {
   const t = floatTensor('broadcast', tensor);
   if (!Number.isSafeInteger(root) || root < 0 || root >= w.size) throw new RangeError(`distributed.broadcast: root must be a rank in 0…${w.size - 1}, got ${describe(root)}`);
   if (w.size === 1) return t;
+  await queuedHandedOver();
   await sameShape('broadcast', t);
   t.assign(await addon!.broadcast(await t.data('float32'), root));
   return t;
@@ -139,7 +163,10 @@ async function broadcast(tensor: Tensor, root = 0): Promise<Tensor> {
 async function allGather(tensor: Tensor): Promise<Tensor> {
   const w = joined('allGather');
   const t = floatTensor('allGather', tensor);
-  if (w.size > 1) await sameShape('allGather', t);
+  if (w.size > 1) {
+    await queuedHandedOver();
+    await sameShape('allGather', t);
+  }
   const mine = await t.data('float32');
   const all = w.size === 1 ? Float32Array.from(mine) : await addon!.allGather(mine);
   return fromHost(t.backend, all, [w.size, ...t.shape]);
@@ -148,7 +175,10 @@ async function allGather(tensor: Tensor): Promise<Tensor> {
 /** Waits until every rank has reached it. */
 async function barrier(): Promise<void> {
   const w = joined('barrier');
-  if (w.size > 1) await addon!.barrier();
+  if (w.size > 1) {
+    await queuedHandedOver();
+    await addon!.barrier();
+  }
 }
 
 /** Data-parallel training across processes: see the file's header. */
@@ -181,7 +211,8 @@ export const distributed = {
 
 /** Options of {@link DistributedDataParallel}. */
 export interface DistributedDataParallelOptions {
-  /** Gradients are averaged in buckets of about this many megabytes, one collective each (default 25, PyTorch's). */
+  /** Gradients are averaged in buckets of about this many megabytes, one collective each (default 25, PyTorch's; the
+   * first bucket, the backward's first gradients, holds at most 1 MB, as PyTorch's does). */
   bucketMB?: number;
 }
 
@@ -193,11 +224,19 @@ export interface DistributedDataParallelStats {
   buckets: number;
   /** Of those, the ones started while the backward was still running (overlapped with it). */
   overlapped: number;
-  /** Milliseconds from each bucket's collective being handed to the communication thread to its result, summed. */
+  /** Milliseconds from each bucket's collective being handed to the communication thread to its result, summed (of
+   * the collectives that have finished). */
   communicationMs: number;
-  /** Milliseconds that the steps waited for communication after their backward's kernels had finished, summed:
-   * the communication that overlap did not hide. */
+  /** Milliseconds that the steps waited for communication once their backward was done, summed: the communication
+   * that overlap did not hide. On native backends, the time the command queue waited for the results. */
   exposedMs: number;
+}
+
+/** One bucket's average, started: finish() queues (native) or applies (reference) the copy back into the gradients. */
+interface Started {
+  finish(): Promise<void> | void;
+  /** The queued collective (native backends), for its times. */
+  queued?: QueuedCollective;
 }
 
 /** One backward's progress towards its buckets' collectives. */
@@ -206,11 +245,9 @@ interface Round {
   counts: Map<Parameter, number>;
   /** Per bucket: its parameters still short of their expected writes. */
   waiting: number[];
-  /** Buckets started, in order: 0 … started − 1. */
-  started: number;
-  /** Per started bucket: the averaged gradients, flat. */
-  results: Promise<Float32Array>[];
-  /** Settles once the last started bucket's collective has been handed to the communication thread. */
+  /** The buckets started, in bucket order. */
+  started: Started[];
+  /** Settles once the last started bucket's collective has been handed to the communication thread (reference). */
   handedOver: Promise<unknown>;
   /** A parameter written again after its bucket had been read. */
   overrun?: Parameter;
@@ -229,14 +266,19 @@ interface Round {
  * for is learnt from the first step (every bucket then waits for syncGradients): each later step must write each
  * gradient as often (the same graph; several backwards before one sync count together), and a parameter written again
  * after its bucket was read is an error. Modify gradients (clipping, penalties) only after syncGradients. A step that
- * calls the module's forward directly has nothing started early: all buckets are reduced in syncGradients. In a world
- * of one, nothing is exchanged.
+ * calls the module's forward directly has nothing started early: all buckets are reduced in syncGradients.
+ *
+ * On the native backends the buckets are queued with the kernels (see rg.distributed): syncGradients queues the copy
+ * of the averages back into the gradients and returns without waiting for them, so the optimizer's kernels queue
+ * behind it and JavaScript goes on to the next step; a failed collective fails the queue, and the next read reports
+ * it. In a world of one, nothing is exchanged.
  */
 export class DistributedDataParallel {
   /** The buckets of parameters, each averaged by one collective. */
   readonly buckets: Parameter[][];
-  /** Running figures of the synchronisations (see the interface). */
-  readonly stats: DistributedDataParallelStats = { syncs: 0, buckets: 0, overlapped: 0, communicationMs: 0, exposedMs: 0 };
+  private readonly counted = { syncs: 0, buckets: 0, overlapped: 0, communicationMs: 0, exposedMs: 0 };
+  /** Native collectives whose times are not yet counted. */
+  private timing: QueuedCollective[] = [];
   private readonly bucketOf = new Map<Parameter, number>();
   /** Writes into each gradient per step, as counted in the first step that went through forward. */
   private expected?: Map<Parameter, number>;
@@ -252,12 +294,13 @@ export class DistributedDataParallel {
     if (!(module instanceof Module)) throw new TypeError(`DistributedDataParallel: expected a Module, got ${describe(module)}`);
     checkOptions('DistributedDataParallel', options, ['bucketMB']);
     const bucketMB = checkNumber('DistributedDataParallel', 'bucketMB', options.bucketMB ?? 25, { min: 0, minExclusive: true });
-    const limit = bucketMB * 2 ** 20;
+    // (the first bucket holds at most 1 MB, as PyTorch's: the backward's first gradients go out early)
+    const limit = () => (this.buckets.length === 0 ? Math.min(bucketMB, 1) : bucketMB) * 2 ** 20;
     this.buckets = [];
     let bucket: Parameter[] = [], bytes = 0;
     for (const p of [...new Set(module.parameters())].reverse()) {
       if (!p.requiresGrad) continue;
-      if (bucket.length && bytes + 4 * p.value.size > limit) {
+      if (bucket.length && bytes + 4 * p.value.size > limit()) {
         this.buckets.push(bucket);
         bucket = [];
         bytes = 0;
@@ -267,6 +310,19 @@ export class DistributedDataParallel {
     }
     if (bucket.length) this.buckets.push(bucket);
     this.buckets.forEach((b, i) => b.forEach((p) => this.bucketOf.set(p, i)));
+  }
+
+  /** Running figures of the synchronisations (see the interface); native collectives count once they have finished. */
+  get stats(): DistributedDataParallelStats {
+    this.timing = this.timing.filter((q) => {
+      const t = q.times();
+      if (t) {
+        this.counted.communicationMs += t.communicationMs;
+        this.counted.exposedMs += t.waitedMs;
+      }
+      return !t;
+    });
+    return { ...this.counted };
   }
 
   /** The module's forward; the backward that follows starts the buckets' collectives as their gradients are ready. */
@@ -283,8 +339,8 @@ export class DistributedDataParallel {
 
   /**
    * Averages every trainable parameter's gradient over the ranks, in place (a gradient nothing wrote since zeroGrad
-   * counts as zeros): waits for the buckets started during the backward and reduces the others. Every rank must call
-   * it at the same point of its loop.
+   * counts as zeros): finishes the buckets started during the backward and reduces the others. Every rank must call
+   * it at the same point of its loop. On native backends it resolves once the copies back are queued (see above).
    */
   async syncGradients(): Promise<void> {
     const w = joined('syncGradients');
@@ -294,13 +350,18 @@ export class DistributedDataParallel {
     this.round = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
-    const overlapped = r.started;
-    const backend = this.module.parameters()[0]?.value.backend;
-    // the backward's kernels are done when this resolves (it is queued after them, before the remaining reads)
-    const computed = backend ? backend.syncAsync().then(() => performance.now()) : Promise.resolve(called);
+    const overlapped = r.started.length;
+    const reference = this.buckets.length > 0 && !this.buckets[0][0].value.backend.allReduce;
+    // (reference: the backward's kernels are done when this resolves, as it is queued before the remaining reads)
+    const computed = reference ? this.buckets[0][0].value.backend.syncAsync().then(() => performance.now()) : undefined;
     this.startReady(r, true);
-    const means = await Promise.all(r.results);
-    const done = performance.now();
+    await Promise.all(r.started.map((s) => s.finish()));
+    for (const s of r.started) if (s.queued) this.timing.push(s.queued);
+    if (computed) this.counted.exposedMs += performance.now() - Math.max(called, await computed);
+    const c = this.counted;
+    c.syncs++;
+    c.buckets += this.buckets.length;
+    c.overlapped += overlapped;
     if (r.overrun) {
       const name = this.module.namedParameters().find(([, p]) => p === r.overrun)?.[0] ?? '?';
       throw new RetrogradError(
@@ -309,24 +370,11 @@ export class DistributedDataParallel {
       );
     }
     this.expected ??= r.counts;
-    for (const [b, bucket] of this.buckets.entries()) {
-      const mean = means[b];
-      let at = 0;
-      for (const p of bucket) {
-        p.grad.assign(mean.subarray(at, at + p.value.size));
-        at += p.value.size;
-      }
-    }
-    const s = this.stats;
-    s.syncs++;
-    s.buckets += this.buckets.length;
-    s.overlapped += overlapped;
-    s.exposedMs += done - Math.max(called, await computed);
   }
 
   /** A step's bookkeeping; `watch`: its gradient writes are followed (forward), else every bucket starts at sync. */
   private beginRound(watch: boolean): Round {
-    const r: Round = { counts: new Map(), waiting: this.buckets.map(() => 0), started: 0, results: [], handedOver: Promise.resolve() };
+    const r: Round = { counts: new Map(), waiting: this.buckets.map(() => 0), started: [], handedOver: Promise.resolve() };
     if (watch) {
       for (const [p, n] of this.expected ?? []) if (n > 0) r.waiting[this.bucketOf.get(p)!]++;
       this.unwatch?.();
@@ -344,35 +392,50 @@ export class DistributedDataParallel {
     if (!this.expected) return; // the first step: counting only
     const want = this.expected.get(p) ?? 0;
     if (n === want && --r.waiting[b] === 0) this.startReady(r, false);
-    else if (n > want && b < r.started) r.overrun ??= p;
+    else if (n > want && b < r.started.length) r.overrun ??= p;
   }
 
-  /**
-   * Starts, in bucket order, the buckets whose gradients are complete (all that are left, `all`, from syncGradients):
-   * its gradients are read in queue order (after the kernels that wrote them, while later ones run), then its collective
-   * is handed to the communication thread once the previous bucket's has been: MPI matches collectives by order, the
-   * same on every rank.
-   */
+  /** Starts, in bucket order (MPI matches collectives by order, the same on every rank), the buckets whose gradients
+   * are complete (`all`: every one left, from syncGradients). */
   private startReady(r: Round, all: boolean): void {
-    while (r.started < this.buckets.length && (all || r.waiting[r.started] === 0)) {
-      const bucket = this.buckets[r.started++];
-      const read = Promise.all(bucket.map((p) => p.grad.data('float32')));
-      const handed = Promise.all([read, r.handedOver]).then(([parts]) => {
-        const flat = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
-        let at = 0;
-        for (const a of parts) {
-          flat.set(a, at);
-          at += a.length;
-        }
-        const t0 = performance.now();
-        // (an array, so that the promise is not flattened: handing over must not wait for the result)
-        return [addon!.allReduce(flat, true).then((mean) => ((this.stats.communicationMs += performance.now() - t0), mean))] as const;
-      });
-      r.handedOver = handed.catch(() => undefined);
-      const result = handed.then(([mean]) => mean);
-      result.catch(() => undefined); // awaited in syncGradients; a step abandoned before it must not leave it unhandled
-      r.results.push(result);
+    while (r.started.length < this.buckets.length && (all || r.waiting[r.started.length] === 0))
+      r.started.push(this.start(r, this.buckets[r.started.length]));
+  }
+
+  /** One bucket's average, started: queued with the kernels on native backends; on the reference backend its
+   * gradients are read in queue order and handed to the communication thread once the previous bucket's have been. */
+  private start(r: Round, bucket: Parameter[]): Started {
+    const backend = bucket[0].value.backend;
+    const size = bucket.reduce((n, p) => n + p.value.size, 0);
+    if (backend.allReduce) {
+      const queued = backend.allReduce(table, bucket.map((p) => p.grad.buf), true, [size]);
+      return { finish: () => queued.wait(), queued };
     }
+    const read = Promise.all(bucket.map((p) => p.grad.data('float32')));
+    const handed = Promise.all([read, r.handedOver]).then(([parts]) => {
+      const flat = new Float32Array(size);
+      let at = 0;
+      for (const a of parts) {
+        flat.set(a, at);
+        at += a.length;
+      }
+      const t0 = performance.now();
+      // (an array, so that the promise is not flattened: handing over must not wait for the result)
+      return [addon!.allReduce(flat, true).then((mean) => ((this.counted.communicationMs += performance.now() - t0), mean))] as const;
+    });
+    r.handedOver = handed.catch(() => undefined);
+    const result = handed.then(([mean]) => mean);
+    result.catch(() => undefined); // awaited in syncGradients; a step abandoned before it must not leave it unhandled
+    return {
+      finish: async () => {
+        const mean = await result;
+        let at = 0;
+        for (const p of bucket) {
+          p.grad.assign(mean.subarray(at, at + p.value.size));
+          at += p.value.size;
+        }
+      },
+    };
   }
 }
 

@@ -195,7 +195,8 @@ export class Tensor {
     if (src === null || typeof src !== 'object' || typeof (src as ArrayLike<number>).length !== 'number')
       throw new TypeError(`Tensor.assign: expected a Tensor or an array of numbers, got ${describe(src)}`);
     if (src.length !== this.size) throw new RangeError(`Tensor.assign: source has ${src.length} elements, expected ${this.size}`);
-    const data = this.dtype === 'int32' ? Int32Array.from(src) : Float32Array.from(src);
+    // (write copies the data when called: a typed array of the tensor's kind goes as it is, without an element-by-element copy)
+    const data = this.dtype === 'int32' ? (src instanceof Int32Array ? src : Int32Array.from(src)) : src instanceof Float32Array ? src : Float32Array.from(src);
     this.backend.write(this.buf, data);
     if (data instanceof Int32Array) this.intRange = intRangeOf(data);
     this.bumpVersion();

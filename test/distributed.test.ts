@@ -42,7 +42,10 @@ describe.runIf(ready)('collectives under mpirun', () => {
           root: `RangeError: distributed.broadcast: root must be a rank in 0…${n - 1}, got number ${n}`,
           large: true,
         });
-        expect(r.mismatch).toBe(`RangeError: distributed.allReduce: the ranks passed tensors of different shapes: ${Array.from({ length: n }, (_, k) => `rank ${k} ${k === 0 ? '[2, 3]' : '[3, 2]'}`).join(', ')}`);
+        expect(r.mismatch).toBe(`RetrogradError: distributed.allReduce: the ranks passed tensors of different shapes: ${Array.from({ length: n }, (_, k) => `rank ${k} ${k === 0 ? '[2, 3]' : '[3, 2]'}`).join(', ')}`);
+        expect(r.afterMismatch).toEqual([2 * S + 1]);
+        expect(r.reference).toEqual([(n + 1) / 2, 1]);
+        expect(r.referenceMismatch).toBe(`RetrogradError: distributed.allReduce: the ranks passed tensors of different shapes: ${Array.from({ length: n }, (_, k) => `rank ${k} ${k === 0 ? '[4]' : '[2, 2]'}`).join(', ')}`);
       }
     }, 120_000);
 
@@ -66,6 +69,9 @@ describe.runIf(ready)('collectives under mpirun', () => {
           expect(run.stats.buckets).toBeGreaterThan(2);
         }
       }
+      const reference = first.ranks.map((r) => r.reference as { after: number; overlapped: number; overlappedBuckets: number });
+      expect(new Set(reference.flatMap((x) => [x.after, x.overlapped])).size, 'reference backend: overlap or ranks changed the weights').toBe(1);
+      expect(reference[0].overlappedBuckets).toBe(5 * (first.ranks[0].mlp as Run).stats.buckets);
       for (const r of first.ranks) {
         expect(r.overrun).toMatch(/^RetrogradError: DistributedDataParallel: the gradient of '2\.weight' was written 2 times in this step, 1 in the first, after its bucket had been read; every step must build the same graph/);
         expect(r.after).toBe('accepted');

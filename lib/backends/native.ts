@@ -1,6 +1,6 @@
 // What the CPU and CUDA backends share: both are the same Node-API layer (native/addon/) over different
 // kernels, so one class maps the kernel contract onto either addon's kernel table.
-import { KERNEL_NAMES, type Backend, type BackendInfo, type Buf, type DType, type HostArray, type Kernels, type ProductPrecision } from '../backend.js';
+import { KERNEL_NAMES, type Backend, type BackendInfo, type Buf, type DType, type HostArray, type Kernels, type ProductPrecision, type QueuedCollective } from '../backend.js';
 
 export interface NativeAddon {
   kernels: string[];
@@ -20,6 +20,9 @@ export interface NativeAddon {
   info(): { available: boolean; reason?: string } & Record<string, unknown>;
   memory(): { tensors: number; bytes: number; deviceBytesInUse: number; deviceBytesCached: number };
   setMatmulPrecision(precision: ProductPrecision): void;
+  allReduceStart(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[]): unknown;
+  allReduceWait(handle: unknown): void;
+  allReduceTimes(handle: unknown): { communicationMs: number; waitedMs: number } | undefined;
 }
 
 /** Kernels the addon lacks (an addon built from older sources). */
@@ -127,6 +130,10 @@ export class NativeBackend implements Backend {
   }
   setMatmulPrecision(precision: ProductPrecision): void {
     this.a.setMatmulPrecision(precision);
+  }
+  allReduce(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[]): QueuedCollective {
+    const handle = this.a.allReduceStart(table, bufs, mean, shape);
+    return { wait: () => this.a.allReduceWait(handle), times: () => this.a.allReduceTimes(handle) };
   }
   info(): BackendInfo {
     const { available: _available, reason: _reason, ...detail } = this.a.info();

@@ -8,13 +8,17 @@
 // pool through Napi::Addon instance data, torn down with the environment.
 #include <napi.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
+#include "../core/collectives.h"
 #include "../core/device.h"
 #include "../core/queue.h"
 #include "../core/storage.h"
@@ -194,6 +198,47 @@ class ReadWorker : public Napi::AsyncWorker {
   Status status_;
 };
 
+// One all-reduce of a group of float tensors (a bucket of gradients) over the ranks, through the MPI addon's
+// communication thread (core/collectives.h). allReduceStart queues a command that copies the tensors into one host
+// buffer, after the kernels that wrote them, and hands it over; allReduceWait queues a command that waits for the
+// result and copies it back. The kernels queued between the two (the rest of a backward) run while the ranks
+// communicate. Both commands run even after a failure, so that every rank takes part in every collective.
+struct Collective {
+  std::vector<StoragePtr> storages;
+  std::shared_ptr<device::HostBuffer> staging;
+  size_t floats = 0;
+  std::vector<int64_t> shape;
+  bool handed_over = false;  // queue thread
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool invalid_argument = false;
+  std::string error;
+  // For DistributedDataParallel's stats: from the hand-over to the result, and how long the queue waited for it.
+  std::chrono::steady_clock::time_point handed, finished;
+  double waited_ms = 0;
+  bool waited = false;
+};
+
+// collectives.h's completion, on the communication thread; ctx is a heap copy of the collective's shared pointer.
+inline void collective_done(void* ctx, const char* error, int invalid_argument) {
+  std::unique_ptr<std::shared_ptr<Collective>> keep(static_cast<std::shared_ptr<Collective>*>(ctx));
+  Collective& c = **keep;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.done = true;
+    c.finished = std::chrono::steady_clock::now();
+    if (error) {
+      c.error = error;
+      c.invalid_argument = invalid_argument != 0;
+    }
+  }
+  c.cv.notify_all();
+}
+
+// Tags the handles allReduceStart returns, so that allReduceWait takes nothing else.
+constexpr napi_type_tag kCollectiveHandleTag = {0x72672d63'6f6c6c2dULL, 0x68616e64'6c652d31ULL};
+
 class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
  public:
   // A device addon's queue thread only launches work: it needs no pool.
@@ -230,6 +275,9 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                              InstanceMethod<&RetrogradAddon::info>("info"),
                              InstanceMethod<&RetrogradAddon::memory>("memory"),
                              InstanceMethod<&RetrogradAddon::set_matmul_precision>("setMatmulPrecision"),
+                             InstanceMethod<&RetrogradAddon::all_reduce_start>("allReduceStart"),
+                             InstanceMethod<&RetrogradAddon::all_reduce_wait>("allReduceWait"),
+                             InstanceMethod<&RetrogradAddon::all_reduce_times>("allReduceTimes"),
                          });
     // run() is the hot path (a call per tensor operation): a raw callback, so that its arguments land in a stack array
     // (node-addon-api's CallbackInfo allocates one on the heap for more than six)
@@ -446,6 +494,109 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       pool.set_bf16_products(bf16);
       return device::set_matmul_tf32(tf32);
     }, true);
+  }
+
+  // The collective a handle from allReduceStart holds.
+  static std::shared_ptr<Collective> collective_of(Napi::Env env, const Napi::CallbackInfo& info, const char* where) {
+    bool tagged = false;
+    if (info.Length() < 1 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectiveHandleTag, &tagged) != napi_ok || !tagged)
+      throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected a handle from allReduceStart");
+    return *info[0].As<Napi::External<std::shared_ptr<Collective>>>().Data();
+  }
+
+  // allReduceStart(table, storages[], mean, shape) → handle: queues the gathering of the float storages and their
+  // hand-over to the communication thread whose table (the MPI addon's collectives()) is given; `shape` is what the
+  // ranks must agree on (the storages' total element count). See Collective.
+  Napi::Value all_reduce_start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool tagged = false;
+    if (info.Length() < 4 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectivesTag, &tagged) != napi_ok || !tagged || !info[3].IsArray())
+      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected (the MPI addon's collectives table, storages, mean, shape)");
+    auto* table = info[0].As<Napi::External<CollectivesTable>>().Data();
+    if (table->version != kCollectivesVersion || !table->all_reduce)
+      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: the MPI addon's collectives table is of another version; rebuild both addons (npm rebuild retrograd)");
+    if (!info[1].IsArray()) throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected an array of storages");
+    auto list = info[1].As<Napi::Array>();
+    auto c = std::make_shared<Collective>();
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      StoragePtr st = storage_at(env, list.Get(i), [&] { return "allReduceStart: storage " + std::to_string(i); });
+      if (st->dtype() != DType::F32) throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: storage " + std::to_string(i) + " is not float32");
+      bytes += st->bytes();
+      c->storages.push_back(std::move(st));
+    }
+    c->floats = bytes / 4;
+    auto dims = info[3].As<Napi::Array>();
+    int64_t product = 1;
+    for (uint32_t i = 0; i < dims.Length(); i++) {
+      c->shape.push_back(static_cast<int64_t>(dims.Get(i).ToNumber().DoubleValue()));
+      product *= c->shape.back();
+    }
+    if (product != static_cast<int64_t>(c->floats))
+      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: the shape's element count differs from the storages'");
+    c->staging = device::host_buffer(bytes);
+    if (!c->staging) throw make_error(env, "OUT_OF_MEMORY", "allReduceStart: could not allocate " + std::to_string(bytes) + " bytes of host memory");
+    const int mean = info[2].ToBoolean().Value() ? 1 : 0;
+    queue_.enqueue([c, table, mean](ThreadPool&) -> Status {
+      size_t at = 0;
+      for (const StoragePtr& st : c->storages) {
+        Status s = device::download(*c->staging, *st, at);
+        if (!s.ok()) return s;
+        at += st->bytes();
+      }
+      Status s = device::fence();
+      if (!s.ok()) return s;
+      c->handed_over = true;
+      c->handed = std::chrono::steady_clock::now();
+      table->all_reduce(table->comm, static_cast<float*>(c->staging->data()), c->floats, c->shape.data(), static_cast<int>(c->shape.size()), mean,
+                        collective_done, new std::shared_ptr<Collective>(c));
+      return Status::Ok();
+    }, true);
+    auto* held = new std::shared_ptr<Collective>(std::move(c));
+    napi_value v;
+    if (napi_create_external(env, held, [](node_api_basic_env, void* data, void*) { delete static_cast<std::shared_ptr<Collective>*>(data); }, nullptr, &v) != napi_ok) {
+      delete held;
+      throw make_error(env, "OUT_OF_MEMORY", "allReduceStart: could not create a handle");
+    }
+    napi_type_tag_object(env, v, &kCollectiveHandleTag);
+    return Napi::Value(env, v);
+  }
+
+  // allReduceWait(handle): queues the wait for the collective's result and its copy back into the storages.
+  void all_reduce_wait(const Napi::CallbackInfo& info) {
+    std::shared_ptr<Collective> c = collective_of(info.Env(), info, "allReduceWait");
+    queue_.enqueue([c](ThreadPool&) -> Status {
+      if (!c->handed_over) return Status{Code::Internal, "distributed.allReduce: the tensors could not be read for the collective"};
+      {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::unique_lock<std::mutex> lock(c->mu);
+        c->cv.wait(lock, [&] { return c->done; });
+        c->waited_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        c->waited = true;
+      }
+      Status s = c->error.empty() ? Status::Ok() : Status{c->invalid_argument ? Code::InvalidArgument : Code::Internal, "distributed.allReduce: " + c->error};
+      size_t at = 0;
+      for (size_t i = 0; s.ok() && i < c->storages.size(); i++) {
+        s = device::upload(*c->storages[i], *c->staging, at);
+        at += c->storages[i]->bytes();
+      }
+      // the host buffer goes back for the next collective of its size now, not when the handle is collected
+      c->staging.reset();
+      c->storages.clear();
+      return s;
+    }, true);
+  }
+
+  // allReduceTimes(handle) → { communicationMs, waitedMs } once the wait has run, else undefined.
+  Napi::Value all_reduce_times(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<Collective> c = collective_of(env, info, "allReduceTimes");
+    std::lock_guard<std::mutex> lock(c->mu);
+    if (!c->waited) return env.Undefined();
+    auto o = Napi::Object::New(env);
+    o.Set("communicationMs", std::chrono::duration<double, std::milli>(c->finished - c->handed).count());
+    o.Set("waitedMs", c->waited_ms);
+    return o;
   }
 
   Napi::Value sync_async(const Napi::CallbackInfo& info) {

@@ -33,8 +33,10 @@ std::shared_ptr<HostBuffer> host_buffer(size_t bytes);
 // Ok when the device can be used, else why not (the addon loads either way and reports it).
 Status init();
 
-Status upload(Storage& dst, HostBuffer& src);    // dst ← src, dst.bytes() bytes
-Status download(HostBuffer& dst, Storage& src);  // starts dst ← src
+// dst ← src, dst.bytes() bytes from byte `at` of src
+Status upload(Storage& dst, HostBuffer& src, size_t at = 0);
+// starts dst ← src, into dst from byte `at`
+Status download(HostBuffer& dst, Storage& src, size_t at = 0);
 Status zero(Storage& s);
 Status fence();                   // returns once the device has done everything issued; reports its errors
 Status finish(HostBuffer& dst);   // returns once download's copy has landed; reports device errors

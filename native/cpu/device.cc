@@ -2,7 +2,10 @@
 #include "../core/device.h"
 
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "simd.h"
 #include "../core/thread_pool.h"
@@ -12,9 +15,50 @@ namespace rg::device {
 const bool kHostStorage = true;
 
 namespace {
+// Host buffers of 64 KiB and more are kept for the next buffer of the same size, up to kCachedMax bytes in all: a
+// fresh large allocation is mapped anew and page-faulted on first touch (in a VM that costs more than the copy itself),
+// and the same sizes come back every step (a bucket of gradients handed to MPI, the reads of one tensor).
+constexpr size_t kCachedFrom = size_t{64} << 10;
+constexpr size_t kCachedMax = size_t{128} << 20;
+
+class BufferCache {
+ public:
+  std::unique_ptr<char[]> take(size_t bytes) {
+    if (bytes >= kCachedFrom) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        std::unique_ptr<char[]> p = std::move(it->second.back());
+        it->second.pop_back();
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    return std::unique_ptr<char[]>(new (std::nothrow) char[bytes ? bytes : 1]);
+  }
+  void give(std::unique_ptr<char[]> p, size_t bytes) {
+    if (!p || bytes < kCachedFrom) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cached_ + bytes > kCachedMax) return;  // freed
+    free_[bytes].push_back(std::move(p));
+    cached_ += bytes;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<std::unique_ptr<char[]>>> free_;
+  size_t cached_ = 0;
+};
+
+BufferCache& buffer_cache() {
+  static BufferCache* cache = new BufferCache;  // never destroyed: buffers may be given back during exit
+  return *cache;
+}
+
 class PlainBuffer final : public HostBuffer {
  public:
-  explicit PlainBuffer(size_t bytes) : bytes_(bytes), data_(new (std::nothrow) char[bytes ? bytes : 1]) {}
+  explicit PlainBuffer(size_t bytes) : bytes_(bytes), data_(buffer_cache().take(bytes)) {}
+  ~PlainBuffer() override { buffer_cache().give(std::move(data_), bytes_); }
   void* data() override { return data_.get(); }
   size_t bytes() const override { return bytes_; }
   bool ok() const { return data_ != nullptr; }
@@ -32,12 +76,12 @@ std::shared_ptr<HostBuffer> host_buffer(size_t bytes) {
 
 Status init() { return Status::Ok(); }
 
-Status upload(Storage& dst, HostBuffer& src) {
-  if (dst.bytes()) std::memcpy(dst.raw(), src.data(), dst.bytes());
+Status upload(Storage& dst, HostBuffer& src, size_t at) {
+  if (dst.bytes()) std::memcpy(dst.raw(), static_cast<char*>(src.data()) + at, dst.bytes());
   return Status::Ok();
 }
-Status download(HostBuffer& dst, Storage& src) {
-  if (src.bytes()) std::memcpy(dst.data(), src.raw(), src.bytes());
+Status download(HostBuffer& dst, Storage& src, size_t at) {
+  if (src.bytes()) std::memcpy(static_cast<char*>(dst.data()) + at, src.raw(), src.bytes());
   return Status::Ok();
 }
 Status zero(Storage& s) {

@@ -259,19 +259,19 @@ std::shared_ptr<HostBuffer> host_buffer(size_t bytes) {
   return std::make_shared<PinnedBuffer>(p, bytes);
 }
 
-Status upload(Storage& dst, HostBuffer& src) {
+Status upload(Storage& dst, HostBuffer& src, size_t at) {
   auto& pinned = static_cast<PinnedBuffer&>(src).pinned();
   if (!dst.bytes()) return Status::Ok();
-  cudaError_t e = cudaMemcpyAsync(dst.raw(), pinned.data, dst.bytes(), cudaMemcpyHostToDevice, g_stream);
+  cudaError_t e = cudaMemcpyAsync(dst.raw(), static_cast<char*>(pinned.data) + at, dst.bytes(), cudaMemcpyHostToDevice, g_stream);
   if (e == cudaSuccess) e = cudaEventRecord(pinned.done, g_stream);
   return cuda_status("upload", e);
 }
 
-Status download(HostBuffer& dst, Storage& src) {
+Status download(HostBuffer& dst, Storage& src, size_t at) {
   auto& buffer = static_cast<PinnedBuffer&>(dst);
   auto& pinned = buffer.pinned();
   cudaError_t e = cudaSuccess;
-  if (src.bytes()) e = cudaMemcpyAsync(pinned.data, src.raw(), src.bytes(), cudaMemcpyDeviceToHost, g_stream);
+  if (src.bytes()) e = cudaMemcpyAsync(static_cast<char*>(pinned.data) + at, src.raw(), src.bytes(), cudaMemcpyDeviceToHost, g_stream);
   // the failure flag as it stands after the work queued before this read (not after later work)
   if (e == cudaSuccess) e = cudaMemcpyAsync(buffer.flag(), cuda::failure_flag(), sizeof(int), cudaMemcpyDeviceToHost, g_stream);
   if (e == cudaSuccess) e = cudaEventRecord(pinned.done, g_stream);

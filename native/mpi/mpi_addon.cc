@@ -14,6 +14,8 @@
 #include <mpi.h>
 #include <napi.h>
 
+#include "../core/collectives.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -21,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,8 +36,14 @@ struct Job {
   // Builds the promise's value on the main thread.
   std::function<Napi::Value(Napi::Env)> result;
   std::string error;
-  Napi::Promise::Deferred deferred;
+  bool invalid_argument = false;  // the error is a caller's mistake (the ranks disagree on a size)
+  // A job from JavaScript settles a promise on the main thread; a job from a compute addon's command queue
+  // (collectives.h) calls `done` on the communication thread instead.
+  std::optional<Napi::Promise::Deferred> deferred;
+  rg::CollectiveDone done = nullptr;
+  void* ctx = nullptr;
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Job(rg::CollectiveDone d, void* c) : done(d), ctx(c) {}
 };
 
 std::string mpi_error(const char* what, int code) {
@@ -54,7 +63,7 @@ class Comm {
 
   // Queues a job; its promise settles on the main thread.
   Napi::Promise submit(Napi::Env env, std::unique_ptr<Job> job) {
-    Napi::Promise p = job->deferred.Promise();
+    Napi::Promise p = job->deferred->Promise();
     if (pending_++ == 0) tsfn_.Ref(env);  // main thread only, as is the decrement in settle
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -62,6 +71,19 @@ class Comm {
     }
     cv_.notify_one();
     return p;
+  }
+
+  // Queues a job from a compute addon's command queue (any thread); after teardown it is refused at once.
+  void submit_native(std::unique_ptr<Job> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stop_) {
+        queue_.push_back(std::move(job));
+        job = nullptr;
+      }
+    }
+    if (job) job->done(job->ctx, "the MPI communication thread has stopped (the environment is being torn down)", 0);
+    else cv_.notify_one();
   }
 
   // At teardown: finalise MPI on the communication thread (after the jobs already queued), then join it.
@@ -75,8 +97,10 @@ class Comm {
     tsfn_.Abort();
   }
 
-  bool initialized = false;
+  bool initialized = false;  // by this addon (so finalised by it)
+  bool ready = false;        // MPI can be called (communication thread only)
   int rank = 0, size = 1, provided = 0;
+  rg::CollectivesTable table{rg::kCollectivesVersion, this, nullptr};
 
  private:
   void loop() {
@@ -90,12 +114,16 @@ class Comm {
         queue_.pop_front();
       }
       job->error = job->run();
+      if (job->done) {
+        job->done(job->ctx, job->error.empty() ? nullptr : job->error.c_str(), job->invalid_argument ? 1 : 0);
+        continue;
+      }
       Job* raw = job.release();
       if (tsfn_.BlockingCall(raw, [this](Napi::Env env, Napi::Function, Job* j) {
             std::unique_ptr<Job> owned(j);
             if (--pending_ == 0) tsfn_.Unref(env);
-            if (j->error.empty()) j->deferred.Resolve(j->result(env));
-            else j->deferred.Reject(Napi::Error::New(env, j->error).Value());
+            if (j->error.empty()) j->deferred->Resolve(j->result(env));
+            else j->deferred->Reject(Napi::Error::New(env, j->error).Value());
           }) != napi_ok)
         delete raw;  // the environment is going away: nobody waits for this promise
     }
@@ -150,6 +178,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+    c->ready = true;
     return "";
   };
   job->result = [c](Napi::Env env) -> Napi::Value {
@@ -173,19 +202,69 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return c->submit(info.Env(), std::move(job));
 }
 
+// The elementwise sum over the ranks of n floats at data, in place (÷ size when mean), in pieces that MPI's int
+// counts can hold.
+std::string all_reduce_in_place(const Comm* c, float* data, size_t n, bool mean) {
+  constexpr size_t kPiece = size_t{1} << 30;
+  for (size_t at = 0; at < n; at += kPiece) {
+    const int count = static_cast<int>(std::min(kPiece, n - at));
+    const int rc = MPI_Allreduce(MPI_IN_PLACE, data + at, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_error("MPI_Allreduce", rc);
+  }
+  if (mean)
+    for (size_t i = 0; i < n; i++) data[i] /= static_cast<float>(c->size);
+  return "";
+}
+
+// collectives.h's all_reduce, for a compute addon's command queue: every rank's shape first (a mismatch is an error on
+// every rank naming the shapes, instead of a hang or mixed data), then the sum in place.
+void native_all_reduce(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int mean, rg::CollectiveDone done, void* ctx) {
+  auto* c = static_cast<Comm*>(comm);
+  // [ndim, d0 … d7]; a deeper shape compares by its first 7 sizes and its element count
+  constexpr int kMax = 8;
+  std::vector<long long> header(kMax + 1, -1);
+  header[0] = ndim;
+  for (int i = 0; i < std::min(ndim, kMax); i++) header[1 + i] = shape[i];
+  if (ndim > kMax) header[kMax] = static_cast<long long>(n);
+  auto job = std::make_unique<Job>(done, ctx);
+  Job* self = job.get();
+  job->run = [c, data, n, mean, self, header]() -> std::string {
+    if (!c->ready) return "rg.distributed.init() has not completed";
+    std::vector<long long> all(header.size() * static_cast<size_t>(c->size));
+    const int rc = MPI_Allgather(header.data(), kMax + 1, MPI_LONG_LONG, all.data(), kMax + 1, MPI_LONG_LONG, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_error("MPI_Allgather", rc);
+    if (!std::equal(all.begin(), all.end() - (kMax + 1), all.begin() + (kMax + 1))) {
+      std::string m = "the ranks passed tensors of different shapes: ";
+      for (int r = 0; r < c->size; r++) {
+        const long long* h = all.data() + static_cast<size_t>(r) * (kMax + 1);
+        m += std::string(r ? ", " : "") + "rank " + std::to_string(r) + " [";
+        for (long long i = 0; i < std::min<long long>(h[0], kMax); i++) m += (i ? ", " : "") + std::to_string(h[1 + i]);
+        m += "]";
+      }
+      self->invalid_argument = true;
+      return m;
+    }
+    return all_reduce_in_place(c, data, n, mean != 0);
+  };
+  c->submit_native(std::move(job));
+}
+
+// collectives() → the external of this environment's table (collectives.h), tagged for the compute addons
+Napi::Value Collectives(const Napi::CallbackInfo& info) {
+  Comm* c = comm_of(info);
+  c->table.all_reduce = native_all_reduce;
+  auto e = Napi::External<rg::CollectivesTable>::New(info.Env(), &c->table);
+  napi_type_tag_object(info.Env(), e, &rg::kCollectivesTag);
+  return e;
+}
+
 // allReduce(values: Float32Array, mean: boolean) → Promise<Float32Array>: the elementwise sum over ranks (÷ size)
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Comm* c = comm_of(info);
   auto data = std::make_shared<std::vector<float>>(floats_arg(info, 0, "allReduce"));
   const bool mean = info.Length() > 1 && info[1].ToBoolean().Value();
   auto job = std::make_unique<Job>(info.Env());
-  job->run = [c, data, mean]() -> std::string {
-    const int rc = MPI_Allreduce(MPI_IN_PLACE, data->data(), static_cast<int>(data->size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return mpi_error("MPI_Allreduce", rc);
-    if (mean)
-      for (float& v : *data) v /= static_cast<float>(c->size);
-    return "";
-  };
+  job->run = [c, data, mean]() -> std::string { return all_reduce_in_place(c, data->data(), data->size(), mean); };
   job->result = [data](Napi::Env env) { return to_array(env, *data); };
   return c->submit(info.Env(), std::move(job));
 }
@@ -245,6 +324,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("allReduce", Napi::Function::New(env, AllReduce, "allReduce", c));
   exports.Set("broadcast", Napi::Function::New(env, Broadcast, "broadcast", c));
   exports.Set("allGather", Napi::Function::New(env, AllGather, "allGather", c));
+  exports.Set("collectives", Napi::Function::New(env, Collectives, "collectives", c));
   return exports;
 }
 

@@ -15,6 +15,20 @@ await rg.distributed.barrier();
 // errors, the same on every rank
 const err = (p) => p.then(() => 'no error', (e) => `${e.constructor.name}: ${e.message}`);
 out.mismatch = await err(rg.distributed.allReduce(rg.zeros(rank === 0 ? [2, 3] : [3, 2])));
+// after the refused collective, the queue goes on: a queued all-reduce between kernels, read after them
+{
+  const a = rg.tensor([rank + 1], [1]).mul(2);
+  const p = rg.distributed.allReduce(a);
+  const b = a.add(1); // queued behind the collective: reads its result
+  await p;
+  out.afterMismatch = [...b.toArray('float32')];
+}
+// the reference backend: read, reduced from JavaScript, written back
+{
+  const r = rg.tensor([rank + 1, 1], [2]).to('reference');
+  out.reference = [...(await rg.distributed.allReduce(r, 'mean')).toArray('float32')];
+  out.referenceMismatch = await err(rg.distributed.allReduce(rg.zeros(rank === 0 ? [4] : [2, 2]).to('reference')));
+}
 out.int = await err(rg.distributed.allReduce(rg.tensor(Int32Array.of(1), [1])));
 out.op = await err(rg.distributed.allReduce(rg.zeros([1]), 'max'));
 out.root = await err(rg.distributed.broadcast(rg.zeros([1]), worldSize));

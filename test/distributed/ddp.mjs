@@ -79,6 +79,16 @@ for (const [name, [make, shape]] of Object.entries(models)) {
     out[name].worstRelative = worst;
   }
 }
+// the reference backend's path (gradients read, reduced from JavaScript, written back): the same bits with and without
+// overlap, on every rank
+{
+  rg.setBackend('reference');
+  const [make, shape] = models.mlp;
+  const digest = (w) => Object.values(w).reduce((h, a) => new Int32Array(new Float32Array(a).buffer).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7);
+  const stats = {};
+  out.reference = { after: digest(await trainRun(make, shape, { distributed: true })), overlapped: digest(await trainRun(make, shape, { distributed: true, overlap: true, stats })), overlappedBuckets: stats.overlapped };
+  rg.setBackend('cpu');
+}
 // a step that writes a gradient twice where the first step wrote it once: refused on every rank, after the collectives
 {
   rg.manualSeed(5);
