@@ -390,8 +390,14 @@ export interface Backend {
    * with the kernels: the buffers are gathered after the kernels queued before and handed to the MPI addon's
    * communication thread (`table`, its collectives()), which first checks that every rank passed `shape`. wait()
    * queues the wait for the result and its copy back into the buffers; kernels queued in between run meanwhile.
+   * `table` 'device': through the device's own communicator (deviceCollectivesInit), which checks nothing; `after`
+   * (a check through MPI: no buffers, the shape) must have passed, else it is skipped on every rank.
    */
-  allReduce?(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[]): QueuedCollective;
+  allReduce?(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[], after?: QueuedCollective): QueuedCollective;
+  /** @internal Native backends: a new id for the device's own communicator (NCCL on cuda); throws where there is none. */
+  deviceCollectivesId?(): Uint8Array;
+  /** @internal Queues the joining of the device communicator `id` (every rank at once); then allReduce(table 'device'). */
+  deviceCollectivesInit?(id: Uint8Array, rank: number, size: number): void;
 }
 
 /** @internal An all-reduce queued by Backend.allReduce. */
@@ -400,6 +406,8 @@ export interface QueuedCollective {
   wait(): void;
   /** Once the wait has run: milliseconds from the hand-over to the result, and how long the queue waited for it. */
   times(): { communicationMs: number; waitedMs: number } | undefined;
+  /** The addon's handle. */
+  readonly handle: unknown;
 }
 
 // ---- the registry ----

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { loadedBackends, type QueuedCollective } from './backend.js';
+import { loadedBackends, type Backend, type QueuedCollective } from './backend.js';
 import { packageRoot } from './backends/cpu.js';
 import { permutation as seededPermutation } from './data/split.js';
 import { checkNumber, checkOptions, describe, RetrogradError } from './errors.js';
@@ -84,6 +84,10 @@ async function init(): Promise<DistributedWorld> {
     const launched = launcherWorld();
     if (!launched || launched.size <= 1) world = { rank: 0, size: 1 };
     else {
+      // one GPU per rank: the local rank's, unless the launcher or the user chose (before the cuda backend starts)
+      const local = process.env.OMPI_COMM_WORLD_LOCAL_RANK, localSize = Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? 1);
+      if (local !== undefined && localSize > 1 && process.env.CUDA_VISIBLE_DEVICES === undefined && !loadedBackends().some((b) => b.name === 'cuda'))
+        process.env.CUDA_VISIBLE_DEVICES = local;
       addon = loadAddon();
       const w = await addon.init();
       table = addon.collectives();
@@ -102,6 +106,54 @@ function floatTensor(where: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`distributed.${where}: expected a Tensor, got ${describe(t)}`);
   if (t.dtype === 'int32') throw new TypeError(`distributed.${where}: tensors must be float, got an int32 tensor [${t.shape.join(', ')}]`);
   return t;
+}
+
+/** Per backend, whether its collectives go through the device's own communicator (NCCL on cuda), once decided. */
+const onDevice = new Map<Backend, Promise<boolean>>();
+const decided = new Map<Backend, boolean>();
+
+/**
+ * Whether `b`'s collectives go through its device communicator: NCCL on the cuda backend, set up on first use. Every
+ * rank tries to load NCCL; their verdicts and rank 0's communicator id travel over MPI (an allGather), so that the
+ * ranks agree; where any rank cannot, all of them use MPI through host memory, with one warning saying why.
+ */
+function deviceCollectives(b: Backend): Promise<boolean> {
+  let p = onDevice.get(b);
+  if (p) return p;
+  p = (async () => {
+    if (b.name !== 'cuda' || !b.deviceCollectivesId || !b.deviceCollectivesInit) return false;
+    let id: Uint8Array = new Uint8Array(128), why = '';
+    try {
+      id = b.deviceCollectivesId();
+    } catch (e) {
+      why = e instanceof Error ? e.message : String(e);
+    }
+    await queuedHandedOver();
+    const mine = new Int32Array(33);
+    mine[0] = why ? 0 : 1;
+    mine.set(new Int32Array(Uint8Array.from(id).buffer), 1); // (a copy: 4-byte aligned)
+    const all = await addon!.allGather(mine);
+    const failed = Array.from({ length: world!.size }, (_, r) => r).filter((r) => all[r * 33] !== 1);
+    if (failed.length) {
+      if (world!.rank === Math.min(...failed))
+        process.emitWarning(`rg.distributed: NCCL is unavailable on rank ${failed.join(', ')} (${why}); collectives on cuda tensors go through MPI and host memory`, { code: 'RETROGRAD_NCCL' });
+      return false;
+    }
+    const root = new Uint8Array(all.buffer, all.byteOffset + 4, 128).slice();
+    b.deviceCollectivesInit(root, world!.rank, world!.size);
+    await b.syncAsync(); // every rank has joined (or the failure is reported here)
+    return true;
+  })();
+  onDevice.set(b, p);
+  return p.then((v) => (decided.set(b, v), v), (e) => {
+    decided.set(b, false);
+    throw e;
+  });
+}
+
+/** Where an all-reduce on `b` goes: its device communicator once set up, else the MPI addon's table. */
+function target(b: Backend): unknown {
+  return decided.get(b) ? 'device' : table;
 }
 
 /** A collective handed over from JavaScript waits until the native queues have handed over theirs: MPI matches
@@ -136,7 +188,14 @@ async function allReduce(tensor: Tensor, op: 'sum' | 'mean' = 'sum'): Promise<Te
   if (w.size === 1) return t;
   const b = t.backend;
   if (b.allReduce) {
-    b.allReduce(table, [t.buf], op === 'mean', t.shape).wait();
+    // (the first collective on cuda sets up NCCL; after that, and on the cpu, it is queued before this returns)
+    if (b.name === 'cuda' && !decided.has(b)) await deviceCollectives(b);
+    if (decided.get(b)) {
+      // NCCL checks nothing: the shapes are compared over MPI first, in queue order
+      const check = b.allReduce(table, [], false, t.shape);
+      check.wait();
+      b.allReduce('device', [t.buf], op === 'mean', t.shape, check).wait();
+    } else b.allReduce(table, [t.buf], op === 'mean', t.shape).wait();
     t.bumpVersion();
     await b.syncAsync(); // settles once the result is in the tensor (or with the collective's error)
     return t;
@@ -351,7 +410,10 @@ export class DistributedDataParallel {
     this.unwatch?.();
     this.unwatch = undefined;
     const overlapped = r.started.length;
-    const reference = this.buckets.length > 0 && !this.buckets[0][0].value.backend.allReduce;
+    const backend = this.buckets[0]?.[0].value.backend;
+    // (decided once, on cuda; buckets start early only after the first sync)
+    if (backend?.name === 'cuda' && !decided.has(backend)) await deviceCollectives(backend);
+    const reference = backend !== undefined && !backend.allReduce;
     // (reference: the backward's kernels are done when this resolves, as it is queued before the remaining reads)
     const computed = reference ? this.buckets[0][0].value.backend.syncAsync().then(() => performance.now()) : undefined;
     this.startReady(r, true);
@@ -408,7 +470,7 @@ export class DistributedDataParallel {
     const backend = bucket[0].value.backend;
     const size = bucket.reduce((n, p) => n + p.value.size, 0);
     if (backend.allReduce) {
-      const queued = backend.allReduce(table, bucket.map((p) => p.grad.buf), true, [size]);
+      const queued = backend.allReduce(target(backend), bucket.map((p) => p.grad.buf), true, [size]);
       return { finish: () => queued.wait(), queued };
     }
     const read = Promise.all(bucket.map((p) => p.grad.data('float32')));

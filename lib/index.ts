@@ -58,7 +58,7 @@ export { checkBf16Products, checkKernels, summarizeKernelCheck, type KernelCheck
 export { EarlyStopping, ModelCheckpoint, LearningRateMonitor, LearningRateScheduler, type EarlyStoppingOptions, type ModelCheckpointOptions, type Mode as MonitorMode } from './train/callbacks.js';
 export { SummaryWriter, TensorBoard, type TensorBoardOptions } from './train/tensorboard.js';
 export { Dashboard, type DashboardOptions, type DashboardState } from './train/dashboard.js';
-export { distributed, DistributedDataParallel, DistributedSampler, type DistributedDataParallelOptions, type DistributedWorld, type LauncherWorld } from './distributed.js';
+export { distributed, DistributedDataParallel, DistributedSampler, type DistributedDataParallelOptions, type DistributedDataParallelStats, type DistributedWorld, type LauncherWorld } from './distributed.js';
 export type { DiagnosticsOptions } from './train/diagnostics.js';
 export type { BatchingOptions, BatchingStats, Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs, PredictOptions } from './train/types.js';
 export { loadMnistDigits, mnistSplit, MNIST_PIXELS, type Digits } from './data/mnist.js';

@@ -103,6 +103,9 @@ describe.runIf(ready)('collectives under mpirun', () => {
       for (const x of ranks) {
         expect(x.mlp.loaderDigest, 'a DataLoader with a DistributedSampler trains as the tensor data does').toBe(x.mlp.digest);
         expect(x.mlp.loaderLoss).toEqual(x.mlp.loss);
+        expect(x.mlp.streamDigest, "each rank's shard of a stream trains as the sampler's shards do").toBe(x.mlp.digest);
+        expect(x.mlp.streamLoss).toEqual(x.mlp.loss);
+        expect(x.streamRefused).toBe(`fit: distributed: true with a stream needs this rank's share of it: new rg.DataLoader(stream.shard(), { batchSize }) (every rank reads the stream and keeps one sample in ${n})`);
       }
       for (const key of ['mlp', 'cnn']) {
         expect(ranks[0][key].worstRelative).toBeLessThan(1e-6);
@@ -152,6 +155,17 @@ describe('without a launcher', () => {
     await ddp.syncGradients();
     expect(() => new rg.DistributedDataParallel({} as never)).toThrow(/DistributedDataParallel: expected a Module/);
     expect(() => new rg.DistributedDataParallel(model, { bucketMB: 0 })).toThrow(/bucketMB/);
+    // a stream's shards: every third sample from the rank's position, the last incomplete group dropped
+    const stream = new rg.IterableDataset(function* () {
+      for (let i = 0; i < 8; i++) yield { x: [i], y: i };
+    }, { transform: (s) => ({ x: [s.x[0] * 10], y: s.y }) });
+    for (const [rank, want] of [[0, [0, 3]], [1, [1, 4]], [2, [2, 5]]] as const) {
+      const got: number[] = [];
+      for await (const s of stream.shard({ rank, worldSize: 3 })) got.push(s.x[0]);
+      expect(got).toEqual(want.map((v) => v * 10));
+    }
+    expect(stream.shard().sharding).toEqual({ rank: 0, worldSize: 1 });
+    expect(() => stream.shard({ rank: 3, worldSize: 3 })).toThrow(/IterableDataset.shard: invalid rank 3/);
     const s = new rg.DistributedSampler(7, { seed: 1, rank: 1, worldSize: 3 });
     expect(s.perRank).toBe(3);
     expect(s.indices(0).length).toBe(3);

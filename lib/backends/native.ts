@@ -20,9 +20,11 @@ export interface NativeAddon {
   info(): { available: boolean; reason?: string } & Record<string, unknown>;
   memory(): { tensors: number; bytes: number; deviceBytesInUse: number; deviceBytesCached: number };
   setMatmulPrecision(precision: ProductPrecision): void;
-  allReduceStart(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[]): unknown;
+  allReduceStart(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[], after?: unknown): unknown;
   allReduceWait(handle: unknown): void;
   allReduceTimes(handle: unknown): { communicationMs: number; waitedMs: number } | undefined;
+  deviceCollectivesId(): Uint8Array;
+  deviceCollectivesInit(id: Uint8Array, rank: number, size: number): void;
 }
 
 /** Kernels the addon lacks (an addon built from older sources). */
@@ -131,9 +133,15 @@ export class NativeBackend implements Backend {
   setMatmulPrecision(precision: ProductPrecision): void {
     this.a.setMatmulPrecision(precision);
   }
-  allReduce(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[]): QueuedCollective {
-    const handle = this.a.allReduceStart(table, bufs, mean, shape);
-    return { wait: () => this.a.allReduceWait(handle), times: () => this.a.allReduceTimes(handle) };
+  deviceCollectivesId(): Uint8Array {
+    return this.a.deviceCollectivesId();
+  }
+  deviceCollectivesInit(id: Uint8Array, rank: number, size: number): void {
+    this.a.deviceCollectivesInit(id, rank, size);
+  }
+  allReduce(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[], after?: QueuedCollective): QueuedCollective {
+    const handle = this.a.allReduceStart(table, bufs, mean, shape, after?.handle);
+    return { handle, wait: () => this.a.allReduceWait(handle), times: () => this.a.allReduceTimes(handle) };
   }
   info(): BackendInfo {
     const { available: _available, reason: _reason, ...detail } = this.a.info();

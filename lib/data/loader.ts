@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
 import { currentBackend, type Backend } from '../backend.js';
+import { distributed } from '../distributed.js';
 import { checkNumber, checkOptions, describe } from '../errors.js';
 import { permutation, uniform } from '../random.js';
 import { fromHost, type Tensor } from '../tensor.js';
@@ -76,9 +77,39 @@ export class IterableDataset {
     if (typeof open !== 'function') throw new TypeError(`IterableDataset: expected a function returning an iterable of samples, got ${describe(open)}`);
     checkOptions('IterableDataset', options, ['transform']);
   }
+  /** Set on a rank's share of a stream (shard()): which one, of how many. */
+  readonly sharding?: {
+    /** The rank whose share this is. */
+    rank: number;
+    /** The number of shares. */
+    worldSize: number;
+  };
+
   /** One pass over the stream, each sample transformed. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Sample> {
     for await (const s of this.open()) yield this.options.transform ? this.options.transform(s) : s;
+  }
+
+  /**
+   * One rank's share of the stream, for data-parallel training (tf.data's shard, made even): of every `worldSize`
+   * consecutive samples, the one at position `rank`. A last group of fewer than `worldSize` samples is dropped, so
+   * that every rank reads the same number of samples (the ranks step in lockstep) without knowing the stream's length.
+   * Every rank reads the whole stream and transforms only its own samples. Defaults: rg.distributed's rank and size.
+   */
+  shard(options: { rank?: number; worldSize?: number } = {}): IterableDataset {
+    checkOptions('IterableDataset.shard', options, ['rank', 'worldSize']);
+    const worldSize = checkNumber('IterableDataset.shard', 'worldSize', options.worldSize ?? distributed.worldSize, { min: 1, integer: true });
+    const rank = checkNumber('IterableDataset.shard', 'rank', options.rank ?? distributed.rank, { min: 0, max: worldSize - 1, integer: true });
+    const open = this.open;
+    const shard = new IterableDataset(async function* () {
+      let mine: Sample | undefined, i = 0;
+      for await (const s of open()) {
+        if (i % worldSize === rank) mine = s;
+        if (++i % worldSize === 0) yield mine!; // the group is whole: this rank's sample is in
+      }
+    }, this.options);
+    (shard as { sharding?: { rank: number; worldSize: number } }).sharding = { rank, worldSize };
+    return shard;
   }
 }
 

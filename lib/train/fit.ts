@@ -20,7 +20,7 @@ import { Dashboard } from './dashboard.js';
 import { GradientDiagnostics } from './diagnostics.js';
 import { Progress } from './progress.js';
 import { TensorBoard } from './tensorboard.js';
-import { DataLoader } from '../data/loader.js';
+import { DataLoader, IterableDataset } from '../data/loader.js';
 import type { Callback, CompileOptions, EvaluateOptions, FitOptions, History, Logs } from './types.js';
 
 interface InFlight {
@@ -278,8 +278,13 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const distributedFit = options.distributed ?? false;
   if (typeof distributedFit !== 'boolean') throw new TypeError(`fit: distributed must be a boolean, got ${describe(distributedFit)}`);
   if (distributedFit && !distributed.initialized) throw new RetrogradError('fit: distributed: true needs await rg.distributed.init() first', 'INVALID_ARGUMENT');
-  if (distributedFit && loader && !(loader.sampler instanceof DistributedSampler))
-    throw new TypeError('fit: distributed: true with a DataLoader needs one whose sampler is an rg.DistributedSampler (new rg.DataLoader(dataset, { batchSize, sampler: new rg.DistributedSampler(dataset.length, { seed }) })), so that each rank reads its own shard');
+  const sharded = loader && (loader.dataset instanceof IterableDataset ? loader.dataset.sharding?.worldSize === distributed.worldSize : loader.sampler instanceof DistributedSampler);
+  if (distributedFit && loader && !sharded)
+    throw new TypeError(
+      loader.dataset instanceof IterableDataset
+        ? `fit: distributed: true with a stream needs this rank's share of it: new rg.DataLoader(stream.shard(), { batchSize }) (every rank reads the stream and keeps one sample in ${distributed.worldSize})`
+        : 'fit: distributed: true with a DataLoader needs one whose sampler is an rg.DistributedSampler (new rg.DataLoader(dataset, { batchSize, sampler: new rg.DistributedSampler(dataset.length, { seed }) })), so that each rank reads its own shard',
+    );
   // several ranks: progress and the callbacks that write (checkpoints, TensorBoard, the dashboard) on rank 0 only
   const otherRank = distributedFit && distributed.rank !== 0;
   const verbose = otherRank ? 0 : checkNumber('fit', 'verbose', options.verbose ?? 1, { min: 0, max: 2, integer: true });

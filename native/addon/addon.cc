@@ -205,6 +205,9 @@ class ReadWorker : public Napi::AsyncWorker {
 // communicate. Both commands run even after a failure, so that every rank takes part in every collective.
 struct Collective {
   std::vector<StoragePtr> storages;
+  bool on_device = false;          // through the device's own collectives (NCCL), not MPI
+  bool skipped = false;            // (on the device) its shape check failed on every rank
+  std::shared_ptr<void> ticket;    // the device all-reduce's, for its wait
   std::shared_ptr<device::HostBuffer> staging;
   size_t floats = 0;
   std::vector<int64_t> shape;
@@ -278,6 +281,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                              InstanceMethod<&RetrogradAddon::all_reduce_start>("allReduceStart"),
                              InstanceMethod<&RetrogradAddon::all_reduce_wait>("allReduceWait"),
                              InstanceMethod<&RetrogradAddon::all_reduce_times>("allReduceTimes"),
+                             InstanceMethod<&RetrogradAddon::device_collectives_id>("deviceCollectivesId"),
+                             InstanceMethod<&RetrogradAddon::device_collectives_init>("deviceCollectivesInit"),
                          });
     // run() is the hot path (a call per tensor operation): a raw callback, so that its arguments land in a stack array
     // (node-addon-api's CallbackInfo allocates one on the heap for more than six)
@@ -497,23 +502,49 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   }
 
   // The collective a handle from allReduceStart holds.
-  static std::shared_ptr<Collective> collective_of(Napi::Env env, const Napi::CallbackInfo& info, const char* where) {
+  static std::shared_ptr<Collective> collective_of(Napi::Env env, const Napi::Value& v, const char* where) {
     bool tagged = false;
-    if (info.Length() < 1 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectiveHandleTag, &tagged) != napi_ok || !tagged)
+    if (!v.IsExternal() || napi_check_object_type_tag(env, v, &kCollectiveHandleTag, &tagged) != napi_ok || !tagged)
       throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected a handle from allReduceStart");
-    return *info[0].As<Napi::External<std::shared_ptr<Collective>>>().Data();
+    return *v.As<Napi::External<std::shared_ptr<Collective>>>().Data();
+  }
+
+  // deviceCollectivesId() → Uint8Array: a new id for the device's own communicator (NCCL), made on one rank.
+  Napi::Value device_collectives_id(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string id;
+    Status s = device::device_collectives_id(&id);
+    if (!s.ok()) throw make_error(env, code_name(s.code), s.message);
+    auto out = Napi::Uint8Array::New(env, id.size());
+    std::memcpy(out.Data(), id.data(), id.size());
+    return out;
+  }
+
+  // deviceCollectivesInit(id: Uint8Array, rank, size): queues the joining of that communicator (it returns once every
+  // rank has joined; a read after it reports a failure).
+  void device_collectives_init(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber() || !info[2].IsNumber())
+      throw make_error(env, "INVALID_ARGUMENT", "deviceCollectivesInit: expected (id: Uint8Array, rank, size)");
+    auto a = info[0].As<Napi::Uint8Array>();
+    std::string id(reinterpret_cast<const char*>(a.Data()), a.ElementLength());
+    const int rank = info[1].As<Napi::Number>().Int32Value(), size = info[2].As<Napi::Number>().Int32Value();
+    queue_.enqueue([id, rank, size](ThreadPool&) { return device::device_collectives_init(id, rank, size); }, true);
   }
 
   // allReduceStart(table, storages[], mean, shape) → handle: queues the gathering of the float storages and their
   // hand-over to the communication thread whose table (the MPI addon's collectives()) is given; `shape` is what the
-  // ranks must agree on (the storages' total element count). See Collective.
+  // ranks must agree on (the storages' total element count). table 'device': through the device's own communicator
+  // (deviceCollectivesInit) instead, in place, with no shape check. See Collective.
   Napi::Value all_reduce_start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bool tagged = false;
-    if (info.Length() < 4 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectivesTag, &tagged) != napi_ok || !tagged || !info[3].IsArray())
-      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected (the MPI addon's collectives table, storages, mean, shape)");
-    auto* table = info[0].As<Napi::External<CollectivesTable>>().Data();
-    if (table->version != kCollectivesVersion || !table->all_reduce)
+    const bool on_device = info.Length() > 0 && info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "device";
+    if (info.Length() < 4 || !info[3].IsArray() ||
+        (!on_device && (!info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectivesTag, &tagged) != napi_ok || !tagged)))
+      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected (the MPI addon's collectives table or 'device', storages, mean, shape)");
+    auto* table = on_device ? nullptr : info[0].As<Napi::External<CollectivesTable>>().Data();
+    if (table && (table->version != kCollectivesVersion || !table->all_reduce))
       throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: the MPI addon's collectives table is of another version; rebuild both addons (npm rebuild retrograd)");
     if (!info[1].IsArray()) throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected an array of storages");
     auto list = info[1].As<Napi::Array>();
@@ -526,17 +557,34 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       c->storages.push_back(std::move(st));
     }
     c->floats = bytes / 4;
+    c->on_device = on_device;
     auto dims = info[3].As<Napi::Array>();
     int64_t product = 1;
     for (uint32_t i = 0; i < dims.Length(); i++) {
       c->shape.push_back(static_cast<int64_t>(dims.Get(i).ToNumber().DoubleValue()));
       product *= c->shape.back();
     }
-    if (product != static_cast<int64_t>(c->floats))
+    if (!c->storages.empty() && product != static_cast<int64_t>(c->floats))
       throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: the shape's element count differs from the storages'");
+    const int mean = info[2].ToBoolean().Value() ? 1 : 0;
+    if (on_device) {
+      // `after`: a check through MPI (no storages, the shape) that must have passed on every rank, else (it failed on
+      // every rank, and its wait reported why) this all-reduce is skipped on every rank rather than left to hang
+      std::shared_ptr<Collective> after = info.Length() > 4 && info[4].IsExternal() ? collective_of(env, info[4], "allReduceStart") : nullptr;
+      queue_.enqueue([c, mean, after](ThreadPool&) -> Status {
+        if (after && (!after->waited || !after->error.empty())) {
+          c->skipped = true;
+          return Status::Ok();
+        }
+        Status s = device::device_all_reduce_start(c->storages, mean != 0, &c->ticket);
+        c->handed_over = s.ok();
+        c->handed = std::chrono::steady_clock::now();
+        return s;
+      }, true);
+      return handle_of(env, std::move(c));
+    }
     c->staging = device::host_buffer(bytes);
     if (!c->staging) throw make_error(env, "OUT_OF_MEMORY", "allReduceStart: could not allocate " + std::to_string(bytes) + " bytes of host memory");
-    const int mean = info[2].ToBoolean().Value() ? 1 : 0;
     queue_.enqueue([c, table, mean](ThreadPool&) -> Status {
       size_t at = 0;
       for (const StoragePtr& st : c->storages) {
@@ -552,6 +600,11 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                         collective_done, new std::shared_ptr<Collective>(c));
       return Status::Ok();
     }, true);
+    return handle_of(env, std::move(c));
+  }
+
+  // The JavaScript handle of a collective (an external that keeps it alive, tagged for allReduceWait).
+  static Napi::Value handle_of(Napi::Env env, std::shared_ptr<Collective> c) {
     auto* held = new std::shared_ptr<Collective>(std::move(c));
     napi_value v;
     if (napi_create_external(env, held, [](node_api_basic_env, void* data, void*) { delete static_cast<std::shared_ptr<Collective>*>(data); }, nullptr, &v) != napi_ok) {
@@ -564,9 +617,20 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
 
   // allReduceWait(handle): queues the wait for the collective's result and its copy back into the storages.
   void all_reduce_wait(const Napi::CallbackInfo& info) {
-    std::shared_ptr<Collective> c = collective_of(info.Env(), info, "allReduceWait");
+    std::shared_ptr<Collective> c = collective_of(info.Env(), info.Length() ? info[0] : info.Env().Undefined(), "allReduceWait");
     queue_.enqueue([c](ThreadPool&) -> Status {
+      if (c->skipped) return Status::Ok();
       if (!c->handed_over) return Status{Code::Internal, "distributed.allReduce: the tensors could not be read for the collective"};
+      if (c->on_device) {
+        // the stream's later work waits for the device's all-reduce: nothing to copy, and the queue goes on at once
+        Status s = device::device_all_reduce_wait(c->ticket);
+        std::lock_guard<std::mutex> lock(c->mu);
+        c->ticket.reset();
+        c->storages.clear();
+        c->finished = c->handed;  // (the device's own timing is not taken: the stats count its buckets only)
+        c->waited = true;
+        return s;
+      }
       {
         const auto t0 = std::chrono::steady_clock::now();
         std::unique_lock<std::mutex> lock(c->mu);
@@ -590,7 +654,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   // allReduceTimes(handle) → { communicationMs, waitedMs } once the wait has run, else undefined.
   Napi::Value all_reduce_times(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::shared_ptr<Collective> c = collective_of(env, info, "allReduceTimes");
+    std::shared_ptr<Collective> c = collective_of(env, info.Length() ? info[0] : env.Undefined(), "allReduceTimes");
     std::lock_guard<std::mutex> lock(c->mu);
     if (!c->waited) return env.Undefined();
     auto o = Napi::Object::New(env);

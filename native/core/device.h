@@ -42,6 +42,19 @@ Status fence();                   // returns once the device has done everything
 Status finish(HostBuffer& dst);   // returns once download's copy has landed; reports device errors
 Status set_matmul_tf32(bool on);  // on the queue thread, so that it applies from its place in the order
 
+// ---- collectives on the device itself, between processes (NCCL on CUDA, loaded at run time; none on the CPU) ----
+// "" once a communicator is up (device_collectives_init), else why not.
+std::string device_collectives_unavailable();
+// A new communicator's id (made on one rank, sent to the others; opaque bytes).
+Status device_collectives_id(std::string* id);
+// Joins communicator `id` as `rank` of `size`; returns once every rank has joined (queue thread).
+Status device_collectives_init(const std::string& id, int rank, int size);
+// Queue thread: starts the in-place all-reduce (sum, or mean) of the float storages over the ranks, after the work
+// issued so far, on the collectives' own stream (work issued later runs alongside); `ticket` is what the wait needs.
+Status device_all_reduce_start(const std::vector<StoragePtr>& storages, bool mean, std::shared_ptr<void>* ticket);
+// Queue thread: the work issued after this waits for the all-reduce of `ticket`.
+Status device_all_reduce_wait(const std::shared_ptr<void>& ticket);
+
 struct Memory {
   int64_t in_use = 0;  // bytes of live storages on the device (0 on the CPU)
   int64_t cached = 0;  // bytes the allocator holds for reuse

@@ -92,6 +92,14 @@ Status fence() { return Status::Ok(); }
 Status finish(HostBuffer&) { return Status::Ok(); }
 Status set_matmul_tf32(bool) { return Status::Ok(); }
 
+std::string device_collectives_unavailable() { return "the CPU's collectives go through MPI"; }
+Status device_collectives_id(std::string*) { return Status::Invalid(device_collectives_unavailable()); }
+Status device_collectives_init(const std::string&, int, int) { return Status::Invalid(device_collectives_unavailable()); }
+Status device_all_reduce_start(const std::vector<StoragePtr>&, bool, std::shared_ptr<void>*) {
+  return Status::Invalid(device_collectives_unavailable());
+}
+Status device_all_reduce_wait(const std::shared_ptr<void>&) { return Status::Invalid(device_collectives_unavailable()); }
+
 Memory memory() { return {}; }
 
 std::vector<Fact> describe() {

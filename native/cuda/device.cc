@@ -319,4 +319,8 @@ std::vector<Fact> describe() {
 
 }  // namespace device
 
+namespace cuda {
+void* main_stream() { return g_stream; }
+}  // namespace cuda
+
 }  // namespace rg

@@ -31,5 +31,7 @@ Status take_failure();
 // The device word that is nonzero while a failure is pending (copied into a read's buffer in stream order, so
 // that a read reports only failures of work queued before it).
 const int* failure_flag();
+// The stream every kernel runs on (device.cc).
+void* main_stream();
 
 }  // namespace rg::cuda

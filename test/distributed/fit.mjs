@@ -61,5 +61,18 @@ for (const [name, [build, shape]] of Object.entries(make)) {
   const weights = Object.values(model.stateDict()).map((t) => t.toArray('float32'));
   out.mlp.loaderDigest = digest(weights);
   out.mlp.loaderLoss = history.history.loss;
+  // a stream (IterableDataset) and each rank's shard of it: every N-th sample from the rank's position, the order the
+  // sampler above deals out, so the same weights; two samples more than a whole number of groups are dropped
+  rg.manualSeed(200 + rank);
+  const streamed = build();
+  streamed.compile({ optimizer: new rg.SGD(streamed.parameters(), { lr: 0.1, momentum: 0.9 }), loss: new rg.CrossEntropyLoss(), metrics: ['accuracy'] });
+  const extra = worldSize > 1 ? worldSize - 1 : 0;
+  const stream = new rg.IterableDataset(function* () {
+    for (let i = 0; i < N + extra; i++) yield { x: x.subarray((i % N) * per, (i % N + 1) * per), y: y[i % N] };
+  });
+  const h = await streamed.fit(new rg.DataLoader(stream.shard(), { batchSize: B / worldSize }), { epochs: 3, verbose: 0, distributed: true });
+  out.mlp.streamDigest = digest(Object.values(streamed.stateDict()).map((t) => t.toArray('float32')));
+  out.mlp.streamLoss = h.history.loss;
+  out.streamRefused = await streamed.fit(new rg.DataLoader(stream, { batchSize: 4 }), { verbose: 0, distributed: true }).then(() => 'accepted', (e) => e.message);
 }
 console.log(JSON.stringify(out));
