@@ -28,7 +28,8 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
   }
 
   it('alloc, fromHost, write, read, readAsync, sync, setErrorClass with junk', async () => {
-    for (const fn of ['alloc', 'fromHost', 'write', 'read', 'readAsync', 'sync', 'syncAsync', 'info', 'memory', 'run', 'release']) {
+    for (const fn of ['alloc', 'fromHost', 'write', 'read', 'readAsync', 'sync', 'syncAsync', 'info', 'memory', 'run', 'release',
+      'allReduceStart', 'allReduceWait', 'allReduceTimes', 'deviceCollectivesId', 'deviceCollectivesInit']) {
       for (const x of junk()) {
         for (const y of [undefined, ...junk().slice(0, 12)]) {
           expectClean(() => {
@@ -55,6 +56,14 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
     expect(() => a.run(a.kernels.indexOf('fill'), e, 2, 7)).toThrow(/fill, argument 0 \(out\): the tensor has been disposed/);
     expect(() => a.release({})).toThrow(/release: expected a native storage/);
     expect(() => a.release(s)).not.toThrow(); // a disposed NativeStorage
+    // the collectives' entry points (rg.distributed): only the MPI addon's tagged table, and handles they made
+    expect(() => a.allReduceStart({}, [], false, [1])).toThrow(/allReduceStart: expected \(the MPI addon's collectives table or 'device', storages, mean, shape\)/);
+    expect(() => a.allReduceStart('device', [{}], false, [1])).toThrow(/allReduceStart: storage 0: expected a native storage/);
+    expect(() => a.allReduceStart('device', [a.alloc('int32', 2)], false, [2])).toThrow(/allReduceStart: storage 0 is not float32/);
+    expect(() => a.allReduceStart('device', [a.alloc('float32', 2)], false, [3])).toThrow(/the shape's element count differs/);
+    expect(() => a.allReduceWait({})).toThrow(/allReduceWait: expected a handle from allReduceStart/);
+    expect(() => a.allReduceTimes(a.alloc('float32', 1))).toThrow(/allReduceTimes: expected a handle from allReduceStart/);
+    expect(() => a.deviceCollectivesId()).toThrow(/the CPU's collectives go through MPI/);
     await a.syncAsync();
   });
 

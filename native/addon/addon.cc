@@ -583,9 +583,10 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       }, true);
       return handle_of(env, std::move(c));
     }
-    c->staging = device::host_buffer(bytes);
-    if (!c->staging) throw make_error(env, "OUT_OF_MEMORY", "allReduceStart: could not allocate " + std::to_string(bytes) + " bytes of host memory");
-    queue_.enqueue([c, table, mean](ThreadPool&) -> Status {
+    queue_.enqueue([c, table, mean, bytes](ThreadPool&) -> Status {
+      // taken here, in queue order, so that the same collective of the step before has given its buffer back
+      c->staging = device::host_buffer(bytes);
+      if (!c->staging) return Status::OutOfMemory("distributed.allReduce: could not allocate " + std::to_string(bytes) + " bytes of host memory");
       size_t at = 0;
       for (const StoragePtr& st : c->storages) {
         Status s = device::download(*c->staging, *st, at);

@@ -56,10 +56,11 @@ const Nccl& nccl() {
   static std::once_flag once;
   std::call_once(once, [] {
     void* lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    const char* why = lib ? nullptr : dlerror();
+    const std::string first = why ? why : "not found";
     if (!lib) lib = dlopen("libnccl.so", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
-      const char* why = dlerror();
-      api.unavailable = std::string("NCCL could not be loaded (libnccl.so.2: ") + (why ? why : "not found") +
+      api.unavailable = "NCCL could not be loaded (" + first +
                         "); install NCCL (e.g. the nvidia-nccl-cu12 wheel's library on LD_LIBRARY_PATH, or libnccl2)";
       return;
     }
