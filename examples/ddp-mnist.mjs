@@ -1,7 +1,7 @@
 // Data-parallel training on the MNIST digits across processes: `mpirun -np 2 node examples/ddp-mnist.mjs` (as root add
 // --allow-run-as-root; more ranks than cores: --oversubscribe; across machines: --hostfile hosts). Every rank builds the
 // same CNN, takes rank 0's weights, trains on its own shard of each epoch (rg.DistributedSampler) with a batch of
-// 64 / worldSize rows, and averages the gradients with the others after every backward (rg.DistributedDataParallel),
+// 64 / worldSize rows, and averages the gradients with the others during every backward (rg.DistributedDataParallel),
 // so the ranks together take the steps of one process with batch 64. Rank 0 reports the progress and the test
 // accuracy. Without mpirun it runs as a world of one.
 //   mpirun -np 2 node examples/ddp-mnist.mjs [--epochs 3] [--quick]
