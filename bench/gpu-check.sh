@@ -5,6 +5,7 @@
 #   1. the built files;
 #   2. kernel conformance: node dist/cli.js check cuda;
 #   2b. the runtime: node test/gpu/runtime.mjs (allocator, out of memory, kernel failures, TF32, GC);
+#   2d. NCCL: node test/gpu/nccl.mjs (a communicator of one rank, queued all-reduces);
 #   2c. autograd: node bench/gpu-autograd-check.mjs (operations, gradients and models against PyTorch's values);
 #   3. training: node bench/gpu-train-check.mjs (accuracy, memory per epoch, cuda vs cpu steps);
 #   4. benchmark: node bench/gpu.mjs against PyTorch on the same card;
@@ -97,6 +98,9 @@ record "1 built files" PASS "$((SECONDS - t0))"
 # ---- 2. to 4. ----
 run_step "2 kernel conformance (check cuda)" 60 node dist/cli.js check cuda
 run_step "2b runtime (allocator, errors, tf32)" 60 node --expose-gc test/gpu/runtime.mjs
+# NCCL from PyTorch's wheel where the system has none (rg loads libnccl.so.2 at run time)
+NCCL_LIB=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(os.path.dirname(nvidia.nccl.__file__), "lib"))' 2>/dev/null || true)
+run_step "2d NCCL (a communicator of one rank)" 60 env LD_LIBRARY_PATH="${NCCL_LIB:+$NCCL_LIB:}${LD_LIBRARY_PATH:-}" node test/gpu/nccl.mjs
 run_step "2c autograd against PyTorch" 60 node bench/gpu-autograd-check.mjs --backend cuda
 run_step "3 training check" 60 node --expose-gc bench/gpu-train-check.mjs
 run_step "4 benchmark vs PyTorch" 170 node bench/gpu.mjs --out "$OUTDIR" --epochs 3 --budget 10 --gemm "${GPU_GEMM_SIZES:-2048,4096}" --torch-timeout 100
