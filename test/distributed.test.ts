@@ -72,6 +72,10 @@ describe.runIf(ready)('collectives under mpirun', () => {
       const reference = first.ranks.map((r) => r.reference as { after: number; overlapped: number; overlappedBuckets: number });
       expect(new Set(reference.flatMap((x) => [x.after, x.overlapped])).size, 'reference backend: overlap or ranks changed the weights').toBe(1);
       expect(reference[0].overlappedBuckets).toBe(5 * (first.ranks[0].mlp as Run).stats.buckets);
+      const acc = first.ranks.map((r) => r.accumulation as { same: boolean; digest: number; overlapped: number; buckets: number });
+      expect(acc.every((a) => a.same), 'two backwards per sync: overlap changed the weights').toBe(true);
+      expect(new Set(acc.map((a) => a.digest)).size).toBe(1);
+      expect(acc[0].overlapped).toBe(3 * acc[0].buckets);
       for (const r of first.ranks) {
         expect(r.overrun).toMatch(/^RetrogradError: DistributedDataParallel: the gradient of '2\.weight' was written 2 times in this step, 1 in the first, after its bucket had been read; every step must build the same graph/);
         expect(r.after).toBe('accepted');

@@ -89,6 +89,30 @@ for (const [name, [make, shape]] of Object.entries(models)) {
   out.reference = { after: digest(await trainRun(make, shape, { distributed: true })), overlapped: digest(await trainRun(make, shape, { distributed: true, overlap: true, stats })), overlappedBuckets: stats.overlapped };
   rg.setBackend('cpu');
 }
+// gradient accumulation: two backwards per sync count together (learnt from the first step), overlapped or not
+{
+  const run = async (overlap) => {
+    rg.manualSeed(9);
+    const model = new rg.Sequential([new rg.Linear(6, 8), new rg.Tanh(), new rg.Linear(8, 2)]);
+    const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.0001 });
+    await ddp.broadcastParameters();
+    const opt = new rg.SGD(model.parameters(), { lr: 0.1 });
+    const r = rg.mulberry32(3 + rank);
+    for (let step = 0; step < 4; step++) {
+      opt.zeroGrad();
+      for (let micro = 0; micro < 2; micro++) {
+        const x = rg.tensor(Float32Array.from({ length: 12 }, () => r() - 0.5), [2, 6]);
+        (overlap ? ddp : model).forward(x).square().mean().backward();
+      }
+      await ddp.syncGradients();
+      opt.step();
+    }
+    const w = Object.values(model.stateDict()).map((t) => t.toArray('float32'));
+    return { digest: w.reduce((h, a) => new Int32Array(a.buffer, a.byteOffset, a.length).reduce((g, v) => (Math.imul(g, 31) + v) | 0, h), 7), overlapped: ddp.stats.overlapped, buckets: ddp.buckets.length };
+  };
+  const after = await run(false), overlapped = await run(true);
+  out.accumulation = { same: after.digest === overlapped.digest, digest: after.digest, overlapped: overlapped.overlapped, buckets: overlapped.buckets };
+}
 // a step that writes a gradient twice where the first step wrote it once: refused on every rank, after the collectives
 {
   rg.manualSeed(5);
