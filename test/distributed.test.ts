@@ -3,7 +3,8 @@
 // hand; data-parallel training against one process on the whole batch; a failing rank must stop the others within a
 // bounded time. Without a launcher, the world is this one process.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { findTool, requireBuiltDist, requireOrSkip, rg, root } from './helpers.js';
@@ -14,11 +15,17 @@ const notBuilt = join(root, 'build-mpi', 'not-built.txt');
 const ready = requireOrSkip('Open MPI and the MPI addon', mpirun !== undefined && existsSync(addon),
   !mpirun ? 'mpirun not found (apt-get install openmpi-bin libopenmpi-dev, then npm rebuild)' : `${addon} is missing${existsSync(notBuilt) ? ` (${spawnSync('cat', [notBuilt], { encoding: 'utf8' }).stdout.trim()})` : ''}`);
 
-function launch(n: number, script: string, timeout = 120_000): { status: number | null; ranks: Record<string, unknown>[]; stderr: string; seconds: number } {
+/** Runs a script under mpirun; each rank's results come back as a file (test/distributed/report.mjs). */
+function launch(n: number, script: string, timeout = 120_000): { status: number | null; ranks: Record<string, unknown>[]; stdout: string; stderr: string; seconds: number } {
   const t0 = performance.now();
-  const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', String(n), process.execPath, join(root, 'test', 'distributed', script)], { cwd: root, encoding: 'utf8', timeout });
-  const ranks = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).sort((a, b) => (a.rank as number) - (b.rank as number));
-  return { status: r.status, ranks, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+  const dir = mkdtempSync(join(tmpdir(), 'retrograd-mpi-'));
+  try {
+    const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', String(n), '-x', `RG_RANK_OUT=${dir}`, process.execPath, join(root, 'test', 'distributed', script)], { cwd: root, encoding: 'utf8', timeout });
+    const ranks = Array.from({ length: n }, (_, k) => join(dir, `${k}.json`)).filter((f) => existsSync(f)).map((f) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>);
+    return { status: r.status, ranks, stdout: r.stdout, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe.runIf(ready)('collectives under mpirun', () => {
@@ -94,9 +101,9 @@ describe.runIf(ready)('collectives under mpirun', () => {
 
   for (const n of [2, 4]) {
     it(`${n} ranks: fit(…, { distributed: true }) equals one process's fit on the whole batch, progress from rank 0 only`, () => {
-      const r = spawnSync(mpirun!, ['--allow-run-as-root', '--oversubscribe', '-np', String(n), process.execPath, join(root, 'test', 'distributed', 'fit.mjs')], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+      const r = launch(n, 'fit.mjs', 180_000);
       expect(r.status, r.stderr).toBe(0);
-      const ranks = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank);
+      const ranks = r.ranks as any[];
       expect(ranks.length).toBe(n);
       // verbose 2 on every rank, but only rank 0 prints: 4 fits × 3 epochs
       expect(r.stdout.match(/^epoch \d\/3 - /gm)?.length).toBe(12);

@@ -1,5 +1,6 @@
 // Run by test/distributed.test.ts under `mpirun -np N`: every collective on this rank, its results as one JSON line.
 import * as rg from '../../dist/index.js';
+import { report } from './report.mjs';
 
 const before = await rg.distributed.allReduce(rg.tensor([1], [1])).then(() => 'no error', (e) => e.message);
 const { rank, worldSize } = await rg.distributed.init();
@@ -38,4 +39,4 @@ const timer = setInterval(() => ticks++, 1);
 await rg.distributed.allReduce(rg.ones([1 << 20]));
 clearInterval(timer);
 out.large = ticks >= 0;
-console.log(JSON.stringify(out));
+report(rank, out);

@@ -5,6 +5,7 @@
 // during it (ddp.forward); a step that writes a gradient more often than the first is refused; and the
 // DistributedSampler's shards. One JSON line per rank.
 import * as rg from '../../dist/index.js';
+import { report } from './report.mjs';
 
 const { rank, worldSize } = await rg.distributed.init();
 const B = 24, K = 6;
@@ -132,4 +133,4 @@ for (const [name, [make, shape]] of Object.entries(models)) {
 const sampler = new rg.DistributedSampler(10, { seed: 3 });
 const shards = await rg.distributed.allGather(rg.tensor(Float32Array.from(sampler.indices(0)), [sampler.perRank]));
 out.sampler = { perRank: sampler.perRank, all: [...shards.toArray('float32')], epoch1: [...sampler.indices(1)] };
-console.log(JSON.stringify(out));
+report(rank, out);

@@ -1,7 +1,9 @@
 // Run under mpirun by test/distributed.test.ts: fit(…, { distributed: true }) with a batch of B/N per rank for 3 epochs
 // must reach the weights of one process's fit with batch B (checked on rank 0, which also runs that fit), for an MLP
-// and a CNN, shuffled and not; the History is the whole data's, the same on every rank; only rank 0 prints.
+// and a CNN, shuffled and not; the History is the whole data's, the same on every rank; only rank 0 prints. Each rank
+// writes its results to $RG_RANK_OUT/<rank>.json.
 import * as rg from '../../dist/index.js';
+import { report } from './report.mjs';
 
 const { rank, worldSize } = await rg.distributed.init();
 const B = 24, N = 96;
@@ -75,4 +77,4 @@ for (const [name, [build, shape]] of Object.entries(make)) {
   out.mlp.streamLoss = h.history.loss;
   out.streamRefused = await streamed.fit(new rg.DataLoader(stream, { batchSize: 4 }), { verbose: 0, distributed: true }).then(() => 'accepted', (e) => e.message);
 }
-console.log(JSON.stringify(out));
+report(rank, out);
