@@ -394,6 +394,8 @@ export interface Backend {
    * (a check through MPI: no buffers, the shape) must have passed, else it is skipped on every rank.
    */
   allReduce?(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[], after?: QueuedCollective): QueuedCollective;
+  /** @internal Native backends: as allReduce, rank `root`'s values copied into every rank's buffers (through MPI). */
+  broadcast?(table: unknown, bufs: Buf[], root: number, shape: readonly number[]): QueuedCollective;
   /** @internal Native backends: a new id for the device's own communicator (NCCL on cuda); throws where there is none. */
   deviceCollectivesId?(): Uint8Array;
   /** @internal Queues the joining of the device communicator `id` (every rank at once); then allReduce(table 'device'). */

@@ -212,6 +212,12 @@ async function broadcast(tensor: Tensor, root = 0): Promise<Tensor> {
   const t = floatTensor('broadcast', tensor);
   if (!Number.isSafeInteger(root) || root < 0 || root >= w.size) throw new RangeError(`distributed.broadcast: root must be a rank in 0…${w.size - 1}, got ${describe(root)}`);
   if (w.size === 1) return t;
+  if (t.backend.broadcast) {
+    t.backend.broadcast(table, [t.buf], root, t.shape).wait();
+    t.bumpVersion();
+    await t.backend.syncAsync(); // settles once root's values are in the tensor (or with the collective's error)
+    return t;
+  }
   await queuedHandedOver();
   await sameShape('broadcast', t);
   t.assign(await addon!.broadcast(await t.data('float32'), root));
@@ -273,6 +279,9 @@ export interface DistributedDataParallelOptions {
   /** Gradients are averaged in buckets of about this many megabytes, one collective each (default 25, PyTorch's; the
    * first bucket, the backward's first gradients, holds at most 1 MB, as PyTorch's does). */
   bucketMB?: number;
+  /** Each forward through the DDP first copies rank 0's float buffers (BatchNorm's running statistics) to every rank,
+   * as PyTorch's broadcast_buffers (default true): the ranks' models stay identical, for evaluation and checkpoints. */
+  broadcastBuffers?: boolean;
 }
 
 /** What {@link DistributedDataParallel.syncGradients} has measured so far. */
@@ -335,6 +344,8 @@ interface Round {
 export class DistributedDataParallel {
   /** The buckets of parameters, each averaged by one collective. */
   readonly buckets: Parameter[][];
+  /** Whether each forward copies rank 0's float buffers to every rank (see the options). */
+  readonly broadcastBuffers: boolean;
   private readonly counted = { syncs: 0, buckets: 0, overlapped: 0, communicationMs: 0, exposedMs: 0 };
   /** Native collectives whose times are not yet counted. */
   private timing: QueuedCollective[] = [];
@@ -351,7 +362,10 @@ export class DistributedDataParallel {
     options: DistributedDataParallelOptions = {},
   ) {
     if (!(module instanceof Module)) throw new TypeError(`DistributedDataParallel: expected a Module, got ${describe(module)}`);
-    checkOptions('DistributedDataParallel', options, ['bucketMB']);
+    checkOptions('DistributedDataParallel', options, ['bucketMB', 'broadcastBuffers']);
+    if (options.broadcastBuffers !== undefined && typeof options.broadcastBuffers !== 'boolean')
+      throw new TypeError(`DistributedDataParallel: broadcastBuffers must be a boolean, got ${describe(options.broadcastBuffers)}`);
+    this.broadcastBuffers = options.broadcastBuffers ?? true;
     const bucketMB = checkNumber('DistributedDataParallel', 'bucketMB', options.bucketMB ?? 25, { min: 0, minExclusive: true });
     // (the first bucket holds at most 1 MB, as PyTorch's: the backward's first gradients go out early)
     const limit = () => (this.buckets.length === 0 ? Math.min(bucketMB, 1) : bucketMB) * 2 ** 20;
@@ -386,8 +400,21 @@ export class DistributedDataParallel {
 
   /** The module's forward; the backward that follows starts the buckets' collectives as their gradients are ready. */
   forward(...args: unknown[]): Tensor {
-    if (distributed.worldSize > 1 && !this.round) this.beginRound(true);
+    if (distributed.worldSize > 1) {
+      if (this.broadcastBuffers) this.copyBuffers();
+      if (!this.round) this.beginRound(true);
+    }
     return (this.module.forward as (...a: unknown[]) => Tensor)(...args);
+  }
+
+  /** Rank 0's float buffers into every rank's, queued before the forward's kernels (native backends; the reference
+   * backend's buffers are copied by broadcastParameters only). */
+  private copyBuffers(): void {
+    const buffers = this.module.namedBuffers().map(([, t]) => t).filter((t) => t.dtype !== 'int32');
+    const backend = buffers[0]?.backend;
+    if (!backend?.broadcast) return;
+    backend.broadcast(table, buffers.map((t) => t.buf), 0, [buffers.reduce((n, t) => n + t.size, 0)]).wait();
+    for (const t of buffers) t.bumpVersion();
   }
 
   /** Copies rank `root`'s parameters and float buffers (BatchNorm's running statistics) to every rank. */

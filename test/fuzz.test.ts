@@ -29,7 +29,7 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
 
   it('alloc, fromHost, write, read, readAsync, sync, setErrorClass with junk', async () => {
     for (const fn of ['alloc', 'fromHost', 'write', 'read', 'readAsync', 'sync', 'syncAsync', 'info', 'memory', 'run', 'release',
-      'allReduceStart', 'allReduceWait', 'allReduceTimes', 'deviceCollectivesId', 'deviceCollectivesInit']) {
+      'allReduceStart', 'allReduceWait', 'allReduceTimes', 'broadcastStart', 'deviceCollectivesId', 'deviceCollectivesInit']) {
       for (const x of junk()) {
         for (const y of [undefined, ...junk().slice(0, 12)]) {
           expectClean(() => {
@@ -61,6 +61,7 @@ describe.skipIf(!cpuAvailable)('native entry points never crash on bad arguments
     expect(() => a.allReduceStart('device', [{}], false, [1])).toThrow(/allReduceStart: storage 0: expected a native storage/);
     expect(() => a.allReduceStart('device', [a.alloc('int32', 2)], false, [2])).toThrow(/allReduceStart: storage 0 is not float32/);
     expect(() => a.allReduceStart('device', [a.alloc('float32', 2)], false, [3])).toThrow(/the shape's element count differs/);
+    expect(() => a.broadcastStart('device', [], 0, [1])).toThrow(/broadcastStart: expected \(the MPI addon's collectives table, storages, root, shape\)/);
     expect(() => a.allReduceWait({})).toThrow(/allReduceWait: expected a handle from allReduceStart/);
     expect(() => a.allReduceTimes(a.alloc('float32', 1))).toThrow(/allReduceTimes: expected a handle from allReduceStart/);
     expect(() => a.deviceCollectivesId()).toThrow(/the CPU's collectives go through MPI/);

@@ -22,6 +22,7 @@ export interface NativeAddon {
   setMatmulPrecision(precision: ProductPrecision): void;
   allReduceStart(table: unknown, bufs: Buf[], mean: boolean, shape: readonly number[], after?: unknown): unknown;
   allReduceWait(handle: unknown): void;
+  broadcastStart(table: unknown, bufs: Buf[], root: number, shape: readonly number[]): unknown;
   allReduceTimes(handle: unknown): { communicationMs: number; waitedMs: number } | undefined;
   deviceCollectivesId(): Uint8Array;
   deviceCollectivesInit(id: Uint8Array, rank: number, size: number): void;
@@ -132,6 +133,10 @@ export class NativeBackend implements Backend {
   }
   setMatmulPrecision(precision: ProductPrecision): void {
     this.a.setMatmulPrecision(precision);
+  }
+  broadcast(table: unknown, bufs: Buf[], root: number, shape: readonly number[]): QueuedCollective {
+    const handle = this.a.broadcastStart(table, bufs, root, shape);
+    return { handle, wait: () => this.a.allReduceWait(handle), times: () => this.a.allReduceTimes(handle) };
   }
   deviceCollectivesId(): Uint8Array {
     return this.a.deviceCollectivesId();

@@ -204,6 +204,8 @@ class ReadWorker : public Napi::AsyncWorker {
 // result and copies it back. The kernels queued between the two (the rest of a backward) run while the ranks
 // communicate. Both commands run even after a failure, so that every rank takes part in every collective.
 struct Collective {
+  std::weak_ptr<Collective> self;  // (for the copy that the communication thread's completion holds)
+  std::string what = "distributed.allReduce";  // its errors' prefix
   std::vector<StoragePtr> storages;
   bool on_device = false;          // through the device's own collectives (NCCL), not MPI
   bool skipped = false;            // (on the device) its shape check failed on every rank
@@ -280,6 +282,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
                              InstanceMethod<&RetrogradAddon::set_matmul_precision>("setMatmulPrecision"),
                              InstanceMethod<&RetrogradAddon::all_reduce_start>("allReduceStart"),
                              InstanceMethod<&RetrogradAddon::all_reduce_wait>("allReduceWait"),
+                             InstanceMethod<&RetrogradAddon::broadcast_start>("broadcastStart"),
                              InstanceMethod<&RetrogradAddon::all_reduce_times>("allReduceTimes"),
                              InstanceMethod<&RetrogradAddon::device_collectives_id>("deviceCollectivesId"),
                              InstanceMethod<&RetrogradAddon::device_collectives_init>("deviceCollectivesInit"),
@@ -538,36 +541,12 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
   // (deviceCollectivesInit) instead, in place, with no shape check. See Collective.
   Napi::Value all_reduce_start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    bool tagged = false;
     const bool on_device = info.Length() > 0 && info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "device";
-    if (info.Length() < 4 || !info[3].IsArray() ||
-        (!on_device && (!info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectivesTag, &tagged) != napi_ok || !tagged)))
-      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected (the MPI addon's collectives table or 'device', storages, mean, shape)");
-    auto* table = on_device ? nullptr : info[0].As<Napi::External<CollectivesTable>>().Data();
-    if (table && (table->version != kCollectivesVersion || !table->all_reduce))
-      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: the MPI addon's collectives table is of another version; rebuild both addons (npm rebuild retrograd)");
-    if (!info[1].IsArray()) throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: expected an array of storages");
-    auto list = info[1].As<Napi::Array>();
-    auto c = std::make_shared<Collective>();
-    size_t bytes = 0;
-    for (uint32_t i = 0; i < list.Length(); i++) {
-      StoragePtr st = storage_at(env, list.Get(i), [&] { return "allReduceStart: storage " + std::to_string(i); });
-      if (st->dtype() != DType::F32) throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: storage " + std::to_string(i) + " is not float32");
-      bytes += st->bytes();
-      c->storages.push_back(std::move(st));
-    }
-    c->floats = bytes / 4;
-    c->on_device = on_device;
-    auto dims = info[3].As<Napi::Array>();
-    int64_t product = 1;
-    for (uint32_t i = 0; i < dims.Length(); i++) {
-      c->shape.push_back(static_cast<int64_t>(dims.Get(i).ToNumber().DoubleValue()));
-      product *= c->shape.back();
-    }
-    if (!c->storages.empty() && product != static_cast<int64_t>(c->floats))
-      throw make_error(env, "INVALID_ARGUMENT", "allReduceStart: the shape's element count differs from the storages'");
+    const CollectivesTable* table = on_device ? nullptr : table_arg(env, info, "allReduceStart", "(the MPI addon's collectives table or 'device', storages, mean, shape)");
+    std::shared_ptr<Collective> c = collective_arg(env, info, 1, 3, "allReduceStart");
     const int mean = info[2].ToBoolean().Value() ? 1 : 0;
     if (on_device) {
+      c->on_device = true;
       // `after`: a check through MPI (no storages, the shape) that must have passed on every rank, else (it failed on
       // every rank, and its wait reported why) this all-reduce is skipped on every rank rather than left to hang
       std::shared_ptr<Collective> after = info.Length() > 4 && info[4].IsExternal() ? collective_of(env, info[4], "allReduceStart") : nullptr;
@@ -583,10 +562,71 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       }, true);
       return handle_of(env, std::move(c));
     }
-    queue_.enqueue([c, table, mean, bytes](ThreadPool&) -> Status {
+    return start_through_host(env, c, [table, mean](Collective& k, float* data) {
+      table->all_reduce(table->comm, data, k.floats, k.shape.data(), static_cast<int>(k.shape.size()), mean, collective_done,
+                        new std::shared_ptr<Collective>(k.self.lock()));
+    });
+  }
+
+  // broadcastStart(table, storages[], root, shape) → handle: as allReduceStart, rank root's values to every rank.
+  Napi::Value broadcast_start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const CollectivesTable* table = table_arg(env, info, "broadcastStart", "(the MPI addon's collectives table, storages, root, shape)");
+    std::shared_ptr<Collective> c = collective_arg(env, info, 1, 3, "broadcastStart");
+    if (!info[2].IsNumber()) throw make_error(env, "INVALID_ARGUMENT", "broadcastStart: root must be a number");
+    const int root = info[2].As<Napi::Number>().Int32Value();
+    c->what = "distributed.broadcast";
+    return start_through_host(env, c, [table, root](Collective& k, float* data) {
+      table->broadcast(table->comm, data, k.floats, k.shape.data(), static_cast<int>(k.shape.size()), root, collective_done,
+                       new std::shared_ptr<Collective>(k.self.lock()));
+    });
+  }
+
+  // The MPI addon's table, checked (its tag, its version).
+  static const CollectivesTable* table_arg(Napi::Env env, const Napi::CallbackInfo& info, const char* where, const char* expected) {
+    bool tagged = false;
+    if (info.Length() < 4 || !info[0].IsExternal() || napi_check_object_type_tag(env, info[0], &kCollectivesTag, &tagged) != napi_ok || !tagged)
+      throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected " + expected);
+    const auto* table = info[0].As<Napi::External<CollectivesTable>>().Data();
+    if (table->version != kCollectivesVersion || !table->all_reduce || !table->broadcast)
+      throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": the MPI addon's collectives table is of another version; rebuild both addons (npm rebuild retrograd)");
+    return table;
+  }
+
+  // A collective of the float storages in info[list] and the shape in info[shape] that the ranks must agree on.
+  std::shared_ptr<Collective> collective_arg(Napi::Env env, const Napi::CallbackInfo& info, size_t list_at, size_t shape_at, const char* where) {
+    if (info.Length() <= shape_at || !info[list_at].IsArray() || !info[shape_at].IsArray())
+      throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected an array of storages and a shape");
+    auto list = info[list_at].As<Napi::Array>();
+    auto c = std::make_shared<Collective>();
+    c->self = c;
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      StoragePtr st = storage_at(env, list.Get(i), [&] { return std::string(where) + ": storage " + std::to_string(i); });
+      if (st->dtype() != DType::F32) throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": storage " + std::to_string(i) + " is not float32");
+      bytes += st->bytes();
+      c->storages.push_back(std::move(st));
+    }
+    c->floats = bytes / 4;
+    auto dims = info[shape_at].As<Napi::Array>();
+    int64_t product = 1;
+    for (uint32_t i = 0; i < dims.Length(); i++) {
+      c->shape.push_back(static_cast<int64_t>(dims.Get(i).ToNumber().DoubleValue()));
+      product *= c->shape.back();
+    }
+    if (!c->storages.empty() && product != static_cast<int64_t>(c->floats))
+      throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": the shape's element count differs from the storages'");
+    return c;
+  }
+
+  // Queues the gathering of c's storages into one host buffer and `hand(c, data)`, which gives it to the
+  // communication thread; allReduceWait's command copies the result back.
+  template <typename Hand>
+  Napi::Value start_through_host(Napi::Env env, const std::shared_ptr<Collective>& c, Hand hand) {
+    queue_.enqueue([c, hand](ThreadPool&) -> Status {
       // taken here, in queue order, so that the same collective of the step before has given its buffer back
-      c->staging = device::host_buffer(bytes);
-      if (!c->staging) return Status::OutOfMemory("distributed.allReduce: could not allocate " + std::to_string(bytes) + " bytes of host memory");
+      c->staging = device::host_buffer(c->floats * 4);
+      if (!c->staging) return Status::OutOfMemory("distributed: could not allocate " + std::to_string(c->floats * 4) + " bytes of host memory");
       size_t at = 0;
       for (const StoragePtr& st : c->storages) {
         Status s = device::download(*c->staging, *st, at);
@@ -597,11 +637,10 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       if (!s.ok()) return s;
       c->handed_over = true;
       c->handed = std::chrono::steady_clock::now();
-      table->all_reduce(table->comm, static_cast<float*>(c->staging->data()), c->floats, c->shape.data(), static_cast<int>(c->shape.size()), mean,
-                        collective_done, new std::shared_ptr<Collective>(c));
+      hand(*c, static_cast<float*>(c->staging->data()));
       return Status::Ok();
     }, true);
-    return handle_of(env, std::move(c));
+    return handle_of(env, c);
   }
 
   // The JavaScript handle of a collective (an external that keeps it alive, tagged for allReduceWait).
@@ -610,7 +649,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     napi_value v;
     if (napi_create_external(env, held, [](node_api_basic_env, void* data, void*) { delete static_cast<std::shared_ptr<Collective>*>(data); }, nullptr, &v) != napi_ok) {
       delete held;
-      throw make_error(env, "OUT_OF_MEMORY", "allReduceStart: could not create a handle");
+      throw make_error(env, "OUT_OF_MEMORY", "distributed: could not create a collective's handle");
     }
     napi_type_tag_object(env, v, &kCollectiveHandleTag);
     return Napi::Value(env, v);
@@ -621,7 +660,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     std::shared_ptr<Collective> c = collective_of(info.Env(), info.Length() ? info[0] : info.Env().Undefined(), "allReduceWait");
     queue_.enqueue([c](ThreadPool&) -> Status {
       if (c->skipped) return Status::Ok();
-      if (!c->handed_over) return Status{Code::Internal, "distributed.allReduce: the tensors could not be read for the collective"};
+      if (!c->handed_over) return Status{Code::Internal, c->what + ": the tensors could not be read for the collective"};
       if (c->on_device) {
         // the stream's later work waits for the device's all-reduce: nothing to copy, and the queue goes on at once
         Status s = device::device_all_reduce_wait(c->ticket);
@@ -639,7 +678,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
         c->waited_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         c->waited = true;
       }
-      Status s = c->error.empty() ? Status::Ok() : Status{c->invalid_argument ? Code::InvalidArgument : Code::Internal, "distributed.allReduce: " + c->error};
+      Status s = c->error.empty() ? Status::Ok() : Status{c->invalid_argument ? Code::InvalidArgument : Code::Internal, c->what + ": " + c->error};
       size_t at = 0;
       for (size_t i = 0; s.ok() && i < c->storages.size(); i++) {
         s = device::upload(*c->storages[i], *c->staging, at);

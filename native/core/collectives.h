@@ -25,9 +25,11 @@ struct CollectivesTable {
   // is n), then the elementwise sum of the n floats at data over the ranks, in place (mean != 0: divided by the
   // number of ranks). data must stay valid and untouched until done has been called; shape is read before it returns.
   void (*all_reduce)(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int mean, CollectiveDone done, void* ctx);
+  // As all_reduce, but rank `root`'s n floats replace every other rank's.
+  void (*broadcast)(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int root, CollectiveDone done, void* ctx);
 };
 
-constexpr uint32_t kCollectivesVersion = 1;
+constexpr uint32_t kCollectivesVersion = 2;
 constexpr napi_type_tag kCollectivesTag = {0x72657472'6f677261ULL, 0x642d636f'6c6c6563ULL};
 
 }  // namespace rg

@@ -100,7 +100,7 @@ class Comm {
   bool initialized = false;  // by this addon (so finalised by it)
   bool ready = false;        // MPI can be called (communication thread only)
   int rank = 0, size = 1, provided = 0;
-  rg::CollectivesTable table{rg::kCollectivesVersion, this, nullptr};
+  rg::CollectivesTable table{rg::kCollectivesVersion, this, nullptr, nullptr};
 
  private:
   void loop() {
@@ -216,35 +216,59 @@ std::string all_reduce_in_place(const Comm* c, float* data, size_t n, bool mean)
   return "";
 }
 
-// collectives.h's all_reduce, for a compute addon's command queue: every rank's shape first (a mismatch is an error on
-// every rank naming the shapes, instead of a hang or mixed data), then the sum in place.
+// The shape check that every collective from a compute addon begins with: every rank's [ndim, d0 … d7] gathered (a
+// deeper shape compares by its first 7 sizes and its element count); a mismatch is an error on every rank naming the
+// shapes, instead of a hang or mixed data.
+constexpr int kShapeSlots = 8;
+std::vector<long long> shape_header(const int64_t* shape, int ndim, size_t n) {
+  std::vector<long long> header(kShapeSlots + 1, -1);
+  header[0] = ndim;
+  for (int i = 0; i < std::min(ndim, kShapeSlots); i++) header[1 + i] = shape[i];
+  if (ndim > kShapeSlots) header[kShapeSlots] = static_cast<long long>(n);
+  return header;
+}
+std::string same_shapes(const Comm* c, const std::vector<long long>& header, Job* job) {
+  if (!c->ready) return "rg.distributed.init() has not completed";
+  std::vector<long long> all(header.size() * static_cast<size_t>(c->size));
+  const int rc = MPI_Allgather(header.data(), kShapeSlots + 1, MPI_LONG_LONG, all.data(), kShapeSlots + 1, MPI_LONG_LONG, MPI_COMM_WORLD);
+  if (rc != MPI_SUCCESS) return mpi_error("MPI_Allgather", rc);
+  if (std::equal(all.begin(), all.end() - (kShapeSlots + 1), all.begin() + (kShapeSlots + 1))) return "";
+  std::string m = "the ranks passed tensors of different shapes: ";
+  for (int r = 0; r < c->size; r++) {
+    const long long* h = all.data() + static_cast<size_t>(r) * (kShapeSlots + 1);
+    m += std::string(r ? ", " : "") + "rank " + std::to_string(r) + " [";
+    for (long long i = 0; i < std::min<long long>(h[0], kShapeSlots); i++) m += (i ? ", " : "") + std::to_string(h[1 + i]);
+    m += "]";
+  }
+  job->invalid_argument = true;
+  return m;
+}
+
+// collectives.h's all_reduce, for a compute addon's command queue: the shape check, then the sum in place.
 void native_all_reduce(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int mean, rg::CollectiveDone done, void* ctx) {
   auto* c = static_cast<Comm*>(comm);
-  // [ndim, d0 … d7]; a deeper shape compares by its first 7 sizes and its element count
-  constexpr int kMax = 8;
-  std::vector<long long> header(kMax + 1, -1);
-  header[0] = ndim;
-  for (int i = 0; i < std::min(ndim, kMax); i++) header[1 + i] = shape[i];
-  if (ndim > kMax) header[kMax] = static_cast<long long>(n);
   auto job = std::make_unique<Job>(done, ctx);
-  Job* self = job.get();
-  job->run = [c, data, n, mean, self, header]() -> std::string {
-    if (!c->ready) return "rg.distributed.init() has not completed";
-    std::vector<long long> all(header.size() * static_cast<size_t>(c->size));
-    const int rc = MPI_Allgather(header.data(), kMax + 1, MPI_LONG_LONG, all.data(), kMax + 1, MPI_LONG_LONG, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return mpi_error("MPI_Allgather", rc);
-    if (!std::equal(all.begin(), all.end() - (kMax + 1), all.begin() + (kMax + 1))) {
-      std::string m = "the ranks passed tensors of different shapes: ";
-      for (int r = 0; r < c->size; r++) {
-        const long long* h = all.data() + static_cast<size_t>(r) * (kMax + 1);
-        m += std::string(r ? ", " : "") + "rank " + std::to_string(r) + " [";
-        for (long long i = 0; i < std::min<long long>(h[0], kMax); i++) m += (i ? ", " : "") + std::to_string(h[1 + i]);
-        m += "]";
-      }
-      self->invalid_argument = true;
-      return m;
+  job->run = [c, data, n, mean, self = job.get(), header = shape_header(shape, ndim, n)]() -> std::string {
+    std::string failed = same_shapes(c, header, self);
+    return failed.empty() ? all_reduce_in_place(c, data, n, mean != 0) : failed;
+  };
+  c->submit_native(std::move(job));
+}
+
+// collectives.h's broadcast: the shape check, then root's values everywhere, in pieces MPI's int counts hold.
+void native_broadcast(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int root, rg::CollectiveDone done, void* ctx) {
+  auto* c = static_cast<Comm*>(comm);
+  auto job = std::make_unique<Job>(done, ctx);
+  job->run = [c, data, n, root, self = job.get(), header = shape_header(shape, ndim, n)]() -> std::string {
+    if (root < 0 || root >= c->size) return "root must be a rank in 0…" + std::to_string(c->size - 1) + ", got " + std::to_string(root);
+    std::string failed = same_shapes(c, header, self);
+    if (!failed.empty()) return failed;
+    constexpr size_t kPiece = size_t{1} << 30;
+    for (size_t at = 0; at < n; at += kPiece) {
+      const int rc = MPI_Bcast(data + at, static_cast<int>(std::min(kPiece, n - at)), MPI_FLOAT, root, MPI_COMM_WORLD);
+      if (rc != MPI_SUCCESS) return mpi_error("MPI_Bcast", rc);
     }
-    return all_reduce_in_place(c, data, n, mean != 0);
+    return "";
   };
   c->submit_native(std::move(job));
 }
@@ -253,6 +277,7 @@ void native_all_reduce(void* comm, float* data, size_t n, const int64_t* shape, 
 Napi::Value Collectives(const Napi::CallbackInfo& info) {
   Comm* c = comm_of(info);
   c->table.all_reduce = native_all_reduce;
+  c->table.broadcast = native_broadcast;
   auto e = Napi::External<rg::CollectivesTable>::New(info.Env(), &c->table);
   napi_type_tag_object(info.Env(), e, &rg::kCollectivesTag);
   return e;

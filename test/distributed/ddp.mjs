@@ -90,6 +90,33 @@ for (const [name, [make, shape]] of Object.entries(models)) {
   out.reference = { after: digest(await trainRun(make, shape, { distributed: true })), overlapped: digest(await trainRun(make, shape, { distributed: true, overlap: true, stats })), overlappedBuckets: stats.overlapped };
   rg.setBackend('cpu');
 }
+// BatchNorm's running statistics: each forward through the DDP starts from rank 0's (broadcastBuffers, the default), so
+// after a last forward in eval mode every rank holds rank 0's; without, each rank keeps its own
+{
+  const run = async (broadcastBuffers) => {
+    rg.manualSeed(4);
+    const model = new rg.Sequential([new rg.Linear(3, 4), new rg.BatchNorm1d(4), new rg.Linear(4, 2)]);
+    const ddp = new rg.DistributedDataParallel(model, { broadcastBuffers });
+    await ddp.broadcastParameters();
+    const opt = new rg.SGD(model.parameters(), { lr: 0.05 });
+    for (let step = 0; step < 3; step++) {
+      opt.zeroGrad();
+      ddp.forward(rg.randn([4, 3]).add(rank)).sum().backward(); // each rank's own batch
+      await ddp.syncGradients();
+      opt.step();
+    }
+    model.eval();
+    rg.noGrad(() => ddp.forward(rg.randn([2, 3])));
+    const mean = model.namedBuffers().find(([n]) => n.endsWith('running_mean'))[1];
+    const all = await rg.distributed.allGather(mean);
+    const rows = all.toArray('float32');
+    const per = mean.size;
+    let same = true;
+    for (let r = 1; r < worldSize; r++) for (let i = 0; i < per; i++) if (rows[r * per + i] !== rows[i]) same = false;
+    return same;
+  };
+  out.buffers = { broadcast: await run(true), own: await run(false) };
+}
 // gradient accumulation: two backwards per sync count together (learnt from the first step), overlapped or not
 {
   const run = async (overlap) => {
