@@ -40,6 +40,7 @@
           }
         }],
         ["OS=='win'", {
+          "msbuild_toolset": "ClangCL",
           "defines": ["NOMINMAX", "_HAS_EXCEPTIONS=1"],
           "msvs_settings": {
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/O2", "/EHsc"] }

@@ -1,6 +1,10 @@
 #include "storage.h"
 
+#if defined(_WIN32)
+#include <windows.h>
+#else
 #include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -41,13 +45,28 @@ size_t block_bytes(size_t size) {
   return (n + step - 1) / step * step;
 }
 
+// Fresh zeroed pages from the system (Windows: VirtualAlloc; elsewhere mmap, with huge pages advised where Linux has them).
 void* map_huge(size_t bytes) {
+#if defined(_WIN32)
+  return VirtualAlloc(nullptr, bytes, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+#else
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
 #ifdef MADV_HUGEPAGE
   if (bytes >= kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without it the memory still works
 #endif
   return p;
+#endif
+}
+
+// Gives back a mapping that map_huge made (all of it).
+void unmap(void* p, size_t bytes) {
+#if defined(_WIN32)
+  (void)bytes;
+  VirtualFree(p, 0, MEM_RELEASE);
+#else
+  munmap(p, bytes);
+#endif
 }
 
 struct HostCache {
@@ -86,13 +105,13 @@ struct HostCache {
   void give(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(mu);
     if (bytes > kSlabMax && cached + bytes > kCapacity) {
-      munmap(p, bytes);
+      unmap(p, bytes);
       return;
     }
     try {
       free[bytes].push_back(p);
     } catch (...) {
-      if (bytes > kSlabMax) munmap(p, bytes);  // a chunk's block is lost to the cache, not to the process
+      if (bytes > kSlabMax) unmap(p, bytes);  // a chunk's block is lost to the cache, not to the process
       return;
     }
     cached += bytes;

@@ -2,7 +2,11 @@
 
 #include "spin.h"
 
+#if defined(__linux__)
 #include <sched.h>
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -19,6 +23,14 @@ thread_local bool in_parallel_region = false;
 
 int physical_core_count() {
   unsigned hw = std::thread::hardware_concurrency();
+#if defined(__APPLE__)
+  int physical = 0;
+  size_t size = sizeof physical;
+  if (sysctlbyname("hw.physicalcpu", &physical, &size, nullptr, 0) == 0 && physical > 0) return physical;
+  return hw == 0 ? 1 : static_cast<int>(hw);
+#elif !defined(__linux__)
+  return hw == 0 ? 1 : static_cast<int>(hw);  // (Windows: logical processors)
+#else
   cpu_set_t mask;
   if (sched_getaffinity(0, sizeof(mask), &mask) != 0) return hw == 0 ? 1 : static_cast<int>(hw);
   std::set<std::pair<int, int>> cores;  // (package, core)
@@ -31,6 +43,7 @@ int physical_core_count() {
     cores.insert({p, c});
   }
   return std::max<int>(1, static_cast<int>(cores.size()));
+#endif
 }
 
 int default_thread_count() {

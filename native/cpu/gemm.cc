@@ -299,15 +299,15 @@ struct AlignedBuffer {
   float* get(size_t n) {
     if (n > capacity) {
       const size_t want = std::max(n, capacity * 2);
-      float* fresh = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-      if (!fresh) throw std::bad_alloc();
-      std::free(data);
+      // (aligned operator new: std::aligned_alloc is missing from the Windows C runtime)
+      float* fresh = static_cast<float*>(::operator new(want * sizeof(float), std::align_val_t{64}));
+      ::operator delete(data, std::align_val_t{64});
       data = fresh;
       capacity = want;
     }
     return data;
   }
-  ~AlignedBuffer() { std::free(data); }
+  ~AlignedBuffer() { ::operator delete(data, std::align_val_t{64}); }
 };
 thread_local AlignedBuffer tls_bpack;
 thread_local AlignedBuffer tls_apack;
