@@ -7,15 +7,9 @@
 //   node test/gpu/nccl.mjs
 import assert from 'node:assert/strict';
 import * as rg from '../../dist/index.js';
-import { backendByName } from '../../dist/backend.js';
+import { cudaOrExit } from './cuda.mjs';
 
-const info = rg.backends().find((b) => b.name === 'cuda');
-if (!info?.available) {
-  console.log(`no CUDA device: ${info?.reason ?? 'no cuda backend'}`);
-  process.exit(1);
-}
-rg.setBackend('cuda');
-const be = backendByName('cuda');
+const { be } = cudaOrExit();
 let id;
 try {
   id = be.deviceCollectivesId();

@@ -6,15 +6,9 @@
 //   node --expose-gc test/gpu/runtime.mjs
 import assert from 'node:assert/strict';
 import * as rg from '../../dist/index.js';
-import { backendByName } from '../../dist/backend.js';
+import { cudaOrExit } from './cuda.mjs';
 
-const info = rg.backends().find((b) => b.name === 'cuda');
-if (!info?.available) {
-  console.log(`no CUDA device: ${info?.reason ?? 'no cuda backend'}`);
-  process.exit(1);
-}
-rg.setBackend('cuda');
-const be = backendByName('cuda');
+const { info, be } = cudaOrExit();
 const checks = [];
 async function check(name, fn) {
   const t = performance.now();
