@@ -6,6 +6,8 @@
 //     (128 rows each): s/epoch through fit, and through a hand-written loop with the buckets started during the
 //     backward (ddp.forward) or after it (the module's forward), with the share of the step that waited for
 //     communication once the backward was done (DistributedDataParallel's stats);
+//   - the tiny GPT (W4) on 2 ranks × 1 thread in buckets of 0.25 MB, the buckets started during the backward or after it:
+//     ms per step and the share that waited for communication (what overlap hides, and what it costs on shared cores);
 //   - on paper: W2 and the tiny GPT (W4) at 8 and 64 ranks on a 25 Gbit/s network, from the step times measured here
 //     and a ring all-reduce model (see `project` below).
 // The configurations alternate, --rounds times, and the medians are printed with the CPU model and written to
@@ -17,7 +19,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { buildModel, median, resultsDir, trainGpt, WORKLOADS } from './workloads.mjs';
+import { buildModel, median, resultsDir, tokenBatches, trainGpt, WORKLOADS } from './workloads.mjs';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, epochs: { type: 'string', default: '3' }, role: { type: 'string' } } });
 const here = new URL('.', import.meta.url).pathname;
@@ -26,7 +28,53 @@ const W2 = WORKLOADS.W2;
 
 if (values.role === 'allreduce') await allReduceRole();
 else if (values.role === 'w2') await w2Role(Number(values.epochs));
+else if (values.role === 'gpt') await gptRole();
 else await main();
+
+/**
+ * Under mpirun: the tiny GPT (W4, a global batch of 32 sequences, each rank its share) through a hand-written loop with
+ * DistributedDataParallel in buckets of 0.25 MB (8 of them), so that there is a backward to overlap: ms per step and
+ * the share of it that waited for communication, with the buckets started during the backward and after it,
+ * alternating.
+ */
+async function gptRole() {
+  const { rank, worldSize } = await rg.distributed.init();
+  const { tinyGpt } = await import('../examples/text.mjs');
+  const w = WORKLOADS.W4, { vocab, contextLength: T } = w.gpt, rows = w.batchSize / worldSize;
+  rg.manualSeed(1);
+  const model = tinyGpt(rg, w.gpt);
+  const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.25 });
+  await ddp.broadcastParameters();
+  const opt = new rg.AdamW(model.parameters(), { lr: w.optimizer.lr });
+  const data = tokenBatches(w, 4, rg.mulberry32(4)).map(({ x, y }) => [
+    rg.tensor(x.subarray(rank * rows * T, (rank + 1) * rows * T), [rows, T]),
+    rg.tensor(y.subarray(rank * rows * T, (rank + 1) * rows * T), [rows * T]),
+  ]);
+  const run = async (overlap, steps) => {
+    const before = ddp.stats;
+    const t0 = performance.now();
+    let last;
+    for (let s = 0; s < steps; s++) {
+      const [x, y] = data[s % data.length];
+      opt.zeroGrad();
+      last?.dispose();
+      last = rg.F.crossEntropy((overlap ? ddp : model).forward(x).reshape([rows * T, vocab]), y);
+      last.backward();
+      await ddp.syncGradients();
+      opt.step();
+    }
+    await last.data();
+    const ms = performance.now() - t0, after = ddp.stats;
+    return { stepMs: ms / steps, exposedShare: (after.exposedMs - before.exposedMs) / ms, overlapped: after.overlapped - before.overlapped, buckets: after.buckets - before.buckets };
+  };
+  await run(true, 5); // untimed (and the first step learns the writes)
+  const out = { buckets: ddp.buckets.length, overlapped: [], after: [] };
+  for (let r = 0; r < 3; r++) {
+    out.overlapped.push(await run(true, 15));
+    out.after.push(await run(false, 15));
+  }
+  if (rank === 0) console.log(JSON.stringify(out));
+}
 
 /** Under mpirun: rg.distributed.allReduce timed on every size, as the C program times MPI_Allreduce. */
 async function allReduceRole() {
@@ -168,7 +216,7 @@ async function main() {
   run(mpicc, ['-O2', join(here, 'mpi', 'allreduce.c'), '-o', exe]);
   const mpi = ['--allow-run-as-root', '--oversubscribe', '-np', '2'];
   const self = join(here, 'distributed.mjs');
-  const c = [], ours = [], single = [], two = [];
+  const c = [], ours = [], single = [], two = [], gpt = [];
   for (let r = 0; r < rounds; r++) {
     log(`round ${r + 1}/${rounds}: all-reduce from C`);
     c.push(run(mpirun, [...mpi, exe, '1000', ...SIZES.map(String)]).map((l) => JSON.parse(l)));
@@ -178,6 +226,8 @@ async function main() {
     single.push(JSON.parse(run(process.execPath, [self, '--role', 'w2', '--epochs', epochs], { RETROGRAD_NUM_THREADS: '2' }).at(-1)));
     log(`round ${r + 1}/${rounds}: W2, 2 ranks × 1 thread`);
     two.push(JSON.parse(run(mpirun, [...mpi, '-x', 'RETROGRAD_NUM_THREADS=1', process.execPath, self, '--role', 'w2', '--epochs', epochs]).at(-1)));
+    log(`round ${r + 1}/${rounds}: the tiny GPT, 2 ranks × 1 thread, buckets of 0.25 MB`);
+    gpt.push(JSON.parse(run(mpirun, [...mpi, '-x', 'RETROGRAD_NUM_THREADS=1', process.execPath, self, '--role', 'gpt']).at(-1)));
   }
   const med = (list, f) => median(list.map(f));
   const allReduce = SIZES.map((bytes, i) => {
@@ -194,6 +244,12 @@ async function main() {
       bucketsOverlapped: two[0].overlapped.bucketsOverlapped, buckets: two[0].overlapped.buckets,
     },
   };
+  const all = (mode, f) => median(gpt.flatMap((g) => g[mode].map(f)));
+  const gptOverlap = {
+    buckets: gpt[0].buckets,
+    overlapped: { stepMs: all('overlapped', (x) => x.stepMs), exposedShare: all('overlapped', (x) => x.exposedShare) },
+    after: { stepMs: all('after', (x) => x.stepMs), exposedShare: all('after', (x) => x.exposedShare) },
+  };
   const w2Step = w2.oneRankTwoThreads.stepMs / 1e3, gptStep = med(single, (r) => r.gptStepSeconds);
   const { tinyGpt } = await import('../examples/text.mjs');
   const buckets = { W2: bucketBytes(buildModel(rg, W2)), W4: bucketBytes(tinyGpt(rg, WORKLOADS.W4.gpt)) };
@@ -205,7 +261,7 @@ async function main() {
     buckets,
   };
   const machine = { cpu: os.cpus()[0].model, cpus: os.cpus().length, node: process.version, mpi: spawnSync(mpirun, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] };
-  const results = { date: new Date().toISOString(), machine, rounds, allReduce, w2, projections };
+  const results = { date: new Date().toISOString(), machine, rounds, allReduce, w2, gptOverlap, projections };
   const fmtBytes = (b) => (b >= 1 << 20 ? `${b >> 20} MB` : `${b >> 10} KB`);
   console.log(`\n${machine.cpu} (${machine.cpus} CPUs), ${machine.mpi}, medians of ${rounds} alternating rounds\n`);
   console.log('all-reduce, 2 ranks      | MPI_Allreduce from C | rg.distributed.allReduce | ours / C speed');
@@ -217,6 +273,10 @@ async function main() {
   console.log(`loop, buckets during the backward | ${o.loop.toFixed(3).padStart(18)} | ${t.loopOverlapped.toFixed(3).padStart(18)} (waited for communication ${(100 * t.exposedShareOverlapped).toFixed(1)}% of the time; ${t.bucketsOverlapped} of ${t.buckets} buckets started during the backward)`);
   console.log(`loop, buckets after the backward  | ${''.padStart(18)} | ${t.loopAfter.toFixed(3).padStart(18)} (waited ${(100 * t.exposedShareAfter).toFixed(1)}%)`);
   console.log(`communication thread busy ${(100 * t.communicationShare).toFixed(1)}% of the overlapped loop's time`);
+  const g = gptOverlap;
+  console.log(`\ntiny GPT, 2 ranks × 1 thread, ${g.buckets} buckets of ≤ 0.25 MB, ms/step (medians of ${rounds} × 3 runs of 15 steps):`);
+  console.log(`buckets during the backward ${g.overlapped.stepMs.toFixed(1)} ms, waited for communication ${(100 * g.overlapped.exposedShare).toFixed(1)}% of the time`);
+  console.log(`buckets after the backward  ${g.after.stepMs.toFixed(1)} ms, waited for communication ${(100 * g.after.exposedShare).toFixed(1)}% of the time`);
   console.log(`\non paper (${projections.assumptions}):`);
   for (const w of ['W2', 'W4'])
     for (const p of projections[w])

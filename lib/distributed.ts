@@ -279,6 +279,10 @@ export interface DistributedDataParallelOptions {
   /** Gradients are averaged in buckets of about this many megabytes, one collective each (default 25, PyTorch's; the
    * first bucket, the backward's first gradients, holds at most 1 MB, as PyTorch's does). */
   bucketMB?: number;
+  /** Start each bucket's average as soon as the backward has written it (default true), rather than all of them in
+   * syncGradients. Overlap hides communication behind the backward where spare cores can poll MPI; with as many
+   * busy ranks as cores, the polling takes time from the kernels instead (see README's measurements). */
+  overlap?: boolean;
   /** Each forward through the DDP first copies rank 0's float buffers (BatchNorm's running statistics) to every rank,
    * as PyTorch's broadcast_buffers (default true): the ranks' models stay identical, for evaluation and checkpoints. */
   broadcastBuffers?: boolean;
@@ -346,6 +350,8 @@ export class DistributedDataParallel {
   readonly buckets: Parameter[][];
   /** Whether each forward copies rank 0's float buffers to every rank (see the options). */
   readonly broadcastBuffers: boolean;
+  /** Whether buckets start during the backward (see the options). */
+  readonly overlap: boolean;
   private readonly counted = { syncs: 0, buckets: 0, overlapped: 0, communicationMs: 0, exposedMs: 0 };
   /** Native collectives whose times are not yet counted. */
   private timing: QueuedCollective[] = [];
@@ -362,7 +368,10 @@ export class DistributedDataParallel {
     options: DistributedDataParallelOptions = {},
   ) {
     if (!(module instanceof Module)) throw new TypeError(`DistributedDataParallel: expected a Module, got ${describe(module)}`);
-    checkOptions('DistributedDataParallel', options, ['bucketMB', 'broadcastBuffers']);
+    checkOptions('DistributedDataParallel', options, ['bucketMB', 'broadcastBuffers', 'overlap']);
+    if (options.overlap !== undefined && typeof options.overlap !== 'boolean')
+      throw new TypeError(`DistributedDataParallel: overlap must be a boolean, got ${describe(options.overlap)}`);
+    this.overlap = options.overlap ?? true;
     if (options.broadcastBuffers !== undefined && typeof options.broadcastBuffers !== 'boolean')
       throw new TypeError(`DistributedDataParallel: broadcastBuffers must be a boolean, got ${describe(options.broadcastBuffers)}`);
     this.broadcastBuffers = options.broadcastBuffers ?? true;
@@ -402,7 +411,7 @@ export class DistributedDataParallel {
   forward(...args: unknown[]): Tensor {
     if (distributed.worldSize > 1) {
       if (this.broadcastBuffers) this.copyBuffers();
-      if (!this.round) this.beginRound(true);
+      if (!this.round && this.overlap) this.beginRound(true);
     }
     return (this.module.forward as (...a: unknown[]) => Tensor)(...args);
   }

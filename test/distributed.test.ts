@@ -79,6 +79,7 @@ describe.runIf(ready)('collectives under mpirun', () => {
       const reference = first.ranks.map((r) => r.reference as { after: number; overlapped: number; overlappedBuckets: number });
       expect(new Set(reference.flatMap((x) => [x.after, x.overlapped])).size, 'reference backend: overlap or ranks changed the weights').toBe(1);
       expect(reference[0].overlappedBuckets).toBe(5 * (first.ranks[0].mlp as Run).stats.buckets);
+      for (const r of first.ranks) expect((r.noOverlap as { overlapped: number }).overlapped, 'overlap: false').toBe(0);
       for (const r of first.ranks) expect(r.buffers, "BatchNorm's running statistics: rank 0's with broadcastBuffers, each rank's own without").toEqual({ broadcast: true, own: false });
       const acc = first.ranks.map((r) => r.accumulation as { same: boolean; digest: number; overlapped: number; buckets: number });
       expect(acc.every((a) => a.same), 'two backwards per sync: overlap changed the weights').toBe(true);
@@ -167,6 +168,9 @@ describe('without a launcher', () => {
     await ddp.syncGradients();
     expect(() => new rg.DistributedDataParallel({} as never)).toThrow(/DistributedDataParallel: expected a Module/);
     expect(() => new rg.DistributedDataParallel(model, { bucketMB: 0 })).toThrow(/bucketMB/);
+    expect(() => new rg.DistributedDataParallel(model, { overlap: 'no' as never })).toThrow("DistributedDataParallel: overlap must be a boolean, got the string 'no'");
+    expect(() => new rg.DistributedDataParallel(model, { broadcastBuffers: 1 as never })).toThrow(/broadcastBuffers must be a boolean/);
+    expect(new rg.DistributedDataParallel(model).buckets.length).toBe(1);
     // a stream's shards: every third sample from the rank's position, the last incomplete group dropped
     const stream = new rg.IterableDataset(function* () {
       for (let i = 0; i < 8; i++) yield { x: [i], y: i };

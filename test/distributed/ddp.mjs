@@ -141,6 +141,17 @@ for (const [name, [make, shape]] of Object.entries(models)) {
   const after = await run(false), overlapped = await run(true);
   out.accumulation = { same: after.digest === overlapped.digest, digest: after.digest, overlapped: overlapped.overlapped, buckets: overlapped.buckets };
 }
+// overlap: false starts every bucket in syncGradients, even after ddp.forward
+{
+  rg.manualSeed(6);
+  const model = new rg.Sequential([new rg.Linear(3, 3), new rg.Linear(3, 1)]);
+  const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.00001, overlap: false });
+  for (let step = 0; step < 3; step++) {
+    ddp.forward(rg.randn([2, 3])).sum().backward();
+    await ddp.syncGradients();
+  }
+  out.noOverlap = { overlapped: ddp.stats.overlapped, buckets: ddp.stats.buckets };
+}
 // a step that writes a gradient twice where the first step wrote it once: refused on every rank, after the collectives
 {
   rg.manualSeed(5);
