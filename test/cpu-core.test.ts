@@ -2,6 +2,7 @@
 // checks), lazily zeroed gradients read and behave as zeros, training is deterministic for a thread count,
 // every instruction-set path passes the whole kernel table, and the thread count follows the environment.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { cases } from '../lib/check/kernels.js';
 import { randomArray, relError, requireBuiltDist, requireCpu, rg, rng, TOL } from './helpers.js';
@@ -86,6 +87,14 @@ if (process.env.RETROGRAD_CPU_ISA !== undefined)
   console.warn(`skipping the per-ISA kernel-table run: RETROGRAD_CPU_ISA=${process.env.RETROGRAD_CPU_ISA} already forces one path`);
 
 describe.skipIf(!cpuAvailable)('native CPU determinism and configuration', () => {
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')('reads the CPU features the kernel reports (cpuid and the saved register state)', () => {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+    const want = [['sse4_2', 'sse4.2'], ['avx2', 'avx2'], ['fma', 'fma'], ['avx512f', 'avx512f'], ['avx512_bf16', 'avx512bf16']].filter(([linux]) => flags.has(linux)).map(([, ours]) => ours);
+    const cpu = rg.backends().find((b) => b.name === 'cpu')!;
+    expect(cpu.detail.features).toEqual(want);
+    const avx512 = ['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every((f) => flags.has(f));
+    expect(cpu.detail.isa).toBe(avx512 ? 'avx512' : flags.has('avx2') && flags.has('fma') ? 'avx2' : 'portable');
+  });
   it('the same training gives bit-identical weights on every run (same thread count)', async () => {
     rg.setBackend('cpu');
     const train = async () => {

@@ -107,13 +107,13 @@ std::vector<Fact> describe() {
   auto add = [&](bool has, const char* name) {
     if (has) feats += (feats.empty() ? "" : ",") + std::string(name);
   };
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  add(__builtin_cpu_supports("sse4.2"), "sse4.2");
-  add(__builtin_cpu_supports("avx2"), "avx2");
-  add(__builtin_cpu_supports("fma"), "fma");
-  add(__builtin_cpu_supports("avx512f"), "avx512f");
-  add(__builtin_cpu_supports("avx512bf16"), "avx512bf16");
+#if RG_X86
+  const cpu::X86Features& f = cpu::x86_features();
+  add(f.sse42, "sse4.2");
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.avx512f, "avx512f");
+  add(f.avx512bf16, "avx512bf16");
 #elif defined(__aarch64__)
   add(true, "neon");  // Advanced SIMD is part of every AArch64 CPU
 #endif

@@ -17,6 +17,16 @@
 
 namespace rg::cpu {
 
+// The x86 features retrograd dispatches on, as cpuid and the operating system's saved register state (xgetbv) report
+// them: an instruction set counts only where the OS saves its registers. Read directly rather than through
+// __builtin_cpu_supports, which needs the compiler's runtime library (not linked by clang-cl on Windows). All false
+// elsewhere.
+struct X86Features {
+  bool sse42 = false, avx2 = false, fma = false, avx512f = false, avx512vl = false, avx512bw = false, avx512dq = false,
+       avx512bf16 = false;
+};
+const X86Features& x86_features();
+
 enum class IsaLevel { Portable, Avx2, Avx512 };
 IsaLevel isa_level();
 const char* isa_name();
