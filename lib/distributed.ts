@@ -396,6 +396,12 @@ export class DistributedDataParallel {
 
   /** Running figures of the synchronisations (see the interface); native collectives count once they have finished. */
   get stats(): DistributedDataParallelStats {
+    this.foldTimes();
+    return { ...this.counted };
+  }
+
+  /** Counts the times of the native collectives that have finished (the rest wait for a later call). */
+  private foldTimes(): void {
     this.timing = this.timing.filter((q) => {
       const t = q.times();
       if (t) {
@@ -404,7 +410,6 @@ export class DistributedDataParallel {
       }
       return !t;
     });
-    return { ...this.counted };
   }
 
   /** The module's forward; the backward that follows starts the buckets' collectives as their gradients are ready. */
@@ -454,6 +459,7 @@ export class DistributedDataParallel {
     const computed = reference ? this.buckets[0][0].value.backend.syncAsync().then(() => performance.now()) : undefined;
     this.startReady(r, true);
     await Promise.all(r.started.map((s) => s.finish()));
+    this.foldTimes(); // (the steps before this one's: the list stays as short as the steps in flight)
     for (const s of r.started) if (s.queued) this.timing.push(s.queued);
     if (computed) this.counted.exposedMs += performance.now() - Math.max(called, await computed);
     const c = this.counted;
