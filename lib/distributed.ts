@@ -128,11 +128,10 @@ function deviceCollectives(b: Backend): Promise<boolean> {
     } catch (e) {
       why = e instanceof Error ? e.message : String(e);
     }
-    await queuedHandedOver();
     const mine = new Int32Array(33);
     mine[0] = why ? 0 : 1;
     mine.set(new Int32Array(Uint8Array.from(id).buffer), 1); // (a copy: 4-byte aligned)
-    const all = await addon!.allGather(mine);
+    const all = await afterQueued(() => addon!.allGather(mine));
     const failed = Array.from({ length: world!.size }, (_, r) => r).filter((r) => all[r * 33] !== 1);
     if (failed.length) {
       if (world!.rank === Math.min(...failed))
@@ -156,10 +155,17 @@ function target(b: Backend): unknown {
   return decided.get(b) ? 'device' : table;
 }
 
-/** A collective handed over from JavaScript waits until the native queues have handed over theirs: MPI matches
- * collectives by their order, which must be the order they were asked for on every rank. */
-async function queuedHandedOver(): Promise<void> {
-  await Promise.all(loadedBackends().filter((b) => b.allReduce).map((b) => b.syncAsync()));
+/**
+ * Runs a collective handed over from JavaScript once the native queues have handed over theirs: MPI matches
+ * collectives by their order, which must be the order they were asked for on every rank. A native queue's own failure
+ * that the wait comes across is reported after the collective, which every rank has then issued.
+ */
+async function afterQueued<T>(collective: () => Promise<T>): Promise<T> {
+  const settled = await Promise.allSettled(loadedBackends().filter((b) => b.allReduce).map((b) => b.syncAsync()));
+  const result = await collective();
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+  return result;
 }
 
 /** Every rank's shape, gathered; an error on every rank when they differ. */
@@ -200,10 +206,11 @@ async function allReduce(tensor: Tensor, op: 'sum' | 'mean' = 'sum'): Promise<Te
     await b.syncAsync(); // settles once the result is in the tensor (or with the collective's error)
     return t;
   }
-  await queuedHandedOver();
-  await sameShape('allReduce', t);
-  t.assign(await addon!.allReduce(await t.data('float32'), op === 'mean'));
-  return t;
+  return afterQueued(async () => {
+    await sameShape('allReduce', t);
+    t.assign(await addon!.allReduce(await t.data('float32'), op === 'mean'));
+    return t;
+  });
 }
 
 /** Copies `root`'s `tensor` into every rank's `tensor`, in place; resolves to the tensor. */
@@ -218,32 +225,29 @@ async function broadcast(tensor: Tensor, root = 0): Promise<Tensor> {
     await t.backend.syncAsync(); // settles once root's values are in the tensor (or with the collective's error)
     return t;
   }
-  await queuedHandedOver();
-  await sameShape('broadcast', t);
-  t.assign(await addon!.broadcast(await t.data('float32'), root));
-  return t;
+  return afterQueued(async () => {
+    await sameShape('broadcast', t);
+    t.assign(await addon!.broadcast(await t.data('float32'), root));
+    return t;
+  });
 }
 
 /** Every rank's `tensor`, stacked along a new first dimension in rank order: [worldSize, …shape]. */
 async function allGather(tensor: Tensor): Promise<Tensor> {
   const w = joined('allGather');
   const t = floatTensor('allGather', tensor);
-  if (w.size > 1) {
-    await queuedHandedOver();
+  if (w.size === 1) return fromHost(t.backend, Float32Array.from(await t.data('float32')), [1, ...t.shape]);
+  return afterQueued(async () => {
     await sameShape('allGather', t);
-  }
-  const mine = await t.data('float32');
-  const all = w.size === 1 ? Float32Array.from(mine) : await addon!.allGather(mine);
-  return fromHost(t.backend, all, [w.size, ...t.shape]);
+    const all = await addon!.allGather(await t.data('float32'));
+    return fromHost(t.backend, all, [w.size, ...t.shape]);
+  });
 }
 
 /** Waits until every rank has reached it. */
 async function barrier(): Promise<void> {
   const w = joined('barrier');
-  if (w.size > 1) {
-    await queuedHandedOver();
-    await addon!.barrier();
-  }
+  if (w.size > 1) await afterQueued(() => addon!.barrier());
 }
 
 /** Data-parallel training across processes: see the file's header. */
@@ -283,8 +287,9 @@ export interface DistributedDataParallelOptions {
    * syncGradients. Overlap hides communication behind the backward where spare cores can poll MPI; with as many
    * busy ranks as cores, the polling takes time from the kernels instead (see README's measurements). */
   overlap?: boolean;
-  /** Each forward through the DDP first copies rank 0's float buffers (BatchNorm's running statistics) to every rank,
-   * as PyTorch's broadcast_buffers (default true): the ranks' models stay identical, for evaluation and checkpoints. */
+  /** Each forward through the DDP in training mode first copies rank 0's float buffers (BatchNorm's running
+   * statistics) to every rank, as PyTorch's broadcast_buffers (default true): the ranks' models stay alike, for
+   * evaluation and checkpoints. */
   broadcastBuffers?: boolean;
 }
 
@@ -415,10 +420,24 @@ export class DistributedDataParallel {
   /** The module's forward; the backward that follows starts the buckets' collectives as their gradients are ready. */
   forward(...args: unknown[]): Tensor {
     if (distributed.worldSize > 1) {
-      if (this.broadcastBuffers) this.copyBuffers();
+      // (in training mode only: an evaluation through the DDP on some ranks must not add a collective to theirs)
+      if (this.broadcastBuffers && this.module.training) this.copyBuffers();
+      // a step that started buckets and never reached syncGradients (it threw): its collectives are finished (every
+      // rank issued them) and its bookkeeping dropped, so that this step starts clean
+      if (this.round && this.round.started.length > 0) this.abandonRound();
       if (!this.round && this.overlap) this.beginRound(true);
     }
     return (this.module.forward as (...a: unknown[]) => Tensor)(...args);
+  }
+
+  /** Drops the round in progress, finishing the collectives it started (their results are overwritten by the next
+   * backward's writes, or ignored). */
+  private abandonRound(): void {
+    const r = this.round!;
+    this.round = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
+    for (const s of r.started) void Promise.resolve(s.finish()).catch(() => undefined);
   }
 
   /** Rank 0's float buffers into every rank's, queued before the forward's kernels (native backends; the reference
@@ -481,6 +500,11 @@ export class DistributedDataParallel {
     const r: Round = { counts: new Map(), waiting: this.buckets.map(() => 0), started: [], handedOver: Promise.resolve() };
     if (watch) {
       for (const [p, n] of this.expected ?? []) if (n > 0) r.waiting[this.bucketOf.get(p)!]++;
+      // a parameter whose writes the first step did not see (unused then, or written by a hand-written backward that
+      // gives no notice) holds its bucket back until syncGradients: it must not be read before it is written
+      if (this.expected) this.buckets.forEach((b, i) => {
+        if (b.some((p) => !((this.expected!.get(p) ?? 0) > 0))) r.waiting[i] = Infinity;
+      });
       this.unwatch?.();
       this.unwatch = watchGradWrites((p) => this.written(r, p));
       this.round = r;

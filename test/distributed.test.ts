@@ -80,6 +80,7 @@ describe.runIf(ready)('collectives under mpirun', () => {
       expect(new Set(reference.flatMap((x) => [x.after, x.overlapped])).size, 'reference backend: overlap or ranks changed the weights').toBe(1);
       expect(reference[0].overlappedBuckets).toBe(5 * (first.ranks[0].mlp as Run).stats.buckets);
       for (const r of first.ranks) expect((r.noOverlap as { overlapped: number }).overlapped, 'overlap: false').toBe(0);
+      for (const r of first.ranks) expect(r.unnoticed, 'a gradient written without a notice: its bucket waits for syncGradients').toBe(true);
       for (const r of first.ranks) expect(r.buffers, "BatchNorm's running statistics: rank 0's with broadcastBuffers, each rank's own without").toEqual({ broadcast: true, own: false });
       const acc = first.ranks.map((r) => r.accumulation as { same: boolean; digest: number; overlapped: number; buckets: number });
       expect(acc.every((a) => a.same), 'two backwards per sync: overlap changed the weights').toBe(true);

@@ -9,6 +9,7 @@ import { LeakyReLU, ReLU } from './activation.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { isGradEnabled } from '../autograd/engine.js';
+import { moduleBackwardBegins, moduleBackwardDone } from './grad-writes.js';
 
 /**
  * The layers in order, as torch.nn.Sequential: forward runs each on the output of the one before; backward is the
@@ -60,7 +61,10 @@ export class Sequential extends Module {
     for (let i = this.layers.length - 1; i >= 0; i--) {
       if (i > 0 && this.fused[i - 1]) {
         const act = epilogueOf(this.layers[i])!;
+        // (the fused pair is one backward: its parameters' writes are reported as it returns, as a layer's are)
+        const mark = moduleBackwardBegins();
         g = (this.layers[i - 1] as Linear).backwardAct(g, act.code, act.slope, i - 1 > 0 || inputGrad);
+        moduleBackwardDone(mark);
         i--;
       } else {
         g = this.layers[i].backward(g, i > 0 || inputGrad);

@@ -278,7 +278,8 @@ export async function fitModel(model: Module, x: Tensor | DataLoader, yOrOptions
   const distributedFit = options.distributed ?? false;
   if (typeof distributedFit !== 'boolean') throw new TypeError(`fit: distributed must be a boolean, got ${describe(distributedFit)}`);
   if (distributedFit && !distributed.initialized) throw new RetrogradError('fit: distributed: true needs await rg.distributed.init() first', 'INVALID_ARGUMENT');
-  const sharded = loader && (loader.dataset instanceof IterableDataset ? loader.dataset.sharding?.worldSize === distributed.worldSize : loader.sampler instanceof DistributedSampler);
+  const sharding = loader?.dataset instanceof IterableDataset ? loader.dataset.sharding : undefined;
+  const sharded = loader && (loader.dataset instanceof IterableDataset ? sharding?.worldSize === distributed.worldSize && sharding.rank === distributed.rank : loader.sampler instanceof DistributedSampler);
   if (distributedFit && loader && !sharded)
     throw new TypeError(
       loader.dataset instanceof IterableDataset

@@ -209,6 +209,7 @@ struct Collective {
   std::vector<StoragePtr> storages;
   bool on_device = false;          // through the device's own collectives (NCCL), not MPI
   bool skipped = false;            // (on the device) its shape check failed on every rank
+  bool poisoned = false;           // this rank could not gather its data: handed over as ndim −1
   std::shared_ptr<void> ticket;    // the device all-reduce's, for its wait
   std::shared_ptr<device::HostBuffer> staging;
   size_t floats = 0;
@@ -563,8 +564,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       return handle_of(env, std::move(c));
     }
     return start_through_host(env, c, [table, mean](Collective& k, float* data) {
-      table->all_reduce(table->comm, data, k.floats, k.shape.data(), static_cast<int>(k.shape.size()), mean, collective_done,
-                        new std::shared_ptr<Collective>(k.self.lock()));
+      table->all_reduce(table->comm, data, k.poisoned ? 0 : k.floats, k.shape.data(), k.poisoned ? -1 : static_cast<int>(k.shape.size()), mean,
+                        collective_done, new std::shared_ptr<Collective>(k.self.lock()));
     });
   }
 
@@ -577,8 +578,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     const int root = info[2].As<Napi::Number>().Int32Value();
     c->what = "distributed.broadcast";
     return start_through_host(env, c, [table, root](Collective& k, float* data) {
-      table->broadcast(table->comm, data, k.floats, k.shape.data(), static_cast<int>(k.shape.size()), root, collective_done,
-                       new std::shared_ptr<Collective>(k.self.lock()));
+      table->broadcast(table->comm, data, k.poisoned ? 0 : k.floats, k.shape.data(), k.poisoned ? -1 : static_cast<int>(k.shape.size()), root,
+                       collective_done, new std::shared_ptr<Collective>(k.self.lock()));
     });
   }
 
@@ -626,19 +627,23 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     queue_.enqueue([c, hand](ThreadPool&) -> Status {
       // taken here, in queue order, so that the same collective of the step before has given its buffer back
       c->staging = device::host_buffer(c->floats * 4);
-      if (!c->staging) return Status::OutOfMemory("distributed: could not allocate " + std::to_string(c->floats * 4) + " bytes of host memory");
+      Status s = c->staging ? Status::Ok() : Status::OutOfMemory("distributed: could not allocate " + std::to_string(c->floats * 4) + " bytes of host memory");
       size_t at = 0;
-      for (const StoragePtr& st : c->storages) {
-        Status s = device::download(*c->staging, *st, at);
-        if (!s.ok()) return s;
-        at += st->bytes();
+      for (size_t i = 0; s.ok() && i < c->storages.size(); i++) {
+        s = device::download(*c->staging, *c->storages[i], at);
+        at += c->storages[i]->bytes();
       }
-      Status s = device::fence();
-      if (!s.ok()) return s;
+      if (s.ok()) s = device::fence();
+      // handed over even when this rank could not read its tensors: as a shape of rank −1, which fails the collective
+      // on every rank (its wait reports that), rather than leaving the others waiting in MPI for this one
+      if (!s.ok()) {
+        c->shape = {};
+        c->poisoned = true;
+      }
       c->handed_over = true;
       c->handed = std::chrono::steady_clock::now();
-      hand(*c, static_cast<float*>(c->staging->data()));
-      return Status::Ok();
+      hand(*c, c->poisoned ? nullptr : static_cast<float*>(c->staging->data()));
+      return s;
     }, true);
     return handle_of(env, c);
   }
@@ -680,7 +685,7 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       }
       Status s = c->error.empty() ? Status::Ok() : Status{c->invalid_argument ? Code::InvalidArgument : Code::Internal, c->what + ": " + c->error};
       size_t at = 0;
-      for (size_t i = 0; s.ok() && i < c->storages.size(); i++) {
+      for (size_t i = 0; s.ok() && !c->poisoned && i < c->storages.size(); i++) {
         s = device::upload(*c->storages[i], *c->staging, at);
         at += c->storages[i]->bytes();
       }

@@ -24,6 +24,7 @@ struct CollectivesTable {
   // Queues, after the jobs queued before it: a check that every rank passes the same shape (ndim sizes whose product
   // is n), then the elementwise sum of the n floats at data over the ranks, in place (mean != 0: divided by the
   // number of ranks). data must stay valid and untouched until done has been called; shape is read before it returns.
+  // A rank that could not gather its data passes ndim −1 (and no data): every rank's collective then fails, naming it.
   void (*all_reduce)(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int mean, CollectiveDone done, void* ctx);
   // As all_reduce, but rank `root`'s n floats replace every other rank's.
   void (*broadcast)(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int root, CollectiveDone done, void* ctx);

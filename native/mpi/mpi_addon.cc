@@ -232,6 +232,10 @@ std::string same_shapes(const Comm* c, const std::vector<long long>& header, Job
   std::vector<long long> all(header.size() * static_cast<size_t>(c->size));
   const int rc = MPI_Allgather(header.data(), kShapeSlots + 1, MPI_LONG_LONG, all.data(), kShapeSlots + 1, MPI_LONG_LONG, MPI_COMM_WORLD);
   if (rc != MPI_SUCCESS) return mpi_error("MPI_Allgather", rc);
+  // a rank that could not read its tensors (collectives.h: ndim < 0) takes part in the check only, so every rank fails
+  // together instead of the others waiting in the collective for it
+  for (int r = 0; r < c->size; r++)
+    if (all[static_cast<size_t>(r) * (kShapeSlots + 1)] < 0) return "rank " + std::to_string(r) + " could not read its tensors for the collective";
   if (std::equal(all.begin(), all.end() - (kShapeSlots + 1), all.begin() + (kShapeSlots + 1))) return "";
   std::string m = "the ranks passed tensors of different shapes: ";
   for (int r = 0; r < c->size; r++) {
@@ -340,10 +344,9 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
 
 Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   auto* c = new Comm(env);
-  env.AddCleanupHook([c]() {
-    c->shutdown();
-    delete c;
-  });
+  // The communicator is stopped at teardown but never freed: a compute addon's queue, torn down after this hook, may
+  // still hand it collectives through its table, which it then refuses (submit_native) instead of touching freed memory.
+  env.AddCleanupHook([c]() { c->shutdown(); });
   exports.Set("init", Napi::Function::New(env, Init, "init", c));
   exports.Set("barrier", Napi::Function::New(env, Barrier, "barrier", c));
   exports.Set("allReduce", Napi::Function::New(env, AllReduce, "allReduce", c));

@@ -90,30 +90,20 @@ for (const [name, [make, shape]] of Object.entries(models)) {
   out.reference = { after: digest(await trainRun(make, shape, { distributed: true })), overlapped: digest(await trainRun(make, shape, { distributed: true, overlap: true, stats })), overlappedBuckets: stats.overlapped };
   rg.setBackend('cpu');
 }
-// BatchNorm's running statistics: each forward through the DDP starts from rank 0's (broadcastBuffers, the default), so
-// after a last forward in eval mode every rank holds rank 0's; without, each rank keeps its own
+// BatchNorm's running statistics: each training forward through the DDP starts from rank 0's (broadcastBuffers, the
+// default); without, each rank keeps its own (momentum 0: the forward itself leaves them as they are)
 {
   const run = async (broadcastBuffers) => {
     rg.manualSeed(4);
-    const model = new rg.Sequential([new rg.Linear(3, 4), new rg.BatchNorm1d(4), new rg.Linear(4, 2)]);
+    const model = new rg.Sequential([new rg.Linear(3, 4), new rg.BatchNorm1d(4, { momentum: 0 }), new rg.Linear(4, 2)]);
     const ddp = new rg.DistributedDataParallel(model, { broadcastBuffers });
     await ddp.broadcastParameters();
-    const opt = new rg.SGD(model.parameters(), { lr: 0.05 });
-    for (let step = 0; step < 3; step++) {
-      opt.zeroGrad();
-      ddp.forward(rg.randn([4, 3]).add(rank)).sum().backward(); // each rank's own batch
-      await ddp.syncGradients();
-      opt.step();
-    }
-    model.eval();
-    rg.noGrad(() => ddp.forward(rg.randn([2, 3])));
     const mean = model.namedBuffers().find(([n]) => n.endsWith('running_mean'))[1];
-    const all = await rg.distributed.allGather(mean);
-    const rows = all.toArray('float32');
-    const per = mean.size;
-    let same = true;
-    for (let r = 1; r < worldSize; r++) for (let i = 0; i < per; i++) if (rows[r * per + i] !== rows[i]) same = false;
-    return same;
+    mean.assign([rank, rank + 1, rank + 2, rank + 3]); // each rank its own statistics
+    ddp.forward(rg.randn([4, 3])).sum().backward();
+    await ddp.syncGradients();
+    const rows = (await rg.distributed.allGather(mean)).toArray('float32');
+    return Array.from({ length: worldSize }, (_, r) => rows.subarray(r * 4, r * 4 + 4).join()).every((x) => x === '0,1,2,3');
   };
   out.buffers = { broadcast: await run(true), own: await run(false) };
 }
@@ -140,6 +130,39 @@ for (const [name, [make, shape]] of Object.entries(models)) {
   };
   const after = await run(false), overlapped = await run(true);
   out.accumulation = { same: after.digest === overlapped.digest, digest: after.digest, overlapped: overlapped.overlapped, buckets: overlapped.buckets };
+}
+// a layer whose hand-written backward writes its gradient without a notice (assign): its bucket, and those after it,
+// wait for syncGradients, so overlap gives the same bits as no overlap
+{
+  class Scale extends rg.Module {
+    constructor() {
+      super();
+      this.w = new rg.Parameter(rg.full([4], 1.5));
+    }
+    forward(x) {
+      this.x = x;
+      return rg.noGrad(() => x.mul(this.w.value));
+    }
+    backward(dy) {
+      rg.noGrad(() => this.w.grad.assign(this.w.grad.add(dy.mul(this.x).sum(0))));
+      return rg.noGrad(() => dy.mul(this.w.value));
+    }
+  }
+  const run = async (overlap) => {
+    rg.manualSeed(8);
+    const model = new rg.Sequential([new rg.Linear(3, 4), new Scale(), new rg.Linear(4, 2)]);
+    const ddp = new rg.DistributedDataParallel(model, { bucketMB: 0.00001 });
+    const opt = new rg.SGD(model.parameters(), { lr: 0.1 });
+    const r = rg.mulberry32(11 + rank);
+    for (let step = 0; step < 4; step++) {
+      opt.zeroGrad();
+      (overlap ? ddp : model).forward(rg.tensor(Float32Array.from({ length: 6 }, () => r() - 0.5), [2, 3])).square().sum().backward();
+      await ddp.syncGradients();
+      opt.step();
+    }
+    return Object.values(model.stateDict()).map((t) => [...t.toArray('float32')]).flat();
+  };
+  out.unnoticed = JSON.stringify(await run(true)) === JSON.stringify(await run(false));
 }
 // overlap: false starts every bucket in syncGradients, even after ddp.forward
 {
