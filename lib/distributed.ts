@@ -118,9 +118,9 @@ const decided = new Map<Backend, boolean>();
  * ranks agree; where any rank cannot, all of them use MPI through host memory, with one warning saying why.
  */
 function deviceCollectives(b: Backend): Promise<boolean> {
-  let p = onDevice.get(b);
-  if (p) return p;
-  p = (async () => {
+  const known = onDevice.get(b);
+  if (known) return known;
+  const p = (async () => {
     if (b.name !== 'cuda' || !b.deviceCollectivesId || !b.deviceCollectivesInit) return false;
     let id: Uint8Array = new Uint8Array(128), why = '';
     try {
@@ -142,12 +142,15 @@ function deviceCollectives(b: Backend): Promise<boolean> {
     b.deviceCollectivesInit(root, world!.rank, world!.size);
     await b.syncAsync(); // every rank has joined (or the failure is reported here)
     return true;
-  })();
+  })().then(
+    (v) => (decided.set(b, v), v),
+    (e) => {
+      decided.set(b, false);
+      throw e;
+    },
+  );
   onDevice.set(b, p);
-  return p.then((v) => (decided.set(b, v), v), (e) => {
-    decided.set(b, false);
-    throw e;
-  });
+  return p;
 }
 
 /** Where an all-reduce on `b` goes: its device communicator once set up, else the MPI addon's table. */
@@ -433,11 +436,16 @@ export class DistributedDataParallel {
   /** Drops the round in progress, finishing the collectives it started (their results are overwritten by the next
    * backward's writes, or ignored). */
   private abandonRound(): void {
-    const r = this.round!;
+    for (const s of this.endRound()!.started) void Promise.resolve(s.finish()).catch(() => undefined);
+  }
+
+  /** Stops following gradient writes; returns the round that was in progress, if any. */
+  private endRound(): Round | undefined {
+    const r = this.round;
     this.round = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
-    for (const s of r.started) void Promise.resolve(s.finish()).catch(() => undefined);
+    return r;
   }
 
   /** Rank 0's float buffers into every rank's, queued before the forward's kernels (native backends; the reference
@@ -465,17 +473,14 @@ export class DistributedDataParallel {
     const w = joined('syncGradients');
     if (w.size === 1) return;
     const called = performance.now();
-    const r = this.round ?? this.beginRound(false);
-    this.round = undefined;
-    this.unwatch?.();
-    this.unwatch = undefined;
+    const r = this.endRound() ?? this.beginRound(false);
     const overlapped = r.started.length;
     const backend = this.buckets[0]?.[0].value.backend;
     // (decided once, on cuda; buckets start early only after the first sync)
     if (backend?.name === 'cuda' && !decided.has(backend)) await deviceCollectives(backend);
     const reference = backend !== undefined && !backend.allReduce;
     // (reference: the backward's kernels are done when this resolves, as it is queued before the remaining reads)
-    const computed = reference ? this.buckets[0][0].value.backend.syncAsync().then(() => performance.now()) : undefined;
+    const computed = reference ? backend.syncAsync().then(() => performance.now()) : undefined;
     this.startReady(r, true);
     await Promise.all(r.started.map((s) => s.finish()));
     this.foldTimes(); // (the steps before this one's: the list stays as short as the steps in flight)
@@ -497,14 +502,13 @@ export class DistributedDataParallel {
 
   /** A step's bookkeeping; `watch`: its gradient writes are followed (forward), else every bucket starts at sync. */
   private beginRound(watch: boolean): Round {
-    const r: Round = { counts: new Map(), waiting: this.buckets.map(() => 0), started: [], handedOver: Promise.resolve() };
+    // a bucket waits for each of its parameters to reach its expected writes; one holding a parameter whose writes the
+    // first step did not see (unused then, or written by a hand-written backward that gives no notice) waits for
+    // syncGradients: it must not be read before it is written
+    const expected = this.expected;
+    const waiting = this.buckets.map((b) => (expected && b.every((p) => (expected.get(p) ?? 0) > 0) ? b.length : Infinity));
+    const r: Round = { counts: new Map(), waiting, started: [], handedOver: Promise.resolve() };
     if (watch) {
-      for (const [p, n] of this.expected ?? []) if (n > 0) r.waiting[this.bucketOf.get(p)!]++;
-      // a parameter whose writes the first step did not see (unused then, or written by a hand-written backward that
-      // gives no notice) holds its bucket back until syncGradients: it must not be read before it is written
-      if (this.expected) this.buckets.forEach((b, i) => {
-        if (b.some((p) => !((this.expected!.get(p) ?? 0) > 0))) r.waiting[i] = Infinity;
-      });
       this.unwatch?.();
       this.unwatch = watchGradWrites((p) => this.written(r, p));
       this.round = r;

@@ -204,7 +204,6 @@ class ReadWorker : public Napi::AsyncWorker {
 // result and copies it back. The kernels queued between the two (the rest of a backward) run while the ranks
 // communicate. Both commands run even after a failure, so that every rank takes part in every collective.
 struct Collective {
-  std::weak_ptr<Collective> self;  // (for the copy that the communication thread's completion holds)
   std::string what = "distributed.allReduce";  // its errors' prefix
   std::vector<StoragePtr> storages;
   bool on_device = false;          // through the device's own collectives (NCCL), not MPI
@@ -563,9 +562,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       }, true);
       return handle_of(env, std::move(c));
     }
-    return start_through_host(env, c, [table, mean](Collective& k, float* data) {
-      table->all_reduce(table->comm, data, k.poisoned ? 0 : k.floats, k.shape.data(), k.poisoned ? -1 : static_cast<int>(k.shape.size()), mean,
-                        collective_done, new std::shared_ptr<Collective>(k.self.lock()));
+    return start_through_host(env, c, [table, mean](float* data, size_t n, const int64_t* shape, int ndim, void* ctx) {
+      table->all_reduce(table->comm, data, n, shape, ndim, mean, collective_done, ctx);
     });
   }
 
@@ -577,9 +575,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     if (!info[2].IsNumber()) throw make_error(env, "INVALID_ARGUMENT", "broadcastStart: root must be a number");
     const int root = info[2].As<Napi::Number>().Int32Value();
     c->what = "distributed.broadcast";
-    return start_through_host(env, c, [table, root](Collective& k, float* data) {
-      table->broadcast(table->comm, data, k.poisoned ? 0 : k.floats, k.shape.data(), k.poisoned ? -1 : static_cast<int>(k.shape.size()), root,
-                       collective_done, new std::shared_ptr<Collective>(k.self.lock()));
+    return start_through_host(env, c, [table, root](float* data, size_t n, const int64_t* shape, int ndim, void* ctx) {
+      table->broadcast(table->comm, data, n, shape, ndim, root, collective_done, ctx);
     });
   }
 
@@ -600,7 +597,6 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       throw make_error(env, "INVALID_ARGUMENT", std::string(where) + ": expected an array of storages and a shape");
     auto list = info[list_at].As<Napi::Array>();
     auto c = std::make_shared<Collective>();
-    c->self = c;
     size_t bytes = 0;
     for (uint32_t i = 0; i < list.Length(); i++) {
       StoragePtr st = storage_at(env, list.Get(i), [&] { return std::string(where) + ": storage " + std::to_string(i); });
@@ -620,8 +616,8 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
     return c;
   }
 
-  // Queues the gathering of c's storages into one host buffer and `hand(c, data)`, which gives it to the
-  // communication thread; allReduceWait's command copies the result back.
+  // Queues the gathering of c's storages into one host buffer and `hand(data, n, shape, ndim, ctx)`, which gives it to
+  // the communication thread (collectives.h: ctx for collective_done); allReduceWait's command copies the result back.
   template <typename Hand>
   Napi::Value start_through_host(Napi::Env env, const std::shared_ptr<Collective>& c, Hand hand) {
     queue_.enqueue([c, hand](ThreadPool&) -> Status {
@@ -636,13 +632,11 @@ class RetrogradAddon : public Napi::Addon<RetrogradAddon> {
       if (s.ok()) s = device::fence();
       // handed over even when this rank could not read its tensors: as a shape of rank −1, which fails the collective
       // on every rank (its wait reports that), rather than leaving the others waiting in MPI for this one
-      if (!s.ok()) {
-        c->shape = {};
-        c->poisoned = true;
-      }
+      c->poisoned = !s.ok();
       c->handed_over = true;
       c->handed = std::chrono::steady_clock::now();
-      hand(*c, c->poisoned ? nullptr : static_cast<float*>(c->staging->data()));
+      if (c->poisoned) hand(nullptr, 0, nullptr, -1, new std::shared_ptr<Collective>(c));
+      else hand(static_cast<float*>(c->staging->data()), c->floats, c->shape.data(), static_cast<int>(c->shape.size()), new std::shared_ptr<Collective>(c));
       return s;
     }, true);
     return handle_of(env, c);

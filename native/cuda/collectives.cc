@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core/device.h"
+#include "cuda_status.h"
 #include "kernels.h"
 
 namespace rg::device {
@@ -83,10 +84,6 @@ Status nccl_status(const char* what, NcclResult r) {
   return Status::Cuda(std::string(what) + ": " + nccl().get_error_string(r));
 }
 
-Status cuda_check(const char* what, cudaError_t e) {
-  if (e == cudaSuccess) return Status::Ok();
-  return Status::Cuda(std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-}
 
 struct Communicator {
   NcclComm comm = nullptr;
@@ -126,7 +123,7 @@ Status device_collectives_init(const std::string& id, int rank, int size) {
   NcclUniqueId u{};
   std::memcpy(u.internal, id.data(), sizeof u.internal);
   Communicator c;
-  Status s = cuda_check("NCCL stream", cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
+  Status s = cuda::cuda_status("NCCL stream", cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
   if (s.ok()) s = nccl_status("ncclCommInitRank", nccl().comm_init_rank(&c.comm, size, u, rank));
   if (!s.ok()) {
     if (c.stream) cudaStreamDestroy(c.stream);
@@ -140,10 +137,10 @@ Status device_all_reduce_start(const std::vector<StoragePtr>& storages, bool mea
   if (!g_comm.comm) return Status::Invalid("NCCL: no communicator (rg.distributed.init() sets it up for the cuda backend)");
   auto t = std::make_shared<Ticket>();
   cudaEvent_t issued = nullptr;
-  Status s = cuda_check("NCCL event", cudaEventCreateWithFlags(&issued, cudaEventDisableTiming));
-  if (s.ok()) s = cuda_check("NCCL event", cudaEventCreateWithFlags(&t->finished, cudaEventDisableTiming));
-  if (s.ok()) s = cuda_check("NCCL event", cudaEventRecord(issued, main()));
-  if (s.ok()) s = cuda_check("NCCL stream", cudaStreamWaitEvent(g_comm.stream, issued, 0));
+  Status s = cuda::cuda_status("NCCL event", cudaEventCreateWithFlags(&issued, cudaEventDisableTiming));
+  if (s.ok()) s = cuda::cuda_status("NCCL event", cudaEventCreateWithFlags(&t->finished, cudaEventDisableTiming));
+  if (s.ok()) s = cuda::cuda_status("NCCL event", cudaEventRecord(issued, main()));
+  if (s.ok()) s = cuda::cuda_status("NCCL stream", cudaStreamWaitEvent(g_comm.stream, issued, 0));
   if (issued) cudaEventDestroy(issued);
   if (!s.ok()) return s;
   // one launch for the whole bucket
@@ -155,7 +152,7 @@ Status device_all_reduce_start(const std::vector<StoragePtr>& storages, bool mea
   }
   Status ended = nccl_status("ncclGroupEnd", nccl().group_end());
   if (s.ok()) s = ended;
-  if (s.ok()) s = cuda_check("NCCL event", cudaEventRecord(t->finished, g_comm.stream));
+  if (s.ok()) s = cuda::cuda_status("NCCL event", cudaEventRecord(t->finished, g_comm.stream));
   if (s.ok()) *ticket = std::move(t);
   return s;
 }
@@ -163,7 +160,7 @@ Status device_all_reduce_start(const std::vector<StoragePtr>& storages, bool mea
 Status device_all_reduce_wait(const std::shared_ptr<void>& ticket) {
   auto* t = static_cast<Ticket*>(ticket.get());
   if (!t) return Status::Invalid("NCCL: the all-reduce was not started");
-  return cuda_check("NCCL wait", cudaStreamWaitEvent(main(), t->finished, 0));
+  return cuda::cuda_status("NCCL wait", cudaStreamWaitEvent(main(), t->finished, 0));
 }
 
 }  // namespace rg::device

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_status.h"
 #include "kernels.h"
 
 namespace rg::cuda {
@@ -72,11 +73,7 @@ __device__ __forceinline__ void record_failure(int kind, long long a, long long 
   __threadfence_system();
 }
 
-inline Status launched(const char* name) {
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) return Status::Cuda(std::string(name) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-  return Status::Ok();
-}
+inline Status launched(const char* name) { return cuda_status(name, cudaGetLastError()); }
 
 constexpr int kThreads = 256;
 constexpr int kMaxPartials = 1024;

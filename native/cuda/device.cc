@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../core/device.h"
+#include "cuda_status.h"
 #include "kernels.h"
 
 namespace rg {
@@ -28,12 +29,9 @@ MemoryStats& memory_stats() {
   return stats;
 }
 
-namespace {
+using cuda::cuda_status;
 
-Status cuda_status(const char* what, cudaError_t e) {
-  if (e == cudaSuccess) return Status::Ok();
-  return Status::Cuda(std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-}
+namespace {
 
 cudaStream_t g_stream = nullptr;
 std::atomic<int64_t> g_in_use{0};

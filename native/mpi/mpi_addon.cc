@@ -202,10 +202,11 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return c->submit(info.Env(), std::move(job));
 }
 
-// The elementwise sum over the ranks of n floats at data, in place (÷ size when mean), in pieces that MPI's int
-// counts can hold.
+// Collectives on more floats than MPI's int counts hold go in pieces of this many.
+constexpr size_t kPiece = size_t{1} << 30;
+
+// The elementwise sum over the ranks of n floats at data, in place (÷ size when mean).
 std::string all_reduce_in_place(const Comm* c, float* data, size_t n, bool mean) {
-  constexpr size_t kPiece = size_t{1} << 30;
   for (size_t at = 0; at < n; at += kPiece) {
     const int count = static_cast<int>(std::min(kPiece, n - at));
     const int rc = MPI_Allreduce(MPI_IN_PLACE, data + at, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
@@ -213,6 +214,15 @@ std::string all_reduce_in_place(const Comm* c, float* data, size_t n, bool mean)
   }
   if (mean)
     for (size_t i = 0; i < n; i++) data[i] /= static_cast<float>(c->size);
+  return "";
+}
+
+// Rank root's n floats at data on every rank.
+std::string broadcast_in_place(float* data, size_t n, int root) {
+  for (size_t at = 0; at < n; at += kPiece) {
+    const int rc = MPI_Bcast(data + at, static_cast<int>(std::min(kPiece, n - at)), MPI_FLOAT, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_error("MPI_Bcast", rc);
+  }
   return "";
 }
 
@@ -259,20 +269,14 @@ void native_all_reduce(void* comm, float* data, size_t n, const int64_t* shape, 
   c->submit_native(std::move(job));
 }
 
-// collectives.h's broadcast: the shape check, then root's values everywhere, in pieces MPI's int counts hold.
+// collectives.h's broadcast: the shape check, then root's values everywhere.
 void native_broadcast(void* comm, float* data, size_t n, const int64_t* shape, int ndim, int root, rg::CollectiveDone done, void* ctx) {
   auto* c = static_cast<Comm*>(comm);
   auto job = std::make_unique<Job>(done, ctx);
   job->run = [c, data, n, root, self = job.get(), header = shape_header(shape, ndim, n)]() -> std::string {
     if (root < 0 || root >= c->size) return "root must be a rank in 0…" + std::to_string(c->size - 1) + ", got " + std::to_string(root);
     std::string failed = same_shapes(c, header, self);
-    if (!failed.empty()) return failed;
-    constexpr size_t kPiece = size_t{1} << 30;
-    for (size_t at = 0; at < n; at += kPiece) {
-      const int rc = MPI_Bcast(data + at, static_cast<int>(std::min(kPiece, n - at)), MPI_FLOAT, root, MPI_COMM_WORLD);
-      if (rc != MPI_SUCCESS) return mpi_error("MPI_Bcast", rc);
-    }
-    return "";
+    return failed.empty() ? broadcast_in_place(data, n, root) : failed;
   };
   c->submit_native(std::move(job));
 }
@@ -304,10 +308,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   auto data = std::make_shared<std::vector<float>>(floats_arg(info, 0, "broadcast"));
   const int root = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
   auto job = std::make_unique<Job>(info.Env());
-  job->run = [data, root]() -> std::string {
-    const int rc = MPI_Bcast(data->data(), static_cast<int>(data->size()), MPI_FLOAT, root, MPI_COMM_WORLD);
-    return rc == MPI_SUCCESS ? "" : mpi_error("MPI_Bcast", rc);
-  };
+  job->run = [data, root]() -> std::string { return broadcast_in_place(data->data(), data->size(), root); };
   job->result = [data](Napi::Env env) { return to_array(env, *data); };
   return c->submit(info.Env(), std::move(job));
 }
