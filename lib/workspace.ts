@@ -3,8 +3,31 @@
 // nothing outside keeps its intermediate outputs, so that model's layers (and its loss) reuse one buffer per
 // output and batch shape, for the few most recent shapes: the steady-state step allocates nothing. Reuse is
 // switched per workspace, so another model used directly while a fit is awaiting keeps PyTorch's semantics.
+//
+// A hand-written training loop gets the same reuse for what never leaves a model: lib/nn/graph.ts lends a built-in
+// module's workspace to one forward and its backward at a time (a lease), and while such a call runs `leaseMode` says
+// which buffers come from the workspace (see there).
 import type { Backend } from './backend.js';
 import { empty, keep, type Tensor } from './tensor.js';
+
+/** Which buffers the call running now takes from its modules' workspaces outside a training loop: 'scratch' a layer's
+ * own scratch buffers only (its output and input gradient stay fresh), 'all' every buffer (a Sequential's layers'
+ * outputs and gradients too; the caller copies whatever of them would leave). */
+export type LeaseMode = 'none' | 'scratch' | 'all';
+let leaseMode: LeaseMode = 'none';
+/** @internal Sets the lease mode for the call about to run; returns the previous one, to be put back after it. */
+export function setLeaseMode(mode: LeaseMode): LeaseMode {
+  const was = leaseMode;
+  leaseMode = mode;
+  return was;
+}
+
+/** The buffers a workspace has handed out for reuse (so that a caller can tell one that must not leave). */
+const pooled = new WeakSet<Tensor>();
+/** @internal Whether t (or the tensor it is a view of) is a workspace's reused buffer. */
+export function isPooled(t: Tensor): boolean {
+  return pooled.has(t.viewBase);
+}
 
 export class Workspace {
   /**
@@ -18,11 +41,20 @@ export class Workspace {
   /** > 0 while a training loop drives the owner (a count, so that evaluate inside fit nests). */
   reuse = 0;
 
-  /** A tensor of `shape` for output `key`: the cached one when reuse is on and it fits, else a new one. */
-  get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float'): Tensor {
+  /** Whether an output buffer comes from the cache now: inside a training loop, or under a lease of every buffer. */
+  get reusing(): boolean {
+    return this.reuse > 0 || leaseMode === 'all';
+  }
+  /** Whether a layer's scratch buffer (one that never leaves it) comes from the cache now. */
+  get reusingScratch(): boolean {
+    return this.reuse > 0 || leaseMode !== 'none';
+  }
+
+  /** A tensor of `shape` for output `key`: the cached one when reuse is on (`pool`) and it fits, else a new one. */
+  get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float', pool = this.reusing): Tensor {
     // Not zero-filled: a cached buffer holds the last step's values, so every layer's kernels overwrite their outputs
     // (a fresh zeroed storage per output cost a DCGAN step 40 MB of page faults and memset, a tenth of its time)
-    if (this.reuse === 0) return empty(backend, shape, dtype, false);
+    if (!pool) return empty(backend, shape, dtype, false);
     // Keyed by shape too, so that an epoch's smaller last batch does not evict the full-batch buffers.
     const s = shape.join('x');
     let list = this.cache.get(key);
@@ -36,6 +68,7 @@ export class Workspace {
       return e.t;
     }
     const t = keep(empty(backend, shape, dtype)); // reused by the next steps, even if this one runs inside rg.tidy
+    pooled.add(t);
     list.push({ shape: s, t });
     // The dropped buffer's last step is over (its queued kernels keep the storage until they have run).
     if (list.length > Workspace.shapesPerKey) list.shift()!.t.dispose();

@@ -47,6 +47,8 @@ abstract class Elementwise extends Module {
 
 /** max(x, 0) elementwise, as torch.nn.ReLU; any shape. */
 export class ReLU extends Elementwise {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   protected readonly uses = 'input';
   get label() { return 'ReLU'; }
   protected run(k: Kernels, y: Tensor, x: Tensor) { k.relu_forward(y.buf, x.buf, x.size); }
@@ -55,6 +57,8 @@ export class ReLU extends Elementwise {
 
 /** x where x > 0, else negativeSlope·x, elementwise, as torch.nn.LeakyReLU; any shape. */
 export class LeakyReLU extends Elementwise {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   protected readonly uses = 'input';
   /** The slope for x ≤ 0. */
   readonly negativeSlope: number;
@@ -70,6 +74,8 @@ export class LeakyReLU extends Elementwise {
 
 /** 1 / (1 + e^−x) elementwise, as torch.nn.Sigmoid; any shape. */
 export class Sigmoid extends Elementwise {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   protected readonly uses = 'output';
   get label() { return 'Sigmoid'; }
   protected run(k: Kernels, y: Tensor, x: Tensor) { k.sigmoid_forward(y.buf, x.buf, x.size); }
@@ -78,6 +84,8 @@ export class Sigmoid extends Elementwise {
 
 /** The hyperbolic tangent elementwise, as torch.nn.Tanh; any shape. */
 export class Tanh extends Elementwise {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   protected readonly uses = 'output';
   get label() { return 'Tanh'; }
   protected run(k: Kernels, y: Tensor, x: Tensor) { k.tanh_forward(y.buf, x.buf, x.size); }
@@ -86,6 +94,8 @@ export class Tanh extends Elementwise {
 
 /** GELU, exact erf form (PyTorch's approximate='none'). */
 export class GELU extends Elementwise {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   protected readonly uses = 'input';
   get label() { return 'GELU'; }
   protected run(k: Kernels, y: Tensor, x: Tensor) { k.gelu_forward(y.buf, x.buf, x.size); }
@@ -94,6 +104,8 @@ export class GELU extends Elementwise {
 
 /** Softmax over the last dimension. */
 export class Softmax extends Elementwise {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   protected readonly uses = 'output';
   get label() { return 'Softmax'; }
   private rows(t: Tensor): [number, number] {

@@ -252,16 +252,16 @@ export class MultiheadAttention extends Module {
     const { bufs: [dw, db], accumulate } = Parameter.gradTargets([this.inProjWeight, this.inProjBias]);
     if (B * T === 0) {
       if (!accumulate) for (const [gr, n] of [[dw, 3 * E * E], [db, 3 * E]] as const) if (gr) k.fill(gr, n, 0);
-      if (this.ws.reuse === 0) dctx.dispose();
+      if (!this.ws.reusing) dctx.dispose();
       return this.batchFirst || !inputGrad ? dx : transpose(dx, 0, 1);
     }
     k.attention_backward(dqkv.buf, scratch.buf, dctx.buf, qkv.buf, probs.buf, B, T, this.numHeads, this.headDim, this.causal);
     this.scratch.release('dscores');
-    if (this.ws.reuse === 0) dctx.dispose(); // out_proj's fresh gradient, seen only here
+    if (!this.ws.reusing) dctx.dispose(); // out_proj's fresh gradient, seen only here
     if (inputGrad || dw || db) k.linear_backward(inputGrad ? dx.buf : null, dw, db, dqkv.buf, x.buf, this.inProjWeight.value.buf, B * T, E, 3 * E, accumulate);
     if (this.batchFirst || !inputGrad) return dx;
     const dxt = transpose(dx, 0, 1);
-    if (this.ws.reuse === 0) dx.dispose();
+    if (!this.ws.reusing) dx.dispose();
     return dxt;
   }
 }
@@ -348,7 +348,7 @@ export class TransformerBlock extends Module {
    * fit they are the sub-layers' reused buffers and are left alone.
    */
   private free(...ts: Tensor[]): void {
-    if (this.ws.reuse === 0) for (const t of ts) t.dispose();
+    if (!this.ws.reusing) for (const t of ts) t.dispose();
   }
 
   /** The block on x [B, T, E]. */
@@ -383,7 +383,7 @@ export class TransformerBlock extends Module {
     const m = fc2.forward(g);
     const y = this.sum('y', x1, m);
     this.free(a, m);
-    if (this.ws.reuse === 0) this.held.push(h1, x1, h2, z, g);
+    if (!this.ws.reusing) this.held.push(h1, x1, h2, z, g);
     this.xShape = x.shape;
     return y;
   }

@@ -175,6 +175,8 @@ abstract class BatchNorm extends Module {
  * running_mean and running_var with PyTorch's momentum (the variance unbiased) and counts num_batches_tracked.
  */
 export class BatchNorm1d extends BatchNorm {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** numFeatures: C, the channels (an integer ≥ 1). */
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super('BatchNorm1d', numFeatures, options);
@@ -195,6 +197,8 @@ export class BatchNorm1d extends BatchNorm {
  * plane (the batch's in training, the running ones in eval); otherwise as {@link BatchNorm1d}.
  */
 export class BatchNorm2d extends BatchNorm {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** numFeatures: C, the channels (an integer ≥ 1). */
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super('BatchNorm2d', numFeatures, options);

@@ -45,6 +45,8 @@ interface Geometry {
  * (dilated) kernel's size once padded, else a RangeError names both.
  */
 export class Conv2d extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** Channels of the input. */
   readonly inChannels: number;
   /** Channels of the output. */

@@ -18,6 +18,8 @@ import { checkGradShape } from './util.js';
  * returns an empty tensor: indices have no gradient.
  */
 export class Embedding extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** Rows of the table. */
   readonly numEmbeddings: number;
   /** Width of each row. */

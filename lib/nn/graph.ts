@@ -5,8 +5,19 @@
 // back while the node's backward runs, so a module called twice in one forward (shared weights) is correct. The
 // module's backward accumulates its parameters' gradients itself, as in Module.backward (under autograd.grad, into
 // gradients lent for the call, which the node hands on as its parameters' gradients).
+//
+// Leases. Outside a training loop a module's forward returns fresh tensors, as PyTorch's do. What never leaves a
+// built-in module — a layer's scratch buffers, and inside a Sequential of built-in layers every layer's output and
+// gradient — is still reused from step to step, as fit reuses it, once nothing can read the last step's any more: the
+// module's workspace (and those of the modules inside it) is lent to one call at a time, held by the autograd node the
+// call recorded until that node's backward has run or its graph is gone. A call that finds the lease held (the module
+// called again before the backward, as a GAN's discriminator is, or a graph kept with retainGraph) runs on fresh
+// buffers. What leaves the call (its output, and its backward's input gradient) is copied out when it is a reused
+// buffer. So a hand-written loop's steady-state step allocates only its output and loss, not the layers' activations,
+// which otherwise wait for the garbage collector (a CNN step: ~100 MB a step, and major collections to free it).
 import { isCapturing, isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
-import { Tensor } from '../tensor.js';
+import { copyOf, Tensor } from '../tensor.js';
+import { isPooled, setLeaseMode, type LeaseMode } from '../workspace.js';
 import { moduleBackwardBegins, moduleBackwardDone } from './grad-writes.js';
 import type { Module } from './module.js';
 import { Scratch } from './util.js';
@@ -41,6 +52,72 @@ function fieldsOf(m: Module, into = new Map<Module, Record<string, unknown>>()):
   return into;
 }
 
+/** The autograd node holding each module's lease (none, or a released or collected one: free). */
+const holders = new WeakMap<Module, WeakRef<Node>>();
+/** The lease mode of each node whose forward ran under a lease: its backward runs under the same. */
+const leasedNodes = new WeakMap<Node, LeaseMode>();
+/** true while a leased call runs: the modules it calls take its mode instead of leasing again. */
+let leasing = false;
+let leasesOn = true;
+/** @internal Switches leases on or off (the tests compare a leased loop with one on fresh buffers); returns the
+ * previous setting. */
+export function setLeasing(on: boolean): boolean {
+  const was = leasesOn;
+  leasesOn = on;
+  return was;
+}
+
+/** Whether every module in `mods` has its workspace free to lend. */
+function leaseFree(mods: readonly Module[]): boolean {
+  for (const mod of mods) {
+    const node = holders.get(mod)?.deref();
+    if (node && !node.released) return false;
+  }
+  return true;
+}
+
+/** The modules of m's tree, or undefined if one appears twice (its buffers would serve two calls in one forward). */
+function treeOf(m: Module, into: Module[] = [], seen = new Set<Module>()): Module[] | undefined {
+  if (seen.has(m)) return undefined;
+  seen.add(m);
+  into.push(m);
+  for (const c of m.children()) if (!treeOf(c, into, seen)) return undefined;
+  return into;
+}
+
+/** A built-in layer class whose forward leaves nothing the caller can reach but its output (no state it hands out,
+ * such as a recurrent layer's lastState): inside a Sequential its outputs and gradients can be lent. Marked by a static
+ * `buffersStayInside` of the class itself (a subclass is not covered by its parent's mark). */
+function staysInside(m: Module): boolean {
+  return Object.prototype.hasOwnProperty.call(m.constructor, 'buffersStayInside');
+}
+
+/** The lease m's call can take now ('none': fresh buffers) and the modules it covers. */
+function leaseFor(m: Module): { mode: LeaseMode; mods: Module[] } | undefined {
+  if (!leasesOn || leasing || (m as unknown as { ws: { reuse: number } }).ws.reuse > 0 || !hasOwnBackward(m)) return undefined;
+  const mods = treeOf(m);
+  if (!mods || !leaseFree(mods)) return undefined;
+  return { mode: mods.length > 1 && mods.every(staysInside) ? 'all' : 'scratch', mods };
+}
+
+/** Runs fn under `mode` (inside it, nested modules don't lease again). */
+function underLease<T>(mode: LeaseMode, fn: () => T): T {
+  const was = setLeaseMode(mode);
+  leasing = true;
+  try {
+    return fn();
+  } finally {
+    setLeaseMode(was);
+    leasing = false;
+  }
+}
+
+/** t itself, or a fresh copy of it when it is a lent buffer (what leaves a leased call must not be overwritten by the
+ * next one). */
+function outOfLease(t: Tensor): Tensor {
+  return isPooled(t) ? noGrad(() => copyOf(t)) : t;
+}
+
 /** Installs the forward that records the module as one node (called by Module's constructor). */
 export function wrapForward(m: Module): void {
   const own = (m as unknown as { forward: (...a: unknown[]) => Tensor }).forward;
@@ -48,11 +125,19 @@ export function wrapForward(m: Module): void {
     configurable: true,
     writable: true,
     value: function forward(this: Module, ...args: unknown[]): Tensor {
-      if (insideFused > 0 || !isGradEnabled() || args.length !== 1 || !(args[0] instanceof Tensor)) return own.apply(this, args);
+      if (insideFused > 0 || leasing || args.length !== 1 || !(args[0] instanceof Tensor)) return own.apply(this, args);
       const x = args[0];
-      const params = [...new Set(this.parameters())].filter((p) => p.requiresGrad); // a layer held twice: its parameters once
-      if (!requiresGrad(x) && params.length === 0) return own.apply(this, args);
+      const grad = isGradEnabled();
+      const params = grad ? [...new Set(this.parameters())].filter((p) => p.requiresGrad) : []; // a layer held twice: its parameters once
+      if (!grad || (!requiresGrad(x) && params.length === 0)) {
+        // nothing recorded (inference): the lease is free again once the output is out
+        const lease = leaseFor(this);
+        if (!lease) return own.apply(this, args);
+        const y = underLease(lease.mode, () => own.apply(this, args));
+        return y === x || !(y instanceof Tensor) ? y : outOfLease(y);
+      }
       if (!hasOwnBackward(this)) return own.apply(this, args);
+      const lease = leaseFor(this);
       const before = fieldsOf(this);
       // called again before the last call's backward ran (shared weights): the scratch tensors of that call stay with
       // its node instead of being freed by this forward
@@ -64,25 +149,28 @@ export function wrapForward(m: Module): void {
       insideFused++;
       keepingPrevious = keep;
       try {
-        y = noGrad(() => own.apply(this, args));
+        y = noGrad(() => (lease ? underLease(lease.mode, () => own.apply(this, args)) : own.apply(this, args)));
       } finally {
         insideFused--;
         keepingPrevious = wasKeeping;
       }
-      // what the forward changed is what its backward will read
+      // what the forward changed is what its backward will read: a field that holds something new, or that holds the
+      // same tensor as before this call where that tensor is this call's input or a reused buffer (the same objects at
+      // every step, with this step's values, which a later call may overwrite before this node's backward runs)
       const after = fieldsOf(this);
       const changed: [Module, string, unknown][] = [];
       const saved: Tensor[] = [];
       for (const [mod, fields] of after) {
         const was = before.get(mod) ?? {};
         for (const [k, v] of Object.entries(fields)) {
-          if (was[k] === v) continue;
+          if (was[k] === v && v !== x && !(v instanceof Tensor && isPooled(v))) continue;
           changed.push([mod, k, v]);
           // (a tensor the forward disposed itself, e.g. a sub-layer output it consumed, is not read by its backward)
           if (v instanceof Tensor && v !== y && !v.disposed) saved.push(v);
         }
       }
       if (y === x) return y; // an identity (Dropout in eval mode, Identity): nothing to record
+      if (lease) y = outOfLease(y);
       const label = (this as unknown as { label?: string }).label ?? this.constructor.name;
       const inputs = [x, ...params.map((p) => p.value)];
       const self = this;
@@ -102,9 +190,7 @@ export function wrapForward(m: Module): void {
         try {
           if (isCapturing()) for (const p of params) lent.push(p.lendGrad());
           const wantInput = requiresGrad(x);
-          const mark = moduleBackwardBegins();
-          const dx = ownBackward.call(self, g, wantInput);
-          moduleBackwardDone(mark);
+          const dx = leasedBackward(self, node, g, wantInput);
           giveBack();
           return [wantInput ? dx : null, ...params.map((_, i) => givenBack[i] ?? null)];
         } catch (e) {
@@ -115,7 +201,14 @@ export function wrapForward(m: Module): void {
           changed.forEach(([mod, k], i) => ((mod as unknown as Record<string, unknown>)[k] = now[i]));
         }
       });
-      if (node) pendingNode.set(this, node);
+      if (node) {
+        pendingNode.set(this, node);
+        if (lease) {
+          leasedNodes.set(node, lease.mode);
+          const ref = new WeakRef(node);
+          for (const mod of lease.mods) holders.set(mod, ref);
+        }
+      }
       return y;
     },
   });
@@ -125,12 +218,22 @@ export function wrapForward(m: Module): void {
     configurable: true,
     writable: true,
     value: function backward(this: Module, dy: Tensor, inputGrad?: boolean): Tensor {
-      pendingNode.get(this)?.release();
+      const node = pendingNode.get(this);
       pendingNode.delete(this);
-      const mark = moduleBackwardBegins();
-      const dx = ownBackward.call(this, dy, inputGrad);
-      moduleBackwardDone(mark);
-      return dx;
+      try {
+        return leasedBackward(this, node, dy, inputGrad);
+      } finally {
+        node?.release();
+      }
     },
   });
+  /** The module's own backward, under the lease its forward ran under (node: the forward's; none if it recorded none),
+   * reporting its gradient writes; a lent input gradient is copied out. */
+  function leasedBackward(self: Module, node: Node | undefined, dy: Tensor, inputGrad?: boolean): Tensor {
+    const mode = node && leasedNodes.get(node);
+    const mark = moduleBackwardBegins();
+    const dx = mode ? underLease(mode, () => ownBackward.call(self, dy, inputGrad)) : ownBackward.call(self, dy, inputGrad);
+    moduleBackwardDone(mark);
+    return mode && inputGrad !== false ? outOfLease(dx) : dx;
+  }
 }

@@ -25,6 +25,8 @@ export interface LayerNormOptions {
  * weight and bias have the shape normalizedShape and start at 1 and 0.
  */
 export class LayerNorm extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** The trailing dimensions normalised together. */
   readonly normalizedShape: readonly number[];
   /** Added to the variance inside the square root. */

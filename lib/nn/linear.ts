@@ -22,6 +22,8 @@ export interface LinearOptions {
  * runs in its epilogue.
  */
 export class Linear extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** Features of the input's last dimension. */
   readonly inFeatures: number;
   /** Features of the output's last dimension. */

@@ -103,6 +103,8 @@ abstract class Pool2d extends Module {
 
 /** The maximum of each window (padding never wins); the gradient flows to the first maximum of the window. */
 export class MaxPool2d extends Pool2d {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   private readonly scratch = new Scratch(this.ws);
   private argmax?: Tensor;
 
@@ -125,6 +127,8 @@ export class MaxPool2d extends Pool2d {
 
 /** The mean of each window, over KH·KW (countIncludePad, the default) or over the window's elements inside the input. */
 export class AvgPool2d extends Pool2d {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** Whether padded positions count in the divisor. */
   readonly countIncludePad: boolean;
 
@@ -181,6 +185,8 @@ abstract class GlobalAvg extends Module {
 
 /** [B, C, H, W] → [B, C]: the mean of each channel's plane (Keras' GlobalAveragePooling2D; feeds a Linear directly). */
 export class GlobalAvgPool2d extends GlobalAvg {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   get label(): string {
     return 'GlobalAvgPool2d';
   }
@@ -191,6 +197,8 @@ export class GlobalAvgPool2d extends GlobalAvg {
 
 /** PyTorch's AdaptiveAvgPool2d for output size 1 only: [B, C, H, W] → [B, C, 1, 1]. */
 export class AdaptiveAvgPool2d extends GlobalAvg {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** Always [1, 1]. */
   readonly outputSize: readonly [number, number];
   /** outputSize must be 1 (or [1, 1]): other sizes are a RangeError. */

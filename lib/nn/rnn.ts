@@ -226,9 +226,9 @@ abstract class RecurrentBase extends Module {
     saved.yShape = y.shape;
     this.saved = saved;
     this._lastState = cLast ? [hLast, cLast] : hLast;
-    if (this.ws.reuse === 0 && keepPreviousForward()) {
+    if (!this.ws.reusing && keepPreviousForward()) {
       this.ownedStates = []; // the last forward's autograd node keeps its states for its backward; the GC frees them
-    } else if (this.ws.reuse === 0) {
+    } else if (!this.ws.reusing) {
       // The state tensors are the layer's: one stays alive while it is the last state or the initial state (truncated
       // BPTT: each batch starts where the last one ended), and is freed once it is neither. (Inside fit they are the
       // workspace's.)

@@ -17,6 +17,8 @@ import { moduleBackwardBegins, moduleBackwardDone } from './grad-writes.js';
  * Linear followed by ReLU or LeakyReLU runs as one fused kernel each way.
  */
 export class Sequential extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** The layers, as given. */
   readonly layers: readonly Module[];
   /** fused[i]: in the last forward, layers[i] (a Linear) also computed layers[i + 1]'s activation. */

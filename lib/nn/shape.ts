@@ -8,6 +8,8 @@ import { checkFloat, checkGradShape, fmtShape } from './util.js';
 
 /** Flattens every dimension after the first: [N, d1, d2, …] → [N, d1·d2·…] (PyTorch's start_dim = 1). */
 export class Flatten extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   private xShape?: readonly number[];
   private yShape?: readonly number[];
   forward(input: Tensor): Tensor {
@@ -27,6 +29,8 @@ export class Flatten extends Module {
 
 /** Inverted dropout: in training, zeroes each element with probability p and scales the rest by 1/(1−p). */
 export class Dropout extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   /** The probability of zeroing an element. */
   readonly p: number;
   private mask?: Tensor;
@@ -67,6 +71,8 @@ export class Dropout extends Module {
  * accepted and ignored, as PyTorch's are. Its backward returns the gradient, so a Sequential of built-in layers that
  * holds it keeps its hand-written backward. */
 export class Identity extends Module {
+  /** @internal Its forward leaves nothing outside but its output: a Sequential's lease may lend its buffers (lib/nn/graph.ts). */
+  static readonly buffersStayInside = true;
   private yShape?: readonly number[];
   /** Any arguments are accepted and ignored, as PyTorch's nn.Identity does. */
   constructor(..._args: unknown[]) {

@@ -54,9 +54,13 @@ export class Scratch {
   constructor(private readonly ws: Workspace) {}
 
   get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float'): Tensor {
-    this.release(key);
-    const t = this.ws.get(key, backend, shape, dtype);
-    if (this.ws.reuse === 0) this.owned.set(key, t);
+    const pool = this.ws.reusingScratch;
+    // (a buffer from the cache replaces one this layer made: that one is let go of, not freed, as a pending autograd
+    // node of an earlier call may still read it)
+    if (pool) this.owned.delete(key);
+    else this.release(key);
+    const t = this.ws.get(key, backend, shape, dtype, pool);
+    if (!pool) this.owned.set(key, t);
     return t;
   }
 

@@ -1,0 +1,193 @@
+// Leases (lib/nn/graph.ts): outside fit, a built-in module's buffers that never leave it are reused from step to step
+// once nothing can read the last step's. Every scenario here runs twice, leases on and off (fresh buffers, PyTorch's
+// semantics), and must give the same bits: losses, gradients, weights, and the outputs a caller kept from earlier
+// steps — including the patterns a reused buffer would corrupt (a module called twice before the backward, a graph
+// kept for later, a layer shared by two Sequentials, an input that needs its gradient, the hand-written backward).
+import { afterEach, describe, expect, it } from 'vitest';
+import { setLeasing } from '../lib/nn/graph.js';
+import { requireCpu, rg, rng } from './helpers.js';
+
+const cpuAvailable = requireCpu();
+const backends: ('reference' | 'cpu')[] = cpuAvailable ? ['reference', 'cpu'] : ['reference'];
+afterEach(() => {
+  setLeasing(true);
+  rg.setBackend(cpuAvailable ? 'cpu' : 'reference');
+});
+
+const arr = (t: rg.Tensor | null | undefined) => Array.from(t!.toArray());
+const randomTensor = (shape: number[], seed: number, opts?: { requiresGrad?: boolean }) => {
+  const r = rng(seed);
+  return rg.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 2 * r() - 1), shape, opts);
+};
+const labels = (n: number, classes: number, seed: number) => {
+  const r = rng(seed);
+  return rg.tensor(Int32Array.from({ length: n }, () => Math.floor(r() * classes)), [n]);
+};
+const weights = (m: rg.Module) => m.parameters().flatMap((p) => arr(p.value));
+const grads = (m: rg.Module) => m.parameters().flatMap((p) => arr(p.grad));
+
+/** A small CNN of built-in layers (odd sizes): one autograd node, every buffer lent when leases are on. */
+function cnn(): rg.Sequential {
+  return new rg.Sequential([
+    new rg.Conv2d(2, 5, 3, { padding: 1 }), new rg.BatchNorm2d(5), new rg.ReLU(), new rg.MaxPool2d(2),
+    new rg.Flatten(), new rg.Linear(5 * 3 * 3, 7), new rg.ReLU(), new rg.Dropout(0.3), new rg.Linear(7, 4),
+  ]);
+}
+
+/** Runs `scenario` with leases on and off, from the same seed; both must give the same numbers. */
+function bothWays(name: 'reference' | 'cpu', scenario: () => number[][]): number[][] {
+  const results = [true, false].map((on) => {
+    rg.setBackend(name);
+    setLeasing(on);
+    rg.manualSeed(7);
+    return scenario();
+  });
+  setLeasing(true);
+  expect(results[0].length).toBe(results[1].length);
+  results[0].forEach((r, i) => expect(r, `result ${i}`).toEqual(results[1][i]));
+  return results[0];
+}
+
+describe.each(backends)('leases (%s)', (name) => {
+  it('a hand-written loop trains bit for bit as on fresh buffers, and every kept output and loss keeps its values', () => {
+    bothWays(name, () => {
+      const model = cnn();
+      const opt = new rg.Adam(model.parameters(), { lr: 1e-2 });
+      const lossFn = new rg.CrossEntropyLoss();
+      const kept: rg.Tensor[] = [];
+      for (let s = 0; s < 5; s++) {
+        opt.zeroGrad();
+        const y = model.forward(randomTensor([3, 2, 7, 6], 10 + s));
+        const loss = lossFn.forward(y, labels(3, 4, 20 + s));
+        loss.backward();
+        opt.step();
+        kept.push(y, loss);
+      }
+      return [...kept.map(arr), weights(model)];
+    });
+  });
+
+  it('a module called twice before its backward (a GAN discriminator on real and fake)', () => {
+    bothWays(name, () => {
+      const D = cnn(), G = new rg.Sequential([new rg.Linear(5, 2 * 7 * 6), new rg.Tanh()]);
+      const optD = new rg.SGD(D.parameters(), { lr: 0.05, momentum: 0.9 }), optG = new rg.SGD(G.parameters(), { lr: 0.05 });
+      const out: number[][] = [];
+      for (let s = 0; s < 3; s++) {
+        const fake = G.forward(randomTensor([3, 5], 30 + s)).reshape([3, 2, 7, 6]);
+        const lossD = D.forward(randomTensor([3, 2, 7, 6], 40 + s)).square().mean().add(D.forward(fake.detach()).mean());
+        optD.zeroGrad();
+        lossD.backward();
+        optD.step();
+        const lossG = D.forward(fake).mean().neg();
+        optG.zeroGrad();
+        lossG.backward();
+        optG.step();
+        out.push(arr(lossD), arr(lossG), arr(fake));
+      }
+      return [...out, weights(D), weights(G)];
+    });
+  });
+
+  it('a graph kept for later (no backward yet, and retainGraph) while other steps run', () => {
+    bothWays(name, () => {
+      const model = cnn();
+      const x1 = randomTensor([2, 2, 7, 6], 50);
+      const kept = model.forward(x1).sum(); // backpropagated only at the end
+      const retained = model.forward(randomTensor([2, 2, 7, 6], 51)).square().sum();
+      retained.backward(undefined, { retainGraph: true });
+      const first = grads(model);
+      for (let s = 0; s < 2; s++) {
+        model.zeroGrad();
+        model.forward(randomTensor([4, 2, 7, 6], 52 + s)).mean().backward();
+      }
+      model.zeroGrad();
+      retained.backward(); // again, through the retained graph
+      const second = grads(model);
+      model.zeroGrad();
+      kept.backward();
+      return [first, second, grads(model)];
+    });
+  });
+
+  it('a layer shared by two Sequentials, and an input that needs its gradient', () => {
+    bothWays(name, () => {
+      const shared = new rg.Linear(6, 6);
+      const a = new rg.Sequential([shared, new rg.ReLU(), new rg.Linear(6, 3)]);
+      const b = new rg.Sequential([new rg.Linear(6, 6), new rg.Sigmoid(), shared, new rg.Tanh()]);
+      const out: number[][] = [];
+      const x = randomTensor([5, 6], 60, { requiresGrad: true });
+      for (let s = 0; s < 3; s++) {
+        const loss = a.forward(x).square().sum().add(b.forward(x).mul(a.forward(randomTensor([5, 6], 61 + s)).sum()).sum());
+        loss.backward();
+        out.push(arr(loss), arr(x.grad), grads(a), grads(b));
+      }
+      return out;
+    });
+  });
+
+  it('the hand-written backward (model.backward(dy)) and inference outputs kept across calls', () => {
+    bothWays(name, () => {
+      const model = cnn();
+      const opt = new rg.SGD(model.parameters(), { lr: 0.1 });
+      const lossFn = new rg.CrossEntropyLoss();
+      const out: number[][] = [];
+      const dxs: rg.Tensor[] = [];
+      for (let s = 0; s < 3; s++) {
+        opt.zeroGrad();
+        lossFn.forward(model.forward(randomTensor([3, 2, 7, 6], 70 + s)), labels(3, 4, 80 + s));
+        dxs.push(model.backward(lossFn.backward()));
+        opt.step();
+      }
+      model.eval();
+      const predictions = [0, 1, 2].map((s) => rg.noGrad(() => model.forward(randomTensor([2, 2, 7, 6], 90 + s))));
+      out.push(...dxs.map(arr), ...predictions.map(arr), weights(model));
+      return out;
+    });
+  });
+
+  it('a recurrent layer inside a Sequential: its lastState stays valid across steps (truncated BPTT)', () => {
+    bothWays(name, () => {
+      const rnn = new rg.LSTM(3, 4, { batchFirst: true });
+      const model = new rg.Sequential([new rg.Linear(3, 3), new rg.Tanh(), rnn]);
+      const opt = new rg.SGD(model.parameters(), { lr: 0.1 });
+      const out: number[][] = [];
+      for (let s = 0; s < 3; s++) {
+        opt.zeroGrad();
+        model.forward(randomTensor([2, 5, 3], 100 + s)).square().mean().backward();
+        opt.step();
+        const [h, c] = rnn.lastState as [rg.Tensor, rg.Tensor];
+        rnn.initialState = [h.detach(), c.detach()];
+        out.push(arr(h), arr(c)); // (the layer frees a state once it is neither the last nor the initial one)
+      }
+      return [...out, weights(model)];
+    });
+  });
+
+  it('a steady-state step of a Sequential allocates only its output, its loss and their gradients', () => {
+    rg.setBackend(name);
+    const model = cnn();
+    const opt = new rg.SGD(model.parameters(), { lr: 0.01 });
+    const lossFn = new rg.CrossEntropyLoss();
+    const x = randomTensor([4, 2, 7, 6], 110), y = labels(4, 4, 111);
+    const step = () => {
+      opt.zeroGrad();
+      const loss = lossFn.forward(model.forward(x), y);
+      loss.backward();
+      opt.step();
+      return loss;
+    };
+    for (let s = 0; s < 3; s++) step();
+    const grown = (on: boolean) => {
+      setLeasing(on);
+      step(); // the first step after a switch fills the buffers it takes
+      const before = rg.memory().tensors;
+      const kept = [step(), step()]; // kept alive: the garbage collector could only lower the count
+      const n = rg.memory().tensors - before;
+      expect(kept.length).toBe(2);
+      return n;
+    };
+    const leased = grown(true), fresh = grown(false);
+    expect(leased).toBeLessThanOrEqual(2 * 6);
+    expect(fresh).toBeGreaterThan(leased);
+  });
+});
