@@ -22,6 +22,18 @@ export function setLeaseMode(mode: LeaseMode): LeaseMode {
   return was;
 }
 
+/** @internal Runs fn with fresh output buffers where every buffer is lent: a Sequential runs its last layer (whose
+ * output leaves it) and its first layer's backward (whose input gradient leaves it) so, instead of copying them out. */
+export function freshOutputs<T>(fn: () => T): T {
+  if (leaseMode !== 'all') return fn();
+  leaseMode = 'scratch';
+  try {
+    return fn();
+  } finally {
+    leaseMode = 'all';
+  }
+}
+
 /** The buffers a workspace has handed out for reuse (so that a caller can tell one that must not leave). */
 const pooled = new WeakSet<Tensor>();
 /** @internal Whether t (or the tensor it is a view of) is a workspace's reused buffer. */
@@ -36,8 +48,8 @@ export class Workspace {
    * keep one buffer per size for good.
    */
   static readonly shapesPerKey = 4;
-  /** Per output key, its buffers by shape, least recently used first. */
-  private readonly cache = new Map<string, { shape: string; t: Tensor }[]>();
+  /** Per output key, its buffers (each of its own shape), least recently used first. */
+  private readonly cache = new Map<string, Tensor[]>();
   /** > 0 while a training loop drives the owner (a count, so that evaluate inside fit nests). */
   reuse = 0;
 
@@ -56,28 +68,28 @@ export class Workspace {
     // (a fresh zeroed storage per output cost a DCGAN step 40 MB of page faults and memset, a tenth of its time)
     if (!pool) return empty(backend, shape, dtype, false);
     // Keyed by shape too, so that an epoch's smaller last batch does not evict the full-batch buffers.
-    const s = shape.join('x');
     let list = this.cache.get(key);
     if (!list) this.cache.set(key, (list = []));
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i];
-      if (e.shape !== s) continue;
+      if (!sameShape(e.shape, shape)) continue;
+      if (i === list.length - 1 && !e.disposed && e.backend === backend) return e; // the most recently used already
       list.splice(i, 1);
-      if (e.t.disposed || e.t.backend !== backend) break;
+      if (e.disposed || e.backend !== backend) break;
       list.push(e); // now the most recently used
-      return e.t;
+      return e;
     }
     const t = keep(empty(backend, shape, dtype)); // reused by the next steps, even if this one runs inside rg.tidy
     pooled.add(t);
-    list.push({ shape: s, t });
+    list.push(t);
     // The dropped buffer's last step is over (its queued kernels keep the storage until they have run).
-    if (list.length > Workspace.shapesPerKey) list.shift()!.t.dispose();
+    if (list.length > Workspace.shapesPerKey) list.shift()!.dispose();
     return t;
   }
 
   /** Drops every cached buffer (after a move to another backend). */
   clear(): void {
-    for (const list of this.cache.values()) for (const e of list) e.t.dispose();
+    for (const list of this.cache.values()) for (const t of list) t.dispose();
     this.cache.clear();
   }
 }

@@ -335,7 +335,25 @@ export abstract class Module {
   }
   /** Every parameter of this module and its sub-modules, in namedParameters' order (what an optimizer takes). */
   parameters(): Parameter[] {
-    return this.namedParameters().map(([, p]) => p);
+    const out: Parameter[] = [];
+    this.collectParameters(out);
+    return out;
+  }
+  /** Appends the parameters in namedParameters' order, without making their names (a forward asks at every call). */
+  private collectParameters(out: Parameter[]): void {
+    this.discover();
+    for (const p of this._parameters.values()) out.push(p);
+    for (const m of this._modules.values()) m.collectParameters(out);
+  }
+  /** The first of parameters(), found without listing them. */
+  private firstParameter(): Parameter | undefined {
+    this.discover();
+    for (const p of this._parameters.values()) return p;
+    for (const m of this._modules.values()) {
+      const p = m.firstParameter();
+      if (p) return p;
+    }
+    return undefined;
   }
   /** Every buffer (`running_mean`, `running_var`, `num_batches_tracked`, …) with its state-dict name. */
   namedBuffers(prefix = ''): [string, Tensor][] {
@@ -419,7 +437,7 @@ export abstract class Module {
 
   /** The backend the module's parameters live on (the current backend for a module without any). */
   get backend(): Backend {
-    const p = this.parameters()[0];
+    const p = this.firstParameter();
     return p ? p.value.backend : currentBackend();
   }
 

@@ -10,6 +10,7 @@ import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { isGradEnabled } from '../autograd/engine.js';
 import { moduleBackwardBegins, moduleBackwardDone } from './grad-writes.js';
+import { freshOutputs } from '../workspace.js';
 
 /**
  * The layers in order, as torch.nn.Sequential: forward runs each on the output of the one before; backward is the
@@ -44,14 +45,16 @@ export class Sequential extends Module {
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i];
       const act = fuse && layer instanceof Linear ? epilogueOf(this.layers[i + 1]) : undefined;
+      const last = i + (act ? 2 : 1) === this.layers.length;
+      const input = h;
       if (act) {
         // Linear then ReLU / LeakyReLU: one kernel, the activation in the matrix product's epilogue.
-        h = (layer as Linear).forwardAct(h, act.code, act.slope);
+        h = last ? freshOutputs(() => (layer as Linear).forwardAct(input, act.code, act.slope)) : (layer as Linear).forwardAct(h, act.code, act.slope);
         act.layer.adoptOutput(h);
         fused[i] = true;
         i++;
       } else {
-        h = layer.forward(h);
+        h = last ? freshOutputs(() => layer.forward(input)) : layer.forward(h);
       }
     }
     this.fused = fused;
@@ -61,15 +64,18 @@ export class Sequential extends Module {
   override backward(dy: Tensor, inputGrad = true): Tensor {
     let g = dy;
     for (let i = this.layers.length - 1; i >= 0; i--) {
+      const given = g;
       if (i > 0 && this.fused[i - 1]) {
         const act = epilogueOf(this.layers[i])!;
+        const linear = this.layers[i - 1] as Linear, first = i - 1 === 0;
         // (the fused pair is one backward: its parameters' writes are reported as it returns, as a layer's are)
         const mark = moduleBackwardBegins();
-        g = (this.layers[i - 1] as Linear).backwardAct(g, act.code, act.slope, i - 1 > 0 || inputGrad);
+        g = first ? freshOutputs(() => linear.backwardAct(given, act.code, act.slope, inputGrad)) : linear.backwardAct(g, act.code, act.slope, true);
         moduleBackwardDone(mark);
         i--;
       } else {
-        g = this.layers[i].backward(g, i > 0 || inputGrad);
+        const layer = this.layers[i];
+        g = i === 0 ? freshOutputs(() => layer.backward(given, inputGrad)) : layer.backward(g, true);
       }
     }
     return g;
