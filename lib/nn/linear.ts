@@ -64,8 +64,9 @@ export class Linear extends Module {
 
   /** The layer as messages and summaries name it, e.g. `Linear(4→3)`. */
   get label(): string {
-    return `Linear(${this.inFeatures}→${this.outFeatures})`;
+    return (this.labelText ??= `Linear(${this.inFeatures}→${this.outFeatures})`); // (made once: every call checks with it)
   }
+  private labelText?: string;
 
   forward(input: Tensor): Tensor {
     return this.forwardAct(input, ACT.none, 0);
