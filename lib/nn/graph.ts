@@ -38,11 +38,15 @@ export function keepPreviousForward(): boolean {
  * then its backward can stand for everything its forward did. A module whose configuration its fused kernels do not
  * cover (MultiheadAttention with attention dropout) says so by a `graphOnly` getter that returns true. */
 export function hasOwnBackward(m: Module): boolean {
+  return backwardWithForward(m) && m.children().every(hasOwnBackward);
+}
+
+/** hasOwnBackward for m alone, not its sub-modules. */
+function backwardWithForward(m: Module): boolean {
   if ((m as { graphOnly?: unknown }).graphOnly === true) return false;
   let proto = Object.getPrototypeOf(m);
   while (proto && !Object.prototype.hasOwnProperty.call(proto, 'forward')) proto = Object.getPrototypeOf(proto);
-  if (!proto || !Object.prototype.hasOwnProperty.call(proto, 'backward')) return false;
-  return m.children().every(hasOwnBackward);
+  return !!proto && Object.prototype.hasOwnProperty.call(proto, 'backward');
 }
 
 /** The fields of m and of its sub-modules, each module's own shallow copy. */
@@ -76,11 +80,13 @@ function leaseFree(mods: readonly Module[]): boolean {
   return true;
 }
 
-/** The modules of m's tree, or undefined if one appears twice (its buffers would serve two calls in one forward). */
-function treeOf(m: Module, into: Module[] = [], seen = new Set<Module>()): Module[] | undefined {
-  if (seen.has(m)) return undefined;
-  seen.add(m);
+/** The modules of m's tree, or undefined if one appears twice (its buffers would serve two calls in one forward) or
+ * one lacks its own backward (hasOwnBackward, in the same walk). */
+function treeOf(m: Module, into: Module[] = [], seen?: Set<Module>): Module[] | undefined {
+  if (into.length > 16) seen ??= new Set(into); // (a small tree is searched as a list: this runs at every call)
+  if ((seen ? seen.has(m) : into.includes(m)) || !backwardWithForward(m)) return undefined;
   into.push(m);
+  seen?.add(m);
   for (const c of m.children()) if (!treeOf(c, into, seen)) return undefined;
   return into;
 }
@@ -94,7 +100,7 @@ function staysInside(m: Module): boolean {
 
 /** The lease m's call can take now ('none': fresh buffers) and the modules it covers. */
 function leaseFor(m: Module): { mode: LeaseMode; mods: Module[] } | undefined {
-  if (!leasesOn || leasing || (m as unknown as { ws: { reuse: number } }).ws.reuse > 0 || !hasOwnBackward(m)) return undefined;
+  if (!leasesOn || leasing || (m as unknown as { ws: { reuse: number } }).ws.reuse > 0) return undefined;
   const mods = treeOf(m);
   if (!mods || !leaseFree(mods)) return undefined;
   return { mode: mods.length > 1 && mods.every(staysInside) ? 'all' : 'scratch', mods };
@@ -102,13 +108,13 @@ function leaseFor(m: Module): { mode: LeaseMode; mods: Module[] } | undefined {
 
 /** Runs fn under `mode` (inside it, nested modules don't lease again). */
 function underLease<T>(mode: LeaseMode, fn: () => T): T {
-  const was = setLeaseMode(mode);
+  const was = setLeaseMode(mode), wasLeasing = leasing;
   leasing = true;
   try {
     return fn();
   } finally {
     setLeaseMode(was);
-    leasing = false;
+    leasing = wasLeasing;
   }
 }
 
@@ -230,7 +236,8 @@ export function wrapForward(m: Module): void {
   /** The module's own backward, under the lease its forward ran under (node: the forward's; none if it recorded none),
    * reporting its gradient writes; a lent input gradient is copied out. */
   function leasedBackward(self: Module, node: Node | undefined, dy: Tensor, inputGrad?: boolean): Tensor {
-    const mode = node && leasedNodes.get(node);
+    // (a node already released, its backward run through the graph, no longer holds the lease: fresh buffers)
+    const mode = node && !node.released ? leasedNodes.get(node) : undefined;
     const mark = moduleBackwardBegins();
     const dx = mode ? underLease(mode, () => ownBackward.call(self, dy, inputGrad)) : ownBackward.call(self, dy, inputGrad);
     moduleBackwardDone(mark);

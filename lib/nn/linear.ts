@@ -85,7 +85,9 @@ export class Linear extends Module {
       return act === ACT.relu ? y.relu() : act === ACT.leakyRelu ? y.leakyRelu(slope) : y;
     }
     const rows = x.size / this.inFeatures;
-    const y = this.ws.get('y', x.backend, [...x.shape.slice(0, -1), this.outFeatures]);
+    const yShape = x.shape.slice();
+    yShape[yShape.length - 1] = this.outFeatures;
+    const y = this.ws.get('y', x.backend, yShape);
     x.backend.k.linear_forward(y.buf, x.buf, this.weight.value.buf, this.bias ? this.bias.value.buf : null, rows, this.inFeatures, this.outFeatures, act, slope);
     this.x = x;
     this.y = y;

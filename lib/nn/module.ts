@@ -524,7 +524,9 @@ export abstract class Module {
     const t = checkTensor(label, x);
     // A layer without parameters or buffers follows its input to whatever backend it is on.
     if (this._parameters.size === 0 && this._buffers.size === 0) return t;
-    const b = this.backend;
+    // (its own first parameter when it has one: the backend getter looks for new fields first, at every call)
+    const own: Parameter | undefined = this._parameters.values().next().value;
+    const b = own ? own.value.backend : this.backend;
     if (t.backend !== b)
       throw new TypeError(`${label}: input is on '${t.device}' but the layer is on '${b.name}'; move one of them with .to()`);
     return t;
