@@ -2,7 +2,8 @@
 // once nothing can read the last step's. Every scenario here runs twice, leases on and off (fresh buffers, PyTorch's
 // semantics), and must give the same bits: losses, gradients, weights, and the outputs a caller kept from earlier
 // steps — including the patterns a reused buffer would corrupt (a module called twice before the backward, a graph
-// kept for later, a layer shared by two Sequentials, an input that needs its gradient, the hand-written backward).
+// kept for later, a layer shared by two Sequentials, an input that needs its gradient, the hand-written backward), and
+// a node that must read its own call's input when the same tensor came twice.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setLeasing } from '../lib/nn/graph.js';
 import { requireCpu, rg, rng } from './helpers.js';
@@ -161,6 +162,20 @@ describe.each(backends)('leases (%s)', (name) => {
       }
       return [...out, weights(model)];
     });
+  });
+
+  it('the same input tensor given twice in a row, then another, before the backward: each call reads its own input', () => {
+    rg.setBackend(name);
+    rg.manualSeed(3);
+    const model = cnn().eval(); // (no dropout: the three calls must be comparable)
+    const x = randomTensor([2, 2, 7, 6], 120), x2 = randomTensor([2, 2, 7, 6], 121);
+    const gradsOf = (second: rg.Tensor) => {
+      model.zeroGrad();
+      model.forward(x).sum().add(model.forward(second).square().sum()).add(model.forward(x2).mean()).backward();
+      return grads(model);
+    };
+    // the second call's input is x itself, or a copy of it (another tensor, the same values): the same gradients
+    expect(gradsOf(x)).toEqual(gradsOf(x.clone()));
   });
 
   it('a steady-state step of a Sequential allocates only its output, its loss and their gradients', () => {
