@@ -48,8 +48,11 @@ export class Workspace {
    * keep one buffer per size for good.
    */
   static readonly shapesPerKey = 4;
-  /** Per output key, its buffers (each of its own shape), least recently used first. */
+  /** Per output key, its buffers (each of its own shape), least recently used first: those of the training loops
+   * (reuse > 0), and apart from them those lent to leased calls, which an autograd node may still hold while fit,
+   * evaluate or predict run on the same module. */
   private readonly cache = new Map<string, Tensor[]>();
+  private readonly lent = new Map<string, Tensor[]>();
   /** > 0 while a training loop drives the owner (a count, so that evaluate inside fit nests). */
   reuse = 0;
 
@@ -68,8 +71,9 @@ export class Workspace {
     // (a fresh zeroed storage per output cost a DCGAN step 40 MB of page faults and memset, a tenth of its time)
     if (!pool) return empty(backend, shape, dtype, false);
     // Keyed by shape too, so that an epoch's smaller last batch does not evict the full-batch buffers.
-    let list = this.cache.get(key);
-    if (!list) this.cache.set(key, (list = []));
+    const cache = this.reuse > 0 ? this.cache : this.lent;
+    let list = cache.get(key);
+    if (!list) cache.set(key, (list = []));
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i];
       if (!sameShape(e.shape, shape)) continue;
@@ -89,8 +93,10 @@ export class Workspace {
 
   /** Drops every cached buffer (after a move to another backend). */
   clear(): void {
-    for (const list of this.cache.values()) for (const t of list) t.dispose();
-    this.cache.clear();
+    for (const cache of [this.cache, this.lent]) {
+      for (const list of cache.values()) for (const t of list) t.dispose();
+      cache.clear();
+    }
   }
 }
 

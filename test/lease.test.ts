@@ -164,6 +164,41 @@ describe.each(backends)('leases (%s)', (name) => {
     });
   });
 
+  it('a kept graph while calls of other batch sizes run (fresh buffers, inference, a move to the same backend)', () => {
+    bothWays(name, () => {
+      const model = cnn();
+      model.forward(randomTensor([4, 2, 7, 6], 130)).mean().backward(); // leased, released
+      const kept = model.forward(randomTensor([4, 2, 7, 6], 131)).sum(); // leased again, same sizes: held
+      model.forward(randomTensor([2, 2, 7, 6], 132)).mean().backward(); // lease held: fresh buffers, other sizes
+      const predicted = rg.noGrad(() => model.forward(randomTensor([3, 2, 7, 6], 133)));
+      model.to(name); // already there: nothing moves, nothing is freed
+      model.zeroGrad();
+      kept.backward();
+      return [grads(model), arr(predicted)];
+    });
+  });
+
+  it('a kept graph while evaluate runs on the same model (its buffers are not the lent ones)', async () => {
+    const results: number[][] = [];
+    for (const on of [true, false]) {
+      rg.setBackend(name);
+      setLeasing(on);
+      rg.manualSeed(7);
+      const model = cnn();
+      model.compile({ optimizer: new rg.SGD(model.parameters(), { lr: 0.1 }), loss: new rg.CrossEntropyLoss() });
+      const lossFn = new rg.CrossEntropyLoss();
+      const x = randomTensor([4, 2, 7, 6], 140), y = labels(4, 4, 141);
+      lossFn.forward(model.forward(x), y).backward(); // leased, released
+      const kept = lossFn.forward(model.forward(x), y); // held
+      const evaluated = await model.evaluate(randomTensor([4, 2, 7, 6], 142), labels(4, 4, 143), { batchSize: 4 });
+      model.zeroGrad();
+      kept.backward();
+      results.push([...grads(model), evaluated.loss]);
+    }
+    setLeasing(true);
+    expect(results[0]).toEqual(results[1]);
+  });
+
   it('the same input tensor given twice in a row, then another, before the backward: each call reads its own input', () => {
     rg.setBackend(name);
     rg.manualSeed(3);

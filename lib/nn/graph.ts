@@ -135,13 +135,9 @@ export function wrapForward(m: Module): void {
       const x = args[0];
       const grad = isGradEnabled();
       const params = grad ? [...new Set(this.parameters())].filter((p) => p.requiresGrad) : []; // a layer held twice: its parameters once
-      if (!grad || (!requiresGrad(x) && params.length === 0)) {
-        // nothing recorded (inference): the lease is free again once the output is out
-        const lease = leaseFor(this);
-        if (!lease) return own.apply(this, args);
-        const y = underLease(lease.mode, () => own.apply(this, args));
-        return y === x || !(y instanceof Tensor) ? y : outOfLease(y);
-      }
+      // nothing recorded (inference): fresh buffers, left to the garbage collector as before (a lease would keep one
+      // batch's activations per batch size alive with the module, and inference batches can be whole data sets)
+      if (!grad || (!requiresGrad(x) && params.length === 0)) return own.apply(this, args);
       if (!hasOwnBackward(this)) return own.apply(this, args);
       const lease = leaseFor(this);
       const before = fieldsOf(this);
@@ -161,15 +157,15 @@ export function wrapForward(m: Module): void {
         keepingPrevious = wasKeeping;
       }
       // what the forward changed is what its backward will read: a field that holds something new, or that holds the
-      // same tensor as before this call where that tensor is this call's input or a reused buffer (the same objects at
-      // every step, with this step's values, which a later call may overwrite before this node's backward runs)
+      // same object as before this call where that is this call's input, a reused buffer or a tensor's shape (the same
+      // objects at every step with the same sizes, which a later call may replace before this node's backward runs)
       const after = fieldsOf(this);
       const changed: [Module, string, unknown][] = [];
       const saved: Tensor[] = [];
       for (const [mod, fields] of after) {
         const was = before.get(mod) ?? {};
         for (const [k, v] of Object.entries(fields)) {
-          if (was[k] === v && v !== x && !(v instanceof Tensor && isPooled(v))) continue;
+          if (was[k] === v && v !== x && !(v instanceof Tensor && isPooled(v)) && !(Array.isArray(v) && Object.isFrozen(v))) continue;
           changed.push([mod, k, v]);
           // (a tensor the forward disposed itself, e.g. a sub-layer output it consumed, is not read by its backward)
           if (v instanceof Tensor && v !== y && !v.disposed) saved.push(v);

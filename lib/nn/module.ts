@@ -446,7 +446,7 @@ export abstract class Module {
     return this.moveTo(backendByName(backendName));
   }
   /** @internal */
-  moveTo(b: Backend): this {
+  moveTo(b: Backend, moved = this.parameters().some((p) => p.value.backend !== b) || this.namedBuffers().some(([, t]) => t.backend !== b)): this {
     this.discover();
     for (const p of this._parameters.values()) p.moveTo(b);
     for (const [n, t] of this._buffers) {
@@ -455,9 +455,10 @@ export abstract class Module {
         t.dispose();
       }
     }
-    this.ws.clear();
+    // (a move of a model that is already there keeps its buffers, which a pending backward may still read)
+    if (moved) this.ws.clear();
     this.onMoved();
-    for (const m of this._modules.values()) m.moveTo(b);
+    for (const m of this._modules.values()) m.moveTo(b, moved);
     return this;
   }
   /** @internal Runs fn with every parameter and buffer replaced by a copy on backend b (grads zeroed), then

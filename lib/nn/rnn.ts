@@ -254,8 +254,9 @@ abstract class RecurrentBase extends Module {
     }
     const withInit = s.h0[0] !== null;
     const stateShape = s.unbatched ? [L, H] : [L, B, H];
-    const dh0All = withInit ? this.scratch.get('dh0', b, stateShape) : null;
-    const dc0All = withInit && this.isLstm ? this.scratch.get('dc0', b, stateShape) : null;
+    // (initialStateGrad leaves the layer: the layer's own, never lent to a lease)
+    const dh0All = withInit ? this.scratch.get('dh0', b, stateShape, 'float', false) : null;
+    const dc0All = withInit && this.isLstm ? this.scratch.get('dc0', b, stateShape, 'float', false) : null;
     const dx = inputGrad ? this.ws.get('dx', b, s.xShape) : this.ws.get('none', b, [0]);
     for (let l = L - 1; l >= 0; l--) {
       const p = this.layerParams[l];

@@ -53,8 +53,9 @@ export class Scratch {
   private readonly owned = new Map<string, Tensor>();
   constructor(private readonly ws: Workspace) {}
 
-  get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float'): Tensor {
-    const pool = this.ws.reusingScratch;
+  /** `lendable` false: a buffer the caller hands out (it is reused inside a training loop only, never lent). */
+  get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float', lendable = true): Tensor {
+    const pool = lendable ? this.ws.reusingScratch : this.ws.reuse > 0;
     // (a buffer from the cache replaces one this layer made: that one is let go of, not freed, as a pending autograd
     // node of an earlier call may still read it)
     if (pool) this.owned.delete(key);
