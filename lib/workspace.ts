@@ -8,17 +8,25 @@
 // module's workspace to one forward and its backward at a time (a lease), and while such a call runs `leaseMode` says
 // which buffers come from the workspace (see there).
 import type { Backend } from './backend.js';
-import { empty, keep, type Tensor } from './tensor.js';
+import { empty, keep, shapeSize, type Tensor } from './tensor.js';
 
 /** Which buffers the call running now takes from its modules' workspaces outside a training loop: 'scratch' a layer's
  * own scratch buffers only (its output and input gradient stay fresh), 'all' every buffer (a Sequential's layers'
  * outputs and gradients too; the caller copies whatever of them would leave). */
 export type LeaseMode = 'none' | 'scratch' | 'all';
 let leaseMode: LeaseMode = 'none';
-/** @internal Sets the lease mode for the call about to run; returns the previous one, to be put back after it. */
-export function setLeaseMode(mode: LeaseMode): LeaseMode {
-  const was = leaseMode;
+/** The most elements a lent buffer may have (Infinity: any): an inference call (nothing recorded) borrows only small
+ * buffers, which a batch-1 request reuses, while a large batch's activations stay fresh and go to the garbage
+ * collector rather than stay with the module. */
+let leaseLimit = Infinity;
+/** @internal The limit for an inference call: 64 K elements (256 KB) per buffer. */
+export const INFERENCE_LEASE_LIMIT = 1 << 16;
+/** @internal Sets the lease mode (and the largest buffer it lends) for the call about to run; returns what was set
+ * before, to be put back after it. */
+export function setLeaseMode(mode: LeaseMode, limit = Infinity): [LeaseMode, number] {
+  const was: [LeaseMode, number] = [leaseMode, leaseLimit];
   leaseMode = mode;
+  leaseLimit = limit;
   return was;
 }
 
@@ -69,7 +77,7 @@ export class Workspace {
   get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float', pool = this.reusing): Tensor {
     // Not zero-filled: a cached buffer holds the last step's values, so every layer's kernels overwrite their outputs
     // (a fresh zeroed storage per output cost a DCGAN step 40 MB of page faults and memset, a tenth of its time)
-    if (!pool) return empty(backend, shape, dtype, false);
+    if (!pool || (this.reuse === 0 && leaseLimit !== Infinity && shapeSize(shape) > leaseLimit)) return empty(backend, shape, dtype, false);
     // Keyed by shape too, so that an epoch's smaller last batch does not evict the full-batch buffers.
     const cache = this.reuse > 0 ? this.cache : this.lent;
     let list = cache.get(key);

@@ -6,6 +6,7 @@
 // a node that must read its own call's input when the same tensor came twice.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setLeasing } from '../lib/nn/graph.js';
+import { isPooled } from '../lib/workspace.js';
 import { requireCpu, rg, rng } from './helpers.js';
 
 const cpuAvailable = requireCpu();
@@ -211,6 +212,17 @@ describe.each(backends)('leases (%s)', (name) => {
     };
     // the second call's input is x itself, or a copy of it (another tensor, the same values): the same gradients
     expect(gradsOf(x)).toEqual(gradsOf(x.clone()));
+  });
+
+  it('inference lends small buffers only: a large batch\'s activations are not kept with the module', () => {
+    rg.setBackend(name);
+    const model = new rg.Sequential([new rg.Linear(8, 300), new rg.ReLU(), new rg.Linear(300, 3)]).eval();
+    const hidden = () => (model.layers[0] as unknown as { y: rg.Tensor }).y; // the first layer's last output
+    const small = rg.noGrad(() => model.forward(randomTensor([2, 8], 150)));
+    expect(isPooled(hidden())).toBe(true); // 600 elements: lent, reused by the next request
+    const large = rg.noGrad(() => model.forward(randomTensor([300, 8], 151)));
+    expect(isPooled(hidden())).toBe(false); // 90,000 elements: fresh, left to the garbage collector
+    expect(isPooled(small) || isPooled(large)).toBe(false); // what leaves is never lent
   });
 
   it('a steady-state step of a Sequential allocates only its output, its loss and their gradients', () => {

@@ -17,7 +17,7 @@
 // which otherwise wait for the garbage collector (a CNN step: ~100 MB a step, and major collections to free it).
 import { isCapturing, isGradEnabled, noGrad, record, requiresGrad, type Node } from '../autograd/engine.js';
 import { copyOf, Tensor } from '../tensor.js';
-import { isPooled, setLeaseMode, type LeaseMode } from '../workspace.js';
+import { INFERENCE_LEASE_LIMIT, isPooled, setLeaseMode, type LeaseMode } from '../workspace.js';
 import { moduleBackwardBegins, moduleBackwardDone } from './grad-writes.js';
 import type { Module } from './module.js';
 import { Scratch } from './util.js';
@@ -107,13 +107,13 @@ function leaseFor(m: Module): { mode: LeaseMode; mods: Module[] } | undefined {
 }
 
 /** Runs fn under `mode` (inside it, nested modules don't lease again). */
-function underLease<T>(mode: LeaseMode, fn: () => T): T {
-  const was = setLeaseMode(mode), wasLeasing = leasing;
+function underLease<T>(mode: LeaseMode, fn: () => T, limit = Infinity): T {
+  const [was, wasLimit] = setLeaseMode(mode, limit), wasLeasing = leasing;
   leasing = true;
   try {
     return fn();
   } finally {
-    setLeaseMode(was);
+    setLeaseMode(was, wasLimit);
     leasing = wasLeasing;
   }
 }
@@ -135,9 +135,14 @@ export function wrapForward(m: Module): void {
       const x = args[0];
       const grad = isGradEnabled();
       const params = grad ? [...new Set(this.parameters())].filter((p) => p.requiresGrad) : []; // a layer held twice: its parameters once
-      // nothing recorded (inference): fresh buffers, left to the garbage collector as before (a lease would keep one
-      // batch's activations per batch size alive with the module, and inference batches can be whole data sets)
-      if (!grad || (!requiresGrad(x) && params.length === 0)) return own.apply(this, args);
+      if (!grad || (!requiresGrad(x) && params.length === 0)) {
+        // nothing recorded (inference): the lease is free again once the output is out; it lends small buffers only
+        // (a batch-1 request's), as keeping a large batch's activations with the module would pin a whole data set's
+        const lease = leaseFor(this);
+        if (!lease) return own.apply(this, args);
+        const y = underLease(lease.mode, () => own.apply(this, args), INFERENCE_LEASE_LIMIT);
+        return y === x || !(y instanceof Tensor) ? y : outOfLease(y);
+      }
       if (!hasOwnBackward(this)) return own.apply(this, args);
       const lease = leaseFor(this);
       const before = fieldsOf(this);
