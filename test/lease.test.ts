@@ -214,6 +214,50 @@ describe.each(backends)('leases (%s)', (name) => {
     expect(gradsOf(x)).toEqual(gradsOf(x.clone()));
   });
 
+  it('transformer blocks and BatchNorm1d in a model written with operations, and autograd.grad through a Sequential', () => {
+    bothWays(name, () => {
+      const embed = new rg.Linear(6, 8);
+      const blocks = [new rg.TransformerBlock(8, 2, { causal: true }), new rg.TransformerBlock(8, 2)];
+      const head = new rg.Sequential([new rg.Linear(8, 5), new rg.BatchNorm1d(5), new rg.Tanh(), new rg.Linear(5, 3)]);
+      const params = [embed, ...blocks, head].flatMap((m) => m.parameters());
+      const opt = new rg.Adam(params, { lr: 1e-2 });
+      const out: number[][] = [];
+      for (let s = 0; s < 3; s++) {
+        opt.zeroGrad();
+        let h = embed.forward(randomTensor([2, 5, 6], 160 + s));
+        for (const b of blocks) h = b.forward(h).add(b.forward(h).mul(0.5)); // each block twice before the backward
+        const y = head.forward(h.reshape([10, 8]));
+        const loss = y.square().mean();
+        loss.backward();
+        opt.step();
+        out.push(arr(loss), arr(y));
+      }
+      // autograd.grad with respect to an input, through a leased Sequential: nothing accumulates, the lease is let go
+      const x = randomTensor([4, 8], 170, { requiresGrad: true });
+      const [gx] = rg.autograd.grad(head.forward(x).sum(), x);
+      out.push(arr(gx), arr(head.forward(x).sum()));
+      return [...out, ...params.map((p) => arr(p.value))];
+    });
+  });
+
+  it('a forward that throws leaves no lease behind: the next calls train as on fresh buffers', () => {
+    bothWays(name, () => {
+      const model = cnn();
+      const opt = new rg.SGD(model.parameters(), { lr: 0.1 });
+      expect(() => model.forward(randomTensor([2, 3, 7, 6], 180))).toThrow(/Conv2d/); // 3 channels, the layer takes 2
+      expect(() => rg.noGrad(() => model.forward(randomTensor([2, 2, 5, 5], 181)))).toThrow(); // too small for Linear
+      const out: number[][] = [];
+      for (let s = 0; s < 2; s++) {
+        opt.zeroGrad();
+        const loss = model.forward(randomTensor([3, 2, 7, 6], 182 + s)).square().mean();
+        loss.backward();
+        opt.step();
+        out.push(arr(loss));
+      }
+      return [...out, weights(model)];
+    });
+  });
+
   it('inference lends small buffers only: a large batch\'s activations are not kept with the module', () => {
     rg.setBackend(name);
     const model = new rg.Sequential([new rg.Linear(8, 300), new rg.ReLU(), new rg.Linear(300, 3)]).eval();

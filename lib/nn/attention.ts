@@ -27,7 +27,7 @@ import { checkNumber, checkOptions, describe, RetrogradError } from '../errors.j
 import { normal, uniform } from '../random.js';
 import { fromHost, type Tensor } from '../tensor.js';
 import { GELU } from './activation.js';
-import { hasOwnBackward } from './graph.js';
+import { hasOwnBackward, keepPreviousForward } from './graph.js';
 import type { LoRA } from './lora.js';
 import { fusedSelfAttention, multiHeadAttention, type AttentionMask, type AttentionWeights } from './attention-ops.js';
 import { KVCache } from './kv-cache.js';
@@ -373,7 +373,10 @@ export class TransformerBlock extends Module {
       const x1 = add(x, this.attn.forward(this.ln1.forward(x)));
       return add(x1, fc2.forward(act.forward(fc1.forward(this.ln2.forward(x1)))));
     }
-    for (const t of this.held.splice(0)) t.dispose(); // held only outside a training loop: the block's own
+    // held only outside a training loop: the block's own, freed here unless the last call's backward has yet to read
+    // them (the block called twice in one forward: that call's node keeps them, and the garbage collector frees them)
+    const previous = this.held.splice(0);
+    if (!keepPreviousForward()) for (const t of previous) t.dispose();
     const h1 = this.ln1.forward(x);
     const a = this.attn.forward(h1);
     const x1 = this.sum('x1', x, a);
