@@ -77,7 +77,7 @@ export class Workspace {
   get(key: string, backend: Backend, shape: readonly number[], dtype: 'float' | 'int32' = 'float', pool = this.reusing): Tensor {
     // Not zero-filled: a cached buffer holds the last step's values, so every layer's kernels overwrite their outputs
     // (a fresh zeroed storage per output cost a DCGAN step 40 MB of page faults and memset, a tenth of its time)
-    if (!pool || (this.reuse === 0 && leaseLimit !== Infinity && shapeSize(shape) > leaseLimit)) return empty(backend, shape, dtype, false);
+    if (!pool || (this.reuse === 0 && shapeSize(shape) > leaseLimit)) return empty(backend, shape, dtype, false);
     // Keyed by shape too, so that an epoch's smaller last batch does not evict the full-batch buffers.
     const cache = this.reuse > 0 ? this.cache : this.lent;
     let list = cache.get(key);
@@ -85,7 +85,6 @@ export class Workspace {
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i];
       if (!sameShape(e.shape, shape)) continue;
-      if (i === list.length - 1 && !e.disposed && e.backend === backend) return e; // the most recently used already
       list.splice(i, 1);
       if (e.disposed || e.backend !== backend) break;
       list.push(e); // now the most recently used

@@ -143,8 +143,9 @@ export function wrapForward(m: Module): void {
         const y = underLease(lease.mode, () => own.apply(this, args), INFERENCE_LEASE_LIMIT);
         return y === x || !(y instanceof Tensor) ? y : outOfLease(y);
       }
-      if (!hasOwnBackward(this)) return own.apply(this, args);
+      // (a lease is taken only by a tree of modules that have their own backward: the walk is not made twice)
       const lease = leaseFor(this);
+      if (!lease && !hasOwnBackward(this)) return own.apply(this, args);
       const before = fieldsOf(this);
       // called again before the last call's backward ran (shared weights): the scratch tensors of that call stay with
       // its node instead of being freed by this forward

@@ -64,9 +64,8 @@ export class Linear extends Module {
 
   /** The layer as messages and summaries name it, e.g. `Linear(4→3)`. */
   get label(): string {
-    return (this.labelText ??= `Linear(${this.inFeatures}→${this.outFeatures})`); // (made once: every call checks with it)
+    return `Linear(${this.inFeatures}→${this.outFeatures})`;
   }
-  private labelText?: string;
 
   forward(input: Tensor): Tensor {
     return this.forwardAct(input, ACT.none, 0);

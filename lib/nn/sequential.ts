@@ -45,16 +45,16 @@ export class Sequential extends Module {
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i];
       const act = fuse && layer instanceof Linear ? epilogueOf(this.layers[i + 1]) : undefined;
+      // (the last layer's output leaves the Sequential: never a lent buffer)
       const last = i + (act ? 2 : 1) === this.layers.length;
-      const input = h;
       if (act) {
         // Linear then ReLU / LeakyReLU: one kernel, the activation in the matrix product's epilogue.
-        h = last ? freshOutputs(() => (layer as Linear).forwardAct(input, act.code, act.slope)) : (layer as Linear).forwardAct(h, act.code, act.slope);
+        h = last ? freshOutputs(() => (layer as Linear).forwardAct(h, act.code, act.slope)) : (layer as Linear).forwardAct(h, act.code, act.slope);
         act.layer.adoptOutput(h);
         fused[i] = true;
         i++;
       } else {
-        h = last ? freshOutputs(() => layer.forward(input)) : layer.forward(h);
+        h = last ? freshOutputs(() => layer.forward(h)) : layer.forward(h);
       }
     }
     this.fused = fused;
@@ -64,18 +64,18 @@ export class Sequential extends Module {
   override backward(dy: Tensor, inputGrad = true): Tensor {
     let g = dy;
     for (let i = this.layers.length - 1; i >= 0; i--) {
-      const given = g;
+      // (the first layer's input gradient leaves the Sequential: never a lent buffer)
       if (i > 0 && this.fused[i - 1]) {
         const act = epilogueOf(this.layers[i])!;
         const linear = this.layers[i - 1] as Linear, first = i - 1 === 0;
         // (the fused pair is one backward: its parameters' writes are reported as it returns, as a layer's are)
         const mark = moduleBackwardBegins();
-        g = first ? freshOutputs(() => linear.backwardAct(given, act.code, act.slope, inputGrad)) : linear.backwardAct(g, act.code, act.slope, true);
+        g = first ? freshOutputs(() => linear.backwardAct(g, act.code, act.slope, inputGrad)) : linear.backwardAct(g, act.code, act.slope, true);
         moduleBackwardDone(mark);
         i--;
       } else {
         const layer = this.layers[i];
-        g = i === 0 ? freshOutputs(() => layer.backward(given, inputGrad)) : layer.backward(g, true);
+        g = i === 0 ? freshOutputs(() => layer.backward(g, inputGrad)) : layer.backward(g, true);
       }
     }
     return g;
