@@ -18,7 +18,7 @@
 // start); its backward returns the incoming gradient itself (the identity's), as dx. forward(x, { offset }) places the
 // positions after `offset` earlier ones (a cached decoding step), on the graph.
 // Gradient contract: parameter gradients accumulate (or overwrite freshly zeroed grads); dx overwrites.
-import { currentBackend } from '../backend.js';
+import { currentBackend, EW } from '../backend.js';
 import { isGradEnabled } from '../autograd/engine.js';
 import { add } from '../autograd/elementwise.js';
 import { linear } from '../autograd/linalg.js';
@@ -337,8 +337,7 @@ export class TransformerBlock extends Module {
   private sum(key: string, a: Tensor, bT: Tensor): Tensor {
     const b = a.backend;
     const out = this.ws.get(key, b, a.shape);
-    b.k.copy(out.buf, a.buf, a.size);
-    b.k.axpy(out.buf, bT.buf, a.size, 1);
+    b.k.elementwise_flat(out.buf, a.buf, bT.buf, null, EW.add, 1, 1, a.size);
     return out;
   }
 

@@ -77,13 +77,15 @@ void tanh_backward(ThreadPool& pool, float* dinp, const float* dout, const float
 void gelu_forward(ThreadPool& pool, float* out, const float* inp, int64_t N) {
   RG_ELEMENTWISE(N, out[i] = 0.5f * inp[i] * (1.f + verf(inp[i] * kInvSqrt2)));
 }
-// d/dx [x Φ(x)] = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π).
+// d/dx [x Φ(x)] = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π): one exponential, e^(−u²) with u = x/√2, serves
+// both Φ(x) = (1 + erf(u)) / 2 and φ.
 void gelu_backward(ThreadPool& pool, float* dinp, const float* dout, const float* inp, int64_t N) {
   RG_ELEMENTWISE(N, {
     const float x = inp[i];
-    const float cdf = 0.5f * (1.f + verf(x * kInvSqrt2));
-    const float pdf = kInvSqrt2Pi * vexp(-0.5f * x * x);
-    dinp[i] = dout[i] * (cdf + x * pdf);
+    const float u = x * kInvSqrt2;
+    const float e = vexp(-u * u);
+    const float cdf = 0.5f * (1.f + verf_given(u, e));
+    dinp[i] = dout[i] * (cdf + x * kInvSqrt2Pi * e);
   });
 }
 

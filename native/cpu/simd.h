@@ -101,12 +101,14 @@ RG_INLINE float vtanh(float x) {
   return ax < 0.625f ? small : signed_big;
 }
 
-RG_INLINE float verf(float x) {
+// erf(x) given e = e^(−x²), which a caller may share (GELU's backward needs it for φ too).
+RG_INLINE float verf_given(float x, float e) {
   const float ax = std::fabs(x);
   const float t = 1.f / (1.f + 0.3275911f * ax);
   const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  const float y = 1.f - poly * vexp(-ax * ax);
+  const float y = 1.f - poly * e;
   return x < 0.f ? -y : y;
 }
+RG_INLINE float verf(float x) { return verf_given(x, vexp(-x * x)); }
 
 }  // namespace rg::cpu
