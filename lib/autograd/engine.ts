@@ -25,6 +25,8 @@ export class Node implements GradNode {
   private readonly versions: number[];
   /** Set once backward ran without retainGraph: the saved tensors are gone. */
   released = false;
+  /** @internal Called once by release() (a leased module's call hands its workspace back then). */
+  onRelease?: () => void;
   constructor(
     readonly name: string,
     readonly edges: Edge[],
@@ -63,7 +65,9 @@ export class Node implements GradNode {
 
   release(): void {
     this.saved = null;
+    if (this.released) return;
     this.released = true;
+    this.onRelease?.();
   }
 }
 

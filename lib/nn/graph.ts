@@ -56,8 +56,20 @@ function fieldsOf(m: Module, into = new Map<Module, Record<string, unknown>>()):
   return into;
 }
 
-/** The autograd node holding each module's lease (none, or a released or collected one: free). */
-const holders = new WeakMap<Module, WeakRef<Node>>();
+/** A lease, held from the call that took it until its node is released (its backward has run) or collected (its
+ * graph is gone). Not a WeakRef to the node: a WeakRef made or dereferenced keeps its target alive until the current
+ * job ends, and a training loop that never yields is one job, so every step's graph (its activations, its input)
+ * stayed alive to the loop's end (a DCGAN's loop grew by 8 MB a step). */
+interface Lease {
+  held: boolean;
+}
+/** The lease each module's workspace is under (none, or one no longer held: free). */
+const holders = new WeakMap<Module, Lease>();
+/** Ends the lease of a node collected without its backward having run (in a later task: until then the lease stays
+ * held, and the module's calls take fresh buffers). */
+const collected = new FinalizationRegistry<Lease>((lease) => {
+  lease.held = false;
+});
 /** The lease mode of each node whose forward ran under a lease: its backward runs under the same. */
 const leasedNodes = new WeakMap<Node, LeaseMode>();
 /** true while a leased call runs: the modules it calls take its mode instead of leasing again. */
@@ -73,10 +85,7 @@ export function setLeasing(on: boolean): boolean {
 
 /** Whether every module in `mods` has its workspace free to lend. */
 function leaseFree(mods: readonly Module[]): boolean {
-  for (const mod of mods) {
-    const node = holders.get(mod)?.deref();
-    if (node && !node.released) return false;
-  }
+  for (const mod of mods) if (holders.get(mod)?.held) return false;
   return true;
 }
 
@@ -213,8 +222,12 @@ export function wrapForward(m: Module): void {
         pendingNode.set(this, node);
         if (lease) {
           leasedNodes.set(node, lease.mode);
-          const ref = new WeakRef(node);
-          for (const mod of lease.mods) holders.set(mod, ref);
+          const held: Lease = { held: true };
+          node.onRelease = () => {
+            held.held = false;
+          };
+          collected.register(node, held);
+          for (const mod of lease.mods) holders.set(mod, held);
         }
       }
       return y;
