@@ -34,7 +34,9 @@ Status embedding_backward(ThreadPool& pool, float* dweight, const int32_t* index
 namespace {
 
 // Σ x[d] and Σ (x[d] − m)·(y[d] − m2)-style row sums in kLanes independent float partial sums (a vector loop), added
-// in lane order in double: the result depends on dim only, and each partial holds dim / kLanes terms.
+// in double by halves (lane l + lane l + 8, then + 4, + 2, + 1: vector adds, where a chain of sixteen dependent
+// scalar adds took as long as a 128-wide row's whole vector loop): the result depends on dim only, and each partial
+// holds dim / kLanes terms.
 constexpr int64_t kLanes = 16;
 template <typename F>
 RG_INLINE double lane_sum(int64_t dim, F term) {
@@ -42,10 +44,13 @@ RG_INLINE double lane_sum(int64_t dim, F term) {
   int64_t d = 0;
   for (; d + kLanes <= dim; d += kLanes)
     for (int64_t l = 0; l < kLanes; l++) part[l] += term(d + l);
-  double total = 0;
-  for (; d < dim; d++) total += term(d);
-  for (int64_t l = 0; l < kLanes; l++) total += part[l];
-  return total;
+  double tail = 0;
+  for (; d < dim; d++) tail += term(d);
+  double half[kLanes / 2];
+  for (int64_t l = 0; l < kLanes / 2; l++) half[l] = static_cast<double>(part[l]) + static_cast<double>(part[l + kLanes / 2]);
+  for (int64_t w = kLanes / 4; w >= 1; w /= 2)
+    for (int64_t l = 0; l < w; l++) half[l] += half[l + w];
+  return half[0] + tail;
 }
 
 }  // namespace
