@@ -436,6 +436,19 @@ void pack_b_sliver(float* dst, const float* B, bool transB, int64_t N, int64_t K
   }
 }
 
+// rowsum[i] += Σ_k A[k, i] for i in [i0, i0 + mc), k in [k0, k0 + kc), A stored [K, M] (op(A) = Aᵀ): each row's
+// terms in ascending k, as a separate pass over A would add them (the bias gradient of a Linear, Σ over the batch of
+// its output gradient, taken while the weight gradient's product has that block of A in cache).
+void add_row_sums_t(float* rowsum, const float* A, int64_t M, int64_t i0, int64_t mc, int64_t k0, int64_t kc) {
+  dispatch([&]() __attribute__((always_inline)) {
+    float* __restrict acc = rowsum + i0;
+    for (int64_t k = 0; k < kc; k++) {
+      const float* __restrict src = A + (k0 + k) * M + i0;
+      for (int64_t i = 0; i < mc; i++) acc[i] += src[i];
+    }
+  });
+}
+
 // ---- bfloat16 packing (rg.autocast('bfloat16')) ----
 #if RG_X86
 
@@ -666,7 +679,7 @@ struct Bf16Packing {
 template <typename P>
 void packed_rect_as(const P& pk, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
                     const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, int64_t i0,
-                    int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows) {
+                    int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows, float* rowsum) {
   using Word = typename P::Word;
   const int MR = pk.mr, NR = pk.nr;
   const int64_t w_max = P::words(std::min(kend - kbeg, pk.kc_block));
@@ -686,6 +699,7 @@ void packed_rect_as(const P& pk, bool transA, bool transB, int64_t M, int64_t N,
       for (int64_t r = i0; r < i1; r += mc_rows) {
         const int64_t mc = std::min(mc_rows, i1 - r);
         P::pack_a_block(Ap, A, transA, M, K, r, mc, k0, kc, alpha, MR);
+        if (rowsum && p0 == j0) add_row_sums_t(rowsum, A, M, r, mc, k0, kc);  // (transA only: see gemm_rowsum)
         for (int64_t s = 0; s < slivers; s++) {
           const int64_t j = p0 + s * NR;
           const int nr = static_cast<int>(std::min<int64_t>(NR, p1 - j));
@@ -703,11 +717,13 @@ void packed_rect_as(const P& pk, bool transA, bool transB, int64_t M, int64_t N,
 
 void packed_rect(bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
                  const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
-                 int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows, bool bf16) {
+                 int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t mc_rows, bool bf16, float* rowsum) {
 #if RG_X86
-  if (bf16) return packed_rect_as(Bf16Packing{}, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
+  if (bf16)
+    return packed_rect_as(Bf16Packing{}, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows,
+                          rowsum);
 #endif
-  packed_rect_as(F32Packing{}, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows);
+  packed_rect_as(F32Packing{}, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows, rowsum);
 }
 
 // Splits `count` units (rows or slivers) into `parts` near-equal contiguous ranges: the start of range p.
@@ -716,6 +732,11 @@ inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return coun
 }  // namespace
 
 bool bf16_products(const ThreadPool& pool) { return pool.bf16_products() && has_avx512_bf16(); }
+
+void packed_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+                 const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum);
+void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum);
 
 // The packed product over K in [kbeg, kend) of a product whose whole K sets the leading dimensions (a slice of K
 // for split-K, else all of it): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :] + beta · C + bias).
@@ -727,6 +748,13 @@ bool bf16_products(const ThreadPool& pool) { return pool.bf16_products() && has_
 // of op(A) and tr of op(B), so the grid is the one that packs least (columns split when M < N, rows when M ≥ N).
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
+  packed_rows(pool, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, nullptr);
+}
+
+// packed, and with rowsum (op(A) = Aᵀ only) rowsum[i] += Σ_k op(A)[i, k] over [kbeg, kend), added by the thread whose
+// rectangle holds row i in the first column block, while it packs that block of A.
+void packed_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
+                 const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum) {
   const bool bf16 = bf16_products(pool);
   const int MR = bf16 ? kBf16MR : kIsa.mr;
   const int64_t flops = 2 * M * N * (kend - kbeg);
@@ -760,7 +788,8 @@ void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, in
     const int64_t i0 = part_start(row_units, tr, pr) * MR, i1 = std::min(M, part_start(row_units, tr, pr + 1) * MR);
     const int64_t j0 = part_start(col_units, tc, pc) * CU, j1 = std::min(N, part_start(col_units, tc, pc + 1) * CU);
     if (i0 < i1 && j0 < j1)
-      packed_rect(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows, bf16);
+      packed_rect(transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, i0, i1, j0, j1, mc_rows, bf16,
+                  pc == 0 ? rowsum : nullptr);
   };
   if (threads == 1) return rect(0);
   pool.parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
@@ -770,8 +799,26 @@ void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, in
 
 void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
              const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
-  if (M <= 0 || N <= 0) return;
+  gemm_rows(pool, transA, transB, M, N, K, alpha, A, B, beta, C, bias, act, slope, nullptr);
+}
+
+void gemm_rowsum(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta, float* C, float* rowsum) {
+  gemm_rows(pool, true, false, M, N, K, 1.f, A, B, beta, C, nullptr, Activation::None, 0.f, rowsum);
+}
+
+// gemm_ex, and with rowsum (transA only: every caller passes it with A stored [K, M]) rowsum[i] += Σ_k A[k, i] as
+// gemm_rowsum says: inside the packing where the
+// product packs A, else by a pass of its own (the same sums in the same order).
+void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum) {
+  if (M <= 0) return;
+  auto own_pass = [&] {
+    if (!rowsum || K <= 0) return;
+    pool.parallel_for(M, std::max<int64_t>(16, 65536 / K), [&](int64_t i0, int64_t i1) { add_row_sums_t(rowsum, A, M, i0, i1 - i0, 0, K); });
+  };
+  if (N <= 0) return own_pass();
   if (K <= 0 || alpha == 0.f) {
+    own_pass();
     // Nothing to multiply: C = act(beta·C + bias).
     const Epilogue e{beta, bias, act, slope};
     pool.parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t i0, int64_t i1) {
@@ -791,6 +838,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
   const bool bf16 = bf16_products(pool);
 
   if (M < kSmallM && !bf16) {
+    own_pass();
     const Epilogue e{beta, bias, act, slope};
     // One thread up to ~1 MFLOP: batch-1 inference of a 784×256 layer takes ~10 µs, less than waking a
     // sleeping pool thread.
@@ -810,6 +858,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
   // 50 → 44 ms). Not for products that are only somewhat wider (W2's 256 × 1024, no faster swapped) nor short
   // ones (K below one KC block: 32 × 50176 × 25 went from 55 to 31 GFLOP/s): the transpose costs a pass over C.
   if (N > 4 * M && K >= KC) {  // (the swapped problem has N < M, so this happens once)
+    own_pass();
     float* T = tls_swap.get(static_cast<size_t>(M * N));
     gemm_ex(pool, !transB, !transA, N, M, K, alpha, B, A, 0.f, T, nullptr, Activation::None, 0.f);
     const Epilogue e{beta, bias, act, slope};
@@ -840,14 +889,21 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
   const int64_t split_threads = std::min<int64_t>(pool.size(), K / (SPLITK_KC * KC));
   if (M * N <= 65536 && split_threads > 1 && pool.ranges_for(split_threads, 1) == split_threads) {
     const int64_t slice = (K + split_threads - 1) / split_threads;
-    float* partial = tls_split.get(static_cast<size_t>(split_threads * M * N));
+    // (with rowsum, each slice's row sums after its products, from 0, added to rowsum in slice order below)
+    float* partial = tls_split.get(static_cast<size_t>(split_threads * M * (N + (rowsum ? 1 : 0))));
+    float* partial_rows = partial + split_threads * M * N;
+    if (rowsum) std::fill(partial_rows, partial_rows + split_threads * M, 0.f);
     pool.parallel_for(split_threads, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; t++) {
         const int64_t k0 = t * slice, ks = std::min(slice, K - k0);
         // a nested call runs on this thread alone
-        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f);
+        packed_rows(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f,
+                    rowsum ? partial_rows + t * M : nullptr);
       }
     });
+    if (rowsum)
+      for (int64_t t = 0; t < split_threads; t++)
+        for (int64_t i = 0; i < M; i++) rowsum[i] += partial_rows[t * M + i];
     const Epilogue e{beta, bias, act, slope};
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
@@ -859,7 +915,7 @@ void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, i
     return;
   }
 
-  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope);
+  packed_rows(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope, rowsum);
 }
 
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,

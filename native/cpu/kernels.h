@@ -24,4 +24,10 @@ bool bf16_products(const ThreadPool& pool);
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
 
+// C[M,N] = Aᵀ·B + beta·C for A stored [K, M] (a Linear's weight gradient, dyᵀ·x), and rowsum[i] += Σ_k A[k, i] (its bias
+// gradient, Σ over the batch of dy) taken while the product packs A: one pass over dy instead of two. Each row sum
+// adds its terms in ascending k, as a separate pass would (where the product splits K among threads, each slice's
+// sum is added in slice order).
+void gemm_rowsum(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta, float* C, float* rowsum);
+
 }  // namespace rg::cpu

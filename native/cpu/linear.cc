@@ -3,7 +3,8 @@
 // Gradient contract: dinp = (overwrite); dweight and dbias accumulate (+=, like PyTorch's .grad) when
 // `accumulate`, else overwrite (the training loop's zeroed gradients, without a separate fill).
 // A null output pointer skips that gradient (a frozen parameter, or an input that needs none).
-// Deterministic: the bias reduction sums rows in order within fixed column ranges.
+// Deterministic: the bias reduction adds each column's rows in ascending order (where the weight gradient's product
+// splits the batch among threads, each slice's sum in slice order).
 #include <algorithm>
 
 #include "kernels.h"
@@ -21,9 +22,13 @@ void linear_backward(ThreadPool& pool, float* dinp, float* dweight, float* dbias
   const float beta = accumulate ? 1.f : 0.f;
   // dinp[B,C] = dout[B,OC] · weight[OC,C]
   if (dinp) gemm(pool, false, false, B, C, OC, 1.f, dout, weight, 0.f, dinp);
-  // dweight[OC,C] (+)= dout[B,OC]ᵀ · inp[B,C]
+  // dweight[OC,C] (+)= dout[B,OC]ᵀ · inp[B,C] and dbias[OC] (+)= Σ_b dout[b, :], the sums taken as the product packs dout
+  if (dweight && dbias) {
+    if (!accumulate) std::fill(dbias, dbias + OC, 0.f);
+    gemm_rowsum(pool, OC, C, B, dout, inp, beta, dweight, dbias);
+    return;
+  }
   if (dweight) gemm(pool, true, false, OC, C, B, 1.f, dout, inp, beta, dweight);
-  // dbias[OC] (+)= Σ_b dout[b, :]
   if (dbias) act_bias_backward(pool, nullptr, dbias, dout, dout, B, OC, Activation::None, 0.f, accumulate);
 }
 
