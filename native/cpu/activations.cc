@@ -83,7 +83,7 @@ void gelu_backward(ThreadPool& pool, float* dinp, const float* dout, const float
   RG_ELEMENTWISE(N, {
     const float x = inp[i];
     const float u = x * kInvSqrt2;
-    const float e = vexp(-u * u);
+    const float e = vexp_nonpos(-u * u);
     const float cdf = 0.5f * (1.f + verf_given(u, e));
     dinp[i] = dout[i] * (cdf + x * kInvSqrt2Pi * e);
   });
