@@ -67,17 +67,13 @@ void dispatch(const F& f) {
 
 RG_INLINE float bits_to_float(int32_t i) { return __builtin_bit_cast(float, i); }
 
-// e^x: x = n ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n built in the exponent bits (as 2^(n−1)·2
-// so that n = 128 stays representable). Below −87 the result is 0 (a multiply by the comparison, not a select:
-// a select after the polynomial kept GCC from vectorising the loop); x is clamped to 89, where p·2^128 overflows
-// to +inf by itself. A NaN passes through the arithmetic (and 0·NaN) as NaN. Vectorises with -fno-trapping-math.
-RG_INLINE float vexp(float x) {
-  const float xc = x < -87.f ? -87.f : (x > 89.f ? 89.f : x);
-  // n = round(x/ln2) by adding 1.5·2^23, whose low mantissa bits then hold n (half-way cases to even): two adds where
-  // a conversion to integer and back, and a select for the rounding's sign, made GELU's kernels twice as slow
+// e^xc = p · 2^ni for xc in [−87, 89]: n = round(xc/ln2) by adding 1.5·2^23, whose low mantissa bits then hold n
+// (half-way cases to even: two adds where a conversion to integer and back, and a select for the rounding's sign, made
+// GELU's kernels twice as slow), r = xc − n ln2 in two parts, p = e^r by the polynomial.
+RG_INLINE float exp_parts(float xc, int32_t& ni) {
   const float shifted = xc * 1.44269504088896341f + 12582912.f;
   const float n = shifted - 12582912.f;
-  const int32_t ni = __builtin_bit_cast(int32_t, shifted) - 0x4b400000;  // (the bits of 1.5·2^23)
+  ni = __builtin_bit_cast(int32_t, shifted) - 0x4b400000;  // (the bits of 1.5·2^23)
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -86,7 +82,17 @@ RG_INLINE float vexp(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
+  return p * r * r + r + 1.f;
+}
+
+// e^x: x = n ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n built in the exponent bits (as 2^(n−1)·2
+// so that n = 128 stays representable). Below −87 the result is 0 (a multiply by the comparison, not a select:
+// a select after the polynomial kept GCC from vectorising the loop); x is clamped to 89, where p·2^128 overflows
+// to +inf by itself. A NaN passes through the arithmetic (and 0·NaN) as NaN. Vectorises with -fno-trapping-math.
+RG_INLINE float vexp(float x) {
+  const float xc = x < -87.f ? -87.f : (x > 89.f ? 89.f : x);
+  int32_t ni;
+  const float p = exp_parts(xc, ni);
   const float scale = bits_to_float(static_cast<int32_t>((static_cast<uint32_t>(ni) + 126u) << 23));
   return p * scale * 2.f * static_cast<float>(x >= -87.f);
 }
@@ -104,22 +110,10 @@ RG_INLINE float vtanh(float x) {
 }
 
 // e^x for x ≤ 0 (or NaN), as vexp with fewer steps: no overflow to guard; x clamped at −87, where e^x is 1.6e-38 (no
-// longer flushed to 0: a term it multiplies is that much below 1 in every use here); n = round(x/ln2) by adding
-// 1.5·2^23, whose low mantissa bits then hold n; 2^n built in the exponent bits. The same polynomial as vexp.
+// longer flushed to 0: a term it multiplies is that much below 1 in every use here).
 RG_INLINE float vexp_nonpos(float x) {
-  const float xc = x < -87.f ? -87.f : x;
-  const float shifted = xc * 1.44269504088896341f + 12582912.f;
-  const float n = shifted - 12582912.f;
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  const int32_t ni = __builtin_bit_cast(int32_t, shifted) - 0x4b400000;  // (the bits of 1.5·2^23)
+  int32_t ni;
+  const float p = exp_parts(x < -87.f ? -87.f : x, ni);
   return p * bits_to_float(static_cast<int32_t>((static_cast<uint32_t>(ni) + 127u) << 23));
 }
 
