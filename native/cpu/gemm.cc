@@ -733,11 +733,6 @@ inline int64_t part_start(int64_t count, int64_t parts, int64_t p) { return coun
 
 bool bf16_products(const ThreadPool& pool) { return pool.bf16_products() && has_avx512_bf16(); }
 
-void packed_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-                 const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum);
-void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-               const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum);
-
 // The packed product over K in [kbeg, kend) of a product whose whole K sets the leading dimensions (a slice of K
 // for split-K, else all of it): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :] + beta · C + bias).
 //
@@ -746,15 +741,11 @@ void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N,
 // blocks (the shared-panel design it replaces waited on the pool twice per K block, and on a 784-deep product of W1's
 // MLP those barriers cost as much as the arithmetic). The price is packing twice what two threads share: tc copies
 // of op(A) and tr of op(B), so the grid is the one that packs least (columns split when M < N, rows when M ≥ N).
+//
+// With rowsum (op(A) = Aᵀ only), rowsum[i] += Σ_k op(A)[i, k] over [kbeg, kend), added by the thread whose rectangle
+// holds row i in the first column block, while it packs that block of A.
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
-  packed_rows(pool, transA, transB, M, N, K, kbeg, kend, alpha, A, B, beta, C, bias, act, slope, nullptr);
-}
-
-// packed, and with rowsum (op(A) = Aᵀ only) rowsum[i] += Σ_k op(A)[i, k] over [kbeg, kend), added by the thread whose
-// rectangle holds row i in the first column block, while it packs that block of A.
-void packed_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-                 const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum) {
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum) {
   const bool bf16 = bf16_products(pool);
   const int MR = bf16 ? kBf16MR : kIsa.mr;
   const int64_t flops = 2 * M * N * (kend - kbeg);
@@ -797,20 +788,10 @@ void packed_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t 
   });
 }
 
-void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
-  gemm_rows(pool, transA, transB, M, N, K, alpha, A, B, beta, C, bias, act, slope, nullptr);
-}
-
-void gemm_rowsum(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta, float* C, float* rowsum) {
-  gemm_rows(pool, true, false, M, N, K, 1.f, A, B, beta, C, nullptr, Activation::None, 0.f, rowsum);
-}
-
-// gemm_ex, and with rowsum (transA only: every caller passes it with A stored [K, M]) rowsum[i] += Σ_k A[k, i] as
-// gemm_rowsum says: inside the packing where the
-// product packs A, else by a pass of its own (the same sums in the same order).
-void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-               const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum) {
+// gemm_ex, and with rowsum (transA only: gemm_rowsum, A stored [K, M]) rowsum[i] += Σ_k A[k, i]: inside the packing
+// where the product packs A, else by a pass of its own (the same sums in the same order).
+static void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope, float* rowsum) {
   if (M <= 0) return;
   auto own_pass = [&] {
     if (!rowsum || K <= 0) return;
@@ -897,8 +878,8 @@ void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N,
       for (int64_t t = t0; t < t1; t++) {
         const int64_t k0 = t * slice, ks = std::min(slice, K - k0);
         // a nested call runs on this thread alone
-        packed_rows(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f,
-                    rowsum ? partial_rows + t * M : nullptr);
+        packed(pool, transA, transB, M, N, K, k0, k0 + ks, alpha, A, B, 0.f, partial + t * M * N, nullptr, Activation::None, 0.f,
+               rowsum ? partial_rows + t * M : nullptr);
       }
     });
     if (rowsum)
@@ -915,7 +896,16 @@ void gemm_rows(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N,
     return;
   }
 
-  packed_rows(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope, rowsum);
+  packed(pool, transA, transB, M, N, K, 0, K, alpha, A, B, beta, C, bias, act, slope, rowsum);
+}
+
+void gemm_ex(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+             const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope) {
+  gemm_rows(pool, transA, transB, M, N, K, alpha, A, B, beta, C, bias, act, slope, nullptr);
+}
+
+void gemm_rowsum(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float beta, float* C, float* rowsum) {
+  gemm_rows(pool, true, false, M, N, K, 1.f, A, B, beta, C, nullptr, Activation::None, 0.f, rowsum);
 }
 
 void gemm(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,

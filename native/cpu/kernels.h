@@ -20,9 +20,10 @@ bool bf16_products(const ThreadPool& pool);
 
 // The blocked product behind gemm_ex, over K in [kbeg, kend): C = act(alpha · op(A)[:, kbeg:kend] · op(B)[kbeg:kend, :]
 // + beta · C + bias), in bfloat16 pairs under rg.autocast (bf16_products). Called from inside a pool range it runs on
-// that thread alone (conv.cc's image groups).
+// that thread alone (conv.cc's image groups). rowsum: see gemm_rowsum.
 void packed(ThreadPool& pool, bool transA, bool transB, int64_t M, int64_t N, int64_t K, int64_t kbeg, int64_t kend, float alpha,
-            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope);
+            const float* A, const float* B, float beta, float* C, const float* bias, Activation act, float slope,
+            float* rowsum = nullptr);
 
 // C[M,N] = Aᵀ·B + beta·C for A stored [K, M] (a Linear's weight gradient, dyᵀ·x), and rowsum[i] += Σ_k A[k, i] (its bias
 // gradient, Σ over the batch of dy) taken while the product packs A: one pass over dy instead of two. Each row sum
