@@ -106,25 +106,11 @@ RG_INLINE float row_max(const float* x, int64_t n) {
   return mx;
 }
 
-// Σ term(c) over a row in 8 double partial sums (a vector loop, where one running sum was a chain of dependent adds:
-// a 512-wide softmax took 5× GELU's time), added by halves; the result depends on n only.
-template <typename F>
-RG_INLINE double row_sum_double(int64_t n, F term) {
-  constexpr int64_t kL = 8;
-  double part[kL] = {};
-  int64_t c = 0;
-  for (; c + kL <= n; c += kL)
-    for (int64_t l = 0; l < kL; l++) part[l] += term(c + l);
-  double tail = 0;
-  for (; c < n; c++) tail += term(c);
-  for (int64_t w = kL / 2; w >= 1; w /= 2)
-    for (int64_t l = 0; l < w; l++) part[l] += part[l + w];
-  return part[0] + tail;
-}
-
 }  // namespace
 
-// Softmax over rows of C: the row maximum is subtracted first so that large logits do not overflow.
+// Softmax over rows of C: the row maximum is subtracted first so that large logits do not overflow. A row's sums (Σ y
+// here, Σ dy·y in the backward) by simd.h's lane_sum in 8 double partial sums: one running sum, a chain of dependent
+// adds, made a 512-wide softmax take 5× GELU's time.
 void softmax_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, int64_t C) {
   pool.parallel_for(B, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, C)), [&](int64_t b0, int64_t b1) {
     dispatch([=]() __attribute__((always_inline)) {
@@ -133,7 +119,7 @@ void softmax_forward(ThreadPool& pool, float* out, const float* inp, int64_t B, 
         float* y = out + b * C;
         const float mx = row_max(x, C);
         for (int64_t c = 0; c < C; c++) y[c] = vexp(x[c] - mx);
-        const float inv = static_cast<float>(1.0 / row_sum_double(C, [&](int64_t c) { return static_cast<double>(y[c]); }));
+        const float inv = static_cast<float>(1.0 / lane_sum<double, 8>(C, [&](int64_t c) { return static_cast<double>(y[c]); }));
         for (int64_t c = 0; c < C; c++) y[c] *= inv;
       }
     });
@@ -147,7 +133,7 @@ void softmax_backward(ThreadPool& pool, float* dinp, const float* dout, const fl
         const float* dy = dout + b * C;
         const float* y = out + b * C;
         float* dx = dinp + b * C;
-        const float d = static_cast<float>(row_sum_double(C, [&](int64_t c) { return static_cast<double>(dy[c]) * y[c]; }));
+        const float d = static_cast<float>(lane_sum<double, 8>(C, [&](int64_t c) { return static_cast<double>(dy[c]) * y[c]; }));
         for (int64_t c = 0; c < C; c++) dx[c] = y[c] * (dy[c] - d);
       }
     });

@@ -31,29 +31,8 @@ Status embedding_backward(ThreadPool& pool, float* dweight, const int32_t* index
   return Status::Ok();
 }
 
-namespace {
-
-// Σ x[d] and Σ (x[d] − m)·(y[d] − m2)-style row sums in kLanes independent float partial sums (a vector loop), added
-// in double by halves (lane l + lane l + 8, then + 4, + 2, + 1: vector adds, where a chain of sixteen dependent
-// scalar adds took as long as a 128-wide row's whole vector loop): the result depends on dim only, and each partial
-// holds dim / kLanes terms.
+// (a row's sums: simd.h's lane_sum in 16 float partial sums, each holding dim / 16 terms)
 constexpr int64_t kLanes = 16;
-template <typename F>
-RG_INLINE double lane_sum(int64_t dim, F term) {
-  float part[kLanes] = {};
-  int64_t d = 0;
-  for (; d + kLanes <= dim; d += kLanes)
-    for (int64_t l = 0; l < kLanes; l++) part[l] += term(d + l);
-  double tail = 0;
-  for (; d < dim; d++) tail += term(d);
-  double half[kLanes / 2];
-  for (int64_t l = 0; l < kLanes / 2; l++) half[l] = static_cast<double>(part[l]) + static_cast<double>(part[l + kLanes / 2]);
-  for (int64_t w = kLanes / 4; w >= 1; w /= 2)
-    for (int64_t l = 0; l < w; l++) half[l] += half[l + w];
-  return half[0] + tail;
-}
-
-}  // namespace
 
 void layernorm_forward(ThreadPool& pool, float* out, float* save_mean, float* save_invstd, const float* inp, const float* weight,
                        const float* bias, int64_t rows, int64_t dim, float eps) {
@@ -61,8 +40,8 @@ void layernorm_forward(ThreadPool& pool, float* out, float* save_mean, float* sa
     dispatch([&]() __attribute__((always_inline)) {
       for (int64_t r = r0; r < r1; r++) {
         const float* x = inp + r * dim;
-        const float mean = dim ? static_cast<float>(lane_sum(dim, [&](int64_t d) { return x[d]; }) / static_cast<double>(dim)) : 0.f;
-        const double sq = lane_sum(dim, [&](int64_t d) { return (x[d] - mean) * (x[d] - mean); });
+        const float mean = dim ? static_cast<float>(lane_sum<float, kLanes>(dim, [&](int64_t d) { return x[d]; }) / static_cast<double>(dim)) : 0.f;
+        const double sq = lane_sum<float, kLanes>(dim, [&](int64_t d) { return (x[d] - mean) * (x[d] - mean); });
         const float invstd = static_cast<float>(1.0 / std::sqrt((dim ? sq / static_cast<double>(dim) : 0.0) + static_cast<double>(eps)));
         save_mean[r] = mean;
         save_invstd[r] = invstd;
@@ -83,8 +62,8 @@ void layernorm_backward(ThreadPool& pool, float* dinp, float* dweight, float* db
           const float* dy = dout + r * dim;
           const float mean = save_mean[r], invstd = save_invstd[r];
           auto g = [&](int64_t d) { return dy[d] * (weight ? weight[d] : 1.f); };  // the gradient of x̂
-          const float mg = static_cast<float>(lane_sum(dim, g) / static_cast<double>(dim));
-          const float mgx = static_cast<float>(lane_sum(dim, [&](int64_t d) { return g(d) * ((x[d] - mean) * invstd); }) / static_cast<double>(dim));
+          const float mg = static_cast<float>(lane_sum<float, kLanes>(dim, g) / static_cast<double>(dim));
+          const float mgx = static_cast<float>(lane_sum<float, kLanes>(dim, [&](int64_t d) { return g(d) * ((x[d] - mean) * invstd); }) / static_cast<double>(dim));
           float* dx = dinp + r * dim;
           for (int64_t d = 0; d < dim; d++) dx[d] = invstd * (g(d) - mg - (x[d] - mean) * invstd * mgx);
         }

@@ -127,4 +127,21 @@ RG_INLINE float verf_given(float x, float e) {
 }
 RG_INLINE float verf(float x) { return verf_given(x, vexp_nonpos(-x * x)); }
 
+// Σ term(i) for i < n in L independent partial sums of type Acc (a vector loop, where one running sum is a chain of
+// dependent adds), then added in double by halves (lane l + lane l + L/2, then + L/4, …): the result depends on n only.
+template <typename Acc, int64_t L, typename F>
+RG_INLINE double lane_sum(int64_t n, F term) {
+  Acc part[L] = {};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int64_t l = 0; l < L; l++) part[l] += term(i + l);
+  double tail = 0;
+  for (; i < n; i++) tail += term(i);
+  double half[L / 2];
+  for (int64_t l = 0; l < L / 2; l++) half[l] = static_cast<double>(part[l]) + static_cast<double>(part[l + L / 2]);
+  for (int64_t w = L / 4; w >= 1; w /= 2)
+    for (int64_t l = 0; l < w; l++) half[l] += half[l + w];
+  return half[0] + tail;
+}
+
 }  // namespace rg::cpu
