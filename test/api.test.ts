@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KERNEL_NAMES } from '../lib/backend.js';
 import { probeCuda } from '../lib/backends/cuda.js';
-import { inCI, relError, requireCpu, requirement, rg, root } from './helpers.js';
+import { collectGarbage, inCI, relError, requireCpu, requirement, rg, root } from './helpers.js';
 
 const cpuAvailable = requireCpu();
 
@@ -256,6 +256,7 @@ for (const backend of backendNames) {
 describe.skipIf(!cpuAvailable)('native memory', () => {
   it('rg.memory counts native tensors and bytes; dispose frees them', () => {
     rg.setBackend('cpu');
+    collectGarbage();
     const before = rg.memory();
     const t = rg.zeros([1000]);
     const during = rg.memory();

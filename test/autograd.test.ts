@@ -2,10 +2,8 @@
 // custom Functions, in-place changes caught by the version counter, bad input; modules written with operations
 // (field registration, ModuleList, sub-modules called twice), built-in layers as graph nodes (equal to the same
 // model written op by op), and fit on a module that has only a forward.
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { requireCpu, rg } from './helpers.js';
+import { collectGarbage, requireCpu, rg } from './helpers.js';
 
 const cpuAvailable = requireCpu();
 const backends: ('reference' | 'cpu')[] = cpuAvailable ? ['reference', 'cpu'] : ['reference'];
@@ -204,6 +202,7 @@ describe.each(backends)('the engine (%s)', (name) => {
   it('tidy frees every intermediate but what is returned', () => {
     rg.setBackend(name);
     const x = rg.randn([16]);
+    collectGarbage();
     const before = rg.memory().tensors;
     const y = rg.tidy(() => x.exp().add(1).log().mul(2));
     x.toArray();
@@ -382,15 +381,13 @@ describe.skipIf(!cpuAvailable)('memory in a synchronous loop (cpu)', () => {
     rg.setBackend('cpu');
     // a storage's release runs inside the garbage collection that finds its tensor dead (a release deferred to the event
     // loop, as Node-API's default, never comes in a loop that does not yield: 200,000 small tensors stayed allocated)
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
     const w = new rg.Parameter(rg.randn([32, 32]));
     const x = rg.randn([8, 32]);
     const counts: number[] = [];
     for (let i = 0; i < 600; i++) {
       x.matmul(w).tanh().square().mean().backward();
       if (i % 100 === 99) {
-        gc();
+        collectGarbage();
         x.toArray();
         counts.push(rg.memory().tensors);
       }

@@ -3,6 +3,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { it } from 'vitest';
 import * as rg from '../lib/index.js';
 import { backendByName, type Backend } from '../lib/backend.js';
@@ -115,6 +117,16 @@ export function expectNoTensorGrowth(layer: { forward(x: rg.Tensor): rg.Tensor; 
     counts.push(rg.memory().tensors);
   }
   if (neverRises(counts) !== undefined) throw new Error(`${label}: live tensors grew over four steps: ${counts.join(', ')}`);
+}
+
+/**
+ * A full garbage collection now (Node's --expose-gc, switched on here), so that a count of live tensors taken next
+ * holds no tensor that earlier code dropped: a collection during a measured stretch would otherwise free those and
+ * lower the count by however many there were.
+ */
+export function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
 }
 
 /**

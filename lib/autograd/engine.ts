@@ -175,9 +175,10 @@ export interface BackwardOptions {
 
 /**
  * The chain rule from `roots` (each with its incoming gradient) back to the leaves. With `capture`, the gradients
- * that reach those tensors are returned instead of being accumulated into leaves (rg.autograd.grad).
+ * that reach those tensors are returned instead of being accumulated into leaves (rg.autograd.grad). A root whose
+ * third entry is true gives its gradient to the engine (the implied seed of ones: not copied, freed as it is used).
  */
-function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]): Map<Tensor, Tensor> {
+function run(roots: [Tensor, Tensor, boolean?][], retainGraph: boolean, capture?: Tensor[]): Map<Tensor, Tensor> {
   const captured = new Map<Tensor, Tensor>();
   const captureSet = new Set(capture ?? []);
   // nodes that lead to the roots, and how many gradients each waits for
@@ -245,9 +246,9 @@ function run(roots: [Tensor, Tensor][], retainGraph: boolean, capture?: Tensor[]
     if (own) drop(g);
   };
   const ready: Node[] = [];
-  for (const [t, g] of roots) {
-    if (t.gradFn) deliver(t.gradFn as Node, t.outputIndex, copyOf(g));
-    else if (t._requiresGrad) toLeaf(t, g, false);
+  for (const [t, g, given = false] of roots) {
+    if (t.gradFn) deliver(t.gradFn as Node, t.outputIndex, given ? g : copyOf(g));
+    else if (t._requiresGrad) toLeaf(t, g, given);
   }
   for (const [n, c] of pending) if (c === 0) ready.push(n);
   while (ready.length) {
@@ -337,9 +338,9 @@ function checkRoot(where: string, t: Tensor, gradient?: Tensor): Tensor {
 export function backward(t: Tensor, gradient?: Tensor, options: BackwardOptions = {}): void {
   const g = checkRoot('backward', t, gradient);
   try {
-    run([[t, g]], options.retainGraph ?? false);
+    run([[t, g, g !== gradient]], options.retainGraph ?? false);
   } finally {
-    if (g !== gradient) g.dispose();
+    if (g !== gradient) g.dispose(); // (a second dispose of a given seed does nothing)
   }
 }
 
