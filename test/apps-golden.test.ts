@@ -34,10 +34,10 @@ const batch = (s: number) => ({
 });
 
 /** null when every loss is within rtol (relative to max(1, |PyTorch's|)), else the first that differs. */
-function compareLosses(ours: number[], theirs: number[], rtol: number, what: string): string | null {
+function compareLosses(ours: number[], theirs: number[], rtol: number | ((step: number) => number), what: string): string | null {
   if (ours.length !== theirs.length) return `${what}: ${ours.length} steps, PyTorch ${theirs.length}`;
   for (let i = 0; i < ours.length; i++)
-    if (!(Math.abs(ours[i] - theirs[i]) <= rtol * Math.max(1, Math.abs(theirs[i])))) return `${what} at step ${i}: ${ours[i]}, PyTorch ${theirs[i]}`;
+    if (!(Math.abs(ours[i] - theirs[i]) <= (typeof rtol === 'number' ? rtol : rtol(i)) * Math.max(1, Math.abs(theirs[i])))) return `${what} at step ${i}: ${ours[i]}, PyTorch ${theirs[i]}`;
   return null;
 }
 
@@ -75,7 +75,11 @@ describe.each(backends)('application models trained 20 steps against PyTorch (%s
       lossG.push(r.lossG.item());
     }
     const want = classes ? golden.conditionalGan : golden.gan;
-    expect(compareLosses(lossD, want.lossD, 2e-4, 'discriminator loss') ?? compareLosses(lossG, want.lossG, 2e-4, 'generator loss')).toBeNull();
+    // The conditional pair amplifies float32 rounding from its sixth step on: PyTorch's own losses on 1 and on 2
+    // threads part by up to 1.3e-3 (relative) by the 20th step, against 1e-6 over the first five. So its first five
+    // steps are held to 2e-4 like every other model's, the rest to 5e-3.
+    const rtol = classes ? (step: number) => (step < 5 ? 2e-4 : 5e-3) : 2e-4;
+    expect(compareLosses(lossD, want.lossD, rtol, 'discriminator loss') ?? compareLosses(lossG, want.lossG, rtol, 'generator loss')).toBeNull();
   });
 
   it('convolutional VAE (reparameterisation, KL term), Adam', () => {

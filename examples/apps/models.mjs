@@ -43,9 +43,9 @@ export function appModels(rg) {
     }
   }
 
-  /** DCGAN's generator for 28×28 digits: z [B, nz] → 7×7 (a transposed convolution of the 1×1 noise) → 14×14 → 28×28,
-   * BatchNorm and ReLU between, tanh at the end (images in [−1, 1]). With `classes`, conditional: the class wanted
-   * (int32 [B]), embedded in `classes` numbers, joins the noise. */
+  /** DCGAN's generator for 28×28 digits: z [B, nz] → 4w × 7×7 (a transposed convolution of the 1×1 noise) → 2w × 14×14
+   * → w × 28×28, BatchNorm and ReLU between, then a 3×3 convolution to the image and tanh (images in [−1, 1]). With
+   * `classes`, conditional: the class wanted (int32 [B]), embedded in `classes` numbers, joins the noise. */
   class Generator extends rg.Module {
     constructor({ nz = 64, width = 32, classes = 0 } = {}) {
       super();
@@ -53,9 +53,10 @@ export function appModels(rg) {
       this.classes = classes;
       if (classes) this.embed = new rg.Embedding(classes, classes);
       this.net = new rg.Sequential([
-        new rg.ConvTranspose2d(nz + classes, 2 * width, 7, { bias: false }), new rg.BatchNorm2d(2 * width), new rg.ReLU(),
+        new rg.ConvTranspose2d(nz + classes, 4 * width, 7, { bias: false }), new rg.BatchNorm2d(4 * width), new rg.ReLU(),
+        new rg.ConvTranspose2d(4 * width, 2 * width, 4, { stride: 2, padding: 1, bias: false }), new rg.BatchNorm2d(2 * width), new rg.ReLU(),
         new rg.ConvTranspose2d(2 * width, width, 4, { stride: 2, padding: 1, bias: false }), new rg.BatchNorm2d(width), new rg.ReLU(),
-        new rg.ConvTranspose2d(width, 1, 4, { stride: 2, padding: 1 }), new rg.Tanh(),
+        new rg.Conv2d(width, 1, 3, { padding: 1 }), new rg.Tanh(),
       ]);
     }
     forward(z, y) {
@@ -64,8 +65,8 @@ export function appModels(rg) {
     }
   }
 
-  /** DCGAN's discriminator: 28×28 → 14×14 → 7×7 strided convolutions with LeakyReLU(0.2) (BatchNorm on the second),
-   * then a 7×7 convolution to one logit per image. With `classes`, conditional: the image's class (int32 [B]),
+  /** DCGAN's discriminator: 28×28 → w × 14×14 → 2w × 7×7 strided convolutions, a 3×3 convolution to 4w × 7×7, with
+   * LeakyReLU(0.2) (BatchNorm on all but the first), then a 7×7 convolution to one logit per image. With `classes`, conditional: the image's class (int32 [B]),
    * embedded as a second 28×28 channel, joins the image. */
   class Discriminator extends rg.Module {
     constructor({ width = 32, classes = 0 } = {}) {
@@ -75,7 +76,8 @@ export function appModels(rg) {
       this.net = new rg.Sequential([
         new rg.Conv2d(classes ? 2 : 1, width, 4, { stride: 2, padding: 1 }), new rg.LeakyReLU(0.2),
         new rg.Conv2d(width, 2 * width, 4, { stride: 2, padding: 1, bias: false }), new rg.BatchNorm2d(2 * width), new rg.LeakyReLU(0.2),
-        new rg.Conv2d(2 * width, 1, 7),
+        new rg.Conv2d(2 * width, 4 * width, 3, { padding: 1, bias: false }), new rg.BatchNorm2d(4 * width), new rg.LeakyReLU(0.2),
+        new rg.Conv2d(4 * width, 1, 7),
       ]);
     }
     forward(x, y) {

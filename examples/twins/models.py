@@ -46,9 +46,10 @@ class Generator(nn.Module):
         if classes:
             self.embed = nn.Embedding(classes, classes)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(nz + classes, 2 * width, 7, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.ConvTranspose2d(nz + classes, 4 * width, 7, bias=False), nn.BatchNorm2d(4 * width), nn.ReLU(),
+            nn.ConvTranspose2d(4 * width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1), nn.Tanh(),
+            nn.Conv2d(width, 1, 3, padding=1), nn.Tanh(),
         )
 
     def forward(self, z, y=None):
@@ -65,7 +66,8 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(2 if classes else 1, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * width, 1, 7),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1, bias=False), nn.BatchNorm2d(4 * width), nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * width, 1, 7),
         )
 
     def forward(self, x, y=None):
