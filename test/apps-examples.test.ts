@@ -1,7 +1,7 @@
 // The application examples run end to end in --quick mode, as a user runs them (node examples/<name>.mjs, importing
 // the package's dist/): they train, report their figure and write their pictures. Their models are checked against
 // PyTorch step by step in apps-golden.test.ts; the figures of the full runs are in the README.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +51,23 @@ describe('the application examples (--quick)', () => {
     expect(agree).toBeLessThanOrEqual(100);
     expect(pngSize(join(outDir, 'gan-conditional-samples.png'))).toEqual([302, 302]);
   }, 180_000);
+
+  it('gan --clusters: clusters the digits by k-means (labels unused), trains on the clusters, judges and writes the grid', () => {
+    const out = run('gan.mjs', '--clusters', '20', '--out', outDir);
+    const purity = number(/k-means: 20 clusters of the training digits' pixels in [\d.]+ s \(the labels only report their purity: ([\d.]+)%\)/, out);
+    expect(purity).toBeGreaterThan(30); // 10 classes in 20 clusters: far purer than the 11% of chance
+    expect(out).toMatch(/^self-conditioned DCGAN on 8000 MNIST digits/m);
+    expect(out).toMatch(/goal \(≥ 90% confident, every class 5–20%\): (met|not met)/);
+    expect(pngSize(join(outDir, 'gan-self-conditioned-samples.png'))).toEqual([302, 302]);
+  }, 180_000);
+
+  it('gan rejects --clusters with --conditional, and a count that is not a whole number', () => {
+    for (const args of [['--clusters', '20', '--conditional'], ['--clusters', '2.5'], ['--clusters', 'many']]) {
+      const r = spawnSync(process.execPath, [join(root, 'examples', 'gan.mjs'), ...args, '--quick', '--out', outDir], { cwd: root, encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/example:gan: --clusters takes a whole number of clusters, without --conditional/);
+    }
+  });
 
   it('vae: the held-out negative ELBO falls well below the 543 nats of a model that knows nothing', () => {
     const out = run('vae.mjs', '--out', outDir);

@@ -4,7 +4,7 @@
 // reference and the native CPU backends.
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { digits, initDeterministic, permutation, takeRows } from '../examples/apps/common.mjs';
+import { digits, initDeterministic, kMeans, permutation, takeRows } from '../examples/apps/common.mjs';
 import { appModels } from '../examples/apps/models.mjs';
 import { appSteps } from '../examples/apps/steps.mjs';
 import { dateExamples, vocabularies } from '../examples/apps/dates.mjs';
@@ -23,6 +23,7 @@ interface AppsGolden {
   conditionalGan: { lossD: number[]; lossG: number[] };
   vae: { losses: number[] };
   translate: { losses: number[]; seed: number };
+  kMeans: { n: number; k: number; assign: number[] };
 }
 const golden = JSON.parse(readFileSync(new URL('./golden/apps.json', import.meta.url), 'utf8')) as AppsGolden;
 const { steps: STEPS, batch: BATCH } = golden;
@@ -80,6 +81,12 @@ describe.each(backends)('application models trained 20 steps against PyTorch (%s
     // steps are held to 2e-4 like every other model's, the rest to 5e-3.
     const rtol = classes ? (step: number) => (step < 5 ? 2e-4 : 5e-3) : 2e-4;
     expect(compareLosses(lossD, want.lossD, rtol, 'discriminator loss') ?? compareLosses(lossG, want.lossG, rtol, 'generator loss')).toBeNull();
+  });
+
+  it('k-means for the self-conditioned DCGAN: the clusters of its twin', () => {
+    rg.setBackend(name);
+    const { n, k, assign } = golden.kMeans;
+    expect(Array.from(kMeans(rg, data.xTrain.subarray(0, n * 784), n, 784, k))).toEqual(assign);
   });
 
   it('convolutional VAE (reparameterisation, KL term), Adam', () => {

@@ -129,6 +129,42 @@ export function trainEpochs({ epochs, steps, n, step, after }) {
   }
 }
 
+/**
+ * k-means on the rows of `x` (n × dim, row-major), for the self-conditioned DCGAN: the centroids start at k rows drawn
+ * by mulberry32(seed); each round assigns every row to its nearest centroid (squared distances |x|² − 2x·c + |c|² from
+ * one product) and moves each centroid to the mean of its rows (a cluster left empty takes a random row again), until
+ * no row changes cluster or `rounds` have run. Returns each row's cluster.
+ */
+export function kMeans(rg, x, n, dim, k, { seed = 11, rounds = 50 } = {}) {
+  const r = mulberry32(seed);
+  const randomRow = () => {
+    const i = Math.floor(r() * n);
+    return x.subarray(i * dim, (i + 1) * dim);
+  };
+  const centroids = new Float32Array(k * dim);
+  for (let c = 0; c < k; c++) centroids.set(randomRow(), c * dim);
+  const X = rg.tensor(x, [n, dim]);
+  const xx = X.square().sum(1, { keepdim: true });
+  let assign = new Int32Array(n).fill(-1);
+  for (let round = 0; round < rounds; round++) {
+    const C = rg.tensor(centroids, [k, dim]);
+    const next = Int32Array.from(xx.sub(X.matmul(C.t()).mul(2)).add(C.square().sum(1).reshape([1, k])).argmin(1).toArray());
+    if (next.every((a, i) => a === assign[i])) break;
+    assign = next;
+    const sums = new Float64Array(k * dim), counts = new Int32Array(k);
+    for (let i = 0; i < n; i++) {
+      const a = assign[i];
+      counts[a]++;
+      for (let j = 0; j < dim; j++) sums[a * dim + j] += x[i * dim + j];
+    }
+    for (let c = 0; c < k; c++) {
+      if (counts[c] === 0) centroids.set(randomRow(), c * dim);
+      else for (let j = 0; j < dim; j++) centroids[c * dim + j] = sums[c * dim + j] / counts[c];
+    }
+  }
+  return assign;
+}
+
 /** Seconds since `t0` (from performance.now()), to one decimal. */
 export const seconds = (t0) => ((performance.now() - t0) / 1000).toFixed(1);
 

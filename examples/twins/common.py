@@ -100,6 +100,30 @@ def digits():
     return {"xTrain": images[train], "yTrain": labels[train], "xTest": images[test], "yTest": labels[test]}
 
 
+def k_means(x, k, seed=11, rounds=50):
+    """examples/apps/common.mjs's kMeans: the centroids start at k rows drawn by mulberry32(seed); each round assigns
+    every row to its nearest centroid and moves each centroid to the mean of its rows (an empty cluster takes a random
+    row again), until no row changes cluster or `rounds` have run. Returns each row's cluster."""
+    r = mulberry32(seed)
+    n = x.shape[0]
+    centroids = np.stack([x[int(r() * n)] for _ in range(k)]).astype(np.float32)
+    xt = torch.from_numpy(x)
+    xx = (xt * xt).sum(1, keepdim=True)
+    assign = np.full(n, -1, dtype=np.int64)
+    for _ in range(rounds):
+        c = torch.from_numpy(centroids)
+        nxt = (xx - 2 * xt @ c.T + (c * c).sum(1).reshape(1, k)).argmin(1).numpy()
+        if (nxt == assign).all():
+            break
+        assign = nxt
+        counts = np.bincount(assign, minlength=k)
+        sums = np.zeros((k, x.shape[1]))
+        np.add.at(sums, assign, x.astype(np.float64))
+        for j in range(k):
+            centroids[j] = x[int(r() * n)] if counts[j] == 0 else sums[j] / counts[j]
+    return assign
+
+
 def twin_args(default_epochs, extra=None):
     """The twins' command line: --epochs (default_epochs, or default_epochs(args) when it is a function; 1 with --quick),
     --quick, --threads (PyTorch's CPU threads); extra(parser) adds a twin's own options."""

@@ -17,7 +17,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "twins"))
-from common import digits, init_deterministic, permutation  # noqa: E402
+from common import digits, init_deterministic, k_means, permutation  # noqa: E402
 from models import VAE, Discriminator, Generator, ResNet, Translator  # noqa: E402
 from steps import classifier_step, gan_step, noise, translate_step, vae_step  # noqa: E402
 
@@ -85,8 +85,13 @@ def translate():
     return {"losses": losses, "seed": 9}
 
 
+def clusters():
+    """The self-conditioned DCGAN's k-means: the first 2,000 training digits in 16 clusters."""
+    return {"n": 2000, "k": 16, "assign": k_means(DATA["xTrain"][:2000], 16).tolist()}
+
+
 def main():
-    golden = {"steps": STEPS, "batch": BATCH, "orderSeed": 7, "resnet": resnet(), "gan": gan(), "conditionalGan": gan(10), "vae": vae(), "translate": translate()}
+    golden = {"steps": STEPS, "batch": BATCH, "orderSeed": 7, "resnet": resnet(), "gan": gan(), "conditionalGan": gan(10), "vae": vae(), "translate": translate(), "kMeans": clusters()}
     with open(OUT, "w") as f:
         json.dump(golden, f, indent=1)
     print(f"wrote {OUT}")
