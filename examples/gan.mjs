@@ -19,7 +19,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as rg from 'retrograd';
-import { mulberry32 } from 'retrograd';
 import { digits, initDeterministic, kMeans, seconds, takeRows, trainEpochs, writeImageGrid } from './apps/common.mjs';
 import { appModels } from './apps/models.mjs';
 import { appSteps } from './apps/steps.mjs';
@@ -58,7 +57,7 @@ if (clusters) {
   const purity = counts.reduce((a, c) => a + Math.max(...c), 0) / data.nTrain;
   console.log(`k-means: ${clusters} clusters of the training digits' pixels in ${seconds(t)} s (the labels only report their purity: ${(100 * purity).toFixed(1)}%)`);
   drawClusters = (n, seed) => {
-    const r = mulberry32(seed);
+    const r = rg.mulberry32(seed);
     return rg.tensor(Int32Array.from({ length: n }, () => clusterOf[Math.floor(r() * data.nTrain)]), [n]);
   };
 }
@@ -82,7 +81,8 @@ trainEpochs({
   step(s, order, epoch) {
     if (s === 0) optG.lr = optD.lr = lrOf(epoch);
     const x = rg.tensor(takeRows(data.xTrain, 784, order, s * batchSize, batchSize), [batchSize, 1, 28, 28]);
-    // conditional: the real digits' classes, and for the generated ones every class in turn
+    // conditional: the real digits' classes, and for the generated ones every class in turn; self-conditioned: the real
+    // digits' clusters, and clusters drawn as the training digits fall in them
     const labels = conditional
       ? { real: rg.tensor(takeRows(data.yTrain, 1, order, s * batchSize, batchSize), [batchSize]), fake: rg.tensor(Int32Array.from({ length: batchSize }, (_, i) => (i * 7 + s + epoch) % 10), [batchSize]) }
       : clusters

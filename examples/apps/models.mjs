@@ -66,8 +66,8 @@ export function appModels(rg) {
   }
 
   /** DCGAN's discriminator: 28×28 → w × 14×14 → 2w × 7×7 strided convolutions, a 3×3 convolution to 4w × 7×7, with
-   * LeakyReLU(0.2) (BatchNorm on all but the first), then a 7×7 convolution to one logit per image. With `classes`, conditional: the image's class (int32 [B]),
-   * embedded as a second 28×28 channel, joins the image. */
+   * LeakyReLU(0.2) (BatchNorm on all but the first), then a 7×7 convolution to one logit per image. With `classes`,
+   * conditional: the image's class (int32 [B]), embedded as a second 28×28 channel, joins the image. */
   class Discriminator extends rg.Module {
     constructor({ width = 32, classes = 0 } = {}) {
       super();
